@@ -1,0 +1,203 @@
+package codec
+
+import (
+	"encoding/binary"
+	"math"
+	"slices"
+	"time"
+
+	"github.com/tidemark-dev/tidemark/eventcenter"
+)
+
+// bodyVersion is the first byte of every body; bump it on a format change
+// and keep decoding the old one.
+const bodyVersion = 1
+
+// Value tags of the row encoding. Part of the format: never renumber.
+const (
+	tagNil     = 0
+	tagFalse   = 1
+	tagTrue    = 2
+	tagInt     = 3 // zigzag varint
+	tagFloat   = 4 // 8 bytes, IEEE 754 bits big-endian
+	tagString  = 5 // str
+	tagBytes   = 6 // str
+	tagDecimal = 7 // str
+	tagTime    = 8 // varint Unix nanoseconds
+)
+
+// row presence flags
+const (
+	hasAfter  = 1
+	hasBefore = 2
+)
+
+// EncodeBody appends the body of e: version, op, stored-at, After, Before.
+// Columns are written in name order, so equal rows encode to equal bytes.
+func EncodeBody(dst []byte, e *eventcenter.Event) []byte {
+	var flags byte
+	if e.After != nil {
+		flags |= hasAfter
+	}
+	if e.Before != nil {
+		flags |= hasBefore
+	}
+	dst = append(dst, bodyVersion, byte(e.Op), flags)
+	dst = binary.AppendVarint(dst, e.StoredAt.UnixNano())
+	if e.After != nil {
+		dst = AppendRow(dst, e.After)
+	}
+	if e.Before != nil {
+		dst = AppendRow(dst, e.Before)
+	}
+	return dst
+}
+
+// DecodeBody fills e's Op, StoredAt, After and Before from a body.
+func DecodeBody(b []byte, e *eventcenter.Event) error {
+	if len(b) < 4 || b[0] != bodyVersion {
+		return corrupt("body header")
+	}
+	e.Op = eventcenter.Op(b[1])
+	flags := b[2]
+	stored, w := binary.Varint(b[3:])
+	if w <= 0 {
+		return corrupt("stored-at")
+	}
+	e.StoredAt = time.Unix(0, stored).UTC()
+	rest := b[3+w:]
+	var err error
+	e.After, e.Before = nil, nil
+	if flags&hasAfter != 0 {
+		if e.After, rest, err = ReadRow(rest); err != nil {
+			return err
+		}
+	}
+	if flags&hasBefore != 0 {
+		if e.Before, rest, err = ReadRow(rest); err != nil {
+			return err
+		}
+	}
+	if len(rest) != 0 {
+		return corrupt("body tail")
+	}
+	return nil
+}
+
+// BodyStoredAt reads only the stored-at time of a body.
+func BodyStoredAt(b []byte) (time.Time, error) {
+	if len(b) < 4 || b[0] != bodyVersion {
+		return time.Time{}, corrupt("body header")
+	}
+	stored, w := binary.Varint(b[3:])
+	if w <= 0 {
+		return time.Time{}, corrupt("stored-at")
+	}
+	return time.Unix(0, stored).UTC(), nil
+}
+
+// AppendRow appends the encoding of a row (it must have passed Row.Validate).
+func AppendRow(dst []byte, r eventcenter.Row) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(r)))
+	var small [16]string
+	cols := small[:0]
+	for c := range r {
+		cols = append(cols, c)
+	}
+	slices.Sort(cols)
+	for _, c := range cols {
+		dst = appendStr(dst, c)
+		dst = appendValue(dst, r[c])
+	}
+	return dst
+}
+
+func appendValue(dst []byte, v any) []byte {
+	switch v := v.(type) {
+	case nil:
+		return append(dst, tagNil)
+	case bool:
+		if v {
+			return append(dst, tagTrue)
+		}
+		return append(dst, tagFalse)
+	case int64:
+		return binary.AppendVarint(append(dst, tagInt), v)
+	case int:
+		return binary.AppendVarint(append(dst, tagInt), int64(v))
+	case float64:
+		return appendU64(append(dst, tagFloat), math.Float64bits(v))
+	case string:
+		return appendStr(append(dst, tagString), v)
+	case []byte:
+		return appendStr(append(dst, tagBytes), string(v))
+	case eventcenter.Decimal:
+		return appendStr(append(dst, tagDecimal), string(v))
+	case time.Time:
+		return binary.AppendVarint(append(dst, tagTime), v.UnixNano())
+	}
+	panic("codec: row value of unsupported type; call Row.Validate first")
+}
+
+// ReadRow decodes a row written by AppendRow and returns the bytes after it.
+func ReadRow(b []byte) (eventcenter.Row, []byte, error) {
+	n, w := binary.Uvarint(b)
+	if w <= 0 || n > uint64(len(b)) {
+		return nil, nil, corrupt("row length")
+	}
+	b = b[w:]
+	r := make(eventcenter.Row, n)
+	for i := uint64(0); i < n; i++ {
+		col, rest, err := readStr(b)
+		if err != nil {
+			return nil, nil, err
+		}
+		if len(rest) == 0 {
+			return nil, nil, corrupt("value tag")
+		}
+		tag, rest := rest[0], rest[1:]
+		var v any
+		switch tag {
+		case tagNil:
+		case tagFalse:
+			v = false
+		case tagTrue:
+			v = true
+		case tagInt, tagTime:
+			x, w := binary.Varint(rest)
+			if w <= 0 {
+				return nil, nil, corrupt("varint")
+			}
+			rest = rest[w:]
+			if tag == tagInt {
+				v = x
+			} else {
+				v = time.Unix(0, x).UTC()
+			}
+		case tagFloat:
+			var u uint64
+			if u, rest, err = readU64(rest); err != nil {
+				return nil, nil, err
+			}
+			v = math.Float64frombits(u)
+		case tagString, tagBytes, tagDecimal:
+			var s string
+			if s, rest, err = readStr(rest); err != nil {
+				return nil, nil, err
+			}
+			switch tag {
+			case tagString:
+				v = s
+			case tagBytes:
+				v = []byte(s)
+			default:
+				v = eventcenter.Decimal(s)
+			}
+		default:
+			return nil, nil, corrupt("value tag")
+		}
+		r[col] = v
+		b = rest
+	}
+	return r, b, nil
+}

@@ -1,0 +1,109 @@
+package codec
+
+import (
+	"bytes"
+	"math/rand/v2"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/tidemark-dev/tidemark/eventcenter"
+)
+
+func TestEventKeyRoundTripAndOrder(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	type row struct {
+		t   time.Time
+		pos eventcenter.Position
+		k   []byte
+	}
+	var rows []row
+	for i := 0; i < 2000; i++ {
+		tm := base.Add(time.Duration(rng.Int64N(1e12)) - 5e11)
+		pos := eventcenter.Position{Log: rng.Uint64N(3), Offset: rng.Uint64()}
+		k := EventKey(nil, "src", "key\x00\xff", tm, pos)
+		s, key, gt, gp, err := ParseEventKey(k)
+		if err != nil || s != "src" || key != "key\x00\xff" || !gt.Equal(tm) || gp != pos {
+			t.Fatalf("round trip: %q %q %v %v %v", s, key, gt, gp, err)
+		}
+		rows = append(rows, row{tm, pos, k})
+	}
+	// Newer (time, pos) must sort first.
+	for i := range rows {
+		for j := range rows[:i] {
+			a, b := rows[i], rows[j]
+			want := -a.t.Compare(b.t)
+			if want == 0 {
+				want = -a.pos.Compare(b.pos)
+			}
+			if got := bytes.Compare(a.k, b.k); got != want {
+				t.Fatalf("order of %v/%v vs %v/%v: bytes %d, want %d", a.t, a.pos, b.t, b.pos, got, want)
+			}
+		}
+	}
+}
+
+func TestHistoryBoundsSelectHalfOpenRange(t *testing.T) {
+	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	from, to := base.Add(10), base.Add(20)
+	start, end := HistoryBounds("s", "k", from, to)
+	for d := time.Duration(0); d < 30; d++ {
+		for _, pos := range []eventcenter.Position{{}, {Log: ^uint64(0), Offset: ^uint64(0)}} {
+			k := EventKey(nil, "s", "k", base.Add(d), pos)
+			in := bytes.Compare(k, start) >= 0 && bytes.Compare(k, end) < 0
+			if want := d >= 10 && d < 20; in != want {
+				t.Fatalf("time +%d pos %v: in range %v, want %v", d, pos, in, want)
+			}
+		}
+	}
+}
+
+func TestTimeKeyOrder(t *testing.T) {
+	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	a := TimeKey(nil, 1, "s", "zz", base, eventcenter.Position{Offset: 9})
+	b := TimeKey(nil, 1, "s", "aa", base.Add(1), eventcenter.Position{})
+	if bytes.Compare(a, b) >= 0 {
+		t.Fatal("time table must order by time before key")
+	}
+	s, k, tm, pos, err := ParseTimeKey(a)
+	if err != nil || s != "s" || k != "zz" || !tm.Equal(base) || pos.Offset != 9 {
+		t.Fatalf("round trip: %q %q %v %v %v", s, k, tm, pos, err)
+	}
+}
+
+func TestBodyRoundTrip(t *testing.T) {
+	stored := time.Date(2026, 5, 1, 2, 3, 4, 5, time.UTC)
+	in := eventcenter.Event{
+		Op:       eventcenter.OpUpdate,
+		StoredAt: stored,
+		After: eventcenter.Row{
+			"nil": nil, "t": true, "f": false, "i": int64(-7), "x": 1.5,
+			"s": "héllo", "b": []byte{0, 1, 255}, "d": eventcenter.Decimal("12.3400"),
+			"at": stored.Add(-time.Hour),
+		},
+		Before: eventcenter.Row{},
+	}
+	var out eventcenter.Event
+	if err := DecodeBody(EncodeBody(nil, &in), &out); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(in, out) {
+		t.Fatalf("round trip:\n got %#v\nwant %#v", out, in)
+	}
+	if got, _ := BodyStoredAt(EncodeBody(nil, &in)); !got.Equal(stored) {
+		t.Fatalf("stored-at %v", got)
+	}
+	del := eventcenter.Event{Op: eventcenter.OpDelete, StoredAt: stored}
+	if err := DecodeBody(EncodeBody(nil, &del), &out); err != nil || out.After != nil || out.Before != nil {
+		t.Fatalf("delete: %v %#v", err, out)
+	}
+}
+
+func FuzzDecodeBody(f *testing.F) {
+	f.Add(EncodeBody(nil, &eventcenter.Event{Op: 1, StoredAt: time.Unix(1, 0), After: eventcenter.Row{"a": "b"}}))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var e eventcenter.Event
+		_ = DecodeBody(b, &e) // must not panic
+	})
+}

@@ -1,0 +1,523 @@
+package embedded
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
+	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/tidemark-dev/tidemark/eventcenter"
+	"github.com/tidemark-dev/tidemark/eventcenter/codec"
+)
+
+// Table prefixes within the one keyspace.
+const (
+	tabEvents = 'e'
+	tabTime   = 't'
+	tabIndex  = 'i'
+	tabMarks  = 'w'
+	tabMeta   = 'm'
+)
+
+// Config configures a Store. The zero value of every field but Dir is a
+// sane default.
+type Config struct {
+	// Dir is the folder of the store's files. Required unless InMemory.
+	Dir string
+	// InMemory keeps everything in memory (for tests); Dir is ignored.
+	InMemory bool
+	// CacheBytes is the block cache size. Default 256 MiB.
+	CacheBytes int64
+	// NoSync skips the fsync of each append (faster, loses the last writes
+	// on a machine crash, not on a process crash). Default false.
+	NoSync bool
+	// Now stamps StoredAt. Default time.Now.
+	Now func() time.Time
+}
+
+func (c *Config) setDefaults() {
+	if c.CacheBytes == 0 {
+		c.CacheBytes = 256 << 20
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}
+
+// Validate reports a Config that cannot open a store.
+func (c *Config) Validate() error {
+	if c.Dir == "" && !c.InMemory {
+		return errors.New("embedded: Config.Dir is required (or set InMemory)")
+	}
+	if c.CacheBytes < 0 {
+		return fmt.Errorf("embedded: Config.CacheBytes %d is negative", c.CacheBytes)
+	}
+	return nil
+}
+
+// Store is the embedded event center backend.
+type Store struct {
+	db     *pebble.DB
+	now    func() time.Time
+	wo     *pebble.WriteOptions
+	closed atomic.Bool
+
+	// ixMu orders DeclareIndex against Append: appends hold it shared while
+	// they pick the indexes to write and commit, a declaration exclusively
+	// while it indexes what is already stored.
+	ixMu    sync.RWMutex
+	indexes map[string][]eventcenter.Index // by source, sorted by name
+
+	markMu  sync.Mutex
+	marks   map[string]map[int32]time.Time
+	waiters map[string]chan struct{} // closed when the source's marks move
+}
+
+var _ eventcenter.Store = (*Store)(nil)
+
+// Open opens (creating if needed) the store in cfg.Dir.
+func Open(cfg Config) (*Store, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cache := pebble.NewCache(cfg.CacheBytes)
+	defer cache.Unref()
+	opts := &pebble.Options{
+		Cache:        cache,
+		Merger:       firstWins,
+		MemTableSize: 64 << 20,
+		Logger:       quietLogger{},
+	}
+	for i := range opts.Levels {
+		opts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
+	}
+	dir := cfg.Dir
+	if cfg.InMemory {
+		opts.FS, dir = vfs.NewMem(), ""
+	}
+	db, err := pebble.Open(dir, opts)
+	if err != nil {
+		return nil, fmt.Errorf("embedded: open %s: %w", cfg.Dir, err)
+	}
+	s := &Store{
+		db: db, now: cfg.Now, wo: pebble.Sync,
+		indexes: map[string][]eventcenter.Index{},
+		marks:   map[string]map[int32]time.Time{},
+		waiters: map[string]chan struct{}{},
+	}
+	if cfg.NoSync {
+		s.wo = pebble.NoSync
+	}
+	if err := s.load(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// load reads index declarations and watermarks into memory.
+func (s *Store) load() error {
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{tabMeta}, UpperBound: []byte{tabMeta + 1}})
+	if err != nil {
+		return err
+	}
+	for it.First(); it.Valid(); it.Next() {
+		var ix eventcenter.Index
+		if err := decodeIndexDecl(it.Key()[1:], it.Value(), &ix); err != nil {
+			it.Close()
+			return err
+		}
+		s.indexes[ix.Source] = append(s.indexes[ix.Source], ix)
+	}
+	if err := it.Close(); err != nil {
+		return err
+	}
+	it, err = s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{tabMarks}, UpperBound: []byte{tabMarks + 1}})
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	for it.First(); it.Valid(); it.Next() {
+		source, part, t, err := decodeMark(it.Key()[1:], it.Value())
+		if err != nil {
+			return err
+		}
+		if s.marks[source] == nil {
+			s.marks[source] = map[int32]time.Time{}
+		}
+		s.marks[source][part] = t
+	}
+	return it.Error()
+}
+
+// Close closes the store.
+func (s *Store) Close() error {
+	if s.closed.Swap(true) {
+		return eventcenter.ErrClosed
+	}
+	return s.db.Close()
+}
+
+func (s *Store) check(ctx context.Context) error {
+	if s.closed.Load() {
+		return eventcenter.ErrClosed
+	}
+	return ctx.Err()
+}
+
+// Append implements eventcenter.Appender.
+func (s *Store) Append(ctx context.Context, events []eventcenter.Event) error {
+	if err := s.check(ctx); err != nil {
+		return err
+	}
+	if err := eventcenter.ValidateBatch(events); err != nil {
+		return err
+	}
+	if len(events) == 0 {
+		return nil
+	}
+	s.ixMu.RLock()
+	defer s.ixMu.RUnlock()
+	b := s.db.NewBatch()
+	defer b.Close()
+	stored := s.now()
+	var key, val []byte
+	for i := range events {
+		e := &events[i]
+		key = append(key[:0], tabEvents)
+		key = codec.EventKey(key, e.Source, e.Key, e.Time, e.Pos)
+		stamped := eventcenter.Event{Op: e.Op, After: e.After, Before: e.Before, StoredAt: stored}
+		val = codec.EncodeBody(val[:0], &stamped)
+		if err := b.Merge(key, val, nil); err != nil {
+			return err
+		}
+		key = append(key[:0], tabTime)
+		key = codec.TimeKey(key, 1, e.Source, e.Key, e.Time, e.Pos)
+		if err := b.Set(key, nil, nil); err != nil {
+			return err
+		}
+		for _, ix := range s.indexes[e.Source] {
+			if v, ok := eventcenter.IndexValue(e.After[ix.Column]); ok {
+				key = append(key[:0], tabIndex)
+				key = codec.IndexKey(key, e.Source, ix.Name, v, e.Key, e.Time, e.Pos)
+				if err := b.Set(key, nil, nil); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return b.Commit(s.wo)
+}
+
+// AsOf implements eventcenter.Reader.
+func (s *Store) AsOf(ctx context.Context, q eventcenter.AsOf) (eventcenter.Event, error) {
+	if err := s.check(ctx); err != nil {
+		return eventcenter.Event{}, err
+	}
+	if err := q.Validate(); err != nil {
+		return eventcenter.Event{}, err
+	}
+	return s.asOf(q)
+}
+
+func (s *Store) asOf(q eventcenter.AsOf) (eventcenter.Event, error) {
+	seek := codec.AsOfSeek([]byte{tabEvents}, q.Source, q.Key, q.Time)
+	prefixLen := len(seek) - 8
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: seek, UpperBound: codec.PrefixEnd(seek[:prefixLen])})
+	if err != nil {
+		return eventcenter.Event{}, err
+	}
+	defer it.Close()
+	for it.First(); it.Valid(); it.Next() {
+		var e eventcenter.Event
+		ok, err := decodeEvent(it.Key(), it.Value(), q.KnownAt, &e)
+		if err != nil {
+			return eventcenter.Event{}, err
+		}
+		if !ok {
+			continue // stored after KnownAt
+		}
+		if e.After == nil {
+			return eventcenter.Event{}, eventcenter.ErrNotFound
+		}
+		return e, nil
+	}
+	if err := it.Error(); err != nil {
+		return eventcenter.Event{}, err
+	}
+	return eventcenter.Event{}, eventcenter.ErrNotFound
+}
+
+// decodeEvent decodes an events-table row into e, reporting false (and
+// decoding only the stored-at time) when it was stored after knownAt.
+func decodeEvent(key, body []byte, knownAt time.Time, e *eventcenter.Event) (bool, error) {
+	if !knownAt.IsZero() {
+		stored, err := codec.BodyStoredAt(body)
+		if err != nil {
+			return false, err
+		}
+		if stored.After(knownAt) {
+			return false, nil
+		}
+	}
+	var err error
+	if e.Source, e.Key, e.Time, e.Pos, err = codec.ParseEventKey(key[1:]); err != nil {
+		return false, err
+	}
+	return true, codec.DecodeBody(body, e)
+}
+
+// History implements eventcenter.Reader.
+func (s *Store) History(ctx context.Context, q eventcenter.HistoryQuery) ([]eventcenter.Event, error) {
+	if err := s.check(ctx); err != nil {
+		return nil, err
+	}
+	if err := q.Validate(); err != nil {
+		return nil, err
+	}
+	start, end := codec.HistoryBounds(q.Source, q.Key, q.From, q.To)
+	it, err := s.db.NewIter(&pebble.IterOptions{
+		LowerBound: append([]byte{tabEvents}, start...),
+		UpperBound: append([]byte{tabEvents}, end...),
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	var out []eventcenter.Event
+	for it.Last(); it.Valid(); it.Prev() { // oldest first
+		var e eventcenter.Event
+		ok, err := decodeEvent(it.Key(), it.Value(), q.KnownAt, &e)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			out = append(out, e)
+		}
+	}
+	return out, it.Error()
+}
+
+// Lookup implements eventcenter.Reader.
+func (s *Store) Lookup(ctx context.Context, q eventcenter.LookupQuery) ([]eventcenter.Event, error) {
+	if err := s.check(ctx); err != nil {
+		return nil, err
+	}
+	if err := q.Validate(); err != nil {
+		return nil, err
+	}
+	ix, ok := s.index(q.Source, q.Index)
+	if !ok {
+		return nil, fmt.Errorf("%w: %q of source %q", eventcenter.ErrUnknownIndex, q.Index, q.Source)
+	}
+	prefix := codec.IndexPrefix([]byte{tabIndex}, q.Source, q.Index, q.Value)
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: codec.PrefixEnd(prefix)})
+	if err != nil {
+		return nil, err
+	}
+	var candidates []string
+	for it.First(); it.Valid(); it.Next() {
+		key, t, err := codec.ParseIndexSuffix(it.Key()[len(prefix):])
+		if err != nil {
+			it.Close()
+			return nil, err
+		}
+		if t.After(q.Time) || (len(candidates) > 0 && candidates[len(candidates)-1] == key) {
+			continue
+		}
+		candidates = append(candidates, key)
+	}
+	if err := errors.Join(it.Error(), it.Close()); err != nil {
+		return nil, err
+	}
+	var out []eventcenter.Event
+	for _, key := range candidates {
+		e, err := s.asOf(eventcenter.AsOf{Source: q.Source, Key: key, Time: q.Time, KnownAt: q.KnownAt})
+		if errors.Is(err, eventcenter.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if v, ok := eventcenter.IndexValue(e.After[ix.Column]); ok && v == q.Value {
+			out = append(out, e)
+		}
+	}
+	slices.SortFunc(out, func(a, b eventcenter.Event) int { return cmp.Compare(a.Key, b.Key) })
+	return out, nil
+}
+
+// Replay implements eventcenter.Replayer.
+func (s *Store) Replay(ctx context.Context, q eventcenter.ReplayQuery) iter.Seq2[eventcenter.Event, error] {
+	if err := s.check(ctx); err != nil {
+		return failed(err)
+	}
+	if err := q.Validate(); err != nil {
+		return failed(err)
+	}
+	sources := slices.Compact(slices.Sorted(slices.Values(q.Sources)))
+	streams := make([]iter.Seq2[eventcenter.Event, error], len(sources))
+	for i, src := range sources {
+		streams[i] = s.replaySource(ctx, src, q.From, q.To, q.KnownAt)
+	}
+	return eventcenter.MergeReplay(streams...)
+}
+
+func failed(err error) iter.Seq2[eventcenter.Event, error] {
+	return func(yield func(eventcenter.Event, error) bool) { yield(eventcenter.Event{}, err) }
+}
+
+// replaySource scans one source's time table and reads each event's body.
+func (s *Store) replaySource(ctx context.Context, source string, from, to, knownAt time.Time) iter.Seq2[eventcenter.Event, error] {
+	return func(yield func(eventcenter.Event, error) bool) {
+		start, end := codec.TimeBounds(0, source, from, to)
+		it, err := s.db.NewIter(&pebble.IterOptions{
+			LowerBound: append([]byte{tabTime}, start...),
+			UpperBound: append([]byte{tabTime}, end...),
+		})
+		if err != nil {
+			yield(eventcenter.Event{}, err)
+			return
+		}
+		defer it.Close()
+		key := []byte{tabEvents}
+		n := 0
+		for valid := it.First(); valid; valid = it.Next() {
+			if n++; n%1024 == 0 && ctx.Err() != nil {
+				yield(eventcenter.Event{}, ctx.Err())
+				return
+			}
+			src, k, t, pos, err := codec.ParseTimeKey(it.Key()[1:])
+			if err != nil {
+				yield(eventcenter.Event{}, err)
+				return
+			}
+			key = codec.EventKey(key[:1], src, k, t, pos)
+			body, closer, err := s.db.Get(key)
+			if err != nil {
+				yield(eventcenter.Event{}, fmt.Errorf("embedded: time index names a missing event %s/%q@%v: %w", src, k, t, err))
+				return
+			}
+			var e eventcenter.Event
+			ok, err := decodeEvent(key, body, knownAt, &e)
+			closer.Close()
+			if err != nil {
+				yield(eventcenter.Event{}, err)
+				return
+			}
+			if ok && !yield(e, nil) {
+				return
+			}
+		}
+		if err := it.Error(); err != nil {
+			yield(eventcenter.Event{}, err)
+		}
+	}
+}
+
+func (s *Store) index(source, name string) (eventcenter.Index, bool) {
+	s.ixMu.RLock()
+	defer s.ixMu.RUnlock()
+	for _, ix := range s.indexes[source] {
+		if ix.Name == name {
+			return ix, true
+		}
+	}
+	return eventcenter.Index{}, false
+}
+
+// ListIndexes implements eventcenter.Indexes.
+func (s *Store) ListIndexes(ctx context.Context, source string) ([]eventcenter.Index, error) {
+	if err := s.check(ctx); err != nil {
+		return nil, err
+	}
+	s.ixMu.RLock()
+	defer s.ixMu.RUnlock()
+	return slices.Clone(s.indexes[source]), nil
+}
+
+// DeclareIndex implements eventcenter.Indexes. It indexes the source's
+// stored events in batches before it returns; appends wait meanwhile.
+func (s *Store) DeclareIndex(ctx context.Context, ix eventcenter.Index) error {
+	if err := s.check(ctx); err != nil {
+		return err
+	}
+	if err := ix.Validate(); err != nil {
+		return err
+	}
+	s.ixMu.Lock()
+	defer s.ixMu.Unlock()
+	for _, have := range s.indexes[ix.Source] {
+		if have.Name == ix.Name {
+			if have.Column != ix.Column {
+				return fmt.Errorf("%w: index %q of source %q is declared on column %q, not %q",
+					eventcenter.ErrInvalidQuery, ix.Name, ix.Source, have.Column, ix.Column)
+			}
+			return nil
+		}
+	}
+	if err := s.buildIndex(ctx, ix); err != nil {
+		return fmt.Errorf("embedded: indexing %s.%s: %w", ix.Source, ix.Name, err)
+	}
+	if err := s.db.Set(encodeIndexDecl(ix), []byte(ix.Column), pebble.Sync); err != nil {
+		return err
+	}
+	s.indexes[ix.Source] = append(s.indexes[ix.Source], ix)
+	slices.SortFunc(s.indexes[ix.Source], func(a, b eventcenter.Index) int { return cmp.Compare(a.Name, b.Name) })
+	return nil
+}
+
+// buildIndex writes index rows for every stored event of ix.Source.
+func (s *Store) buildIndex(ctx context.Context, ix eventcenter.Index) error {
+	b := s.db.NewBatch()
+	defer func() { b.Close() }()
+	var minT, maxT = time.Unix(0, -1<<63+1), time.Unix(0, 1<<63-1)
+	for e, err := range s.replaySource(ctx, ix.Source, minT, maxT, time.Time{}) {
+		if err != nil {
+			return err
+		}
+		if v, ok := eventcenter.IndexValue(e.After[ix.Column]); ok {
+			key := codec.IndexKey([]byte{tabIndex}, e.Source, ix.Name, v, e.Key, e.Time, e.Pos)
+			if err := b.Set(key, nil, nil); err != nil {
+				return err
+			}
+		}
+		if b.Len() > 4<<20 {
+			if err := b.Commit(pebble.NoSync); err != nil {
+				return err
+			}
+			b.Close()
+			b = s.db.NewBatch()
+		}
+	}
+	return b.Commit(pebble.Sync)
+}
+
+func encodeIndexDecl(ix eventcenter.Index) []byte {
+	k := []byte{tabMeta, 'i'}
+	k = codec.MarkPrefix(k, ix.Source)
+	return append(k, ix.Name...)
+}
+
+func decodeIndexDecl(key, val []byte, ix *eventcenter.Index) error {
+	if len(key) < 1 || key[0] != 'i' {
+		return fmt.Errorf("embedded: unknown meta row %q", key)
+	}
+	// the source is length-prefixed exactly like a mark prefix
+	src, rest, err := codec.SplitSource(key[1:])
+	if err != nil {
+		return err
+	}
+	*ix = eventcenter.Index{Source: src, Name: string(rest), Column: string(val)}
+	return nil
+}

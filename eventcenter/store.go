@@ -1,0 +1,144 @@
+package eventcenter
+
+import (
+	"context"
+	"iter"
+	"time"
+)
+
+// Store is an event center backend. Every method is safe for concurrent use.
+// Backends prove they keep this contract by passing eventcenter/storetest.
+type Store interface {
+	Appender
+	Reader
+	Replayer
+	Indexes
+	Watermarks
+	// Close releases the store. Calls after Close return ErrClosed.
+	Close() error
+}
+
+// Appender stores events.
+type Appender interface {
+	// Append stores a batch of events durably: when it returns nil, every
+	// event survives a crash of the process.
+	//
+	// It is idempotent per event identity (Event.ID): an event whose identity
+	// is already stored is ignored, keeping the first copy and its StoredAt,
+	// so re-ingesting a Kafka range changes nothing. Duplicates inside one
+	// batch are absorbed the same way (the first wins).
+	//
+	// The batch is validated first: if any event is malformed, Append returns
+	// an *InvalidEventError naming it and stores nothing. A batch is written
+	// atomically where the backend can (the embedded store); otherwise a
+	// failed Append may have stored a part of it, which a retry completes.
+	//
+	// StoredAt is stamped by the store; the value in events is ignored and
+	// the slice is not modified.
+	Append(ctx context.Context, events []Event) error
+}
+
+// AsOf asks for the state of one key at one moment.
+type AsOf struct {
+	Source string
+	Key    string
+	// Time: the state after every event with event time <= Time.
+	Time time.Time
+	// KnownAt, if not zero, ignores every event stored after it: the state
+	// as the event center knew it at KnownAt ("what did we know then").
+	KnownAt time.Time
+}
+
+// HistoryQuery asks for the changes of one key in [From, To).
+type HistoryQuery struct {
+	Source   string
+	Key      string
+	From, To time.Time
+	KnownAt  time.Time // as in AsOf
+}
+
+// LookupQuery asks for every key of Source whose state at Time has Value in
+// the declared index Index.
+type LookupQuery struct {
+	Source  string
+	Index   string
+	Value   string // as produced by IndexValue
+	Time    time.Time
+	KnownAt time.Time // as in AsOf
+}
+
+// Reader answers point-in-time reads. Reads never see an event with event
+// time after the asked time, nor (with KnownAt) one stored after KnownAt.
+type Reader interface {
+	// AsOf returns the latest event of the key with event time <= q.Time
+	// (ordered by time, then position) whose After row is the key's state.
+	// It returns ErrNotFound if there is none or if that event left the key
+	// absent (a delete, a correction without a row).
+	AsOf(ctx context.Context, q AsOf) (Event, error)
+	// History returns the key's events with From <= time < To, oldest first
+	// (by time, then position). No events is not an error.
+	History(ctx context.Context, q HistoryQuery) ([]Event, error)
+	// Lookup returns, ordered by key, the state (as AsOf would) of every key
+	// of q.Source whose state at q.Time exists and has q.Value in index
+	// q.Index. It returns ErrUnknownIndex if the index is not declared.
+	Lookup(ctx context.Context, q LookupQuery) ([]Event, error)
+}
+
+// ReplayQuery asks for the events of several sources in [From, To).
+type ReplayQuery struct {
+	Sources  []string
+	From, To time.Time
+	KnownAt  time.Time // if not zero, skip events stored after it
+}
+
+// Replayer scans events in time order.
+type Replayer interface {
+	// Replay yields the events of q.Sources with From <= time < To, merged
+	// in the order of Compare (time, position, source, key), each once.
+	// It streams: memory does not grow with the range. Iteration stops at
+	// the first error, which is yielded with a zero Event. Events appended
+	// during a replay may or may not be seen.
+	Replay(ctx context.Context, q ReplayQuery) iter.Seq2[Event, error]
+}
+
+// Index declares a secondary index: the value of column Column of a source's
+// rows, under a name unique within the source (by convention the column
+// name), e.g. {Source: "mysql.loan.orders", Name: "user_id", Column: "user_id"}.
+type Index struct {
+	Source string
+	Name   string
+	Column string
+}
+
+// Indexes declares secondary indexes.
+type Indexes interface {
+	// DeclareIndex makes q.Name usable in Lookup for q.Source, covering the
+	// events already stored (it indexes them before returning) and every
+	// later one. Declaring the same index again is a no-op; declaring an
+	// existing name with another column is an error. Declarations persist.
+	DeclareIndex(ctx context.Context, ix Index) error
+	// ListIndexes returns the declared indexes of a source, by name.
+	ListIndexes(ctx context.Context, source string) ([]Index, error)
+}
+
+// Watermarks tracks, per source and partition, the event time up to which
+// every event is durably stored. Callers (ingest) advance a partition's
+// watermark only after Append returned for everything up to it; the store
+// makes the advance durable no earlier than those events.
+//
+// A source's watermark is the minimum over its partitions (zero time when
+// none has reported).
+type Watermarks interface {
+	// AdvanceWatermark moves the watermark of (source, partition) to t.
+	// Moving it to its current value is a no-op; moving it backwards returns
+	// ErrWatermarkRegression and changes nothing.
+	AdvanceWatermark(ctx context.Context, source string, partition int32, t time.Time) error
+	// Watermark returns the source's watermark: the minimum over partitions.
+	Watermark(ctx context.Context, source string) (time.Time, error)
+	// PartitionWatermarks returns each partition's watermark.
+	PartitionWatermarks(ctx context.Context, source string) (map[int32]time.Time, error)
+	// WaitWatermark blocks until the source's watermark is at least t. If ctx
+	// ends first it returns an error matching both ErrWatermarkTimeout and
+	// the context's error.
+	WaitWatermark(ctx context.Context, source string, t time.Time) error
+}
