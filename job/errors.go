@@ -1,0 +1,54 @@
+package job
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/tidemark-dev/tidemark/eventcenter"
+)
+
+// Errors. Test with errors.Is.
+var (
+	// ErrNotFound: a fetched key has no state at the fetch time. It is
+	// eventcenter.ErrNotFound.
+	ErrNotFound = eventcenter.ErrNotFound
+	// ErrFuture: a fetch asked for a time after the trigger's. Runs never
+	// read past their trigger time.
+	ErrFuture = errors.New("job: fetch after the trigger time")
+	// ErrStale: a watermark wait of a strong consistency level timed out;
+	// see *StaleError. The run's outcome is Stale and it outputs nothing
+	// unless the logic handles the error itself.
+	ErrStale = errors.New("job: stale: watermark wait timed out")
+	// ErrParams: the parameter values could not be read or break their
+	// declarations.
+	ErrParams = errors.New("job: parameters")
+	// ErrLogic: the logic returned an error, panicked or returned features
+	// that cannot be stored.
+	ErrLogic = errors.New("job: logic failed")
+	// ErrOutput: an output could not be written.
+	ErrOutput = errors.New("job: output failed")
+	// ErrFallback: the source fallback of FetchStrongNoDelay cannot serve a
+	// read (rate limit exhausted, row changed after the fetch time, row
+	// absent); the fetch waits for the watermark instead.
+	ErrFallback = errors.New("job: fallback cannot serve")
+)
+
+// StaleError says which watermark a strong level waited for in vain.
+// It matches ErrStale and eventcenter.ErrWatermarkTimeout.
+type StaleError struct {
+	Source string        // the source waited on
+	Want   time.Time     // the time its watermark had to reach
+	Waited time.Duration // how long the run waited
+	Err    error         // the store's error
+}
+
+func (e *StaleError) Error() string {
+	return fmt.Sprintf("job: stale: watermark of %s did not reach %v within %v: %v", e.Source, e.Want.UTC().Format(time.RFC3339Nano), e.Waited, e.Err)
+}
+
+// Is makes errors.Is(err, ErrStale) true.
+func (e *StaleError) Is(target error) bool { return target == ErrStale }
+
+// Unwrap returns the store's error.
+func (e *StaleError) Unwrap() error { return e.Err }

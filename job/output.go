@@ -1,0 +1,273 @@
+package job
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/tidemark-dev/tidemark/eventcenter"
+	"github.com/tidemark-dev/tidemark/params"
+)
+
+// Record is what a run outputs: the features of one entity as of one
+// trigger, stamped with the versions that computed them. Every output of
+// every mode receives the same Record for the same trigger.
+type Record struct {
+	// ID identifies the record: a hash of the job and the trigger's
+	// identity. A retried trigger gives the same ID; outputs use it to
+	// absorb repeats (message ids, ledger keys).
+	ID string
+	// Job, JobVersion: the job and the version of its logic.
+	Job        string
+	JobVersion string
+	// ParamVersion: the parameter values' version.
+	ParamVersion params.Version
+	// Entity: the key the features describe (the trigger's key by default).
+	Entity string
+	// Trigger: the identity of the trigger event. Trigger.Time is the time
+	// the features hold as of.
+	Trigger eventcenter.ID
+	// Features: what the logic returned.
+	Features eventcenter.Row
+}
+
+// Columns a feature event adds to the features.
+const (
+	ColJobVersion    = "_job_version"
+	ColParamVersion  = "_param_version"
+	ColTriggerSource = "_trigger_source"
+	ColTriggerKey    = "_trigger_key"
+)
+
+// FeatureSource is the default event center source of a job's features.
+func FeatureSource(job string) string { return "feature." + job }
+
+// Event returns the record as an event of the feature source: key the
+// entity, time and position the trigger's, After row the features plus
+// the columns ColJobVersion, ColParamVersion, ColTriggerSource and
+// ColTriggerKey. Appending it twice stores it once, so it is the feature
+// store's idempotent form.
+func (r *Record) Event(source string) eventcenter.Event {
+	row := make(eventcenter.Row, len(r.Features)+4)
+	for k, v := range r.Features {
+		row[k] = v
+	}
+	row[ColJobVersion] = r.JobVersion
+	row[ColParamVersion] = int64(r.ParamVersion)
+	row[ColTriggerSource] = r.Trigger.Source
+	row[ColTriggerKey] = r.Trigger.Key
+	return eventcenter.Event{Source: source, Key: r.Entity, Time: r.Trigger.Time, Pos: r.Trigger.Pos, Op: eventcenter.OpUpdate, After: row}
+}
+
+// RecordFromEvent reads back a record from a feature event (see Event).
+func RecordFromEvent(job string, e *eventcenter.Event) Record {
+	r := Record{Job: job, Entity: e.Key, Features: eventcenter.Row{}}
+	for k, v := range e.After {
+		switch k {
+		case ColJobVersion:
+			r.JobVersion, _ = v.(string)
+		case ColParamVersion:
+			n, _ := v.(int64)
+			r.ParamVersion = params.Version(n)
+		case ColTriggerSource:
+			r.Trigger.Source, _ = v.(string)
+		case ColTriggerKey:
+			r.Trigger.Key, _ = v.(string)
+		default:
+			r.Features[k] = v
+		}
+	}
+	r.Trigger.Time, r.Trigger.Pos = e.Time, e.Pos
+	r.ID = recordID(job, r.Trigger)
+	return r
+}
+
+func recordID(job string, t eventcenter.ID) string {
+	h := sha256.New()
+	var buf [8]byte
+	put := func(s string) {
+		n := len(s)
+		for i := range 4 {
+			buf[i] = byte(n >> (8 * i))
+		}
+		h.Write(buf[:4])
+		h.Write([]byte(s))
+	}
+	put(job)
+	put(t.Source)
+	put(t.Key)
+	for _, n := range []uint64{uint64(t.Time.UnixNano()), t.Pos.Log, t.Pos.Offset} {
+		for i := range 8 {
+			buf[i] = byte(n >> (8 * i))
+		}
+		h.Write(buf[:])
+	}
+	var sum [32]byte
+	return hex.EncodeToString(h.Sum(sum[:0])[:16])
+}
+
+// recordJSON is the documented JSON form of a Record (RabbitMQ, Kafka, files).
+type recordJSON struct {
+	ID           string          `json:"id"`
+	Job          string          `json:"job"`
+	JobVersion   string          `json:"job_version"`
+	ParamVersion params.Version  `json:"param_version"`
+	Entity       string          `json:"entity"`
+	Time         string          `json:"time"`
+	Trigger      triggerJSON     `json:"trigger"`
+	Features     eventcenter.Row `json:"features"`
+}
+
+type triggerJSON struct {
+	Source string    `json:"source"`
+	Key    string    `json:"key"`
+	Time   string    `json:"time"`
+	Pos    [2]uint64 `json:"pos"`
+}
+
+// MarshalJSON writes the record as
+//
+//	{"id":"…","job":"credit","job_version":"1","param_version":3,"entity":"app-7",
+//	 "time":"2026-11-26T08:00:00Z",
+//	 "trigger":{"source":"mysql.loan.applications","key":"app-7","time":"…","pos":[3,1234]},
+//	 "features":{"open_orders":2,"ratio":0.31,"amount":"1200.50"}}
+//
+// Feature values in their natural JSON form: decimals and strings as
+// strings, times as RFC 3339, bytes as base64.
+func (r Record) MarshalJSON() ([]byte, error) {
+	t := r.Trigger.Time.UTC().Format(time.RFC3339Nano)
+	return json.Marshal(recordJSON{
+		ID: r.ID, Job: r.Job, JobVersion: r.JobVersion, ParamVersion: r.ParamVersion, Entity: r.Entity, Time: t,
+		Trigger:  triggerJSON{Source: r.Trigger.Source, Key: r.Trigger.Key, Time: t, Pos: [2]uint64{r.Trigger.Pos.Log, r.Trigger.Pos.Offset}},
+		Features: r.Features,
+	})
+}
+
+// UnmarshalJSON reads the form MarshalJSON writes. Feature values come back
+// as JSON gives them (float64 numbers, strings).
+func (r *Record) UnmarshalJSON(b []byte) error {
+	var d recordJSON
+	if err := json.Unmarshal(b, &d); err != nil {
+		return err
+	}
+	t, err := time.Parse(time.RFC3339Nano, d.Trigger.Time)
+	if err != nil {
+		return fmt.Errorf("job: record trigger time: %w", err)
+	}
+	*r = Record{
+		ID: d.ID, Job: d.Job, JobVersion: d.JobVersion, ParamVersion: d.ParamVersion, Entity: d.Entity,
+		Trigger:  eventcenter.ID{Source: d.Trigger.Source, Key: d.Trigger.Key, Time: t, Pos: eventcenter.Position{Log: d.Trigger.Pos[0], Offset: d.Trigger.Pos[1]}},
+		Features: d.Features,
+	}
+	return nil
+}
+
+// Output delivers records somewhere: the feature store, a Kafka topic, a
+// RabbitMQ exchange, files. Implementations are safe for concurrent use.
+type Output interface {
+	// Name identifies the output, stably across restarts (it keys the
+	// ledger), e.g. "rabbitmq:credit.features".
+	Name() string
+	// Write delivers the records, in order. On error the caller retries
+	// the whole batch later, so Write may see a record again: idempotent
+	// outputs absorb it, others rely on the Ledger and the record ID.
+	Write(ctx context.Context, recs []Record) error
+}
+
+// Idempotent is implemented by outputs whose Write stores a record given
+// twice once (the feature store, file sinks); they skip the ledger.
+type Idempotent interface {
+	Idempotent()
+}
+
+// Ledger remembers which records an output has delivered.
+type Ledger interface {
+	// Pending returns the records of recs not yet marked for output.
+	Pending(ctx context.Context, output string, recs []Record) ([]Record, error)
+	// Mark records that output delivered recs.
+	Mark(ctx context.Context, output string, recs []Record) error
+}
+
+// WriteOutputs writes recs to every output, in order. Outputs that are not
+// Idempotent go through ledger (if not nil): records already marked are
+// skipped, and delivered ones are marked. A retried batch therefore reaches
+// each output once, except for a crash between an output's Write and its
+// Mark (the record ID lets subscribers drop that repeat).
+func WriteOutputs(ctx context.Context, outs []Output, ledger Ledger, recs []Record) error {
+	if len(recs) == 0 {
+		return nil
+	}
+	var errs []error
+	for _, o := range outs {
+		if err := writeOne(ctx, o, ledger, recs); err != nil {
+			errs = append(errs, fmt.Errorf("%w: %s: %w", ErrOutput, o.Name(), err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func writeOne(ctx context.Context, o Output, ledger Ledger, recs []Record) error {
+	if _, ok := o.(Idempotent); ok || ledger == nil {
+		return o.Write(ctx, recs)
+	}
+	todo, err := ledger.Pending(ctx, o.Name(), recs)
+	if err != nil || len(todo) == 0 {
+		return err
+	}
+	if err := o.Write(ctx, todo); err != nil {
+		return err
+	}
+	return ledger.Mark(ctx, o.Name(), todo)
+}
+
+// LedgerSource is the event center source of EventLedger's marks.
+const LedgerSource = "tidemark.outputs"
+
+// EventLedger is a Ledger kept in the event center: one event of
+// LedgerSource per delivered record and output (key "output/record ID",
+// time and position the trigger's).
+type EventLedger struct {
+	Store interface {
+		eventcenter.Appender
+		eventcenter.Reader
+	}
+}
+
+var _ Ledger = EventLedger{}
+
+func ledgerKey(output string, r *Record) string { return output + "/" + r.ID }
+
+// Pending implements Ledger.
+func (l EventLedger) Pending(ctx context.Context, output string, recs []Record) ([]Record, error) {
+	var todo []Record
+	for i := range recs {
+		_, err := l.Store.AsOf(ctx, eventcenter.AsOf{Source: LedgerSource, Key: ledgerKey(output, &recs[i]), Time: recs[i].Trigger.Time})
+		switch {
+		case errors.Is(err, eventcenter.ErrNotFound):
+			todo = append(todo, recs[i])
+		case err != nil:
+			return nil, fmt.Errorf("job: ledger: %w", err)
+		}
+	}
+	return todo, nil
+}
+
+// Mark implements Ledger.
+func (l EventLedger) Mark(ctx context.Context, output string, recs []Record) error {
+	evs := make([]eventcenter.Event, len(recs))
+	for i := range recs {
+		r := &recs[i]
+		evs[i] = eventcenter.Event{
+			Source: LedgerSource, Key: ledgerKey(output, r), Time: r.Trigger.Time, Pos: r.Trigger.Pos,
+			Op: eventcenter.OpMessage, After: eventcenter.Row{"job_version": r.JobVersion},
+		}
+	}
+	if err := l.Store.Append(ctx, evs); err != nil {
+		return fmt.Errorf("job: ledger: %w", err)
+	}
+	return nil
+}

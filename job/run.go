@@ -1,0 +1,258 @@
+package job
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"runtime/debug"
+	"time"
+
+	"github.com/tidemark-dev/tidemark/eventcenter"
+	"github.com/tidemark-dev/tidemark/params"
+)
+
+// Outcome is how a run ended.
+type Outcome uint8
+
+// Outcomes.
+const (
+	// OK: the logic returned features; Result.Record holds them.
+	OK Outcome = iota + 1
+	// Skipped: the trigger did not pass the job's filters, or the logic
+	// returned no features. Nothing is output.
+	Skipped
+	// Stale: a strong consistency level's watermark wait timed out (the
+	// error matches ErrStale). Nothing is output.
+	Stale
+	// Failed: parameters, logic or a fetch failed. Nothing is output.
+	Failed
+)
+
+var outcomeNames = [...]string{OK: "ok", Skipped: "skipped", Stale: "stale", Failed: "failed"}
+
+func (o Outcome) String() string {
+	if o >= OK && o <= Failed {
+		return outcomeNames[o]
+	}
+	return fmt.Sprintf("outcome(%d)", uint8(o))
+}
+
+// Result is the result of one run.
+type Result struct {
+	Job        string
+	JobVersion string
+	Mode       Mode
+	Trigger    eventcenter.ID
+	Outcome    Outcome
+	// Err is why the run is Stale or Failed (nil otherwise).
+	Err error
+	// Record is the output of an OK run (nil otherwise).
+	Record *Record
+	// ParamVersion is the version of the parameter values the run used.
+	ParamVersion params.Version
+	Stats        Stats
+	// Took is the run's duration (waits, fetches, logic; not outputs).
+	Took time.Duration
+}
+
+// Evaluate runs j on trigger in env and returns the result without writing
+// outputs: the mode-agnostic core that the live worker, the backfill and
+// the call API share. Its error is Result.Err (nil for OK and Skipped).
+//
+// In order: the filters (Skipped if the trigger does not pass them); the
+// parameter values from env.Params; for TriggerStrong, the wait for the
+// trigger source's watermark; the logic, whose fetches read as of the
+// trigger time (bounded by env.KnownAt) and wait as the level says.
+func Evaluate(ctx context.Context, j *Job, trigger eventcenter.Event, env *Env) (Result, error) {
+	start := time.Now()
+	res := Result{Job: j.name, JobVersion: j.version, Mode: env.Mode, Trigger: trigger.ID()}
+	if res.Mode == "" {
+		res.Mode = Live
+	}
+	c := Context{ctx: ctx, job: j, env: env, trigger: trigger}
+	err := evaluate(&c, &res)
+	res.Stats, res.Took = c.stats, time.Since(start)
+	switch {
+	case err == nil:
+	case errors.Is(err, ErrStale):
+		res.Outcome, res.Err = Stale, err
+	default:
+		res.Outcome, res.Err = Failed, err
+	}
+	return res, res.Err
+}
+
+func evaluate(c *Context, res *Result) error {
+	j, env, trigger := c.job, c.env, &c.trigger
+	if !j.Accepts(trigger) {
+		res.Outcome = Skipped
+		return nil
+	}
+	if env.Store == nil {
+		return errors.New("job: Env.Store is nil")
+	}
+	ps := env.Params
+	if ps == nil {
+		ps = defaultParams
+	}
+	var err error
+	if c.version, c.values, err = ps.Params(c.ctx, j, trigger); err != nil {
+		return fmt.Errorf("%w: %w", ErrParams, err)
+	}
+	res.ParamVersion = c.version
+	if env.KnownAt != nil {
+		c.knownAt = env.KnownAt(trigger)
+	}
+	if j.level == TriggerStrong {
+		if err := c.wait(trigger.Source, trigger.Time); err != nil {
+			return err
+		}
+	}
+	features, err := callLogic(c)
+	if err != nil {
+		if errors.Is(err, ErrStale) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+			return err
+		}
+		return fmt.Errorf("%w: %w", ErrLogic, err)
+	}
+	if features == nil {
+		res.Outcome = Skipped
+		return nil
+	}
+	for k := range features {
+		if k == "" || k[0] == '_' {
+			return fmt.Errorf("%w: feature name %q is empty or reserved ('_' prefix)", ErrLogic, k)
+		}
+	}
+	if err := features.Validate(); err != nil {
+		return fmt.Errorf("%w: features: %v", ErrLogic, err)
+	}
+	res.Outcome = OK
+	res.Record = &Record{
+		ID: recordID(j.name, res.Trigger), Job: j.name, JobVersion: j.version, ParamVersion: c.version,
+		Entity: j.entityOf(trigger), Trigger: res.Trigger, Features: features,
+	}
+	if res.Record.Entity == "" {
+		return fmt.Errorf("%w: empty entity key", ErrLogic)
+	}
+	return nil
+}
+
+func callLogic(c *Context) (row eventcenter.Row, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("panic: %v\n%s", p, debug.Stack())
+		}
+	}()
+	return c.job.logic(c)
+}
+
+// outputsOf returns the outputs a run in env writes to.
+func outputsOf(j *Job, env *Env) []Output {
+	if env.Outputs != nil {
+		return env.Outputs
+	}
+	return j.outputs
+}
+
+// Run evaluates j on trigger and writes an OK result to the outputs (see
+// WriteOutputs). The returned error is the run's (Result.Err) or the
+// outputs'.
+func Run(ctx context.Context, j *Job, trigger eventcenter.Event, env *Env) (Result, error) {
+	res, err := Evaluate(ctx, j, trigger, env)
+	if err != nil || res.Record == nil {
+		return res, err
+	}
+	return res, WriteOutputs(ctx, outputsOf(j, env), env.Ledger, []Record{*res.Record})
+}
+
+// Batch evaluates triggers one by one and writes their records to the
+// outputs in batches: the fast path of backfills. Not safe for concurrent
+// use; run one Batch per chunk.
+type Batch struct {
+	job     *Job
+	env     *Env
+	size    int
+	outs    []Output
+	pending []Record
+	// Counts of outcomes so far, by Outcome.
+	Counts [Failed + 1]int
+}
+
+// NewBatch returns a Batch writing every size records (default 1024).
+func NewBatch(j *Job, env *Env, size int) *Batch {
+	if size <= 0 {
+		size = 1024
+	}
+	return &Batch{job: j, env: env, size: size, outs: outputsOf(j, env)}
+}
+
+// Add evaluates j on trigger and queues an OK record, writing the queue
+// when it is full. It returns the run's result; the error is the run's or
+// a write's.
+func (b *Batch) Add(ctx context.Context, trigger eventcenter.Event) (Result, error) {
+	res, err := Evaluate(ctx, b.job, trigger, b.env)
+	b.Counts[res.Outcome]++
+	if res.Record != nil {
+		b.pending = append(b.pending, *res.Record)
+		if len(b.pending) >= b.size {
+			if ferr := b.Flush(ctx); ferr != nil {
+				return res, ferr
+			}
+		}
+	}
+	return res, err
+}
+
+// Flush writes the queued records.
+func (b *Batch) Flush(ctx context.Context) error {
+	if err := WriteOutputs(ctx, b.outs, b.env.Ledger, b.pending); err != nil {
+		return err
+	}
+	clear(b.pending)
+	b.pending = b.pending[:0]
+	return nil
+}
+
+// Summary counts the outcomes of RunAll.
+type Summary struct {
+	Events int // events read
+	Counts [Failed + 1]int
+	// Failures holds the first few failed or stale results.
+	Failures []Result
+}
+
+// RunAll runs j over events (e.g. an eventcenter Replay of a chunk),
+// skipping events that do not trigger it, and writes the outputs in batches
+// of batchSize. A failed or stale run does not stop it (see Summary); an
+// error of events or of an output does.
+func RunAll(ctx context.Context, j *Job, env *Env, events iter.Seq2[eventcenter.Event, error], batchSize int) (Summary, error) {
+	var sum Summary
+	b := NewBatch(j, env, batchSize)
+	for e, err := range events {
+		if err != nil {
+			return sum, err
+		}
+		sum.Events++
+		if !j.Accepts(&e) {
+			sum.Counts[Skipped]++
+			continue
+		}
+		res, err := b.Add(ctx, e)
+		sum.Counts[res.Outcome]++
+		if res.Err != nil {
+			if len(sum.Failures) < 10 {
+				sum.Failures = append(sum.Failures, res)
+			}
+			if ctx.Err() != nil {
+				return sum, ctx.Err()
+			}
+			continue
+		}
+		if err != nil {
+			return sum, err
+		}
+	}
+	return sum, b.Flush(ctx)
+}
