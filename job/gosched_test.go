@@ -1,0 +1,5 @@
+package job_test
+
+import "runtime"
+
+func runtimeGosched() { runtime.Gosched() }
