@@ -189,3 +189,11 @@ func (f fallbackFunc) Covers(string) bool { return true }
 func (f fallbackFunc) Read(_ context.Context, source, key string, at time.Time) (eventcenter.Event, error) {
 	return f(source, key, at)
 }
+
+func openStoreClock(t testing.TB, now func() time.Time) (*embedded.Store, error) {
+	st, err := embedded.Open(embedded.Config{InMemory: true, NoSync: true, Now: now})
+	if err == nil {
+		t.Cleanup(func() { st.Close() })
+	}
+	return st, err
+}

@@ -5,7 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"runtime"
 	"runtime/debug"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tidemark-dev/tidemark/eventcenter"
@@ -223,13 +226,56 @@ type Summary struct {
 	Failures []Result
 }
 
+// RunOptions tune RunAll.
+type RunOptions struct {
+	// BatchSize is the number of events evaluated together and the most
+	// records written to the outputs at once. Default 1024.
+	BatchSize int
+	// Workers evaluate the events of a batch in parallel. Default
+	// GOMAXPROCS. Records are written in the order of the events whatever
+	// the number of workers.
+	Workers int
+}
+
 // RunAll runs j over events (e.g. an eventcenter Replay of a chunk),
-// skipping events that do not trigger it, and writes the outputs in batches
-// of batchSize. A failed or stale run does not stop it (see Summary); an
-// error of events or of an output does.
-func RunAll(ctx context.Context, j *Job, env *Env, events iter.Seq2[eventcenter.Event, error], batchSize int) (Summary, error) {
+// skipping events that do not trigger it, and writes the records to the
+// outputs in batches, in the order of the events. A failed or stale run
+// does not stop it (see Summary); an error of events, of an output or of
+// ctx does. It is the backfill's core: a retried chunk gives the same
+// records, which idempotent outputs absorb.
+func RunAll(ctx context.Context, j *Job, env *Env, events iter.Seq2[eventcenter.Event, error], opt RunOptions) (Summary, error) {
+	if opt.BatchSize <= 0 {
+		opt.BatchSize = 1024
+	}
+	if opt.Workers <= 0 {
+		opt.Workers = runtime.GOMAXPROCS(0)
+	}
 	var sum Summary
-	b := NewBatch(j, env, batchSize)
+	outs := outputsOf(j, env)
+	batch := make([]eventcenter.Event, 0, opt.BatchSize)
+	results := make([]Result, opt.BatchSize)
+	recs := make([]Record, 0, opt.BatchSize)
+	flush := func() error {
+		n := len(batch)
+		evalParallel(ctx, j, env, batch, results[:n], opt.Workers)
+		recs = recs[:0]
+		for i := range n {
+			res := &results[i]
+			sum.Counts[res.Outcome]++
+			if res.Record != nil {
+				recs = append(recs, *res.Record)
+			}
+			if res.Err != nil && len(sum.Failures) < 10 {
+				sum.Failures = append(sum.Failures, *res)
+			}
+		}
+		clear(results[:n])
+		batch = batch[:0]
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		return WriteOutputs(ctx, outs, env.Ledger, recs)
+	}
 	for e, err := range events {
 		if err != nil {
 			return sum, err
@@ -239,20 +285,40 @@ func RunAll(ctx context.Context, j *Job, env *Env, events iter.Seq2[eventcenter.
 			sum.Counts[Skipped]++
 			continue
 		}
-		res, err := b.Add(ctx, e)
-		sum.Counts[res.Outcome]++
-		if res.Err != nil {
-			if len(sum.Failures) < 10 {
-				sum.Failures = append(sum.Failures, res)
+		if batch = append(batch, e); len(batch) == opt.BatchSize {
+			if err := flush(); err != nil {
+				return sum, err
 			}
-			if ctx.Err() != nil {
-				return sum, ctx.Err()
-			}
-			continue
-		}
-		if err != nil {
-			return sum, err
 		}
 	}
-	return sum, b.Flush(ctx)
+	return sum, flush()
+}
+
+// evalParallel evaluates events[i] into results[i] with up to workers
+// goroutines.
+func evalParallel(ctx context.Context, j *Job, env *Env, events []eventcenter.Event, results []Result, workers int) {
+	if workers <= 1 || len(events) < 2*workers {
+		for i := range events {
+			results[i], _ = Evaluate(ctx, j, events[i], env)
+		}
+		return
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(16)) - 16
+				if i >= len(events) {
+					return
+				}
+				for k := i; k < min(i+16, len(events)); k++ {
+					results[k], _ = Evaluate(ctx, j, events[k], env)
+				}
+			}
+		}()
+	}
+	wg.Wait()
 }
