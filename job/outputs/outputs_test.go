@@ -1,0 +1,299 @@
+package outputs_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	amqp "github.com/rabbitmq/amqp091-go"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/tidemark-dev/tidemark/eventcenter"
+	"github.com/tidemark-dev/tidemark/eventcenter/embedded"
+	"github.com/tidemark-dev/tidemark/internal/testenv"
+	"github.com/tidemark-dev/tidemark/job"
+	"github.com/tidemark-dev/tidemark/job/outputs"
+	"github.com/tidemark-dev/tidemark/params"
+	"github.com/tidemark-dev/tidemark/wire"
+)
+
+var t0 = time.Date(2026, 11, 26, 8, 0, 0, 0, time.UTC)
+
+// records computes n real records by running a job.
+func records(t *testing.T, n int) []job.Record {
+	t.Helper()
+	ctx := context.Background()
+	st := openStore(t)
+	j := job.MustNew("out-test", func(c *job.Context) (eventcenter.Row, error) {
+		return eventcenter.Row{"n": c.Trigger().After["n"], "amount": eventcenter.Decimal("12.50"), "ok": true, "limit": c.Int("limit")}, nil
+	}, job.Trigger("test.apps"), job.Version("3"),
+		job.Param(params.Decl{Name: "limit", Type: params.Int, Default: 1, Description: "a limit"}))
+	var out []job.Record
+	for i := range n {
+		tr := eventcenter.Event{Source: "test.apps", Key: fmt.Sprint("a", i), Time: t0.Add(time.Duration(i) * time.Second),
+			Pos: eventcenter.Position{Log: 1, Offset: uint64(i)}, Op: eventcenter.OpInsert, After: eventcenter.Row{"n": int64(i)}}
+		res, err := job.Evaluate(ctx, j, tr, &job.Env{Store: st, Params: job.FixedParams(4, params.Values{"limit": 9})})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, *res.Record)
+	}
+	return out
+}
+
+func openStore(t *testing.T) *embedded.Store {
+	st, err := embedded.Open(embedded.Config{InMemory: true, NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
+func checkRecord(t *testing.T, got, want job.Record) {
+	t.Helper()
+	if got.ID != want.ID || got.Job != want.Job || got.JobVersion != "3" || got.ParamVersion != 4 || got.Entity != want.Entity ||
+		!got.Trigger.Time.Equal(want.Trigger.Time) || got.Trigger.Pos != want.Trigger.Pos || got.Trigger.Key != want.Trigger.Key {
+		t.Fatalf("record\n got %+v\nwant %+v", got, want)
+	}
+}
+
+func TestFeatureStore(t *testing.T) {
+	ctx := context.Background()
+	st := openStore(t)
+	recs := records(t, 3)
+	out := outputs.FeatureStore(st, "")
+	for range 2 { // a retried batch stores nothing new
+		if err := job.WriteOutputs(ctx, []job.Output{out}, nil, recs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	evs, err := st.History(ctx, eventcenter.HistoryQuery{Source: "feature.out-test", Key: "a1", From: t0, To: t0.Add(time.Hour)})
+	if err != nil || len(evs) != 1 {
+		t.Fatalf("history: %v %v", evs, err)
+	}
+	e, err := st.AsOf(ctx, eventcenter.AsOf{Source: "feature.out-test", Key: "a1", Time: t0.Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := job.RecordFromEvent("out-test", &e)
+	checkRecord(t, got, recs[1])
+	if got.Features["amount"] != eventcenter.Decimal("12.50") || got.Features["limit"] != int64(9) || got.Features["n"] != int64(1) {
+		t.Fatalf("features %v", got.Features)
+	}
+	// Point in time: before the trigger the feature did not exist.
+	if _, err := st.AsOf(ctx, eventcenter.AsOf{Source: "feature.out-test", Key: "a1", Time: t0}); err != eventcenter.ErrNotFound {
+		t.Fatalf("as of before: %v", err)
+	}
+}
+
+func TestKafka(t *testing.T) {
+	ctx := context.Background()
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, "features", "feature-events"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cluster.Close()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(cluster.ListenAddrs()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	recs := records(t, 3)
+	if err := outputs.Kafka(cl, "features").Write(ctx, recs); err != nil {
+		t.Fatal(err)
+	}
+	if err := outputs.Kafka(cl, "feature-events", outputs.AsEvents(wire.Binary, "")).Write(ctx, recs); err != nil {
+		t.Fatal(err)
+	}
+	consumer, err := kgo.NewClient(kgo.SeedBrokers(cluster.ListenAddrs()...), kgo.ConsumeTopics("features", "feature-events"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer consumer.Close()
+	byID := map[string]job.Record{}
+	for _, r := range recs {
+		byID[r.ID] = r
+	}
+	seen := 0
+	deadline, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	for seen < 6 {
+		fs := consumer.PollFetches(deadline)
+		if err := fs.Err0(); err != nil {
+			t.Fatal(err)
+		}
+		fs.EachRecord(func(m *kgo.Record) {
+			seen++
+			h := map[string]string{}
+			for _, x := range m.Headers {
+				h[x.Key] = string(x.Value)
+			}
+			want := byID[h[outputs.HeaderID]]
+			if h[outputs.HeaderJobVersion] != "3" || h[outputs.HeaderParamVersion] != "4" || h[outputs.HeaderJob] != "out-test" || string(m.Key) != want.Entity {
+				t.Errorf("headers %v key %s", h, m.Key)
+			}
+			if m.Topic == "features" {
+				var got job.Record
+				if err := json.Unmarshal(m.Value, &got); err != nil {
+					t.Fatal(err)
+				}
+				checkRecord(t, got, want)
+				if got.Features["amount"] != "12.50" || got.Features["limit"] != 9.0 {
+					t.Errorf("features %v", got.Features)
+				}
+				return
+			}
+			e, err := wire.Decode(h[wire.HeaderCodec], m.Value)
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkRecord(t, job.RecordFromEvent("out-test", &e), want)
+			if e.Source != "feature.out-test" || e.After["limit"] != int64(9) || e.After[job.ColParamVersion] != int64(4) {
+				t.Errorf("feature event %+v", e)
+			}
+		})
+	}
+}
+
+func TestJSONLinesDir(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	recs := records(t, 5)
+	for attempt := range 2 { // a retried chunk replaces its object
+		sink, err := outputs.JSONLines(outputs.Dir(dir), "out-test/chunk-0001.jsonl")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := sink.Write(ctx, recs[:3]); err != nil {
+			t.Fatal(err)
+		}
+		if err := sink.Write(ctx, recs[2:]); err != nil { // recs[2] repeated
+			t.Fatal(err)
+		}
+		if _, err := os.Stat(filepath.Join(dir, "out-test/chunk-0001.jsonl")); attempt == 0 && err == nil {
+			t.Fatal("object visible before Close")
+		}
+		if err := sink.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f, err := os.Open(filepath.Join(dir, "out-test/chunk-0001.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	checkLines(t, bufio.NewScanner(f), recs)
+}
+
+func checkLines(t *testing.T, sc *bufio.Scanner, recs []job.Record) {
+	t.Helper()
+	i := 0
+	for ; sc.Scan(); i++ {
+		var got job.Record
+		if err := json.Unmarshal(sc.Bytes(), &got); err != nil {
+			t.Fatal(err)
+		}
+		checkRecord(t, got, recs[i])
+	}
+	if i != len(recs) {
+		t.Fatalf("%d lines, want %d", i, len(recs))
+	}
+}
+
+func TestJSONLinesS3(t *testing.T) {
+	cfg := testenv.S3(t)
+	ctx := context.Background()
+	client := s3.New(s3.Options{
+		BaseEndpoint: aws.String(cfg.Endpoint), Region: cfg.Region, UsePathStyle: true,
+		Credentials: credentials.NewStaticCredentialsProvider(cfg.AccessKey, cfg.SecretKey, ""),
+	})
+	prefix := fmt.Sprintf("test/jsonl-%d/", time.Now().UnixNano())
+	recs := records(t, 4)
+	sink, err := outputs.JSONLines(outputs.S3{Client: client, Bucket: cfg.Bucket, Prefix: prefix}, "chunk-0001.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sink.Write(ctx, recs); err != nil {
+		t.Fatal(err)
+	}
+	if err := sink.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	obj, err := client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(cfg.Bucket), Key: aws.String(prefix + "chunk-0001.jsonl")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer obj.Body.Close()
+	checkLines(t, bufio.NewScanner(obj.Body), recs)
+}
+
+func TestRabbitMQ(t *testing.T) {
+	url := testenv.AMQPURL(t)
+	ctx := context.Background()
+	exchange := fmt.Sprintf("tidemark.test.features.%d", time.Now().UnixNano())
+	out, err := outputs.RabbitMQ(outputs.RabbitMQConfig{URL: url, Exchange: exchange, Kind: "topic"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	// Declare the exchange, then bind a queue before publishing.
+	if err := out.Write(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	deliveries := consumeExchange(t, url, exchange, "#")
+	recs := records(t, 3)
+	if err := out.Write(ctx, recs); err != nil {
+		t.Fatal(err)
+	}
+	for i := range recs {
+		select {
+		case d := <-deliveries:
+			var got job.Record
+			if err := json.Unmarshal(d.Body, &got); err != nil {
+				t.Fatal(err)
+			}
+			checkRecord(t, got, recs[i])
+			if d.MessageId != recs[i].ID || d.Headers[outputs.HeaderJobVersion] != "3" || d.Headers[outputs.HeaderParamVersion] != int64(4) || d.RoutingKey != "out-test" || d.DeliveryMode != amqp.Persistent {
+				t.Fatalf("delivery %+v", d)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("record %d not delivered", i)
+		}
+	}
+}
+
+// consumeExchange binds an exclusive queue to exchange and consumes it.
+func consumeExchange(t *testing.T, url, exchange, key string) <-chan amqp.Delivery {
+	t.Helper()
+	conn, err := amqp.Dial(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, err := ch.QueueDeclare("", false, true, true, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.QueueBind(q.Name, key, exchange, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	d, err := ch.Consume(q.Name, "", true, true, false, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
