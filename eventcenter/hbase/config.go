@@ -1,0 +1,194 @@
+package hbase
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// Defaults of Config.
+const (
+	DefaultZooKeeper      = "127.0.0.1:2181"
+	DefaultNamespace      = "tidemark"
+	DefaultRetention      = 32 * 24 * time.Hour
+	DefaultBuckets        = 16
+	DefaultRegions        = 16
+	DefaultDialTimeout    = 10 * time.Second
+	DefaultSchemaTimeout  = 5 * time.Minute
+	DefaultFlushInterval  = time.Millisecond
+	DefaultRPCQueueSize   = 100
+	DefaultMaxInflight    = 512
+	DefaultWatermarkPoll  = 50 * time.Millisecond
+	DefaultIndexRefresh   = 10 * time.Second
+	DefaultReplayWindow   = 128
+	DefaultLookupParallel = 32
+)
+
+// EnvZooKeeper names the environment variable read when Config.ZooKeeper is
+// empty (the services harness sets it).
+const EnvZooKeeper = "TIDEMARK_HBASE_ZK"
+
+// Config configures a Store. The zero value of every field is a sane default,
+// documented on the field.
+type Config struct {
+	// ZooKeeper is the ZooKeeper quorum of the HBase cluster, comma-separated
+	// host:port. Default: $TIDEMARK_HBASE_ZK, else 127.0.0.1:2181.
+	ZooKeeper string
+	// ZooKeeperRoot is the cluster's znode parent. Default /hbase.
+	ZooKeeperRoot string
+	// Namespace holds the store's tables (events, time, index, marks, meta).
+	// Default "tidemark". Two stores on one namespace are one event center.
+	Namespace string
+
+	// Retention is how long the hot tier keeps what it stores: the TTL of the
+	// events, time and index families, counted from when a cell was written.
+	// Zero keeps what the namespace records (32 days when it is created); a
+	// different value is applied to the tables and recorded in meta.
+	Retention time.Duration
+	// Buckets spreads each source's time table over that many buckets (1 to
+	// 256), so that the appends of a hot source do not all land on the region
+	// holding "now". It is part of the layout: the namespace records it at
+	// creation and Open refuses another value. Zero keeps what the namespace
+	// records (16 when it is created).
+	Buckets int
+	// Regions is how many regions the events, time and index tables are
+	// pre-split into at creation (1 to 256), on the salt or bucket byte.
+	// Default 16. Changing it later has no effect on existing tables.
+	Regions int
+	// Compression of the families at creation, e.g. "SNAPPY" or "ZSTD" where
+	// the region servers have the codec. Default "NONE".
+	Compression string
+
+	// DialTimeout bounds the first contact with ZooKeeper and the HBase
+	// master at Open: a cluster that is down fails Open within it, with an
+	// error naming the quorum. Default 10s.
+	DialTimeout time.Duration
+	// SchemaTimeout bounds creating or altering the namespace and tables at
+	// Open. Default 5m.
+	SchemaTimeout time.Duration
+	// FlushInterval is how long the client holds concurrent puts and gets
+	// for one region server to send them as one multi request. Default 1ms.
+	FlushInterval time.Duration
+	// RPCQueueSize is how many puts or gets the client batches into one multi
+	// request before it sends it without waiting for FlushInterval.
+	// Default 100.
+	RPCQueueSize int
+	// MaxInflight bounds the puts one Append (or an index build) has in
+	// flight. Default 512.
+	MaxInflight int
+	// ReplayWindow is how many event bodies each bucket of a replay fetches
+	// concurrently ahead of the reader. Default 128.
+	ReplayWindow int
+	// LookupParallel is how many keys one Lookup checks concurrently.
+	// Default 32.
+	LookupParallel int
+	// WatermarkPoll is how often WaitWatermark reads the watermark of a
+	// source advanced by another process. Default 50ms.
+	WatermarkPoll time.Duration
+	// IndexRefresh is how stale this store's view of the index declarations
+	// of other processes may be. DeclareIndex waits that long between
+	// recording a declaration and indexing the stored events, so every
+	// process's appends are indexed either by that pass or by themselves.
+	// Default 10s.
+	IndexRefresh time.Duration
+
+	// Now stamps StoredAt. Default time.Now.
+	Now func() time.Time
+}
+
+func (c *Config) setDefaults() {
+	if c.ZooKeeper == "" {
+		c.ZooKeeper = os.Getenv(EnvZooKeeper)
+	}
+	if c.ZooKeeper == "" {
+		c.ZooKeeper = DefaultZooKeeper
+	}
+	if c.ZooKeeperRoot == "" {
+		c.ZooKeeperRoot = "/hbase"
+	}
+	if c.Namespace == "" {
+		c.Namespace = DefaultNamespace
+	}
+	if c.Regions == 0 {
+		c.Regions = DefaultRegions
+	}
+	if c.Compression == "" {
+		c.Compression = "NONE"
+	}
+	if c.DialTimeout == 0 {
+		c.DialTimeout = DefaultDialTimeout
+	}
+	if c.SchemaTimeout == 0 {
+		c.SchemaTimeout = DefaultSchemaTimeout
+	}
+	if c.FlushInterval == 0 {
+		c.FlushInterval = DefaultFlushInterval
+	}
+	if c.RPCQueueSize == 0 {
+		c.RPCQueueSize = DefaultRPCQueueSize
+	}
+	if c.MaxInflight == 0 {
+		c.MaxInflight = DefaultMaxInflight
+	}
+	if c.ReplayWindow == 0 {
+		c.ReplayWindow = DefaultReplayWindow
+	}
+	if c.LookupParallel == 0 {
+		c.LookupParallel = DefaultLookupParallel
+	}
+	if c.WatermarkPoll == 0 {
+		c.WatermarkPoll = DefaultWatermarkPoll
+	}
+	if c.IndexRefresh == 0 {
+		c.IndexRefresh = DefaultIndexRefresh
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}
+
+var namespaceRE = regexp.MustCompile(`^[a-zA-Z0-9_]{1,64}$`)
+
+// Validate reports a Config that cannot open a store. It checks the fields
+// as given; zero fields take their defaults in Open.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf("hbase: Config."+format, args...)) }
+	for _, hp := range strings.Split(c.ZooKeeper, ",") {
+		if c.ZooKeeper != "" && !strings.Contains(strings.TrimSpace(hp), ":") {
+			bad("ZooKeeper %q: %q is not host:port", c.ZooKeeper, hp)
+		}
+	}
+	if c.Namespace != "" && !namespaceRE.MatchString(c.Namespace) {
+		bad("Namespace %q: want 1 to 64 letters, digits or underscores", c.Namespace)
+	}
+	if c.Retention < 0 || (c.Retention > 0 && c.Retention < time.Second) {
+		bad("Retention %v: want zero (keep) or at least a second", c.Retention)
+	}
+	if c.Buckets < 0 || c.Buckets > 256 {
+		bad("Buckets %d: want 1 to 256 (or zero: keep)", c.Buckets)
+	}
+	if c.Regions < 0 || c.Regions > 256 {
+		bad("Regions %d: want 1 to 256", c.Regions)
+	}
+	for name, d := range map[string]time.Duration{
+		"DialTimeout": c.DialTimeout, "SchemaTimeout": c.SchemaTimeout, "FlushInterval": c.FlushInterval,
+		"WatermarkPoll": c.WatermarkPoll, "IndexRefresh": c.IndexRefresh,
+	} {
+		if d < 0 {
+			bad("%s %v is negative", name, d)
+		}
+	}
+	for name, n := range map[string]int{
+		"RPCQueueSize": c.RPCQueueSize, "MaxInflight": c.MaxInflight,
+		"ReplayWindow": c.ReplayWindow, "LookupParallel": c.LookupParallel,
+	} {
+		if n < 0 {
+			bad("%s %d is negative", name, n)
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,93 @@
+// Package hbase is the event center's production backend: the tables of
+// eventcenter/codec laid onto HBase through gohbase, keeping the contract
+// of eventcenter.Store (proved by eventcenter/storetest against a real
+// HBase).
+//
+// # Layout
+//
+// One namespace (Config.Namespace, default "tidemark") holds five tables,
+// each with one column family "d". Row keys are exactly the codec's:
+//
+//	events  codec.EventKey   salt | source | key | ^time | ^pos   qualifier: stamp      value: body
+//	time    codec.TimeKey    bucket | source | time | pos | key   qualifier "t"         value: empty
+//	index   codec.IndexKey   salt' | source | index | value | key | time | pos          value: empty
+//	marks   codec.MarkKey    source | partition                   qualifier "m"         value: watermark
+//	meta    "layout", "ix"|source|name                            bucket count, retention, index declarations
+//
+// Why these keys:
+//
+//   - events: all changes of one key are adjacent, newest first, so an
+//     as-of read is one seek and one row: a scan from codec.AsOfSeek to the
+//     end of the key's rows, asking for one row and the scanner's close in
+//     the same RPC. The salt (a byte of a hash of source and key) spreads a
+//     hot source over every region of the table, pre-split on that byte
+//     (Config.Regions, default 16), while one key's rows stay in one region:
+//     writes spread, as-of reads stay a single short scan. History is a scan
+//     of the same rows.
+//   - time: the replay order of one source, spread over Config.Buckets
+//     (default 16) buckets by the same hash, and pre-split on the bucket
+//     byte, so that the appends of a hot source, whose event times are all
+//     "now", do not land on one region. A replay scans every bucket of every
+//     source concurrently and merges them (eventcenter.MergeReplay); it
+//     fetches each event's body from events with gets, ReplayWindow at a
+//     time per bucket, which the client batches per region server. The
+//     bucket count is part of the layout: it is recorded in meta when the
+//     namespace is created and Open refuses another.
+//   - index: one row per event whose After row has a value in a declared
+//     index; a lookup scans the value's rows and checks each candidate key
+//     with an as-of read, so a key that left the value is not returned.
+//   - marks: one row per (source, partition), moved by check-and-put on its
+//     current value, so concurrent processes never move it backwards.
+//
+// # First copy wins, without reading before writing
+//
+// Each append stamps its StoredAt once (never earlier than the previous
+// stamp of the store) and writes every event body into a cell whose
+// qualifier is that stamp (8 order-preserving bytes of its nanoseconds) then
+// a per-store sequence number. A re-appended event adds a cell to the same
+// row instead of replacing one; since a row's cells sort by qualifier, the
+// first cell is the first copy, and every read asks for just that one
+// (HBase's per-family store limit of 1). "As known at S" is a server-side
+// column-range filter on the qualifier (stamps up to S): a row none of whose
+// copies was stored by S is skipped by the region server, and the first
+// copy it returns is the first one stored. StoredAt round-trips to the
+// nanosecond, unlike a cell timestamp (milliseconds).
+//
+// The alternative, check-and-put per event, is atomic but one RPC per
+// event that the client cannot batch; blind puts are batched per region
+// server (FlushInterval, RPCQueueSize). Duplicates come only from
+// re-ingest, so the extra cells are rare; they cost a few bytes per row.
+// Appends of one instant keep their order only within one process: across
+// processes, "first" is as good as their clocks.
+//
+// Appends are batches of concurrent puts, each retried with backoff on
+// transient failures (region moves and restarts are retried by gohbase
+// itself until the context ends). A failed Append may have stored part of
+// its batch; a retry completes it. A time or index row whose events row is
+// missing is skipped by reads.
+//
+// # Retention
+//
+// The hot tier keeps Config.Retention (default 32 days): the TTL of the
+// events, time and index families, counted from when HBase wrote a cell
+// (cell timestamps are the region server's clock, not StoredAt, so events
+// brought back from the cold tier stay a full retention). The retention is
+// recorded in meta; Open with another value alters the families and records
+// it. Horizon reports the instant before which data may have left the hot
+// tier, for routing reads to the cold tier. Marks and meta never expire.
+//
+// # Schema and start-up
+//
+// Open creates what is missing of the namespace and the tables (idempotent,
+// safe when several processes start at once) and fails within
+// Config.DialTimeout, naming the ZooKeeper quorum, when HBase is down: it
+// first dials the quorum itself, since gohbase retries a dead one forever.
+// The tidemark hbase command does the same from the command line.
+//
+// # Index declarations across processes
+//
+// A declaration is recorded "building" in meta, this process's appends are
+// fenced, the store waits Config.IndexRefresh (how stale other processes'
+// view of the declarations may be), indexes the stored events, and records
+// "ready"; see DeclareIndex for why no event of any process is missed.
+package hbase
