@@ -167,12 +167,23 @@ func (c *Context) AsOf(source, key string, opts ...FetchOption) (eventcenter.Eve
 		// The trigger's own key: bounded by the trigger's position too.
 		if later, err := c.laterAtTrigger(); err != nil || later {
 			if err != nil {
-				return eventcenter.Event{}, err
+				return eventcenter.Event{}, fetchErr(err)
 			}
-			return c.asOfBeforeTrigger(source, key)
+			e, err := c.asOfBeforeTrigger(source, key)
+			return e, fetchErr(err)
 		}
 	}
-	return c.env.Store.AsOf(c.ctx, eventcenter.AsOf{Source: source, Key: key, Time: f.at, KnownAt: c.knownAt})
+	e, err := c.env.Store.AsOf(c.ctx, eventcenter.AsOf{Source: source, Key: key, Time: f.at, KnownAt: c.knownAt})
+	return e, fetchErr(err)
+}
+
+// fetchErr marks an event center error as ErrFetch (not-found and the
+// errors already classified pass unchanged).
+func fetchErr(err error) error {
+	if err == nil || errors.Is(err, eventcenter.ErrNotFound) || errors.Is(err, ErrStale) || errors.Is(err, ErrFetch) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", ErrFetch, err)
 }
 
 // History returns the events of key in source with event time in
@@ -187,7 +198,7 @@ func (c *Context) History(source, key string, window time.Duration, opts ...Fetc
 		return nil, fmt.Errorf("job: history window %v is negative", window)
 	}
 	if err := c.ensure(source, f); err != nil {
-		return nil, err
+		return nil, fetchErr(err)
 	}
 	evs, err := c.env.Store.History(c.ctx, eventcenter.HistoryQuery{
 		Source: source, Key: key, From: f.at.Add(-window), To: f.at.Add(time.Nanosecond), KnownAt: c.knownAt,
@@ -223,21 +234,21 @@ func (c *Context) Lookup(source, index string, value any, opts ...FetchOption) (
 	}
 	evs, err := c.env.Store.Lookup(c.ctx, eventcenter.LookupQuery{Source: source, Index: index, Value: v, Time: f.at, KnownAt: c.knownAt})
 	if err != nil {
-		return nil, err
+		return nil, fetchErr(err)
 	}
 	if source != c.trigger.Source {
 		return evs, nil
 	}
 	later, err := c.laterAtTrigger()
 	if err != nil || !later {
-		return evs, err
+		return evs, fetchErr(err)
 	}
 	// The trigger key changed again at the trigger time, after the trigger:
 	// its entry must be its state as of the trigger, in or out of the index.
 	i, found := slices.BinarySearchFunc(evs, c.trigger.Key, func(e eventcenter.Event, k string) int { return strings.Compare(e.Key, k) })
 	e, err := c.asOfBeforeTrigger(source, c.trigger.Key)
 	if err != nil && !errors.Is(err, eventcenter.ErrNotFound) {
-		return nil, err
+		return nil, fetchErr(err)
 	}
 	in := false
 	if err == nil {
@@ -357,6 +368,9 @@ func (c *Context) fallback(source, key string, at time.Time) (eventcenter.Event,
 		return eventcenter.Event{}, false, nil
 	}
 	e, err := fb.Read(c.ctx, source, key, at)
+	if err != nil && !errors.Is(err, ErrFallback) {
+		err = fmt.Errorf("%w: fallback: %w", ErrFetch, err)
+	}
 	switch {
 	case err == nil && e.Time.After(at):
 		// A fallback must not answer with a row changed after the fetch

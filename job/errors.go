@@ -28,6 +28,10 @@ var (
 	ErrLogic = errors.New("job: logic failed")
 	// ErrOutput: an output could not be written.
 	ErrOutput = errors.New("job: output failed")
+	// ErrFetch: the event center failed a fetch (not a not-found): an
+	// infrastructure error. A run failed by it may succeed when retried
+	// (see Result.Retryable).
+	ErrFetch = errors.New("job: fetch failed")
 	// ErrFallback: the source fallback of FetchStrongNoDelay cannot serve a
 	// read (rate limit exhausted, row changed after the fetch time, row
 	// absent); the fetch waits for the watermark instead.

@@ -59,6 +59,13 @@ type Result struct {
 	Took time.Duration
 }
 
+// Retryable reports whether a Failed run may succeed when run again: it
+// failed on the event center (ErrFetch) or on its context, not on its
+// logic or parameters.
+func (r *Result) Retryable() bool {
+	return r.Outcome == Failed && (errors.Is(r.Err, ErrFetch) || errors.Is(r.Err, context.Canceled) || errors.Is(r.Err, context.DeadlineExceeded))
+}
+
 // Evaluate runs j on trigger in env and returns the result without writing
 // outputs: the mode-agnostic core that the live worker, the backfill and
 // the call API share. Its error is Result.Err (nil for OK and Skipped).
@@ -114,7 +121,7 @@ func evaluate(c *Context, res *Result) error {
 	}
 	features, err := callLogic(c)
 	if err != nil {
-		if errors.Is(err, ErrStale) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		if errors.Is(err, ErrStale) || errors.Is(err, ErrFetch) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 			return err
 		}
 		return fmt.Errorf("%w: %w", ErrLogic, err)
@@ -294,8 +301,16 @@ func RunAll(ctx context.Context, j *Job, env *Env, events iter.Seq2[eventcenter.
 	return sum, flush()
 }
 
-// evalParallel evaluates events[i] into results[i] with up to workers
-// goroutines.
+// EvaluateAll evaluates events[i] into results[i] (len(results) >=
+// len(events)) with up to workers goroutines (GOMAXPROCS if <= 0). The live
+// worker uses it on each polled batch.
+func EvaluateAll(ctx context.Context, j *Job, env *Env, events []eventcenter.Event, results []Result, workers int) {
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	evalParallel(ctx, j, env, events, results, workers)
+}
+
 func evalParallel(ctx context.Context, j *Job, env *Env, events []eventcenter.Event, results []Result, workers int) {
 	if workers <= 1 || len(events) < 2*workers {
 		for i := range events {
