@@ -1,0 +1,59 @@
+package job_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/tidemark-dev/tidemark/eventcenter"
+	"github.com/tidemark-dev/tidemark/eventcenter/embedded"
+	"github.com/tidemark-dev/tidemark/job"
+	"github.com/tidemark-dev/tidemark/job/outputs"
+	"github.com/tidemark-dev/tidemark/params"
+)
+
+// ExampleNew defines a job — a trigger, the main logic, an output, a
+// parameter and a consistency level — and runs it on one event. The logic
+// fetches state as of the trigger's time; it never sees the future, and it
+// does not know whether it runs live, in a backfill or for a call.
+func ExampleNew() {
+	ctx := context.Background()
+	store, _ := embedded.Open(embedded.Config{InMemory: true})
+	defer store.Close()
+	at := time.Date(2026, 11, 26, 8, 0, 0, 0, time.UTC)
+	store.Append(ctx, []eventcenter.Event{
+		{Source: "mysql.user.profiles", Key: "u1", Time: at.Add(-time.Hour), Op: eventcenter.OpInsert, After: eventcenter.Row{"income": int64(5000)}},
+		{Source: "mysql.user.profiles", Key: "u1", Time: at.Add(time.Hour), Op: eventcenter.OpUpdate, After: eventcenter.Row{"income": int64(9000)}},
+	})
+	store.AdvanceWatermark(ctx, "mysql.user.profiles", 0, at) // ingest reached 08:00
+
+	big := job.MustNew("big-spender",
+		func(c *job.Context) (eventcenter.Row, error) {
+			amount := c.Trigger().After["amount"].(int64)
+			profile, err := c.Get("mysql.user.profiles", c.Trigger().After["user"].(string))
+			if err != nil && !errors.Is(err, job.ErrNotFound) {
+				return nil, err // stale or failed: no output
+			}
+			if amount < c.Int("threshold") {
+				return nil, nil // nothing to say: no output
+			}
+			return eventcenter.Row{"amount": amount, "income": profile["income"]}, nil
+		},
+		job.Trigger("kafka.payments", job.Ops(eventcenter.OpMessage)),
+		job.Version("2"),
+		job.Param(params.Decl{Name: "threshold", Type: params.Int, Default: 1000, Min: 0, Description: "smallest amount reported"}),
+		job.Consistency(job.FetchStrong), // wait for the profiles' watermark
+		job.WaitTimeout(time.Second),
+		job.Outputs(outputs.FeatureStore(store, "")),
+	)
+
+	payment := eventcenter.Event{Source: "kafka.payments", Key: "p-1", Time: at, Op: eventcenter.OpMessage,
+		After: eventcenter.Row{"user": "u1", "amount": int64(2500)}}
+	res, err := job.Run(ctx, big, payment, &job.Env{Store: store})
+	fmt.Println(res.Outcome, err)
+	fmt.Println(res.Record.Features, "job", res.Record.JobVersion, "params", res.Record.ParamVersion)
+	// Output:
+	// ok <nil>
+	// map[amount:2500 income:5000] job 2 params 0
+}
