@@ -65,6 +65,16 @@ func Partitions(ctx context.Context, cl *kgo.Client, topic string) ([]int32, err
 // EndOffsets returns the high watermark (the offset the next record will
 // get) of every partition of each topic.
 func EndOffsets(ctx context.Context, cl *kgo.Client, topics ...string) (map[string]map[int32]int64, error) {
+	return listOffsets(ctx, cl, -1, topics)
+}
+
+// StartOffsets returns the log start offset (the first record still kept)
+// of every partition of each topic.
+func StartOffsets(ctx context.Context, cl *kgo.Client, topics ...string) (map[string]map[int32]int64, error) {
+	return listOffsets(ctx, cl, -2, topics)
+}
+
+func listOffsets(ctx context.Context, cl *kgo.Client, timestamp int64, topics []string) (map[string]map[int32]int64, error) {
 	req := kmsg.NewPtrListOffsetsRequest()
 	for _, topic := range topics {
 		parts, err := Partitions(ctx, cl, topic)
@@ -76,7 +86,7 @@ func EndOffsets(ctx context.Context, cl *kgo.Client, topics ...string) (map[stri
 		for _, p := range parts {
 			rp := kmsg.NewListOffsetsRequestTopicPartition()
 			rp.Partition = p
-			rp.Timestamp = -1 // latest
+			rp.Timestamp = timestamp // -1 latest, -2 earliest
 			rt.Partitions = append(rt.Partitions, rp)
 		}
 		req.Topics = append(req.Topics, rt)

@@ -1,0 +1,543 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/tidemark-dev/tidemark/eventcenter"
+	"github.com/tidemark-dev/tidemark/source"
+)
+
+// Dead-letter record headers, beside the original record's own headers.
+const (
+	HeaderReason    = "tidemark-dlq-reason"    // "<reason>: <detail>"
+	HeaderTopic     = "tidemark-dlq-topic"     // the original topic
+	HeaderPartition = "tidemark-dlq-partition" // the original partition (decimal)
+	HeaderOffset    = "tidemark-dlq-offset"    // the original offset (decimal)
+	HeaderTimestamp = "tidemark-dlq-timestamp" // the original record time (RFC 3339)
+)
+
+// Config configures an Ingester. Every field but Brokers, Sources and Store
+// has a default.
+type Config struct {
+	// Brokers are the Kafka seed brokers. Required.
+	Brokers []string
+	// Sources is the registry; ingest consumes each of its topics. Required.
+	Sources *source.Config
+	// Store receives the events. Required.
+	Store eventcenter.Store
+	// Group is the Kafka consumer group. Default "tidemark-ingest".
+	Group string
+	// DeadLetterTopic receives the records that cannot be stored.
+	// Default "tidemark.deadletter".
+	DeadLetterTopic string
+	// MaxPollRecords bounds the records of one batch (one Append).
+	// Default 10000.
+	MaxPollRecords int
+	// MarkInterval is how often watermarks are recomputed and partition
+	// offsets listed (for idle partitions and the lag metric). Default 1s.
+	MarkInterval time.Duration
+	// ProducerTimeout: a producer of progress reports not heard from for
+	// this long no longer holds its source's watermark back. Default 30s.
+	ProducerTimeout time.Duration
+	// Metrics, if not nil, are updated.
+	Metrics *Metrics
+	// Logger logs. Default slog.Default().
+	Logger *slog.Logger
+	// KafkaOptions are added to the consumer's kgo options (tests, TLS…).
+	KafkaOptions []kgo.Opt
+}
+
+func (c *Config) setDefaults() {
+	if c.Group == "" {
+		c.Group = "tidemark-ingest"
+	}
+	if c.DeadLetterTopic == "" {
+		c.DeadLetterTopic = "tidemark.deadletter"
+	}
+	if c.MaxPollRecords == 0 {
+		c.MaxPollRecords = 10000
+	}
+	if c.MarkInterval == 0 {
+		c.MarkInterval = time.Second
+	}
+	if c.ProducerTimeout == 0 {
+		c.ProducerTimeout = 30 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// Validate reports a Config that cannot run.
+func (c *Config) Validate() error {
+	switch {
+	case len(c.Brokers) == 0:
+		return errors.New("ingest: Config.Brokers is required")
+	case c.Sources == nil || len(c.Sources.Sources) == 0:
+		return errors.New("ingest: Config.Sources is required")
+	case c.Store == nil:
+		return errors.New("ingest: Config.Store is required")
+	case c.MaxPollRecords < 0 || c.MarkInterval < 0 || c.ProducerTimeout < 0:
+		return errors.New("ingest: negative MaxPollRecords, MarkInterval or ProducerTimeout")
+	}
+	return source.ValidateTopic(c.DeadLetterTopic)
+}
+
+// Ingester consumes the registry's topics into the event center.
+type Ingester struct {
+	cfg    Config
+	routes map[string]route
+	log    *slog.Logger
+
+	mu       sync.Mutex // guards marks and the store's watermarks
+	marks    *tracker
+	declared sync.Map // concrete source name → struct{}: indexes declared
+}
+
+// New checks cfg and returns an Ingester; Run starts it.
+func New(cfg Config) (*Ingester, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	r, err := routes(cfg.Sources)
+	if err != nil {
+		return nil, err
+	}
+	return &Ingester{cfg: cfg, routes: r, log: cfg.Logger, marks: newTracker(cfg.Sources, cfg.ProducerTimeout)}, nil
+}
+
+// Run consumes until ctx ends (then it returns nil) or a fatal error. Each
+// polled batch is decoded, its bad records produced to the dead-letter
+// topic, its events appended, watermarks advanced, and only then its
+// offsets committed; a crash at any point re-consumes from the last commit,
+// which the store's idempotent Append absorbs.
+func (in *Ingester) Run(ctx context.Context) error {
+	topics := in.cfg.Sources.Topics()
+	opts := append([]kgo.Opt{
+		kgo.SeedBrokers(in.cfg.Brokers...),
+		kgo.ConsumerGroup(in.cfg.Group),
+		kgo.ConsumeTopics(topics...),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.DisableAutoCommit(),
+		kgo.BlockRebalanceOnPoll(),
+		kgo.FetchMaxBytes(64 << 20),
+		kgo.FetchMaxPartitionBytes(16 << 20),
+		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
+			in.mu.Lock()
+			defer in.mu.Unlock()
+			for t, ps := range m {
+				in.marks.assigned(t, ps)
+			}
+		}),
+		kgo.OnPartitionsRevoked(in.revoked),
+		kgo.OnPartitionsLost(in.revoked),
+	}, in.cfg.KafkaOptions...)
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return fmt.Errorf("ingest: %w", err)
+	}
+	defer cl.Close()
+	if err := source.EnsureTopics(ctx, cl, 1, in.cfg.DeadLetterTopic, source.ProgressTopic); err != nil {
+		in.log.Warn("ingest: cannot create the dead-letter and progress topics", "err", err)
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); in.progressLoop(ctx) }()
+	go func() { defer wg.Done(); in.markLoop(ctx, cl, topics) }()
+	defer wg.Wait()
+	defer cancel()
+
+	for {
+		fetches := cl.PollRecords(ctx, in.cfg.MaxPollRecords)
+		if ctx.Err() != nil {
+			cl.AllowRebalance()
+			return nil
+		}
+		var fatal error
+		fetches.EachError(func(t string, p int32, err error) {
+			if errors.Is(err, kgo.ErrClientClosed) || errors.Is(err, context.Canceled) {
+				fatal = err
+				return
+			}
+			in.log.Warn("ingest: fetch error", "topic", t, "partition", p, "err", err)
+		})
+		if fatal != nil {
+			cl.AllowRebalance()
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("ingest: %w", fatal)
+		}
+		recs := fetches.Records()
+		if len(recs) == 0 {
+			cl.AllowRebalance()
+			continue
+		}
+		if err := in.process(ctx, cl, recs); err != nil {
+			cl.AllowRebalance()
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		if err := cl.CommitRecords(ctx, recs...); err != nil && ctx.Err() == nil {
+			// Not fatal: the batch is stored; a later commit covers it,
+			// or a new owner re-consumes it idempotently.
+			in.log.Warn("ingest: commit failed", "err", err)
+		}
+		cl.AllowRebalance()
+	}
+}
+
+func (in *Ingester) revoked(_ context.Context, _ *kgo.Client, m map[string][]int32) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	for t, ps := range m {
+		in.marks.revoked(t, ps)
+	}
+}
+
+type deadLetter struct {
+	rec *kgo.Record
+	f   *failure
+}
+
+// process stores one polled batch.
+func (in *Ingester) process(ctx context.Context, cl *kgo.Client, recs []*kgo.Record) error {
+	m := in.cfg.Metrics
+	events := make([]eventcenter.Event, len(recs))
+	fails := make([]*failure, len(recs))
+	in.convert(recs, events, fails)
+
+	var dead []deadLetter
+	keep := events[:0]
+	for i, rec := range recs {
+		if fails[i] != nil {
+			dead = append(dead, deadLetter{rec, fails[i]})
+			continue
+		}
+		keep = append(keep, events[i])
+	}
+	events = keep
+
+	if err := in.declareIndexes(ctx, events); err != nil {
+		return err
+	}
+	for {
+		start := time.Now()
+		err := in.cfg.Store.Append(ctx, events)
+		if err == nil {
+			if m != nil {
+				m.AppendSeconds.Observe(time.Since(start).Seconds())
+			}
+			break
+		}
+		var ie *eventcenter.InvalidEventError
+		if errors.As(err, &ie) && ie.Index >= 0 && ie.Index < len(events) {
+			// Decoding validated every event, so this is a store rule the
+			// wire does not know; the event cannot ever be stored.
+			dead = append(dead, deadLetter{in.recordOf(recs, &events[ie.Index]), &failure{ReasonRejected, err.Error()}})
+			events = append(events[:ie.Index], events[ie.Index+1:]...)
+			continue
+		}
+		if errors.Is(err, eventcenter.ErrClosed) || ctx.Err() != nil {
+			return fmt.Errorf("ingest: append: %w", err)
+		}
+		in.log.Warn("ingest: append failed, retrying", "events", len(events), "err", err)
+		if !sleep(ctx, time.Second) {
+			return ctx.Err()
+		}
+	}
+	// Dead letters after the append: a crash in between re-consumes and
+	// produces them again (the dead-letter topic is at least once).
+	if err := in.deadLetters(ctx, cl, dead); err != nil {
+		return err
+	}
+
+	// What is stored, per partition: the offset after the batch's last
+	// record, and for kafka sources the newest event time per source.
+	type partStored struct {
+		next   int64
+		newest map[string]time.Time
+	}
+	stored := map[tp]*partStored{}
+	for _, rec := range recs {
+		k := tp{rec.Topic, rec.Partition}
+		ps := stored[k]
+		if ps == nil {
+			ps = &partStored{}
+			stored[k] = ps
+		}
+		ps.next = max(ps.next, rec.Offset+1)
+		if m != nil {
+			m.Records.WithLabelValues(rec.Topic).Inc()
+		}
+	}
+	for i := range events {
+		e := &events[i]
+		if m != nil {
+			m.Stored.WithLabelValues(e.Source).Inc()
+		}
+	}
+	for _, rec := range recs {
+		if r := in.routes[rec.Topic]; r.foreign != nil {
+			ps := stored[tp{rec.Topic, rec.Partition}]
+			if ps.newest == nil {
+				ps.newest = map[string]time.Time{}
+			}
+			if rec.Timestamp.After(ps.newest[r.foreign.Name]) {
+				ps.newest[r.foreign.Name] = rec.Timestamp
+			}
+		}
+	}
+	in.mu.Lock()
+	for k, ps := range stored {
+		in.marks.stored(k.topic, k.part, ps.next, ps.newest)
+	}
+	in.mu.Unlock()
+	in.advanceMarks(ctx)
+	return nil
+}
+
+// convert decodes the records, in parallel for big batches.
+func (in *Ingester) convert(recs []*kgo.Record, events []eventcenter.Event, fails []*failure) {
+	work := func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			fails[i] = in.routes[recs[i].Topic].convert(recs[i], &events[i])
+		}
+	}
+	n := runtime.GOMAXPROCS(0)
+	if len(recs) < 512 || n == 1 {
+		work(0, len(recs))
+		return
+	}
+	var wg sync.WaitGroup
+	chunk := (len(recs) + n - 1) / n
+	for lo := 0; lo < len(recs); lo += chunk {
+		hi := min(lo+chunk, len(recs))
+		wg.Add(1)
+		go func() { defer wg.Done(); work(lo, hi) }()
+	}
+	wg.Wait()
+}
+
+// recordOf finds the record an event came from (for dead-lettering an event
+// the store rejected).
+func (in *Ingester) recordOf(recs []*kgo.Record, e *eventcenter.Event) *kgo.Record {
+	for _, r := range recs {
+		if string(r.Key) == e.Key {
+			var ev eventcenter.Event
+			if in.routes[r.Topic].convert(r, &ev) == nil && ev.ID() == e.ID() {
+				return r
+			}
+		}
+	}
+	return &kgo.Record{Key: []byte(e.Key)}
+}
+
+func (in *Ingester) declareIndexes(ctx context.Context, events []eventcenter.Event) error {
+	var last string
+	for i := range events {
+		name := events[i].Source
+		if name == last {
+			continue
+		}
+		last = name
+		if _, ok := in.declared.Load(name); ok {
+			continue
+		}
+		s, err := in.cfg.Sources.Lookup(name)
+		if err != nil {
+			continue // convert checked it; cannot happen
+		}
+		for _, ix := range s.EventIndexes(name) {
+			if err := in.cfg.Store.DeclareIndex(ctx, ix); err != nil {
+				return fmt.Errorf("ingest: declare index %s of %s: %w", ix.Name, name, err)
+			}
+		}
+		in.declared.Store(name, struct{}{})
+	}
+	return nil
+}
+
+// deadLetters produces the bad records to the dead-letter topic and waits
+// for Kafka's acknowledgement, retrying until it succeeds or ctx ends.
+func (in *Ingester) deadLetters(ctx context.Context, cl *kgo.Client, dead []deadLetter) error {
+	if len(dead) == 0 {
+		return nil
+	}
+	out := make([]*kgo.Record, 0, len(dead))
+	for _, d := range dead {
+		r := d.rec
+		in.log.Warn("ingest: dead letter", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "reason", d.f.String())
+		hs := append([]kgo.RecordHeader(nil), r.Headers...)
+		hs = append(hs,
+			kgo.RecordHeader{Key: HeaderReason, Value: []byte(d.f.String())},
+			kgo.RecordHeader{Key: HeaderTopic, Value: []byte(r.Topic)},
+			kgo.RecordHeader{Key: HeaderPartition, Value: []byte(strconv.Itoa(int(r.Partition)))},
+			kgo.RecordHeader{Key: HeaderOffset, Value: []byte(strconv.FormatInt(r.Offset, 10))},
+			kgo.RecordHeader{Key: HeaderTimestamp, Value: []byte(r.Timestamp.UTC().Format(time.RFC3339Nano))},
+		)
+		out = append(out, &kgo.Record{Topic: in.cfg.DeadLetterTopic, Key: r.Key, Value: r.Value, Headers: hs})
+		if m := in.cfg.Metrics; m != nil {
+			m.DeadLetters.WithLabelValues(r.Topic, d.f.reason).Inc()
+		}
+	}
+	for {
+		err := cl.ProduceSync(ctx, out...).FirstErr()
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		in.log.Warn("ingest: dead-letter produce failed, retrying", "err", err)
+		if !sleep(ctx, time.Second) {
+			return ctx.Err()
+		}
+	}
+}
+
+// progressLoop reads producers' progress reports, from the newest on.
+func (in *Ingester) progressLoop(ctx context.Context) {
+	cl, err := kgo.NewClient(append([]kgo.Opt{
+		kgo.SeedBrokers(in.cfg.Brokers...),
+		kgo.ConsumeTopics(source.ProgressTopic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtEnd()),
+	}, in.cfg.KafkaOptions...)...)
+	if err != nil {
+		in.log.Error("ingest: progress consumer", "err", err)
+		return
+	}
+	defer cl.Close()
+	for ctx.Err() == nil {
+		fetches := cl.PollFetches(ctx)
+		fetches.EachRecord(func(r *kgo.Record) {
+			p, err := source.DecodeProgress(r.Value)
+			if err != nil {
+				in.log.Warn("ingest: bad progress report", "offset", r.Offset, "err", err)
+				return
+			}
+			in.mu.Lock()
+			in.marks.progress(p, time.Now())
+			in.mu.Unlock()
+		})
+	}
+}
+
+// markLoop lists the owned partitions' offsets and advances watermarks
+// every MarkInterval, so idle partitions move without new records.
+func (in *Ingester) markLoop(ctx context.Context, cl *kgo.Client, topics []string) {
+	tick := time.NewTicker(in.cfg.MarkInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		sent := time.Now()
+		lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		starts, err1 := source.StartOffsets(lctx, cl, topics...)
+		ends, err2 := source.EndOffsets(lctx, cl, topics...)
+		cancel()
+		committed := map[string]map[int32]int64{}
+		for t, ps := range cl.CommittedOffsets() {
+			committed[t] = map[int32]int64{}
+			for p, eo := range ps {
+				committed[t][p] = eo.Offset
+			}
+		}
+		in.mu.Lock()
+		in.marks.committed(committed)
+		if err := errors.Join(err1, err2); err == nil {
+			for t, ps := range ends {
+				for p, hwm := range ps {
+					in.marks.listed(t, p, starts[t][p], hwm, sent)
+				}
+			}
+		} else if ctx.Err() == nil {
+			in.log.Warn("ingest: list offsets", "err", err)
+		}
+		lag := in.marks.lag()
+		in.mu.Unlock()
+		if m := in.cfg.Metrics; m != nil {
+			m.Lag.Reset()
+			for k, n := range lag {
+				m.Lag.WithLabelValues(k.topic, strconv.Itoa(int(k.part))).Set(float64(n))
+			}
+		}
+		in.advanceMarks(ctx)
+	}
+}
+
+// advanceMarks writes the watermark advances the rules allow now.
+func (in *Ingester) advanceMarks(ctx context.Context) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	for _, src := range in.marks.sources() {
+		if in.marks.hasCurrent(src) {
+			continue
+		}
+		cur, err := in.cfg.Store.PartitionWatermarks(ctx, src)
+		if err != nil {
+			in.log.Warn("ingest: read watermarks", "source", src, "err", err)
+			continue
+		}
+		in.marks.setCurrent(src, cur)
+	}
+	now := time.Now()
+	touched := map[string]bool{}
+	for _, a := range in.marks.evaluate(now) {
+		err := in.cfg.Store.AdvanceWatermark(ctx, a.source, a.part, a.t)
+		if errors.Is(err, eventcenter.ErrWatermarkRegression) {
+			// Another writer moved it further: reload.
+			if cur, err := in.cfg.Store.PartitionWatermarks(ctx, a.source); err == nil {
+				in.marks.setCurrent(a.source, cur)
+			}
+			continue
+		}
+		if err != nil {
+			if ctx.Err() == nil {
+				in.log.Warn("ingest: advance watermark", "source", a.source, "partition", a.part, "err", err)
+			}
+			continue
+		}
+		in.marks.applied(a)
+		touched[a.source] = true
+		if m := in.cfg.Metrics; m != nil {
+			m.Watermark.WithLabelValues(a.source, strconv.Itoa(int(a.part))).Set(float64(a.t.UnixNano()) / 1e9)
+		}
+	}
+	if m := in.cfg.Metrics; m != nil {
+		for src := range in.marks.cur {
+			if wm, err := in.cfg.Store.Watermark(ctx, src); err == nil && !wm.IsZero() {
+				m.WatermarkDelay.WithLabelValues(src).Set(now.Sub(wm).Seconds())
+			}
+		}
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
