@@ -11,7 +11,10 @@ import (
 	"github.com/tidemark-dev/tidemark/examples/credit"
 )
 
-var t0 = time.Date(2026, 11, 26, 8, 0, 0, 0, time.UTC)
+// t0 is the tests' "now": the live test's parameter changes are stamped
+// by the wall clock, so trigger times must be near it for a backfill to
+// find the versions the live runs used.
+var t0 = time.Now().UTC().Truncate(time.Millisecond)
 
 const day = 24 * time.Hour
 
@@ -39,10 +42,14 @@ func history() []eventcenter.Event {
 	}
 }
 
-// application returns application n of user at t0+n seconds.
+// application returns application n of user at t0+n milliseconds.
 func application(n int, user, amount string) eventcenter.Event {
-	e := ev(credit.Applications, fmt.Sprint("app-", n), t0.Add(time.Duration(n)*time.Second), eventcenter.OpInsert,
-		eventcenter.Row{"id": int64(n), "user_id": user, "amount": eventcenter.Decimal(amount), "term_months": int64(12), "created_at": t0.Add(time.Duration(n) * time.Second)})
+	return applicationAt(n, user, amount, t0.Add(time.Duration(n)*time.Millisecond))
+}
+
+func applicationAt(n int, user, amount string, at time.Time) eventcenter.Event {
+	e := ev(credit.Applications, fmt.Sprint("app-", n), at, eventcenter.OpInsert,
+		eventcenter.Row{"id": int64(n), "user_id": user, "amount": eventcenter.Decimal(amount), "term_months": int64(12), "created_at": at})
 	e.Pos = eventcenter.Position{Offset: uint64(n)}
 	return e
 }
@@ -52,8 +59,16 @@ func application(n int, user, amount string) eventcenter.Event {
 // would advance it).
 func openStore(t testing.TB) *embedded.Store {
 	t.Helper()
+	st := openStoreAt(t, embedded.Config{InMemory: true, NoSync: true}, t0.Add(2*day))
+	return st
+}
+
+// openStoreAt opens a store with cfg holding history, the watermarks of
+// the fetched sources at wm.
+func openStoreAt(t testing.TB, cfg embedded.Config, wm time.Time) *embedded.Store {
+	t.Helper()
 	ctx := context.Background()
-	st, err := embedded.Open(embedded.Config{InMemory: true, NoSync: true})
+	st, err := embedded.Open(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +80,7 @@ func openStore(t testing.TB) *embedded.Store {
 		t.Fatal(err)
 	}
 	for _, src := range []string{credit.Profiles, credit.Orders, credit.Repayments} {
-		if err := st.AdvanceWatermark(ctx, src, 0, t0.Add(2*day)); err != nil {
+		if err := st.AdvanceWatermark(ctx, src, 0, wm); err != nil {
 			t.Fatal(err)
 		}
 	}
