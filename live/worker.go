@@ -14,15 +14,21 @@ import (
 	"github.com/tidemark-dev/tidemark/eventcenter"
 	"github.com/tidemark-dev/tidemark/job"
 	"github.com/tidemark-dev/tidemark/params"
-	"github.com/tidemark-dev/tidemark/wire"
+	"github.com/tidemark-dev/tidemark/source"
 )
 
 // Config configures a Worker.
 type Config struct {
 	// Brokers are the Kafka seed brokers. Required.
 	Brokers []string
-	// Topic carries the trigger source's events. Default: the job's trigger
-	// source name (e.g. "mysql.loan.applications").
+	// Sources is the source registry. If set, the trigger source's topic
+	// and kind come from it, and records become events exactly as ingest
+	// makes them (positions of http and kafka sources, kafka sources in json
+	// or raw format). Default nil: wire records stored as they decode, the
+	// right thing for mysql and rabbitmq sources.
+	Sources *source.Config
+	// Topic carries the trigger source's events. Default: the registry's
+	// topic of the source, else source.TopicName(trigger source).
 	Topic string
 	// Group is the consumer group. Default "tidemark.job.<job name>".
 	Group string
@@ -55,7 +61,12 @@ type Config struct {
 
 func (c *Config) setDefaults(j *job.Job) {
 	if c.Topic == "" {
-		c.Topic = j.Source()
+		c.Topic = source.TopicName(j.Source())
+		if c.Sources != nil {
+			if s, err := c.Sources.Lookup(j.Source()); err == nil && s.Topic != "" {
+				c.Topic = s.Topic
+			}
+		}
 	}
 	if c.Group == "" {
 		c.Group = "tidemark.job." + j.Name()
@@ -88,6 +99,17 @@ func (c *Config) Validate() error {
 	return nil
 }
 
+func (c *Config) converter(j *job.Job) (converter, error) {
+	if c.Sources == nil {
+		return converter{}, nil
+	}
+	s, err := c.Sources.Lookup(j.Source())
+	if err != nil {
+		return converter{}, fmt.Errorf("live: trigger source: %w", err)
+	}
+	return converter{src: s}, nil
+}
+
 // Run is one run of the job by the worker.
 type Run struct {
 	job.Result
@@ -110,10 +132,11 @@ type Stats struct {
 
 // Worker runs one job live.
 type Worker struct {
-	job *job.Job
-	cfg Config
-	env *job.Env
-	log *slog.Logger
+	job  *job.Job
+	cfg  Config
+	env  *job.Env
+	log  *slog.Logger
+	conv converter
 
 	mu    sync.Mutex
 	stats Stats
@@ -126,11 +149,15 @@ func New(j *job.Job, cfg Config) (*Worker, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	conv, err := cfg.converter(j)
+	if err != nil {
+		return nil, err
+	}
 	env := &job.Env{Mode: job.Live, Store: cfg.Store, Fallback: cfg.Fallback, Ledger: cfg.Ledger}
 	if cfg.Params != nil {
 		env.Params = job.CurrentParams(cfg.Params)
 	}
-	return &Worker{job: j, cfg: cfg, env: env, log: cfg.Logger.With("job", j.Name(), "topic", cfg.Topic)}, nil
+	return &Worker{job: j, cfg: cfg, env: env, conv: conv, log: cfg.Logger.With("job", j.Name(), "topic", cfg.Topic)}, nil
 }
 
 // Stats returns the counts so far.
@@ -202,7 +229,7 @@ func (w *Worker) handle(ctx context.Context, recs []*kgo.Record) error {
 	from := make([]*kgo.Record, 0, len(recs))
 	var malformed int64
 	for _, r := range recs {
-		e, err := wire.Decode(codecOf(r), r.Value)
+		e, err := w.conv.event(r)
 		if err != nil {
 			malformed++
 			w.log.Warn("malformed record skipped", "partition", r.Partition, "offset", r.Offset, "err", err)
@@ -279,15 +306,6 @@ func (w *Worker) handle(ctx context.Context, recs []*kgo.Record) error {
 		}
 	}
 	return nil
-}
-
-func codecOf(r *kgo.Record) string {
-	for _, h := range r.Headers {
-		if h.Key == wire.HeaderCodec {
-			return string(h.Value)
-		}
-	}
-	return ""
 }
 
 // retry calls f until it succeeds or ctx ends, backing off.

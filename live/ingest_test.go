@@ -1,0 +1,124 @@
+package live_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/tidemark-dev/tidemark/eventcenter"
+	"github.com/tidemark-dev/tidemark/ingest"
+	"github.com/tidemark-dev/tidemark/job"
+	"github.com/tidemark-dev/tidemark/live"
+	"github.com/tidemark-dev/tidemark/live/livetest"
+	"github.com/tidemark-dev/tidemark/source"
+	"github.com/tidemark-dev/tidemark/wire"
+)
+
+// TestWorkerAgreesWithIngest runs the real ingest and a live worker on the
+// same topics: every record is stored once (the worker's trigger append and
+// ingest's append are the same event), and each output names the stored
+// event as its trigger. Two kinds whose identity ingest derives from Kafka:
+// a foreign kafka topic in JSON and an http source in the wire format.
+func TestWorkerAgreesWithIngest(t *testing.T) {
+	reg, err := source.Parse([]byte(`
+sources:
+  - name: kafka.risk.clicks
+    kind: kafka
+    topic: risk.clicks
+    kafka: {format: json}
+  - name: api.score
+    kind: http
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ src, topic string }{{"kafka.risk.clicks", "risk.clicks"}, {"api.score", source.TopicName("api.score")}} {
+		t.Run(tc.src, func(t *testing.T) {
+			ctx := context.Background()
+			brokers := livetest.Fake(t)
+			for _, topic := range []string{"risk.clicks", source.TopicName("api.score")} {
+				livetest.CreateTopic(t, brokers, topic, 2)
+			}
+			st := openStore(t)
+			out := &collect{}
+			j := job.MustNew("agree", func(c *job.Context) (eventcenter.Row, error) {
+				return eventcenter.Row{"seen": true}, nil
+			}, job.Trigger(tc.src), job.Outputs(out))
+			w, err := live.New(j, live.Config{Brokers: brokers, Sources: reg, Store: st})
+			if err != nil {
+				t.Fatal(err)
+			}
+			in, err := ingest.New(ingest.Config{Brokers: brokers, Sources: reg, Store: st})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ictx, stop := context.WithCancel(ctx)
+			idone := make(chan error, 1)
+			go func() { idone <- in.Run(ictx) }()
+			defer func() { stop(); <-idone }()
+			startWorker(t, w)
+
+			cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cl.Close()
+			const n = 20
+			for i := range n {
+				key := fmt.Sprint("k", i%5) // several records per key
+				var value []byte
+				if tc.src == "api.score" {
+					e := eventcenter.Event{Source: "api.score", Key: key, Time: t0.Add(time.Duration(i) * time.Millisecond), Op: eventcenter.OpMessage, After: eventcenter.Row{"i": int64(i)}}
+					value, _ = wire.JSON.Append(nil, &e)
+				} else {
+					value = fmt.Appendf(nil, `{"i": %d}`, i)
+				}
+				r := &kgo.Record{Topic: tc.topic, Key: []byte(key), Value: value, Timestamp: t0.Add(time.Duration(i) * time.Millisecond)}
+				if err := cl.ProduceSync(ctx, r).FirstErr(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			waitFor(t, "all runs", func() bool { return len(out.all()) == n })
+			stored := map[idKey]bool{}
+			waitFor(t, "ingest", func() bool {
+				clear(stored)
+				for e, err := range st.Replay(ctx, eventcenter.ReplayQuery{Sources: []string{tc.src}, From: t0.Add(-time.Hour), To: t0.Add(time.Hour)}) {
+					if err != nil {
+						t.Fatal(err)
+					}
+					stored[keyOf(e.ID())] = true
+				}
+				return len(stored) >= n
+			})
+			time.Sleep(200 * time.Millisecond) // let ingest finish anything in flight
+			total := 0
+			for _, err := range st.Replay(ctx, eventcenter.ReplayQuery{Sources: []string{tc.src}, From: t0.Add(-time.Hour), To: t0.Add(time.Hour)}) {
+				if err != nil {
+					t.Fatal(err)
+				}
+				total++
+			}
+			if total != n {
+				t.Fatalf("%d events stored for %d records: the worker and ingest disagree on identities", total, n)
+			}
+			for _, r := range out.all() {
+				if !stored[keyOf(r.Trigger)] {
+					t.Errorf("output trigger %+v is not a stored event", r.Trigger)
+				}
+			}
+		})
+	}
+}
+
+// idKey is an event identity usable as a map key (time.Time's location
+// would make equal instants differ).
+type idKey struct {
+	source, key string
+	nanos       int64
+	pos         eventcenter.Position
+}
+
+func keyOf(id eventcenter.ID) idKey { return idKey{id.Source, id.Key, id.Time.UnixNano(), id.Pos} }
