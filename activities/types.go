@@ -1,0 +1,157 @@
+package activities
+
+import (
+	"time"
+)
+
+// Options say how a backfill runs the job; every chunk of one backfill gets
+// the same. The zero value runs the job as live does: its own outputs, the
+// parameter values current at each trigger's time, the corrected truth.
+type Options struct {
+	// Sink is where records go:
+	//
+	//	""                      the job's own outputs (as live)
+	//	"featurestore"          the feature store, source "feature.<job>"
+	//	"featurestore:<source>" the feature store under another source
+	//	"file:///abs/dir"       JSON Lines files in a local folder
+	//	"s3://bucket/prefix"    JSON Lines objects on S3
+	//
+	// File sinks write one object per chunk segment (see SegmentEvents),
+	// named <backfill>/<job>/chunk-<index>-<first event ordinal>.jsonl.
+	Sink string `json:"sink,omitempty"`
+	// KnownAt bounds fetches bitemporally: "" the corrected truth,
+	// "trigger" what was stored when each trigger was stored (what the live
+	// run saw; for sample rows, what was stored by the row's time), or an
+	// RFC 3339 time (what was known then; replays skip events stored later).
+	KnownAt string `json:"knownAt,omitempty"`
+	// Params picks the parameter values: "" or "asof" the version current
+	// at each trigger's event time (falls back to "current" if the registry
+	// cannot answer as of a time), "current" the current version, "defaults"
+	// the declared defaults (version 0).
+	Params string `json:"params,omitempty"`
+	// SegmentEvents is the number of events (sample rows) between two
+	// heartbeats of a chunk, i.e. the most a resumed chunk redoes; file
+	// sinks write one object per segment. Default 8192.
+	SegmentEvents int `json:"segmentEvents,omitempty"`
+}
+
+// DefaultSegmentEvents is Options.SegmentEvents' default.
+const DefaultSegmentEvents = 8192
+
+// PlanInput asks BackfillPlan to check a backfill and plan a sample table.
+type PlanInput struct {
+	Job     string  `json:"job"`
+	Options Options `json:"options"`
+	// Sample, if set, is the URI of a sample table (see SampleChunk.URI);
+	// ChunkRows rows go in each chunk.
+	Sample    string `json:"sample,omitempty"`
+	ChunkRows int    `json:"chunkRows,omitempty"`
+}
+
+// Plan is BackfillPlan's answer.
+type Plan struct {
+	// Source is the job's trigger source.
+	Source string `json:"source"`
+	// Sample is the plan of the sample table, nil for a time range.
+	Sample *SamplePlan `json:"sample,omitempty"`
+}
+
+// SamplePlan locates the chunks of a sample table: chunk i holds rows
+// [i*ChunkRows, min((i+1)*ChunkRows, Rows)) and starts at byte Offsets[i].
+type SamplePlan struct {
+	URI       string  `json:"uri"`
+	Rows      int     `json:"rows"`
+	ChunkRows int     `json:"chunkRows"`
+	Offsets   []int64 `json:"offsets"`
+	// Columns of the table and the positions of the key and time columns.
+	Columns int `json:"columns"`
+	KeyCol  int `json:"keyCol"`
+	TimeCol int `json:"timeCol"`
+}
+
+// Chunk returns the sample chunk i of the plan.
+func (p *SamplePlan) Chunk(i int) *SampleChunk {
+	first := i * p.ChunkRows
+	return &SampleChunk{
+		URI: p.URI, Offset: p.Offsets[i], FirstRow: first, Rows: min(p.ChunkRows, p.Rows-first),
+		Columns: p.Columns, KeyCol: p.KeyCol, TimeCol: p.TimeCol,
+	}
+}
+
+// SampleChunk is a run of rows of a sample table.
+type SampleChunk struct {
+	// URI of the table: a local path, file:///abs/path or s3://bucket/key.
+	// A CSV file with a header naming a "key" (or "entity") column and a
+	// "time" column; other columns are ignored. Times are RFC 3339,
+	// "2006-01-02 15:04:05" (UTC) or "2006-01-02" (UTC midnight).
+	URI string `json:"uri"`
+	// Offset is the byte offset of the chunk's first row, row number
+	// FirstRow (0 is the first row after the header); the chunk has Rows rows.
+	Offset   int64 `json:"offset"`
+	FirstRow int   `json:"firstRow"`
+	Rows     int   `json:"rows"`
+	Columns  int   `json:"columns"`
+	KeyCol   int   `json:"keyCol"`
+	TimeCol  int   `json:"timeCol"`
+}
+
+// ChunkInput is one chunk of a backfill: a time range of the job's trigger
+// source, or a run of sample rows.
+type ChunkInput struct {
+	// Backfill names the backfill (its workflow ID) in output file names.
+	Backfill string  `json:"backfill"`
+	Job      string  `json:"job"`
+	Index    int     `json:"index"`
+	Options  Options `json:"options"`
+	// From, To: the chunk replays the trigger source's events with
+	// From <= event time < To. Unset for a sample chunk.
+	From time.Time `json:"from,omitzero"`
+	To   time.Time `json:"to,omitzero"`
+	// Sample, if set, makes this a sample chunk.
+	Sample *SampleChunk `json:"sample,omitempty"`
+}
+
+// ChunkResult counts what a chunk did.
+type ChunkResult struct {
+	Index int `json:"index"`
+	// Events: trigger-source events replayed, or sample rows read.
+	Events int `json:"events"`
+	// Runs of the job by outcome. Outputs is the number of OK runs, whose
+	// records were written.
+	Outputs int `json:"outputs"`
+	Skipped int `json:"skipped"`
+	Stale   int `json:"stale"`
+	Failed  int `json:"failed"`
+	// Missing: sample rows whose key had no state at the row's time.
+	Missing int `json:"missing"`
+	// Errors: the first few failure messages.
+	Errors []string `json:"errors,omitempty"`
+	// Resumed: the chunk resumed after a heartbeat of an earlier attempt,
+	// at event ordinal ResumedAt.
+	Resumed   bool `json:"resumed,omitempty"`
+	ResumedAt int  `json:"resumedAt,omitempty"`
+	// Attempt is the activity attempt that finished the chunk (1 = first).
+	Attempt int32 `json:"attempt"`
+}
+
+// Cursor is a chunk's heartbeat: how far it durably got. Everything up to
+// and including event ordinal Ordinal-1 has its outputs written.
+type Cursor struct {
+	// Ordinal counts the events (sample rows) consumed from the chunk start.
+	Ordinal int `json:"ordinal"`
+	// Last identifies the last consumed event of a range chunk.
+	Last *EventID `json:"last,omitempty"`
+	// Result holds the counts up to Ordinal.
+	Result ChunkResult `json:"result"`
+}
+
+// EventID is eventcenter.ID in a stable JSON form.
+type EventID struct {
+	Source string    `json:"source"`
+	Key    string    `json:"key"`
+	Time   time.Time `json:"time"`
+	Log    uint64    `json:"log"`
+	Offset uint64    `json:"offset"`
+}
+
+const maxErrors = 10
