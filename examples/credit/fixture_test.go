@@ -3,6 +3,8 @@ package credit_test
 import (
 	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"testing"
 	"time"
 
@@ -86,3 +88,5 @@ func openStoreAt(t testing.TB, cfg embedded.Config, wm time.Time) *embedded.Stor
 	}
 	return st
 }
+
+func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
