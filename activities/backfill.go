@@ -41,6 +41,10 @@ type Backfill struct {
 	// BatchSize: events evaluated together and records written at once
 	// (job.RunOptions). Default 1024.
 	BatchSize int
+	// OnSegment, if set, is called after each segment of a chunk is
+	// committed: its outputs written and its cursor heartbeated (metrics,
+	// tests). It must not block for long.
+	OnSegment func(in ChunkInput, c Cursor)
 }
 
 // Jobs finds jobs by name.
@@ -220,6 +224,9 @@ func (a *Backfill) BackfillChunk(ctx context.Context, in ChunkInput) (ChunkResul
 			return cur.Result, nil
 		}
 		hb.commit(cloneCursor(cur))
+		if a.OnSegment != nil {
+			a.OnSegment(in, cloneCursor(cur))
+		}
 	}
 }
 

@@ -3,9 +3,9 @@ package workflows_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"os"
-	"errors"
 	"slices"
 	"sync"
 	"testing"
@@ -66,7 +66,9 @@ func rangeInput() workflows.BackfillInput {
 func TestBackfillCoversRangeOnce(t *testing.T) {
 	env, c := newEnv(t)
 	env.OnActivity(a.BackfillChunk, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, in activities.ChunkInput) (activities.ChunkResult, error) { return c.result(in), nil })
+		func(_ context.Context, in activities.ChunkInput) (activities.ChunkResult, error) {
+			return c.result(in), nil
+		})
 	in := rangeInput()
 	env.ExecuteWorkflow(workflows.Backfill, in)
 	if err := env.GetWorkflowError(); err != nil {
@@ -121,8 +123,10 @@ func TestRangeChunk(t *testing.T) {
 // the backfill is, and a signal changes the parallelism while it runs.
 func TestBackfillParallelismProgressAndSignal(t *testing.T) {
 	env, c := newEnv(t)
-	env.OnActivity(a.BackfillChunk, mock.Anything, mock.Anything).After(10*time.Minute).Return(
-		func(_ context.Context, in activities.ChunkInput) (activities.ChunkResult, error) { return c.result(in), nil })
+	env.OnActivity(a.BackfillChunk, mock.Anything, mock.Anything).After(10 * time.Minute).Return(
+		func(_ context.Context, in activities.ChunkInput) (activities.ChunkResult, error) {
+			return c.result(in), nil
+		})
 	var progress []workflows.Progress
 	query := func() {
 		v, err := env.QueryWorkflow(workflows.ProgressQuery)
@@ -164,8 +168,10 @@ func TestBackfillCancel(t *testing.T) {
 	env, c := newEnv(t)
 	canceled := 0
 	env.SetOnActivityCanceledListener(func(*activity.Info) { canceled++ })
-	env.OnActivity(a.BackfillChunk, mock.Anything, mock.Anything).After(10*time.Minute).Return(
-		func(_ context.Context, in activities.ChunkInput) (activities.ChunkResult, error) { return c.result(in), nil })
+	env.OnActivity(a.BackfillChunk, mock.Anything, mock.Anything).After(10 * time.Minute).Return(
+		func(_ context.Context, in activities.ChunkInput) (activities.ChunkResult, error) {
+			return c.result(in), nil
+		})
 	env.RegisterDelayedCallback(env.CancelWorkflow, 15*time.Minute)
 	env.ExecuteWorkflow(workflows.Backfill, rangeInput())
 	err := env.GetWorkflowError()
@@ -190,7 +196,9 @@ func TestBackfillCancel(t *testing.T) {
 func TestBackfillContinueAsNew(t *testing.T) {
 	env, c := newEnv(t)
 	env.OnActivity(a.BackfillChunk, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, in activities.ChunkInput) (activities.ChunkResult, error) { return c.result(in), nil })
+		func(_ context.Context, in activities.ChunkInput) (activities.ChunkResult, error) {
+			return c.result(in), nil
+		})
 	in := rangeInput()
 	in.MaxChunksPerRun = 4
 	env.ExecuteWorkflow(workflows.Backfill, in)
@@ -212,7 +220,9 @@ func TestBackfillContinueAsNew(t *testing.T) {
 	// The continuation: no new plan, chunks 4.. only, totals carried over.
 	env2, c2 := newEnv(t)
 	env2.OnActivity(a.BackfillChunk, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, in activities.ChunkInput) (activities.ChunkResult, error) { return c2.result(in), nil })
+		func(_ context.Context, in activities.ChunkInput) (activities.ChunkResult, error) {
+			return c2.result(in), nil
+		})
 	next.MaxChunksPerRun = 100
 	env2.ExecuteWorkflow(workflows.Backfill, next)
 	var sum workflows.Summary
@@ -234,7 +244,9 @@ func TestBackfillContinueAsNew(t *testing.T) {
 func TestBackfillContinueAsNewSuggested(t *testing.T) {
 	env, c := newEnv(t)
 	env.OnActivity(a.BackfillChunk, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, in activities.ChunkInput) (activities.ChunkResult, error) { return c.result(in), nil })
+		func(_ context.Context, in activities.ChunkInput) (activities.ChunkResult, error) {
+			return c.result(in), nil
+		})
 	env.SetContinueAsNewSuggested(true)
 	env.ExecuteWorkflow(workflows.Backfill, rangeInput())
 	var can *workflow.ContinueAsNewError
@@ -251,7 +263,9 @@ func TestBackfillChunkFails(t *testing.T) {
 	env.OnActivity(a.BackfillChunk, mock.Anything, index(1)).Return(
 		activities.ChunkResult{}, temporal.NewNonRetryableApplicationError("disk on fire", "Boom", nil))
 	env.OnActivity(a.BackfillChunk, mock.Anything, mock.Anything).After(time.Minute).Return(
-		func(_ context.Context, in activities.ChunkInput) (activities.ChunkResult, error) { return c.result(in), nil })
+		func(_ context.Context, in activities.ChunkInput) (activities.ChunkResult, error) {
+			return c.result(in), nil
+		})
 	env.ExecuteWorkflow(workflows.Backfill, rangeInput())
 	var ae *temporal.ApplicationError
 	if err := env.GetWorkflowError(); !errors.As(err, &ae) || ae.Type() != "ChunkFailed" {
@@ -276,7 +290,9 @@ func TestBackfillSample(t *testing.T) {
 		Return(activities.Plan{Source: "test.apps", Sample: &plan}, nil)
 	c := &chunks{}
 	env.OnActivity(a.BackfillChunk, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, in activities.ChunkInput) (activities.ChunkResult, error) { return c.result(in), nil })
+		func(_ context.Context, in activities.ChunkInput) (activities.ChunkResult, error) {
+			return c.result(in), nil
+		})
 	env.ExecuteWorkflow(workflows.Backfill, workflows.BackfillInput{Job: "test", Sample: "s3://b/sample.csv", ChunkRows: 10})
 	if err := env.GetWorkflowError(); err != nil {
 		t.Fatal(err)
