@@ -9,7 +9,7 @@
 // ^x is the bitwise complement of x, which reverses its order):
 //
 //	events   salt | str(source) | str(key) | ^t | ^pos.Log | ^pos.Offset  -> body
-//	time     bucket | str(source) | t | pos.Log | pos.Offset | str(key)  -> (empty)
+//	time     bucket | str(source) | t | pos.Log | pos.Offset | key  -> (empty)
 //	index    salt' | str(source) | str(index) | str(value) | str(key) | t | pos  -> (empty)
 //	mark     str(source) | partition  -> t (the watermark)
 //
@@ -22,6 +22,8 @@
 //
 // time: the replay order of one source, spread over Buckets buckets by the
 // same hash (bucket = hash mod Buckets); a replay merges the buckets' scans.
+// The key ends the row key without a length, so that rows of one time and
+// position sort by key bytes, as eventcenter.Compare orders them.
 // An embedded store uses one bucket; HBase uses several so that a hot source's
 // appends do not all land on the region holding "now".
 //

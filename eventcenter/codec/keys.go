@@ -42,8 +42,25 @@ func Bucket(source, key string, buckets int) byte {
 	return byte(Hash(source, key) % uint32(buckets))
 }
 
-// TimeBits maps t to a uint64 whose order is the order of times.
-func TimeBits(t time.Time) uint64 { return uint64(t.UnixNano()) ^ (1 << 63) }
+// TimeBits maps t to a uint64 whose order is the order of times. Times
+// outside the years 1678-2262 (where Unix nanoseconds overflow int64)
+// saturate at the nearest end, so that a query bound such as the year 9999
+// still sorts after every event instead of wrapping around.
+func TimeBits(t time.Time) uint64 {
+	switch {
+	case t.Before(firstInstant):
+		return 0
+	case t.After(lastInstant):
+		return math.MaxUint64
+	}
+	return uint64(t.UnixNano()) ^ (1 << 63)
+}
+
+// The first and last instants TimeBits tells apart.
+var (
+	firstInstant = time.Unix(0, math.MinInt64)
+	lastInstant  = time.Unix(0, math.MaxInt64)
+)
 
 // TimeFromBits inverts TimeBits. Times come back in UTC.
 func TimeFromBits(u uint64) time.Time { return time.Unix(0, int64(u^(1<<63))).UTC() }
@@ -96,14 +113,18 @@ func AsOfSeek(dst []byte, source, key string, t time.Time) []byte {
 // rows of (source, key) with from <= time < to, newest first.
 func HistoryBounds(source, key string, from, to time.Time) (start, end []byte) {
 	prefix := KeyPrefix(nil, source, key)
-	if ^TimeBits(to) == math.MaxUint64 { // nothing is before the first instant
+	if !to.After(firstInstant) || from.After(lastInstant) { // nothing is in the range
 		return prefix, prefix
 	}
-	start = appendU64(append([]byte(nil), prefix...), ^TimeBits(to)+1) // after every row at `to`
-	if inv := ^TimeBits(from); inv == math.MaxUint64 {
+	if to.After(lastInstant) {
+		start = append([]byte(nil), prefix...) // every row is before `to`
+	} else {
+		start = appendU64(append([]byte(nil), prefix...), ^TimeBits(to)+1) // after every row at `to`
+	}
+	if !from.After(firstInstant) {
 		end = PrefixEnd(prefix)
 	} else {
-		end = appendU64(prefix, inv+1)
+		end = appendU64(prefix, ^TimeBits(from)+1)
 	}
 	return start, end
 }
@@ -129,22 +150,31 @@ func ParseEventKey(b []byte) (source, key string, t time.Time, pos eventcenter.P
 	return source, key, t, pos, nil
 }
 
-// TimeKey appends the time-table row key of an event.
+// TimeKey appends the time-table row key of an event. The key ends the row
+// key unprefixed, so rows of one time and position sort by key bytes, the
+// order of eventcenter.Compare.
 func TimeKey(dst []byte, buckets int, source, key string, t time.Time, pos eventcenter.Position) []byte {
 	dst = append(dst, Bucket(source, key, buckets))
 	dst = appendStr(dst, source)
 	dst = appendU64(dst, TimeBits(t))
 	dst = appendU64(dst, pos.Log)
 	dst = appendU64(dst, pos.Offset)
-	return appendStr(dst, key)
+	return append(dst, key...)
 }
 
 // TimeBounds returns the time-table range [start, end) of one bucket of a
 // source with from <= time < to.
 func TimeBounds(bucket byte, source string, from, to time.Time) (start, end []byte) {
 	prefix := appendStr([]byte{bucket}, source)
+	if !to.After(firstInstant) || from.After(lastInstant) { // nothing is in the range
+		return prefix, prefix
+	}
 	start = appendU64(append([]byte(nil), prefix...), TimeBits(from))
-	end = appendU64(prefix, TimeBits(to))
+	if to.After(lastInstant) {
+		end = PrefixEnd(prefix) // rows at the last instant too
+	} else {
+		end = appendU64(prefix, TimeBits(to))
+	}
 	return start, end
 }
 
@@ -163,13 +193,7 @@ func ParseTimeKey(b []byte) (source, key string, t time.Time, pos eventcenter.Po
 	t = TimeFromBits(binary.BigEndian.Uint64(rest))
 	pos.Log = binary.BigEndian.Uint64(rest[8:])
 	pos.Offset = binary.BigEndian.Uint64(rest[16:])
-	if key, rest, err = readStr(rest[24:]); err != nil {
-		return
-	}
-	if len(rest) != 0 {
-		return "", "", t, pos, corrupt("time key tail")
-	}
-	return source, key, t, pos, nil
+	return source, string(rest[24:]), t, pos, nil
 }
 
 // IndexPrefix appends the index-table prefix of every row of one value.

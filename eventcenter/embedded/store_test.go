@@ -1,0 +1,85 @@
+package embedded_test
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/tidemark-dev/tidemark/eventcenter"
+	"github.com/tidemark-dev/tidemark/eventcenter/embedded"
+	"github.com/tidemark-dev/tidemark/eventcenter/storetest"
+)
+
+func open(t testing.TB, cfg embedded.Config) eventcenter.Store {
+	t.Helper()
+	s, err := embedded.Open(cfg)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	return s
+}
+
+func TestStore(t *testing.T) {
+	t.Run("InMemory", func(t *testing.T) {
+		storetest.Run(t, func(t testing.TB, now func() time.Time) eventcenter.Store {
+			return open(t, embedded.Config{InMemory: true, Now: now})
+		})
+	})
+	t.Run("OnDisk", func(t *testing.T) {
+		// Every append is fsynced here, so the model runs fewer operations.
+		storetest.RunWith(t, func(t testing.TB, now func() time.Time) eventcenter.Store {
+			return open(t, embedded.Config{Dir: t.TempDir(), Now: now, CacheBytes: 8 << 20})
+		}, storetest.Options{ModelOps: 2000, ModelSeeds: 1})
+	})
+}
+
+// TestReopen: what an on-disk store holds survives closing and opening it:
+// events with their first StoredAt, index declarations, watermarks.
+func TestReopen(t *testing.T) {
+	ctx := t.Context()
+	dir := t.TempDir()
+	stamp := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	now := func() time.Time { return stamp }
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	e := eventcenter.Event{Source: "s", Key: "k", Time: t0, Op: eventcenter.OpInsert, After: eventcenter.Row{"user": int64(7)}}
+	ix := eventcenter.Index{Source: "s", Name: "user", Column: "user"}
+
+	s := open(t, embedded.Config{Dir: dir, Now: now})
+	if err := s.Append(ctx, []eventcenter.Event{e}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeclareIndex(ctx, ix); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AdvanceWatermark(ctx, "s", 3, t0); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	stamp = stamp.Add(time.Hour)
+	s = open(t, embedded.Config{Dir: dir, Now: now})
+	defer s.Close()
+	again := e
+	again.After = eventcenter.Row{"user": int64(8)}
+	if err := s.Append(ctx, []eventcenter.Event{again}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.AsOf(ctx, eventcenter.AsOf{Source: "s", Key: "k", Time: t0})
+	if err != nil || got.After["user"] != int64(7) || !got.StoredAt.Equal(stamp.Add(-time.Hour)) {
+		t.Errorf("AsOf after reopen = %+v, %v; want the first copy, stored before", got, err)
+	}
+	if ixs, err := s.ListIndexes(ctx, "s"); err != nil || len(ixs) != 1 || ixs[0] != ix {
+		t.Errorf("ListIndexes after reopen = %+v, %v; want [%+v]", ixs, err, ix)
+	}
+	if found, err := s.Lookup(ctx, eventcenter.LookupQuery{Source: "s", Index: "user", Value: "7", Time: t0}); err != nil || len(found) != 1 {
+		t.Errorf("Lookup after reopen = %+v, %v; want k", found, err)
+	}
+	if wm, err := s.Watermark(ctx, "s"); err != nil || !wm.Equal(t0) {
+		t.Errorf("Watermark after reopen = %v, %v; want %v", wm, err, t0)
+	}
+	if err := s.AdvanceWatermark(ctx, "s", 3, t0.Add(-1)); !errors.Is(err, eventcenter.ErrWatermarkRegression) {
+		t.Errorf("AdvanceWatermark backwards after reopen: %v, want ErrWatermarkRegression", err)
+	}
+}

@@ -1,0 +1,167 @@
+package storetest
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/tidemark-dev/tidemark/eventcenter"
+)
+
+func (h *harness) advance(source string, part int32, t time.Time) error {
+	return h.s.AdvanceWatermark(h.ctx, source, part, t)
+}
+
+func (h *harness) wantMarks(source string, want time.Time, parts map[int32]time.Time) {
+	h.t.Helper()
+	got, err := h.s.Watermark(h.ctx, source)
+	if err != nil {
+		h.t.Fatalf("Watermark(%s): %v", source, err)
+	}
+	if !got.Equal(want) || got.IsZero() != want.IsZero() {
+		h.t.Errorf("Watermark(%s) = %s, want %s", source, fmtTime(got), fmtTime(want))
+	}
+	gotParts, err := h.s.PartitionWatermarks(h.ctx, source)
+	if err != nil {
+		h.t.Fatalf("PartitionWatermarks(%s): %v", source, err)
+	}
+	ok := len(gotParts) == len(parts)
+	for p, w := range parts {
+		if g, has := gotParts[p]; !has || !g.Equal(w) {
+			ok = false
+		}
+	}
+	if !ok {
+		h.t.Errorf("PartitionWatermarks(%s) = %v, want %v", source, gotParts, parts)
+	}
+}
+
+// testWatermarks: per partition, forward only; a source's is the minimum.
+func testWatermarks(t *testing.T, h *harness) {
+	h.wantMarks(srcPay, time.Time{}, nil)
+	w := func(sec int) time.Time { return at(sec) }
+	must := func(part int32, tm time.Time) {
+		t.Helper()
+		if err := h.advance(srcPay, part, tm); err != nil {
+			t.Fatalf("AdvanceWatermark(%d, %s): %v", part, fmtTime(tm), err)
+		}
+	}
+	must(0, w(10))
+	h.wantMarks(srcPay, w(10), map[int32]time.Time{0: w(10)})
+	must(1, w(5))
+	h.wantMarks(srcPay, w(5), map[int32]time.Time{0: w(10), 1: w(5)})
+	must(1, w(20))
+	h.wantMarks(srcPay, w(10), map[int32]time.Time{0: w(10), 1: w(20)})
+	must(7, w(12).In(time.FixedZone("W", 3600)))
+	h.wantMarks(srcPay, w(10), map[int32]time.Time{0: w(10), 1: w(20), 7: w(12)})
+
+	// Equal is a no-op (also the same instant in another zone).
+	must(0, w(10))
+	must(0, w(10).In(time.FixedZone("V", -3600)))
+	h.wantMarks(srcPay, w(10), map[int32]time.Time{0: w(10), 1: w(20), 7: w(12)})
+
+	// Backwards is refused and changes nothing.
+	for _, back := range []time.Time{w(10).Add(-time.Nanosecond), w(0), w(-1000)} {
+		if err := h.advance(srcPay, 0, back); !errors.Is(err, eventcenter.ErrWatermarkRegression) {
+			t.Errorf("AdvanceWatermark backwards to %s: error %v, want ErrWatermarkRegression", fmtTime(back), err)
+		}
+	}
+	h.wantMarks(srcPay, w(10), map[int32]time.Time{0: w(10), 1: w(20), 7: w(12)})
+
+	must(0, w(30))
+	h.wantMarks(srcPay, w(12), map[int32]time.Time{0: w(30), 1: w(20), 7: w(12)})
+
+	// Sources are apart; a source with similar name is another source.
+	h.wantMarks(srcPay+"x", time.Time{}, nil)
+	h.wantMarks("kafka.pay", time.Time{}, nil)
+	if err := h.advance(srcOrders, 0, w(1)); err != nil {
+		t.Fatal(err)
+	}
+	h.wantMarks(srcOrders, w(1), map[int32]time.Time{0: w(1)})
+	h.wantMarks(srcPay, w(12), map[int32]time.Time{0: w(30), 1: w(20), 7: w(12)})
+
+	// The map returned is the caller's.
+	parts, err := h.s.PartitionWatermarks(h.ctx, srcPay)
+	if err != nil {
+		t.Fatal(err)
+	}
+	parts[0] = w(-5)
+	delete(parts, 1)
+	h.wantMarks(srcPay, w(12), map[int32]time.Time{0: w(30), 1: w(20), 7: w(12)})
+}
+
+// testWaitWatermark: a wait returns once the source's watermark (the
+// minimum) reaches its time, and times out with both errors.
+func testWaitWatermark(t *testing.T, h *harness) {
+	target := at(100)
+	// Already there.
+	if err := h.advance(srcPay, 0, target); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.s.WaitWatermark(h.ctx, srcPay, target); err != nil {
+		t.Errorf("WaitWatermark of a reached time: %v", err)
+	}
+	if err := h.s.WaitWatermark(h.ctx, srcPay, at(1)); err != nil {
+		t.Errorf("WaitWatermark of a passed time: %v", err)
+	}
+
+	// Advanced from another goroutine, past the target by steps.
+	if err := h.advance(srcOrders, 0, at(0)); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.advance(srcOrders, 1, at(0)); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(h.ctx, 30*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- h.s.WaitWatermark(ctx, srcOrders, target) }()
+	notYet := func(what string) {
+		t.Helper()
+		select {
+		case err := <-done:
+			t.Fatalf("WaitWatermark returned %v %s", err, what)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	notYet("before any advance")
+	if err := h.advance(srcOrders, 0, at(200)); err != nil { // one partition past it
+		t.Fatal(err)
+	}
+	notYet("when only one partition passed the time")
+	if err := h.advance(srcOrders, 1, target.Add(-time.Nanosecond)); err != nil {
+		t.Fatal(err)
+	}
+	notYet("one nanosecond before the time")
+	if err := h.advance(srcOrders, 1, target); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("WaitWatermark: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("WaitWatermark did not return 10s after the watermark reached its time")
+	}
+
+	// A source nobody advances: the wait times out with both errors.
+	for _, src := range []string{srcPay, "kafka.silent"} {
+		ctx, cancel := context.WithTimeout(h.ctx, 50*time.Millisecond)
+		start := time.Now()
+		err := h.s.WaitWatermark(ctx, src, at(1000))
+		cancel()
+		if !errors.Is(err, eventcenter.ErrWatermarkTimeout) || !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("WaitWatermark(%s) timing out: error %v, want one matching ErrWatermarkTimeout and context.DeadlineExceeded", src, err)
+		}
+		if d := time.Since(start); d < 40*time.Millisecond || d > 10*time.Second {
+			t.Errorf("WaitWatermark(%s) timing out after %v, want about 50ms", src, d)
+		}
+	}
+	ctx, cancel = context.WithCancel(h.ctx)
+	cancel()
+	if err := h.s.WaitWatermark(ctx, "kafka.silent", at(1)); !errors.Is(err, eventcenter.ErrWatermarkTimeout) || !errors.Is(err, context.Canceled) {
+		t.Errorf("WaitWatermark with a cancelled context: error %v, want one matching ErrWatermarkTimeout and context.Canceled", err)
+	}
+}
