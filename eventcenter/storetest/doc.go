@@ -29,7 +29,7 @@
 //	STORETEST_SEED=<seed> go test -run 'TestStore/.*/Model' ./eventcenter/embedded
 //
 // STORETEST_OPS scales the operations of each model run (default 10,000;
-// 2,000 with -short)
-// and STORETEST_SEEDS the number of seeds (default 2: the fixed seed 1 and a
-// random one).
+// 2,000 with -short) and STORETEST_SEEDS the number of seeds (default 2: the
+// fixed seed 1 and a random one, run in parallel); RunWith's Options set the
+// same for a slower backend.
 package storetest
