@@ -257,14 +257,78 @@ func RunAll(ctx context.Context, j *Job, env *Env, events iter.Seq2[eventcenter.
 	if opt.Workers <= 0 {
 		opt.Workers = runtime.GOMAXPROCS(0)
 	}
+	// A reader goroutine fills batches while the previous one is evaluated
+	// and written: reading the replay and evaluating overlap.
+	type chunk struct {
+		events  []eventcenter.Event
+		read    int // events read, including those that do not trigger j
+		skipped int
+		err     error
+	}
+	chunks := make(chan chunk, 2)
+	free := make(chan []eventcenter.Event, 3)
+	for range 3 {
+		free <- make([]eventcenter.Event, 0, opt.BatchSize)
+	}
+	stop := make(chan struct{})
+	var reader sync.WaitGroup
+	defer func() {
+		close(stop)
+		reader.Wait() // the replay is not read after RunAll returns
+	}()
+	reader.Add(1)
+	go func() {
+		defer reader.Done()
+		defer close(chunks)
+		var c chunk
+		send := func() bool {
+			select {
+			case chunks <- c:
+			case <-stop:
+				return false
+			}
+			select {
+			case buf := <-free:
+				c = chunk{events: buf}
+			case <-stop:
+				return false
+			}
+			return true
+		}
+		c.events = <-free
+		for e, err := range events {
+			if err != nil {
+				c.err = err
+				send()
+				return
+			}
+			if c.read++; c.read%256 == 0 {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+			}
+			if !j.Accepts(&e) {
+				c.skipped++
+				continue
+			}
+			if c.events = append(c.events, e); len(c.events) == opt.BatchSize && !send() {
+				return
+			}
+		}
+		send()
+	}()
+
 	var sum Summary
 	outs := outputsOf(j, env)
-	batch := make([]eventcenter.Event, 0, opt.BatchSize)
 	results := make([]Result, opt.BatchSize)
 	recs := make([]Record, 0, opt.BatchSize)
-	flush := func() error {
-		n := len(batch)
-		evalParallel(ctx, j, env, batch, results[:n], opt.Workers)
+	for c := range chunks {
+		sum.Events += c.read
+		sum.Counts[Skipped] += c.skipped
+		n := len(c.events)
+		evalParallel(ctx, j, env, c.events, results[:n], opt.Workers)
 		recs = recs[:0]
 		for i := range n {
 			res := &results[i]
@@ -277,28 +341,19 @@ func RunAll(ctx context.Context, j *Job, env *Env, events iter.Seq2[eventcenter.
 			}
 		}
 		clear(results[:n])
-		batch = batch[:0]
+		clear(c.events)
+		free <- c.events[:0]
 		if err := ctx.Err(); err != nil {
-			return err
-		}
-		return WriteOutputs(ctx, outs, env.Ledger, recs)
-	}
-	for e, err := range events {
-		if err != nil {
 			return sum, err
 		}
-		sum.Events++
-		if !j.Accepts(&e) {
-			sum.Counts[Skipped]++
-			continue
+		if err := WriteOutputs(ctx, outs, env.Ledger, recs); err != nil {
+			return sum, err
 		}
-		if batch = append(batch, e); len(batch) == opt.BatchSize {
-			if err := flush(); err != nil {
-				return sum, err
-			}
+		if c.err != nil {
+			return sum, c.err
 		}
 	}
-	return sum, flush()
+	return sum, nil
 }
 
 // EvaluateAll evaluates events[i] into results[i] (len(results) >=
