@@ -1,0 +1,227 @@
+package cdc
+
+import (
+	"bytes"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tidemark-dev/tidemark/eventcenter"
+)
+
+// The mapping of MySQL column types to event center row values. The binlog
+// path (CDC) and the text path (ValueFromText: a snapshot, a check) give the
+// same value for the same stored datum.
+//
+//	TINYINT…BIGINT, YEAR, BIT   int64 (BIGINT UNSIGNED above 2^63-1: Decimal)
+//	DECIMAL, NUMERIC            eventcenter.Decimal, exact text ("1200.50")
+//	FLOAT                       float64 holding the stored float32 exactly
+//	DOUBLE                      float64
+//	DATETIME, DATE              time.Time: the wall clock read in Config.Zone
+//	                            (default UTC), stored as that instant
+//	TIMESTAMP                   time.Time: the stored UTC instant (no zone guess)
+//	zero dates ('0000-00-00…')  the string as MySQL prints it
+//	TIME                        string "HH:MM:SS[.ffffff]" (it is a duration)
+//	CHAR, VARCHAR, TEXT, JSON   string (JSON as its text)
+//	ENUM, SET                   string (SET: the members, comma separated)
+//	BINARY, VARBINARY, BLOB,
+//	GEOMETRY                    []byte
+//	NULL                        nil
+
+// binlogValue converts a value as go-mysql decodes it from a row image.
+func binlogValue(c *Column, v any, zone *time.Location) (any, error) {
+	if v == nil {
+		return nil, nil
+	}
+	switch c.DataType {
+	case "tinyint", "smallint", "mediumint", "int", "integer", "bigint", "bool", "boolean":
+		var n int64
+		var width uint
+		switch x := v.(type) {
+		case int8:
+			n, width = int64(x), 8
+		case int16:
+			n, width = int64(x), 16
+		case int32:
+			n, width = int64(x), 32
+			if c.DataType == "mediumint" {
+				width = 24
+			}
+		case int64:
+			n, width = x, 64
+		case int:
+			n, width = int64(x), 64
+		default:
+			return nil, typeErr(c, v)
+		}
+		if !c.Unsigned || n >= 0 {
+			return n, nil
+		}
+		u := uint64(n)
+		if width < 64 {
+			u &= 1<<width - 1
+		}
+		return unsigned(u), nil
+	case "year", "bit":
+		switch x := v.(type) {
+		case int:
+			return int64(x), nil
+		case int64:
+			return x, nil
+		}
+		return nil, typeErr(c, v)
+	case "decimal", "numeric":
+		if s, ok := v.(string); ok {
+			return eventcenter.Decimal(strings.Clone(s)), nil
+		}
+		return nil, typeErr(c, v)
+	case "float":
+		if f, ok := v.(float32); ok {
+			return float64(f), nil
+		}
+		return nil, typeErr(c, v)
+	case "double", "real":
+		if f, ok := v.(float64); ok {
+			return f, nil
+		}
+		return nil, typeErr(c, v)
+	case "datetime", "date":
+		if s, ok := v.(string); ok {
+			return parseTime(s, zone)
+		}
+		return nil, typeErr(c, v)
+	case "timestamp":
+		if s, ok := v.(string); ok { // formatted in UTC (TimestampStringLocation)
+			return parseTime(s, time.UTC)
+		}
+		return nil, typeErr(c, v)
+	case "enum":
+		n, ok := v.(int64)
+		if !ok {
+			return nil, typeErr(c, v)
+		}
+		if n == 0 {
+			return "", nil // MySQL's invalid-value member
+		}
+		if n < 0 || int(n) > len(c.Values) {
+			return nil, fmt.Errorf("cdc: column %s: enum index %d out of %d values", c.Name, n, len(c.Values))
+		}
+		return c.Values[n-1], nil
+	case "set":
+		n, ok := v.(int64)
+		if !ok {
+			return nil, typeErr(c, v)
+		}
+		var members []string
+		for i, m := range c.Values {
+			if n&(1<<i) != 0 {
+				members = append(members, m)
+			}
+		}
+		return strings.Join(members, ","), nil
+	}
+	if isBinary(c.DataType) {
+		switch x := v.(type) {
+		case []byte:
+			return bytes.Clone(x), nil
+		case string:
+			return []byte(x), nil
+		}
+		return nil, typeErr(c, v)
+	}
+	switch x := v.(type) { // char, varchar, text, json, time and the rest
+	case string:
+		return strings.Clone(x), nil
+	case []byte:
+		return string(x), nil
+	}
+	return nil, typeErr(c, v)
+}
+
+func typeErr(c *Column, v any) error {
+	return fmt.Errorf("cdc: column %s (%s): unexpected binlog value %T", c.Name, c.DataType, v)
+}
+
+func unsigned(u uint64) any {
+	if u > math.MaxInt64 {
+		return eventcenter.Decimal(strconv.FormatUint(u, 10))
+	}
+	return int64(u)
+}
+
+func isBinary(dataType string) bool {
+	switch dataType {
+	case "binary", "varbinary", "tinyblob", "blob", "mediumblob", "longblob", "geometry", "point",
+		"linestring", "polygon", "multipoint", "multilinestring", "multipolygon", "geometrycollection":
+		return true
+	}
+	return false
+}
+
+// parseTime reads "YYYY-MM-DD[ HH:MM:SS[.ffffff]]" in loc; a zero date
+// stays the string it is.
+func parseTime(s string, loc *time.Location) (any, error) {
+	if strings.HasPrefix(s, "0000-") || strings.Contains(s[:min(len(s), 10)], "-00") {
+		return strings.Clone(s), nil
+	}
+	layout := "2006-01-02 15:04:05.999999"
+	if len(s) == 10 {
+		layout = "2006-01-02"
+	}
+	t, err := time.ParseInLocation(layout, s, loc)
+	if err != nil {
+		return nil, fmt.Errorf("cdc: time %q: %w", s, err)
+	}
+	return t.UTC(), nil
+}
+
+// ValueFromText converts a column value as MySQL's text protocol returns it
+// (database/sql with []byte or sql.RawBytes scanning, no parseTime) into
+// the row value the CDC stores for it; nil text is NULL. DATETIME and DATE
+// are read in zone; TIMESTAMP text must be in UTC (run `SET time_zone =
+// '+00:00'` on the connection).
+func ValueFromText(c *Column, text []byte, zone *time.Location) (any, error) {
+	if text == nil {
+		return nil, nil
+	}
+	s := string(text)
+	switch c.DataType {
+	case "tinyint", "smallint", "mediumint", "int", "integer", "bigint", "bool", "boolean", "year":
+		if c.Unsigned {
+			u, err := strconv.ParseUint(s, 10, 64)
+			if err != nil {
+				return nil, fmt.Errorf("cdc: column %s: %w", c.Name, err)
+			}
+			return unsigned(u), nil
+		}
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("cdc: column %s: %w", c.Name, err)
+		}
+		return n, nil
+	case "bit": // the bits, big-endian
+		var n int64
+		for _, b := range text {
+			n = n<<8 | int64(b)
+		}
+		return n, nil
+	case "decimal", "numeric":
+		return eventcenter.Decimal(s), nil
+	case "float":
+		f, err := strconv.ParseFloat(s, 32)
+		return f, err
+	case "double", "real":
+		f, err := strconv.ParseFloat(s, 64)
+		return f, err
+	case "datetime", "date":
+		return parseTime(s, zone)
+	case "timestamp":
+		return parseTime(s, time.UTC)
+	}
+	if isBinary(c.DataType) {
+		return bytes.Clone(text), nil
+	}
+	return s, nil
+}

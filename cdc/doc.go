@@ -1,0 +1,73 @@
+// Package cdc captures the row changes of MySQL and MariaDB tables from the
+// binlog and publishes each as one Kafka record in the wire format.
+//
+// A [CDC] registers as a replica (go-mysql's BinlogSyncer; flavor mysql or
+// mariadb), reads the binlog (binlog_format=ROW, binlog_row_image=FULL are
+// checked at start) and, for every row of a table some mysql source of the
+// registry matches, produces one event:
+//
+//   - Source: the source's name with {db}/{table} filled in;
+//   - Key: the primary key (or the source's mysql.key columns) made text by
+//     source.RowKey — composite keys too;
+//   - Time: the binlog event's timestamp (the statement's start on the
+//     server, one-second resolution; the "commit time" of the change);
+//   - Pos: Log = the binlog file's sequence number, Offset = the rows
+//     event's start position << 16 | the row's index in it. Reading the same
+//     binlog again gives the same Source, Key, Time and Pos, so the event
+//     center stores a replayed change once;
+//   - Op insert, update (Before and After) or delete (Before). An update
+//     that changes the key is a delete of the old key and an insert of the
+//     new one;
+//   - values typed as listed at [ValueFromText] (DECIMAL exact, times as
+//     instants with DATETIME read in Config.Zone, JSON as text, binary as
+//     bytes, NULL as nil).
+//
+// The record key is the event key, so every change of a row lands in one
+// partition, in binlog order (idempotent producer, acks from all replicas).
+//
+// # Checkpoint and restart
+//
+// Kafka acknowledges records out of order across partitions; the CDC keeps
+// the transactions in flight in binlog order and its frontier is the end of
+// the last transaction that, with every one before it, is read to its end
+// (XID, COMMIT or DDL) and acknowledged. The frontier (file, position, and
+// GTID set when the server has GTIDs) is written to Dir/checkpoint.json
+// every CheckpointInterval (write to a temporary file, fsync, rename, fsync
+// the folder) and at a clean exit. A restart — after a crash or kill -9 —
+// resumes at the checkpoint (by GTID set unless NoGTID): nothing after it
+// was acknowledged-and-forgotten, so nothing is lost; what was sent after
+// it is sent again with the same identities, which the event center
+// absorbs. A lost MySQL connection is resumed the same way, in process.
+// A Kafka record that franz-go gives up on stops the CDC (Run returns the
+// error): the checkpoint never passes it.
+//
+// Without a checkpoint the CDC starts at Config.Start (default: the
+// server's current position) and writes that checkpoint before reading.
+// It does not snapshot existing rows: the nightly correction does.
+//
+// # Schemas and DDL
+//
+// The binlog (without binlog_row_metadata=FULL) carries column types but not
+// names, so the CDC reads a table's columns and primary key from
+// information_schema when it first meets the table and again after every DDL
+// statement in the binlog, and records each version, with the binlog
+// coordinate it starts at, in Dir/schemas.jsonl. A DDL thus changes the
+// schema from its position on, without stopping; a restart replays older
+// binlog with the schemas recorded for it. Every rows event is checked
+// against its schema (column count and type family): should the CDC read
+// the rows before a DDL only after a second DDL changed the table again (it
+// lagged behind two schema changes), the check fails and the CDC stops with
+// an error naming the table rather than mislabel columns. Columns added by a
+// DDL appear in a row's images from the row's next change on (ALTER TABLE
+// writes no row events); TRUNCATE writes none either. Both are repaired by
+// the nightly correction.
+//
+// # Progress
+//
+// Every ProgressInterval the CDC publishes a source.Progress for each source
+// it captures: every change with a commit time up to T is acknowledged,
+// where T is the newest commit time the frontier passed (or, when the server
+// sent a heartbeat with nothing more to read, the heartbeat's arrival time)
+// minus Lateness (default 2s, the longest transaction allowed to commit
+// after newer ones started). Ingest turns these claims into watermarks.
+package cdc

@@ -1,0 +1,91 @@
+package cdc
+
+import (
+	"errors"
+	"slices"
+	"testing"
+	"time"
+)
+
+func TestAcksFrontier(t *testing.T) {
+	a := newAcks(Checkpoint{File: "binlog.000001", Pos: 4})
+	t0 := time.Unix(1000, 0)
+	t1, t2 := a.begin(), (*txn)(nil)
+	a.sent(t1)
+	a.sent(t1)
+	a.end(t1, Checkpoint{File: "binlog.000001", Pos: 100}, t0)
+	t2 = a.begin()
+	a.sent(t2)
+	a.end(t2, Checkpoint{File: "binlog.000001", Pos: 200}, t0.Add(time.Second))
+	a.end(nil, Checkpoint{File: "binlog.000001", Pos: 300}, t0.Add(2*time.Second)) // a transaction of other tables
+	if cp := a.checkpoint(); cp.Pos != 4 {
+		t.Fatalf("frontier %d before any ack", cp.Pos)
+	}
+	a.acked(t2, nil) // out of order: t1 still pending
+	if cp := a.checkpoint(); cp.Pos != 4 {
+		t.Fatalf("frontier %d passed an unacknowledged transaction", cp.Pos)
+	}
+	a.acked(t1, nil)
+	if cp := a.checkpoint(); cp.Pos != 4 {
+		t.Fatalf("frontier %d with one record of t1 pending", cp.Pos)
+	}
+	a.acked(t1, nil)
+	if cp := a.checkpoint(); cp.Pos != 300 {
+		t.Fatalf("frontier %d, want 300", cp.Pos)
+	}
+	if c := a.claim(2 * time.Second); !c.Equal(t0) {
+		t.Errorf("claim %v, want %v", c, t0)
+	}
+	// A heartbeat behind a pending transaction counts once it is acked.
+	t3 := a.begin()
+	a.sent(t3)
+	a.end(t3, Checkpoint{File: "binlog.000002", Pos: 4}, t0.Add(3*time.Second))
+	beat := t0.Add(time.Hour)
+	a.heartbeat(beat)
+	if c := a.claim(2 * time.Second); !c.Equal(t0) {
+		t.Errorf("claim %v moved before the ack", c)
+	}
+	a.acked(t3, nil)
+	if c := a.claim(2 * time.Second); !c.Equal(beat.Add(-2 * time.Second)) {
+		t.Errorf("claim %v, want the heartbeat less lateness", c)
+	}
+	var fatal error
+	a.onFatal = func(err error) { fatal = err }
+	t4 := a.begin()
+	a.sent(t4)
+	a.acked(t4, errors.New("boom"))
+	if fatal == nil {
+		t.Error("a failed record is not fatal")
+	}
+}
+
+func TestParseValues(t *testing.T) {
+	got, err := parseValues("enum('new','paid','late''s','a,b')")
+	if err != nil || !slices.Equal(got, []string{"new", "paid", "late's", "a,b"}) {
+		t.Errorf("parseValues: %q %v", got, err)
+	}
+}
+
+func TestHistory(t *testing.T) {
+	dir := t.TempDir()
+	h, err := openHistory(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v1 := &Table{Database: "d", Name: "t", Columns: []Column{{Name: "id", DataType: "int"}}, Key: []int{0}}
+	v2 := &Table{Database: "d", Name: "t", Columns: []Column{{Name: "id", DataType: "int"}, {Name: "x", DataType: "int"}}, Key: []int{0}}
+	h.record(schemaVersion{At: Coord{1, 100}, Table: v1})
+	h.record(schemaVersion{At: Coord{2, 50}, Table: v2})
+	h.close()
+	h, _ = openHistory(dir)
+	defer h.close()
+	for _, tc := range []struct {
+		at   Coord
+		want *Table
+	}{{Coord{1, 4}, v1}, {Coord{1, 100}, v1}, {Coord{2, 49}, v1}, {Coord{2, 50}, v2}, {Coord{9, 0}, v2}} {
+		v, ok := h.at("d", "t", tc.at)
+		if !ok || !v.Table.Equal(tc.want) {
+			t.Errorf("at %v: %+v", tc.at, v.Table)
+		}
+	}
+}
