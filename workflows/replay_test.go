@@ -1,0 +1,52 @@
+package workflows_test
+
+import (
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/tidemark-dev/tidemark/workflows"
+)
+
+// Histories recorded from real runs (workers.TestBackfill with
+// TIDEMARK_UPDATE_HISTORIES=1 rewrites them) must replay on today's code:
+// a change that would break running backfills fails here. The broken
+// history, whose chunks were scheduled as an activity type this code never
+// schedules, must fail as nondeterministic: it proves the replayer checks.
+func TestReplayHistories(t *testing.T) {
+	for _, tc := range []struct {
+		file             string
+		nondeterministic bool
+	}{
+		{"backfill_range.json", false},
+		{"backfill_cancel.json", false},
+		{"backfill_nondeterministic.json", true},
+	} {
+		t.Run(strings.TrimSuffix(tc.file, ".json"), func(t *testing.T) {
+			r := worker.NewWorkflowReplayer()
+			r.RegisterWorkflowWithOptions(workflows.Backfill, workflow.RegisterOptions{Name: workflows.BackfillWorkflow})
+			err := r.ReplayWorkflowHistoryFromJSONFile(nil, filepath.Join("testdata", tc.file))
+			switch {
+			case !tc.nondeterministic && err != nil:
+				t.Fatalf("replay: %v", err)
+			case tc.nondeterministic && err == nil:
+				t.Fatal("the broken history replayed without error")
+			case tc.nondeterministic && !isNondeterminism(err):
+				t.Fatalf("the broken history failed, but not as nondeterministic: %v", err)
+			}
+		})
+	}
+}
+
+func isNondeterminism(err error) bool {
+	for ; err != nil; err = errors.Unwrap(err) {
+		if strings.Contains(err.Error(), "nondeterministic") || strings.Contains(err.Error(), "[TMPRL1100]") {
+			return true
+		}
+	}
+	return false
+}
