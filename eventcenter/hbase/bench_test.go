@@ -1,0 +1,181 @@
+package hbase_test
+
+// Benchmarks of the HBase store, each beside the embedded store doing the
+// same work in the same run (so both see the same machine load):
+//
+//	scripts/services up hbase && eval "$(scripts/services env hbase)"
+//	go test ./eventcenter/hbase -run '^$' -bench . -benchtime 1x
+//
+// Append/{hbase,embedded}   Store.Append of 1,000-event batches, one index
+// AsOf/{hbase,embedded}     random as-of reads, one at a time; p50/p99
+// Replay/{hbase,embedded}   a time-ordered replay of one source
+//
+// TIDEMARK_BENCH_EVENTS scales the data (default 20,000 events).
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/tidemark-dev/tidemark/eventcenter"
+	"github.com/tidemark-dev/tidemark/eventcenter/embedded"
+)
+
+var benchBase = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+const benchSource = "mysql.loan.orders"
+
+func benchSize() int {
+	if n, err := strconv.Atoi(os.Getenv("TIDEMARK_BENCH_EVENTS")); err == nil && n > 0 {
+		return n
+	}
+	return 20_000
+}
+
+// benchEvents makes n order events over keys keys, one per millisecond,
+// shaped like the embedded store's benchmark rows.
+func benchEvents(n, keys int, seed uint64) []eventcenter.Event {
+	rng := rand.New(rand.NewPCG(seed, 1))
+	evs := make([]eventcenter.Event, n)
+	for i := range evs {
+		k := rng.IntN(keys)
+		evs[i] = eventcenter.Event{
+			Source: benchSource, Key: fmt.Sprintf("order-%08d", k),
+			Time: benchBase.Add(time.Duration(i) * time.Millisecond),
+			Pos:  eventcenter.Position{Log: 1, Offset: uint64(i)},
+			Op:   eventcenter.OpUpdate,
+			After: eventcenter.Row{
+				"id": int64(k), "user_id": fmt.Sprintf("user-%06d", k%5000),
+				"amount": eventcenter.Decimal("1250.00"), "status": "open",
+				"term": int64(12), "rate": 0.125, "created_at": benchBase,
+			},
+		}
+	}
+	return evs
+}
+
+// stores returns the two stores of a benchmark, each fresh.
+func benchStores(b *testing.B) []struct {
+	name string
+	open func(b *testing.B) eventcenter.Store
+} {
+	return []struct {
+		name string
+		open func(b *testing.B) eventcenter.Store
+	}{
+		{"hbase", func(b *testing.B) eventcenter.Store {
+			s := open(b, testConfig(b))
+			b.Cleanup(func() { s.Close() })
+			return s
+		}},
+		{"embedded", func(b *testing.B) eventcenter.Store {
+			s, err := embedded.Open(embedded.Config{Dir: b.TempDir()})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { s.Close() })
+			return s
+		}},
+	}
+}
+
+func load(b *testing.B, s eventcenter.Store, evs []eventcenter.Event) {
+	b.Helper()
+	for batch := range slices.Chunk(evs, 1000) {
+		if err := s.Append(context.Background(), batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkAppend(b *testing.B) {
+	total := benchSize()
+	evs := benchEvents(total, total/4, 1)
+	ix := eventcenter.Index{Source: benchSource, Name: "user_id", Column: "user_id"}
+	for _, st := range benchStores(b) {
+		b.Run(st.name, func(b *testing.B) {
+			for b.Loop() {
+				b.StopTimer()
+				s := st.open(b)
+				if err := s.DeclareIndex(context.Background(), ix); err != nil {
+					b.Fatal(err)
+				}
+				b.StartTimer()
+				load(b, s, evs)
+			}
+			b.ReportMetric(float64(total*b.N)/b.Elapsed().Seconds(), "events/s")
+		})
+	}
+}
+
+type latencies []time.Duration
+
+func (l latencies) report(b *testing.B) {
+	slices.Sort(l)
+	b.ReportMetric(float64(l[len(l)/2].Nanoseconds())/1e3, "p50-µs")
+	b.ReportMetric(float64(l[len(l)*99/100].Nanoseconds())/1e3, "p99-µs")
+	b.ReportMetric(float64(len(l))/b.Elapsed().Seconds(), "ops/s")
+}
+
+func BenchmarkAsOf(b *testing.B) {
+	total := benchSize()
+	keys := total / 10
+	evs := benchEvents(total, keys, 2)
+	rng := rand.New(rand.NewPCG(3, 3))
+	queries := make([]eventcenter.AsOf, 5000)
+	for i := range queries {
+		queries[i] = eventcenter.AsOf{Source: benchSource, Key: fmt.Sprintf("order-%08d", rng.IntN(keys)),
+			Time: benchBase.Add(time.Duration(rng.IntN(total)) * time.Millisecond)}
+	}
+	for _, st := range benchStores(b) {
+		b.Run(st.name, func(b *testing.B) {
+			s := st.open(b)
+			load(b, s, evs)
+			for _, q := range queries[:100] { // warm the client's region cache
+				s.AsOf(context.Background(), q)
+			}
+			lat := make(latencies, 0, len(queries))
+			for b.Loop() {
+				for _, q := range queries {
+					start := time.Now()
+					_, err := s.AsOf(context.Background(), q)
+					lat = append(lat, time.Since(start))
+					if err != nil && err != eventcenter.ErrNotFound {
+						b.Fatal(err)
+					}
+				}
+			}
+			lat.report(b)
+		})
+	}
+}
+
+func BenchmarkReplay(b *testing.B) {
+	total := benchSize()
+	evs := benchEvents(total, total/4, 4)
+	q := eventcenter.ReplayQuery{Sources: []string{benchSource}, From: benchBase, To: benchBase.Add(24 * time.Hour)}
+	for _, st := range benchStores(b) {
+		b.Run(st.name, func(b *testing.B) {
+			s := st.open(b)
+			load(b, s, evs)
+			for b.Loop() {
+				n := 0
+				for _, err := range s.Replay(context.Background(), q) {
+					if err != nil {
+						b.Fatal(err)
+					}
+					n++
+				}
+				if n != total {
+					b.Fatalf("replayed %d events, want %d", n, total)
+				}
+			}
+			b.ReportMetric(float64(total*b.N)/b.Elapsed().Seconds(), "events/s")
+		})
+	}
+}
