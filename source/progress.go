@@ -102,7 +102,7 @@ func (r *Reporter) Report(ctx context.Context, source, topic string, t time.Time
 			r.ends[topic] = m
 		}
 		for p, o := range ends[topic] {
-			if o > m[p] {
+			if cur, ok := m[p]; !ok || o > cur {
 				m[p] = o
 			}
 		}
