@@ -17,7 +17,8 @@
 //     retried;
 //  4. write the records to the outputs (through the ledger, so a retried
 //     batch is not delivered twice), retrying with backoff;
-//  5. commit the offsets.
+//  5. mark the offsets for commit (committed every second in the
+//     background, and when partitions are revoked or the worker stops).
 //
 // A crash anywhere before 5 redelivers the batch, which steps 2 and 4
 // absorb. Parameter values are read from the registry at every run.

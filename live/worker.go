@@ -181,7 +181,12 @@ func (w *Worker) Run(ctx context.Context) error {
 		kgo.SeedBrokers(w.cfg.Brokers...),
 		kgo.ConsumerGroup(w.cfg.Group),
 		kgo.ConsumeTopics(w.cfg.Topic),
-		kgo.DisableAutoCommit(),
+		// Offsets of handled batches are marked and committed in the
+		// background (and on revocation): a commit round trip is not on
+		// the trigger-to-output path. A crash redelivers up to one
+		// interval of batches, which the idempotent store and outputs absorb.
+		kgo.AutoCommitMarks(),
+		kgo.AutoCommitInterval(time.Second),
 		kgo.BlockRebalanceOnPoll(),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchMaxWait(100 * time.Millisecond),
@@ -190,7 +195,15 @@ func (w *Worker) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("live: kafka client: %w", err)
 	}
-	defer cl.Close()
+	defer func() {
+		// Commit what was handled before leaving the group.
+		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := cl.CommitMarkedOffsets(cctx); err != nil {
+			w.log.Warn("final commit failed", "err", err)
+		}
+		cl.Close()
+	}()
 	w.log.Info("live worker started", "group", w.cfg.Group, "level", w.job.Level().String(), "version", w.job.Version())
 	for {
 		w.ready.Store(true)
@@ -214,10 +227,7 @@ func (w *Worker) Run(ctx context.Context) error {
 				}
 				return err
 			}
-			if err := cl.CommitRecords(ctx, recs...); err != nil && ctx.Err() == nil {
-				// The batch is redelivered after a rebalance; it is idempotent.
-				w.log.Warn("commit failed", "err", err)
-			}
+			cl.MarkCommitRecords(recs...)
 		}
 		cl.AllowRebalance()
 	}
