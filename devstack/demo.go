@@ -1,0 +1,225 @@
+package devstack
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/tidemark-dev/tidemark/eventcenter"
+	"github.com/tidemark-dev/tidemark/examples/credit"
+	"github.com/tidemark-dev/tidemark/source"
+	"github.com/tidemark-dev/tidemark/wire"
+)
+
+// Demo produces the credit example's sources to Kafka, as the CDC of a
+// loan system would: first a history (profiles, then orders and
+// repayments over the past 90 days and applications over the past
+// HistorySpan), then live changes, mostly applications, at Rate per second.
+type Demo struct {
+	// Brokers to produce to. Required.
+	Brokers []string
+	// Users in the scenario. Default 200.
+	Users int
+	// HistoryApps applications spread over the HistorySpan before the
+	// start. Defaults 5000 and 24h. A store that already holds the
+	// scenario (a restart) gets no second history.
+	HistoryApps int
+	HistorySpan time.Duration
+	// Rate of live applications per second. Default 5.
+	Rate float64
+	// Store, if set, is checked for an earlier history.
+	Store eventcenter.Reader
+	// Logger. Default slog.Default().
+	Logger *slog.Logger
+
+	cl  *kgo.Client
+	rng *rand.Rand
+	log uint64 // Position.Log of this run: its start, so restarts sort after
+	seq map[string]uint64
+	ids map[string]int
+}
+
+func (d *Demo) setDefaults() {
+	if d.Users == 0 {
+		d.Users = 200
+	}
+	if d.HistoryApps == 0 {
+		d.HistoryApps = 5000
+	}
+	if d.HistorySpan == 0 {
+		d.HistorySpan = 24 * time.Hour
+	}
+	if d.Rate == 0 {
+		d.Rate = 5
+	}
+	if d.Logger == nil {
+		d.Logger = slog.Default()
+	}
+}
+
+// DemoSources is the source registry of the scenario: the credit example's
+// MySQL tables, with the indexes its lookups use.
+func DemoSources() *source.Config {
+	mysql := func(name, db, table string, indexes ...string) source.Source {
+		s := source.Source{Name: name, Kind: source.KindMySQL, MySQL: &source.MySQLOptions{Database: db, Table: table}}
+		for _, ix := range indexes {
+			s.Indexes = append(s.Indexes, source.IndexSpec{Name: ix, Column: ix})
+		}
+		return s
+	}
+	c := &source.Config{Sources: []source.Source{
+		mysql(credit.Applications, "loan", "applications"),
+		mysql(credit.Orders, "loan", "orders", "user_id"),
+		mysql(credit.Repayments, "loan", "repayments", "user_id"),
+		mysql(credit.Profiles, "user", "profiles"),
+	}}
+	if err := c.Validate(); err != nil { // fills the topics
+		panic(err)
+	}
+	return c
+}
+
+func user(u int) string { return fmt.Sprintf("u-%04d", u) }
+
+// Run produces the history (unless the store has it) and then live
+// changes until ctx ends.
+func (d *Demo) Run(ctx context.Context) error {
+	d.setDefaults()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(d.Brokers...), kgo.AllowAutoTopicCreation(), kgo.ProducerLinger(5*time.Millisecond))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	d.cl = cl
+	start := time.Now().UTC()
+	d.rng = rand.New(rand.NewPCG(uint64(start.UnixNano()), 7))
+	d.log = uint64(start.Unix())
+	d.seq, d.ids = map[string]uint64{}, map[string]int{}
+
+	seeded := false
+	if d.Store != nil {
+		_, err := d.Store.AsOf(ctx, eventcenter.AsOf{Source: credit.Profiles, Key: user(0), Time: start})
+		seeded = err == nil
+	}
+	if !seeded {
+		if err := d.history(ctx, start); err != nil {
+			return err
+		}
+		d.Logger.Info("demo: history produced", "users", d.Users, "applications", d.HistoryApps, "from", start.Add(-d.HistorySpan))
+	} else {
+		for _, src := range []string{credit.Applications, credit.Orders, credit.Repayments} {
+			d.ids[src] = int(d.log) * 1000 // ids after a restart do not meet earlier ones
+		}
+	}
+	tick := time.NewTicker(time.Duration(float64(time.Second) / d.Rate))
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case now := <-tick.C:
+			now = now.UTC()
+			evs := []eventcenter.Event{d.application(now)}
+			if d.rng.IntN(5) == 0 {
+				evs = append(evs, d.repayment(now, now))
+			}
+			if d.rng.IntN(10) == 0 {
+				evs = append(evs, d.order(now))
+			}
+			if err := d.produce(ctx, evs...); err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				d.Logger.Warn("demo: produce", "error", err)
+			}
+		}
+	}
+}
+
+func (d *Demo) history(ctx context.Context, start time.Time) error {
+	var evs []eventcenter.Event
+	from := start.Add(-90 * 24 * time.Hour)
+	for u := range d.Users {
+		evs = append(evs, d.event(credit.Profiles, user(u), from.Add(-time.Duration(d.rng.IntN(365))*24*time.Hour), eventcenter.OpInsert, eventcenter.Row{
+			"id": user(u), "age": int64(20 + d.rng.IntN(45)),
+			"monthly_income": eventcenter.Decimal(fmt.Sprintf("%d.00", 3000+d.rng.IntN(30)*500)),
+			"kyc_level":      int64(d.rng.IntN(5)),
+		}))
+	}
+	span := start.Sub(from)
+	for range d.Users * 2 {
+		evs = append(evs, d.order(from.Add(time.Duration(d.rng.Int64N(int64(span))))))
+	}
+	for range d.Users * 4 {
+		at := from.Add(time.Duration(d.rng.Int64N(int64(span))))
+		evs = append(evs, d.repayment(at, at))
+	}
+	appsFrom := start.Add(-d.HistorySpan)
+	for i := range d.HistoryApps {
+		evs = append(evs, d.application(appsFrom.Add(d.HistorySpan*time.Duration(i)/time.Duration(d.HistoryApps))))
+	}
+	for len(evs) > 0 {
+		n := min(len(evs), 1000)
+		if err := d.produce(ctx, evs[:n]...); err != nil {
+			return err
+		}
+		evs = evs[n:]
+	}
+	return nil
+}
+
+func (d *Demo) event(src, key string, at time.Time, op eventcenter.Op, row eventcenter.Row) eventcenter.Event {
+	d.seq[src]++
+	return eventcenter.Event{Source: src, Key: key, Time: at.UTC(), Pos: eventcenter.Position{Log: d.log, Offset: d.seq[src]}, Op: op, After: row}
+}
+
+func (d *Demo) nextID(src string) int {
+	d.ids[src]++
+	return d.ids[src]
+}
+
+func (d *Demo) application(at time.Time) eventcenter.Event {
+	id := d.nextID(credit.Applications)
+	return d.event(credit.Applications, fmt.Sprint("app-", id), at, eventcenter.OpInsert, eventcenter.Row{
+		"id": int64(id), "user_id": user(d.rng.IntN(d.Users)), "amount": eventcenter.Decimal(fmt.Sprintf("%d.00", 500+d.rng.IntN(40)*500)),
+		"term_months": int64(6 * (1 + d.rng.IntN(6))), "created_at": at.UTC(),
+	})
+}
+
+func (d *Demo) order(at time.Time) eventcenter.Event {
+	id := d.nextID(credit.Orders)
+	p := 1000 + d.rng.IntN(20)*500
+	status := "open"
+	if d.rng.IntN(3) == 0 {
+		status = "closed"
+	}
+	return d.event(credit.Orders, fmt.Sprint("o-", id), at, eventcenter.OpInsert, eventcenter.Row{
+		"id": int64(id), "user_id": user(d.rng.IntN(d.Users)), "principal": eventcenter.Decimal(fmt.Sprintf("%d.00", p)),
+		"outstanding": eventcenter.Decimal(fmt.Sprintf("%d.00", p*d.rng.IntN(100)/100)), "status": status,
+	})
+}
+
+func (d *Demo) repayment(at, paid time.Time) eventcenter.Event {
+	id := d.nextID(credit.Repayments)
+	return d.event(credit.Repayments, fmt.Sprint("r-", id), at, eventcenter.OpInsert, eventcenter.Row{
+		"id": int64(id), "user_id": user(d.rng.IntN(d.Users)), "order_id": int64(1 + d.rng.IntN(max(1, d.ids[credit.Orders]))),
+		"amount": eventcenter.Decimal(fmt.Sprintf("%d.00", 100+d.rng.IntN(20)*50)), "late": d.rng.IntN(8) == 0, "paid_at": paid.UTC(),
+	})
+}
+
+func (d *Demo) produce(ctx context.Context, evs ...eventcenter.Event) error {
+	recs := make([]*kgo.Record, len(evs))
+	for i := range evs {
+		v, err := wire.JSON.Append(nil, &evs[i])
+		if err != nil {
+			return err
+		}
+		recs[i] = &kgo.Record{Topic: source.TopicName(evs[i].Source), Key: []byte(evs[i].Key), Value: v,
+			Headers: []kgo.RecordHeader{{Key: wire.HeaderCodec, Value: []byte(wire.JSON.Name())}}}
+	}
+	return d.cl.ProduceSync(ctx, recs...).FirstErr()
+}

@@ -1,0 +1,426 @@
+// Package devstack runs the whole system in one process on embedded
+// defaults, for `tidemark dev` and for tests of the whole: a Temporal
+// server with its Web UI, a Kafka-protocol broker (kfake), the embedded
+// event center in a data folder, a local folder as the cold tier, the
+// ingest, the HTTP API, the Temporal workers, and a demo scenario that
+// produces live data and runs the example job (examples/credit) live.
+//
+// Every address is fixed and configurable, so that the stock `temporal`
+// CLI, a browser and Kafka clients can reach the stack; an address already
+// in use fails the start with ErrAddrInUse, naming it.
+package devstack
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+	"go.temporal.io/sdk/client"
+	sdklog "go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/worker"
+
+	"github.com/tidemark-dev/tidemark/eventcenter"
+	"github.com/tidemark-dev/tidemark/eventcenter/embedded"
+	"github.com/tidemark-dev/tidemark/examples/credit"
+	"github.com/tidemark-dev/tidemark/ingest"
+	"github.com/tidemark-dev/tidemark/internal/devtemporal"
+	"github.com/tidemark-dev/tidemark/job"
+	"github.com/tidemark-dev/tidemark/job/outputs"
+	"github.com/tidemark-dev/tidemark/live"
+	"github.com/tidemark-dev/tidemark/params"
+	"github.com/tidemark-dev/tidemark/workers"
+	"github.com/tidemark-dev/tidemark/workflows"
+)
+
+// ErrAddrInUse: a configured address is taken by another process.
+var ErrAddrInUse = devtemporal.ErrAddrInUse
+
+// Config configures a Stack. Every field has a default.
+type Config struct {
+	// DataDir holds the event center (eventcenter/), the cold tier
+	// (cold/), Temporal's database (temporal.db) and backfill files
+	// (backfills/). Default ".tidemark-dev".
+	DataDir string
+	// TemporalAddr is the Temporal frontend (gRPC). Default "127.0.0.1:7233".
+	TemporalAddr string
+	// UIAddr is the Temporal Web UI. Default "127.0.0.1:8233"; "off" for none.
+	UIAddr string
+	// KafkaAddr is the Kafka-protocol broker. Default "127.0.0.1:9092".
+	KafkaAddr string
+	// APIAddr is tidemark's HTTP API. Default "127.0.0.1:8080".
+	APIAddr string
+	// TaskQueue of the workers. Default workflows.TaskQueue ("tidemark").
+	TaskQueue string
+	// EphemeralTemporal keeps Temporal's state in memory. Default false.
+	EphemeralTemporal bool
+	// Demo runs the demo scenario; nil for none. Default: none (tidemark
+	// dev turns it on). Its Brokers and Store are filled in.
+	Demo *Demo
+	// Jobs the workers can backfill, besides the credit example.
+	Jobs []*job.Job
+	// API, if set, is mounted on the HTTP API under /v1/ (e.g. the
+	// forwarder's POST /v1/messages/{source}). Default: tidemark's own
+	// minimal API (health, features, status).
+	API http.Handler
+	// Logger. Default slog.Default(). Temporal's server logs warnings and
+	// errors to TemporalLog (default DataDir/temporal.log).
+	Logger      *slog.Logger
+	TemporalLog string
+}
+
+func (c *Config) setDefaults() {
+	if c.DataDir == "" {
+		c.DataDir = ".tidemark-dev"
+	}
+	if c.TemporalAddr == "" {
+		c.TemporalAddr = "127.0.0.1:7233"
+	}
+	if c.UIAddr == "" {
+		c.UIAddr = "127.0.0.1:8233"
+	}
+	if c.KafkaAddr == "" {
+		c.KafkaAddr = "127.0.0.1:9092"
+	}
+	if c.APIAddr == "" {
+		c.APIAddr = "127.0.0.1:8080"
+	}
+	if c.TaskQueue == "" {
+		c.TaskQueue = workflows.TaskQueue
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// Stack is the running system.
+type Stack struct {
+	cfg      Config
+	dataDir  string
+	store    *embedded.Store
+	temporal *devtemporal.Server
+	kafka    *kfake.Cluster
+	client   client.Client
+	worker   worker.Worker
+	api      *http.Server
+	apiAddr  string
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	errs     chan error
+
+	mu      sync.Mutex
+	stopped bool
+}
+
+// Start starts everything and returns once every part answers. Stop it
+// with Stop.
+func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
+	cfg.setDefaults()
+	dataDir, err := filepath.Abs(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range []string{"eventcenter", "cold", "backfills"} {
+		if err := os.MkdirAll(filepath.Join(dataDir, d), 0o755); err != nil {
+			return nil, err
+		}
+	}
+	// Check the addresses first: one clear error before anything starts.
+	for name, addr := range map[string]string{"Temporal": cfg.TemporalAddr, "Web UI": cfg.UIAddr, "Kafka": cfg.KafkaAddr, "API": cfg.APIAddr} {
+		if addr == "off" {
+			continue
+		}
+		l, lerr := net.Listen("tcp", addr)
+		if lerr != nil {
+			return nil, fmt.Errorf("%w: %s address %s (another tidemark dev, Temporal or Kafka running? pick another with its flag): %v", ErrAddrInUse, name, addr, lerr)
+		}
+		l.Close()
+	}
+
+	s := &Stack{cfg: cfg, dataDir: dataDir, errs: make(chan error, 8)}
+	defer func() {
+		if err != nil {
+			s.Stop()
+		}
+	}()
+	s.store, err = embedded.Open(embedded.Config{Dir: filepath.Join(dataDir, "eventcenter")})
+	if err != nil {
+		return nil, err
+	}
+	if err := credit.DeclareIndexes(ctx, s.store); err != nil {
+		return nil, err
+	}
+
+	logFile := cfg.TemporalLog
+	if logFile == "" {
+		logFile = filepath.Join(dataDir, "temporal.log")
+	}
+	tcfg := devtemporal.Config{Addr: cfg.TemporalAddr, UIAddr: cfg.UIAddr, SearchAttributes: workers.SearchAttributes(), LogFile: logFile}
+	if !cfg.EphemeralTemporal {
+		tcfg.DBFile = filepath.Join(dataDir, "temporal.db")
+	}
+	if s.temporal, err = devtemporal.Start(ctx, tcfg); err != nil {
+		return nil, err
+	}
+
+	_, kport, err := net.SplitHostPort(cfg.KafkaAddr)
+	if err != nil {
+		return nil, fmt.Errorf("devstack: Kafka address %q: %w", cfg.KafkaAddr, err)
+	}
+	var port int
+	fmt.Sscan(kport, &port)
+	if s.kafka, err = kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(port), kfake.AllowAutoTopicCreation(), kfake.DefaultNumPartitions(3)); err != nil {
+		return nil, fmt.Errorf("devstack: Kafka broker on %s: %w", cfg.KafkaAddr, err)
+	}
+	brokers := s.kafka.ListenAddrs()
+
+	registry := params.NewEventCenter(s.store, nil)
+	sources := DemoSources()
+	runCtx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+
+	ing, err := ingest.New(ingest.Config{Brokers: brokers, Sources: sources, Store: s.store, Logger: cfg.Logger.With("part", "ingest")})
+	if err != nil {
+		return nil, err
+	}
+	s.goRun("ingest", func() error { return ing.Run(runCtx) })
+
+	liveJob, err := credit.New(job.Outputs(outputs.FeatureStore(s.store, "")))
+	if err != nil {
+		return nil, err
+	}
+	lw, err := live.New(liveJob, live.Config{Brokers: brokers, Sources: sources, Store: s.store, Params: registry, Logger: cfg.Logger.With("part", "live")})
+	if err != nil {
+		return nil, err
+	}
+	s.goRun("live worker", func() error { return lw.Run(runCtx) })
+
+	s.client, err = s.temporal.NewClient(ctx, client.Options{Logger: sdklog.NewStructuredLogger(cfg.Logger.With("part", "temporal-client"))})
+	if err != nil {
+		return nil, err
+	}
+	// The backfill's credit job writes, like the live one, to the feature
+	// store (unless a backfill names another sink).
+	jobs := append([]*job.Job{liveJob}, cfg.Jobs...)
+	s.worker = workers.New(s.client, cfg.TaskQueue, workers.Deps{Store: s.store, Jobs: jobs, Params: registry}, worker.Options{})
+	if err := s.worker.Start(); err != nil {
+		return nil, err
+	}
+
+	if cfg.APIAddr != "off" {
+		l, err := net.Listen("tcp", cfg.APIAddr)
+		if err != nil {
+			return nil, fmt.Errorf("%w: API address %s: %v", ErrAddrInUse, cfg.APIAddr, err)
+		}
+		s.apiAddr = l.Addr().String()
+		s.api = &http.Server{Handler: s.handler(cfg.API), ReadHeaderTimeout: 10 * time.Second}
+		s.goRun("API", func() error {
+			if err := s.api.Serve(l); !errors.Is(err, http.ErrServerClosed) {
+				return err
+			}
+			return nil
+		})
+	}
+
+	if cfg.Demo != nil {
+		d := cfg.Demo
+		d.Brokers, d.Store = brokers, s.store
+		if d.Logger == nil {
+			d.Logger = cfg.Logger.With("part", "demo")
+		}
+		s.goRun("demo", func() error { return d.Run(runCtx) })
+	}
+	return s, nil
+}
+
+// goRun runs a part until the stack stops; its error is reported by Wait.
+func (s *Stack) goRun(name string, f func() error) {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if err := f(); err != nil {
+			s.cfg.Logger.Error("devstack: part stopped", "part", name, "error", err)
+			select {
+			case s.errs <- fmt.Errorf("%s: %w", name, err):
+			default:
+			}
+		}
+	}()
+}
+
+// Wait blocks until ctx ends (returning nil) or a part fails.
+func (s *Stack) Wait(ctx context.Context) error {
+	select {
+	case <-ctx.Done():
+		return nil
+	case err := <-s.errs:
+		return err
+	}
+}
+
+// Addresses of the parts.
+func (s *Stack) TemporalAddr() string { return s.temporal.Addr() }
+
+// UIURL is the Temporal Web UI ("" if off).
+func (s *Stack) UIURL() string { return s.temporal.UIURL() }
+
+// KafkaAddr is the broker's address.
+func (s *Stack) KafkaAddr() string { return s.kafka.ListenAddrs()[0] }
+
+// APIURL is tidemark's HTTP API ("" if off).
+func (s *Stack) APIURL() string {
+	if s.apiAddr == "" {
+		return ""
+	}
+	return "http://" + s.apiAddr
+}
+
+// DataDir is the absolute data folder; ColdDir the cold tier in it.
+func (s *Stack) DataDir() string { return s.dataDir }
+
+// ColdDir is the folder of the cold tier.
+func (s *Stack) ColdDir() string { return filepath.Join(s.dataDir, "cold") }
+
+// BackfillDir is where the printed example backfill writes its files.
+func (s *Stack) BackfillDir() string { return filepath.Join(s.dataDir, "backfills") }
+
+// TaskQueue is the workers' task queue.
+func (s *Stack) TaskQueue() string { return s.cfg.TaskQueue }
+
+// Store is the event center.
+func (s *Stack) Store() eventcenter.Store { return s.store }
+
+// Client is a Temporal client of the stack's server.
+func (s *Stack) Client() client.Client { return s.client }
+
+// Stop stops every part, the workers first, and closes the store.
+func (s *Stack) Stop() {
+	s.mu.Lock()
+	if s.stopped {
+		s.mu.Unlock()
+		return
+	}
+	s.stopped = true
+	s.mu.Unlock()
+	if s.worker != nil {
+		s.worker.Stop()
+	}
+	if s.cancel != nil {
+		s.cancel()
+	}
+	if s.api != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		s.api.Shutdown(ctx)
+		cancel()
+	}
+	s.wg.Wait()
+	if s.client != nil {
+		s.client.Close()
+	}
+	if s.kafka != nil {
+		s.kafka.Close()
+	}
+	if s.temporal != nil {
+		s.temporal.Stop()
+	}
+	if s.store != nil {
+		s.store.Close()
+	}
+}
+
+// PrintWhere writes where everything is and how to start a backfill.
+func (s *Stack) PrintWhere(w io.Writer) {
+	now := time.Now().UTC().Truncate(time.Hour)
+	from, to := now.Add(-24*time.Hour).Format(time.RFC3339), now.Add(time.Hour).Format(time.RFC3339)
+	fmt.Fprintf(w, "tidemark dev is running (Ctrl-C stops it)\n\n")
+	fmt.Fprintf(w, "  Temporal Web UI   %s\n", orOff(s.UIURL()))
+	fmt.Fprintf(w, "  Temporal (gRPC)   %s   namespace default, task queue %s\n", s.TemporalAddr(), s.TaskQueue())
+	fmt.Fprintf(w, "  Kafka broker      %s\n", s.KafkaAddr())
+	fmt.Fprintf(w, "  HTTP API          %s   (GET /v1/status, /v1/features/%s/{application})\n", orOff(s.APIURL()), credit.Name)
+	fmt.Fprintf(w, "  data folder       %s   (event center, Temporal DB, logs)\n", s.DataDir())
+	fmt.Fprintf(w, "  cold tier         %s\n", s.ColdDir())
+	if s.cfg.Demo != nil {
+		fmt.Fprintf(w, "  demo              credit applications at %.0f/s, job %s running live\n", s.cfg.Demo.Rate, credit.Name)
+	}
+	fmt.Fprintf(w, "\nStart a backfill of the last day with our CLI (progress bar until done):\n\n")
+	fmt.Fprintf(w, "  go run ./cmd/tidemark backfill start -address %s -job %s -from %s -to %s -chunk 1h -sink file://%s\n",
+		s.TemporalAddr(), credit.Name, from, to, s.BackfillDir())
+	fmt.Fprintf(w, "\nor with the stock temporal CLI (then watch it in the Web UI):\n\n")
+	fmt.Fprintf(w, "  temporal workflow start --address %s --task-queue %s --type %s --workflow-id backfill-demo \\\n    --input '{\"job\":\"%s\",\"from\":\"%s\",\"to\":\"%s\",\"chunk\":\"1h\",\"sink\":\"file://%s\"}'\n\n",
+		s.TemporalAddr(), s.TaskQueue(), workflows.BackfillWorkflow, credit.Name, from, to, s.BackfillDir())
+}
+
+func orOff(s string) string {
+	if s == "" {
+		return "off"
+	}
+	return s
+}
+
+// handler is the HTTP API: the mounted API under /v1/, or tidemark's own.
+func (s *Stack) handler(api http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
+	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]any{
+			"temporal": s.TemporalAddr(), "ui": s.UIURL(), "kafka": s.KafkaAddr(), "data": s.DataDir(), "cold": s.ColdDir(),
+			"taskQueue": s.TaskQueue(), "jobs": s.jobNames(),
+		})
+	})
+	mux.HandleFunc("GET /v1/features/{job}/{entity}", s.features)
+	if api != nil {
+		mux.Handle("/v1/", api)
+	}
+	return mux
+}
+
+func (s *Stack) jobNames() []string {
+	names := []string{credit.Name}
+	for _, j := range s.cfg.Jobs {
+		names = append(names, j.Name())
+	}
+	sort.Strings(names)
+	return names
+}
+
+// features answers GET /v1/features/{job}/{entity}[?at=RFC3339]: the
+// entity's latest features (as of at) from the feature store.
+func (s *Stack) features(w http.ResponseWriter, r *http.Request) {
+	at := time.Now()
+	if v := r.URL.Query().Get("at"); v != "" {
+		t, err := time.Parse(time.RFC3339Nano, v)
+		if err != nil {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "at: " + err.Error()})
+			return
+		}
+		at = t
+	}
+	name := r.PathValue("job")
+	e, err := s.store.AsOf(r.Context(), eventcenter.AsOf{Source: job.FeatureSource(name), Key: r.PathValue("entity"), Time: at})
+	switch {
+	case errors.Is(err, eventcenter.ErrNotFound):
+		writeJSON(w, http.StatusNotFound, map[string]string{"error": "no features"})
+	case err != nil:
+		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
+	default:
+		writeJSON(w, http.StatusOK, job.RecordFromEvent(name, &e))
+	}
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}

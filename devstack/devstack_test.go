@@ -1,0 +1,214 @@
+package devstack_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.temporal.io/sdk/client"
+
+	"github.com/tidemark-dev/tidemark/examples/credit"
+	"github.com/tidemark-dev/tidemark/internal/devtemporal"
+	"github.com/tidemark-dev/tidemark/workflows"
+)
+
+// TestDev runs the README's first command, `tidemark dev`, as a process
+// (on free ports and a fresh data folder), waits for its demo to run the
+// credit job live, then backfills the demo's day twice: with the stock
+// `temporal` CLI, watching the progress through the Web UI's HTTP API while
+// it runs, and with `tidemark backfill start`. Both complete with a record
+// per application; Ctrl-C stops the stack cleanly.
+func TestDev(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 9*time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "tidemark")
+	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/tidemark-dev/tidemark/cmd/tidemark")
+	build.Stderr = os.Stderr
+	if err := build.Run(); err != nil {
+		t.Fatalf("go build: %v", err)
+	}
+	temporalAddr, uiAddr, kafkaAddr, apiAddr := freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t)
+	const history = 3000
+	dev := exec.CommandContext(ctx, bin, "dev", "-data", filepath.Join(dir, "data"), "-temporal", temporalAddr, "-ui", uiAddr,
+		"-kafka", kafkaAddr, "-api", apiAddr, "-history", fmt.Sprint(history), "-rate", "2")
+	dev.Stderr = os.Stderr
+	out, err := dev.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := dev.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer dev.Process.Kill()
+	printed := make(chan string, 1)
+	go func() {
+		var b strings.Builder
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			b.WriteString(sc.Text() + "\n")
+			if strings.HasPrefix(sc.Text(), "  temporal workflow start") {
+				printed <- b.String()
+			}
+		}
+	}()
+	var where string
+	select {
+	case where = <-printed:
+	case <-ctx.Done():
+		t.Fatal("tidemark dev did not print where everything is")
+	}
+	for _, want := range []string{"http://" + uiAddr, temporalAddr, kafkaAddr, "http://" + apiAddr, filepath.Join(dir, "data"), "tidemark backfill start", "temporal workflow start"} {
+		if !strings.Contains(where, want) {
+			t.Errorf("the printed addresses lack %q:\n%s", want, where)
+		}
+	}
+
+	// The demo's history has gone through Kafka, the ingest and the live
+	// worker: the last historical application has its features.
+	last := fmt.Sprintf("%s/v1/features/%s/app-%d", "http://"+apiAddr, credit.Name, history)
+	waitFor(t, ctx, "the live run of the demo's last historical application", func() bool {
+		resp, err := http.Get(last)
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	day := time.Now().UTC().Add(-25 * time.Hour).Truncate(time.Hour)
+	from, to := day.Format(time.RFC3339), day.Add(26*time.Hour).Format(time.RFC3339)
+
+	c, err := client.Dial(client.Options{HostPort: temporalAddr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+
+	t.Run("temporal CLI", func(t *testing.T) {
+		cli := temporalCLI(t)
+		input := fmt.Sprintf(`{"job":%q,"from":%q,"to":%q,"chunk":"20m","parallelism":1,"progressEvery":"50ms","sink":"featurestore:backfill.cli"}`, credit.Name, from, to)
+		cmd := exec.CommandContext(ctx, cli, "workflow", "start", "--address", temporalAddr, "--namespace", "default",
+			"--task-queue", workflows.TaskQueue, "--type", workflows.BackfillWorkflow, "--workflow-id", "cli-backfill", "--input", input)
+		if b, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("temporal workflow start: %v\n%s", err, b)
+		}
+		// While it runs, the UI's HTTP API shows its progress.
+		var between []float64
+		status := ""
+		for status != "WORKFLOW_EXECUTION_STATUS_COMPLETED" {
+			ws, err := devtemporal.ListUIWorkflows(ctx, "http://"+uiAddr, "default", `WorkflowId="cli-backfill"`)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(ws) == 1 {
+				status = ws[0].Status
+				var pct float64
+				var job string
+				if ws[0].Status == "WORKFLOW_EXECUTION_STATUS_RUNNING" &&
+					json.Unmarshal(ws[0].SearchAttributes["TidemarkProgress"], &pct) == nil && pct > 0 && pct < 100 &&
+					json.Unmarshal(ws[0].SearchAttributes["TidemarkJob"], &job) == nil && job == credit.Name {
+					between = append(between, pct)
+				}
+				if status != "" && status != "WORKFLOW_EXECUTION_STATUS_RUNNING" && status != "WORKFLOW_EXECUTION_STATUS_COMPLETED" {
+					t.Fatalf("the backfill ended %s", status)
+				}
+			}
+			if ctx.Err() != nil {
+				t.Fatal("the backfill did not complete")
+			}
+			time.Sleep(25 * time.Millisecond)
+		}
+		if len(between) == 0 {
+			t.Error("the UI's HTTP API never showed the running backfill's progress between 0 and 100%")
+		} else {
+			t.Logf("progress seen through the UI while running: %v", between)
+		}
+		var sum workflows.Summary
+		if err := c.GetWorkflow(ctx, "cli-backfill", "").Get(ctx, &sum); err != nil {
+			t.Fatal(err)
+		}
+		if sum.Outputs < history || sum.Errors != 0 {
+			t.Fatalf("summary %+v: want at least %d outputs", sum, history)
+		}
+		// And the CLI can read the result back.
+		b, err := exec.CommandContext(ctx, cli, "workflow", "result", "--address", temporalAddr, "--workflow-id", "cli-backfill").CombinedOutput()
+		if err != nil || !strings.Contains(string(b), `"outputs"`) {
+			t.Errorf("temporal workflow result: %v\n%s", err, b)
+		}
+	})
+
+	t.Run("tidemark backfill start", func(t *testing.T) {
+		cmd := exec.CommandContext(ctx, bin, "backfill", "start", "-address", temporalAddr, "-id", "our-backfill", "-job", credit.Name,
+			"-from", from, "-to", to, "-chunk", "1h", "-sink", "file://"+filepath.Join(dir, "out"))
+		b, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("tidemark backfill start: %v\n%s", err, b)
+		}
+		if !strings.Contains(string(b), "backfill our-backfill done") || !strings.Contains(string(b), "chunks") {
+			t.Fatalf("output:\n%s", b)
+		}
+		t.Logf("%s", b)
+	})
+
+	// Ctrl-C stops everything and the process exits 0.
+	dev.Process.Signal(syscall.SIGINT)
+	done := make(chan error, 1)
+	go func() { done <- dev.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("tidemark dev after Ctrl-C: %v", err)
+		}
+	case <-time.After(time.Minute):
+		t.Error("tidemark dev did not stop within a minute of Ctrl-C")
+	}
+}
+
+// temporalCLI finds the stock CLI: $TIDEMARK_TEMPORAL_CLI or `temporal` on
+// PATH. Without it the test is skipped, or fails under CI=true.
+func temporalCLI(t *testing.T) string {
+	if p := os.Getenv("TIDEMARK_TEMPORAL_CLI"); p != "" {
+		return p
+	}
+	if p, err := exec.LookPath("temporal"); err == nil {
+		return p
+	}
+	msg := "the temporal CLI is not installed: `go install github.com/temporalio/cli/cmd/temporal@v1.5.1` (about 12 minutes), or set TIDEMARK_TEMPORAL_CLI"
+	if os.Getenv("CI") == "true" {
+		t.Fatal(msg)
+	}
+	t.Skip(msg)
+	return ""
+}
+
+func freeAddr(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func waitFor(t *testing.T, ctx context.Context, what string, cond func() bool) {
+	t.Helper()
+	for !cond() {
+		if ctx.Err() != nil {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
