@@ -361,7 +361,9 @@ func (c *Context) wait(source string, t time.Time) error {
 // answered (with the event or ErrNotFound); false means fetch as FetchStrong.
 func (c *Context) fallback(source, key string, at time.Time) (eventcenter.Event, bool, error) {
 	fb := c.env.Fallback
-	if fb == nil || !fb.Covers(source) {
+	if fb == nil || !c.knownAt.IsZero() || !fb.Covers(source) {
+		// (A run bounded by KnownAt replays the past: the source's current
+		// row is not what was known then.)
 		return eventcenter.Event{}, false, nil
 	}
 	if wm, err := c.env.Store.Watermark(c.ctx, source); err == nil && !wm.IsZero() && !wm.Before(at) {
