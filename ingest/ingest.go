@@ -36,6 +36,10 @@ type Config struct {
 	Store eventcenter.Store
 	// Group is the Kafka consumer group. Default "tidemark-ingest".
 	Group string
+	// InstanceID, if set, makes this member static (KIP-345): a restarted
+	// member with the same id takes its partitions back at once, without
+	// waiting for the session of the crashed one to time out.
+	InstanceID string
 	// DeadLetterTopic receives the records that cannot be stored.
 	// Default "tidemark.deadletter".
 	DeadLetterTopic string
@@ -142,6 +146,9 @@ func (in *Ingester) Run(ctx context.Context) error {
 		kgo.OnPartitionsRevoked(in.revoked),
 		kgo.OnPartitionsLost(in.revoked),
 	}, in.cfg.KafkaOptions...)
+	if in.cfg.InstanceID != "" {
+		opts = append(opts, kgo.InstanceID(in.cfg.InstanceID))
+	}
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return fmt.Errorf("ingest: %w", err)

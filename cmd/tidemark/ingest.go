@@ -95,6 +95,7 @@ func runIngest(ctx context.Context, fs *flag.FlagSet, args []string) error {
 		store      = fs.String("store", envOr("TIDEMARK_STORE_DIR", "eventcenter-data"), "embedded event center folder ($TIDEMARK_STORE_DIR)")
 		noSync     = fs.Bool("store-nosync", false, "do not fsync each append (survives a process crash, not a machine crash)")
 		group      = fs.String("group", "tidemark-ingest", "Kafka consumer group")
+		instance   = fs.String("instance-id", envOr("TIDEMARK_INGEST_INSTANCE", ""), "static group member id: a restart takes its partitions back at once ($TIDEMARK_INGEST_INSTANCE)")
 		dlq        = fs.String("deadletter", "tidemark.deadletter", "dead-letter topic")
 		maxPoll    = fs.Int("max-poll", 10000, "records per batch (one append)")
 		partitions = fs.Int("partitions", 0, "create the sources' missing topics with this many partitions (0: they must exist)")
@@ -125,7 +126,7 @@ func runIngest(ctx context.Context, fs *flag.FlagSet, args []string) error {
 	}
 	defer st.Close()
 	in, err := ingest.New(ingest.Config{
-		Brokers: pf.brokerList(), Sources: reg, Store: st, Group: *group, DeadLetterTopic: *dlq,
+		Brokers: pf.brokerList(), Sources: reg, Store: st, Group: *group, InstanceID: *instance, DeadLetterTopic: *dlq,
 		MaxPollRecords: *maxPoll, Metrics: ingest.NewMetrics(prom), Logger: log,
 	})
 	if err != nil {
