@@ -8,6 +8,8 @@ package hbase_test
 //
 // Append/{hbase,embedded}   Store.Append of 1,000-event batches, one index
 // AsOf/{hbase,embedded}     random as-of reads, one at a time; p50/p99
+// AsOf/hbase-raw-get        a bare gohbase get of an events row, one at a
+//                           time: the floor of one HBase round trip here
 // Replay/{hbase,embedded}   a time-ordered replay of one source
 //
 // TIDEMARK_BENCH_EVENTS scales the data (default 20,000 events).
@@ -22,8 +24,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tsuna/gohbase"
+	"github.com/tsuna/gohbase/hrpc"
+
 	"github.com/tidemark-dev/tidemark/eventcenter"
+	"github.com/tidemark-dev/tidemark/eventcenter/codec"
 	"github.com/tidemark-dev/tidemark/eventcenter/embedded"
+	"github.com/tidemark-dev/tidemark/eventcenter/hbase"
+	"github.com/tidemark-dev/tidemark/internal/testenv"
 )
 
 var benchBase = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -132,9 +140,13 @@ func BenchmarkAsOf(b *testing.B) {
 		queries[i] = eventcenter.AsOf{Source: benchSource, Key: fmt.Sprintf("order-%08d", rng.IntN(keys)),
 			Time: benchBase.Add(time.Duration(rng.IntN(total)) * time.Millisecond)}
 	}
+	var rawTable string // the events table the hbase case loaded
 	for _, st := range benchStores(b) {
 		b.Run(st.name, func(b *testing.B) {
 			s := st.open(b)
+			if hs, ok := s.(*hbase.Store); ok {
+				rawTable = hs.Namespace() + ":events"
+			}
 			load(b, s, evs)
 			for _, q := range queries[:100] { // warm the client's region cache
 				s.AsOf(context.Background(), q)
@@ -153,6 +165,39 @@ func BenchmarkAsOf(b *testing.B) {
 			lat.report(b)
 		})
 	}
+	b.Run("hbase-raw-get", func(b *testing.B) {
+		if rawTable == "" {
+			b.Skip("no hbase case ran")
+		}
+		c := gohbase.NewClient(testenv.HBaseZK(b))
+		defer c.Close()
+		rows := make([][]byte, len(queries))
+		for i := range rows {
+			e := evs[rng.IntN(len(evs))]
+			rows[i] = codec.EventKey(nil, e.Source, e.Key, e.Time, e.Pos)
+		}
+		get := func(row []byte) {
+			g, err := hrpc.NewGet(context.Background(), []byte(rawTable), row, hrpc.SkipBatch())
+			if err != nil {
+				b.Fatal(err)
+			}
+			if r, err := c.Get(g); err != nil || len(r.Cells) == 0 {
+				b.Fatalf("get: %v, %v", r, err)
+			}
+		}
+		for _, row := range rows[:100] {
+			get(row)
+		}
+		lat := make(latencies, 0, len(rows))
+		for b.Loop() {
+			for _, row := range rows {
+				start := time.Now()
+				get(row)
+				lat = append(lat, time.Since(start))
+			}
+		}
+		lat.report(b)
+	})
 }
 
 func BenchmarkReplay(b *testing.B) {

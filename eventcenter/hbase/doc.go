@@ -33,6 +33,12 @@
 //     time per bucket, which the client batches per region server. The
 //     bucket count is part of the layout: it is recorded in meta when the
 //     namespace is created and Open refuses another.
+//     The bodies are not copied into the time table, though a scan of it
+//     would be several times faster than the gets (measured here: bare time
+//     rows scan at ~95k rows/s, rows with bodies at ~25k, pipelined gets
+//     ~5k/s): a copy could disagree with events about which copy of a
+//     re-appended event came first, after an append that wrote one table
+//     and failed before the other. The events row stays the one truth.
 //   - index: one row per event whose After row has a value in a declared
 //     index; a lookup scans the value's rows and checks each candidate key
 //     with an as-of read, so a key that left the value is not returned.

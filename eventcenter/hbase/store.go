@@ -128,6 +128,9 @@ func clientOptions(cfg *Config) []gohbase.Option {
 	}
 }
 
+// Namespace returns the HBase namespace of the store's tables.
+func (s *Store) Namespace() string { return s.cfg.Namespace }
+
 // Buckets returns the number of time-table buckets of the store's layout.
 func (s *Store) Buckets() int { return s.buckets }
 

@@ -155,14 +155,16 @@ func open(t testing.TB, cfg hbase.Config) *hbase.Store {
 	return s
 }
 
-// TestStore runs the conformance suite against the real HBase.
+// TestStore runs the whole conformance suite against the real HBase, the
+// model test at its default size (about 5 minutes here; -short or
+// STORETEST_OPS shrink it).
 func TestStore(t *testing.T) {
 	testenv.HBaseZK(t)
-	storetest.RunWith(t, func(t testing.TB, now func() time.Time) eventcenter.Store {
+	storetest.Run(t, func(t testing.TB, now func() time.Time) eventcenter.Store {
 		cfg := testConfig(t)
 		cfg.Now = now
 		return open(t, cfg)
-	}, storetest.Options{ModelOps: 3000, ModelSeeds: 2})
+	})
 }
 
 // TestSchema: Open is idempotent, keeps the recorded bucket count, refuses
