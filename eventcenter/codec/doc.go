@@ -9,7 +9,7 @@
 // ^x is the bitwise complement of x, which reverses its order):
 //
 //	events   salt | str(source) | str(key) | ^t | ^pos.Log | ^pos.Offset  -> body
-//	time     bucket | str(source) | t | pos.Log | pos.Offset | key  -> (empty)
+//	time     bucket | str(source) | t | pos.Log | pos.Offset | key  -> body or (empty)
 //	index    salt' | str(source) | str(index) | str(value) | str(key) | t | pos  -> (empty)
 //	mark     str(source) | partition  -> t (the watermark)
 //

@@ -203,7 +203,7 @@ func (s *Store) Append(ctx context.Context, events []eventcenter.Event) error {
 		}
 		key = append(key[:0], tabTime)
 		key = codec.TimeKey(key, 1, e.Source, e.Key, e.Time, e.Pos)
-		if err := b.Set(key, nil, nil); err != nil {
+		if err := b.Merge(key, val, nil); err != nil { // a covering copy: replays read no events row
 			return err
 		}
 		for _, ix := range s.indexes[e.Source] {
@@ -261,6 +261,17 @@ func (s *Store) asOf(q eventcenter.AsOf) (eventcenter.Event, error) {
 // decodeEvent decodes an events-table row into e, reporting false (and
 // decoding only the stored-at time) when it was stored after knownAt.
 func decodeEvent(key, body []byte, knownAt time.Time, e *eventcenter.Event) (bool, error) {
+	ok, err := decodeBody(body, knownAt, e)
+	if err != nil || !ok {
+		return false, err
+	}
+	e.Source, e.Key, e.Time, e.Pos, err = codec.ParseEventKey(key[1:])
+	return err == nil, err
+}
+
+// decodeBody decodes a body into e, reporting false (and decoding only the
+// stored-at time) when it was stored after knownAt.
+func decodeBody(body []byte, knownAt time.Time, e *eventcenter.Event) (bool, error) {
 	if !knownAt.IsZero() {
 		stored, err := codec.BodyStoredAt(body)
 		if err != nil {
@@ -269,10 +280,6 @@ func decodeEvent(key, body []byte, knownAt time.Time, e *eventcenter.Event) (boo
 		if stored.After(knownAt) {
 			return false, nil
 		}
-	}
-	var err error
-	if e.Source, e.Key, e.Time, e.Pos, err = codec.ParseEventKey(key[1:]); err != nil {
-		return false, err
 	}
 	return true, codec.DecodeBody(body, e)
 }
@@ -377,7 +384,7 @@ func failed(err error) iter.Seq2[eventcenter.Event, error] {
 	return func(yield func(eventcenter.Event, error) bool) { yield(eventcenter.Event{}, err) }
 }
 
-// replaySource scans one source's time table and reads each event's body.
+// replaySource scans one source's time table, whose rows carry the bodies.
 func (s *Store) replaySource(ctx context.Context, source string, from, to, knownAt time.Time) iter.Seq2[eventcenter.Event, error] {
 	return func(yield func(eventcenter.Event, error) bool) {
 		start, end := codec.TimeBounds(0, source, from, to)
@@ -390,27 +397,17 @@ func (s *Store) replaySource(ctx context.Context, source string, from, to, known
 			return
 		}
 		defer it.Close()
-		key := []byte{tabEvents}
 		n := 0
 		for valid := it.First(); valid; valid = it.Next() {
 			if n++; n%1024 == 0 && ctx.Err() != nil {
 				yield(eventcenter.Event{}, ctx.Err())
 				return
 			}
-			src, k, t, pos, err := codec.ParseTimeKey(it.Key()[1:])
-			if err != nil {
-				yield(eventcenter.Event{}, err)
-				return
-			}
-			key = codec.EventKey(key[:1], src, k, t, pos)
-			body, closer, err := s.db.Get(key)
-			if err != nil {
-				yield(eventcenter.Event{}, fmt.Errorf("embedded: time index names a missing event %s/%q@%v: %w", src, k, t, err))
-				return
-			}
 			var e eventcenter.Event
-			ok, err := decodeEvent(key, body, knownAt, &e)
-			closer.Close()
+			ok, err := decodeBody(it.Value(), knownAt, &e)
+			if err == nil && ok {
+				e.Source, e.Key, e.Time, e.Pos, err = codec.ParseTimeKey(it.Key()[1:])
+			}
 			if err != nil {
 				yield(eventcenter.Event{}, err)
 				return
