@@ -61,8 +61,12 @@ func (d *Demo) setDefaults() {
 	}
 }
 
+// DemoHTTPSource is the demo's http source: POST /v1/messages/api.requests.
+const DemoHTTPSource = "api.requests"
+
 // DemoSources is the source registry of the scenario: the credit example's
-// MySQL tables, with the indexes its lookups use.
+// MySQL tables, with the indexes its lookups use, and an http source the
+// API's forwarder accepts.
 func DemoSources() *source.Config {
 	mysql := func(name, db, table string, indexes ...string) source.Source {
 		s := source.Source{Name: name, Kind: source.KindMySQL, MySQL: &source.MySQLOptions{Database: db, Table: table}}
@@ -76,6 +80,7 @@ func DemoSources() *source.Config {
 		mysql(credit.Orders, "loan", "orders", "user_id"),
 		mysql(credit.Repayments, "loan", "repayments", "user_id"),
 		mysql(credit.Profiles, "user", "profiles"),
+		{Name: DemoHTTPSource, Kind: source.KindHTTP},
 	}}
 	if err := c.Validate(); err != nil { // fills the topics
 		panic(err)

@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"go.temporal.io/sdk/client"
 	sdklog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/worker"
@@ -33,6 +34,7 @@ import (
 	"github.com/tidemark-dev/tidemark/eventcenter"
 	"github.com/tidemark-dev/tidemark/eventcenter/embedded"
 	"github.com/tidemark-dev/tidemark/examples/credit"
+	"github.com/tidemark-dev/tidemark/forward"
 	"github.com/tidemark-dev/tidemark/ingest"
 	"github.com/tidemark-dev/tidemark/internal/devtemporal"
 	"github.com/tidemark-dev/tidemark/job"
@@ -44,7 +46,7 @@ import (
 )
 
 // ErrAddrInUse: a configured address is taken by another process.
-var ErrAddrInUse = devtemporal.ErrAddrInUse
+var ErrAddrInUse = errors.New("devstack: address in use")
 
 // Config configures a Stack. Every field has a default.
 type Config struct {
@@ -69,10 +71,6 @@ type Config struct {
 	Demo *Demo
 	// Jobs the workers can backfill, besides the credit example.
 	Jobs []*job.Job
-	// API, if set, is mounted on the HTTP API under /v1/ (e.g. the
-	// forwarder's POST /v1/messages/{source}). Default: tidemark's own
-	// minimal API (health, features, status).
-	API http.Handler
 	// Logger. Default slog.Default(). Temporal's server logs warnings and
 	// errors to TemporalLog (default DataDir/temporal.log).
 	Logger      *slog.Logger
@@ -113,6 +111,7 @@ type Stack struct {
 	client   client.Client
 	worker   worker.Worker
 	api      *http.Server
+	kcl      *kgo.Client
 	apiAddr  string
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
@@ -136,13 +135,16 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 		}
 	}
 	// Check the addresses first: one clear error before anything starts.
-	for name, addr := range map[string]string{"Temporal": cfg.TemporalAddr, "Web UI": cfg.UIAddr, "Kafka": cfg.KafkaAddr, "API": cfg.APIAddr} {
-		if addr == "off" {
+	for _, p := range []struct{ name, flag, addr string }{
+		{"Temporal", "-temporal", cfg.TemporalAddr}, {"Web UI", "-ui", cfg.UIAddr}, {"Kafka", "-kafka", cfg.KafkaAddr}, {"API", "-api", cfg.APIAddr},
+	} {
+		if p.addr == "off" {
 			continue
 		}
-		l, lerr := net.Listen("tcp", addr)
+		l, lerr := net.Listen("tcp", p.addr)
 		if lerr != nil {
-			return nil, fmt.Errorf("%w: %s address %s (another tidemark dev, Temporal or Kafka running? pick another with its flag): %v", ErrAddrInUse, name, addr, lerr)
+			return nil, fmt.Errorf("%w: the %s address %s is taken (another tidemark dev, Temporal or Kafka running?); pick another with %s: %v",
+				ErrAddrInUse, p.name, p.addr, p.flag, lerr)
 		}
 		l.Close()
 	}
@@ -179,13 +181,16 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	}
 	var port int
 	fmt.Sscan(kport, &port)
-	if s.kafka, err = kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(port), kfake.AllowAutoTopicCreation(), kfake.DefaultNumPartitions(3)); err != nil {
+	sources := DemoSources()
+	// Every topic of the registry exists from the start (ingest and the
+	// forwarder ask for their metadata before anything is produced).
+	if s.kafka, err = kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(port), kfake.AllowAutoTopicCreation(), kfake.DefaultNumPartitions(3),
+		kfake.SeedTopics(3, sources.Topics()...)); err != nil {
 		return nil, fmt.Errorf("devstack: Kafka broker on %s: %w", cfg.KafkaAddr, err)
 	}
 	brokers := s.kafka.ListenAddrs()
 
 	registry := params.NewEventCenter(s.store, nil)
-	sources := DemoSources()
 	runCtx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 
@@ -223,7 +228,19 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 			return nil, fmt.Errorf("%w: API address %s: %v", ErrAddrInUse, cfg.APIAddr, err)
 		}
 		s.apiAddr = l.Addr().String()
-		s.api = &http.Server{Handler: s.handler(cfg.API), ReadHeaderTimeout: 10 * time.Second}
+		// The forwarder turns POST /v1/messages/{source} into Kafka records
+		// of the registry's http sources, which the ingest stores.
+		kcl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+		if err != nil {
+			return nil, err
+		}
+		s.kcl = kcl
+		fwd, err := forward.New(forward.Config{Sources: sources, Client: kcl, Logger: cfg.Logger.With("part", "forward")})
+		if err != nil {
+			return nil, err
+		}
+		s.goRun("forwarder", func() error { return fwd.Run(runCtx) })
+		s.api = &http.Server{Handler: s.handler(fwd.Handler()), ReadHeaderTimeout: 10 * time.Second}
 		s.goRun("API", func() error {
 			if err := s.api.Serve(l); !errors.Is(err, http.ErrServerClosed) {
 				return err
@@ -327,6 +344,9 @@ func (s *Stack) Stop() {
 	if s.client != nil {
 		s.client.Close()
 	}
+	if s.kcl != nil {
+		s.kcl.Close()
+	}
 	if s.kafka != nil {
 		s.kafka.Close()
 	}
@@ -346,7 +366,7 @@ func (s *Stack) PrintWhere(w io.Writer) {
 	fmt.Fprintf(w, "  Temporal Web UI   %s\n", orOff(s.UIURL()))
 	fmt.Fprintf(w, "  Temporal (gRPC)   %s   namespace default, task queue %s\n", s.TemporalAddr(), s.TaskQueue())
 	fmt.Fprintf(w, "  Kafka broker      %s\n", s.KafkaAddr())
-	fmt.Fprintf(w, "  HTTP API          %s   (GET /v1/status, /v1/features/%s/{application})\n", orOff(s.APIURL()), credit.Name)
+	fmt.Fprintf(w, "  HTTP API          %s   (GET /v1/status, GET /v1/features/%s/{application}, POST /v1/messages/%s)\n", orOff(s.APIURL()), credit.Name, DemoHTTPSource)
 	fmt.Fprintf(w, "  data folder       %s   (event center, Temporal DB, logs)\n", s.DataDir())
 	fmt.Fprintf(w, "  cold tier         %s\n", s.ColdDir())
 	if s.cfg.Demo != nil {
@@ -367,8 +387,8 @@ func orOff(s string) string {
 	return s
 }
 
-// handler is the HTTP API: the mounted API under /v1/, or tidemark's own.
-func (s *Stack) handler(api http.Handler) http.Handler {
+// handler is the HTTP API: health, status, features, and the forwarder.
+func (s *Stack) handler(forwarder http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
 	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
@@ -378,9 +398,7 @@ func (s *Stack) handler(api http.Handler) http.Handler {
 		})
 	})
 	mux.HandleFunc("GET /v1/features/{job}/{entity}", s.features)
-	if api != nil {
-		mux.Handle("/v1/", api)
-	}
+	mux.Handle("POST /v1/messages/{source}", forwarder)
 	return mux
 }
 

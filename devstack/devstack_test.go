@@ -17,6 +17,7 @@ import (
 
 	"go.temporal.io/sdk/client"
 
+	"github.com/tidemark-dev/tidemark/devstack"
 	"github.com/tidemark-dev/tidemark/examples/credit"
 	"github.com/tidemark-dev/tidemark/internal/devtemporal"
 	"github.com/tidemark-dev/tidemark/workflows"
@@ -88,6 +89,18 @@ func TestDev(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK
 	})
+	// The API forwards calls into Kafka.
+	resp, err := http.Post("http://"+apiAddr+"/v1/messages/"+devstack.DemoHTTPSource, "application/json", strings.NewReader(`{"user_id":"u-0001","score":0.7}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var acc struct{ ID, Topic string }
+	json.NewDecoder(resp.Body).Decode(&acc)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || acc.ID == "" {
+		t.Errorf("POST /v1/messages/%s: %s %+v", devstack.DemoHTTPSource, resp.Status, acc)
+	}
+
 	day := time.Now().UTC().Add(-25 * time.Hour).Truncate(time.Hour)
 	from, to := day.Format(time.RFC3339), day.Add(26*time.Hour).Format(time.RFC3339)
 

@@ -25,7 +25,7 @@ const (
 	// ProgressMemo is the memo field holding the last published Progress.
 	ProgressMemo = "progress"
 	// ParallelismSignal changes a running backfill's Parallelism (an int
-	// of at least 1): `temporal workflow signal --name parallelism --input 8`.
+	// of at least 1): `temporal workflow signal --workflow-id <id> --name parallelism --input 8`.
 	ParallelismSignal = "parallelism"
 )
 

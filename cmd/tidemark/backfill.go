@@ -11,12 +11,21 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 	sdklog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/worker"
 
 	"github.com/tidemark-dev/tidemark/activities"
+	"github.com/tidemark-dev/tidemark/eventcenter/embedded"
+	"github.com/tidemark-dev/tidemark/job"
+	"github.com/tidemark-dev/tidemark/job/outputs"
+	"github.com/tidemark-dev/tidemark/params"
+	"github.com/tidemark-dev/tidemark/workers"
 	"github.com/tidemark-dev/tidemark/workflows"
 )
 
@@ -275,4 +284,69 @@ func (b *progressLine) done() {
 // quietSDKLogger keeps the Temporal SDK's own logging to warnings.
 func quietSDKLogger() sdklog.Logger {
 	return sdklog.NewStructuredLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+}
+
+func init() {
+	register(command{name: "backfill worker", summary: "run the Temporal workers (every workflow and activity) against a Temporal server", run: runBackfillWorker})
+}
+
+// runBackfillWorker runs workers.Register's worker until interrupted: the
+// process that executes backfills started by `tidemark backfill start` or
+// `temporal workflow start --type Backfill`.
+func runBackfillWorker(ctx context.Context, fs *flag.FlagSet, args []string) error {
+	tf := addTemporalFlags(fs)
+	var (
+		queue    = fs.String("task-queue", workflows.TaskQueue, "task queue to poll")
+		storeDir = fs.String("store", envOr("TIDEMARK_STORE_DIR", "data/eventcenter"), "embedded event center folder ($TIDEMARK_STORE_DIR)")
+		regSA    = fs.Bool("register-search-attributes", true, "register the backfill's search attributes in the namespace if missing (needs operator rights)")
+		par      = fs.Int("evaluators", 0, "events of a chunk evaluated in parallel (default GOMAXPROCS)")
+	)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	store, err := embedded.Open(embedded.Config{Dir: *storeDir})
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	// Every job this binary knows, writing to the feature store as live
+	// does; a backfill picks another sink with its "sink" field.
+	var js []*job.Job
+	for name, def := range jobs {
+		j, err := def.New(job.Outputs(outputs.FeatureStore(store, "")))
+		if err != nil {
+			return fmt.Errorf("job %s: %w", name, err)
+		}
+		for _, ix := range def.Indexes {
+			if err := store.DeclareIndex(ctx, ix); err != nil {
+				return err
+			}
+		}
+		js = append(js, j)
+	}
+	deps := workers.Deps{Store: store, Jobs: js, Params: params.NewEventCenter(store, nil), Workers: *par}
+	if os.Getenv("TIDEMARK_S3_ENDPOINT") != "" {
+		deps.S3 = s3.New(s3.Options{
+			BaseEndpoint: aws.String(os.Getenv("TIDEMARK_S3_ENDPOINT")), Region: envOr("TIDEMARK_S3_REGION", "us-east-1"), UsePathStyle: true,
+			Credentials: credentials.NewStaticCredentialsProvider(os.Getenv("TIDEMARK_S3_ACCESS_KEY"), os.Getenv("TIDEMARK_S3_SECRET_KEY"), ""),
+		})
+	}
+	c, err := tf.dial(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if *regSA {
+		if err := workers.EnsureSearchAttributes(ctx, c, *tf.namespace); err != nil {
+			return err
+		}
+	}
+	w := workers.New(c, *queue, deps, worker.Options{})
+	if err := w.Start(); err != nil {
+		return err
+	}
+	defer w.Stop()
+	slog.Info("backfill worker", "temporal", *tf.address, "namespace", *tf.namespace, "task_queue", *queue, "store", *storeDir, "jobs", len(js), "s3", deps.S3 != nil)
+	<-ctx.Done()
+	return nil
 }
