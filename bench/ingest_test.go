@@ -23,12 +23,14 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	_ "github.com/go-sql-driver/mysql"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/tidemark-dev/tidemark/cdc"
@@ -124,6 +126,8 @@ func BenchmarkIngest(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer cl.Close()
+			var steady float64
+			var join time.Duration
 			for b.Loop() {
 				b.StopTimer()
 				topic := "bench.ingest." + suffix()
@@ -149,25 +153,41 @@ func BenchmarkIngest(b *testing.B) {
 					b.Fatal(err)
 				}
 				st := &counting{Store: openStore(b)}
-				in, err := ingest.New(ingest.Config{Brokers: brokers, Sources: reg, Store: st, Group: topic})
+				met := ingest.NewMetrics(nil)
+				in, err := ingest.New(ingest.Config{Brokers: brokers, Sources: reg, Store: st, Group: topic, Metrics: met, MaxPollRecords: pollRecords()})
 				if err != nil {
 					b.Fatal(err)
 				}
 				rctx, cancel := context.WithCancel(ctx)
 				done := make(chan error, 1)
 				b.StartTimer()
+				t0 := time.Now()
 				go func() { done <- in.Run(rctx) }()
-				for st.n.Load() < total {
-					time.Sleep(2 * time.Millisecond)
+				var first time.Time
+				var firstN int64
+				for n := st.n.Load(); n < total; n = st.n.Load() {
+					if first.IsZero() && n > 0 {
+						first, firstN = time.Now(), n
+					}
+					time.Sleep(time.Millisecond)
 				}
 				b.StopTimer()
+				steady += float64(total-firstN) / time.Since(first).Seconds()
+				join += first.Sub(t0)
 				cancel()
 				if err := <-done; err != nil {
 					b.Fatal(err)
 				}
+				var am, bm dto.Metric
+				met.AppendSeconds.Write(&am)
+				met.BatchRecords.Write(&bm)
+				b.Logf("appends %d, %.3fs total; batches %d, %.0f records on average", am.Histogram.GetSampleCount(), am.Histogram.GetSampleSum(),
+					bm.Histogram.GetSampleCount(), bm.Histogram.GetSampleSum()/float64(bm.Histogram.GetSampleCount()))
 				b.StartTimer()
 			}
 			b.ReportMetric(float64(total*b.N)/b.Elapsed().Seconds(), "events/s")
+			b.ReportMetric(steady/float64(b.N), "steady-events/s")
+			b.ReportMetric(join.Seconds()/float64(b.N), "s-to-first-batch")
 		})
 	}
 
@@ -188,7 +208,7 @@ func BenchmarkIngest(b *testing.B) {
 				created_at DATETIME(6) NOT NULL)`)
 			var file string
 			var pos uint32
-			var ignore1, ignore2 sql.RawBytes
+			var ignore1, ignore2 sql.NullString
 			if err := db.QueryRow("SHOW MASTER STATUS").Scan(&file, &pos, &ignore1, &ignore2); err != nil {
 				b.Fatal(err)
 			}
@@ -257,4 +277,11 @@ func mustExec(b *testing.B, db *sql.DB, q string) {
 	if _, err := db.Exec(q); err != nil {
 		b.Fatalf("%.80s: %v", q, err)
 	}
+}
+
+// pollRecords is the ingest batch size (TIDEMARK_BENCH_POLL, default the
+// ingest default).
+func pollRecords() int {
+	n, _ := strconv.Atoi(os.Getenv("TIDEMARK_BENCH_POLL"))
+	return n
 }

@@ -51,7 +51,8 @@ type Config struct {
 	// server's current binlog position; default), "earliest" (the oldest
 	// binlog kept) or "FILE:POS".
 	Start string
-	// Codec is the wire codec of the records. Default wire.JSON.
+	// Codec is the wire codec of the records. Default wire.Binary (ingest
+	// decodes it about 4x faster than JSON; see bench/README.md).
 	Codec wire.Codec
 	// Zone reads DATETIME and DATE values (which have no zone). Default UTC.
 	Zone *time.Location
@@ -87,7 +88,7 @@ func (c *Config) setDefaults() {
 		c.Start = "current"
 	}
 	if c.Codec == nil {
-		c.Codec = wire.JSON
+		c.Codec = wire.Binary
 	}
 	if c.Zone == nil {
 		c.Zone = time.UTC

@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -44,8 +45,17 @@ type Config struct {
 	// Default "tidemark.deadletter".
 	DeadLetterTopic string
 	// MaxPollRecords bounds the records of one batch (one Append).
-	// Default 10000.
+	// Default 2000 (bigger batches were no faster; see bench/README.md).
 	MaxPollRecords int
+	// AppendDepth is how many batches may be appended at once (a batch's
+	// offsets are still marked for commit only after it and every batch
+	// polled before it are stored). Default 2: one batch's fsync overlaps
+	// the next one's work.
+	AppendDepth int
+	// CommitInterval is how often the offsets of stored batches are
+	// committed (and before a rebalance and at exit). A crash re-consumes
+	// at most this much, idempotently. Default 1s.
+	CommitInterval time.Duration
 	// MarkInterval is how often watermarks are recomputed and partition
 	// offsets listed (for idle partitions and the lag metric). Default 1s.
 	MarkInterval time.Duration
@@ -68,10 +78,16 @@ func (c *Config) setDefaults() {
 		c.DeadLetterTopic = "tidemark.deadletter"
 	}
 	if c.MaxPollRecords == 0 {
-		c.MaxPollRecords = 10000
+		c.MaxPollRecords = 2000
 	}
 	if c.MarkInterval == 0 {
 		c.MarkInterval = time.Second
+	}
+	if c.CommitInterval == 0 {
+		c.CommitInterval = time.Second
+	}
+	if c.AppendDepth == 0 {
+		c.AppendDepth = 2
 	}
 	if c.ProducerTimeout == 0 {
 		c.ProducerTimeout = 30 * time.Second
@@ -90,8 +106,8 @@ func (c *Config) Validate() error {
 		return errors.New("ingest: Config.Sources is required")
 	case c.Store == nil:
 		return errors.New("ingest: Config.Store is required")
-	case c.MaxPollRecords < 0 || c.MarkInterval < 0 || c.ProducerTimeout < 0:
-		return errors.New("ingest: negative MaxPollRecords, MarkInterval or ProducerTimeout")
+	case c.MaxPollRecords < 0 || c.MarkInterval < 0 || c.ProducerTimeout < 0 || c.CommitInterval < 0 || c.AppendDepth < 0:
+		return errors.New("ingest: negative MaxPollRecords, MarkInterval, CommitInterval or ProducerTimeout")
 	}
 	return source.ValidateTopic(c.DeadLetterTopic)
 }
@@ -101,6 +117,11 @@ type Ingester struct {
 	cfg    Config
 	routes map[string]route
 	log    *slog.Logger
+
+	blocked    atomic.Bool                        // a rebalance waits for us
+	pollCancel atomic.Pointer[context.CancelFunc] // cuts the current poll short
+
+	storedNote chan struct{} // a batch was stored: advance watermarks
 
 	mu       sync.Mutex // guards marks and the store's watermarks
 	marks    *tracker
@@ -117,7 +138,8 @@ func New(cfg Config) (*Ingester, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Ingester{cfg: cfg, routes: r, log: cfg.Logger, marks: newTracker(cfg.Sources, cfg.ProducerTimeout)}, nil
+	return &Ingester{cfg: cfg, routes: r, log: cfg.Logger, marks: newTracker(cfg.Sources, cfg.ProducerTimeout),
+		storedNote: make(chan struct{}, 1)}, nil
 }
 
 // Run consumes until ctx ends (then it returns nil) or a fatal error. Each
@@ -132,7 +154,11 @@ func (in *Ingester) Run(ctx context.Context) error {
 		kgo.ConsumerGroup(in.cfg.Group),
 		kgo.ConsumeTopics(topics...),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-		kgo.DisableAutoCommit(),
+		// Offsets are marked once their batch is stored; the client
+		// commits the marks every CommitInterval, before a partition is
+		// revoked, and at Close.
+		kgo.AutoCommitMarks(),
+		kgo.AutoCommitInterval(in.cfg.CommitInterval),
 		kgo.BlockRebalanceOnPoll(),
 		kgo.FetchMaxBytes(64 << 20),
 		kgo.FetchMaxPartitionBytes(16 << 20),
@@ -144,6 +170,12 @@ func (in *Ingester) Run(ctx context.Context) error {
 			}
 		}),
 		kgo.OnPartitionsRevoked(in.revoked),
+		kgo.OnPartitionsCallbackBlocked(func(context.Context, *kgo.Client) {
+			in.blocked.Store(true)
+			if c := in.pollCancel.Load(); c != nil {
+				(*c)()
+			}
+		}),
 		kgo.OnPartitionsLost(in.revoked),
 	}, in.cfg.KafkaOptions...)
 	if in.cfg.InstanceID != "" {
@@ -167,45 +199,91 @@ func (in *Ingester) Run(ctx context.Context) error {
 	defer wg.Wait()
 	defer cancel()
 
-	for {
-		fetches := cl.PollRecords(ctx, in.cfg.MaxPollRecords)
+	// Two stages: while one batch is stored (append, dead letters,
+	// watermarks, commit), the next is polled and decoded. Rebalances wait
+	// (BlockRebalanceOnPoll) until no polled batch is unstored: when one
+	// wants to run, the poll is cut short, the batch in flight finished,
+	// and only then is the rebalance allowed.
+	// Appends run up to AppendDepth at once; a marker goroutine takes them
+	// in polled order and marks each batch's offsets once it and every
+	// earlier one are stored.
+	type flight struct {
+		b    *batch
+		done chan error
+	}
+	flights := make(chan flight, max(in.cfg.AppendDepth-1, 0))
+	var unmarked sync.WaitGroup
+	errc := make(chan error, 1)
+	var markerDone sync.WaitGroup
+	markerDone.Add(1)
+	go func() {
+		defer markerDone.Done()
+		failed := false
+		for f := range flights {
+			if err := <-f.done; err != nil && !failed {
+				failed = true
+				errc <- err
+			} else if !failed {
+				in.markStored(cl, f.b)
+			}
+			unmarked.Done()
+		}
+	}()
+	defer func() {
+		unmarked.Wait()
+		close(flights)
+		markerDone.Wait()
+	}()
+	fail := func(err error) error {
+		unmarked.Wait()
+		cl.AllowRebalance()
 		if ctx.Err() != nil {
-			cl.AllowRebalance()
 			return nil
+		}
+		return err
+	}
+	for {
+		select {
+		case err := <-errc:
+			return fail(err)
+		default:
+		}
+		pctx, pcancel := context.WithCancel(ctx)
+		in.pollCancel.Store(&pcancel)
+		if in.blocked.Load() {
+			pcancel()
+		}
+		fetches := cl.PollRecords(pctx, in.cfg.MaxPollRecords)
+		pcancel()
+		if ctx.Err() != nil {
+			return fail(nil)
 		}
 		var fatal error
 		fetches.EachError(func(t string, p int32, err error) {
-			if errors.Is(err, kgo.ErrClientClosed) || errors.Is(err, context.Canceled) {
+			switch {
+			case errors.Is(err, context.Canceled):
+			case errors.Is(err, kgo.ErrClientClosed):
 				fatal = err
-				return
+			default:
+				in.log.Warn("ingest: fetch error", "topic", t, "partition", p, "err", err)
 			}
-			in.log.Warn("ingest: fetch error", "topic", t, "partition", p, "err", err)
 		})
 		if fatal != nil {
+			return fail(fmt.Errorf("ingest: %w", fatal))
+		}
+		if recs := fetches.Records(); len(recs) > 0 {
+			f := flight{in.prepare(recs), make(chan error, 1)}
+			unmarked.Add(1)
+			flights <- f // waits while AppendDepth batches are in flight
+			go func() { f.done <- in.appendBatch(ctx, cl, f.b) }()
+		}
+		if in.blocked.Load() {
+			// A rebalance waits: everything polled must be stored and
+			// marked before it may run.
+			unmarked.Wait()
+			in.blocked.Store(false)
 			cl.AllowRebalance()
-			if ctx.Err() != nil {
-				return nil
-			}
-			return fmt.Errorf("ingest: %w", fatal)
 		}
-		recs := fetches.Records()
-		if len(recs) == 0 {
-			cl.AllowRebalance()
-			continue
-		}
-		if err := in.process(ctx, cl, recs); err != nil {
-			cl.AllowRebalance()
-			if ctx.Err() != nil {
-				return nil
-			}
-			return err
-		}
-		if err := cl.CommitRecords(ctx, recs...); err != nil && ctx.Err() == nil {
-			// Not fatal: the batch is stored; a later commit covers it,
-			// or a new owner re-consumes it idempotently.
-			in.log.Warn("ingest: commit failed", "err", err)
-		}
-		cl.AllowRebalance()
 	}
 }
 
@@ -222,24 +300,35 @@ type deadLetter struct {
 	f   *failure
 }
 
-// process stores one polled batch.
-func (in *Ingester) process(ctx context.Context, cl *kgo.Client, recs []*kgo.Record) error {
-	m := in.cfg.Metrics
+// batch is one polled batch, decoded.
+type batch struct {
+	recs   []*kgo.Record
+	events []eventcenter.Event
+	dead   []deadLetter
+}
+
+// prepare decodes a polled batch.
+func (in *Ingester) prepare(recs []*kgo.Record) *batch {
 	events := make([]eventcenter.Event, len(recs))
 	fails := make([]*failure, len(recs))
 	in.convert(recs, events, fails)
-
-	var dead []deadLetter
+	b := &batch{recs: recs}
 	keep := events[:0]
 	for i, rec := range recs {
 		if fails[i] != nil {
-			dead = append(dead, deadLetter{rec, fails[i]})
+			b.dead = append(b.dead, deadLetter{rec, fails[i]})
 			continue
 		}
 		keep = append(keep, events[i])
 	}
-	events = keep
+	b.events = keep
+	return b
+}
 
+// appendBatch appends a prepared batch and produces its dead letters.
+func (in *Ingester) appendBatch(ctx context.Context, cl *kgo.Client, b *batch) error {
+	m := in.cfg.Metrics
+	recs, events, dead := b.recs, b.events, b.dead
 	if err := in.declareIndexes(ctx, events); err != nil {
 		return err
 	}
@@ -270,9 +359,14 @@ func (in *Ingester) process(ctx context.Context, cl *kgo.Client, recs []*kgo.Rec
 	}
 	// Dead letters after the append: a crash in between re-consumes and
 	// produces them again (the dead-letter topic is at least once).
-	if err := in.deadLetters(ctx, cl, dead); err != nil {
-		return err
-	}
+	return in.deadLetters(ctx, cl, dead)
+}
+
+// markStored records a stored batch: its offsets are marked for commit,
+// its partitions' stored offsets and newest times noted for watermarks.
+func (in *Ingester) markStored(cl *kgo.Client, b *batch) {
+	m := in.cfg.Metrics
+	recs, events := b.recs, b.events
 
 	// What is stored, per partition: the offset after the batch's last
 	// record, and for kafka sources the newest event time per source.
@@ -310,13 +404,19 @@ func (in *Ingester) process(ctx context.Context, cl *kgo.Client, recs []*kgo.Rec
 			}
 		}
 	}
+	cl.MarkCommitRecords(recs...)
 	in.mu.Lock()
 	for k, ps := range stored {
 		in.marks.stored(k.topic, k.part, ps.next, ps.newest)
 	}
 	in.mu.Unlock()
-	in.advanceMarks(ctx)
-	return nil
+	select { // the mark loop advances watermarks off the store's path
+	case in.storedNote <- struct{}{}:
+	default:
+	}
+	if m != nil {
+		m.BatchRecords.Observe(float64(len(recs)))
+	}
 }
 
 // convert decodes the records, in parallel for big batches.
@@ -454,6 +554,9 @@ func (in *Ingester) markLoop(ctx context.Context, cl *kgo.Client, topics []strin
 		select {
 		case <-ctx.Done():
 			return
+		case <-in.storedNote:
+			in.advanceMarks(ctx)
+			continue
 		case <-tick.C:
 		}
 		sent := time.Now()

@@ -275,7 +275,12 @@ func TestIngestForeignAndHTTP(t *testing.T) {
 	if err := res.FirstErr(); err != nil {
 		t.Fatal(err)
 	}
-	callRec := res[len(res)-1].Record
+	var callRec *kgo.Record
+	for _, r := range res {
+		if r.Record.Topic == "api.score" {
+			callRec = r.Record
+		}
+	}
 
 	stop := startIngester(t, ctx, ingest.Config{Brokers: brokers, Sources: reg, Store: st, MarkInterval: 50 * time.Millisecond})
 	defer stop()

@@ -32,7 +32,7 @@ func runCDC(ctx context.Context, fs *flag.FlagSet, args []string) error {
 		dir        = fs.String("checkpoint", envOr("TIDEMARK_CDC_DIR", "cdc-state"), "folder of the checkpoint and schema history ($TIDEMARK_CDC_DIR)")
 		start      = fs.String("start", "current", `where to begin without checkpoint: current, earliest or FILE:POS`)
 		noGTID     = fs.Bool("no-gtid", false, "resume by binlog file and position, not GTID set")
-		codec      = fs.String("codec", "json/v1", "wire codec of the records: json/v1 or binary/v1")
+		codec      = fs.String("codec", "binary/v1", "wire codec of the records: binary/v1 or json/v1 (readable with kcat)")
 		zone       = fs.String("zone", "UTC", "time zone of DATETIME and DATE values")
 		lateness   = fs.Duration("lateness", 2*time.Second, "longest transaction: progress claims trail the commits by it")
 		partitions = fs.Int("partitions", 0, "create the sources' missing topics with this many partitions (0: they must exist)")

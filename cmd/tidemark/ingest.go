@@ -97,7 +97,7 @@ func runIngest(ctx context.Context, fs *flag.FlagSet, args []string) error {
 		group      = fs.String("group", "tidemark-ingest", "Kafka consumer group")
 		instance   = fs.String("instance-id", envOr("TIDEMARK_INGEST_INSTANCE", ""), "static group member id: a restart takes its partitions back at once ($TIDEMARK_INGEST_INSTANCE)")
 		dlq        = fs.String("deadletter", "tidemark.deadletter", "dead-letter topic")
-		maxPoll    = fs.Int("max-poll", 10000, "records per batch (one append)")
+		maxPoll    = fs.Int("max-poll", 2000, "records per batch (one append)")
 		partitions = fs.Int("partitions", 0, "create the sources' missing topics with this many partitions (0: they must exist)")
 	)
 	if err := fs.Parse(args); err != nil {
