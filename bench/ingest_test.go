@@ -5,12 +5,17 @@
 //	go test ./bench -run '^$' -bench Ingest -benchtime 1x
 //
 // Ingest/store                Store.Append of 1,000-event batches (synced,
-//                             on disk): the raw store rate of the core issue
+//
+//	on disk): the raw store rate of the core issue
+//
 // Ingest/kafka-json           the same events in Kafka (wire json/v1, 4
-//                             partitions) → an Ingester → the same store
+//
+//	partitions) → an Ingester → the same store
+//
 // Ingest/kafka-binary         the same with wire binary/v1
 // Ingest/cdc                  MariaDB binlog row changes → cdc → Kafka,
-//                             acknowledged and checkpointed (json/v1)
+//
+//	acknowledged and checkpointed (json/v1)
 package bench_test
 
 import (

@@ -226,10 +226,10 @@ func (c *CDC) Run(ctx context.Context) error {
 
 	r := &run{
 		c: c, db: db, hist: hist, kcl: kcl,
-		rep:    source.NewReporter(kcl, cfg.ProducerID),
-		acks:   newAcks(cp),
-		tables: map[string]*capture{},
-		seen:   map[string]string{},
+		rep:      source.NewReporter(kcl, cfg.ProducerID),
+		acks:     newAcks(cp),
+		tables:   map[string]*capture{},
+		seen:     map[string]string{},
 		verified: map[string]Coord{},
 	}
 	for _, name := range cp.Sources {

@@ -116,7 +116,7 @@ func LoadTable(ctx context.Context, conn *sql.DB, db, table string, keyColumns [
 	return t, nil
 }
 
-// parseValues reads the values of "enum('a','b''c')" or "set(...)".
+// parseValues reads the values of "enum('a','b”c')" or "set(...)".
 func parseValues(columnType string) ([]string, error) {
 	open := strings.IndexByte(columnType, '(')
 	if open < 0 || !strings.HasSuffix(columnType, ")") {
