@@ -2,20 +2,17 @@
 // store, in one run (see README.md, section "Sources and ingest"):
 //
 //	eval "$(scripts/services env)"
-//	go test ./bench -run '^$' -bench Ingest -benchtime 1x
+//	go test ./bench -run '^$' -bench Ingest -benchtime 1x -count 3
 //
-// Ingest/store                Store.Append of 1,000-event batches (synced,
+// The benchmarks:
 //
-//	on disk): the raw store rate of the core issue
-//
-// Ingest/kafka-json           the same events in Kafka (wire json/v1, 4
-//
-//	partitions) → an Ingester → the same store
-//
-// Ingest/kafka-binary         the same with wire binary/v1
-// Ingest/cdc                  MariaDB binlog row changes → cdc → Kafka,
-//
-//	acknowledged and checkpointed (json/v1)
+//	Ingest/store         Store.Append of 1,000-event batches (synced, on
+//	                     disk): the raw store rate of the core issue
+//	Ingest/kafka-json    the same events in Kafka (wire json/v1, 4
+//	                     partitions) → an Ingester → the same kind of store
+//	Ingest/kafka-binary  the same with wire binary/v1
+//	Ingest/cdc           MariaDB binlog row changes → cdc → Kafka,
+//	                     acknowledged and checkpointed (binary/v1)
 package bench_test
 
 import (

@@ -116,7 +116,8 @@ func LoadTable(ctx context.Context, conn *sql.DB, db, table string, keyColumns [
 	return t, nil
 }
 
-// parseValues reads the values of "enum('a','b”c')" or "set(...)".
+// parseValues reads the values of an enum or set column type, e.g.
+// enum('a','it''s'), where a doubled quote stands for one.
 func parseValues(columnType string) ([]string, error) {
 	open := strings.IndexByte(columnType, '(')
 	if open < 0 || !strings.HasSuffix(columnType, ")") {
