@@ -117,7 +117,7 @@ func LoadTable(ctx context.Context, conn *sql.DB, db, table string, keyColumns [
 }
 
 // parseValues reads the values of an enum or set column type, e.g.
-// enum('a','it''s'), where a doubled quote stands for one.
+// "enum('a','b')", where a quote inside a value is written twice.
 func parseValues(columnType string) ([]string, error) {
 	open := strings.IndexByte(columnType, '(')
 	if open < 0 || !strings.HasSuffix(columnType, ")") {
