@@ -64,7 +64,8 @@ func logic(c *job.Context) (eventcenter.Row, error) {
 	return eventcenter.Row{"user": user, "amount": amount, "limit": limit, "score": (limit - amount) * c.Int("factor")}, nil
 }
 
-// Events returns n applications spread evenly over [T0, T0+span), by users
+// Events returns n applications spread evenly over [T0, T0+span) (span/n
+// apart), by users
 // users, preceded (at T0-1h) by one insert per user and followed by one
 // update of every user per tenth of the span, so fetches as of different
 // times see different rows. Application i has key "app-<i>"; every tenth
@@ -82,12 +83,13 @@ func Events(n, users int, span time.Duration) []eventcenter.Event {
 				Pos: eventcenter.Position{Log: uint64(step), Offset: uint64(u)}, After: eventcenter.Row{"limit": int64(1000 + u + 100*step)}})
 		}
 	}
+	step := span / time.Duration(n) // not span*i/n: that overflows for long spans
 	for i := range n {
 		op := eventcenter.OpInsert
 		if i%10 == 9 {
 			op = eventcenter.OpUpdate
 		}
-		evs = append(evs, eventcenter.Event{Source: Apps, Key: fmt.Sprint("app-", i), Time: T0.Add(span * time.Duration(i) / time.Duration(n)),
+		evs = append(evs, eventcenter.Event{Source: Apps, Key: fmt.Sprint("app-", i), Time: T0.Add(step * time.Duration(i)),
 			Op: op, Pos: eventcenter.Position{Offset: uint64(i)}, After: eventcenter.Row{"user": userKey(i % users), "amount": int64(i % 500)}})
 	}
 	return evs
