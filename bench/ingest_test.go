@@ -103,95 +103,39 @@ func BenchmarkIngest(b *testing.B) {
 	ctx := context.Background()
 
 	b.Run("store", func(b *testing.B) {
+		var d time.Duration
 		for b.Loop() {
-			b.StopTimer()
-			st := openStore(b)
-			if err := st.DeclareIndex(ctx, ix); err != nil {
-				b.Fatal(err)
-			}
-			b.StartTimer()
-			for batch := range slices.Chunk(evs, 1000) {
-				if err := st.Append(ctx, batch); err != nil {
-					b.Fatal(err)
-				}
-			}
+			d += runStore(b, evs, ix)
 		}
-		b.ReportMetric(float64(total*b.N)/b.Elapsed().Seconds(), "events/s")
+		b.ReportMetric(float64(total*b.N)/d.Seconds(), "events/s")
 	})
-
 	for _, codec := range []wire.Codec{wire.JSON, wire.Binary} {
-		name := "kafka-" + strings.TrimSuffix(codec.Name(), "/v1")
-		b.Run(name, func(b *testing.B) {
-			brokers := testenv.KafkaBrokers(b)
-			cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ProducerLinger(10*time.Millisecond))
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer cl.Close()
-			var steady float64
-			var join time.Duration
+		b.Run("kafka-"+strings.TrimSuffix(codec.Name(), "/v1"), func(b *testing.B) {
+			var r kafkaRun
 			for b.Loop() {
-				b.StopTimer()
-				topic := "bench.ingest." + suffix()
-				if err := source.EnsureTopics(ctx, cl, 4, topic); err != nil {
-					b.Fatal(err)
-				}
-				recs := make([]*kgo.Record, total)
-				for i := range evs {
-					v, err := codec.Append(nil, &evs[i])
-					if err != nil {
-						b.Fatal(err)
-					}
-					recs[i] = &kgo.Record{Topic: topic, Key: []byte(evs[i].Key), Value: v,
-						Headers: []kgo.RecordHeader{{Key: wire.HeaderCodec, Value: []byte(codec.Name())}}}
-				}
-				for chunk := range slices.Chunk(recs, 20000) {
-					if err := cl.ProduceSync(ctx, chunk...).FirstErr(); err != nil {
-						b.Fatal(err)
-					}
-				}
-				reg, err := source.Parse(fmt.Appendf(nil, "sources: [{name: %s, kind: mysql, topic: %s, mysql: {database: loan, table: orders}, indexes: [{column: user_id}]}]", src, topic))
-				if err != nil {
-					b.Fatal(err)
-				}
-				st := &counting{Store: openStore(b)}
-				met := ingest.NewMetrics(nil)
-				in, err := ingest.New(ingest.Config{Brokers: brokers, Sources: reg, Store: st, Group: topic, Metrics: met, MaxPollRecords: pollRecords()})
-				if err != nil {
-					b.Fatal(err)
-				}
-				rctx, cancel := context.WithCancel(ctx)
-				done := make(chan error, 1)
-				b.StartTimer()
-				t0 := time.Now()
-				go func() { done <- in.Run(rctx) }()
-				var first time.Time
-				var firstN int64
-				for n := st.n.Load(); n < total; n = st.n.Load() {
-					if first.IsZero() && n > 0 {
-						first, firstN = time.Now(), n
-					}
-					time.Sleep(time.Millisecond)
-				}
-				b.StopTimer()
-				steady += float64(total-firstN) / time.Since(first).Seconds()
-				join += first.Sub(t0)
-				cancel()
-				if err := <-done; err != nil {
-					b.Fatal(err)
-				}
-				var am, bm dto.Metric
-				met.AppendSeconds.Write(&am)
-				met.BatchRecords.Write(&bm)
-				b.Logf("appends %d, %.3fs total; batches %d, %.0f records on average", am.Histogram.GetSampleCount(), am.Histogram.GetSampleSum(),
-					bm.Histogram.GetSampleCount(), bm.Histogram.GetSampleSum()/float64(bm.Histogram.GetSampleCount()))
-				b.StartTimer()
+				r.add(runKafka(b, evs, codec))
 			}
-			b.ReportMetric(float64(total*b.N)/b.Elapsed().Seconds(), "events/s")
-			b.ReportMetric(steady/float64(b.N), "steady-events/s")
-			b.ReportMetric(join.Seconds()/float64(b.N), "s-to-first-batch")
+			r.report(b, total)
 		})
 	}
+	// The machine is shared: store and ingest alternate within each
+	// iteration, so both see the same load; the ratio is per pair.
+	b.Run("pair-binary", func(b *testing.B) {
+		var r kafkaRun
+		var d time.Duration
+		var ratios []float64
+		for b.Loop() {
+			sd := runStore(b, evs, ix)
+			k := runKafka(b, evs, wire.Binary)
+			d += sd
+			r.add(k)
+			ratios = append(ratios, sd.Seconds()/k.total.Seconds())
+		}
+		b.ReportMetric(float64(total*b.N)/d.Seconds(), "store-events/s")
+		r.report(b, total)
+		slices.Sort(ratios)
+		b.ReportMetric(ratios[len(ratios)/2], "median-ingest/store")
+	})
 
 	b.Run("cdc", func(b *testing.B) {
 		mcfg := testenv.MySQL(b)
@@ -266,6 +210,121 @@ func BenchmarkIngest(b *testing.B) {
 
 // checkpointAt reads the file and position of a CDC checkpoint (binlog
 // file names of one server sort by their fixed-width sequence number).
+// runStore appends the events to a fresh on-disk store in 1,000-event
+// batches and returns the time it took.
+func runStore(b *testing.B, evs []eventcenter.Event, ix eventcenter.Index) time.Duration {
+	b.StopTimer()
+	defer b.StartTimer()
+	ctx := context.Background()
+	st := openStore(b)
+	if err := st.DeclareIndex(ctx, ix); err != nil {
+		b.Fatal(err)
+	}
+	start := time.Now()
+	b.StartTimer()
+	for batch := range slices.Chunk(evs, 1000) {
+		if err := st.Append(ctx, batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	return time.Since(start)
+}
+
+// kafkaResult is one ingest of the events from Kafka.
+type kafkaResult struct {
+	total, toFirst time.Duration // Run to everything stored; to the first batch stored
+	steady         float64       // events/s from the first batch stored on
+}
+
+type kafkaRun struct {
+	n       int
+	total   time.Duration
+	toFirst time.Duration
+	steady  float64
+}
+
+func (r *kafkaRun) add(k kafkaResult) {
+	r.n++
+	r.total += k.total
+	r.toFirst += k.toFirst
+	r.steady += k.steady
+}
+
+func (r *kafkaRun) report(b *testing.B, events int) {
+	b.ReportMetric(float64(events*r.n)/r.total.Seconds(), "events/s")
+	b.ReportMetric(r.steady/float64(r.n), "steady-events/s")
+	b.ReportMetric(r.toFirst.Seconds()/float64(r.n), "s-to-first-batch")
+}
+
+// runKafka produces the events to a fresh 4-partition topic (untimed), then
+// times an Ingester storing them into a fresh on-disk store.
+func runKafka(b *testing.B, evs []eventcenter.Event, codec wire.Codec) kafkaResult {
+	b.StopTimer()
+	defer b.StartTimer()
+	ctx := context.Background()
+	brokers := testenv.KafkaBrokers(b)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ProducerLinger(10*time.Millisecond))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cl.Close()
+	topic := "bench.ingest." + suffix()
+	if err := source.EnsureTopics(ctx, cl, 4, topic); err != nil {
+		b.Fatal(err)
+	}
+	recs := make([]*kgo.Record, len(evs))
+	for i := range evs {
+		v, err := codec.Append(nil, &evs[i])
+		if err != nil {
+			b.Fatal(err)
+		}
+		recs[i] = &kgo.Record{Topic: topic, Key: []byte(evs[i].Key), Value: v,
+			Headers: []kgo.RecordHeader{{Key: wire.HeaderCodec, Value: []byte(codec.Name())}}}
+	}
+	for chunk := range slices.Chunk(recs, 20000) {
+		if err := cl.ProduceSync(ctx, chunk...).FirstErr(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	reg, err := source.Parse(fmt.Appendf(nil, "sources: [{name: %s, kind: mysql, topic: %s, mysql: {database: loan, table: orders}, indexes: [{column: user_id}]}]", evs[0].Source, topic))
+	if err != nil {
+		b.Fatal(err)
+	}
+	st := &counting{Store: openStore(b)}
+	met := ingest.NewMetrics(nil)
+	in, err := ingest.New(ingest.Config{Brokers: brokers, Sources: reg, Store: st, Group: topic, Metrics: met, MaxPollRecords: pollRecords()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	total := int64(len(evs))
+	b.StartTimer()
+	t0 := time.Now()
+	go func() { done <- in.Run(rctx) }()
+	var first time.Time
+	var firstN int64
+	for n := st.n.Load(); n < total; n = st.n.Load() {
+		if first.IsZero() && n > 0 {
+			first, firstN = time.Now(), n
+		}
+		time.Sleep(time.Millisecond)
+	}
+	b.StopTimer()
+	res := kafkaResult{total: time.Since(t0), toFirst: first.Sub(t0), steady: float64(total-firstN) / time.Since(first).Seconds()}
+	cancel()
+	if err := <-done; err != nil {
+		b.Fatal(err)
+	}
+	var am, bm dto.Metric
+	met.AppendSeconds.Write(&am)
+	met.BatchRecords.Write(&bm)
+	b.Logf("%s: appends %d taking %.3fs in all; %.0f records per batch", codec.Name(), am.Histogram.GetSampleCount(), am.Histogram.GetSampleSum(),
+		bm.Histogram.GetSampleSum()/float64(bm.Histogram.GetSampleCount()))
+	return res
+}
+
 func checkpointAt(cp []byte) (string, uint32) {
 	var c cdc.Checkpoint
 	if json.Unmarshal(cp, &c) != nil {
