@@ -266,6 +266,20 @@ sources:
 		return time.Since(zeroSince) > 3*time.Second
 	})
 	caughtUp := time.Since(start)
+	// The watermark delay is exported per source, and small: the CDC's
+	// progress reports move the watermarks once the load is stored.
+	waitFor(t, "small watermark delays", 30*time.Second, func() bool {
+		delay, err := scrape(metricsAddr, "tidemark_ingest_watermark_delay_seconds{")
+		if err != nil || len(delay) != len(workloadNames) {
+			return false
+		}
+		for _, d := range delay {
+			if d > 10 {
+				return false
+			}
+		}
+		return true
+	})
 	ingestProc.stop()
 	cdcProc.stop()
 	t.Logf("everything stored %v after the load started", caughtUp.Round(time.Millisecond))

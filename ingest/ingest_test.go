@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -191,6 +192,11 @@ func TestIngest(t *testing.T) {
 			t.Errorf("no dead letter with reason %s (have %v)", want, reasons)
 		}
 	}
+	var dm dto.Metric
+	metrics.DeadLetters.WithLabelValues("mysql.loan.orders", ingest.ReasonMalformed).Write(&dm)
+	if got := dm.GetCounter().GetValue(); got != 2 {
+		t.Errorf("dead-letter metric for malformed records: %v, want 2", got)
+	}
 
 	// No watermark without a progress report (kind mysql)…
 	if wm, _ := st.Watermark(ctx, "mysql.loan.orders"); !wm.IsZero() {
@@ -205,6 +211,11 @@ func TestIngest(t *testing.T) {
 	waitFor(t, "the reported watermark", 10*time.Second, func() bool {
 		wm, _ := st.Watermark(ctx, "mysql.loan.orders")
 		return wm.Equal(claim)
+	})
+	waitFor(t, "the watermark delay metric", 10*time.Second, func() bool {
+		var m dto.Metric
+		metrics.WatermarkDelay.WithLabelValues("mysql.loan.orders").Write(&m)
+		return m.GetGauge().GetValue() > time.Since(claim).Seconds()-5
 	})
 	if marks, _ := st.PartitionWatermarks(ctx, "mysql.loan.orders"); len(marks) != 3 {
 		t.Errorf("partition watermarks %v, want 3 partitions", marks)
