@@ -10,7 +10,8 @@ package workers_test
 // over one day in the embedded store on disk; every application fetches its
 // user as of its time (one as-of read) and writes one record. Sinks:
 // "discard" counts the records (the cost of replay, fetch and logic), and
-// "featurestore" appends them to the event center (the live default).
+// "featurestore" appends them to the event center (the live default; synced
+// appends, a feature source of its own per run).
 
 import (
 	"context"
@@ -48,7 +49,7 @@ func (d *discard) Write(_ context.Context, recs []job.Record) error {
 var bench struct {
 	once    sync.Once
 	err     error
-	st      *embedded.Store
+	dir     string // the prepared store, copied for each sub-benchmark
 	srv     *devtemporal.Server
 	c       client.Client
 	events  int
@@ -63,12 +64,10 @@ func benchSetup(b *testing.B) {
 		if v, err := strconv.Atoi(os.Getenv("BENCH_EVENTS")); err == nil && v > 0 {
 			n = v
 		}
-		dir, err := os.MkdirTemp("", "tidemark-bench-*")
-		if err != nil {
-			bench.err = err
+		if bench.dir, bench.err = os.MkdirTemp("", "tidemark-bench-*"); bench.err != nil {
 			return
 		}
-		st, err := embedded.Open(embedded.Config{Dir: dir})
+		st, err := embedded.Open(embedded.Config{Dir: bench.dir})
 		if err != nil {
 			bench.err = err
 			return
@@ -77,12 +76,7 @@ func benchSetup(b *testing.B) {
 		if bench.err = backfilltest.Fill(context.Background(), st, evs); bench.err != nil {
 			return
 		}
-		// Reopened, the store reads its events from tables on disk, not
-		// from the memtable they were just written to: a store that has run.
 		st.Close()
-		if bench.st, bench.err = embedded.Open(embedded.Config{Dir: dir}); bench.err != nil {
-			return
-		}
 		bench.events, bench.outputs = n, backfilltest.Triggers(evs)
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
@@ -96,23 +90,47 @@ func benchSetup(b *testing.B) {
 	}
 }
 
+// freshStore opens a copy of the prepared store for one sub-benchmark, so
+// that none pays for the compactions of another's writes. Reopened, the
+// store reads the events from tables on disk: a store that has run.
+func freshStore(b *testing.B) *embedded.Store {
+	b.Helper()
+	dir := b.TempDir()
+	if err := os.CopyFS(dir+"/store", os.DirFS(bench.dir)); err != nil {
+		b.Fatal(err)
+	}
+	st, err := embedded.Open(embedded.Config{Dir: dir + "/store"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { st.Close() })
+	return st
+}
+
 func BenchmarkBackfill(b *testing.B) {
 	benchSetup(b)
 	ctx := context.Background()
 	for _, sink := range []string{"discard", "featurestore"} {
-		newJob := func(out job.Output) *job.Job {
-			if sink == "discard" {
-				return backfilltest.Job(job.Outputs(out))
-			}
-			return backfilltest.Job(job.Outputs(outputs.FeatureStore(bench.st, "bench.out")))
+		// Each run writes its records under a feature source of its own:
+		// appending the same records again would only add merge operands,
+		// which later runs would pay for in compactions.
+		runs := 0
+		featureSource := func() string {
+			runs++
+			return fmt.Sprintf("bench.out.%d", runs)
 		}
 		b.Run(fmt.Sprintf("direct/sink=%s", sink), func(b *testing.B) {
+			st := freshStore(b)
 			out := &discard{}
-			j := newJob(out)
+			j := backfilltest.Job(job.Outputs(out))
 			start, cpu := time.Now(), cpuTime()
 			for range b.N {
-				replay := bench.st.Replay(ctx, eventcenter.ReplayQuery{Sources: []string{backfilltest.Apps}, From: backfilltest.T0, To: backfilltest.T0.Add(benchSpan)})
-				sum, err := job.RunAll(ctx, j, &job.Env{Mode: job.Backfill, Store: bench.st}, replay, job.RunOptions{})
+				env := &job.Env{Mode: job.Backfill, Store: st}
+				if sink == "featurestore" {
+					env.Outputs = []job.Output{outputs.FeatureStore(st, featureSource())}
+				}
+				replay := st.Replay(ctx, eventcenter.ReplayQuery{Sources: []string{backfilltest.Apps}, From: backfilltest.T0, To: backfilltest.T0.Add(benchSpan)})
+				sum, err := job.RunAll(ctx, j, env, replay, job.RunOptions{})
 				if err != nil || sum.Counts[job.OK] != bench.outputs {
 					b.Fatalf("%+v %v", sum.Counts, err)
 				}
@@ -122,9 +140,10 @@ func BenchmarkBackfill(b *testing.B) {
 		for _, nw := range []int{1, 2} {
 			b.Run(fmt.Sprintf("temporal/workers=%d/sink=%s", nw, sink), func(b *testing.B) {
 				queue := fmt.Sprintf("bench-%d-%s", nw, sink)
+				st := freshStore(b)
 				out := &discard{}
 				for range nw {
-					w := workers.New(bench.c, queue, workers.Deps{Store: bench.st, Jobs: []*job.Job{newJob(out)}}, worker.Options{})
+					w := workers.New(bench.c, queue, workers.Deps{Store: st, Jobs: []*job.Job{backfilltest.Job(job.Outputs(out))}}, worker.Options{})
 					if err := w.Start(); err != nil {
 						b.Fatal(err)
 					}
@@ -134,6 +153,9 @@ func BenchmarkBackfill(b *testing.B) {
 					Chunk: workflows.Duration(time.Hour), Parallelism: 2 * nw}
 				start, cpu := time.Now(), cpuTime()
 				for i := range b.N {
+					if sink == "featurestore" {
+						in.Sink = "featurestore:" + featureSource()
+					}
 					run, err := bench.c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: fmt.Sprintf("%s-%d-%d", queue, time.Now().UnixNano(), i), TaskQueue: queue},
 						workflows.BackfillWorkflow, in)
 					if err != nil {
@@ -150,9 +172,6 @@ func BenchmarkBackfill(b *testing.B) {
 	}
 }
 
-// report adds events/s (wall clock) and the process's CPU time per event
-// (user+system, Temporal server included), which a loaded machine does not
-// distort as much.
 func report(b *testing.B, start time.Time, cpu time.Duration) {
 	el := time.Since(start)
 	n := float64(bench.events * b.N)

@@ -32,7 +32,10 @@ type Deps struct {
 	Params params.Registry
 	// S3 reads sample tables and writes sinks on S3. Default nil.
 	S3 *s3.Client
-	// Ledger for outputs that are not idempotent. Default nil.
+	// Ledger for outputs that are not idempotent (Kafka, RabbitMQ), so a
+	// backfill to the job's own outputs does not deliver again what the
+	// live run (or an earlier attempt) delivered. Default: a
+	// job.EventLedger on Store, as the live worker's.
 	Ledger job.Ledger
 	// Workers and BatchSize tune the evaluation of a chunk's events
 	// (job.RunOptions). Defaults GOMAXPROCS and 1024.
@@ -42,6 +45,9 @@ type Deps struct {
 
 // Register registers every workflow and activity with r.
 func Register(r worker.Registry, d Deps) {
+	if d.Ledger == nil && d.Store != nil {
+		d.Ledger = job.EventLedger{Store: d.Store}
+	}
 	r.RegisterWorkflowWithOptions(workflows.Backfill, workflow.RegisterOptions{Name: workflows.BackfillWorkflow})
 	r.RegisterActivity(&activities.Backfill{
 		Store: d.Store, Jobs: activities.NewJobs(d.Jobs...), Params: d.Params, S3: d.S3, Ledger: d.Ledger,
