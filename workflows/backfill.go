@@ -300,6 +300,8 @@ func Backfill(ctx workflow.Context, in BackfillInput) (Summary, error) {
 			Job: in.Job, Options: opts, Sample: in.Sample, ChunkRows: in.ChunkRows,
 		}).Get(ctx, &plan)
 		if err != nil {
+			state = "failed"
+			publish(true)
 			return st.Summary, err
 		}
 		st.Plan = plan

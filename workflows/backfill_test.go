@@ -345,3 +345,27 @@ func TestBackfillInputJSON(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A plan the workers refuse (an unknown job, a bad sink) fails the
+// backfill before any chunk runs.
+func TestBackfillPlanRefused(t *testing.T) {
+	env := newTestEnv()
+	env.RegisterWorkflowWithOptions(workflows.Backfill, workflow.RegisterOptions{Name: workflows.BackfillWorkflow})
+	env.RegisterActivity(a)
+	env.OnActivity(a.BackfillPlan, mock.Anything, mock.Anything).Return(activities.Plan{},
+		temporal.NewNonRetryableApplicationError(`backfill: unknown job "nope"`, activities.ErrTypeUnknownJob, nil))
+	env.ExecuteWorkflow(workflows.Backfill, rangeInput())
+	var ae *temporal.ApplicationError
+	if err := env.GetWorkflowError(); !errors.As(err, &ae) || ae.Type() != activities.ErrTypeUnknownJob {
+		t.Fatalf("want the plan's UnknownJob, got %v", err)
+	}
+	env.AssertNotCalled(t, "BackfillChunk", mock.Anything, mock.Anything)
+	v, err := env.QueryWorkflow(workflows.ProgressQuery)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p workflows.Progress
+	if err := v.Get(&p); err != nil || p.State != "failed" {
+		t.Fatalf("progress %+v %v", p, err)
+	}
+}
