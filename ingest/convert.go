@@ -1,14 +1,13 @@
 package ingest
 
 import (
+	"errors"
 	"fmt"
-	"strconv"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/tidemark-dev/tidemark/eventcenter"
 	"github.com/tidemark-dev/tidemark/source"
-	"github.com/tidemark-dev/tidemark/wire"
 )
 
 // Dead-letter reasons (the value of HeaderReason starts with one of them).
@@ -52,74 +51,21 @@ type failure struct {
 
 func (f *failure) String() string { return f.reason + ": " + f.detail }
 
-// convert turns one record into an event, or says why it cannot.
+// convert turns one record into an event (by source.FromRecord, the rule
+// the live worker shares), or says why it cannot.
 func (r route) convert(rec *kgo.Record, e *eventcenter.Event) *failure {
-	if s := r.foreign; s != nil {
-		return foreignEvent(s, rec, e)
-	}
 	if r.sources == nil {
 		return &failure{ReasonUnknownTopic, fmt.Sprintf("no registered source uses topic %s", rec.Topic)}
 	}
-	codec := ""
-	for _, h := range rec.Headers {
-		if h.Key == wire.HeaderCodec {
-			codec = string(h.Value)
-		}
+	ev, err := source.FromRecord(rec, r.sources)
+	switch {
+	case err == nil:
+		*e = ev
+		return nil
+	case errors.Is(err, source.ErrKeyMismatch):
+		return &failure{ReasonKeyMismatch, err.Error()}
+	case errors.Is(err, source.ErrUnregistered):
+		return &failure{ReasonUnknownSource, err.Error()}
 	}
-	ev, err := wire.Decode(codec, rec.Value)
-	if err != nil {
-		return &failure{ReasonMalformed, err.Error()}
-	}
-	var src *source.Source
-	for _, s := range r.sources {
-		if s.Matches(ev.Source) {
-			src = s
-			break
-		}
-	}
-	if src == nil {
-		return &failure{ReasonUnknownSource, fmt.Sprintf("source %q is not registered for topic %s", ev.Source, rec.Topic)}
-	}
-	if string(rec.Key) != ev.Key {
-		return &failure{ReasonKeyMismatch, fmt.Sprintf("record key %q, event key %q", truncate(rec.Key), truncate([]byte(ev.Key)))}
-	}
-	if src.Kind == source.KindHTTP || src.Kind == source.KindKafka {
-		ev.Pos = eventcenter.Position{Log: uint64(rec.Partition), Offset: uint64(rec.Offset)}
-	}
-	*e = ev
-	return nil
-}
-
-func foreignEvent(s *source.Source, rec *kgo.Record, e *eventcenter.Event) *failure {
-	*e = eventcenter.Event{
-		Source: s.Name,
-		Key:    string(rec.Key),
-		Time:   rec.Timestamp,
-		Pos:    eventcenter.Position{Log: uint64(rec.Partition), Offset: uint64(rec.Offset)},
-		Op:     eventcenter.OpMessage,
-	}
-	if e.Key == "" {
-		e.Key = strconv.Itoa(int(rec.Partition)) + ":" + strconv.FormatInt(rec.Offset, 10)
-	}
-	switch s.Kafka.Format {
-	case "raw":
-		e.After = eventcenter.Row{"value": rec.Value}
-	default:
-		row, err := source.RowFromJSON(rec.Value)
-		if err != nil {
-			return &failure{ReasonMalformed, err.Error()}
-		}
-		e.After = row
-	}
-	if err := e.Validate(); err != nil {
-		return &failure{ReasonMalformed, err.Error()}
-	}
-	return nil
-}
-
-func truncate(b []byte) string {
-	if len(b) > 64 {
-		return string(b[:64]) + "…"
-	}
-	return string(b)
+	return &failure{ReasonMalformed, err.Error()}
 }

@@ -107,7 +107,7 @@ func (c *Config) converter(j *job.Job) (converter, error) {
 	if err != nil {
 		return converter{}, fmt.Errorf("live: trigger source: %w", err)
 	}
-	return converter{src: s}, nil
+	return converter{topic: c.Sources.ByTopic(s.Topic)}, nil
 }
 
 // Run is one run of the job by the worker.
