@@ -37,11 +37,7 @@ func runForward(ctx context.Context, fs *flag.FlagSet, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	log, err := pf.logger()
-	if err != nil {
-		return err
-	}
-	reg, err := source.Load(*pf.sources)
+	log, reg, err := pf.setup()
 	if err != nil {
 		return err
 	}

@@ -43,12 +43,17 @@ func addPipeFlags(fs *flag.FlagSet) pipeFlags {
 	}
 }
 
-func (f pipeFlags) logger() (*slog.Logger, error) {
+// setup builds the logger of -log-level and loads the -sources registry.
+func (f pipeFlags) setup() (*slog.Logger, *source.Config, error) {
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(*f.logLevel)); err != nil {
-		return nil, fmt.Errorf("-log-level: %w", err)
+		return nil, nil, fmt.Errorf("-log-level: %w", err)
 	}
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl})), nil
+	reg, err := source.Load(*f.sources)
+	if err != nil {
+		return nil, nil, err
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl})), reg, nil
 }
 
 func (f pipeFlags) brokerList() []string {
@@ -103,11 +108,7 @@ func runIngest(ctx context.Context, fs *flag.FlagSet, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	log, err := pf.logger()
-	if err != nil {
-		return err
-	}
-	reg, err := source.Load(*pf.sources)
+	log, reg, err := pf.setup()
 	if err != nil {
 		return err
 	}
