@@ -257,32 +257,55 @@ func checkServer(ctx context.Context, db *sql.DB) error {
 }
 
 // startPoint is where a CDC without checkpoint begins.
+// errNoBinlog: a binlog status query returned no row (log_bin is off).
+var errNoBinlog = errFatal{errors.New("cdc: the server has no binlog (log_bin is off)")}
+
+// firstRow returns the first row of query as text, or errNoBinlog if it
+// has none (the binlog status statements answer no row when log_bin is off).
+func firstRow(ctx context.Context, db *sql.DB, query string) ([]string, error) {
+	rows, err := db.QueryContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	cols, err := rows.Columns()
+	if err != nil {
+		return nil, err
+	}
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+		return nil, errNoBinlog
+	}
+	vals := make([]sql.NullString, len(cols))
+	ptrs := make([]any, len(cols))
+	for i := range vals {
+		ptrs[i] = &vals[i]
+	}
+	if err := rows.Scan(ptrs...); err != nil {
+		return nil, err
+	}
+	out := make([]string, len(vals))
+	for i, v := range vals {
+		out[i] = v.String
+	}
+	return out, nil
+}
+
 func (c *CDC) startPoint(ctx context.Context, db *sql.DB) (Checkpoint, error) {
 	cp := Checkpoint{Saved: time.Now().UTC()}
 	switch c.cfg.Start {
 	case "current":
-		rows, err := db.QueryContext(ctx, "SHOW MASTER STATUS")
-		if err != nil { // MySQL 8.4 renamed it
-			rows, err = db.QueryContext(ctx, "SHOW BINARY LOG STATUS")
+		vals, err := firstRow(ctx, db, "SHOW MASTER STATUS")
+		if err != nil && !errors.Is(err, errNoBinlog) { // MySQL 8.4 renamed it
+			vals, err = firstRow(ctx, db, "SHOW BINARY LOG STATUS")
 		}
 		if err != nil {
 			return cp, fmt.Errorf("cdc: current binlog position: %w", err)
 		}
-		defer rows.Close()
-		cols, _ := rows.Columns()
-		if !rows.Next() {
-			return cp, errFatal{errors.New("cdc: the server has no binlog (log_bin is off)")}
-		}
-		vals := make([]sql.RawBytes, len(cols))
-		ptrs := make([]any, len(cols))
-		for i := range vals {
-			ptrs[i] = &vals[i]
-		}
-		if err := rows.Scan(ptrs...); err != nil {
-			return cp, err
-		}
-		pos, _ := strconv.ParseUint(string(vals[1]), 10, 32)
-		cp.File, cp.Pos = string(vals[0]), uint32(pos)
+		pos, _ := strconv.ParseUint(vals[1], 10, 32)
+		cp.File, cp.Pos = vals[0], uint32(pos)
 		if c.cfg.NoGTID {
 			return cp, nil
 		}
@@ -296,24 +319,11 @@ func (c *CDC) startPoint(ctx context.Context, db *sql.DB) (Checkpoint, error) {
 		}
 		return cp, nil // an empty GTID set (gtid_mode=OFF): positions only
 	case "earliest":
-		rows, err := db.QueryContext(ctx, "SHOW BINARY LOGS")
+		vals, err := firstRow(ctx, db, "SHOW BINARY LOGS")
 		if err != nil {
 			return cp, fmt.Errorf("cdc: binlog files: %w", err)
 		}
-		defer rows.Close()
-		cols, _ := rows.Columns()
-		if !rows.Next() {
-			return cp, errFatal{errors.New("cdc: the server has no binlog (log_bin is off)")}
-		}
-		vals := make([]sql.RawBytes, len(cols))
-		ptrs := make([]any, len(cols))
-		for i := range vals {
-			ptrs[i] = &vals[i]
-		}
-		if err := rows.Scan(ptrs...); err != nil {
-			return cp, err
-		}
-		cp.File, cp.Pos = string(vals[0]), 4
+		cp.File, cp.Pos = vals[0], 4
 		return cp, nil
 	}
 	file, pos, err := parseStart(c.cfg.Start)
