@@ -3,8 +3,11 @@ package eventcenter
 import (
 	"fmt"
 	"math"
+	"math/bits"
 	"strconv"
+	"sync/atomic"
 	"time"
+	"unicode/utf8"
 )
 
 // Row is a row image: column name to value. A value is one of
@@ -14,20 +17,45 @@ import (
 //
 // so that every source's types survive storage exactly: DECIMAL as Decimal
 // text, binary as []byte, times with their instant (read back in UTC).
+//
+// What a valid row holds (see [Row.Validate]): column names are UTF-8 text
+// (values of type string are any bytes); floats are finite (no NaN or ±Inf:
+// they have no JSON form and no SQL one); a Decimal is a decimal number; a
+// time lies in the years 1678-2262; a string, []byte or Decimal value is at
+// most [SizeLimits].Value bytes long, and the row's [Row.Size] is at most
+// [SizeLimits].Row bytes.
 type Row map[string]any
 
 // Decimal is an exact decimal number in its canonical text form, e.g.
 // "1234.50". It is kept as text so no digit is lost to floating point.
+// A valid Decimal is an optional sign, digits with an optional decimal point
+// (at least one digit in all), and an optional exponent: "-0.5", "1e400",
+// ".5", "+7." are decimals; "Inf", "NaN", "0x1p3", "1_000", "1,5" are not.
 type Decimal string
 
-// Validate reports the first column whose value has a type a Row cannot hold.
+// Validate reports the first column whose value a Row cannot hold, naming
+// the column, or a row larger than the size limits allow.
 func (r Row) Validate() error {
+	limits := CurrentSizeLimits()
 	for col, v := range r {
+		if !utf8.ValidString(col) {
+			return fmt.Errorf("column %q: the name is not UTF-8 text", col)
+		}
+		n := 0 // the value's length, for the limit on one value
 		switch v := v.(type) {
-		case nil, bool, int64, int, string, []byte, Decimal:
+		case nil, bool, int64, int:
+		case string:
+			n = len(v)
+		case []byte:
+			n = len(v)
+		case Decimal:
+			if !validDecimal(string(v)) {
+				return fmt.Errorf("column %q: %q is not a decimal number", col, string(v))
+			}
+			n = len(v)
 		case float64:
-			if math.IsNaN(v) {
-				return fmt.Errorf("column %q: NaN cannot be stored", col)
+			if math.IsNaN(v) || math.IsInf(v, 0) {
+				return fmt.Errorf("column %q: %v cannot be stored (only finite numbers can)", col, v)
 			}
 		case time.Time:
 			if v.Before(minTime) || v.After(maxTime) {
@@ -36,8 +64,124 @@ func (r Row) Validate() error {
 		default:
 			return fmt.Errorf("column %q: type %T cannot be stored (use nil, bool, int64, float64, string, []byte, eventcenter.Decimal or time.Time)", col, v)
 		}
+		if n > limits.Value {
+			return fmt.Errorf("column %q: a value of %d bytes, more than the limit of %d", col, n, limits.Value)
+		}
+	}
+	if size := r.Size(); size > limits.Row {
+		return fmt.Errorf("a row of %d bytes, more than the limit of %d", size, limits.Row)
 	}
 	return nil
+}
+
+// validDecimal reports whether s is [+-]digits[.digits][(e|E)[+-]digits]
+// with at least one digit before the exponent.
+func validDecimal(s string) bool {
+	i := 0
+	if i < len(s) && (s[i] == '+' || s[i] == '-') {
+		i++
+	}
+	digits := func() int {
+		start := i
+		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+			i++
+		}
+		return i - start
+	}
+	n := digits()
+	if i < len(s) && s[i] == '.' {
+		i++
+		n += digits()
+	}
+	if n == 0 {
+		return false
+	}
+	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
+		i++
+		if i < len(s) && (s[i] == '+' || s[i] == '-') {
+			i++
+		}
+		if digits() == 0 {
+			return false
+		}
+	}
+	return i == len(s)
+}
+
+// Size is the number of bytes r takes in the event center's storage
+// encoding (a row of an eventcenter/codec body): per column its name and
+// value with their tags and length prefixes. The size limits bound it, so
+// that an event's body, which holds its After and Before rows, fits one
+// HBase cell. r must hold only the types a Row can (Size does not check).
+func (r Row) Size() int {
+	n := uvarintLen(uint64(len(r)))
+	for col, v := range r {
+		n += uvarintLen(uint64(len(col))) + len(col) + 1 // name, value tag
+		switch v := v.(type) {
+		case int64:
+			n += varintLen(v)
+		case int:
+			n += varintLen(int64(v))
+		case float64:
+			n += 8
+		case string:
+			n += uvarintLen(uint64(len(v))) + len(v)
+		case []byte:
+			n += uvarintLen(uint64(len(v))) + len(v)
+		case Decimal:
+			n += uvarintLen(uint64(len(v))) + len(v)
+		case time.Time:
+			n += varintLen(v.UnixNano())
+		}
+	}
+	return n
+}
+
+func uvarintLen(x uint64) int { return (bits.Len64(x|1) + 6) / 7 }
+
+func varintLen(x int64) int { return uvarintLen(uint64(x<<1) ^ uint64(x>>63)) } // zigzag, as binary.AppendVarint
+
+// SizeLimits bound the size of rows, so that an event too large for a store
+// is refused as invalid (a dead letter), never retried: HBase refuses a cell
+// above its client's hbase.client.keyvalue.maxsize, 10 MiB by default, and
+// an event's body, one cell, holds two rows.
+type SizeLimits struct {
+	// Value bounds the length in bytes of one string, []byte or Decimal.
+	Value int
+	// Row bounds a row's Size.
+	Row int
+}
+
+// DefaultSizeLimits are the limits until SetSizeLimits changes them: values
+// of 1 MiB (Kafka's default largest message, max.message.bytes, is about as
+// much), rows of 4 MiB, so a body of two full rows (8 MiB and a few bytes)
+// stays below HBase's 10 MiB cell limit.
+var DefaultSizeLimits = SizeLimits{Value: 1 << 20, Row: 4 << 20}
+
+var sizeLimits atomic.Pointer[SizeLimits]
+
+// CurrentSizeLimits returns the limits Row.Validate and Event.Validate apply.
+func CurrentSizeLimits() SizeLimits {
+	if l := sizeLimits.Load(); l != nil {
+		return *l
+	}
+	return DefaultSizeLimits
+}
+
+// SetSizeLimits sets the size limits of the process and returns the previous
+// ones. Both must be positive, Value at most Row. Set them once at start-up,
+// before anything validates an event, and set the same limits in every
+// process that validates events (producers, ingest, stores): an event one of
+// them accepts and another refuses is a dead letter only at the second. Raise
+// Row above 5 MiB only for an HBase with a larger cell limit.
+func SetSizeLimits(l SizeLimits) (SizeLimits, error) {
+	if l.Value <= 0 || l.Row <= 0 || l.Value > l.Row {
+		return CurrentSizeLimits(), fmt.Errorf("eventcenter: size limits %+v: both must be positive, Value at most Row", l)
+	}
+	if prev := sizeLimits.Swap(&l); prev != nil {
+		return *prev, nil
+	}
+	return DefaultSizeLimits, nil
 }
 
 // IndexValue returns the text under which a column value is indexed, and

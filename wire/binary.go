@@ -3,6 +3,7 @@ package wire
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/tidemark-dev/tidemark/eventcenter"
@@ -16,12 +17,20 @@ func (binaryCodec) Name() string { return "binary/v1" }
 // Layout: str(source) str(key) varint(unix nanos) uvarint(pos.Log)
 // uvarint(pos.Offset) body, where str is uvarint length + bytes and body is
 // codec.EncodeBody (its stored-at is left zero).
+//
+// Append refuses what the layout cannot hold exactly: a value of a type a
+// Row cannot hold, and times outside int64 Unix nanoseconds (codec.CheckTime),
+// which would wrap into other years. Anything else it writes as it is, for
+// Decode to judge.
 func (binaryCodec) Append(dst []byte, e *eventcenter.Event) ([]byte, error) {
-	if err := e.After.Validate(); err != nil {
-		return dst, err
+	if err := codec.CheckTime(e.Time); err != nil {
+		return dst, fmt.Errorf("wire: binary/v1: event time: %w", err)
 	}
-	if err := e.Before.Validate(); err != nil {
-		return dst, err
+	if err := codec.CheckRow(e.After); err != nil {
+		return dst, fmt.Errorf("wire: binary/v1: after: %w", err)
+	}
+	if err := codec.CheckRow(e.Before); err != nil {
+		return dst, fmt.Errorf("wire: binary/v1: before: %w", err)
 	}
 	dst = binary.AppendUvarint(dst, uint64(len(e.Source)))
 	dst = append(dst, e.Source...)

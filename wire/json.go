@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/tidemark-dev/tidemark/eventcenter"
 )
@@ -16,38 +18,72 @@ type jsonCodec struct{}
 
 func (jsonCodec) Name() string { return "json/v1" }
 
+// jsonDoc is a json/v1 document. A row is a pointer so that an empty row
+// ({}) and an absent one (no field, or null) stay apart.
 type jsonDoc struct {
-	Source string                     `json:"source"`
-	Key    string                     `json:"key"`
-	Time   string                     `json:"time"`
-	Pos    [2]uint64                  `json:"pos"`
-	Op     string                     `json:"op"`
-	After  map[string]json.RawMessage `json:"after,omitempty"`
-	Before map[string]json.RawMessage `json:"before,omitempty"`
+	Source string                      `json:"source"`
+	Key    json.RawMessage             `json:"key"` // a text value: a string or {"$s": base64}
+	Time   string                      `json:"time"`
+	Pos    []uint64                    `json:"pos,omitempty"`
+	Op     string                      `json:"op"`
+	After  *map[string]json.RawMessage `json:"after,omitempty"`
+	Before *map[string]json.RawMessage `json:"before,omitempty"`
 }
 
+// Append refuses what json/v1 cannot hold exactly: non-finite floats, column
+// names and decimals that are not UTF-8 text, times outside the years
+// 0000-9999 of RFC 3339, and types a Row cannot hold. Keys and strings that
+// are not UTF-8 are written as {"$s": base64}.
 func (jsonCodec) Append(dst []byte, e *eventcenter.Event) ([]byte, error) {
-	d := jsonDoc{
-		Source: e.Source, Key: e.Key, Time: e.Time.UTC().Format(time.RFC3339Nano),
-		Pos: [2]uint64{e.Pos.Log, e.Pos.Offset}, Op: e.Op.String(),
+	if !utf8.ValidString(e.Source) {
+		return dst, fmt.Errorf("wire: json/v1: source %q is not UTF-8 text", e.Source)
 	}
-	var err error
+	t, err := formatTime(e.Time)
+	if err != nil {
+		return dst, fmt.Errorf("wire: json/v1: event time: %v", err)
+	}
+	d := jsonDoc{
+		Source: e.Source, Key: appendText(nil, e.Key), Time: t,
+		Pos: []uint64{e.Pos.Log, e.Pos.Offset}, Op: e.Op.String(),
+	}
 	if d.After, err = encodeRow(e.After); err != nil {
-		return dst, err
+		return dst, fmt.Errorf("wire: json/v1: after: %v", err)
 	}
 	if d.Before, err = encodeRow(e.Before); err != nil {
-		return dst, err
+		return dst, fmt.Errorf("wire: json/v1: before: %v", err)
 	}
 	b, err := json.Marshal(&d)
 	return append(dst, b...), err
 }
 
-func encodeRow(r eventcenter.Row) (map[string]json.RawMessage, error) {
+// appendText appends s as a JSON string, or as {"$s": base64 of its bytes}
+// when s is not UTF-8 text (a JSON string cannot hold such bytes exactly).
+func appendText(dst []byte, s string) []byte {
+	if utf8.ValidString(s) {
+		b, _ := json.Marshal(s) // cannot fail for a string
+		return append(dst, b...)
+	}
+	return fmt.Appendf(dst, `{"$s":%q}`, base64.StdEncoding.EncodeToString([]byte(s)))
+}
+
+// formatTime writes t in RFC 3339 in UTC, which holds the years 0000-9999.
+func formatTime(t time.Time) (string, error) {
+	t = t.UTC()
+	if y := t.Year(); y < 0 || y > 9999 {
+		return "", fmt.Errorf("%v is outside the years 0000-9999 of RFC 3339", t)
+	}
+	return t.Format(time.RFC3339Nano), nil
+}
+
+func encodeRow(r eventcenter.Row) (*map[string]json.RawMessage, error) {
 	if r == nil {
 		return nil, nil
 	}
 	m := make(map[string]json.RawMessage, len(r))
 	for col, v := range r {
+		if !utf8.ValidString(col) {
+			return nil, fmt.Errorf("column %q: the name is not UTF-8 text", col)
+		}
 		var enc []byte
 		switch v := v.(type) {
 		case nil:
@@ -60,33 +96,54 @@ func encodeRow(r eventcenter.Row) (map[string]json.RawMessage, error) {
 			enc = strconv.AppendInt(nil, int64(v), 10)
 		case float64:
 			if math.IsInf(v, 0) || math.IsNaN(v) {
-				return nil, fmt.Errorf("wire: column %q: %v has no JSON form", col, v)
+				return nil, fmt.Errorf("column %q: %v has no JSON form", col, v)
 			}
 			enc = strconv.AppendFloat([]byte(`{"$f":`), v, 'g', -1, 64)
 			enc = append(enc, '}')
 		case string:
-			enc, _ = json.Marshal(v)
+			enc = appendText(nil, v)
 		case []byte:
 			enc = fmt.Appendf(nil, `{"$b":%q}`, base64.StdEncoding.EncodeToString(v))
 		case eventcenter.Decimal:
-			s, _ := json.Marshal(string(v))
+			if !utf8.ValidString(string(v)) {
+				return nil, fmt.Errorf("column %q: decimal %q is not UTF-8 text", col, string(v))
+			}
+			s, _ := json.Marshal(string(v)) // cannot fail for a string
 			enc = fmt.Appendf(nil, `{"$d":%s}`, s)
 		case time.Time:
-			enc = fmt.Appendf(nil, `{"$t":%q}`, v.UTC().Format(time.RFC3339Nano))
+			s, err := formatTime(v)
+			if err != nil {
+				return nil, fmt.Errorf("column %q: %v", col, err)
+			}
+			enc = fmt.Appendf(nil, `{"$t":%q}`, s)
 		default:
-			return nil, fmt.Errorf("wire: column %q: type %T cannot be encoded", col, v)
+			return nil, fmt.Errorf("column %q: type %T cannot be encoded", col, v)
 		}
 		m[col] = enc
 	}
-	return m, nil
+	return &m, nil
 }
 
+// Decode refuses a document that Go's JSON parser would change silently:
+// one that is not UTF-8 text or escapes half a surrogate pair (both would
+// become U+FFFD, so distinct keys would collide), or whose "pos" does not
+// have two numbers.
 func (jsonCodec) Decode(b []byte, e *eventcenter.Event) error {
+	if !utf8.Valid(b) {
+		return errors.New("the document is not UTF-8 text (write bytes as {\"$b\": base64}, other strings as {\"$s\": base64})")
+	}
+	if err := checkSurrogates(b); err != nil {
+		return err
+	}
 	var d jsonDoc
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&d); err != nil {
 		return err
+	}
+	key, err := decodeText(d.Key)
+	if err != nil {
+		return fmt.Errorf("key: %v", err)
 	}
 	t, err := time.Parse(time.RFC3339Nano, d.Time)
 	if err != nil {
@@ -96,8 +153,17 @@ func (jsonCodec) Decode(b []byte, e *eventcenter.Event) error {
 	if err != nil {
 		return err
 	}
-	*e = eventcenter.Event{Source: d.Source, Key: d.Key, Time: t, Op: op,
-		Pos: eventcenter.Position{Log: d.Pos[0], Offset: d.Pos[1]}}
+	*e = eventcenter.Event{Source: d.Source, Key: key, Time: t.UTC(), Op: op}
+	switch len(d.Pos) {
+	case 0:
+		if d.Pos != nil {
+			return errors.New("pos: [] (want [log, offset] or no pos)")
+		}
+	case 2:
+		e.Pos = eventcenter.Position{Log: d.Pos[0], Offset: d.Pos[1]}
+	default:
+		return fmt.Errorf("pos: %d numbers (want [log, offset])", len(d.Pos))
+	}
 	if e.After, err = decodeRow(d.After); err != nil {
 		return fmt.Errorf("after: %v", err)
 	}
@@ -107,12 +173,64 @@ func (jsonCodec) Decode(b []byte, e *eventcenter.Event) error {
 	return nil
 }
 
-func decodeRow(m map[string]json.RawMessage) (eventcenter.Row, error) {
+// checkSurrogates refuses a \u escape of half a surrogate pair, which Go's
+// JSON parser turns into U+FFFD. Backslashes occur only inside strings (the
+// parser refuses them elsewhere), so no tracking of strings is needed.
+func checkSurrogates(b []byte) error {
+	hex4 := func(i int) (rune, bool) { // the escape \uXXXX at b[i:], if any
+		if i+6 > len(b) || b[i] != '\\' || b[i+1] != 'u' {
+			return 0, false
+		}
+		r, err := strconv.ParseUint(string(b[i+2:i+6]), 16, 16)
+		return rune(r), err == nil
+	}
+	for i := 0; i < len(b); i++ {
+		if b[i] != '\\' {
+			continue
+		}
+		r, ok := hex4(i)
+		switch {
+		case !ok:
+			i++ // an escaped character: skip it, it may be a backslash
+		case r >= 0xd800 && r < 0xdc00:
+			if lo, ok := hex4(i + 6); !ok || lo < 0xdc00 || lo > 0xdfff {
+				return fmt.Errorf("\\u%04x at byte %d: a high surrogate without its low one", r, i)
+			}
+			i += 11
+		case r >= 0xdc00 && r <= 0xdfff:
+			return fmt.Errorf("\\u%04x at byte %d: a low surrogate without its high one", r, i)
+		default:
+			i += 5
+		}
+	}
+	return nil
+}
+
+// decodeText reads a text value: a JSON string or {"$s": base64}.
+func decodeText(raw json.RawMessage) (string, error) {
+	raw = bytes.TrimSpace(raw)
+	switch {
+	case len(raw) == 0:
+		return "", nil // absent
+	case raw[0] == '"':
+		var s string
+		err := json.Unmarshal(raw, &s)
+		return s, err
+	case raw[0] == '{':
+		v, err := decodeValue(raw)
+		if s, ok := v.(string); ok || err != nil {
+			return s, err
+		}
+	}
+	return "", fmt.Errorf("%.40s is not a string or {\"$s\": base64}", raw)
+}
+
+func decodeRow(m *map[string]json.RawMessage) (eventcenter.Row, error) {
 	if m == nil {
 		return nil, nil
 	}
-	r := make(eventcenter.Row, len(m))
-	for col, raw := range m {
+	r := make(eventcenter.Row, len(*m))
+	for col, raw := range *m {
 		v, err := decodeValue(raw)
 		if err != nil {
 			return nil, fmt.Errorf("column %q: %v", col, err)
@@ -150,34 +268,27 @@ func decodeValue(raw json.RawMessage) (any, error) {
 			return nil, err
 		}
 		if len(tagged) != 1 {
-			return nil, fmt.Errorf("an object value must have exactly one of $f, $d, $b, $t")
+			return nil, fmt.Errorf("an object value must have exactly one of $f, $d, $b, $t, $s")
 		}
 		for tag, inner := range tagged {
-			switch tag {
-			case "$f":
+			if tag == "$f" {
 				var f float64
 				err := json.Unmarshal(inner, &f)
 				return f, err
+			}
+			var s string
+			if err := json.Unmarshal(inner, &s); err != nil {
+				return nil, fmt.Errorf("%s: %v", tag, err)
+			}
+			switch tag {
 			case "$d":
-				var s string
-				if err := json.Unmarshal(inner, &s); err != nil {
-					return nil, err
-				}
-				if _, err := strconv.ParseFloat(s, 64); err != nil {
-					return nil, fmt.Errorf("decimal %q is not a number", s)
-				}
-				return eventcenter.Decimal(s), nil
+				return eventcenter.Decimal(s), nil // Event.Validate checks it is a number
 			case "$b":
-				var s string
-				if err := json.Unmarshal(inner, &s); err != nil {
-					return nil, err
-				}
 				return base64.StdEncoding.DecodeString(s)
+			case "$s":
+				b, err := base64.StdEncoding.DecodeString(s)
+				return string(b), err
 			case "$t":
-				var s string
-				if err := json.Unmarshal(inner, &s); err != nil {
-					return nil, err
-				}
 				t, err := time.Parse(time.RFC3339Nano, s)
 				return t.UTC(), err
 			}

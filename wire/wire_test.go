@@ -2,6 +2,7 @@ package wire
 
 import (
 	"errors"
+	"math"
 	"reflect"
 	"strings"
 	"testing"
@@ -39,6 +40,144 @@ func TestRoundTrip(t *testing.T) {
 				t.Fatalf("round trip:\n got %#v\nwant %#v", out, in)
 			}
 		})
+	}
+}
+
+// roundTrip encodes e with c and decodes the message as a consumer does.
+func roundTrip(t *testing.T, c Codec, e eventcenter.Event) eventcenter.Event {
+	t.Helper()
+	b, err := c.Append(nil, &e)
+	if err != nil {
+		t.Fatalf("%s: Append: %v", c.Name(), err)
+	}
+	out, err := Decode(c.Name(), b)
+	if err != nil {
+		t.Fatalf("%s: Decode: %v", c.Name(), err)
+	}
+	return out
+}
+
+// TestEmptyRows: a present but empty row stays present, an absent one absent.
+func TestEmptyRows(t *testing.T) {
+	for _, c := range []Codec{JSON, Binary} {
+		in := sample()
+		in.After, in.Before = eventcenter.Row{}, nil
+		out := roundTrip(t, c, in)
+		if out.After == nil || len(out.After) != 0 || out.Before != nil {
+			t.Errorf("%s: After %#v, Before %#v; want an empty After and no Before", c.Name(), out.After, out.Before)
+		}
+		in.After, in.Before = nil, eventcenter.Row{}
+		out = roundTrip(t, c, in)
+		if out.After != nil || out.Before == nil || len(out.Before) != 0 {
+			t.Errorf("%s: After %#v, Before %#v; want no After and an empty Before", c.Name(), out.After, out.Before)
+		}
+	}
+	// A delete's explicit empty after row is a row, and a delete has none.
+	doc := `{"source":"s","key":"k","time":"2026-01-01T00:00:00Z","op":"delete","after":{}}`
+	if _, err := Decode("", []byte(doc)); !errors.Is(err, ErrMalformed) {
+		t.Errorf("delete with an empty after row: %v, want ErrMalformed", err)
+	}
+}
+
+// TestNotUTF8: keys and strings that are not UTF-8 travel exactly, so
+// distinct keys stay distinct.
+func TestNotUTF8(t *testing.T) {
+	for _, c := range []Codec{JSON, Binary} {
+		seen := map[string]bool{}
+		for _, key := range []string{"\xff", "\xfe", "\xff\xfe", "a\x80", "\ufffd", "ok"} {
+			in := sample()
+			in.Key = key
+			in.After["s"] = "v" + key
+			in.Before["\ufffd"] = key
+			out := roundTrip(t, c, in)
+			if out.Key != key || out.After["s"] != "v"+key || out.Before["\ufffd"] != key {
+				t.Errorf("%s: key %q, strings %q %q came back as %q, %q %q", c.Name(), key, "v"+key, key, out.Key, out.After["s"], out.Before["\ufffd"])
+			}
+			seen[out.Key] = true
+		}
+		if len(seen) != 6 {
+			t.Errorf("%s: 6 keys came back as %d", c.Name(), len(seen))
+		}
+	}
+	// Column names are text (Row.Validate): json/v1 says so rather than mangle one.
+	in := sample()
+	in.After["col\xff"] = int64(1)
+	if _, err := JSON.Append(nil, &in); err == nil || !strings.Contains(err.Error(), "UTF-8") {
+		t.Errorf("column name not UTF-8: Append error %v", err)
+	}
+}
+
+// TestJSONRefusesLossyText: a document the JSON parser would change
+// silently (bytes that are not UTF-8, an unpaired surrogate escape) is refused.
+func TestJSONRefusesLossyText(t *testing.T) {
+	for name, doc := range map[string]string{
+		"raw byte in key":         "{\"source\":\"s\",\"key\":\"k\xff\",\"time\":\"2026-01-01T00:00:00Z\",\"op\":\"insert\",\"after\":{}}",
+		"raw byte in value":       "{\"source\":\"s\",\"key\":\"k\",\"time\":\"2026-01-01T00:00:00Z\",\"op\":\"insert\",\"after\":{\"x\":\"\xff\"}}",
+		"raw byte in column name": "{\"source\":\"s\",\"key\":\"k\",\"time\":\"2026-01-01T00:00:00Z\",\"op\":\"insert\",\"after\":{\"\xff\":1}}",
+		"lone high surrogate":     `{"source":"s","key":"k\ud800","time":"2026-01-01T00:00:00Z","op":"insert","after":{}}`,
+		"lone low surrogate":      `{"source":"s","key":"k","time":"2026-01-01T00:00:00Z","op":"insert","after":{"x":"\udc00"}}`,
+		"high then not low":       `{"source":"s","key":"k","time":"2026-01-01T00:00:00Z","op":"insert","after":{"\ud800\u0041":1}}`,
+		"pos of three":            `{"source":"s","key":"k","time":"2026-01-01T00:00:00Z","pos":[1,2,3],"op":"insert","after":{}}`,
+		"pos of one":              `{"source":"s","key":"k","time":"2026-01-01T00:00:00Z","pos":[1],"op":"insert","after":{}}`,
+		"bad $s":                  `{"source":"s","key":{"$s":"!"},"time":"2026-01-01T00:00:00Z","op":"insert","after":{}}`,
+	} {
+		if e, err := Decode("", []byte(doc)); !errors.Is(err, ErrMalformed) {
+			t.Errorf("%s: got %+v, %v; want ErrMalformed", name, e, err)
+		}
+	}
+	// An escaped surrogate pair and an escaped backslash before "u" are fine.
+	doc := `{"source":"s","key":"\ud83d\ude00\\ud800","time":"2026-01-01T00:00:00+08:00","op":"insert","after":{}}`
+	e, err := Decode("", []byte(doc))
+	if err != nil || e.Key != "😀\\ud800" {
+		t.Fatalf("got key %q, %v", e.Key, err)
+	}
+	if e.Time.Location() != time.UTC || !e.Time.Equal(time.Date(2025, 12, 31, 16, 0, 0, 0, time.UTC)) {
+		t.Errorf("time %v, want 2025-12-31 16:00 UTC", e.Time)
+	}
+}
+
+// TestBinaryRefusesTimesItCannotHold: binary/v1 holds Unix nanoseconds in an
+// int64; a time outside that range is refused, not wrapped into another year.
+func TestBinaryRefusesTimesItCannotHold(t *testing.T) {
+	for _, tm := range []time.Time{time.Date(2300, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(1600, 1, 1, 0, 0, 0, 0, time.UTC)} {
+		in := sample()
+		in.Time = tm
+		if b, err := Binary.Append(nil, &in); err == nil {
+			out, derr := Decode(Binary.Name(), b)
+			t.Errorf("event time %v: encoded, decoded as %v (%v)", tm, out.Time, derr)
+		}
+		in = sample()
+		in.After["due"] = tm
+		if b, err := Binary.Append(nil, &in); err == nil {
+			out, derr := Decode(Binary.Name(), b)
+			t.Errorf("column time %v: encoded, decoded as %v (%v)", tm, out.After["due"], derr)
+		}
+	}
+}
+
+// TestDecodeRefusesInvalidRows: what a codec can carry but a store must not
+// hold (non-finite floats, oversized values) is malformed on decode, so a
+// consumer dead-letters it.
+func TestDecodeRefusesInvalidRows(t *testing.T) {
+	limits := eventcenter.CurrentSizeLimits()
+	for name, v := range map[string]any{
+		"+Inf":       math.Inf(1),
+		"-Inf":       math.Inf(-1),
+		"long value": strings.Repeat("x", limits.Value+1),
+	} {
+		in := sample()
+		in.After["bad"] = v
+		b, err := Binary.Append(nil, &in)
+		if err != nil {
+			t.Fatalf("%s: binary Append: %v", name, err)
+		}
+		if _, err := Decode(Binary.Name(), b); !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), `"bad"`) {
+			t.Errorf("%s: binary Decode: %v, want ErrMalformed naming column \"bad\"", name, err)
+		}
+	}
+	long := `{"source":"s","key":"k","time":"2026-01-01T00:00:00Z","op":"insert","after":{"bad":"` + strings.Repeat("x", limits.Value+1) + `"}}`
+	if _, err := Decode(JSON.Name(), []byte(long)); !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), `"bad"`) {
+		t.Errorf("json Decode of a long value: %v, want ErrMalformed naming column \"bad\"", err)
 	}
 }
 
@@ -82,7 +221,10 @@ func TestMalformed(t *testing.T) {
 func BenchmarkDecode(b *testing.B) {
 	for _, c := range []Codec{JSON, Binary} {
 		e := sample()
-		buf, _ := c.Append(nil, &e)
+		buf, err := c.Append(nil, &e)
+		if err != nil {
+			b.Fatal(err)
+		}
 		b.Run(c.Name(), func(b *testing.B) {
 			b.SetBytes(int64(len(buf)))
 			for b.Loop() {

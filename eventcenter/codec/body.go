@@ -2,6 +2,7 @@ package codec
 
 import (
 	"encoding/binary"
+	"fmt"
 	"math"
 	"slices"
 	"time"
@@ -96,7 +97,9 @@ func BodyStoredAt(b []byte) (time.Time, error) {
 	return time.Unix(0, stored).UTC(), nil
 }
 
-// AppendRow appends the encoding of a row (it must have passed Row.Validate).
+// AppendRow appends the encoding of a row: len(AppendRow(nil, r)) is
+// r.Size(). r must hold only the types a Row can and times CheckTime accepts
+// (Row.Validate and CheckRow check both); AppendRow panics on another type.
 func AppendRow(dst []byte, r eventcenter.Row) []byte {
 	dst = binary.AppendUvarint(dst, uint64(len(r)))
 	var small [16]string
@@ -110,6 +113,34 @@ func AppendRow(dst []byte, r eventcenter.Row) []byte {
 		dst = appendValue(dst, r[c])
 	}
 	return dst
+}
+
+// CheckRow reports the first column of r that AppendRow cannot write
+// exactly: a value of a type a Row cannot hold, or a time CheckTime refuses.
+// It checks nothing else; Row.Validate says what a store may hold.
+func CheckRow(r eventcenter.Row) error {
+	for col, v := range r {
+		switch v := v.(type) {
+		case nil, bool, int64, int, float64, string, []byte, eventcenter.Decimal:
+		case time.Time:
+			if err := CheckTime(v); err != nil {
+				return fmt.Errorf("column %q: %w", col, err)
+			}
+		default:
+			return fmt.Errorf("column %q: type %T cannot be encoded", col, v)
+		}
+	}
+	return nil
+}
+
+// CheckTime reports a time that bodies and keys cannot hold exactly: one
+// whose Unix nanoseconds overflow an int64 (before 1677-09-21 or after
+// 2262-04-11), which would wrap into another year.
+func CheckTime(t time.Time) error {
+	if !time.Unix(0, t.UnixNano()).Equal(t) {
+		return fmt.Errorf("time %v is outside the range of int64 Unix nanoseconds (1677-09-21 to 2262-04-11)", t)
+	}
+	return nil
 }
 
 func appendValue(dst []byte, v any) []byte {

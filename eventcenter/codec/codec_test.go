@@ -2,8 +2,11 @@ package codec
 
 import (
 	"bytes"
+	"fmt"
+	"math"
 	"math/rand/v2"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -91,12 +94,74 @@ func TestBodyRoundTrip(t *testing.T) {
 	if !reflect.DeepEqual(in, out) {
 		t.Fatalf("round trip:\n got %#v\nwant %#v", out, in)
 	}
-	if got, _ := BodyStoredAt(EncodeBody(nil, &in)); !got.Equal(stored) {
-		t.Fatalf("stored-at %v", got)
+	if got, err := BodyStoredAt(EncodeBody(nil, &in)); err != nil || !got.Equal(stored) {
+		t.Fatalf("stored-at %v, %v", got, err)
 	}
 	del := eventcenter.Event{Op: eventcenter.OpDelete, StoredAt: stored}
 	if err := DecodeBody(EncodeBody(nil, &del), &out); err != nil || out.After != nil || out.Before != nil {
 		t.Fatalf("delete: %v %#v", err, out)
+	}
+}
+
+// TestRowSize: Row.Size, which the size limits bound, is the length of the
+// row's encoding.
+func TestRowSize(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	str := func() string { return strings.Repeat("x", []int{0, 1, 127, 128, 300, 20000}[rng.IntN(6)]) }
+	for i := 0; i < 2000; i++ {
+		r := eventcenter.Row{}
+		for c := rng.IntN(40); c > 0; c-- {
+			var v any
+			switch rng.IntN(9) {
+			case 0:
+				v = nil
+			case 1:
+				v = rng.IntN(2) == 0
+			case 2:
+				v = int64(rng.Uint64())
+			case 3:
+				v = int(rng.Int64N(300) - 150)
+			case 4:
+				v = rng.NormFloat64()
+			case 5:
+				v = str()
+			case 6:
+				v = []byte(str())
+			case 7:
+				v = eventcenter.Decimal(str())
+			case 8:
+				v = time.Unix(0, rng.Int64()-rng.Int64()/2)
+			}
+			r[fmt.Sprint(str(), c)] = v
+		}
+		if got, want := r.Size(), len(AppendRow(nil, r)); got != want {
+			t.Fatalf("row of %d columns: Size %d, encoding %d bytes", len(r), got, want)
+		}
+	}
+}
+
+func TestCheckTime(t *testing.T) {
+	for _, c := range []struct {
+		t  time.Time
+		ok bool
+	}{
+		{time.Unix(0, math.MinInt64), true},
+		{time.Unix(0, math.MaxInt64), true},
+		{time.Unix(0, math.MinInt64).Add(-1), false},
+		{time.Unix(0, math.MaxInt64).Add(1), false},
+		{time.Date(2300, 1, 1, 0, 0, 0, 0, time.UTC), false},
+		{time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC), false},
+		{time.Date(2026, 1, 1, 0, 0, 0, 0, time.FixedZone("X", 3600)), true},
+	} {
+		if err := CheckTime(c.t); (err == nil) != c.ok {
+			t.Errorf("CheckTime(%v) = %v, want ok %v", c.t, err, c.ok)
+		}
+	}
+	if err := CheckRow(eventcenter.Row{"due": time.Date(2300, 1, 1, 0, 0, 0, 0, time.UTC)}); err == nil || !strings.Contains(err.Error(), `"due"`) {
+		t.Errorf("CheckRow of a time in 2300: %v", err)
+	}
+	if err := CheckRow(eventcenter.Row{"n": int32(1)}); err == nil {
+		t.Error("CheckRow of an int32: no error")
 	}
 }
 

@@ -3,6 +3,7 @@ package storetest
 import (
 	"bytes"
 	"fmt"
+	"math"
 	"reflect"
 	"strings"
 	"time"
@@ -18,16 +19,20 @@ func normRow(r eventcenter.Row) eventcenter.Row {
 	}
 	out := make(eventcenter.Row, len(r))
 	for c, v := range r {
-		switch v := v.(type) {
-		case int:
-			out[c] = int64(v)
-		case time.Time:
-			out[c] = v.UTC()
-		default:
-			out[c] = v
-		}
+		out[c] = normValue(v)
 	}
 	return out
+}
+
+// normValue returns v as a store gives it back: int as int64, times in UTC.
+func normValue(v any) any {
+	switch v := v.(type) {
+	case int:
+		return int64(v)
+	case time.Time:
+		return v.UTC()
+	}
+	return v
 }
 
 // normEvent returns e as a store gives it back: times in UTC, rows normalized.
@@ -39,29 +44,31 @@ func normEvent(e eventcenter.Event) eventcenter.Event {
 	return e
 }
 
-// sameRow compares rows as reflect.DeepEqual does after normalizing both,
-// with a fast path for rows that are equal as they are.
+// sameRow reports whether two rows hold the same columns with the same
+// values (sameValue) after normalizing both. A nil row (no row) differs from
+// an empty one.
 func sameRow(got, want eventcenter.Row) bool {
-	if (got == nil) == (want == nil) && len(got) == len(want) {
-		same := true
-		for c, w := range want {
-			g, ok := got[c]
-			if !ok || !sameValue(g, w) {
-				same = false
-				break
-			}
-		}
-		if same {
-			return true
+	if (got == nil) != (want == nil) || len(got) != len(want) {
+		return false
+	}
+	for c, w := range want {
+		g, ok := got[c]
+		if !ok || !sameValue(normValue(g), normValue(w)) {
+			return false
 		}
 	}
-	return reflect.DeepEqual(normRow(got), normRow(want))
+	return true
 }
 
-// sameValue is reflect.DeepEqual for the value types of a Row.
+// sameValue reports whether two row values are the same: of one type, equal,
+// floats bit for bit (−0 is not +0, as == would have it), byte slices equal
+// in content and in being nil.
 func sameValue(a, b any) bool {
 	switch a := a.(type) {
-	case nil, bool, int64, float64, string, eventcenter.Decimal, time.Time:
+	case float64:
+		b, ok := b.(float64)
+		return ok && math.Float64bits(a) == math.Float64bits(b)
+	case nil, bool, int64, string, eventcenter.Decimal, time.Time:
 		return a == b
 	case []byte:
 		b, ok := b.([]byte)
@@ -76,7 +83,7 @@ func isZeroEvent(e eventcenter.Event) bool {
 }
 
 // diffEvent describes how got differs from want, or returns "". Times compare
-// with Equal; rows with reflect.DeepEqual after normalizing both.
+// with Equal; rows with sameRow.
 func diffEvent(got, want eventcenter.Event) string {
 	var d []string
 	if got.Source != want.Source {

@@ -51,6 +51,18 @@ func testInvalidEvents(t *testing.T, h *harness) {
 		{"map column", with(func(e *eventcenter.Event) { e.After["x"] = map[string]any{} }), "after"},
 		{"pointer column", with(func(e *eventcenter.Event) { e.After["x"] = new(int64) }), "after"},
 		{"NaN column", with(func(e *eventcenter.Event) { e.After["x"] = math.NaN() }), "after"},
+		{"+Inf column", with(func(e *eventcenter.Event) { e.After["x"] = math.Inf(1) }), "after"},
+		{"-Inf column", with(func(e *eventcenter.Event) { e.Before = eventcenter.Row{"x": math.Inf(-1)} }), "before"},
+		{"decimal that is not a number", with(func(e *eventcenter.Event) { e.After["x"] = eventcenter.Decimal("NaN") }), "after"},
+		{"column name not UTF-8", with(func(e *eventcenter.Event) { e.After["x\xff"] = int64(1) }), "after"},
+		{"value too long", with(func(e *eventcenter.Event) {
+			e.After["x"] = make([]byte, eventcenter.CurrentSizeLimits().Value+1)
+		}), "after"},
+		{"row too large", with(func(e *eventcenter.Event) {
+			for i := 0; e.After.Size() <= eventcenter.CurrentSizeLimits().Row; i++ {
+				e.After[fmt.Sprint("x", i)] = strings.Repeat("v", eventcenter.CurrentSizeLimits().Value)
+			}
+		}), "after"},
 		{"time column out of range", with(func(e *eventcenter.Event) { e.After["x"] = time.Date(3000, 1, 1, 0, 0, 0, 0, time.UTC) }), "after"},
 		{"bad before row", with(func(e *eventcenter.Event) { e.Before = eventcenter.Row{"x": uint64(1)} }), "before"},
 	} {
