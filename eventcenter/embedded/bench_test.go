@@ -1,18 +1,27 @@
 package embedded
 
-// Benchmarks of the embedded store, each beside the raw Pebble store doing
-// the same work in the same run:
+// Benchmarks of the embedded store, each beside a raw Pebble store doing the
+// same work in the same run: opened with the store's options (first-wins
+// merge operator, bloom filters, cache, memtable), writing the same keys and
+// values, encoding and decoding them inside the timer with the same codec.
+// The raw side leaves out only what the store adds: validation, the closed
+// and context checks, the index lock, the known-at filter.
 //
 //	go test ./eventcenter/embedded -run '^$' -bench . -benchtime 3x
 //
 // Append/store            Store.Append of 1,000-event batches (synced)
-// Append/raw-same-bytes   one bare batch of exactly the keys and values
-//                         Store.Append writes: the ratio is our overhead
-// Append/raw-one-write    one bare Set per event (events key + body): the
-//                         gap to it is the cost of the time and index tables
-// AsOf/store, AsOf/raw-seek   random as-of reads; p50/p99 reported
+// Append/raw-same-work    one synced batch per 1,000 events of the same
+//                         writes (events and time-table merges, index
+//                         rows), encoded in the timer: the ratio is our
+//                         overhead
+// Append/raw-one-write    one merge per event (events row only), encoded in
+//                         the timer: the gap to it is the cost of the time
+//                         and index tables
+// AsOf/store, AsOf/raw-seek   random as-of reads, the raw side seeking and
+//                             decoding the row as the store does; p50/p99
 // Replay/store, Replay/raw    a time-ordered scan of one source with one
-//                             as-of fetch per event from another source
+//                             as-of fetch per event from another source,
+//                             both decoding every row
 
 import (
 	"context"
@@ -23,6 +32,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
 
 	"github.com/tidemark-dev/tidemark/eventcenter"
 	"github.com/tidemark-dev/tidemark/eventcenter/codec"
@@ -61,15 +71,59 @@ func openBench(b *testing.B) *Store {
 	return s
 }
 
+// openRaw opens a bare Pebble database with the options Open gives the
+// store (keep them in step).
 func openRaw(b *testing.B) *pebble.DB {
-	cache := pebble.NewCache(256 << 20)
+	var cfg Config
+	cfg.setDefaults()
+	cache := pebble.NewCache(cfg.CacheBytes)
 	defer cache.Unref()
-	db, err := pebble.Open(b.TempDir(), &pebble.Options{Cache: cache, MemTableSize: 64 << 20, Logger: quietLogger{}})
+	opts := &pebble.Options{Cache: cache, Merger: firstWins, MemTableSize: 64 << 20, Logger: quietLogger{}}
+	for i := range opts.Levels {
+		opts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
+	}
+	db, err := pebble.Open(b.TempDir(), opts)
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { db.Close() })
 	return db
+}
+
+// rawWrite commits what Store.Append writes for evs, encoded here: for each
+// event a first-wins merge of its stamped body under its events key and, with
+// timeTable, under its time key, and with ix an index row.
+func rawWrite(b *testing.B, db *pebble.DB, evs []eventcenter.Event, timeTable bool, ix *eventcenter.Index, wo *pebble.WriteOptions) {
+	wb := db.NewBatch()
+	defer wb.Close()
+	stored := time.Now()
+	var key, val []byte
+	for i := range evs {
+		e := &evs[i]
+		key = codec.EventKey(append(key[:0], tabEvents), e.Source, e.Key, e.Time, e.Pos)
+		stamped := eventcenter.Event{Op: e.Op, After: e.After, Before: e.Before, StoredAt: stored}
+		val = codec.EncodeBody(val[:0], &stamped)
+		if err := wb.Merge(key, val, nil); err != nil {
+			b.Fatal(err)
+		}
+		if timeTable {
+			key = codec.TimeKey(append(key[:0], tabTime), 1, e.Source, e.Key, e.Time, e.Pos)
+			if err := wb.Merge(key, val, nil); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if ix != nil {
+			if v, ok := eventcenter.IndexValue(e.After[ix.Column]); ok {
+				key = codec.IndexKey(append(key[:0], tabIndex), e.Source, ix.Name, v, e.Key, e.Time, e.Pos)
+				if err := wb.Set(key, nil, nil); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+	}
+	if err := wb.Commit(wo); err != nil {
+		b.Fatal(err)
+	}
 }
 
 const benchBatch = 1000
@@ -95,49 +149,21 @@ func BenchmarkAppend(b *testing.B) {
 		}
 		b.ReportMetric(float64(total*b.N)/b.Elapsed().Seconds(), "events/s")
 	})
-
-	// The exact keys and values Store.Append writes, prepared outside the timer.
-	type kv struct{ k, v []byte }
-	var writes [][]kv
-	var oneWrite [][]kv
-	stored := time.Now()
-	for batch := range slices.Chunk(evs, benchBatch) {
-		var w, o []kv
-		for i := range batch {
-			e := batch[i]
-			e.StoredAt = stored
-			ek := codec.EventKey([]byte{tabEvents}, e.Source, e.Key, e.Time, e.Pos)
-			body := codec.EncodeBody(nil, &e)
-			w = append(w, kv{ek, body},
-				kv{codec.TimeKey([]byte{tabTime}, 1, e.Source, e.Key, e.Time, e.Pos), body})
-			v, _ := eventcenter.IndexValue(e.After["user_id"])
-			w = append(w, kv{codec.IndexKey([]byte{tabIndex}, e.Source, ix.Name, v, e.Key, e.Time, e.Pos), nil})
-			o = append(o, kv{ek, body})
-		}
-		writes, oneWrite = append(writes, w), append(oneWrite, o)
-	}
-	raw := func(name string, batches [][]kv) {
+	raw := func(name string, timeTable bool, ix *eventcenter.Index) {
 		b.Run(name, func(b *testing.B) {
 			for b.Loop() {
 				b.StopTimer()
 				db := openRaw(b)
 				b.StartTimer()
-				for _, batch := range batches {
-					wb := db.NewBatch()
-					for _, w := range batch {
-						wb.Set(w.k, w.v, nil)
-					}
-					if err := wb.Commit(pebble.Sync); err != nil {
-						b.Fatal(err)
-					}
-					wb.Close()
+				for batch := range slices.Chunk(evs, benchBatch) {
+					rawWrite(b, db, batch, timeTable, ix, pebble.Sync)
 				}
 			}
 			b.ReportMetric(float64(total*b.N)/b.Elapsed().Seconds(), "events/s")
 		})
 	}
-	raw("raw-same-bytes", writes)
-	raw("raw-one-write", oneWrite)
+	raw("raw-same-work", true, &ix)
+	raw("raw-one-write", false, nil)
 }
 
 // settle compacts every table of both stores, so reads come from tables
@@ -169,13 +195,7 @@ func BenchmarkAsOf(b *testing.B) {
 		if err := s.Append(context.Background(), batch); err != nil {
 			b.Fatal(err)
 		}
-		wb := raw.NewBatch()
-		for i := range batch {
-			e := batch[i]
-			wb.Set(codec.EventKey(nil, e.Source, e.Key, e.Time, e.Pos), codec.EncodeBody(nil, &e), nil)
-		}
-		wb.Commit(pebble.NoSync)
-		wb.Close()
+		rawWrite(b, raw, batch, true, nil, pebble.NoSync)
 	}
 	settle(b, s.db, raw)
 	rng := rand.New(rand.NewPCG(3, 3))
@@ -204,12 +224,23 @@ func BenchmarkAsOf(b *testing.B) {
 		for b.Loop() {
 			for _, q := range queries {
 				start := time.Now()
-				seek = codec.AsOfSeek(seek[:0], q.Source, q.Key, q.Time)
-				it, _ := raw.NewIter(&pebble.IterOptions{LowerBound: seek, UpperBound: codec.PrefixEnd(seek[:len(seek)-8])})
-				if it.First() {
-					_ = it.Value()
+				seek = codec.AsOfSeek(append(seek[:0], tabEvents), q.Source, q.Key, q.Time)
+				it, err := raw.NewIter(&pebble.IterOptions{LowerBound: seek, UpperBound: codec.PrefixEnd(seek[:len(seek)-8])})
+				if err != nil {
+					b.Fatal(err)
 				}
-				it.Close()
+				if it.First() {
+					var e eventcenter.Event
+					if err := codec.DecodeBody(it.Value(), &e); err != nil {
+						b.Fatal(err)
+					}
+					if e.Source, e.Key, e.Time, e.Pos, err = codec.ParseEventKey(it.Key()[1:]); err != nil {
+						b.Fatal(err)
+					}
+				}
+				if err := it.Close(); err != nil {
+					b.Fatal(err)
+				}
 				lat = append(lat, time.Since(start))
 			}
 		}
@@ -233,14 +264,7 @@ func BenchmarkReplay(b *testing.B) {
 			if err := s.Append(context.Background(), batch); err != nil {
 				b.Fatal(err)
 			}
-			wb := raw.NewBatch()
-			for i := range batch {
-				e := batch[i]
-				wb.Set(codec.EventKey([]byte{tabEvents}, e.Source, e.Key, e.Time, e.Pos), codec.EncodeBody(nil, &e), nil)
-				wb.Set(codec.TimeKey([]byte{tabTime}, 1, e.Source, e.Key, e.Time, e.Pos), codec.EncodeBody(nil, &e), nil)
-			}
-			wb.Commit(pebble.NoSync)
-			wb.Close()
+			rawWrite(b, raw, batch, true, nil, pebble.NoSync)
 		}
 	}
 	settle(b, s.db, raw)
@@ -267,22 +291,42 @@ func BenchmarkReplay(b *testing.B) {
 	b.Run("raw", func(b *testing.B) {
 		for b.Loop() {
 			start, end := codec.TimeBounds(0, q.Sources[0], q.From, q.To)
-			it, _ := raw.NewIter(&pebble.IterOptions{LowerBound: append([]byte{tabTime}, start...), UpperBound: append([]byte{tabTime}, end...)})
+			it, err := raw.NewIter(&pebble.IterOptions{LowerBound: append([]byte{tabTime}, start...), UpperBound: append([]byte{tabTime}, end...)})
+			if err != nil {
+				b.Fatal(err)
+			}
 			var seek []byte
 			n := 0
 			for it.First(); it.Valid(); it.Next() {
-				_, _, t, _, _ := codec.ParseTimeKey(it.Key()[1:])
-				var e eventcenter.Event
-				codec.DecodeBody(it.Value(), &e)
-				seek = codec.AsOfSeek(append(seek[:0], tabEvents), "mysql.loan.users", e.After["user_id"].(string), t)
-				pit, _ := raw.NewIter(&pebble.IterOptions{LowerBound: seek, UpperBound: codec.PrefixEnd(seek[:len(seek)-8])})
-				if pit.First() {
-					codec.DecodeBody(pit.Value(), &e)
+				var e, profile eventcenter.Event
+				if err := codec.DecodeBody(it.Value(), &e); err != nil {
+					b.Fatal(err)
 				}
-				pit.Close()
+				if e.Source, e.Key, e.Time, e.Pos, err = codec.ParseTimeKey(it.Key()[1:]); err != nil {
+					b.Fatal(err)
+				}
+				seek = codec.AsOfSeek(append(seek[:0], tabEvents), "mysql.loan.users", e.After["user_id"].(string), e.Time)
+				pit, err := raw.NewIter(&pebble.IterOptions{LowerBound: seek, UpperBound: codec.PrefixEnd(seek[:len(seek)-8])})
+				if err != nil {
+					b.Fatal(err)
+				}
+				if !pit.First() {
+					b.Fatalf("raw: no profile for %s", e.After["user_id"])
+				}
+				if err := codec.DecodeBody(pit.Value(), &profile); err != nil {
+					b.Fatal(err)
+				}
+				if profile.Source, profile.Key, profile.Time, profile.Pos, err = codec.ParseEventKey(pit.Key()[1:]); err != nil {
+					b.Fatal(err)
+				}
+				if err := pit.Close(); err != nil {
+					b.Fatal(err)
+				}
 				n++
 			}
-			it.Close()
+			if err := it.Close(); err != nil {
+				b.Fatal(err)
+			}
 			if n != total {
 				b.Fatalf("raw replayed %d", n)
 			}
