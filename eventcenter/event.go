@@ -95,9 +95,11 @@ type Event struct {
 	// Op is the kind of change. Required.
 	Op Op
 	// After is the row after the change; nil when the key is absent after it
-	// (always for OpDelete).
+	// (always for OpDelete). A valid Row (see [Row.Validate]: finite floats,
+	// values and the row within [SizeLimits]).
 	After Row
-	// Before is the row before the change, where the source knows it.
+	// Before is the row before the change, where the source knows it. A
+	// valid Row, like After.
 	Before Row
 	// StoredAt is when the event center first stored the event. Set by the
 	// store on append (any value given is ignored) and returned by reads.
@@ -151,6 +153,9 @@ var (
 )
 
 // Validate reports the first thing wrong with e as an *InvalidEventError.
+// A row that Row.Validate refuses (a value of the wrong type, NaN or ±Inf, a
+// value or row beyond the size limits) is reported under field "after" or
+// "before", its reason naming the column.
 func (e *Event) Validate() error {
 	bad := func(field, format string, args ...any) error {
 		return &InvalidEventError{Source: e.Source, Key: e.Key, Field: field, Reason: fmt.Sprintf(format, args...)}
