@@ -143,8 +143,9 @@ func varintLen(x int64) int { return uvarintLen(uint64(x<<1) ^ uint64(x>>63)) } 
 
 // SizeLimits bound the size of rows, so that an event too large for a store
 // is refused as invalid (a dead letter), never retried: HBase refuses a cell
-// above its client's hbase.client.keyvalue.maxsize, 10 MiB by default, and
-// an event's body, one cell, holds two rows.
+// above hbase.server.keyvalue.maxsize (and its client above
+// hbase.client.keyvalue.maxsize), 10 MiB by default, and an event's body,
+// one cell, holds two rows.
 type SizeLimits struct {
 	// Value bounds the length in bytes of one string, []byte or Decimal.
 	Value int
@@ -172,8 +173,9 @@ func CurrentSizeLimits() SizeLimits {
 // ones. Both must be positive, Value at most Row. Set them once at start-up,
 // before anything validates an event, and set the same limits in every
 // process that validates events (producers, ingest, stores): an event one of
-// them accepts and another refuses is a dead letter only at the second. Raise
-// Row above 5 MiB only for an HBase with a larger cell limit.
+// them accepts and another refuses is a dead letter only at the second. Keep
+// Row under 5 MiB (half HBase's cell limit, less the body's few bytes of
+// header) unless the HBase cluster's hbase.server.keyvalue.maxsize is raised.
 func SetSizeLimits(l SizeLimits) (SizeLimits, error) {
 	if l.Value <= 0 || l.Row <= 0 || l.Value > l.Row {
 		return CurrentSizeLimits(), fmt.Errorf("eventcenter: size limits %+v: both must be positive, Value at most Row", l)

@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"fmt"
 	"math"
 	"slices"
 	"strings"
@@ -447,4 +448,32 @@ func testKeysAndTimes(t *testing.T, h *harness) {
 	want := append([]eventcenter.Event(nil), s[:n]...)
 	slices.SortFunc(want, func(a, b eventcenter.Event) int { return eventcenter.Compare(&a, &b) })
 	h.wantReplay(eventcenter.ReplayQuery{Sources: []string{srcOrders}, From: at(0), To: at(2)}, want...)
+}
+
+// testLargestRows: an event whose After and Before rows are both at the size
+// limit (eventcenter.CurrentSizeLimits) is stored and read back whole; for
+// HBase, its body fits a cell under the default cell limit.
+func testLargestRows(t *testing.T, h *harness) {
+	limits := eventcenter.CurrentSizeLimits()
+	full := eventcenter.Row{}
+	for i := 0; full.Size() < limits.Row; i++ {
+		col := fmt.Sprint("c", i)
+		full[col] = ""
+		if full.Size() > limits.Row { // not even an empty column fits
+			delete(full, col)
+			break
+		}
+		n := min(limits.Value, limits.Row-full.Size())
+		for full[col] = strings.Repeat("v", n); full.Size() > limits.Row; full[col] = strings.Repeat("v", n) {
+			n-- // the length prefix grew
+		}
+	}
+	if err := full.Validate(); err != nil || full.Size() < limits.Row-8 {
+		t.Fatalf("a row of %d bytes for a limit of %d: %v", full.Size(), limits.Row, err)
+	}
+	e := ev(srcOrders, "largest", at(1), pos(0, 1), eventcenter.OpUpdate, full)
+	e.Before = full
+	s := h.append(e)
+	h.wantAsOf(eventcenter.AsOf{Source: srcOrders, Key: "largest", Time: at(1)}, &s[0])
+	h.wantReplay(eventcenter.ReplayQuery{Sources: []string{srcOrders}, From: at(0), To: at(2)}, s[0])
 }

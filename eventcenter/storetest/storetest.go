@@ -67,6 +67,7 @@ func RunWith(t *testing.T, newStore Factory, opts Options) {
 		{"History", testHistory},
 		{"RowTypes", testRowTypes},
 		{"KeysAndTimes", testKeysAndTimes},
+		{"LargestRows", testLargestRows},
 		{"Index", testIndex},
 		{"IndexDeclaration", testIndexDeclaration},
 		{"Replay", testReplay},
