@@ -19,11 +19,11 @@ import (
 // text, binary as []byte, times with their instant (read back in UTC).
 //
 // What a valid row holds (see [Row.Validate]): column names are UTF-8 text
-// (values of type string are any bytes); floats are finite (no NaN or ±Inf:
-// they have no JSON form and no SQL one); a Decimal is a decimal number; a
-// time lies in the years 1678-2262; a string, []byte or Decimal value is at
-// most [SizeLimits].Value bytes long, and the row's [Row.Size] is at most
-// [SizeLimits].Row bytes.
+// (values of type string are any bytes); floats are finite (no NaN or ±Inf,
+// which JSON cannot write: a JSON output of such a row would fail on every
+// retry); a Decimal is a decimal number; a time lies in the years 1678-2262;
+// a string, []byte or Decimal value is at most [SizeLimits].Value bytes long,
+// and the row's [Row.Size] is at most [SizeLimits].Row bytes.
 type Row map[string]any
 
 // Decimal is an exact decimal number in its canonical text form, e.g.
@@ -153,11 +153,14 @@ type SizeLimits struct {
 	Row int
 }
 
-// DefaultSizeLimits are the limits until SetSizeLimits changes them: values
-// of 1 MiB (Kafka's default largest message, max.message.bytes, is about as
-// much), rows of 4 MiB, so a body of two full rows (8 MiB and a few bytes)
-// stays below HBase's 10 MiB cell limit.
-var DefaultSizeLimits = SizeLimits{Value: 1 << 20, Row: 4 << 20}
+// The size limits until SetSizeLimits changes them: values of 1 MiB (about
+// Kafka's default largest message, message.max.bytes), rows of 4 MiB, so a
+// body of two full rows (8 MiB and a few bytes) stays below HBase's default
+// 10 MiB cell limit.
+const (
+	DefaultMaxValueSize = 1 << 20
+	DefaultMaxRowSize   = 4 << 20
+)
 
 var sizeLimits atomic.Pointer[SizeLimits]
 
@@ -166,7 +169,7 @@ func CurrentSizeLimits() SizeLimits {
 	if l := sizeLimits.Load(); l != nil {
 		return *l
 	}
-	return DefaultSizeLimits
+	return SizeLimits{Value: DefaultMaxValueSize, Row: DefaultMaxRowSize}
 }
 
 // SetSizeLimits sets the size limits of the process and returns the previous
@@ -183,7 +186,7 @@ func SetSizeLimits(l SizeLimits) (SizeLimits, error) {
 	if prev := sizeLimits.Swap(&l); prev != nil {
 		return *prev, nil
 	}
-	return DefaultSizeLimits, nil
+	return SizeLimits{Value: DefaultMaxValueSize, Row: DefaultMaxRowSize}, nil
 }
 
 // IndexValue returns the text under which a column value is indexed, and

@@ -75,8 +75,8 @@ func TestRowSizeLimit(t *testing.T) {
 
 func TestSetSizeLimits(t *testing.T) {
 	def := eventcenter.CurrentSizeLimits()
-	if def != eventcenter.DefaultSizeLimits {
-		t.Fatalf("limits at start %+v, want the defaults %+v", def, eventcenter.DefaultSizeLimits)
+	if want := (eventcenter.SizeLimits{Value: eventcenter.DefaultMaxValueSize, Row: eventcenter.DefaultMaxRowSize}); def != want {
+		t.Fatalf("limits at start %+v, want the defaults %+v", def, want)
 	}
 	prev, err := eventcenter.SetSizeLimits(eventcenter.SizeLimits{Value: 10, Row: 100})
 	if err != nil || prev != def {
