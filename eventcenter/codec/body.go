@@ -183,6 +183,9 @@ func ReadRow(b []byte) (eventcenter.Row, []byte, error) {
 		if err != nil {
 			return nil, nil, err
 		}
+		if _, dup := r[col]; dup { // AppendRow never writes one
+			return nil, nil, corrupt("duplicate column")
+		}
 		if len(rest) == 0 {
 			return nil, nil, corrupt("value tag")
 		}

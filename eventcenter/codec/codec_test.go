@@ -2,6 +2,7 @@ package codec
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -137,6 +138,20 @@ func TestRowSize(t *testing.T) {
 		if got, want := r.Size(), len(AppendRow(nil, r)); got != want {
 			t.Fatalf("row of %d columns: Size %d, encoding %d bytes", len(r), got, want)
 		}
+	}
+}
+
+// TestReadRowRefusesDuplicates: a row with a column twice is corrupt, not
+// read with one value silently dropped.
+func TestReadRowRefusesDuplicates(t *testing.T) {
+	b := AppendRow(nil, eventcenter.Row{"a": int64(1), "b": int64(2)})
+	// count, len "a", tag varint, len "b", tag varint
+	if i := bytes.LastIndexByte(b, 'b'); i != 6 {
+		t.Fatalf("encoding %q: the second name is at %d, not 6", b, i)
+	}
+	b[6] = 'a'
+	if r, _, err := ReadRow(b); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "duplicate") {
+		t.Fatalf("row %q read as %v, %v; want ErrCorrupt for a duplicate column", b, r, err)
 	}
 }
 
