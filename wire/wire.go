@@ -25,20 +25,24 @@
 // optional: an absent row (or null) is no row, {} is a row with no columns.
 //
 // json/v1 is text, and travels any bytes exactly: a key or string value that
-// is not UTF-8 is written as {"$s": "base64"} ("key" takes that form too);
-// column names must be UTF-8 text (as Row.Validate requires). Decode refuses
-// a document that is not UTF-8 or escapes half a surrogate pair (\ud800),
-// which a JSON parser would turn into U+FFFD, so no two keys collide.
+// is not UTF-8 is written as {"$s": "base64"} ("key" takes that form too).
+// Its Append refuses what it cannot write: NaN and ±Inf, column names and
+// decimals that are not UTF-8 text (no valid row has them), times outside
+// the years 0000-9999. Decode refuses a document that is not UTF-8 or escapes
+// half a surrogate pair (\ud800), which a JSON parser would turn into U+FFFD,
+// so no two keys collide.
 //
 // binary/v1 is the event center's own body encoding (eventcenter/codec) after
 // the source, key, time and position: compact and fast, for producers we own.
-// It holds times as int64 Unix nanoseconds and refuses others.
+// It holds times as int64 Unix nanoseconds: its Append refuses others
+// (codec.CheckTime) rather than wrap them into other years.
 //
 // For every valid event (Event.Validate), Decode of Append is the event
-// itself, up to what a store also normalizes: times come back in UTC and int
-// values as int64. The fuzz tests FuzzJSON and FuzzBinary hold both codecs to
-// it. Size limits (eventcenter.SizeLimits) are the event's: a message whose
-// rows are too large decodes as malformed, a dead letter.
+// itself, up to what a store also normalizes: times come back in UTC, int
+// values as int64, a nil []byte as an empty one. The fuzz tests FuzzJSON and
+// FuzzBinary hold both codecs to it. Size limits (eventcenter.SizeLimits) are
+// the event's: a message whose rows are too large decodes as malformed, a
+// dead letter.
 package wire
 
 import (
@@ -59,9 +63,10 @@ type Codec interface {
 	// Name is the value of the HeaderCodec header for this codec.
 	Name() string
 	// Append appends the encoding of e to dst. It refuses only what the
-	// codec cannot encode exactly (see each codec); it does not validate
-	// the event otherwise, so an invalid event becomes its consumer's
-	// malformed message (a dead letter), not its producer's failure.
+	// codec cannot encode exactly (see the package doc); it does not
+	// validate the event otherwise, so an invalid event becomes its
+	// consumer's malformed message (a dead letter), not its producer's
+	// failure.
 	Append(dst []byte, e *eventcenter.Event) ([]byte, error)
 	// Decode fills e from b. It does not validate the event.
 	Decode(b []byte, e *eventcenter.Event) error
