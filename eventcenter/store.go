@@ -17,7 +17,7 @@ type Store interface {
 	// Close releases the store. Calls after Close return ErrClosed; a call
 	// in flight when Close runs either completes or returns ErrClosed (a
 	// replay being iterated ends with ErrClosed, a WaitWatermark wakes with
-	// it). Close returns once no call uses the store's resources.
+	// it). After Close returns, no call touches the store's resources.
 	Close() error
 }
 
@@ -38,7 +38,7 @@ type Appender interface {
 	//
 	// StoredAt is stamped by the store; the value in events is ignored and
 	// the slice is not modified. Stamps never go back, and each is after the
-	// KnownAt of every read that has returned (see Reader).
+	// instant every known-at read that has returned was read at (see Reader).
 	Append(ctx context.Context, events []Event) error
 }
 
@@ -85,6 +85,10 @@ type LookupQuery struct {
 // longest another process's append may take to become visible, clock skew
 // included). A backfill that must reproduce what was known uses a KnownAt
 // in the past, behind that horizon.
+//
+// A store that keeps only a recent window (Retention) fails, with a
+// *BeyondHorizonError, every read whose answer may depend on what it may
+// have dropped, instead of answering short.
 type Reader interface {
 	// AsOf returns the latest event of the key with event time <= q.Time
 	// (ordered by time, then position) whose After row is the key's state.
