@@ -17,9 +17,15 @@
 //     of joining streams.
 //
 // The [Store] interface is the contract every backend keeps; the embedded
-// backend lives in eventcenter/pebble, the production one in eventcenter/hbase,
+// backend lives in eventcenter/embedded, the production one in eventcenter/hbase,
 // and both pass the conformance suite in eventcenter/storetest. Keys are laid
 // out once by eventcenter/codec, so both backends share one key design.
+//
+// Event times run from [MinTime] to [MaxTime], defined once here for the
+// event model, the codecs and the backends. A store that keeps only a
+// recent window ([Retention]) refuses, with [ErrBeyondHorizon], the reads
+// that would need what it may have dropped. Reads as known at a time are
+// repeatable ([Reader]); [Stamps] is how backends keep that promise.
 //
 // The state of a key after an event is the event's After row, whatever its
 // operation: a delete has no After row, so the key is absent from then on; a

@@ -20,6 +20,9 @@ var (
 	ErrWatermarkTimeout = errors.New("eventcenter: watermark wait timed out")
 	// ErrInvalidQuery: a read's arguments are malformed (empty source, from after to…).
 	ErrInvalidQuery = errors.New("eventcenter: invalid query")
+	// ErrBeyondHorizon: a read needs what may have left a store that keeps
+	// only a recent window; see *BeyondHorizonError and [Retention].
+	ErrBeyondHorizon = errors.New("eventcenter: beyond the retention horizon")
 	// ErrClosed: the store is closed.
 	ErrClosed = errors.New("eventcenter: store closed")
 )

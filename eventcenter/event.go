@@ -2,6 +2,7 @@ package eventcenter
 
 import (
 	"fmt"
+	"math"
 	"time"
 )
 
@@ -87,8 +88,7 @@ type Event struct {
 	// bytes, at most 4096.
 	Key string
 	// Time is the event time: when the change happened at the source (the
-	// commit time for MySQL). Required; between 1678 and 2262 (nanosecond
-	// Unix time must fit int64).
+	// commit time for MySQL). Required; from MinTime to MaxTime.
 	Time time.Time
 	// Pos orders events of the source that share a Time.
 	Pos Position
@@ -147,10 +147,23 @@ const (
 	MaxKeyLen    = 4096
 )
 
+// The bounds of event times, inclusive: the instants whose Unix nanoseconds
+// fit an int64 (years 1678 to 2262), but for the first and the last one.
+// Those two are left to stand for every instant before and after the range
+// (eventcenter/codec maps query bounds outside it onto them), so that no
+// event shares its key bits with a query bound such as the year 9999. This
+// is the one definition: the event model, the codecs and the backends use
+// these.
 var (
-	minTime = time.Unix(0, -1<<63+1)
-	maxTime = time.Unix(0, 1<<63-1)
+	MinTime = time.Unix(0, math.MinInt64+1).UTC()
+	MaxTime = time.Unix(0, math.MaxInt64-1).UTC()
 )
+
+// AllTime is the range [MinTime, MaxTime+1ns): it holds every event.
+var AllTime = TimeRange{From: MinTime, To: MaxTime.Add(time.Nanosecond)}
+
+// InTimeRange reports whether t can be an event time (or a time column).
+func InTimeRange(t time.Time) bool { return !t.Before(MinTime) && !t.After(MaxTime) }
 
 // Validate reports the first thing wrong with e as an *InvalidEventError.
 // A row that Row.Validate refuses (a value of the wrong type, NaN or ±Inf, a
@@ -170,8 +183,8 @@ func (e *Event) Validate() error {
 		return bad("key", "%d bytes, more than %d", len(e.Key), MaxKeyLen)
 	case e.Time.IsZero():
 		return bad("time", "missing")
-	case e.Time.Before(minTime) || e.Time.After(maxTime):
-		return bad("time", "%v is outside the years 1678-2262", e.Time)
+	case !InTimeRange(e.Time):
+		return bad("time", "%v is outside [%v, %v]", e.Time, MinTime, MaxTime)
 	case !e.Op.Valid():
 		return bad("op", "%v is not an operation", e.Op)
 	case e.Op == OpDelete && e.After != nil:

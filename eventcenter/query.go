@@ -81,9 +81,44 @@ func validateRange(from, to time.Time) error {
 // TimeRange is the half-open interval [From, To).
 type TimeRange struct{ From, To time.Time }
 
-// SplitRange cuts [from, to) into consecutive chunks of at most size, which
-// together cover it exactly once: each chunk's To is the next one's From.
-// It returns nil for an empty range and an error for a non-positive size.
+// Chunks cuts [From, To) into consecutive chunks of at most Size, which
+// together cover it exactly once: chunk i is [From + i·Size, From +
+// (i+1)·Size), the last one ending at To. Backfills cut their ranges with
+// it, one chunk at a time; SplitRange lists them all; the conformance
+// suite checks that replaying the chunks one after the other is one
+// replay. Size must be positive and From <= To, with To - From within a
+// time.Duration (292 years).
+type Chunks struct {
+	From, To time.Time
+	Size     time.Duration
+}
+
+// Len returns the number of chunks, zero for an empty range.
+func (c Chunks) Len() int {
+	span := c.To.Sub(c.From)
+	if span <= 0 {
+		return 0
+	}
+	n := span / c.Size
+	if span%c.Size != 0 {
+		n++
+	}
+	return int(n)
+}
+
+// At returns chunk i, 0 <= i < Len().
+func (c Chunks) At(i int) TimeRange {
+	start := c.From.Add(time.Duration(i) * c.Size)
+	end := start.Add(c.Size)
+	if end.After(c.To) {
+		end = c.To
+	}
+	return TimeRange{From: start, To: end}
+}
+
+// SplitRange returns the chunks of [from, to) in chunks of at most size
+// (see Chunks): nil for an empty range, an error for a non-positive size or
+// a malformed range or one longer than a time.Duration.
 func SplitRange(from, to time.Time, size time.Duration) ([]TimeRange, error) {
 	if size <= 0 {
 		return nil, fmt.Errorf("eventcenter: chunk size %v must be positive", size)
@@ -91,16 +126,15 @@ func SplitRange(from, to time.Time, size time.Duration) ([]TimeRange, error) {
 	if err := validateRange(from, to); err != nil {
 		return nil, err
 	}
-	var chunks []TimeRange
-	for start := from; start.Before(to); {
-		end := start.Add(size)
-		if end.After(to) || end.Before(start) { // clamp, and guard overflow
-			end = to
-		}
-		chunks = append(chunks, TimeRange{From: start, To: end})
-		start = end
+	if span := to.Sub(from); !from.Add(span).Equal(to) {
+		return nil, invalidQuery("range [%v, %v) is longer than %v", from, to, span)
 	}
-	return chunks, nil
+	c := Chunks{From: from, To: to, Size: size}
+	var out []TimeRange
+	for i := range c.Len() {
+		out = append(out, c.At(i))
+	}
+	return out, nil
 }
 
 // PollWatermark implements Watermarks.WaitWatermark for backends that cannot

@@ -58,8 +58,8 @@ func (r Row) Validate() error {
 				return fmt.Errorf("column %q: %v cannot be stored (only finite numbers can)", col, v)
 			}
 		case time.Time:
-			if v.Before(minTime) || v.After(maxTime) {
-				return fmt.Errorf("column %q: time %v outside the years 1678-2262", col, v)
+			if !InTimeRange(v) {
+				return fmt.Errorf("column %q: time %v outside [%v, %v]", col, v, MinTime, MaxTime)
 			}
 		default:
 			return fmt.Errorf("column %q: type %T cannot be stored (use nil, bool, int64, float64, string, []byte, eventcenter.Decimal or time.Time)", col, v)

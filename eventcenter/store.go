@@ -14,7 +14,10 @@ type Store interface {
 	Replayer
 	Indexes
 	Watermarks
-	// Close releases the store. Calls after Close return ErrClosed.
+	// Close releases the store. Calls after Close return ErrClosed; a call
+	// in flight when Close runs either completes or returns ErrClosed (a
+	// replay being iterated ends with ErrClosed, a WaitWatermark wakes with
+	// it). After Close returns, no call touches the store's resources.
 	Close() error
 }
 
@@ -34,7 +37,8 @@ type Appender interface {
 	// failed Append may have stored a part of it, which a retry completes.
 	//
 	// StoredAt is stamped by the store; the value in events is ignored and
-	// the slice is not modified.
+	// the slice is not modified. Stamps never go back, and each is after the
+	// instant every known-at read that has returned was read at (see Reader).
 	Append(ctx context.Context, events []Event) error
 }
 
@@ -46,6 +50,7 @@ type AsOf struct {
 	Time time.Time
 	// KnownAt, if not zero, ignores every event stored after it: the state
 	// as the event center knew it at KnownAt ("what did we know then").
+	// Such reads are repeatable; see Reader.
 	KnownAt time.Time
 }
 
@@ -69,6 +74,21 @@ type LookupQuery struct {
 
 // Reader answers point-in-time reads. Reads never see an event with event
 // time after the asked time, nor (with KnownAt) one stored after KnownAt.
+//
+// Reads as known at K are repeatable: once a read with KnownAt K has
+// returned, no append can become visible with a StoredAt at or before K, so
+// the same read gives the same answer forever (retention aside: see
+// Retention). A store cannot fix what it has not stamped yet, so a KnownAt
+// later than the store's known-at horizon is read at that horizon instead:
+// for the embedded store the present of its stamp clock (appends in flight
+// are waited for), for HBase the present minus Config.KnownAtLag (the
+// longest another process's append may take to become visible, clock skew
+// included). A backfill that must reproduce what was known uses a KnownAt
+// in the past, behind that horizon.
+//
+// A store that keeps only a recent window (Retention) fails, with a
+// *BeyondHorizonError, every read whose answer may depend on what it may
+// have dropped, instead of answering short.
 type Reader interface {
 	// AsOf returns the latest event of the key with event time <= q.Time
 	// (ordered by time, then position) whose After row is the key's state.

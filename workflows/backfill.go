@@ -11,6 +11,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/tidemark-dev/tidemark/activities"
+	"github.com/tidemark-dev/tidemark/eventcenter"
 )
 
 // Names under which the backfill is registered and found.
@@ -215,22 +216,9 @@ func (in *BackfillInput) setDefaults() {
 	}
 }
 
-// RangeChunks returns the number of chunks of [from, to) in chunks of size.
-func RangeChunks(from, to time.Time, size time.Duration) int {
-	span := to.Sub(from)
-	return int((span + size - 1) / size)
-}
-
-// RangeChunk returns chunk i of [from, to) in chunks of size: chunk i
-// starts where chunk i-1 ends, and the last one ends at to, as
-// eventcenter.SplitRange cuts it.
-func RangeChunk(from, to time.Time, size time.Duration, i int) (time.Time, time.Time) {
-	start := from.Add(time.Duration(i) * size)
-	end := start.Add(size)
-	if end.After(to) {
-		end = to
-	}
-	return start, end
+// rangeChunks cuts a validated range backfill as replays are cut.
+func rangeChunks(in BackfillInput) eventcenter.Chunks {
+	return eventcenter.Chunks{From: in.From, To: in.To, Size: time.Duration(in.Chunk)}
 }
 
 // Backfill runs a job over a time range or a sample table in chunks (see
@@ -308,7 +296,7 @@ func Backfill(ctx workflow.Context, in BackfillInput) (Summary, error) {
 		if plan.Sample != nil {
 			st.Chunks = len(plan.Sample.Offsets)
 		} else {
-			st.Chunks = RangeChunks(in.From, in.To, time.Duration(in.Chunk))
+			st.Chunks = rangeChunks(in).Len()
 		}
 		st.Summary.Chunks = st.Chunks
 		if st.Chunks == 0 { // an empty sample table
@@ -336,7 +324,8 @@ func Backfill(ctx workflow.Context, in BackfillInput) (Summary, error) {
 		if st.Plan.Sample != nil {
 			c.Sample = st.Plan.Sample.Chunk(i)
 		} else {
-			c.From, c.To = RangeChunk(in.From, in.To, time.Duration(in.Chunk), i)
+			r := rangeChunks(in).At(i)
+			c.From, c.To = r.From, r.To
 		}
 		return c
 	}

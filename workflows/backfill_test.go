@@ -96,29 +96,6 @@ func TestBackfillCoversRangeOnce(t *testing.T) {
 	}
 }
 
-// RangeChunk cuts ranges as eventcenter.SplitRange does.
-func TestRangeChunk(t *testing.T) {
-	for _, tc := range []struct {
-		span, size time.Duration
-		n          int
-	}{{time.Hour, time.Hour, 1}, {time.Hour + 1, time.Hour, 2}, {59 * time.Minute, time.Hour, 1}, {24 * time.Hour, 7 * time.Minute, 206}} {
-		if n := workflows.RangeChunks(t0, t0.Add(tc.span), tc.size); n != tc.n {
-			t.Fatalf("%v in %v: %d chunks, want %d", tc.span, tc.size, n, tc.n)
-		}
-		end := t0
-		for i := range tc.n {
-			from, to := workflows.RangeChunk(t0, t0.Add(tc.span), tc.size, i)
-			if !from.Equal(end) || !to.After(from) || to.Sub(from) > tc.size {
-				t.Fatalf("chunk %d: [%v, %v)", i, from, to)
-			}
-			end = to
-		}
-		if !end.Equal(t0.Add(tc.span)) {
-			t.Fatalf("ends at %v", end)
-		}
-	}
-}
-
 // At most Parallelism chunks run at once, the progress query says how far
 // the backfill is, and a signal changes the parallelism while it runs.
 func TestBackfillParallelismProgressAndSignal(t *testing.T) {

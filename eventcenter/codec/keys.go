@@ -42,25 +42,20 @@ func Bucket(source, key string, buckets int) byte {
 	return byte(Hash(source, key) % uint32(buckets))
 }
 
-// TimeBits maps t to a uint64 whose order is the order of times. Times
-// outside the years 1678-2262 (where Unix nanoseconds overflow int64)
-// saturate at the nearest end, so that a query bound such as the year 9999
-// still sorts after every event instead of wrapping around.
+// TimeBits maps t to a uint64 whose order is the order of times. Event
+// times (eventcenter.MinTime to MaxTime) map to 1 … MaxUint64-1; times
+// before them saturate at 0 and times after them at MaxUint64, so that a
+// query bound such as the year 9999 sorts after every event instead of
+// wrapping around, and no event shares its bits with such a bound.
 func TimeBits(t time.Time) uint64 {
 	switch {
-	case t.Before(firstInstant):
+	case t.Before(eventcenter.MinTime):
 		return 0
-	case t.After(lastInstant):
+	case t.After(eventcenter.MaxTime):
 		return math.MaxUint64
 	}
 	return uint64(t.UnixNano()) ^ (1 << 63)
 }
-
-// The first and last instants TimeBits tells apart.
-var (
-	firstInstant = time.Unix(0, math.MinInt64)
-	lastInstant  = time.Unix(0, math.MaxInt64)
-)
 
 // TimeFromBits inverts TimeBits. Times come back in UTC.
 func TimeFromBits(u uint64) time.Time { return time.Unix(0, int64(u^(1<<63))).UTC() }
@@ -113,15 +108,15 @@ func AsOfSeek(dst []byte, source, key string, t time.Time) []byte {
 // rows of (source, key) with from <= time < to, newest first.
 func HistoryBounds(source, key string, from, to time.Time) (start, end []byte) {
 	prefix := KeyPrefix(nil, source, key)
-	if !to.After(firstInstant) || from.After(lastInstant) { // nothing is in the range
+	if !to.After(eventcenter.MinTime) || from.After(eventcenter.MaxTime) { // nothing is in the range
 		return prefix, prefix
 	}
-	if to.After(lastInstant) {
+	if to.After(eventcenter.MaxTime) {
 		start = append([]byte(nil), prefix...) // every row is before `to`
 	} else {
 		start = appendU64(append([]byte(nil), prefix...), ^TimeBits(to)+1) // after every row at `to`
 	}
-	if !from.After(firstInstant) {
+	if !from.After(eventcenter.MinTime) {
 		end = PrefixEnd(prefix)
 	} else {
 		end = appendU64(prefix, ^TimeBits(from)+1)
@@ -166,11 +161,11 @@ func TimeKey(dst []byte, buckets int, source, key string, t time.Time, pos event
 // source with from <= time < to.
 func TimeBounds(bucket byte, source string, from, to time.Time) (start, end []byte) {
 	prefix := appendStr([]byte{bucket}, source)
-	if !to.After(firstInstant) || from.After(lastInstant) { // nothing is in the range
+	if !to.After(eventcenter.MinTime) || from.After(eventcenter.MaxTime) { // nothing is in the range
 		return prefix, prefix
 	}
 	start = appendU64(append([]byte(nil), prefix...), TimeBits(from))
-	if to.After(lastInstant) {
+	if to.After(eventcenter.MaxTime) {
 		end = PrefixEnd(prefix) // rows at the last instant too
 	} else {
 		end = appendU64(prefix, TimeBits(to))

@@ -29,9 +29,10 @@ func decodeMark(key, val []byte) (string, int32, time.Time, error) {
 // and Pebble's log is ordered, so it is durable only after every append
 // that returned before it.
 func (s *Store) AdvanceWatermark(ctx context.Context, source string, partition int32, t time.Time) error {
-	if err := s.check(ctx); err != nil {
+	if err := s.enter(ctx); err != nil {
 		return err
 	}
+	defer s.leave()
 	if err := eventcenter.ValidateSource(source); err != nil {
 		return fmt.Errorf("%w: watermark source: %v", eventcenter.ErrInvalidQuery, err)
 	}
@@ -119,6 +120,8 @@ func (s *Store) WaitWatermark(ctx context.Context, source string, t time.Time) e
 		select {
 		case <-ctx.Done():
 			return eventcenter.WatermarkTimeout(ctx, t, wm)
+		case <-s.life:
+			return eventcenter.ErrClosed
 		case <-ch:
 		}
 	}

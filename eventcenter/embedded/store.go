@@ -42,6 +42,13 @@ type Config struct {
 	NoSync bool
 	// Now stamps StoredAt. Default time.Now.
 	Now func() time.Time
+	// Retention, if positive, makes the store answer like a hot tier that
+	// keeps only that window (HBase's): every read that needs what was
+	// stored more than Retention ago fails with eventcenter.ErrBeyondHorizon
+	// (see eventcenter.Retention), so code tried on the embedded store meets
+	// the production contract. The data itself is kept. Default 0: no
+	// horizon.
+	Retention time.Duration
 }
 
 func (c *Config) setDefaults() {
@@ -61,15 +68,27 @@ func (c *Config) Validate() error {
 	if c.CacheBytes < 0 {
 		return fmt.Errorf("embedded: Config.CacheBytes %d is negative", c.CacheBytes)
 	}
+	if c.Retention < 0 {
+		return fmt.Errorf("embedded: Config.Retention %v is negative", c.Retention)
+	}
 	return nil
 }
 
 // Store is the embedded event center backend.
 type Store struct {
-	db     *pebble.DB
-	now    func() time.Time
-	wo     *pebble.WriteOptions
-	closed atomic.Bool
+	db        *pebble.DB
+	stamps    *eventcenter.Stamps
+	wo        *pebble.WriteOptions
+	retention time.Duration
+
+	// Close sets closed and closes life, then takes inUse exclusively, so it
+	// waits for every call that entered (holding it shared), then closes the
+	// cursors of the replays still being iterated.
+	closed  atomic.Bool
+	life    chan struct{}
+	inUse   sync.RWMutex
+	curMu   sync.Mutex
+	cursors map[*cursor]struct{}
 
 	// ixMu orders DeclareIndex against Append: appends hold it shared while
 	// they pick the indexes to write and commit, a declaration exclusively
@@ -110,7 +129,8 @@ func Open(cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("embedded: open %s: %w", cfg.Dir, err)
 	}
 	s := &Store{
-		db: db, now: cfg.Now, wo: pebble.Sync,
+		db: db, stamps: eventcenter.NewStamps(cfg.Now), wo: pebble.Sync, retention: cfg.Retention,
+		life: make(chan struct{}), cursors: map[*cursor]struct{}{},
 		indexes: map[string][]eventcenter.Index{},
 		marks:   map[string]map[int32]time.Time{},
 		waiters: map[string]chan struct{}{},
@@ -160,14 +180,39 @@ func (s *Store) load() error {
 	return it.Error()
 }
 
-// Close closes the store.
+// Close closes the store. It waits for the calls in flight (an index
+// being built stops), closes the cursors of replays still being iterated
+// (their next step yields ErrClosed), wakes WaitWatermark with ErrClosed,
+// and then closes the database.
 func (s *Store) Close() error {
 	if s.closed.Swap(true) {
 		return eventcenter.ErrClosed
 	}
-	return s.db.Close()
+	close(s.life)
+	s.inUse.Lock()
+	defer s.inUse.Unlock()
+	var errs []error
+	s.curMu.Lock()
+	for c := range s.cursors {
+		errs = append(errs, c.close())
+	}
+	clear(s.cursors)
+	s.curMu.Unlock()
+	return errors.Join(append(errs, s.db.Close())...)
 }
 
+// Horizon implements eventcenter.Retention: now minus Config.Retention, or
+// zero without one.
+func (s *Store) Horizon(now time.Time) time.Time {
+	if s.retention <= 0 {
+		return time.Time{}
+	}
+	return now.Add(-s.retention)
+}
+
+func (s *Store) horizon() time.Time { return s.Horizon(s.stamps.Now()) }
+
+// check admits a call that uses no database resource.
 func (s *Store) check(ctx context.Context) error {
 	if s.closed.Load() {
 		return eventcenter.ErrClosed
@@ -175,11 +220,79 @@ func (s *Store) check(ctx context.Context) error {
 	return ctx.Err()
 }
 
-// Append implements eventcenter.Appender.
-func (s *Store) Append(ctx context.Context, events []eventcenter.Event) error {
+// enter admits a call that uses the database; the call must leave when it
+// is done with it. Close waits for the calls that entered.
+func (s *Store) enter(ctx context.Context) error {
+	s.inUse.RLock()
 	if err := s.check(ctx); err != nil {
+		s.inUse.RUnlock()
 		return err
 	}
+	return nil
+}
+
+func (s *Store) leave() { s.inUse.RUnlock() }
+
+// opCtx returns a context that also ends when the store closes.
+func (s *Store) opCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(ctx)
+	go func() {
+		select {
+		case <-s.life:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, cancel
+}
+
+// cursor is a database iterator that outlives the call that opened it (a
+// replay being iterated by its caller), so that Close can close it under
+// the reader's feet: each step holds its lock, and finds it closed after
+// Close.
+type cursor struct {
+	mu     sync.Mutex
+	it     *pebble.Iterator
+	closed bool
+}
+
+func (c *cursor) close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil
+	}
+	c.closed = true
+	return c.it.Close()
+}
+
+// openCursor opens a registered iterator; the caller has entered.
+func (s *Store) openCursor(opts *pebble.IterOptions) (*cursor, error) {
+	it, err := s.db.NewIter(opts)
+	if err != nil {
+		return nil, err
+	}
+	c := &cursor{it: it}
+	s.curMu.Lock()
+	s.cursors[c] = struct{}{}
+	s.curMu.Unlock()
+	return c, nil
+}
+
+// closeCursor closes c if Close has not, and forgets it.
+func (s *Store) closeCursor(c *cursor) error {
+	s.curMu.Lock()
+	delete(s.cursors, c)
+	s.curMu.Unlock()
+	return c.close()
+}
+
+// Append implements eventcenter.Appender.
+func (s *Store) Append(ctx context.Context, events []eventcenter.Event) error {
+	if err := s.enter(ctx); err != nil {
+		return err
+	}
+	defer s.leave()
 	if err := eventcenter.ValidateBatch(events); err != nil {
 		return err
 	}
@@ -190,7 +303,10 @@ func (s *Store) Append(ctx context.Context, events []eventcenter.Event) error {
 	defer s.ixMu.RUnlock()
 	b := s.db.NewBatch()
 	defer b.Close()
-	stored := s.now()
+	// Commit returns once the batch is visible: then known-at reads at the
+	// stamp or later stop waiting for it.
+	stored, publish := s.stamps.Stamp()
+	defer publish()
 	var key, val []byte
 	for i := range events {
 		e := &events[i]
@@ -221,41 +337,59 @@ func (s *Store) Append(ctx context.Context, events []eventcenter.Event) error {
 
 // AsOf implements eventcenter.Reader.
 func (s *Store) AsOf(ctx context.Context, q eventcenter.AsOf) (eventcenter.Event, error) {
-	if err := s.check(ctx); err != nil {
+	if err := s.enter(ctx); err != nil {
 		return eventcenter.Event{}, err
 	}
+	defer s.leave()
 	if err := q.Validate(); err != nil {
 		return eventcenter.Event{}, err
 	}
-	return s.asOf(q)
+	h := s.horizon()
+	if err := q.CheckHorizon(h); err != nil {
+		return eventcenter.Event{}, err
+	}
+	var err error
+	if q.KnownAt, err = s.stamps.Settle(ctx, q.KnownAt); err != nil {
+		return eventcenter.Event{}, err
+	}
+	e, found, err := s.latest(q)
+	switch {
+	case err != nil:
+		return eventcenter.Event{}, err
+	case !found:
+		e.Time = time.Time{}
+	}
+	if err := q.CheckFound(h, e.Time); err != nil {
+		return eventcenter.Event{}, err
+	}
+	if !found || e.After == nil {
+		return eventcenter.Event{}, eventcenter.ErrNotFound
+	}
+	return e, nil
 }
 
-func (s *Store) asOf(q eventcenter.AsOf) (eventcenter.Event, error) {
+// latest returns the key's latest event at q.Time (a delete too) among
+// those stored by q.KnownAt, and false if there is none.
+func (s *Store) latest(q eventcenter.AsOf) (eventcenter.Event, bool, error) {
 	seek := codec.AsOfSeek([]byte{tabEvents}, q.Source, q.Key, q.Time)
 	prefixLen := len(seek) - 8
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: seek, UpperBound: codec.PrefixEnd(seek[:prefixLen])})
 	if err != nil {
-		return eventcenter.Event{}, err
+		return eventcenter.Event{}, false, err
 	}
 	defer it.Close()
 	for it.First(); it.Valid(); it.Next() {
 		var e eventcenter.Event
 		ok, err := decodeEvent(it.Key(), it.Value(), q.KnownAt, &e)
 		if err != nil {
-			return eventcenter.Event{}, err
+			return eventcenter.Event{}, false, err
 		}
-		if !ok {
-			continue // stored after KnownAt
+		if ok {
+			return e, true, nil
 		}
-		if e.After == nil {
-			return eventcenter.Event{}, eventcenter.ErrNotFound
-		}
-		return e, nil
+		// stored after KnownAt: look further back
 	}
-	if err := it.Error(); err != nil {
-		return eventcenter.Event{}, err
-	}
-	return eventcenter.Event{}, eventcenter.ErrNotFound
+	return eventcenter.Event{}, false, it.Error()
 }
 
 // decodeEvent decodes an events-table row into e, reporting false (and
@@ -286,10 +420,18 @@ func decodeBody(body []byte, knownAt time.Time, e *eventcenter.Event) (bool, err
 
 // History implements eventcenter.Reader.
 func (s *Store) History(ctx context.Context, q eventcenter.HistoryQuery) ([]eventcenter.Event, error) {
-	if err := s.check(ctx); err != nil {
+	if err := s.enter(ctx); err != nil {
 		return nil, err
 	}
+	defer s.leave()
 	if err := q.Validate(); err != nil {
+		return nil, err
+	}
+	if err := q.CheckHorizon(s.horizon()); err != nil {
+		return nil, err
+	}
+	var err error
+	if q.KnownAt, err = s.stamps.Settle(ctx, q.KnownAt); err != nil {
 		return nil, err
 	}
 	start, end := codec.HistoryBounds(q.Source, q.Key, q.From, q.To)
@@ -317,15 +459,23 @@ func (s *Store) History(ctx context.Context, q eventcenter.HistoryQuery) ([]even
 
 // Lookup implements eventcenter.Reader.
 func (s *Store) Lookup(ctx context.Context, q eventcenter.LookupQuery) ([]eventcenter.Event, error) {
-	if err := s.check(ctx); err != nil {
+	if err := s.enter(ctx); err != nil {
 		return nil, err
 	}
+	defer s.leave()
 	if err := q.Validate(); err != nil {
 		return nil, err
 	}
 	ix, ok := s.index(q.Source, q.Index)
 	if !ok {
 		return nil, fmt.Errorf("%w: %q of source %q", eventcenter.ErrUnknownIndex, q.Index, q.Source)
+	}
+	if err := q.CheckHorizon(s.horizon()); err != nil {
+		return nil, err
+	}
+	var err error
+	if q.KnownAt, err = s.stamps.Settle(ctx, q.KnownAt); err != nil {
+		return nil, err
 	}
 	prefix := codec.IndexPrefix([]byte{tabIndex}, q.Source, q.Index, q.Value)
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: codec.PrefixEnd(prefix)})
@@ -349,12 +499,12 @@ func (s *Store) Lookup(ctx context.Context, q eventcenter.LookupQuery) ([]eventc
 	}
 	var out []eventcenter.Event
 	for _, key := range candidates {
-		e, err := s.asOf(eventcenter.AsOf{Source: q.Source, Key: key, Time: q.Time, KnownAt: q.KnownAt})
-		if errors.Is(err, eventcenter.ErrNotFound) {
-			continue
-		}
+		e, found, err := s.latest(eventcenter.AsOf{Source: q.Source, Key: key, Time: q.Time, KnownAt: q.KnownAt})
 		if err != nil {
 			return nil, err
+		}
+		if !found || e.After == nil {
+			continue
 		}
 		if v, ok := eventcenter.IndexValue(e.After[ix.Column]); ok && v == q.Value {
 			out = append(out, e)
@@ -364,7 +514,8 @@ func (s *Store) Lookup(ctx context.Context, q eventcenter.LookupQuery) ([]eventc
 	return out, nil
 }
 
-// Replay implements eventcenter.Replayer.
+// Replay implements eventcenter.Replayer. A replay being iterated when the
+// store closes yields ErrClosed at its next step.
 func (s *Store) Replay(ctx context.Context, q eventcenter.ReplayQuery) iter.Seq2[eventcenter.Event, error] {
 	if err := s.check(ctx); err != nil {
 		return failed(err)
@@ -372,52 +523,102 @@ func (s *Store) Replay(ctx context.Context, q eventcenter.ReplayQuery) iter.Seq2
 	if err := q.Validate(); err != nil {
 		return failed(err)
 	}
-	sources := slices.Compact(slices.Sorted(slices.Values(q.Sources)))
-	streams := make([]iter.Seq2[eventcenter.Event, error], len(sources))
-	for i, src := range sources {
-		streams[i] = s.replaySource(ctx, src, q.From, q.To, q.KnownAt)
+	if err := q.CheckHorizon(s.horizon()); err != nil {
+		return failed(err)
 	}
-	return eventcenter.MergeReplay(streams...)
+	sources := slices.Compact(slices.Sorted(slices.Values(q.Sources)))
+	return func(yield func(eventcenter.Event, error) bool) {
+		knownAt, err := s.stamps.Settle(ctx, q.KnownAt)
+		if err != nil {
+			yield(eventcenter.Event{}, err)
+			return
+		}
+		streams := make([]iter.Seq2[eventcenter.Event, error], len(sources))
+		for i, src := range sources {
+			streams[i] = s.replaySource(ctx, src, q.From, q.To, knownAt)
+		}
+		for e, err := range eventcenter.MergeReplay(streams...) {
+			if !yield(e, err) || err != nil {
+				return
+			}
+		}
+	}
 }
 
 func failed(err error) iter.Seq2[eventcenter.Event, error] {
 	return func(yield func(eventcenter.Event, error) bool) { yield(eventcenter.Event{}, err) }
 }
 
-// replaySource scans one source's time table, whose rows carry the bodies.
+// replaySource streams one source's time table, whose rows carry the
+// bodies, through a cursor that Close can close.
 func (s *Store) replaySource(ctx context.Context, source string, from, to, knownAt time.Time) iter.Seq2[eventcenter.Event, error] {
 	return func(yield func(eventcenter.Event, error) bool) {
-		start, end := codec.TimeBounds(0, source, from, to)
-		it, err := s.db.NewIter(&pebble.IterOptions{
-			LowerBound: append([]byte{tabTime}, start...),
-			UpperBound: append([]byte{tabTime}, end...),
-		})
+		if err := s.enter(ctx); err != nil {
+			yield(eventcenter.Event{}, err)
+			return
+		}
+		c, err := s.openCursor(timeIterOptions(source, from, to))
+		s.leave()
 		if err != nil {
 			yield(eventcenter.Event{}, err)
 			return
 		}
-		defer it.Close()
-		n := 0
-		for valid := it.First(); valid; valid = it.Next() {
-			if n++; n%1024 == 0 && ctx.Err() != nil {
-				yield(eventcenter.Event{}, ctx.Err())
-				return
-			}
-			var e eventcenter.Event
-			ok, err := decodeBody(it.Value(), knownAt, &e)
-			if err == nil && ok {
-				e.Source, e.Key, e.Time, e.Pos, err = codec.ParseTimeKey(it.Key()[1:])
-			}
-			if err != nil {
-				yield(eventcenter.Event{}, err)
-				return
-			}
-			if ok && !yield(e, nil) {
+		defer s.closeCursor(c)
+		for e, err := range scanTimes(ctx, c, knownAt) {
+			if !yield(e, err) || err != nil {
 				return
 			}
 		}
-		if err := it.Error(); err != nil {
-			yield(eventcenter.Event{}, err)
+	}
+}
+
+func timeIterOptions(source string, from, to time.Time) *pebble.IterOptions {
+	start, end := codec.TimeBounds(0, source, from, to)
+	return &pebble.IterOptions{
+		LowerBound: append([]byte{tabTime}, start...),
+		UpperBound: append([]byte{tabTime}, end...),
+	}
+}
+
+// scanTimes yields the events of a time-table cursor, each step under the
+// cursor's lock: after Close closed it, the next step yields ErrClosed.
+func scanTimes(ctx context.Context, c *cursor, knownAt time.Time) iter.Seq2[eventcenter.Event, error] {
+	return func(yield func(eventcenter.Event, error) bool) {
+		step := func(first bool) (e eventcenter.Event, ok, more bool, err error) {
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			switch {
+			case c.closed:
+				return e, false, false, eventcenter.ErrClosed
+			case first:
+				more = c.it.First()
+			default:
+				more = c.it.Next()
+			}
+			if !more {
+				return e, false, false, c.it.Error()
+			}
+			ok, err = decodeBody(c.it.Value(), knownAt, &e)
+			if err == nil && ok {
+				e.Source, e.Key, e.Time, e.Pos, err = codec.ParseTimeKey(c.it.Key()[1:])
+			}
+			return e, ok, true, err
+		}
+		for n := 0; ; n++ {
+			if n%1024 == 1023 && ctx.Err() != nil {
+				yield(eventcenter.Event{}, ctx.Err())
+				return
+			}
+			e, ok, more, err := step(n == 0)
+			switch {
+			case err != nil:
+				yield(eventcenter.Event{}, err)
+				return
+			case !more:
+				return
+			case ok && !yield(e, nil):
+				return
+			}
 		}
 	}
 }
@@ -446,12 +647,15 @@ func (s *Store) ListIndexes(ctx context.Context, source string) ([]eventcenter.I
 // DeclareIndex implements eventcenter.Indexes. It indexes the source's
 // stored events in batches before it returns; appends wait meanwhile.
 func (s *Store) DeclareIndex(ctx context.Context, ix eventcenter.Index) error {
-	if err := s.check(ctx); err != nil {
+	if err := s.enter(ctx); err != nil {
 		return err
 	}
+	defer s.leave()
 	if err := ix.Validate(); err != nil {
 		return err
 	}
+	ctx, cancel := s.opCtx(ctx) // Close stops a long build
+	defer cancel()
 	s.ixMu.Lock()
 	defer s.ixMu.Unlock()
 	for _, have := range s.indexes[ix.Source] {
@@ -464,6 +668,9 @@ func (s *Store) DeclareIndex(ctx context.Context, ix eventcenter.Index) error {
 		}
 	}
 	if err := s.buildIndex(ctx, ix); err != nil {
+		if s.closed.Load() {
+			return eventcenter.ErrClosed
+		}
 		return fmt.Errorf("embedded: indexing %s.%s: %w", ix.Source, ix.Name, err)
 	}
 	if err := s.db.Set(encodeIndexDecl(ix), []byte(ix.Column), pebble.Sync); err != nil {
@@ -474,13 +681,21 @@ func (s *Store) DeclareIndex(ctx context.Context, ix eventcenter.Index) error {
 	return nil
 }
 
-// buildIndex writes index rows for every stored event of ix.Source.
-func (s *Store) buildIndex(ctx context.Context, ix eventcenter.Index) error {
+// buildIndex writes index rows for every stored event of ix.Source; the
+// caller has entered.
+func (s *Store) buildIndex(ctx context.Context, ix eventcenter.Index) (err error) {
+	c, err := s.openCursor(timeIterOptions(ix.Source, eventcenter.AllTime.From, eventcenter.AllTime.To))
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, s.closeCursor(c)) }()
 	b := s.db.NewBatch()
 	defer func() { b.Close() }()
-	var minT, maxT = time.Unix(0, -1<<63+1), time.Unix(0, 1<<63-1)
-	for e, err := range s.replaySource(ctx, ix.Source, minT, maxT, time.Time{}) {
+	for e, err := range scanTimes(ctx, c, time.Time{}) {
 		if err != nil {
+			if s.closed.Load() {
+				return eventcenter.ErrClosed
+			}
 			return err
 		}
 		if v, ok := eventcenter.IndexValue(e.After[ix.Column]); ok {

@@ -21,15 +21,23 @@ func open(t testing.TB, cfg embedded.Config) eventcenter.Store {
 
 func TestStore(t *testing.T) {
 	t.Run("InMemory", func(t *testing.T) {
-		storetest.Run(t, func(t testing.TB, now func() time.Time) eventcenter.Store {
+		storetest.RunWith(t, func(t testing.TB, now func() time.Time) eventcenter.Store {
 			return open(t, embedded.Config{InMemory: true, Now: now})
+		}, storetest.Options{
+			Retention: func(t testing.TB, now func() time.Time, retention time.Duration) eventcenter.Store {
+				return open(t, embedded.Config{InMemory: true, Now: now, Retention: retention})
+			},
 		})
 	})
 	t.Run("OnDisk", func(t *testing.T) {
 		// Every append is fsynced here, so the model runs fewer operations.
 		storetest.RunWith(t, func(t testing.TB, now func() time.Time) eventcenter.Store {
 			return open(t, embedded.Config{Dir: t.TempDir(), Now: now, CacheBytes: 8 << 20})
-		}, storetest.Options{ModelOps: 2000, ModelSeeds: 1})
+		}, storetest.Options{ModelOps: 2000, ModelSeeds: 1,
+			Retention: func(t testing.TB, now func() time.Time, retention time.Duration) eventcenter.Store {
+				return open(t, embedded.Config{Dir: t.TempDir(), Now: now, Retention: retention})
+			},
+		})
 	})
 }
 

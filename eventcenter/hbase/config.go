@@ -25,7 +25,13 @@ const (
 	DefaultIndexRefresh   = 10 * time.Second
 	DefaultReplayWindow   = 128
 	DefaultLookupParallel = 32
+	DefaultMaxAppend      = time.Minute
+	DefaultKnownAtLag     = 2 * time.Minute
 )
+
+// Forever, as Config.Retention, keeps everything in the hot tier: no TTL,
+// no horizon.
+const Forever time.Duration = -1
 
 // EnvZooKeeper names the environment variable read when Config.ZooKeeper is
 // empty (the services harness sets it).
@@ -45,8 +51,10 @@ type Config struct {
 
 	// Retention is how long the hot tier keeps what it stores: the TTL of the
 	// events, time and index families, counted from when a cell was written.
-	// Zero keeps what the namespace records (32 days when it is created); a
-	// different value is applied to the tables and recorded in meta.
+	// Reads that reach behind it fail with eventcenter.ErrBeyondHorizon
+	// (see Store.Horizon). Zero keeps what the namespace records (32 days
+	// when it is created); Forever keeps everything; a different value is
+	// applied to the tables and recorded in meta.
 	Retention time.Duration
 	// Buckets spreads each source's time table over that many buckets (1 to
 	// 256), so that the appends of a hot source do not all land on the region
@@ -94,6 +102,23 @@ type Config struct {
 	// process's appends are indexed either by that pass or by themselves.
 	// Default 10s.
 	IndexRefresh time.Duration
+
+	// MaxAppend bounds an Append: its puts get that deadline from its
+	// stamp, and an Append that has not finished by then fails (a retry
+	// stamps anew). Default 1m.
+	MaxAppend time.Duration
+	// KnownAtLag is the known-at horizon's distance from now: a read with
+	// a KnownAt later than Now() - KnownAtLag reads at that instant instead,
+	// because another process's append stamped before it may still become
+	// visible until then (see eventcenter.Reader). It must cover MaxAppend
+	// plus the skew between the clocks of the processes that append to the
+	// namespace (Open refuses less than MaxAppend). Appends of this process
+	// are tracked exactly. Default 2m.
+	KnownAtLag time.Duration
+	// SoleWriter says that no other process appends to the namespace: known-
+	// at reads then need no lag (KnownAtLag is ignored), only this
+	// process's appends in flight, which the store tracks. Default false.
+	SoleWriter bool
 
 	// Now stamps StoredAt. Default time.Now.
 	Now func() time.Time
@@ -145,6 +170,12 @@ func (c *Config) setDefaults() {
 	if c.IndexRefresh == 0 {
 		c.IndexRefresh = DefaultIndexRefresh
 	}
+	if c.MaxAppend == 0 {
+		c.MaxAppend = DefaultMaxAppend
+	}
+	if c.KnownAtLag == 0 {
+		c.KnownAtLag = DefaultKnownAtLag
+	}
 	if c.Now == nil {
 		c.Now = time.Now
 	}
@@ -165,8 +196,12 @@ func (c *Config) Validate() error {
 	if c.Namespace != "" && !namespaceRE.MatchString(c.Namespace) {
 		bad("Namespace %q: want 1 to 64 letters, digits or underscores", c.Namespace)
 	}
-	if c.Retention < 0 || (c.Retention > 0 && c.Retention < time.Second) {
-		bad("Retention %v: want zero (keep) or at least a second", c.Retention)
+	if (c.Retention < 0 && c.Retention != Forever) || (c.Retention > 0 && c.Retention < time.Second) {
+		bad("Retention %v: want zero (keep), Forever or at least a second", c.Retention)
+	}
+	maxAppend, lag := cmpOr(c.MaxAppend, DefaultMaxAppend), cmpOr(c.KnownAtLag, DefaultKnownAtLag)
+	if !c.SoleWriter && maxAppend > 0 && lag > 0 && lag < maxAppend {
+		bad("KnownAtLag %v is less than MaxAppend %v: a read could miss an append still running", lag, maxAppend)
 	}
 	if c.Buckets < 0 || c.Buckets > 256 {
 		bad("Buckets %d: want 1 to 256 (or zero: keep)", c.Buckets)
@@ -177,6 +212,7 @@ func (c *Config) Validate() error {
 	for name, d := range map[string]time.Duration{
 		"DialTimeout": c.DialTimeout, "SchemaTimeout": c.SchemaTimeout, "FlushInterval": c.FlushInterval,
 		"WatermarkPoll": c.WatermarkPoll, "IndexRefresh": c.IndexRefresh,
+		"MaxAppend": c.MaxAppend, "KnownAtLag": c.KnownAtLag,
 	} {
 		if d < 0 {
 			bad("%s %v is negative", name, d)

@@ -44,6 +44,12 @@ func TestConfigValidate(t *testing.T) {
 		{Config{Buckets: -1}, "Buckets"},
 		{Config{Regions: 300}, "Regions"},
 		{Config{Retention: time.Millisecond}, "Retention"},
+		{Config{Retention: -2}, "Retention"},
+		{Config{Retention: Forever}, ""},
+		{Config{MaxAppend: -1}, "MaxAppend"},
+		{Config{KnownAtLag: 30 * time.Second}, "KnownAtLag"}, // less than the default MaxAppend
+		{Config{MaxAppend: 10 * time.Second, KnownAtLag: 30 * time.Second}, ""},
+		{Config{KnownAtLag: time.Second, SoleWriter: true}, ""},
 		{Config{DialTimeout: -1}, "DialTimeout"},
 		{Config{MaxInflight: -1}, "MaxInflight"},
 	} {

@@ -66,6 +66,19 @@
 // Appends of one instant keep their order only within one process: across
 // processes, "first" is as good as their clocks.
 //
+// # As known at
+//
+// A read as known at K must not change once it has returned (see
+// eventcenter.Reader), but an append is stamped before its puts land. This
+// process's appends are tracked (eventcenter.Stamps): a read at K waits for
+// those stamped by K, and later stamps fall after K. Other processes'
+// appends cannot be waited for, so K is clamped to the known-at horizon,
+// now minus Config.KnownAtLag (default 2m): every Append ends within
+// Config.MaxAppend (default 1m) of its stamp or fails, and the lag covers
+// that plus the skew between the writers' clocks. An RPC that the region
+// server applies after the client gave up on it is outside this bound.
+// Config.SoleWriter drops the lag for a namespace with one writer.
+//
 // Appends are batches of concurrent puts, each retried with backoff on
 // transient failures (region moves and restarts are retried by gohbase
 // itself until the context ends). A failed Append may have stored part of
@@ -79,8 +92,11 @@
 // (cell timestamps are the region server's clock, not StoredAt, so events
 // brought back from the cold tier stay a full retention). The retention is
 // recorded in meta; Open with another value alters the families and records
-// it. Horizon reports the instant before which data may have left the hot
-// tier, for routing reads to the cold tier. Marks and meta never expire.
+// it; Forever keeps everything. Horizon reports the instant before which
+// data may have left the hot tier: every read whose answer may depend on
+// what was stored before it fails with eventcenter.ErrBeyondHorizon instead
+// of answering short (see eventcenter.Retention), until the cold tier
+// serves those reads. Marks and meta never expire.
 //
 // # Schema and start-up
 //

@@ -197,7 +197,7 @@ func (s *Store) DeclareIndex(ctx context.Context, ix eventcenter.Index) error {
 func (s *Store) buildIndex(ctx context.Context, ix eventcenter.Index) error {
 	const chunk = 4096
 	var puts []put
-	for e, err := range s.replay(ctx, []string{ix.Source}, eventcenter.TimeRange{}, time.Time{}) {
+	for e, err := range s.replay(ctx, []string{ix.Source}, eventcenter.AllTime, time.Time{}) {
 		if err != nil {
 			return err
 		}

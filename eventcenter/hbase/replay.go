@@ -26,11 +26,19 @@ func (s *Store) Replay(ctx context.Context, q eventcenter.ReplayQuery) iter.Seq2
 	if err := q.Validate(); err != nil {
 		return failed(err)
 	}
+	if err := q.CheckHorizon(s.horizon()); err != nil {
+		return failed(err)
+	}
 	sources := slices.Compact(slices.Sorted(slices.Values(q.Sources)))
 	return func(yield func(eventcenter.Event, error) bool) {
 		ctx, cancel := s.opCtx(ctx)
 		defer cancel()
-		for e, err := range s.replay(ctx, sources, eventcenter.TimeRange{From: q.From, To: q.To}, q.KnownAt) {
+		knownAt, err := s.settle(ctx, q.KnownAt)
+		if err != nil {
+			yield(eventcenter.Event{}, s.fail(ctx, err))
+			return
+		}
+		for e, err := range s.replay(ctx, sources, eventcenter.TimeRange{From: q.From, To: q.To}, knownAt) {
 			if err != nil {
 				yield(eventcenter.Event{}, s.fail(ctx, err))
 				return
@@ -53,7 +61,7 @@ type batch struct {
 	err    error
 }
 
-// replay merges the buckets of sources over r (zero: all time).
+// replay merges the buckets of sources over r.
 func (s *Store) replay(ctx context.Context, sources []string, r eventcenter.TimeRange, knownAt time.Time) iter.Seq2[eventcenter.Event, error] {
 	return func(yield func(eventcenter.Event, error) bool) {
 		ctx, cancel := context.WithCancel(ctx)
@@ -62,7 +70,7 @@ func (s *Store) replay(ctx context.Context, sources []string, r eventcenter.Time
 		var streams []iter.Seq2[eventcenter.Event, error]
 		for _, src := range sources {
 			for b := range s.buckets {
-				start, end := bucketBounds(byte(b), src, r)
+				start, end := codec.TimeBounds(byte(b), src, r.From, r.To)
 				if bytes.Compare(start, end) >= 0 {
 					continue
 				}
@@ -80,15 +88,6 @@ func (s *Store) replay(ctx context.Context, sources []string, r eventcenter.Time
 			}
 		}
 	}
-}
-
-// bucketBounds returns the time-table range of one bucket of a source.
-func bucketBounds(bucket byte, source string, r eventcenter.TimeRange) (start, end []byte) {
-	if r.From.IsZero() && r.To.IsZero() {
-		prefix := codec.MarkPrefix([]byte{bucket}, source) // bucket | str(source)
-		return prefix, codec.PrefixEnd(prefix)
-	}
-	return codec.TimeBounds(bucket, source, r.From, r.To)
 }
 
 // drain turns a bucket's channel into a stream.

@@ -112,19 +112,25 @@ func (s *Store) ensureSchema(ctx context.Context) error {
 	}
 
 	// The retention: what Config asks, else what is recorded, else 32 days.
-	s.retention = s.cfg.Retention
-	recorded := time.Duration(0)
+	// Zero seconds, in meta and in s.retention, is forever.
+	recorded, isRecorded := time.Duration(0), false
 	if v, ok := layout[qualRetention]; ok {
 		secs, err := strconv.ParseInt(string(v), 10, 64)
 		if err != nil {
 			return fmt.Errorf("recorded retention %q: %w", v, err)
 		}
-		recorded = time.Duration(secs) * time.Second
+		recorded, isRecorded = time.Duration(secs)*time.Second, true
 	}
-	if s.retention == 0 {
-		s.retention = cmpOr(recorded, DefaultRetention)
+	switch {
+	case s.cfg.Retention == Forever:
+		s.retention = 0
+	case s.cfg.Retention > 0:
+		s.retention = s.cfg.Retention.Truncate(time.Second)
+	case isRecorded:
+		s.retention = recorded
+	default:
+		s.retention = DefaultRetention
 	}
-	s.retention = s.retention.Truncate(time.Second)
 	hot := family{ttl: s.retention, compression: s.cfg.Compression}
 	if err := s.createTables(ctx, have, hotTables, hot); err != nil {
 		return err
@@ -140,7 +146,7 @@ func (s *Store) ensureSchema(ctx context.Context) error {
 			}
 		}
 	}
-	if recorded != s.retention || layout[qualVersion] == nil {
+	if !isRecorded || recorded != s.retention || layout[qualVersion] == nil {
 		err := s.putMeta(ctx, rowLayout, map[string][]byte{
 			qualVersion:    []byte(layoutVersion),
 			qualRetention:  []byte(strconv.FormatInt(int64(s.retention/time.Second), 10)),

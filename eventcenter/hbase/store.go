@@ -61,9 +61,8 @@ type Store struct {
 	cancel context.CancelFunc
 	closed atomic.Bool
 
-	seq     atomic.Uint64 // second half of an events qualifier
-	stampMu sync.Mutex
-	last    time.Time // the last StoredAt stamp: stamps never go back
+	seq    atomic.Uint64 // second half of an events qualifier
+	stamps *eventcenter.Stamps
 
 	// ixMu orders DeclareIndex against this process's appends: an append
 	// holds it shared from reading the declarations to its last write, so
@@ -99,6 +98,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		tIndex:  qualified(cfg.Namespace, tabIndex),
 		tMarks:  qualified(cfg.Namespace, tabMarks),
 		tMeta:   qualified(cfg.Namespace, tabMeta),
+		stamps:  eventcenter.NewStamps(cfg.Now),
 	}
 	s.client = gohbase.NewClient(cfg.ZooKeeper, clientOptions(&cfg)...)
 	s.rpc = s.client.(gohbase.RPCClient)
@@ -135,17 +135,36 @@ func (s *Store) Namespace() string { return s.cfg.Namespace }
 func (s *Store) Buckets() int { return s.buckets }
 
 // Retention returns the hot tier's retention: the TTL of the events, time
-// and index tables, counted from when a cell was written.
+// and index tables, counted from when a cell was written; zero: forever.
 func (s *Store) Retention() time.Duration { return s.retention }
 
-// Horizon returns the retention horizon at now: events stored before it
-// may have left the hot tier (reads that reach behind it belong to the
-// cold tier). Zero means the hot tier keeps everything.
+// Horizon implements eventcenter.Retention: events stored before it may
+// have left the hot tier, and reads that reach behind it fail with
+// eventcenter.ErrBeyondHorizon (they belong to the cold tier). Zero means
+// the hot tier keeps everything (Retention Forever).
 func (s *Store) Horizon(now time.Time) time.Time {
 	if s.retention <= 0 {
 		return time.Time{}
 	}
 	return now.Add(-s.retention)
+}
+
+func (s *Store) horizon() time.Time { return s.Horizon(s.stamps.Now()) }
+
+// settle returns the KnownAt a read as known at k reads at: k, but no later
+// than the known-at horizon, now minus Config.KnownAtLag (other processes'
+// appends stamped before it are visible), after this process's appends
+// stamped by then are (see eventcenter.Stamps).
+func (s *Store) settle(ctx context.Context, k time.Time) (time.Time, error) {
+	if k.IsZero() {
+		return k, nil
+	}
+	if !s.cfg.SoleWriter {
+		if h := s.stamps.Now().Add(-s.cfg.KnownAtLag); k.After(h) {
+			k = h
+		}
+	}
+	return s.stamps.Settle(ctx, k)
 }
 
 // Close closes the store; operations in flight end with ErrClosed.
@@ -185,18 +204,6 @@ func (s *Store) fail(ctx context.Context, err error) error {
 		return fmt.Errorf("hbase: %w (%v)", ctx.Err(), err)
 	}
 	return fmt.Errorf("hbase: %w", err)
-}
-
-// stamp returns the StoredAt of an append and the qualifier of its cells.
-func (s *Store) stamp() (time.Time, []byte) {
-	s.stampMu.Lock()
-	now := s.cfg.Now()
-	if now.Before(s.last) {
-		now = s.last // the clock stepped back: never let a later copy win
-	}
-	s.last = now
-	s.stampMu.Unlock()
-	return now, storedQualifier(now, s.seq.Add(1))
 }
 
 // storedQualifier is the qualifier of an events cell: the stored-at time
@@ -331,7 +338,15 @@ func (s *Store) Append(ctx context.Context, events []eventcenter.Event) error {
 			sets[src] = d
 		}
 	}
-	stored, qual := s.stamp()
+	// Stamps never go back (a clock stepped back must not let a later copy
+	// win). Every put ends within MaxAppend of the stamp, or the append
+	// fails: that bounds how late another process's known-at read may meet
+	// it (KnownAtLag). This process's reads wait for publish instead.
+	stored, publish := s.stamps.Stamp()
+	defer publish()
+	ctx, cancelAppend := context.WithTimeout(ctx, s.cfg.MaxAppend)
+	defer cancelAppend()
+	qual := storedQualifier(stored, s.seq.Add(1))
 	seen := make(map[string]bool, len(events))
 	var puts []put
 	var kept []*eventcenter.Event
@@ -402,27 +417,43 @@ func (s *Store) AsOf(ctx context.Context, q eventcenter.AsOf) (eventcenter.Event
 	if err := q.Validate(); err != nil {
 		return eventcenter.Event{}, err
 	}
+	h := s.horizon()
+	if err := q.CheckHorizon(h); err != nil {
+		return eventcenter.Event{}, err
+	}
 	ctx, cancel := s.opCtx(ctx)
 	defer cancel()
-	e, err := s.asOf(ctx, q)
-	if errors.Is(err, eventcenter.ErrNotFound) {
-		return e, err
+	var err error
+	if q.KnownAt, err = s.settle(ctx, q.KnownAt); err != nil {
+		return eventcenter.Event{}, s.fail(ctx, err)
 	}
-	return e, s.fail(ctx, err)
+	e, found, err := s.latest(ctx, q)
+	if err != nil {
+		return eventcenter.Event{}, s.fail(ctx, err)
+	}
+	if !found {
+		e.Time = time.Time{}
+	}
+	if err := q.CheckFound(h, e.Time); err != nil {
+		return eventcenter.Event{}, err
+	}
+	if !found || e.After == nil {
+		return eventcenter.Event{}, eventcenter.ErrNotFound
+	}
+	return e, nil
 }
 
-func (s *Store) asOf(ctx context.Context, q eventcenter.AsOf) (eventcenter.Event, error) {
+// latest reads the key's latest event at q.Time (a delete too) among those
+// stored by q.KnownAt, and false if there is none.
+func (s *Store) latest(ctx context.Context, q eventcenter.AsOf) (eventcenter.Event, bool, error) {
 	seek := codec.AsOfSeek(nil, q.Source, q.Key, q.Time)
 	end := codec.PrefixEnd(seek[:len(seek)-8])
 	var e eventcenter.Event
 	found, err := s.firstRow(ctx, s.tEvents, seek, end, eventReadOptions(q.KnownAt), &e)
-	switch {
-	case err != nil:
-		return eventcenter.Event{}, err
-	case !found || e.After == nil:
-		return eventcenter.Event{}, eventcenter.ErrNotFound
+	if err != nil || !found {
+		return eventcenter.Event{}, false, err
 	}
-	return e, nil
+	return e, true, nil
 }
 
 // firstRow reads the first events row of [start, end) that the options let
@@ -499,14 +530,21 @@ func (s *Store) History(ctx context.Context, q eventcenter.HistoryQuery) ([]even
 	if err := q.Validate(); err != nil {
 		return nil, err
 	}
+	if err := q.CheckHorizon(s.horizon()); err != nil {
+		return nil, err
+	}
 	ctx, cancel := s.opCtx(ctx)
 	defer cancel()
+	var err error
+	if q.KnownAt, err = s.settle(ctx, q.KnownAt); err != nil {
+		return nil, s.fail(ctx, err)
+	}
 	start, end := codec.HistoryBounds(q.Source, q.Key, q.From, q.To)
 	if bytes.Compare(start, end) >= 0 {
 		return nil, nil
 	}
 	var out []eventcenter.Event
-	err := retry(ctx, func() error {
+	err = retry(ctx, func() error {
 		out = out[:0]
 		return s.scan(ctx, s.tEvents, start, end, eventReadOptions(q.KnownAt, hrpc.NumberOfRows(256)), func(r *hrpc.Result) (bool, error) {
 			var e eventcenter.Event
@@ -543,6 +581,12 @@ func (s *Store) Lookup(ctx context.Context, q eventcenter.LookupQuery) ([]eventc
 	if !ok {
 		return nil, fmt.Errorf("%w: %q of source %q", eventcenter.ErrUnknownIndex, q.Index, q.Source)
 	}
+	if err := q.CheckHorizon(s.horizon()); err != nil {
+		return nil, err
+	}
+	if q.KnownAt, err = s.settle(ctx, q.KnownAt); err != nil {
+		return nil, s.fail(ctx, err)
+	}
 	prefix := codec.IndexPrefix(nil, q.Source, q.Index, q.Value)
 	var candidates []string
 	err = retry(ctx, func() error {
@@ -573,12 +617,11 @@ func (s *Store) Lookup(ctx context.Context, q eventcenter.LookupQuery) ([]eventc
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			e, err := s.asOf(ctx, eventcenter.AsOf{Source: q.Source, Key: key, Time: q.Time, KnownAt: q.KnownAt})
+			e, found, err := s.latest(ctx, eventcenter.AsOf{Source: q.Source, Key: key, Time: q.Time, KnownAt: q.KnownAt})
 			switch {
-			case errors.Is(err, eventcenter.ErrNotFound):
 			case err != nil:
 				errs[i] = err
-			default:
+			case found && e.After != nil:
 				if v, ok := eventcenter.IndexValue(e.After[ix.Column]); ok && v == q.Value {
 					states[i] = &e
 				}

@@ -79,8 +79,12 @@ func testConfig(t testing.TB) hbase.Config {
 	cfg := hbase.Config{
 		ZooKeeper: zk,
 		Namespace: ns,
-		// Other processes are not there: the wait for them can be short.
+		// The suite's events are far older than its clock: no horizon.
+		Retention: hbase.Forever,
+		// Other processes are not there: the wait for them can be short,
+		// and known-at reads need no lag.
 		IndexRefresh: 20 * time.Millisecond,
+		SoleWriter:   true,
 	}
 	t.Cleanup(func() {
 		if err := emptyNamespace(cfg); err != nil {
@@ -159,18 +163,26 @@ func open(t testing.TB, cfg hbase.Config) *hbase.Store {
 // model test at its default size (about 5 minutes here; -short or
 // STORETEST_OPS shrink it).
 func TestStore(t *testing.T) {
-	testenv.HBaseZK(t)
-	storetest.Run(t, func(t testing.TB, now func() time.Time) eventcenter.Store {
+	zk := testenv.HBaseZK(t)
+	storetest.RunWith(t, func(t testing.TB, now func() time.Time) eventcenter.Store {
 		cfg := testConfig(t)
 		cfg.Now = now
 		return open(t, cfg)
+	}, storetest.Options{
+		// A retention is part of the layout's TTLs: a namespace of its own,
+		// not pooled.
+		Retention: func(t testing.TB, now func() time.Time, retention time.Duration) eventcenter.Store {
+			return open(t, hbase.Config{ZooKeeper: zk, Namespace: newNamespace(), Retention: retention,
+				IndexRefresh: 20 * time.Millisecond, SoleWriter: true, Now: now})
+		},
 	})
 }
 
 // TestSchema: Open is idempotent, keeps the recorded bucket count, refuses
 // another, and applies a new retention to the tables.
 func TestSchema(t *testing.T) {
-	cfg := testConfig(t)
+	// A namespace of its own: the pooled ones keep everything.
+	cfg := hbase.Config{ZooKeeper: testenv.HBaseZK(t), Namespace: newNamespace(), IndexRefresh: 20 * time.Millisecond}
 	cfg.Buckets = 8
 	s := open(t, cfg)
 	if s.Buckets() != 8 || s.Retention() != hbase.DefaultRetention {
@@ -180,7 +192,7 @@ func TestSchema(t *testing.T) {
 	if h := s.Horizon(now); !h.Equal(now.Add(-hbase.DefaultRetention)) {
 		t.Errorf("Horizon = %v", h)
 	}
-	s.Close()
+	closeStore(t, s)
 
 	again := cfg
 	again.Buckets = 0 // adopt
@@ -188,12 +200,12 @@ func TestSchema(t *testing.T) {
 	if s.Buckets() != 8 {
 		t.Errorf("reopened with Buckets 0: %d buckets, want the recorded 8", s.Buckets())
 	}
-	s.Close()
+	closeStore(t, s)
 
 	other := cfg
 	other.Buckets = 16
 	if s, err := hbase.Open(t.Context(), other); err == nil {
-		s.Close()
+		closeStore(t, s)
 		t.Error("Open with another bucket count: no error")
 	} else if !strings.Contains(err.Error(), "cannot change") {
 		t.Errorf("Open with another bucket count: %v", err)
@@ -205,10 +217,30 @@ func TestSchema(t *testing.T) {
 	if s.Retention() != longer.Retention {
 		t.Errorf("retention %v, want %v", s.Retention(), longer.Retention)
 	}
-	s.Close()
+	closeStore(t, s)
 	s = open(t, again) // zero: keeps the recorded 90 days
 	if s.Retention() != longer.Retention {
 		t.Errorf("reopened: retention %v, want the recorded %v", s.Retention(), longer.Retention)
 	}
-	s.Close()
+	closeStore(t, s)
+
+	forever := cfg
+	forever.Retention = hbase.Forever
+	s = open(t, forever)
+	if s.Retention() != 0 || !s.Horizon(now).IsZero() {
+		t.Errorf("Retention Forever: retention %v, horizon %v; want 0 and none", s.Retention(), s.Horizon(now))
+	}
+	closeStore(t, s)
+	s = open(t, again) // zero: keeps the recorded forever
+	if s.Retention() != 0 {
+		t.Errorf("reopened: retention %v, want the recorded forever", s.Retention())
+	}
+	closeStore(t, s)
+}
+
+func closeStore(t *testing.T, s *hbase.Store) {
+	t.Helper()
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
 }

@@ -13,8 +13,10 @@
 //
 // The suite has two parts. Hand-written cases check each promise of the
 // contract (store.go's doc comments) on small, readable data: as-of, history,
-// idempotency, as-known-at, row types, indexes, replay and its chunks,
-// watermarks, malformed input, Close. The model test then drives the store
+// idempotency, as-known-at (repeatable under a slow concurrent append), row
+// types, the first and last instants, indexes, replay and its chunks,
+// watermarks, malformed input, Close (and calls in flight at Close), and,
+// with Options.Retention, the retention horizon. The model test then drives the store
 // and a deliberately naive reference model (a slice of every stored event,
 // each read answered by brute-force filter and sort, written from the
 // contract's words) with thousands of random operations, and compares every

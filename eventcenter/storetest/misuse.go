@@ -302,3 +302,127 @@ func testClosed(t *testing.T, h *harness) {
 		}
 	}
 }
+
+// testCloseInFlight: every call in flight when Close runs completes or
+// returns ErrClosed, without a panic: appends, reads, an index being
+// declared, a replay being iterated (its next step after Close ends it with
+// ErrClosed, or it completes), and a WaitWatermark without a deadline,
+// which wakes with ErrClosed. Close itself succeeds (no leaked iterator).
+func testCloseInFlight(t *testing.T, h *harness) {
+	var seed []eventcenter.Event
+	for i := range 2000 {
+		seed = append(seed, ev(srcOrders, fmt.Sprintf("k%04d", i), at(i%50), pos(0, uint64(i)), eventcenter.OpInsert, row("user", int64(i%7))))
+	}
+	h.append(seed...)
+	h.declare(eventcenter.Index{Source: srcOrders, Name: "user", Column: "user"})
+
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var bad []string
+	report := func(what string, err error) {
+		if err != nil && !errors.Is(err, eventcenter.ErrClosed) {
+			mu.Lock()
+			bad = append(bad, fmt.Sprintf("%s: %v", what, err))
+			mu.Unlock()
+		}
+	}
+	// Each loop runs its call until the store refuses it; started tells
+	// that every loop made one call at least.
+	var started sync.WaitGroup
+	loop := func(what string, call func(i int) error) {
+		started.Add(1)
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				err := call(i)
+				if i == 0 {
+					started.Done()
+				}
+				if err != nil {
+					report(what, err)
+					return
+				}
+			}
+		})
+	}
+	for w := range 3 {
+		loop(fmt.Sprintf("Append #%d", w), func(i int) error {
+			return h.s.Append(h.ctx, []eventcenter.Event{
+				ev(srcPay, fmt.Sprintf("w%d-%d", w, i), at(i%50), pos(uint64(w), uint64(i)), eventcenter.OpInsert, row("user", int64(i%7))),
+			})
+		})
+	}
+	loop("AsOf", func(i int) error {
+		_, err := h.s.AsOf(h.ctx, eventcenter.AsOf{Source: srcOrders, Key: fmt.Sprintf("k%04d", i%2000), Time: at(60)})
+		return err
+	})
+	loop("AsOf known at", func(i int) error {
+		_, err := h.s.AsOf(h.ctx, eventcenter.AsOf{Source: srcOrders, Key: fmt.Sprintf("k%04d", i%2000), Time: at(60), KnownAt: h.clock.Now()})
+		return err
+	})
+	loop("History", func(i int) error {
+		_, err := h.s.History(h.ctx, eventcenter.HistoryQuery{Source: srcOrders, Key: fmt.Sprintf("k%04d", i%2000), From: at(0), To: at(60)})
+		return err
+	})
+	loop("Lookup", func(i int) error {
+		_, err := h.s.Lookup(h.ctx, eventcenter.LookupQuery{Source: srcOrders, Index: "user", Value: fmt.Sprint(i % 7), Time: at(60)})
+		return err
+	})
+	loop("Replay", func(int) error {
+		_, err := collect(h.s.Replay(h.ctx, eventcenter.ReplayQuery{Sources: []string{srcOrders, srcPay}, From: at(0), To: at(60)}))
+		return err
+	})
+	loop("AdvanceWatermark", func(i int) error {
+		return h.s.AdvanceWatermark(h.ctx, srcPay, 0, at(i))
+	})
+	// An index declared as Close runs.
+	started.Add(1)
+	wg.Go(func() {
+		started.Done()
+		report("DeclareIndex", h.s.DeclareIndex(h.ctx, eventcenter.Index{Source: srcOrders, Name: "late", Column: "user"}))
+	})
+	// A replay being iterated: one event before Close, the rest after.
+	paused, resume := make(chan struct{}), make(chan struct{})
+	started.Add(1)
+	wg.Go(func() {
+		n := 0
+		for _, err := range h.s.Replay(h.ctx, eventcenter.ReplayQuery{Sources: []string{srcOrders}, From: at(0), To: at(60)}) {
+			if err != nil {
+				report("an iterated Replay", err)
+				return
+			}
+			if n++; n == 1 {
+				started.Done()
+				close(paused)
+				<-resume
+			}
+		}
+	})
+	// A wait without a deadline, on a source nobody advances.
+	waiting := make(chan error, 1)
+	go func() { waiting <- h.s.WaitWatermark(h.ctx, "kafka.never", at(1)) }()
+
+	started.Wait()
+	<-paused
+	if err := h.s.Close(); err != nil {
+		t.Errorf("Close with calls in flight: %v", err)
+	}
+	close(resume)
+	finished := make(chan struct{})
+	go func() { wg.Wait(); close(finished) }()
+	select {
+	case <-finished:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("calls in flight still running 30s after Close")
+	}
+	select {
+	case err := <-waiting:
+		if !errors.Is(err, eventcenter.ErrClosed) {
+			t.Errorf("WaitWatermark in flight at Close: error %v, want ErrClosed", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Errorf("WaitWatermark without a deadline still waiting 10s after Close")
+	}
+	for _, b := range bad {
+		t.Errorf("a call in flight at Close: %s (want nil or ErrClosed)", b)
+	}
+}

@@ -19,10 +19,47 @@ type model struct {
 	stored  map[eventID]bool    // the identities in events
 	indexes map[string][]eventcenter.Index
 	marks   map[string]map[int32]time.Time
+
+	now     func() time.Time // the store's clock
+	last    time.Time        // the latest stamp
+	settled time.Time        // the latest KnownAt read
 }
 
-func newModel() *model {
-	return &model{stored: map[eventID]bool{}, indexes: map[string][]eventcenter.Index{}, marks: map[string]map[int32]time.Time{}}
+func newModel(now func() time.Time) *model {
+	return &model{stored: map[eventID]bool{}, indexes: map[string][]eventcenter.Index{}, marks: map[string]map[int32]time.Time{}, now: now}
+}
+
+// present: the stamp clock's present, the clock or the latest stamp.
+func (m *model) present() time.Time {
+	if t := m.now(); t.After(m.last) {
+		return t
+	}
+	return m.last
+}
+
+// stamp: "Stamps never go back, and each is after the KnownAt of every read
+// that has returned".
+func (m *model) stamp() time.Time {
+	t := m.present()
+	if !t.After(m.settled) {
+		t = m.settled.Add(time.Nanosecond)
+	}
+	m.last = t
+	return t
+}
+
+// settle: a read as known at K fixes what is known at K, or at the present
+// if K is later; no later stamp is at or before it.
+func (m *model) settle(k time.Time) {
+	if k.IsZero() {
+		return
+	}
+	if p := m.present(); k.After(p) {
+		k = p
+	}
+	if k.After(m.settled) {
+		m.settled = k
+	}
 }
 
 // eventID is an event's identity (Source, Key, Time, Pos) as a map key:
@@ -52,10 +89,14 @@ func byTimePos(a, b eventcenter.Event) int {
 
 // append: a malformed batch stores nothing; otherwise each event whose
 // identity is not stored yet is stored, stamped; the first copy wins.
-func (m *model) append(batch []eventcenter.Event, stamp time.Time) error {
+func (m *model) append(batch []eventcenter.Event) (time.Time, error) {
 	if err := eventcenter.ValidateBatch(batch); err != nil {
-		return err
+		return time.Time{}, err
 	}
+	if len(batch) == 0 {
+		return time.Time{}, nil
+	}
+	stamp := m.stamp()
 	for _, e := range batch {
 		id := idOf(e)
 		if !m.stored[id] {
@@ -64,12 +105,13 @@ func (m *model) append(batch []eventcenter.Event, stamp time.Time) error {
 			m.events = append(m.events, normEvent(e))
 		}
 	}
-	return nil
+	return stamp, nil
 }
 
 // asOf: "the latest event of the key with event time <= q.Time (ordered by
 // time, then position)", ErrNotFound if none or if it left the key absent.
 func (m *model) asOf(q eventcenter.AsOf) (eventcenter.Event, error) {
+	m.settle(q.KnownAt)
 	var latest *eventcenter.Event
 	for i, e := range m.events {
 		if e.Source == q.Source && e.Key == q.Key && !e.Time.After(q.Time) && visible(e, q.KnownAt) &&
@@ -85,6 +127,7 @@ func (m *model) asOf(q eventcenter.AsOf) (eventcenter.Event, error) {
 
 // history: "the key's events with From <= time < To, oldest first".
 func (m *model) history(q eventcenter.HistoryQuery) []eventcenter.Event {
+	m.settle(q.KnownAt)
 	var out []eventcenter.Event
 	for _, e := range m.events {
 		if e.Source == q.Source && e.Key == q.Key && !e.Time.Before(q.From) && e.Time.Before(q.To) && visible(e, q.KnownAt) {
@@ -107,6 +150,7 @@ func (m *model) lookup(q eventcenter.LookupQuery) ([]eventcenter.Event, error) {
 	if ix == nil {
 		return nil, eventcenter.ErrUnknownIndex
 	}
+	m.settle(q.KnownAt)
 	var keys []string
 	for _, e := range m.events {
 		if e.Source == q.Source && !slices.Contains(keys, e.Key) {
@@ -129,6 +173,7 @@ func (m *model) lookup(q eventcenter.LookupQuery) ([]eventcenter.Event, error) {
 
 // replay: "the events of q.Sources with From <= time < To, merged in the
 // order of Compare, each once", without those stored after KnownAt.
+// (The caller settles q.KnownAt for each replay it reads from the store.)
 func (m *model) replay(q eventcenter.ReplayQuery) []eventcenter.Event {
 	var out []eventcenter.Event
 	for _, e := range m.events {

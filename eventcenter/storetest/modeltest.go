@@ -52,7 +52,7 @@ func runModel(t *testing.T, newStore Factory, opts Options) {
 			clock := NewClock(ClockStart)
 			r := &modelRun{
 				t: t, seed: seed, rng: rand.New(rand.NewPCG(seed, 0x7d1de)),
-				ctx: t.Context(), clock: clock, m: newModel(),
+				ctx: t.Context(), clock: clock, m: newModel(clock.Now),
 			}
 			r.s = newStore(t, clock.Now)
 			t.Cleanup(func() {
@@ -235,9 +235,8 @@ func (r *modelRun) appendOp() {
 		pick(r.rng, corruptions)(&e)
 		batch[bad] = e
 	}
-	stamp := r.clock.Now()
+	stamp, want := r.m.append(batch)
 	r.note("append %d events at %s (bad #%d): %s", len(batch), timeText(stamp), bad, batchText(batch))
-	want := r.m.append(batch, stamp)
 	got := r.s.Append(r.ctx, batch)
 	if want != nil {
 		var wi, gi *eventcenter.InvalidEventError
@@ -489,6 +488,7 @@ func (r *modelRun) readOp() {
 			if err != nil {
 				r.fail("Replay(%s): %v", fmtReplay(cq), err)
 			}
+			r.m.settle(cq.KnownAt)
 			got = append(got, evs...)
 		}
 		r.counts["replayed events"] += len(got)
@@ -541,6 +541,7 @@ func (r *modelRun) checkReplay(q eventcenter.ReplayQuery) {
 	if err != nil {
 		r.fail("Replay(%s): %v", fmtReplay(q), err)
 	}
+	r.m.settle(q.KnownAt)
 	r.counts["replayed events"] += len(got)
 	if d := diffEvents(got, r.m.replay(q)); d != "" {
 		r.fail("Replay(%s):\n%s", fmtReplay(q), d)

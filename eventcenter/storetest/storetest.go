@@ -19,8 +19,16 @@ import (
 // drop what it created (an HBase namespace) registers a t.Cleanup.
 type Factory func(t testing.TB, now func() time.Time) eventcenter.Store
 
+// RetentionFactory opens a fresh, empty store like a Factory, keeping only
+// the given retention: its Horizon(now) (eventcenter.Retention) is now minus
+// retention, on the clock now.
+type RetentionFactory func(t testing.TB, now func() time.Time, retention time.Duration) eventcenter.Store
+
 // Options tunes the suite for slower backends. The zero value is the default.
 type Options struct {
+	// Retention opens a store with a retention, for the horizon cases
+	// (eventcenter.ErrBeyondHorizon). Without it they are skipped.
+	Retention RetentionFactory
 	// ModelOps is the number of random operations of each model run.
 	// Default 10,000 (2,000 with -short); STORETEST_OPS overrides it.
 	ModelOps int
@@ -79,9 +87,20 @@ func RunWith(t *testing.T, newStore Factory, opts Options) {
 		{"InvalidQueries", testInvalidQueries},
 		{"Concurrent", testConcurrent},
 		{"Closed", testClosed},
+		{"CloseInFlight", testCloseInFlight},
+		{"KnownAtRepeatable", testKnownAtRepeatable},
+		{"TimeBounds", testTimeBounds},
 	} {
 		t.Run(c.name, func(t *testing.T) { c.run(t, newHarness(t, newStore)) })
 	}
+	t.Run("Horizon", func(t *testing.T) {
+		if opts.Retention == nil {
+			t.Skip("no RetentionFactory in Options")
+		}
+		testHorizon(t, newHarness(t, func(t testing.TB, now func() time.Time) eventcenter.Store {
+			return opts.Retention(t, now, horizonRetention)
+		}))
+	})
 	t.Run("Model", func(t *testing.T) { runModel(t, newStore, opts) })
 }
 
@@ -92,8 +111,9 @@ var ClockStart = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 // every StoredAt, and so every as-known-at read, is deterministic. It is
 // safe for concurrent use.
 type Clock struct {
-	mu sync.Mutex
-	t  time.Time
+	mu     sync.Mutex
+	t      time.Time
+	tapped chan struct{} // closed at the first Now after Tap
 }
 
 // NewClock returns a clock standing at start.
@@ -103,7 +123,20 @@ func NewClock(start time.Time) *Clock { return &Clock{t: start} }
 func (c *Clock) Now() time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.tapped != nil {
+		close(c.tapped)
+		c.tapped = nil
+	}
 	return c.t
+}
+
+// Tap returns a channel closed when Now is next called: the moment a store
+// stamps the append it is about to run, when nothing else reads the clock.
+func (c *Clock) Tap() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.tapped = make(chan struct{})
+	return c.tapped
 }
 
 // Advance moves the clock forward by d and returns the new time.
