@@ -264,3 +264,86 @@ func testRegisterPartitions(t *testing.T, h *harness) {
 	}
 	h.wantMarks(srcOrders, w(10), map[int32]time.Time{0: w(10), 1: w(10), 2: w(10), 3: w(10)})
 }
+
+// WatermarksAcrossStores checks that registrations and watermarks persist
+// and that no store over the same data moves them back: neither a restart
+// registering again, nor (when concurrent) another process registering
+// while this one advances. Each call of open returns a new store over the
+// same data; concurrent says whether two may be open at once (HBase: two
+// processes), else each store is closed before the next is opened (the
+// embedded store: a restart). The test closes the stores.
+func WatermarksAcrossStores(t *testing.T, open func(t testing.TB) eventcenter.Store, concurrent bool) {
+	ctx := t.Context()
+	var zero time.Time
+	check := func(s eventcenter.Store, when string, want time.Time, parts map[int32]time.Time) {
+		t.Helper()
+		h := &harness{t: t, ctx: ctx, s: s}
+		h.wantMarks(srcPay, want, parts)
+		if t.Failed() {
+			t.Fatalf("(%s)", when)
+		}
+	}
+	a := open(t)
+	if concurrent {
+		defer a.Close()
+	}
+	if err := a.RegisterPartitions(ctx, srcPay, []int32{0, 1, 2}); err != nil {
+		t.Fatal(err)
+	}
+	for p, tm := range map[int32]time.Time{0: at(10), 1: at(20)} {
+		if err := a.AdvanceWatermark(ctx, srcPay, p, tm); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !concurrent {
+		if err := a.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b := open(t)
+	defer b.Close()
+	check(b, "another store", zero, map[int32]time.Time{0: at(10), 1: at(20), 2: zero})
+	if err := b.RegisterPartitions(ctx, srcPay, []int32{0, 1, 2}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.AdvanceWatermark(ctx, srcPay, 2, at(15)); err != nil {
+		t.Fatal(err)
+	}
+	check(b, "registered again by another store", at(10), map[int32]time.Time{0: at(10), 1: at(20), 2: at(15)})
+	if !concurrent {
+		return
+	}
+	check(a, "advanced by another store", at(10), map[int32]time.Time{0: at(10), 1: at(20), 2: at(15)})
+
+	// One process registers partitions (an ingest instance starting, a
+	// rebalance, a topic that grew) while the other advances them: no
+	// registration undoes an advance. Each round races on new partitions.
+	want := map[int32]time.Time{0: at(10), 1: at(20), 2: at(15)}
+	for round := range 20 {
+		parts := []int32{int32(3 + 2*round), int32(4 + 2*round)}
+		tm := at(100 + round)
+		var wg sync.WaitGroup
+		errs := make(chan error, 2)
+		wg.Go(func() {
+			if err := a.RegisterPartitions(ctx, srcPay, parts); err != nil {
+				errs <- fmt.Errorf("RegisterPartitions: %w", err)
+			}
+		})
+		wg.Go(func() {
+			for _, p := range parts {
+				if err := b.AdvanceWatermark(ctx, srcPay, p, tm); err != nil {
+					errs <- fmt.Errorf("AdvanceWatermark(%d): %w", p, err)
+				}
+			}
+		})
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatal(err)
+		}
+		for _, p := range parts {
+			want[p] = tm
+		}
+	}
+	check(a, "after the races", at(10), want)
+}
