@@ -281,7 +281,8 @@ func (t *tracker) evaluate(now time.Time) []advance {
 		}
 	}
 	for src, byProducer := range t.reports {
-		if s, err := t.reg.Lookup(src); err != nil || s.Kind == source.KindKafka {
+		s, err := t.reg.Lookup(src)
+		if err != nil || s.Kind == source.KindKafka {
 			continue // reports for kafka sources are not ours to trust
 		}
 		var live []*producerReports
@@ -297,6 +298,9 @@ func (t *tracker) evaluate(now time.Time) []advance {
 			continue
 		}
 		topic := live[0].list[len(live[0].list)-1].Topic
+		if topic != s.Topic {
+			continue // only the registry's topic has its partitions registered
+		}
 		for _, p := range t.owned(topic) {
 			ps := t.parts[tp{topic, p}]
 			if ps.next < 0 {
