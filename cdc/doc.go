@@ -38,7 +38,7 @@
 // COMMIT, or the DDL that ends it) and stamps all of them with the
 // transaction's commit time, taken from the binlog:
 //
-//   - MariaDB (10.x, 11.x): the end event's timestamp, in whole seconds.
+//   - MariaDB (checked on 10.11): the end event's timestamp, in whole seconds.
 //     MariaDB stamps every event with the start of the statement that wrote
 //     it, so this is the second the committing statement started (the
 //     COMMIT, or an autocommit statement itself), which is at or before
@@ -46,7 +46,8 @@
 //   - MySQL 8.0.1 and later: the immediate_commit_timestamp of the
 //     transaction's GTID event (also written without GTIDs, as an
 //     anonymous GTID event): the commit on this server, in microseconds.
-//     Older MySQL: as MariaDB.
+//     Older MySQL: as MariaDB. (The tests run MariaDB only; this path is
+//     read from go-mysql's GTIDEvent as MySQL documents it.)
 //
 // A commit time earlier than the previous transaction's (a second-resolution
 // stamp of a statement that started before the previous commit) is raised
