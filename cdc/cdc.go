@@ -56,10 +56,15 @@ type Config struct {
 	Codec wire.Codec
 	// Zone reads DATETIME and DATE values (which have no zone). Default UTC.
 	Zone *time.Location
-	// Lateness: how much older than the newest acknowledged commit time a
-	// change read later may be (the longest transaction). Progress claims
-	// trail by it. Default 2s.
+	// Lateness: how much older than the newest acknowledged commit time, or
+	// than a heartbeat, a change read later may be stamped (MariaDB: the
+	// longest statement that commits a transaction; see "Commit time" in
+	// the package doc). Progress claims trail by it. Default 2s.
 	Lateness time.Duration
+	// TxnMemory bounds the memory holding a transaction's changes until its
+	// commit is read (estimated bytes); the changes beyond it are spilled
+	// to a file in Dir. Default 64 MiB.
+	TxnMemory int
 	// CheckpointInterval: how often the checkpoint is written. Default 1s.
 	CheckpointInterval time.Duration
 	// ProgressInterval: how often progress is reported. Default 1s.
@@ -96,6 +101,9 @@ func (c *Config) setDefaults() {
 	if c.Lateness == 0 {
 		c.Lateness = 2 * time.Second
 	}
+	if c.TxnMemory == 0 {
+		c.TxnMemory = 64 << 20
+	}
 	if c.CheckpointInterval == 0 {
 		c.CheckpointInterval = time.Second
 	}
@@ -123,8 +131,8 @@ func (c *Config) Validate() error {
 		return errors.New("cdc: Config.Brokers is required")
 	case c.Dir == "":
 		return errors.New("cdc: Config.Dir is required")
-	case c.Lateness < 0:
-		return errors.New("cdc: Config.Lateness is negative")
+	case c.Lateness < 0 || c.TxnMemory < 0:
+		return errors.New("cdc: Config.Lateness or Config.TxnMemory is negative")
 	}
 	if c.Start != "current" && c.Start != "earliest" {
 		if _, _, err := parseStart(c.Start); err != nil {
@@ -185,6 +193,9 @@ func (c *CDC) Run(ctx context.Context) error {
 		return err
 	}
 	defer hist.close()
+	if err := removeSpills(cfg.Dir); err != nil {
+		return fmt.Errorf("cdc: %w", err)
+	}
 
 	cp, ok, err := loadCheckpoint(cfg.Dir)
 	if err != nil {
@@ -228,6 +239,7 @@ func (c *CDC) Run(ctx context.Context) error {
 		c: c, db: db, hist: hist, kcl: kcl,
 		rep:      source.NewReporter(kcl, cfg.ProducerID),
 		acks:     newAcks(cp),
+		txn:      &txnBuffer{dir: cfg.Dir, limit: cfg.TxnMemory},
 		tables:   map[string]*capture{},
 		seen:     map[string]string{},
 		verified: map[string]Coord{},
@@ -351,6 +363,9 @@ type run struct {
 	file     string
 	seq      uint64
 	cur      *txn
+	txn      *txnBuffer // the events of cur, until its end
+	gtidTime time.Time  // MySQL: the commit time of cur from its GTID event
+	commit   time.Time  // the commit time stamped on the last transaction
 	lastDDL  Coord
 	verified map[string]Coord // table → last DDL after which its schema was checked
 	buf      []byte
@@ -431,9 +446,12 @@ func (r *run) stream(ctx context.Context) error {
 		Logger:                  slog.New(slog.DiscardHandler),
 	})
 	defer syncer.Close()
+	defer r.txn.reset()
 
 	cp := r.acks.checkpoint()
 	r.cur = nil
+	r.txn.reset()
+	r.gtidTime, r.commit = time.Time{}, cp.Commit
 	r.acks.reset()
 	var st *replication.BinlogStreamer
 	if cp.GTID != "" && !cfg.NoGTID {
@@ -477,21 +495,25 @@ func (r *run) handle(ctx context.Context, ev *replication.BinlogEvent) error {
 		r.file, r.seq = string(e.NextLogName), seq
 	case *replication.RowsEvent:
 		return r.rows(ctx, h, e)
+	case *replication.GTIDEvent: // MySQL; MariaDB's has no commit time
+		r.gtidTime = e.ImmediateCommitTime()
+	case *replication.GtidTaggedLogEvent:
+		r.gtidTime = e.ImmediateCommitTime()
 	case *replication.XIDEvent:
-		r.endTxn(h, e.GSet)
+		return r.endTxn(h, e.GSet)
 	case *replication.QueryEvent:
 		q := strings.TrimSpace(string(e.Query))
 		upper := strings.ToUpper(q[:min(len(q), 16)])
 		switch {
 		case upper == "BEGIN", strings.HasPrefix(upper, "SAVEPOINT"), strings.HasPrefix(upper, "ROLLBACK TO"), strings.HasPrefix(upper, "XA "):
 		case upper == "COMMIT", upper == "ROLLBACK":
-			r.endTxn(h, e.GSet)
+			return r.endTxn(h, e.GSet)
 		default: // DDL: schemas may have changed from here on
 			r.lastDDL = Coord{r.seq, uint64(h.LogPos)}
-			r.endTxn(h, e.GSet)
 			if m := r.c.cfg.Metrics; m != nil {
 				m.DDL.Inc()
 			}
+			return r.endTxn(h, e.GSet)
 		}
 	case *replication.GenericEvent:
 		if h.EventType == replication.HEARTBEAT_EVENT || h.EventType == replication.HEARTBEAT_LOG_EVENT_V2 {
@@ -506,16 +528,45 @@ func (r *run) handle(ctx context.Context, ev *replication.BinlogEvent) error {
 	return nil
 }
 
-func (r *run) endTxn(h *replication.EventHeader, gset mysql.GTIDSet) {
-	end := Checkpoint{File: r.file, Pos: h.LogPos}
+// endTxn ends the current transaction at its end event (XID, COMMIT,
+// ROLLBACK or DDL): its changes are produced, stamped with its commit time.
+func (r *run) endTxn(h *replication.EventHeader, gset mysql.GTIDSet) error {
+	commit := r.commitTime(h)
+	err := r.txn.drain(func(topic string, ev *eventcenter.Event) error {
+		ev.Time = commit
+		return r.produce(topic, ev)
+	})
+	if err != nil {
+		return err
+	}
+	end := Checkpoint{File: r.file, Pos: h.LogPos, Commit: commit}
 	if gset != nil {
 		end.GTID = gset.String()
 	}
-	r.acks.end(r.cur, end, time.Unix(int64(h.Timestamp), 0))
+	r.acks.end(r.cur, end, commit)
 	r.cur = nil
 	if m := r.c.cfg.Metrics; m != nil && h.Timestamp > 0 {
 		m.BinlogDelay.Set(max(time.Since(time.Unix(int64(h.Timestamp), 0)).Seconds(), 0))
 	}
+	return nil
+}
+
+// commitTime returns the time stamped on every change of the transaction
+// ending at the end event h: its commit time as the binlog gives it (see
+// "Commit time" in the package doc), but never earlier than the previous
+// transaction's, so that time order is binlog order, which is commit order.
+// It depends only on the binlog from the checkpoint on and the checkpoint's
+// Commit, so a replay stamps the same times.
+func (r *run) commitTime(h *replication.EventHeader) time.Time {
+	t := time.Unix(int64(h.Timestamp), 0).UTC()
+	if !r.gtidTime.IsZero() {
+		t = r.gtidTime.UTC()
+	}
+	if t.Before(r.commit) {
+		t = r.commit
+	}
+	r.commit, r.gtidTime = t, time.Time{}
+	return t
 }
 
 func (r *run) capture(db, table string) *capture {
@@ -592,6 +643,8 @@ func (r *run) rows(ctx context.Context, h *replication.EventHeader, e *replicati
 	}
 	r.seenMu.Unlock()
 
+	// The statement's time, until the transaction's end gives the commit
+	// time (endTxn).
 	ts := time.Unix(int64(h.Timestamp), 0).UTC()
 	kind := e.Type()
 	step := 1
@@ -640,13 +693,13 @@ func (r *run) rows(ctx context.Context, h *replication.EventHeader, e *replicati
 			if oldKey, err := key(t, before); err == nil && oldKey != ev.Key {
 				// The key changed: the old entity is gone, a new one exists.
 				del := eventcenter.Event{Source: c.name, Key: oldKey, Time: ts, Pos: pos, Op: eventcenter.OpDelete, Before: before}
-				if err := r.produce(c.topic, &del); err != nil {
+				if err := r.txn.add(c.topic, del); err != nil {
 					return err
 				}
 				ev.Op, ev.Before = eventcenter.OpInsert, nil
 			}
 		}
-		if err := r.produce(c.topic, &ev); err != nil {
+		if err := r.txn.add(c.topic, ev); err != nil {
 			return err
 		}
 		if m != nil {

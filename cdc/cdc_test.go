@@ -54,8 +54,11 @@ sources:
 	dir := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	// TxnMemory 1: every change of a transaction after its first is
+	// spilled to disk and read back, so every type goes through the spill.
 	c, err := cdc.New(cdc.Config{Addr: mcfg.Addr, User: mcfg.User, Password: mcfg.Password, Flavor: mcfg.Flavor,
-		Sources: reg, Brokers: brokers, Dir: dir, Partitions: 3, Codec: wire.Binary, ProgressInterval: 100 * time.Millisecond})
+		Sources: reg, Brokers: brokers, Dir: dir, Partitions: 3, Codec: wire.Binary, ProgressInterval: 100 * time.Millisecond,
+		TxnMemory: 1})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -53,6 +53,9 @@ type Checkpoint struct {
 	File string `json:"file"` // binlog file name
 	Pos  uint32 `json:"pos"`  // position after the transaction
 	GTID string `json:"gtid,omitempty"`
+	// Commit is the commit time stamped on the transaction that ends here;
+	// the transactions after it are stamped no earlier.
+	Commit time.Time `json:"commit,omitzero"`
 	// Claim is the progress time already claimed for every source (see
 	// source.Progress); a restart continues from it.
 	Claim time.Time `json:"claim,omitzero"`

@@ -9,8 +9,8 @@
 //   - Source: the source's name with {db}/{table} filled in;
 //   - Key: the primary key (or the source's mysql.key columns) made text by
 //     source.RowKey — composite keys too;
-//   - Time: the binlog event's timestamp (the statement's start on the
-//     server, one-second resolution; the "commit time" of the change);
+//   - Time: the commit time of the change's transaction (see Commit time),
+//     the same for every change of a transaction;
 //   - Pos: Log = the binlog file's sequence number, Offset = the rows
 //     event's start position << 16 | the row's index in it. Reading the same
 //     binlog again gives the same Source, Key, Time and Pos, so the event
@@ -24,6 +24,54 @@
 //
 // The record key is the event key, so every change of a row lands in one
 // partition, in binlog order (idempotent producer, acks from all replicas).
+//
+// # Commit time
+//
+// The event center orders a key's changes by time, then position, so the
+// time must follow the order in which transactions committed, which is
+// binlog order. A rows event's own timestamp does not: it is the second its
+// statement started, so a statement that waited on a row lock (or ran in a
+// long transaction) gets an earlier time than the change it waited for,
+// and an as-of read at a time before the commit would see the change.
+//
+// So the CDC keeps a transaction's changes until its end event (XID,
+// COMMIT, or the DDL that ends it) and stamps all of them with the
+// transaction's commit time, taken from the binlog:
+//
+//   - MariaDB (checked on 10.11): the end event's timestamp, in whole seconds.
+//     MariaDB stamps every event with the start of the statement that wrote
+//     it, so this is the second the committing statement started (the
+//     COMMIT, or an autocommit statement itself), which is at or before
+//     the real commit. Its GTID event carries no other time.
+//   - MySQL 8.0.1 and later: the immediate_commit_timestamp of the
+//     transaction's GTID event (also written without GTIDs, as an
+//     anonymous GTID event): the commit on this server, in microseconds.
+//     Older MySQL: as MariaDB. (The tests run MariaDB only; this path is
+//     read from go-mysql's GTIDEvent as MySQL documents it.)
+//
+// A commit time earlier than the previous transaction's (a second-resolution
+// stamp of a statement that started before the previous commit) is raised
+// to it: times never decrease along the binlog, and changes with the same
+// time keep binlog order through their positions. The time stamped on the
+// transaction at the checkpoint is saved with it, so a restart stamps
+// every replayed change as before (the same identities).
+//
+// Under MariaDB, reads are therefore exact only to the second and to the
+// committing statement: a change committed at 12:00:01.8 is stamped
+// 12:00:01, so an as-of read at 12:00:01.5 sees it; and an autocommit
+// statement that ran for seconds is stamped with its start, unless a
+// transaction that committed meanwhile raised it (checked with MariaDB
+// 10.11: an UPDATE that waited 2.2 s on a row lock has GTID and XID events
+// stamped with its start, and is raised to the commit of the transaction
+// it waited for).
+//
+// A transaction's changes are held in memory up to Config.TxnMemory
+// (default 64 MiB, estimated); a bigger transaction spills the rest to a
+// file in Dir (removed at its end, and at start after a crash) and is
+// produced from it when its end is read. Nothing of a transaction is
+// produced before its end, and the checkpoint never passes a transaction
+// whose changes are not all acknowledged; a crash while a huge transaction
+// is produced re-reads it from the checkpoint.
 //
 // # Checkpoint and restart
 //
@@ -68,6 +116,7 @@
 // it captures: every change with a commit time up to T is acknowledged,
 // where T is the newest commit time the frontier passed (or, when the server
 // sent a heartbeat with nothing more to read, the heartbeat's arrival time)
-// minus Lateness (default 2s, the longest transaction allowed to commit
-// after newer ones started). Ingest turns these claims into watermarks.
+// minus Lateness (default 2s: under MariaDB, the longest statement that
+// commits a transaction, since its stamp is that statement's start).
+// Ingest turns these claims into watermarks.
 package cdc

@@ -3,6 +3,8 @@ package cdc_test
 import (
 	"bufio"
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -18,7 +20,10 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/tidemark-dev/tidemark/cdc"
+	"github.com/tidemark-dev/tidemark/eventcenter"
 	"github.com/tidemark-dev/tidemark/eventcenter/embedded"
+	"github.com/tidemark-dev/tidemark/ingest"
 	"github.com/tidemark-dev/tidemark/internal/testenv"
 	"github.com/tidemark-dev/tidemark/source"
 )
@@ -333,4 +338,157 @@ func gtidReached(checkpoint, want string) bool {
 	gd, gn := seq(got)
 	wd, wn := seq(want)
 	return gd == wd && gn >= wn
+}
+
+// TestEndToEndCommitOrder: changes are stored in the order their
+// transactions committed, and an as-of read before a commit does not see
+// the transaction. The real MariaDB, `cdc` and `ingest` over the real
+// Kafka, the embedded event center:
+//
+//	conn1: BEGIN; DELETE … id=X; DO SLEEP(1.5); INSERT (X, k=1); COMMIT
+//	conn2, 0.4 s after conn1 began: UPDATE … SET k=k+1000 WHERE id=X
+//
+// conn2's statement starts before conn1's INSERT but waits for conn1's row
+// lock and commits after it: MySQL ends with k=1001, and so must the event
+// center (a rows event's own time, its statement's start, orders the
+// UPDATE first and leaves k=1).
+func TestEndToEndCommitOrder(t *testing.T) {
+	mcfg, db, dbName := testDB(t)
+	brokers := testenv.KafkaBrokers(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	exec(t, db, "CREATE TABLE counters (id INT NOT NULL PRIMARY KEY, k INT NOT NULL, note VARCHAR(32) NULL)")
+	topic := "e2e-order." + dbName
+	src := "mysql." + dbName + ".counters"
+	reg, err := source.Parse([]byte(fmt.Sprintf(`
+sources:
+  - name: %s
+    kind: mysql
+    topic: %s
+    mysql: {database: %s, table: counters}
+`, src, topic, dbName)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	kcl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kcl.Close()
+	if err := source.EnsureTopics(ctx, kcl, 2, topic); err != nil {
+		t.Fatal(err)
+	}
+	if err := source.EnsureTopics(ctx, kcl, 1, source.ProgressTopic, "tidemark.deadletter"); err != nil {
+		t.Fatal(err)
+	}
+	st, err := embedded.Open(embedded.Config{InMemory: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	dir := t.TempDir()
+	c, err := cdc.New(cdc.Config{Addr: mcfg.Addr, User: mcfg.User, Password: mcfg.Password, Flavor: mcfg.Flavor,
+		Sources: reg, Brokers: brokers, Dir: dir, ProgressInterval: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, err := ingest.New(ingest.Config{Brokers: brokers, Sources: reg, Store: st, Group: "e2e-order-" + dbName, MarkInterval: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	wg.Go(func() {
+		if err := c.Run(ctx); err != nil {
+			t.Errorf("cdc: %v", err)
+		}
+	})
+	wg.Go(func() {
+		if err := in.Run(ctx); err != nil {
+			t.Errorf("ingest: %v", err)
+		}
+	})
+	waitFor(t, "the checkpoint", 30*time.Second, func() bool {
+		_, err := os.Stat(filepath.Join(dir, "checkpoint.json"))
+		return err == nil
+	})
+
+	const x = 19001
+	exec(t, db, "INSERT INTO counters VALUES (?, 0, 'before')", x)
+	waitFor(t, "the row before the test", 30*time.Second, func() bool { return countEvents(t, st, src) == 1 })
+
+	conn1, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn1.Close()
+	conn2, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn2.Close()
+	conn := func(cn *sql.Conn, q string, args ...any) error {
+		_, err := cn.ExecContext(ctx, q, args...)
+		if err != nil {
+			err = fmt.Errorf("%s: %w", q, err)
+		}
+		return err
+	}
+	began := time.Now()
+	if err := errors.Join(conn(conn1, "BEGIN"), conn(conn1, "DELETE FROM counters WHERE id = ?", x)); err != nil {
+		t.Fatal(err)
+	}
+	updated := make(chan error, 1)
+	go func() {
+		time.Sleep(400 * time.Millisecond)
+		updated <- conn(conn2, "UPDATE counters SET k = k + 1000 WHERE id = ?", x)
+	}()
+	if err := errors.Join(conn(conn1, "DO SLEEP(1.5)"), conn(conn1, "INSERT INTO counters VALUES (?, 1, 'reinserted')", x), conn(conn1, "COMMIT")); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-updated; err != nil {
+		t.Fatal(err)
+	}
+	var k int
+	if err := db.QueryRow("SELECT k FROM counters WHERE id = ?", x).Scan(&k); err != nil || k != 1001 {
+		t.Fatalf("MySQL has k=%d (%v), want 1001: the UPDATE did not wait for the transaction", k, err)
+	}
+	waitFor(t, "the test's changes", 30*time.Second, func() bool { return countEvents(t, st, src) == 4 })
+
+	// (a) The latest state is MySQL's: the UPDATE committed last.
+	verifyTable(t, db, st, src, dbName, "counters", time.Now().Add(time.Hour))
+	hist, err := st.History(ctx, eventcenter.HistoryQuery{Source: src, Key: strconv.Itoa(x), From: time.Unix(0, 0), To: time.Now().Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ops []string
+	for _, e := range hist {
+		ops = append(ops, fmt.Sprintf("%s@%s", e.Op, e.Time.Format("15:04:05.000000")))
+	}
+	t.Logf("history of %d: %v", x, ops)
+	if len(hist) != 4 || hist[1].Op != eventcenter.OpDelete || hist[2].Op != eventcenter.OpInsert || hist[3].Op != eventcenter.OpUpdate {
+		t.Errorf("history of %d: %v, want insert, delete, insert, update", x, ops)
+	}
+
+	// (b) An as-of between the DELETE's start and the commit sees the row
+	// as it was before the transaction.
+	var commit time.Time // of the reinsertion, committed with the DELETE
+	for _, e := range hist {
+		if e.After["note"] == "reinserted" && e.Op == eventcenter.OpInsert {
+			commit = e.Time
+		}
+	}
+	asOf := commit.Add(-time.Nanosecond)
+	if !asOf.After(began) {
+		t.Fatalf("the transaction's commit time %v is not after its start %v", commit, began)
+	}
+	ev, err := st.AsOf(ctx, eventcenter.AsOf{Source: src, Key: strconv.Itoa(x), Time: asOf})
+	if err != nil || ev.After["k"] != int64(0) || ev.After["note"] != "before" {
+		t.Errorf("as of %v (after the DELETE began at %v, before its commit): %v %v, want the row before the transaction",
+			asOf.Format("15:04:05.000000"), began.Format("15:04:05.000000"), ev.After, err)
+	}
+	if len(hist) == 4 && !hist[1].Time.Equal(commit) {
+		t.Errorf("the DELETE is stamped %v, its transaction committed at %v", hist[1].Time, commit)
+	}
 }

@@ -2,9 +2,16 @@ package cdc
 
 import (
 	"errors"
+	"fmt"
+	"path/filepath"
+	"reflect"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/tidemark-dev/tidemark/eventcenter"
 )
 
 func TestAcksFrontier(t *testing.T) {
@@ -86,6 +93,55 @@ func TestHistory(t *testing.T) {
 		v, ok := h.at("d", "t", tc.at)
 		if !ok || !v.Table.Equal(tc.want) {
 			t.Errorf("at %v: %+v", tc.at, v.Table)
+		}
+	}
+}
+
+// TestTxnBufferSpills: the events of a transaction come back in the order
+// added, with their values, whether kept in memory or spilled; the spill
+// file is gone after the drain.
+func TestTxnBufferSpills(t *testing.T) {
+	dir := t.TempDir()
+	for _, limit := range []int{1 << 20, 2000, 1} {
+		b := &txnBuffer{dir: dir, limit: limit}
+		var want []eventcenter.Event
+		for i := range 50 {
+			e := eventcenter.Event{Source: "mysql.d.t", Key: strconv.Itoa(i), Time: time.Unix(1000, 0).UTC(),
+				Pos: eventcenter.Position{Log: 3, Offset: uint64(i)}, Op: eventcenter.OpUpdate,
+				Before: eventcenter.Row{"id": int64(i), "v": "old"},
+				After:  eventcenter.Row{"id": int64(i), "v": strings.Repeat("x", i*10), "d": eventcenter.Decimal("1.50"), "b": []byte{0, byte(i)}}}
+			if err := b.add(fmt.Sprintf("topic%d", i%3), e); err != nil {
+				t.Fatal(err)
+			}
+			want = append(want, e)
+		}
+		if spilled := b.spill != nil; spilled != (limit < 1<<20) {
+			t.Errorf("limit %d: spilled %v", limit, spilled)
+		}
+		var got []eventcenter.Event
+		err := b.drain(func(topic string, e *eventcenter.Event) error {
+			if want := fmt.Sprintf("topic%d", len(got)%3); topic != want {
+				t.Errorf("limit %d: event %d in topic %s, want %s", limit, len(got), topic, want)
+			}
+			got = append(got, *e)
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != len(want) {
+			t.Fatalf("limit %d: %d events back, want %d", limit, len(got), len(want))
+		}
+		for i := range want {
+			if !reflect.DeepEqual(got[i], want[i]) {
+				t.Errorf("limit %d: event %d back as\n%+v\nwant\n%+v", limit, i, got[i], want[i])
+			}
+		}
+		if files, _ := filepath.Glob(filepath.Join(dir, spillPattern)); len(files) != 0 {
+			t.Errorf("limit %d: spill files left: %v", limit, files)
+		}
+		if len(b.mem) != 0 || b.spill != nil {
+			t.Errorf("limit %d: the buffer is not empty after the drain", limit)
 		}
 	}
 }

@@ -146,19 +146,41 @@ type Indexes interface {
 // watermark only after Append returned for everything up to it; the store
 // makes the advance durable no earlier than those events.
 //
-// A source's watermark is the minimum over its partitions (zero time when
-// none has reported).
+// A source's partitions are the ones registered (RegisterPartitions) or
+// advanced, and the set only grows. A partition registered but never
+// advanced is at the floor, the zero time. A source's watermark is the
+// minimum over its partitions: the zero time while any of them is at the
+// floor, or when it has none. So it never passes an event of a registered
+// partition that is not stored yet, as long as writers register every
+// partition a source's events may arrive in (ingest: every partition of the
+// source's topic) before they advance any of them.
+//
+// A partition's watermark never moves backwards. A source's watermark moves
+// backwards only when a partition is registered for the first time while
+// the others are past the floor (a topic that gained partitions): it is then
+// the zero time until the new partition advances. Registering again,
+// restarting the store or its writers, and further writers (a second ingest
+// instance) never move it backwards. Registrations and advances persist, and
+// are safe for concurrent use by several processes sharing the store.
 type Watermarks interface {
-	// AdvanceWatermark moves the watermark of (source, partition) to t.
-	// Moving it to its current value is a no-op; moving it backwards returns
-	// ErrWatermarkRegression and changes nothing.
+	// RegisterPartitions adds partitions to the source's set, at the floor.
+	// It is idempotent: a partition already registered or advanced keeps its
+	// watermark. When it returns nil, the registration is durable.
+	RegisterPartitions(ctx context.Context, source string, partitions []int32) error
+	// AdvanceWatermark moves the watermark of (source, partition) to t,
+	// registering the partition if it is not. Moving it to its current
+	// value is a no-op; moving it backwards returns ErrWatermarkRegression
+	// and changes nothing.
 	AdvanceWatermark(ctx context.Context, source string, partition int32, t time.Time) error
-	// Watermark returns the source's watermark: the minimum over partitions.
+	// Watermark returns the source's watermark: the minimum over its
+	// partitions, the zero time while one is at the floor.
 	Watermark(ctx context.Context, source string) (time.Time, error)
-	// PartitionWatermarks returns each partition's watermark.
+	// PartitionWatermarks returns the watermark of each of the source's
+	// partitions; a partition at the floor has the zero time.
 	PartitionWatermarks(ctx context.Context, source string) (map[int32]time.Time, error)
-	// WaitWatermark blocks until the source's watermark is at least t. If ctx
-	// ends first it returns an error matching both ErrWatermarkTimeout and
-	// the context's error.
+	// WaitWatermark blocks until the source's watermark is at least t (a
+	// source at the floor has reached no time). If ctx ends first it
+	// returns an error matching both ErrWatermarkTimeout and the context's
+	// error.
 	WaitWatermark(ctx context.Context, source string, t time.Time) error
 }

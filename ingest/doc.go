@@ -47,14 +47,26 @@
 // A watermark W of (source, partition) claims: every event of the source
 // that will ever be in that Kafka partition with event time <= W is stored.
 // Ingest moves it forward only, only for partitions it owns, and only after
-// the Append of the records it covers returned. The event center's source
-// watermark is the minimum over the source's partitions.
+// the Append of the records it covers returned.
 //
-// Event times within a partition are not monotonic (a binlog row event has
-// the start time of its statement, 1 s resolution; a long transaction
-// commits with older times than the ones committed during it; foreign
-// producers stamp records as they like), and an idle partition proves
-// nothing by itself. So W comes from what can prove it:
+// The event center's source watermark is the minimum over the source's
+// registered partitions, and a registered partition that never advanced
+// holds it at the floor (the zero time). Before it advances any partition
+// of a source, ingest registers every partition of the source's topic
+// (eventcenter.Watermarks.RegisterPartitions): at start and on each
+// assignment it lists the topics' partitions, and a listing that finds a
+// partition added registers it too. So a partition no instance has stored
+// yet (at start-up, owned by a lagging or stopped instance of the group, or
+// just added) holds the source back instead of being left out of the
+// minimum. Registration is idempotent and never moves a watermark back, so
+// a restart or a second instance does not move the source's watermark
+// backwards; a partition added to the topic does, to the floor, until it
+// advances.
+//
+// Event times within a partition are not monotonic (the CDC stamps commit
+// times, non-decreasing along one binlog, but several producers interleave,
+// and foreign producers stamp records as they like), and an idle partition
+// proves nothing by itself. So W comes from what can prove it:
 //
 // Sources written by our producers (kinds mysql, rabbitmq, http): progress
 // reports. A producer publishes, about once a second, a source.Progress on

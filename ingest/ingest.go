@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"runtime"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -121,7 +123,8 @@ type Ingester struct {
 	blocked    atomic.Bool                        // a rebalance waits for us
 	pollCancel atomic.Pointer[context.CancelFunc] // cuts the current poll short
 
-	storedNote chan struct{} // a batch was stored: advance watermarks
+	storedNote   chan struct{} // a batch was stored: advance watermarks
+	assignedNote chan struct{} // partitions were assigned: list and register them
 
 	mu       sync.Mutex // guards marks and the store's watermarks
 	marks    *tracker
@@ -139,7 +142,7 @@ func New(cfg Config) (*Ingester, error) {
 		return nil, err
 	}
 	return &Ingester{cfg: cfg, routes: r, log: cfg.Logger, marks: newTracker(cfg.Sources, cfg.ProducerTimeout),
-		storedNote: make(chan struct{}, 1)}, nil
+		storedNote: make(chan struct{}, 1), assignedNote: make(chan struct{}, 1)}, nil
 }
 
 // Run consumes until ctx ends (then it returns nil) or a fatal error. Each
@@ -167,6 +170,10 @@ func (in *Ingester) Run(ctx context.Context) error {
 			defer in.mu.Unlock()
 			for t, ps := range m {
 				in.marks.assigned(t, ps)
+			}
+			select {
+			case in.assignedNote <- struct{}{}:
+			default:
 			}
 		}),
 		kgo.OnPartitionsRevoked(in.revoked),
@@ -545,52 +552,81 @@ func (in *Ingester) progressLoop(ctx context.Context) {
 	}
 }
 
-// markLoop lists the owned partitions' offsets and advances watermarks
-// every MarkInterval, so idle partitions move without new records.
+// markLoop lists every topic's partitions and offsets, registers the
+// partitions and advances watermarks: at once when it starts and when
+// partitions are assigned, then every MarkInterval (so idle partitions move
+// without new records), and advances again whenever a batch is stored.
 func (in *Ingester) markLoop(ctx context.Context, cl *kgo.Client, topics []string) {
 	tick := time.NewTicker(in.cfg.MarkInterval)
 	defer tick.Stop()
 	for {
+		in.listOffsets(ctx, cl, topics)
+		in.advanceMarks(ctx)
+		if !in.nextListing(ctx, tick.C) {
+			return
+		}
+	}
+}
+
+// nextListing waits for the time of the next listing (a tick, or an
+// assignment), advancing watermarks whenever a batch is stored meanwhile.
+// It returns false when ctx ends.
+func (in *Ingester) nextListing(ctx context.Context, tick <-chan time.Time) bool {
+	for {
 		select {
 		case <-ctx.Done():
-			return
+			return false
 		case <-in.storedNote:
 			in.advanceMarks(ctx)
+		case <-in.assignedNote:
+			return true
+		case <-tick:
+			return true
+		}
+	}
+}
+
+// listOffsets lists the partitions, log start and high watermark of each
+// topic (a topic that cannot be listed does not hold back the others).
+func (in *Ingester) listOffsets(ctx context.Context, cl *kgo.Client, topics []string) {
+	sent := time.Now()
+	lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	type listing struct{ starts, ends map[int32]int64 }
+	listed := map[string]listing{}
+	for _, topic := range topics {
+		starts, err1 := source.StartOffsets(lctx, cl, topic)
+		ends, err2 := source.EndOffsets(lctx, cl, topic)
+		if err := errors.Join(err1, err2); err != nil {
+			if ctx.Err() == nil {
+				in.log.Warn("ingest: list offsets", "topic", topic, "err", err)
+			}
 			continue
-		case <-tick.C:
 		}
-		sent := time.Now()
-		lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		starts, err1 := source.StartOffsets(lctx, cl, topics...)
-		ends, err2 := source.EndOffsets(lctx, cl, topics...)
-		cancel()
-		committed := map[string]map[int32]int64{}
-		for t, ps := range cl.CommittedOffsets() {
-			committed[t] = map[int32]int64{}
-			for p, eo := range ps {
-				committed[t][p] = eo.Offset
-			}
+		listed[topic] = listing{starts[topic], ends[topic]}
+	}
+	committed := map[string]map[int32]int64{}
+	for t, ps := range cl.CommittedOffsets() {
+		committed[t] = map[int32]int64{}
+		for p, eo := range ps {
+			committed[t][p] = eo.Offset
 		}
-		in.mu.Lock()
-		in.marks.committed(committed)
-		if err := errors.Join(err1, err2); err == nil {
-			for t, ps := range ends {
-				for p, hwm := range ps {
-					in.marks.listed(t, p, starts[t][p], hwm, sent)
-				}
-			}
-		} else if ctx.Err() == nil {
-			in.log.Warn("ingest: list offsets", "err", err)
+	}
+	in.mu.Lock()
+	in.marks.committed(committed)
+	for t, l := range listed {
+		in.marks.partitions(t, slices.Sorted(maps.Keys(l.ends)))
+		for p, hwm := range l.ends {
+			in.marks.listed(t, p, l.starts[p], hwm, sent)
 		}
-		lag := in.marks.lag()
-		in.mu.Unlock()
-		if m := in.cfg.Metrics; m != nil {
-			m.Lag.Reset()
-			for k, n := range lag {
-				m.Lag.WithLabelValues(k.topic, strconv.Itoa(int(k.part))).Set(float64(n))
-			}
+	}
+	lag := in.marks.lag()
+	in.mu.Unlock()
+	if m := in.cfg.Metrics; m != nil {
+		m.Lag.Reset()
+		for k, n := range lag {
+			m.Lag.WithLabelValues(k.topic, strconv.Itoa(int(k.part))).Set(float64(n))
 		}
-		in.advanceMarks(ctx)
 	}
 }
 
@@ -599,6 +635,24 @@ func (in *Ingester) advanceMarks(ctx context.Context) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	for _, src := range in.marks.sources() {
+		// Every partition of the source's topic is registered before
+		// any advances: the store's source watermark, the minimum over
+		// the registered partitions, then waits for the partitions no
+		// one has stored yet (owned by another instance, or by none).
+		parts, known := in.marks.unregistered(src)
+		if !known {
+			continue
+		}
+		if len(parts) > 0 {
+			if err := in.cfg.Store.RegisterPartitions(ctx, src, parts); err != nil {
+				in.marks.forget(src)
+				if ctx.Err() == nil {
+					in.log.Warn("ingest: register partitions", "source", src, "partitions", parts, "err", err)
+				}
+				continue
+			}
+			in.marks.register(src, parts)
+		}
 		if in.marks.hasCurrent(src) {
 			continue
 		}

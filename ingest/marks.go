@@ -41,10 +41,12 @@ type tracker struct {
 	reg             *source.Config
 	producerTimeout time.Duration
 
-	parts   map[tp]*partState
-	maxTime map[string]map[int32]time.Time // kafka sources: newest stored event time per partition
-	reports map[string]map[string]*producerReports
-	cur     map[string]map[int32]time.Time // watermarks as stored
+	parts      map[tp]*partState
+	maxTime    map[string]map[int32]time.Time // kafka sources: newest stored event time per partition
+	reports    map[string]map[string]*producerReports
+	cur        map[string]map[int32]time.Time // watermarks as stored
+	topicParts map[string][]int32             // every partition of each topic, as last listed
+	registered map[string]map[int32]bool      // source → partitions registered in the store
 }
 
 func newTracker(reg *source.Config, producerTimeout time.Duration) *tracker {
@@ -54,8 +56,47 @@ func newTracker(reg *source.Config, producerTimeout time.Duration) *tracker {
 		maxTime: map[string]map[int32]time.Time{},
 		reports: map[string]map[string]*producerReports{},
 		cur:     map[string]map[int32]time.Time{},
+
+		topicParts: map[string][]int32{},
+		registered: map[string]map[int32]bool{},
 	}
 }
+
+// partitions records the partitions of a topic, as listed.
+func (t *tracker) partitions(topic string, parts []int32) { t.topicParts[topic] = parts }
+
+// unregistered returns the partitions of src's topic that are not
+// registered in the store yet; known is false while the topic's partitions
+// have not been listed (src may not advance before they are registered).
+func (t *tracker) unregistered(src string) (parts []int32, known bool) {
+	s, err := t.reg.Lookup(src)
+	if err != nil {
+		return nil, false
+	}
+	all, known := t.topicParts[s.Topic]
+	for _, p := range all {
+		if !t.registered[src][p] {
+			parts = append(parts, p)
+		}
+	}
+	return parts, known
+}
+
+// register records partitions registered in the store; the source's
+// watermarks are read again before it advances.
+func (t *tracker) register(src string, parts []int32) {
+	if t.registered[src] == nil {
+		t.registered[src] = map[int32]bool{}
+	}
+	for _, p := range parts {
+		t.registered[src][p] = true
+	}
+	t.forget(src)
+}
+
+// forget drops the stored watermarks of src: evaluate skips it until
+// setCurrent.
+func (t *tracker) forget(src string) { delete(t.cur, src) }
 
 func (t *tracker) assigned(topic string, parts []int32) {
 	for _, p := range parts {
@@ -190,12 +231,15 @@ func (t *tracker) applied(a advance) {
 	t.cur[a.source][a.part] = a.t
 }
 
-// sources returns the sources evaluate may advance: every kafka source and
-// every source a report was heard for.
+// sources returns the sources whose partitions ingest registers: every
+// source of the registry with a concrete name, and every source a report
+// was heard for. evaluate advances some of them.
 func (t *tracker) sources() []string {
 	var out []string
-	for _, s := range t.reg.ByKind(source.KindKafka) {
-		out = append(out, s.Name)
+	for _, s := range t.reg.Sources {
+		if !s.IsPattern() {
+			out = append(out, s.Name)
+		}
 	}
 	for src := range t.reports {
 		out = append(out, src)
@@ -205,7 +249,8 @@ func (t *tracker) sources() []string {
 }
 
 // evaluate returns the watermark advances the rules allow at now, for
-// sources whose current watermarks are known (setCurrent).
+// sources whose current watermarks are known (setCurrent, which ingest
+// calls only once every partition of the source's topic is registered).
 func (t *tracker) evaluate(now time.Time) []advance {
 	var out []advance
 	add := func(src string, part int32, cand time.Time) {
@@ -236,7 +281,8 @@ func (t *tracker) evaluate(now time.Time) []advance {
 		}
 	}
 	for src, byProducer := range t.reports {
-		if s, err := t.reg.Lookup(src); err != nil || s.Kind == source.KindKafka {
+		s, err := t.reg.Lookup(src)
+		if err != nil || s.Kind == source.KindKafka {
 			continue // reports for kafka sources are not ours to trust
 		}
 		var live []*producerReports
@@ -252,6 +298,9 @@ func (t *tracker) evaluate(now time.Time) []advance {
 			continue
 		}
 		topic := live[0].list[len(live[0].list)-1].Topic
+		if topic != s.Topic {
+			continue // only the registry's topic has its partitions registered
+		}
 		for _, p := range t.owned(topic) {
 			ps := t.parts[tp{topic, p}]
 			if ps.next < 0 {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"slices"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -21,8 +22,55 @@ func decodeMark(key, val []byte) (string, int32, time.Time, error) {
 	if err != nil {
 		return "", 0, time.Time{}, err
 	}
-	t, err := codec.DecodeMark(val)
+	t, err := decodeMarkValue(val)
 	return source, part, t, err
+}
+
+// A registered partition that has not advanced is stored with an empty
+// value: it is at the floor, the zero time.
+func decodeMarkValue(val []byte) (time.Time, error) {
+	if len(val) == 0 {
+		return time.Time{}, nil
+	}
+	return codec.DecodeMark(val)
+}
+
+// RegisterPartitions implements eventcenter.Watermarks. The partitions not
+// yet known are written at the floor in one synced batch.
+func (s *Store) RegisterPartitions(ctx context.Context, source string, partitions []int32) error {
+	if err := s.check(ctx); err != nil {
+		return err
+	}
+	if err := eventcenter.ValidateSource(source); err != nil {
+		return fmt.Errorf("%w: watermark source: %v", eventcenter.ErrInvalidQuery, err)
+	}
+	s.markMu.Lock()
+	defer s.markMu.Unlock()
+	b := s.db.NewBatch()
+	defer b.Close()
+	var added []int32
+	for _, p := range partitions {
+		if _, ok := s.marks[source][p]; ok || slices.Contains(added, p) {
+			continue
+		}
+		if err := b.Set(codec.MarkKey([]byte{tabMarks}, source, p), nil, nil); err != nil {
+			return err
+		}
+		added = append(added, p)
+	}
+	if len(added) == 0 {
+		return nil
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
+		return err
+	}
+	if s.marks[source] == nil {
+		s.marks[source] = map[int32]time.Time{}
+	}
+	for _, p := range added {
+		s.marks[source][p] = time.Time{}
+	}
+	return nil
 }
 
 // AdvanceWatermark implements eventcenter.Watermarks. The write is synced,
@@ -67,6 +115,9 @@ func (s *Store) AdvanceWatermark(ctx context.Context, source string, partition i
 func (s *Store) minMark(source string) time.Time {
 	var low time.Time
 	for _, t := range s.marks[source] {
+		if t.IsZero() {
+			return t // a partition at the floor
+		}
 		if low.IsZero() || t.Before(low) {
 			low = t
 		}

@@ -13,6 +13,48 @@ import (
 	"github.com/tidemark-dev/tidemark/eventcenter/codec"
 )
 
+// RegisterPartitions implements eventcenter.Watermarks. A registered
+// partition that has not advanced is a mark cell with an empty value,
+// written by compare-and-set on the cell's absence, so a registration never
+// overwrites a watermark another process advanced meanwhile.
+func (s *Store) RegisterPartitions(ctx context.Context, source string, partitions []int32) error {
+	if err := s.check(ctx); err != nil {
+		return err
+	}
+	if err := eventcenter.ValidateSource(source); err != nil {
+		return fmt.Errorf("%w: watermark source: %v", eventcenter.ErrInvalidQuery, err)
+	}
+	ctx, cancel := s.opCtx(ctx)
+	defer cancel()
+	have, err := s.marks(ctx, source)
+	if err != nil {
+		return s.fail(ctx, err)
+	}
+	for _, p := range partitions {
+		if _, ok := have[p]; ok {
+			continue
+		}
+		// HBase compares an absent expected value as "no cell, or an empty
+		// one": either way the partition is at the floor, and the put
+		// leaves it there.
+		row := codec.MarkKey(nil, source, p)
+		if _, err := s.checkAndPut(ctx, s.tMarks, row, qualMark, map[string][]byte{qualMark: {}}, nil); err != nil {
+			return s.fail(ctx, err)
+		}
+		have[p] = time.Time{}
+	}
+	return nil
+}
+
+// decodeMark reads a mark cell: empty for a registered partition at the
+// floor (the zero time).
+func decodeMark(b []byte) (time.Time, error) {
+	if len(b) == 0 {
+		return time.Time{}, nil
+	}
+	return codec.DecodeMark(b)
+}
+
 // AdvanceWatermark implements eventcenter.Watermarks. The watermark moves
 // by compare-and-set on its current value, in a loop, so that processes
 // advancing one partition concurrently never move it backwards. HBase
@@ -54,7 +96,7 @@ func (s *Store) AdvanceWatermark(ctx context.Context, source string, partition i
 		if err != nil {
 			return s.fail(ctx, err)
 		}
-		if cur != nil {
+		if len(cur) > 0 { // else: no cell, or one at the floor
 			have, err := codec.DecodeMark(cur)
 			if err != nil {
 				return s.fail(ctx, err)
@@ -99,7 +141,7 @@ func (s *Store) marks(ctx context.Context, source string) (map[int32]time.Time, 
 					if err != nil {
 						return false, err
 					}
-					t, err := codec.DecodeMark(c.Value)
+					t, err := decodeMark(c.Value)
 					if err != nil {
 						return false, err
 					}
@@ -114,6 +156,9 @@ func (s *Store) marks(ctx context.Context, source string) (map[int32]time.Time, 
 func minMark(marks map[int32]time.Time) time.Time {
 	var low time.Time
 	for _, t := range marks {
+		if t.IsZero() {
+			return t // a partition at the floor
+		}
 		if low.IsZero() || t.Before(low) {
 			low = t
 		}

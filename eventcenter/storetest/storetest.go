@@ -83,6 +83,7 @@ func RunWith(t *testing.T, newStore Factory, opts Options) {
 		{"ReplayStops", testReplayStops},
 		{"Watermarks", testWatermarks},
 		{"WaitWatermark", testWaitWatermark},
+		{"RegisterPartitions", testRegisterPartitions},
 		{"InvalidEvents", testInvalidEvents},
 		{"InvalidQueries", testInvalidQueries},
 		{"Concurrent", testConcurrent},

@@ -3,6 +3,8 @@ package storetest
 import (
 	"context"
 	"errors"
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -164,4 +166,184 @@ func testWaitWatermark(t *testing.T, h *harness) {
 	if err := h.s.WaitWatermark(ctx, "kafka.silent", at(1)); !errors.Is(err, eventcenter.ErrWatermarkTimeout) || !errors.Is(err, context.Canceled) {
 		t.Errorf("WaitWatermark with a cancelled context: error %v, want one matching ErrWatermarkTimeout and context.Canceled", err)
 	}
+}
+
+func (h *harness) register(source string, parts ...int32) {
+	h.t.Helper()
+	if err := h.s.RegisterPartitions(h.ctx, source, parts); err != nil {
+		h.t.Fatalf("RegisterPartitions(%s, %v): %v", source, parts, err)
+	}
+}
+
+// testRegisterPartitions: a registered partition that never advanced holds
+// its source's watermark at the floor (the zero time); registering is
+// idempotent and never moves a partition back; only a partition registered
+// for the first time moves the source's watermark back.
+func testRegisterPartitions(t *testing.T, h *harness) {
+	w := func(sec int) time.Time { return at(sec) }
+	var zero time.Time
+	must := func(part int32, tm time.Time) {
+		t.Helper()
+		if err := h.advance(srcPay, part, tm); err != nil {
+			t.Fatalf("AdvanceWatermark(%d, %s): %v", part, fmtTime(tm), err)
+		}
+	}
+	h.register(srcPay, 0, 1, 2)
+	h.wantMarks(srcPay, zero, map[int32]time.Time{0: zero, 1: zero, 2: zero})
+
+	// Two partitions advance, the third has never reported: the source
+	// stays at the floor, and a wait for any time waits.
+	must(0, w(10))
+	must(1, w(20))
+	h.wantMarks(srcPay, zero, map[int32]time.Time{0: w(10), 1: w(20), 2: zero})
+	ctx, cancel := context.WithTimeout(h.ctx, 50*time.Millisecond)
+	err := h.s.WaitWatermark(ctx, srcPay, w(-1000))
+	cancel()
+	if !errors.Is(err, eventcenter.ErrWatermarkTimeout) {
+		t.Errorf("WaitWatermark with a partition at the floor: error %v, want ErrWatermarkTimeout", err)
+	}
+
+	// Registering again (all, some, none, duplicates) changes nothing.
+	h.register(srcPay, 0, 1, 2)
+	h.register(srcPay, 1, 1)
+	h.register(srcPay)
+	h.wantMarks(srcPay, zero, map[int32]time.Time{0: w(10), 1: w(20), 2: zero})
+
+	// The lagging partition reports: a waiter wakes, the source moves.
+	ctx, cancel = context.WithTimeout(h.ctx, 30*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- h.s.WaitWatermark(ctx, srcPay, w(10)) }()
+	must(2, w(15))
+	if err := <-done; err != nil {
+		t.Errorf("WaitWatermark once every partition passed the time: %v", err)
+	}
+	h.wantMarks(srcPay, w(10), map[int32]time.Time{0: w(10), 1: w(20), 2: w(15)})
+	h.register(srcPay, 2, 0)
+	h.wantMarks(srcPay, w(10), map[int32]time.Time{0: w(10), 1: w(20), 2: w(15)})
+	if err := h.advance(srcPay, 2, w(14)); !errors.Is(err, eventcenter.ErrWatermarkRegression) {
+		t.Errorf("AdvanceWatermark backwards after registering again: error %v, want ErrWatermarkRegression", err)
+	}
+
+	// A partition registered for the first time (the topic grew): the
+	// source is back at the floor until it advances, to any time.
+	h.register(srcPay, 3)
+	h.wantMarks(srcPay, zero, map[int32]time.Time{0: w(10), 1: w(20), 2: w(15), 3: zero})
+	must(3, w(-1000))
+	h.wantMarks(srcPay, w(-1000), map[int32]time.Time{0: w(10), 1: w(20), 2: w(15), 3: w(-1000)})
+
+	// Sources are apart; an invalid source is refused.
+	h.wantMarks(srcOrders, zero, nil)
+	if err := h.s.RegisterPartitions(h.ctx, "", []int32{0}); !errors.Is(err, eventcenter.ErrInvalidQuery) {
+		t.Errorf("RegisterPartitions of an empty source: error %v, want ErrInvalidQuery", err)
+	}
+
+	// Concurrent registrations never undo concurrent advances.
+	parts := []int32{0, 1, 2, 3}
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	for g := range 4 {
+		wg.Go(func() {
+			for i := range 10 {
+				if err := h.s.RegisterPartitions(h.ctx, srcOrders, parts); err != nil {
+					errs <- fmt.Errorf("RegisterPartitions: %w", err)
+					return
+				}
+				err := h.s.AdvanceWatermark(h.ctx, srcOrders, int32(g), w(i+1))
+				if err != nil && !errors.Is(err, eventcenter.ErrWatermarkRegression) {
+					errs <- fmt.Errorf("AdvanceWatermark: %w", err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	h.wantMarks(srcOrders, w(10), map[int32]time.Time{0: w(10), 1: w(10), 2: w(10), 3: w(10)})
+}
+
+// WatermarksAcrossStores checks that registrations and watermarks persist
+// and that no store over the same data moves them back: neither a restart
+// registering again, nor (when concurrent) another process registering
+// while this one advances. Each call of open returns a new store over the
+// same data; concurrent says whether two may be open at once (HBase: two
+// processes), else each store is closed before the next is opened (the
+// embedded store: a restart). The test closes the stores.
+func WatermarksAcrossStores(t *testing.T, open func(t testing.TB) eventcenter.Store, concurrent bool) {
+	ctx := t.Context()
+	var zero time.Time
+	check := func(s eventcenter.Store, when string, want time.Time, parts map[int32]time.Time) {
+		t.Helper()
+		h := &harness{t: t, ctx: ctx, s: s}
+		h.wantMarks(srcPay, want, parts)
+		if t.Failed() {
+			t.Fatalf("(%s)", when)
+		}
+	}
+	a := open(t)
+	if concurrent {
+		defer a.Close()
+	}
+	if err := a.RegisterPartitions(ctx, srcPay, []int32{0, 1, 2}); err != nil {
+		t.Fatal(err)
+	}
+	for p, tm := range map[int32]time.Time{0: at(10), 1: at(20)} {
+		if err := a.AdvanceWatermark(ctx, srcPay, p, tm); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !concurrent {
+		if err := a.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b := open(t)
+	defer b.Close()
+	check(b, "another store", zero, map[int32]time.Time{0: at(10), 1: at(20), 2: zero})
+	if err := b.RegisterPartitions(ctx, srcPay, []int32{0, 1, 2}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.AdvanceWatermark(ctx, srcPay, 2, at(15)); err != nil {
+		t.Fatal(err)
+	}
+	check(b, "registered again by another store", at(10), map[int32]time.Time{0: at(10), 1: at(20), 2: at(15)})
+	if !concurrent {
+		return
+	}
+	check(a, "advanced by another store", at(10), map[int32]time.Time{0: at(10), 1: at(20), 2: at(15)})
+
+	// One process registers partitions (an ingest instance starting, a
+	// rebalance, a topic that grew) while the other advances them: no
+	// registration undoes an advance. Each round races on new partitions.
+	want := map[int32]time.Time{0: at(10), 1: at(20), 2: at(15)}
+	for round := range 20 {
+		parts := []int32{int32(3 + 2*round), int32(4 + 2*round)}
+		tm := at(100 + round)
+		var wg sync.WaitGroup
+		errs := make(chan error, 2)
+		wg.Go(func() {
+			if err := a.RegisterPartitions(ctx, srcPay, parts); err != nil {
+				errs <- fmt.Errorf("RegisterPartitions: %w", err)
+			}
+		})
+		wg.Go(func() {
+			for _, p := range parts {
+				if err := b.AdvanceWatermark(ctx, srcPay, p, tm); err != nil {
+					errs <- fmt.Errorf("AdvanceWatermark(%d): %w", p, err)
+				}
+			}
+		})
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatal(err)
+		}
+		for _, p := range parts {
+			want[p] = tm
+		}
+	}
+	check(a, "after the races", at(10), want)
 }
