@@ -50,8 +50,10 @@ const (
 
 var levelNames = [...]string{"eventual", "trigger-strong", "fetch-strong", "fetch-strong-no-delay"}
 
+func (l Level) valid() bool { return int(l) < len(levelNames) }
+
 func (l Level) String() string {
-	if int(l) < len(levelNames) {
+	if l.valid() {
 		return levelNames[l]
 	}
 	return fmt.Sprintf("level(%d)", uint8(l))
@@ -185,7 +187,7 @@ func Param(d params.Decl) Option {
 // can ask for another level with WithLevel.
 func Consistency(l Level) Option {
 	return func(j *Job) error {
-		if int(l) >= len(levelNames) {
+		if !l.valid() {
 			return fmt.Errorf("unknown consistency level %d", l)
 		}
 		j.level = l
