@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log"
 	"time"
 
 	"github.com/tidemark-dev/tidemark/eventcenter"
@@ -19,14 +20,21 @@ import (
 // does not know whether it runs live, in a backfill or for a call.
 func ExampleNew() {
 	ctx := context.Background()
-	store, _ := embedded.Open(embedded.Config{InMemory: true})
+	store, err := embedded.Open(embedded.Config{InMemory: true})
+	if err != nil {
+		log.Fatal(err)
+	}
 	defer store.Close()
 	at := time.Date(2026, 11, 26, 8, 0, 0, 0, time.UTC)
-	store.Append(ctx, []eventcenter.Event{
+	if err := store.Append(ctx, []eventcenter.Event{
 		{Source: "mysql.user.profiles", Key: "u1", Time: at.Add(-time.Hour), Op: eventcenter.OpInsert, After: eventcenter.Row{"income": int64(5000)}},
 		{Source: "mysql.user.profiles", Key: "u1", Time: at.Add(time.Hour), Op: eventcenter.OpUpdate, After: eventcenter.Row{"income": int64(9000)}},
-	})
-	store.AdvanceWatermark(ctx, "mysql.user.profiles", 0, at) // ingest reached 08:00
+	}); err != nil {
+		log.Fatal(err)
+	}
+	if err := store.AdvanceWatermark(ctx, "mysql.user.profiles", 0, at); err != nil { // ingest reached 08:00
+		log.Fatal(err)
+	}
 
 	big := job.MustNew("big-spender",
 		func(c *job.Context) (eventcenter.Row, error) {

@@ -242,7 +242,10 @@ func TestNoFallbackSeesTheFuture(t *testing.T) {
 		_, got = c.Get("test.src", "k")
 		return nil, nil
 	}, job.Trigger("test.t"), job.Consistency(job.FetchStrongNoDelay), job.WaitTimeout(20*time.Millisecond))
-	res, _ := job.Run(ctx, j, trigger, &job.Env{Store: st, Fallback: fb})
+	res, err := job.Run(ctx, j, trigger, &job.Env{Store: st, Fallback: fb})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if !errors.Is(got, job.ErrStale) || res.Stats.Misses != 1 || res.Stats.Fallbacks != 0 {
 		t.Fatalf("fetch: %v, stats %+v", got, res.Stats)
 	}
