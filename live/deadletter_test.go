@@ -1,0 +1,149 @@
+package live_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tidemark-dev/tidemark/eventcenter"
+	"github.com/tidemark-dev/tidemark/internal/testenv"
+	"github.com/tidemark-dev/tidemark/job"
+	"github.com/tidemark-dev/tidemark/job/outputs"
+	"github.com/tidemark-dev/tidemark/live"
+	"github.com/tidemark-dev/tidemark/live/livetest"
+	"github.com/tidemark-dev/tidemark/wire"
+)
+
+// TestWorkerDeadLetters runs the dead-letter scenario on the in-process
+// broker.
+func TestWorkerDeadLetters(t *testing.T) { testDeadLetters(t, livetest.Fake(t)) }
+
+// TestWorkerDeadLettersKafka runs it on the real Kafka of the harness.
+func TestWorkerDeadLettersKafka(t *testing.T) { testDeadLetters(t, testenv.KafkaBrokers(t)) }
+
+// testDeadLetters: one batch holds good triggers and two that fail on the
+// job's own fault: one whose features cannot be stored (an empty entity)
+// and one whose logic fetches with an empty foreign key (an invalid fetch).
+// The good ones are output; each bad one is dead-lettered once, with the
+// job, its version, the trigger's identity and the error, and is not
+// retried; the worker keeps running and outputs the next trigger.
+func testDeadLetters(t *testing.T, brokers []string) {
+	ctx := context.Background()
+	topic := livetest.UniqueTopic("test.apps")
+	livetest.CreateTopic(t, brokers, topic, 1)
+	dlq := topic + ".dead"
+	st := openStore(t)
+	out := &collect{}
+	j := job.MustNew("dead-letters", func(c *job.Context) (eventcenter.Row, error) {
+		tr := c.Trigger()
+		user, _ := tr.After["user"].(string)
+		if tr.Key == "a2" {
+			user = "" // a bug of the logic: an empty foreign key
+		}
+		if _, err := c.Get("test.users", user); err != nil && !errors.Is(err, job.ErrNotFound) {
+			return nil, err
+		}
+		return eventcenter.Row{"n": int64(1)}, nil
+	}, job.Trigger("test.apps"), job.Version("3"), job.Outputs(out, outputs.FeatureStore(st, "")),
+		job.Entity(func(e *eventcenter.Event) string {
+			if e.Key == "a1" {
+				return "" // a bug of the entity function
+			}
+			return e.Key
+		}))
+	w, err := live.New(j, live.Config{Brokers: brokers, Topic: topic, Group: topic, Store: st, DeadLetterTopic: dlq,
+		Backoff: time.Millisecond, MaxAttempts: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	startWorker(t, w)
+	p := livetest.NewProducer(t, brokers, topic, wire.JSON)
+	if err := p.Produce(ctx, app(0), app(1), app(2), app(3)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the batch", func() bool { return w.Stats().Runs == 4 })
+	if err := p.Produce(ctx, app(4)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the next trigger", func() bool { return w.Stats().Runs == 5 })
+
+	var entities []string
+	for _, r := range out.all() {
+		entities = append(entities, r.Entity)
+	}
+	if got := strings.Join(entities, ","); got != "a0,a3,a4" {
+		t.Errorf("outputs %s, want a0,a3,a4", got)
+	}
+	s := w.Stats()
+	if s.DeadLetters != 2 || s.Retries != 0 || s.ByOutcome[job.Failed] != 2 || s.ByOutcome[job.OK] != 3 {
+		t.Errorf("stats %+v: want 2 dead letters, no retries", s)
+	}
+	want := map[string]string{"a1": "empty entity", "a2": "invalid fetch"}
+	for _, r := range livetest.Consume(t, brokers, dlq, 2, 30*time.Second) {
+		var d live.DeadLetter
+		if err := json.Unmarshal(r.Value, &d); err != nil {
+			t.Fatalf("dead letter %s: %v", r.Value, err)
+		}
+		tr := app(int(d.Offset))
+		why, ok := want[d.Trigger.Key]
+		if !ok || string(r.Key) != tr.Key || d.Job != "dead-letters" || d.JobVersion != "3" || d.Outcome != "failed" ||
+			d.Trigger != (live.DeadTrigger{Source: "test.apps", Key: tr.Key, Time: tr.Time, Pos: [2]uint64{0, tr.Pos.Offset}}) ||
+			d.Topic != topic || !strings.Contains(d.Error, why) {
+			t.Errorf("dead letter %s", r.Value)
+		}
+		delete(want, d.Trigger.Key)
+	}
+	if len(want) > 0 {
+		t.Errorf("not dead-lettered: %v", want)
+	}
+}
+
+// outageStore fails every as-of read, as a store that is down.
+type outageStore struct {
+	eventcenter.Store
+}
+
+func (outageStore) AsOf(context.Context, eventcenter.AsOf) (eventcenter.Event, error) {
+	return eventcenter.Event{}, errors.New("dial tcp: connection refused")
+}
+
+// TestWorkerStoreOutage: runs failing on a store outage are retried with
+// backoff, a bounded number of times, then the worker stops with the error
+// (the batch stays uncommitted for the restart); nothing is dead-lettered.
+func TestWorkerStoreOutage(t *testing.T) {
+	brokers := livetest.Fake(t)
+	ctx := context.Background()
+	topic := livetest.UniqueTopic("test.apps")
+	livetest.CreateTopic(t, brokers, topic, 1)
+	out := &collect{}
+	j := job.MustNew("outage", func(c *job.Context) (eventcenter.Row, error) {
+		_, err := c.Get("test.users", "u1")
+		return eventcenter.Row{"n": int64(1)}, err
+	}, job.Trigger("test.apps"), job.Outputs(out))
+	w, err := live.New(j, live.Config{Brokers: brokers, Topic: topic, Store: outageStore{openStore(t)}, Backoff: time.Millisecond, MaxAttempts: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() { done <- w.Run(rctx) }()
+	p := livetest.NewProducer(t, brokers, topic, wire.JSON)
+	if err := p.Produce(ctx, app(0)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if !errors.Is(err, job.ErrFetch) || !strings.Contains(err.Error(), "connection refused") || !strings.Contains(err.Error(), "4 attempts") {
+			t.Fatalf("worker stopped with %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the worker retried a store outage without bound")
+	}
+	if s := w.Stats(); s.Retries != 3 || s.DeadLetters != 0 || len(out.all()) != 0 {
+		t.Fatalf("stats %+v, %d outputs", s, len(out.all()))
+	}
+}
