@@ -44,8 +44,8 @@ func BenchmarkBackfill(b *testing.B) {
 					Pos: eventcenter.Position{Offset: uint64(i)}, Op: eventcenter.OpInsert, After: eventcenter.Row{"user": fmt.Sprint("u", i%users), "amount": int64(i)}})
 				if len(evs) == 10000 {
 					if err := st.Append(ctx, evs); err != nil {
-				b.Fatal(err)
-			}
+						b.Fatal(err)
+					}
 					evs = evs[:0]
 				}
 			}
