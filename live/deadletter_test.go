@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -145,5 +146,89 @@ func TestWorkerStoreOutage(t *testing.T) {
 	}
 	if s := w.Stats(); s.Retries != 3 || s.DeadLetters != 0 || len(out.all()) != 0 {
 		t.Fatalf("stats %+v, %d outputs", s, len(out.all()))
+	}
+}
+
+// refusingStore refuses, as invalid, every batch holding an event of key
+// bad (as a store with stricter bounds than the wire format refuses one).
+type refusingStore struct {
+	eventcenter.Store
+	bad string
+}
+
+func (s refusingStore) Append(ctx context.Context, evs []eventcenter.Event) error {
+	for i := range evs {
+		if evs[i].Key == s.bad {
+			return &eventcenter.InvalidEventError{Index: i, Source: evs[i].Source, Key: evs[i].Key, Field: "after", Reason: "too large"}
+		}
+	}
+	return s.Store.Append(ctx, evs)
+}
+
+// pickyOutput refuses, as invalid, every batch holding the record of
+// entity bad, and stores nothing of such a batch.
+type pickyOutput struct {
+	collect
+	bad string
+}
+
+func (o *pickyOutput) Write(ctx context.Context, recs []job.Record) error {
+	for _, r := range recs {
+		if r.Entity == o.bad {
+			return fmt.Errorf("%w: entity %s: too large", eventcenter.ErrInvalidEvent, r.Entity)
+		}
+	}
+	return o.collect.Write(ctx, recs)
+}
+
+// TestWorkerRefusals: a trigger event the store refuses and a record an
+// output refuses are dead letters; the rest of their batch is stored and
+// output.
+func TestWorkerRefusals(t *testing.T) {
+	brokers := livetest.Fake(t)
+	ctx := context.Background()
+	topic := livetest.UniqueTopic("test.apps")
+	livetest.CreateTopic(t, brokers, topic, 1)
+	st := openStore(t)
+	out := &pickyOutput{bad: "a2"}
+	j := job.MustNew("refusals", func(c *job.Context) (eventcenter.Row, error) {
+		return eventcenter.Row{"n": int64(1)}, nil
+	}, job.Trigger("test.apps"), job.Outputs(out))
+	dlq := topic + ".dead"
+	w, err := live.New(j, live.Config{Brokers: brokers, Topic: topic, Store: refusingStore{st, "a1"}, DeadLetterTopic: dlq, Backoff: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	startWorker(t, w)
+	p := livetest.NewProducer(t, brokers, topic, wire.JSON)
+	if err := p.Produce(ctx, app(0), app(1), app(2), app(3)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the dead letters", func() bool { return w.Stats().DeadLetters == 2 })
+	var entities []string
+	for _, r := range out.all() {
+		entities = append(entities, r.Entity)
+	}
+	if got := strings.Join(entities, ","); got != "a0,a3" {
+		t.Errorf("outputs %s, want a0,a3", got)
+	}
+	for _, k := range []string{"a0", "a2", "a3"} {
+		if _, err := st.AsOf(ctx, eventcenter.AsOf{Source: "test.apps", Key: k, Time: t0.Add(time.Hour)}); err != nil {
+			t.Errorf("trigger %s not stored: %v", k, err)
+		}
+	}
+	want := map[string]string{"a1": "invalid", "a2": "refused"}
+	for _, r := range livetest.Consume(t, brokers, dlq, 2, 30*time.Second) {
+		var d live.DeadLetter
+		if err := json.Unmarshal(r.Value, &d); err != nil {
+			t.Fatalf("dead letter %s: %v", r.Value, err)
+		}
+		if want[d.Trigger.Key] != d.Outcome || !strings.Contains(d.Error, "too large") {
+			t.Errorf("dead letter %s", r.Value)
+		}
+		delete(want, d.Trigger.Key)
+	}
+	if len(want) > 0 {
+		t.Errorf("not dead-lettered: %v", want)
 	}
 }

@@ -419,7 +419,7 @@ type DeadLetter struct {
 	ParamVersion params.Version `json:"param_version"`
 	// Outcome: "failed" or "stale" (the run's outcome), "invalid" (the
 	// store refused the trigger event), "refused" (an output refused the
-	// run's record).
+	// run's record as invalid; outputs that accepted it keep it).
 	Outcome string `json:"outcome"`
 	Error   string `json:"error"`
 	// Trigger is the trigger event's identity.
