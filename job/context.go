@@ -167,9 +167,9 @@ func (c *Context) options(source string, opts []FetchOption) fetch {
 	return f
 }
 
-// atTrigger reports whether a fetch of key in source at time at reads the
-// trigger's own key at the trigger's time, where the trigger's position
-// bounds it too.
+// atTrigger reports whether a fetch of source as of at reads at the
+// trigger's own time, where changes of the trigger's key after the
+// trigger's position must be left out.
 func (c *Context) atTrigger(source string, at time.Time) bool {
 	return source == c.trigger.Source && at.Equal(c.trigger.Time)
 }

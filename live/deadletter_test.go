@@ -15,6 +15,7 @@ import (
 	"github.com/tidemark-dev/tidemark/job/outputs"
 	"github.com/tidemark-dev/tidemark/live"
 	"github.com/tidemark-dev/tidemark/live/livetest"
+	"github.com/tidemark-dev/tidemark/source"
 	"github.com/tidemark-dev/tidemark/wire"
 )
 
@@ -230,5 +231,60 @@ func TestWorkerRefusals(t *testing.T) {
 	}
 	if len(want) > 0 {
 		t.Errorf("not dead-lettered: %v", want)
+	}
+}
+
+// TestWorkerUnknownSource: with a source registry, a fetch of a source
+// that is neither registered nor a job's features fails at once as an
+// invalid fetch, even under FetchStrong: a dead letter naming the source,
+// not a stale run after the whole wait timeout.
+func TestWorkerUnknownSource(t *testing.T) {
+	reg, err := source.Parse([]byte(`
+sources:
+  - name: test.apps
+    kind: http
+  - name: test.users
+    kind: http
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	brokers := livetest.Fake(t)
+	ctx := context.Background()
+	topic := source.TopicName("test.apps")
+	livetest.CreateTopic(t, brokers, topic, 1)
+	st := openStore(t)
+	for _, src := range []string{"test.users", "feature.other"} {
+		if err := st.AdvanceWatermark(ctx, src, 0, t0.Add(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out := &collect{}
+	j := job.MustNew("typo", func(c *job.Context) (eventcenter.Row, error) {
+		for _, src := range []string{"test.users", "feature.other", "test.userz"} {
+			if _, err := c.Get(src, "u1"); err != nil && !errors.Is(err, job.ErrNotFound) {
+				return nil, err
+			}
+		}
+		return eventcenter.Row{"n": int64(1)}, nil
+	}, job.Trigger("test.apps"), job.Consistency(job.FetchStrong), job.WaitTimeout(time.Minute), job.Outputs(out))
+	dlq := livetest.UniqueTopic("test.dead")
+	w, err := live.New(j, live.Config{Brokers: brokers, Sources: reg, Store: st, DeadLetterTopic: dlq})
+	if err != nil {
+		t.Fatal(err)
+	}
+	startWorker(t, w)
+	p := livetest.NewProducer(t, brokers, topic, wire.JSON)
+	start := time.Now()
+	if err := p.Produce(ctx, app(1)); err != nil {
+		t.Fatal(err)
+	}
+	recs := livetest.Consume(t, brokers, dlq, 1, 30*time.Second)
+	var d live.DeadLetter
+	if err := json.Unmarshal(recs[0].Value, &d); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(d.Error, `unknown source "test.userz"`) || time.Since(start) > 10*time.Second || len(out.all()) != 0 {
+		t.Fatalf("after %v: dead letter %+v, %d outputs", time.Since(start), d, len(out.all()))
 	}
 }
