@@ -97,10 +97,11 @@
 //
 // # Outputs
 //
-// Every run that returns features yields one [Record]: its ID (a hash of
-// the job and the trigger event's identity), the job version, the
-// parameter version, the entity and the features. Every output of every
-// mode gets the same Record for the same trigger. Outputs that are
+// Every OK run (the logic returned valid features) yields one [Record]:
+// its ID (a hash of the job and the trigger event's identity), the job
+// version, the parameter version, the entity and the features; failed,
+// stale and skipped runs yield none. Every output of every mode gets the
+// same Record for the same trigger. Outputs that are
 // [Idempotent] (the feature store: one event per trigger identity; JSON
 // Lines objects) absorb repeats; the others (Kafka, RabbitMQ) go through
 // the [Ledger] ([EventLedger] in the event center), so a retried trigger is

@@ -396,13 +396,13 @@ func (w *Worker) writeOutputs(ctx context.Context, recs []job.Record) (map[int]e
 		return w.retry(ctx, "write outputs", func() error { return job.WriteOutputs(ctx, outs, w.cfg.Ledger, recs) })
 	}
 	err := write(recs)
-	if err == nil || !permanent(err) {
+	if err == nil || !errors.Is(err, eventcenter.ErrInvalidEvent) {
 		return nil, err
 	}
 	refused := map[int]error{}
 	for i := range recs {
 		if err := write(recs[i : i+1]); err != nil {
-			if !permanent(err) {
+			if !errors.Is(err, eventcenter.ErrInvalidEvent) {
 				return nil, err
 			}
 			refused[i] = err
@@ -465,7 +465,8 @@ func (w *Worker) produceDead(ctx context.Context, cl *kgo.Client, dead []DeadLet
 }
 
 // permanent reports whether an error of the store or an output will not go
-// away when retried.
+// away when retried: an invalid event (a dead letter) or a closed store
+// (the worker stops).
 func permanent(err error) bool {
 	return errors.Is(err, eventcenter.ErrInvalidEvent) || errors.Is(err, eventcenter.ErrClosed)
 }
