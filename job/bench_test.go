@@ -34,18 +34,24 @@ func BenchmarkBackfill(b *testing.B) {
 				evs = append(evs, eventcenter.Event{Source: "bench.profile", Key: fmt.Sprint("u", u), Time: t0.Add(-time.Hour), Op: eventcenter.OpInsert,
 					After: eventcenter.Row{"income": int64(u), "city": "x"}})
 			}
-			st.Append(ctx, evs)
+			if err := st.Append(ctx, evs); err != nil {
+				b.Fatal(err)
+			}
 			n := b.N
 			evs = evs[:0]
 			for i := range n {
 				evs = append(evs, eventcenter.Event{Source: "bench.apps", Key: fmt.Sprint("a", i), Time: t0.Add(time.Duration(i) * time.Millisecond),
 					Pos: eventcenter.Position{Offset: uint64(i)}, Op: eventcenter.OpInsert, After: eventcenter.Row{"user": fmt.Sprint("u", i%users), "amount": int64(i)}})
 				if len(evs) == 10000 {
-					st.Append(ctx, evs)
+					if err := st.Append(ctx, evs); err != nil {
+						b.Fatal(err)
+					}
 					evs = evs[:0]
 				}
 			}
-			st.Append(ctx, evs)
+			if err := st.Append(ctx, evs); err != nil {
+				b.Fatal(err)
+			}
 			out := &discard{}
 			j := job.MustNew("bench", func(c *job.Context) (eventcenter.Row, error) {
 				tr := c.Trigger()

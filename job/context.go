@@ -97,47 +97,81 @@ func paramAs[T any](c *Context, name string, typ params.Type) T {
 // FetchOption changes one fetch.
 type FetchOption func(*fetch)
 
+// fetch is a fetch's options: it reads as of at − ago at level.
 type fetch struct {
-	at    time.Time
+	at    time.Time // At's time, or the trigger's
+	ago   time.Duration
 	level Level
-	err   error
+	err   error // the first invalid option
 }
 
-// At fetches as of t instead of the trigger time. A t after the trigger
-// time fails the fetch with ErrFuture.
+// At fetches as of t instead of the trigger time (then Ago, if also
+// given, goes back from t). A t after the trigger time fails the fetch
+// with ErrFuture; a zero t with ErrInvalidFetch.
 func At(t time.Time) FetchOption {
-	return func(f *fetch) {
-		if t.After(f.at) {
-			f.err = fmt.Errorf("%w: asked %v, trigger at %v", ErrFuture, t, f.at)
-			return
-		}
-		f.at = t
-	}
+	return func(f *fetch) { f.at = t }
 }
 
-// Ago fetches as of d before the trigger time (d >= 0).
+// Ago fetches as of d before the trigger time, or before the time given
+// with At, in whichever order the options come. Several Agos add up. A
+// negative d fails the fetch with ErrFuture.
 func Ago(d time.Duration) FetchOption {
 	return func(f *fetch) {
 		if d < 0 {
-			f.err = fmt.Errorf("%w: %v ago", ErrFuture, d)
+			f.fail(fmt.Errorf("%w: Ago(%v) is negative", ErrFuture, d))
 			return
 		}
-		f.at = f.at.Add(-d)
+		f.ago += d
 	}
 }
 
 // WithLevel fetches with consistency level l instead of the job's.
-// TriggerStrong on a fetch means Eventual (it acts before the logic).
+// TriggerStrong on a fetch means Eventual (it acts before the logic). A
+// level that is not one of the defined ones fails the fetch with
+// ErrInvalidFetch.
 func WithLevel(l Level) FetchOption {
-	return func(f *fetch) { f.level = l }
+	return func(f *fetch) {
+		if !l.valid() {
+			f.fail(fmt.Errorf("%w: unknown consistency level %d", ErrInvalidFetch, l))
+			return
+		}
+		f.level = l
+	}
 }
 
-func (c *Context) options(opts []FetchOption) fetch {
-	f := fetch{at: c.trigger.Time, level: c.job.level}
+func (f *fetch) fail(err error) {
+	if f.err == nil {
+		f.err = err
+	}
+}
+
+// options applies opts to a fetch of source and checks the result: the
+// source is known (Env.Sources), the time is not after the trigger's.
+func (c *Context) options(source string, opts []FetchOption) fetch {
+	t := c.trigger.Time
+	f := fetch{at: t, level: c.job.level}
 	for _, o := range opts {
 		o(&f)
 	}
+	switch {
+	case f.err != nil:
+	case f.at.IsZero():
+		f.err = fmt.Errorf("%w: At: zero time", ErrInvalidFetch)
+	case f.at.After(t):
+		f.err = fmt.Errorf("%w: asked %s, trigger at %s", ErrFuture, f.at.UTC().Format(time.RFC3339Nano), t.UTC().Format(time.RFC3339Nano))
+	case c.env.Sources != nil && source != c.trigger.Source && !c.env.Sources(source):
+		f.err = fmt.Errorf("%w: unknown source %q (not in Env.Sources)", ErrInvalidFetch, source)
+	default:
+		f.at = f.at.Add(-f.ago)
+	}
 	return f
+}
+
+// atTrigger reports whether a fetch of source as of at reads at the
+// trigger's own time, where changes of the trigger's key after the
+// trigger's position must be left out.
+func (c *Context) atTrigger(source string, at time.Time) bool {
+	return source == c.trigger.Source && at.Equal(c.trigger.Time)
 }
 
 // Get returns the row of key in source as of the trigger time (the After
@@ -151,9 +185,13 @@ func (c *Context) Get(source, key string, opts ...FetchOption) (eventcenter.Row,
 // time whose After row is the key's state, or ErrNotFound.
 func (c *Context) AsOf(source, key string, opts ...FetchOption) (eventcenter.Event, error) {
 	c.stats.Fetches++
-	f := c.options(opts)
+	f := c.options(source, opts)
 	if f.err != nil {
 		return eventcenter.Event{}, f.err
+	}
+	q := eventcenter.AsOf{Source: source, Key: key, Time: f.at, KnownAt: c.knownAt}
+	if err := q.Validate(); err != nil {
+		return eventcenter.Event{}, classify(err)
 	}
 	if f.level == FetchStrongNoDelay {
 		if e, ok, err := c.fallback(source, key, f.at); ok || err != nil {
@@ -163,25 +201,30 @@ func (c *Context) AsOf(source, key string, opts ...FetchOption) (eventcenter.Eve
 	if err := c.ensure(source, f); err != nil {
 		return eventcenter.Event{}, err
 	}
-	if source == c.trigger.Source && key == c.trigger.Key && f.at.Equal(c.trigger.Time) {
+	if key == c.trigger.Key && c.atTrigger(source, f.at) {
 		// The trigger's own key: bounded by the trigger's position too.
 		if later, err := c.laterAtTrigger(); err != nil || later {
 			if err != nil {
-				return eventcenter.Event{}, fetchErr(err)
+				return eventcenter.Event{}, classify(err)
 			}
 			e, err := c.asOfBeforeTrigger(source, key)
-			return e, fetchErr(err)
+			return e, classify(err)
 		}
 	}
-	e, err := c.env.Store.AsOf(c.ctx, eventcenter.AsOf{Source: source, Key: key, Time: f.at, KnownAt: c.knownAt})
-	return e, fetchErr(err)
+	e, err := c.env.Store.AsOf(c.ctx, q)
+	return e, classify(err)
 }
 
-// fetchErr marks an event center error as ErrFetch (not-found and the
-// errors already classified pass unchanged).
-func fetchErr(err error) error {
-	if err == nil || errors.Is(err, eventcenter.ErrNotFound) || errors.Is(err, ErrStale) || errors.Is(err, ErrFetch) {
+// classify sorts an error of the event center met by a fetch. Not-found
+// and errors already sorted pass unchanged; a malformed query or an
+// undeclared index is the logic's fault (ErrInvalidFetch, not retried);
+// anything else is an outage of the store (ErrFetch, worth retrying).
+func classify(err error) error {
+	switch {
+	case err == nil, errors.Is(err, eventcenter.ErrNotFound), errors.Is(err, ErrStale), errors.Is(err, ErrFetch), errors.Is(err, ErrInvalidFetch):
 		return err
+	case errors.Is(err, eventcenter.ErrInvalidQuery), errors.Is(err, eventcenter.ErrUnknownIndex):
+		return fmt.Errorf("%w: %w", ErrInvalidFetch, err)
 	}
 	return fmt.Errorf("%w: %w", ErrFetch, err)
 }
@@ -190,23 +233,25 @@ func fetchErr(err error) error {
 // [T-window, T], T the trigger time (or the time asked with At), oldest first.
 func (c *Context) History(source, key string, window time.Duration, opts ...FetchOption) ([]eventcenter.Event, error) {
 	c.stats.Fetches++
-	f := c.options(opts)
+	f := c.options(source, opts)
 	if f.err != nil {
 		return nil, f.err
 	}
 	if window < 0 {
-		return nil, fmt.Errorf("job: history window %v is negative", window)
+		return nil, fmt.Errorf("%w: history window %v is negative", ErrInvalidFetch, window)
+	}
+	q := eventcenter.HistoryQuery{Source: source, Key: key, From: f.at.Add(-window), To: f.at.Add(time.Nanosecond), KnownAt: c.knownAt}
+	if err := q.Validate(); err != nil {
+		return nil, classify(err)
 	}
 	if err := c.ensure(source, f); err != nil {
-		return nil, fetchErr(err)
-	}
-	evs, err := c.env.Store.History(c.ctx, eventcenter.HistoryQuery{
-		Source: source, Key: key, From: f.at.Add(-window), To: f.at.Add(time.Nanosecond), KnownAt: c.knownAt,
-	})
-	if err != nil {
 		return nil, err
 	}
-	if source == c.trigger.Source && key == c.trigger.Key {
+	evs, err := c.env.Store.History(c.ctx, q)
+	if err != nil {
+		return nil, classify(err)
+	}
+	if key == c.trigger.Key && c.atTrigger(source, f.at) {
 		n := len(evs)
 		for n > 0 && c.afterTrigger(&evs[n-1]) {
 			n--
@@ -221,34 +266,40 @@ func (c *Context) History(source, key string, window time.Duration, opts ...Fetc
 // ordered by key. value is indexed as eventcenter.IndexValue does.
 func (c *Context) Lookup(source, index string, value any, opts ...FetchOption) ([]eventcenter.Event, error) {
 	c.stats.Fetches++
-	f := c.options(opts)
+	f := c.options(source, opts)
 	if f.err != nil {
 		return nil, f.err
 	}
 	v, ok := eventcenter.IndexValue(value)
+	q := eventcenter.LookupQuery{Source: source, Index: index, Value: v, Time: f.at, KnownAt: c.knownAt}
+	if err := q.Validate(); err != nil {
+		return nil, classify(err)
+	}
 	if !ok {
 		return nil, nil // nil is never indexed
 	}
 	if err := c.ensure(source, f); err != nil {
 		return nil, err
 	}
-	evs, err := c.env.Store.Lookup(c.ctx, eventcenter.LookupQuery{Source: source, Index: index, Value: v, Time: f.at, KnownAt: c.knownAt})
+	evs, err := c.env.Store.Lookup(c.ctx, q)
 	if err != nil {
-		return nil, fetchErr(err)
+		return nil, classify(err)
 	}
-	if source != c.trigger.Source {
+	if !c.atTrigger(source, f.at) {
+		// At an earlier time the store's answer is whole: nothing at the
+		// trigger's time, so nothing after the trigger, is in it.
 		return evs, nil
 	}
 	later, err := c.laterAtTrigger()
 	if err != nil || !later {
-		return evs, fetchErr(err)
+		return evs, classify(err)
 	}
 	// The trigger key changed again at the trigger time, after the trigger:
 	// its entry must be its state as of the trigger, in or out of the index.
 	i, found := slices.BinarySearchFunc(evs, c.trigger.Key, func(e eventcenter.Event, k string) int { return strings.Compare(e.Key, k) })
 	e, err := c.asOfBeforeTrigger(source, c.trigger.Key)
 	if err != nil && !errors.Is(err, eventcenter.ErrNotFound) {
-		return nil, fetchErr(err)
+		return nil, classify(err)
 	}
 	in := false
 	if err == nil {
@@ -351,6 +402,9 @@ func (c *Context) wait(source string, t time.Time) error {
 	}
 	if c.ctx.Err() != nil {
 		return c.ctx.Err()
+	}
+	if !errors.Is(err, eventcenter.ErrWatermarkTimeout) {
+		return classify(err)
 	}
 	c.stats.Stale++
 	return &StaleError{Source: source, Want: t, Waited: waited, Err: err}

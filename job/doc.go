@@ -32,25 +32,55 @@
 // event center — [Context.Get] / [Context.AsOf] (state of a key),
 // [Context.History] (changes of a key over a window), [Context.Lookup] (all
 // keys with an index value). Every fetch reads as of the trigger's event
-// time T, or an earlier time asked with [At] or [Ago]; asking for a later
-// time fails with ErrFuture. So no code path can read the future, in any
-// mode. The trigger's own key is bounded by the trigger's position too (a
-// later change with the same time is not visible).
+// time T, or an earlier time asked with [At] and/or [Ago] (Ago goes back
+// from At's time); asking for a later time fails with ErrFuture. A fetch
+// sees nothing after the time it reads as of, so no code path can read the
+// future, in any mode. At T, the trigger's own key is bounded by the
+// trigger's position too (a later change with the same time is not
+// visible).
 //
 // # Consistency
 //
-// The live worker stores each trigger event before it runs the job on it.
-// Hence under [Eventual], of two related events processed concurrently, the
-// one processed second finds the other. The stronger levels wait on
-// watermarks (ARCHITECTURE.md, "Fetch instead of join"): [TriggerStrong]
-// waits for the trigger source's watermark to reach T before the logic;
-// [FetchStrong] waits, per fetch, for the fetched source's watermark to
-// reach the fetch time, up to the job's WaitTimeout, and fails the fetch
-// with a *StaleError (ErrStale) when it expires — the run's Outcome is then
-// Stale and it outputs nothing, unless the logic handles the error;
-// [FetchStrongNoDelay] reads the row from the source itself (Env.Fallback,
-// e.g. package job/fallback for MySQL) when the watermark is behind,
-// rate-limited, and waits otherwise.
+// A run never reads after its trigger's time T. So of two related events
+// at times t1 < t2 — an order and its repayment, on two streams — only the
+// run on the later one can see the other, and the level decides whether it
+// is sure to (ARCHITECTURE.md, "Fetch instead of join"). The live worker
+// stores each trigger event before it runs the job on it. Under
+// [Eventual], a fetch reads what is stored when it runs: of two related
+// events with one event time processed concurrently, at least one run sees
+// both; but when the later event is processed first (its stream ahead, a
+// partition lagging), the earlier one is not stored yet when the later
+// run fetches, and no run sees both. The stronger levels wait on
+// watermarks: [TriggerStrong] waits for the trigger source's watermark to
+// reach T before the logic, so fetches of the trigger's own source are
+// complete; [FetchStrong] waits, per fetch, for the fetched source's
+// watermark to reach the fetch time, so every fetch is complete, up to the
+// job's WaitTimeout, and fails the fetch with a *StaleError (ErrStale)
+// when it expires — the run's Outcome is then Stale and it outputs
+// nothing, unless the logic handles the error; [FetchStrongNoDelay] reads
+// the row from the source itself (Env.Fallback, e.g. package job/fallback
+// for MySQL) when the watermark is behind, rate-limited, and waits
+// otherwise. A job joining two streams therefore uses FetchStrong:
+//
+//	// Each repayment with its order, whichever stream is ahead.
+//	j, err := job.New("repayment-with-order", func(c *job.Context) (eventcenter.Row, error) {
+//		order, err := c.Get("mysql.loan.orders", c.Trigger().After["order_id"].(string))
+//		if err != nil {
+//			return nil, err // not found, or stale: no output
+//		}
+//		return eventcenter.Row{"principal": order["principal"], "paid": c.Trigger().After["amount"]}, nil
+//	}, job.Trigger("mysql.loan.repayments"), job.Consistency(job.FetchStrong))
+//
+// (see ExampleConsistency). Each level's exact guarantee is on its constant.
+//
+// # Errors
+//
+// A fetch fails with ErrNotFound (no state), ErrFuture (a time after T),
+// ErrInvalidFetch (the logic asked wrongly: an empty key, an undeclared
+// index, an unknown source, an undefined level — never retried), ErrStale,
+// or ErrFetch (an outage of the event center: the run may succeed when
+// retried, see [Result.Retryable]). Failed, stale and skipped runs output
+// nothing, in every mode.
 //
 // # Running: one core, every mode
 //
@@ -67,10 +97,11 @@
 //
 // # Outputs
 //
-// Every run that returns features yields one [Record]: its ID (a hash of
-// the job and the trigger event's identity), the job version, the
-// parameter version, the entity and the features. Every output of every
-// mode gets the same Record for the same trigger. Outputs that are
+// Every OK run (the logic returned valid features) yields one [Record]:
+// its ID (a hash of the job and the trigger event's identity), the job
+// version, the parameter version, the entity and the features; failed,
+// stale and skipped runs yield none. Every output of every mode gets the
+// same Record for the same trigger. Outputs that are
 // [Idempotent] (the feature store: one event per trigger identity; JSON
 // Lines objects) absorb repeats; the others (Kafka, RabbitMQ) go through
 // the [Ledger] ([EventLedger] in the event center), so a retried trigger is

@@ -44,6 +44,12 @@ type Env struct {
 	// A backfill that must reproduce live runs uses KnownAtTrigger. Default
 	// nil: no bound, the corrected truth.
 	KnownAt func(trigger *eventcenter.Event) time.Time
+	// Sources, if set, reports whether a source exists. A fetch of a source
+	// it does not know (other than the trigger's) fails at once with
+	// ErrInvalidFetch naming the source, instead of reading as not-found
+	// or, under the fetch-strong levels, waiting its whole timeout. Default
+	// nil: every source is taken to exist.
+	Sources func(source string) bool
 	// Fallback serves FetchStrongNoDelay reads from the source itself.
 	// Default nil: such fetches wait as with FetchStrong.
 	Fallback Fallback

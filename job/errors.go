@@ -28,10 +28,18 @@ var (
 	ErrLogic = errors.New("job: logic failed")
 	// ErrOutput: an output could not be written.
 	ErrOutput = errors.New("job: output failed")
-	// ErrFetch: the event center failed a fetch (not a not-found): an
-	// infrastructure error. A run failed by it may succeed when retried
-	// (see Result.Retryable).
+	// ErrFetch: the event center failed a fetch (not a not-found, not an
+	// invalid fetch): an outage of the store. A run failed by it may
+	// succeed when retried (see Result.Retryable).
 	ErrFetch = errors.New("job: fetch failed")
+	// ErrInvalidFetch: a fetch asked what cannot be answered: a malformed
+	// query (an empty key, a zero time or a bad source name; it also
+	// matches eventcenter.ErrInvalidQuery), an undeclared index (also
+	// eventcenter.ErrUnknownIndex), a source that Env.Sources does not know,
+	// an undefined level. It is the logic's fault: a run failed by it fails
+	// as ErrLogic and is not retried. Such a fetch fails at once, before any
+	// watermark wait.
+	ErrInvalidFetch = errors.New("job: invalid fetch")
 	// ErrFallback: the source fallback of FetchStrongNoDelay cannot serve a
 	// read (rate limit exhausted, row changed after the fetch time, row
 	// absent); the fetch waits for the watermark instead.

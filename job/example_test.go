@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log"
 	"time"
 
 	"github.com/tidemark-dev/tidemark/eventcenter"
@@ -19,14 +20,21 @@ import (
 // does not know whether it runs live, in a backfill or for a call.
 func ExampleNew() {
 	ctx := context.Background()
-	store, _ := embedded.Open(embedded.Config{InMemory: true})
+	store, err := embedded.Open(embedded.Config{InMemory: true})
+	if err != nil {
+		log.Fatal(err)
+	}
 	defer store.Close()
 	at := time.Date(2026, 11, 26, 8, 0, 0, 0, time.UTC)
-	store.Append(ctx, []eventcenter.Event{
+	if err := store.Append(ctx, []eventcenter.Event{
 		{Source: "mysql.user.profiles", Key: "u1", Time: at.Add(-time.Hour), Op: eventcenter.OpInsert, After: eventcenter.Row{"income": int64(5000)}},
 		{Source: "mysql.user.profiles", Key: "u1", Time: at.Add(time.Hour), Op: eventcenter.OpUpdate, After: eventcenter.Row{"income": int64(9000)}},
-	})
-	store.AdvanceWatermark(ctx, "mysql.user.profiles", 0, at) // ingest reached 08:00
+	}); err != nil {
+		log.Fatal(err)
+	}
+	if err := store.AdvanceWatermark(ctx, "mysql.user.profiles", 0, at); err != nil { // ingest reached 08:00
+		log.Fatal(err)
+	}
 
 	big := job.MustNew("big-spender",
 		func(c *job.Context) (eventcenter.Row, error) {
@@ -56,4 +64,60 @@ func ExampleNew() {
 	// Output:
 	// ok <nil>
 	// map[amount:2500 income:5000] job 2 params 0
+}
+
+// ExampleConsistency joins two streams: a repayment triggers the job,
+// which fetches the repaid order. The orders' stream lags: the order is
+// not stored yet when the repayment is processed. Under Eventual the run
+// reads what is stored and misses the order; under FetchStrong it waits
+// until the orders' watermark reaches the repayment's time, then sees it.
+func ExampleConsistency() {
+	ctx := context.Background()
+	store, err := embedded.Open(embedded.Config{InMemory: true})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer store.Close()
+	at := time.Date(2026, 11, 26, 8, 0, 0, 0, time.UTC)
+	order := eventcenter.Event{Source: "mysql.loan.orders", Key: "o-1", Time: at.Add(-time.Second), Op: eventcenter.OpInsert,
+		After: eventcenter.Row{"principal": int64(1000)}}
+	repayment := eventcenter.Event{Source: "mysql.loan.repayments", Key: "r-1", Time: at, Op: eventcenter.OpInsert,
+		After: eventcenter.Row{"order_id": "o-1", "amount": int64(100)}}
+	if err := store.AdvanceWatermark(ctx, "mysql.loan.orders", 0, at.Add(-time.Hour)); err != nil { // ingest of orders behind
+		log.Fatal(err)
+	}
+
+	logic := func(c *job.Context) (eventcenter.Row, error) {
+		order, err := c.Get("mysql.loan.orders", c.Trigger().After["order_id"].(string))
+		if err != nil {
+			return nil, err // not found, or stale: no output
+		}
+		return eventcenter.Row{"principal": order["principal"], "paid": c.Trigger().After["amount"]}, nil
+	}
+	for _, level := range []job.Level{job.Eventual, job.FetchStrong} {
+		j := job.MustNew("repayment-with-order", logic, job.Trigger("mysql.loan.repayments"), job.Consistency(level))
+		if level == job.FetchStrong {
+			go func() { // the orders' ingest catches up while the run waits
+				time.Sleep(50 * time.Millisecond)
+				if err := store.Append(ctx, []eventcenter.Event{order}); err != nil {
+					log.Fatal(err)
+				}
+				if err := store.AdvanceWatermark(ctx, "mysql.loan.orders", 0, at); err != nil {
+					log.Fatal(err)
+				}
+			}()
+		}
+		res, err := job.Evaluate(ctx, j, repayment, &job.Env{Store: store})
+		switch {
+		case errors.Is(err, job.ErrNotFound):
+			fmt.Printf("%v: %v, the order is not found\n", level, res.Outcome)
+		case err != nil:
+			log.Fatal(err)
+		default:
+			fmt.Printf("%v: %v, %v\n", level, res.Outcome, res.Record.Features)
+		}
+	}
+	// Output:
+	// eventual: failed, the order is not found
+	// fetch-strong: ok, map[paid:100 principal:1000]
 }

@@ -25,33 +25,49 @@ type Filter func(e *eventcenter.Event) bool
 // event center to hold what it fetches. See the package documentation.
 type Level uint8
 
-// Consistency levels.
+// Consistency levels. A run never reads after its trigger's time, so of
+// two related events at times t1 < t2 only the run on the later one can
+// see the other; what each level adds is when that run is sure to. Every
+// guarantee here assumes the stored trigger (the live worker appends it
+// before the run) and honest watermarks (eventcenter.Watermarks).
 const (
-	// Eventual (the default): read what is stored now. The trigger itself is
-	// stored before the run, so of two related events processed
-	// concurrently, the one processed second sees the other.
+	// Eventual (the default): read what is stored when the fetch runs. A
+	// run sees every event stored before its fetch, at or before the fetch
+	// time. So of two related events with one event time (one transaction)
+	// processed concurrently, at least one run sees both. Of events with
+	// different times, the run on the later one sees the earlier only if
+	// the earlier was stored first: when the later one is processed first
+	// (its stream or partition ahead), no run sees both. Use it where a
+	// missing related event is acceptable.
 	Eventual Level = iota
 	// TriggerStrong: before the logic runs, wait until the trigger source's
-	// watermark reaches the trigger time, so every event of the trigger
-	// source up to the trigger is visible.
+	// watermark reaches the trigger time T. Every fetch of the trigger's own
+	// source as of T then sees every event of that source at or before T,
+	// whatever the processing order (e.g. every order of a user, triggered
+	// by an order). Fetches of other sources are as under Eventual.
 	TriggerStrong
 	// FetchStrong: each fetch first waits until the fetched source's
-	// watermark reaches the fetch time. A wait that outlasts the job's wait
-	// timeout fails the fetch with ErrStale.
+	// watermark reaches the fetch time t, so it sees every event of that
+	// source at or before t: complete, whatever the processing order or
+	// skew between streams. Of two related events, the run on the later
+	// one (by event time; both, at one time) always sees the other. A wait
+	// that outlasts the job's wait timeout fails the fetch with ErrStale.
 	FetchStrong
-	// FetchStrongNoDelay: as FetchStrong, but when an as-of fetch finds the
-	// fetched source's watermark behind, it reads the row from the source
-	// itself (MySQL by primary key, see Env.Fallback) instead of waiting,
-	// within the fallback's rate limit. Fetches the fallback cannot serve
-	// (history, lookups, over the rate, rows changed after the fetch time)
-	// wait as with FetchStrong.
+	// FetchStrongNoDelay: as FetchStrong (the same completeness), but when
+	// an as-of fetch finds the fetched source's watermark behind, it reads
+	// the row from the source itself (MySQL by primary key, see
+	// Env.Fallback) instead of waiting, within the fallback's rate limit.
+	// Fetches the fallback cannot serve (history, lookups, over the rate,
+	// rows changed after the fetch time) wait as with FetchStrong.
 	FetchStrongNoDelay
 )
 
 var levelNames = [...]string{"eventual", "trigger-strong", "fetch-strong", "fetch-strong-no-delay"}
 
+func (l Level) valid() bool { return int(l) < len(levelNames) }
+
 func (l Level) String() string {
-	if int(l) < len(levelNames) {
+	if l.valid() {
 		return levelNames[l]
 	}
 	return fmt.Sprintf("level(%d)", uint8(l))
@@ -185,7 +201,7 @@ func Param(d params.Decl) Option {
 // can ask for another level with WithLevel.
 func Consistency(l Level) Option {
 	return func(j *Job) error {
-		if int(l) >= len(levelNames) {
+		if !l.valid() {
 			return fmt.Errorf("unknown consistency level %d", l)
 		}
 		j.level = l

@@ -68,12 +68,14 @@ func TestParamChangeAppliesWithoutRestart(t *testing.T) {
 	if got[0].ParamVersion != 0 || got[1].ParamVersion != 1 || got[0].JobVersion != "7" || got[1].JobVersion != "7" {
 		t.Fatalf("versions: %+v", got)
 	}
-	if _, err := reg.Set(ctx, j.Name(), params.Values{"limit": 11}, "operator"); err == nil {
-		// Without declarations in the registry, Set cannot check; the run does.
-		res, err := job.Run(ctx, j, trigger("a3", t0.Add(2*time.Second), 3), env)
-		if !errors.Is(err, job.ErrParams) || res.Outcome != job.Failed {
-			t.Fatalf("out-of-bounds value: %v %v", res.Outcome, err)
-		}
+	// The job's parameters are not declared in the registry, so Set cannot
+	// check the value; the run does, and outputs nothing.
+	if _, err := reg.Set(ctx, j.Name(), params.Values{"limit": 11}, "operator"); err != nil {
+		t.Fatalf("set without declarations: %v", err)
+	}
+	res, err = job.Run(ctx, j, trigger("a3", t0.Add(2*time.Second), 3), env)
+	if !errors.Is(err, job.ErrParams) || res.Outcome != job.Failed || len(out.recs) != 2 {
+		t.Fatalf("out-of-bounds value: %v %v, %d records", res.Outcome, err, len(out.recs))
 	}
 }
 
@@ -106,7 +108,9 @@ func TestRetriedTriggerDoesNotDuplicate(t *testing.T) {
 func TestStaleOutcome(t *testing.T) {
 	ctx := context.Background()
 	st := openStore(t)
-	st.AdvanceWatermark(ctx, "test.other", 0, t0.Add(-time.Minute))
+	if err := st.AdvanceWatermark(ctx, "test.other", 0, t0.Add(-time.Minute)); err != nil {
+		t.Fatal(err)
+	}
 	for _, level := range []job.Level{job.TriggerStrong, job.FetchStrong, job.FetchStrongNoDelay} {
 		out := &collect{name: "c"}
 		j := job.MustNew("stale", func(c *job.Context) (eventcenter.Row, error) {
@@ -182,9 +186,13 @@ func TestKnownAt(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st.Append(ctx, []eventcenter.Event{{Source: "test.profile", Key: "u1", Time: t0.Add(-time.Hour), Op: eventcenter.OpInsert, After: eventcenter.Row{"income": int64(100)}}})
+	if err := st.Append(ctx, []eventcenter.Event{{Source: "test.profile", Key: "u1", Time: t0.Add(-time.Hour), Op: eventcenter.OpInsert, After: eventcenter.Row{"income": int64(100)}}}); err != nil {
+		t.Fatal(err)
+	}
 	clock = t0.Add(24 * time.Hour) // the nightly correction
-	st.Append(ctx, []eventcenter.Event{{Source: "test.profile", Key: "u1", Time: t0.Add(-time.Hour), Pos: eventcenter.Position{Offset: 1}, Op: eventcenter.OpCorrection, After: eventcenter.Row{"income": int64(90)}}})
+	if err := st.Append(ctx, []eventcenter.Event{{Source: "test.profile", Key: "u1", Time: t0.Add(-time.Hour), Pos: eventcenter.Position{Offset: 1}, Op: eventcenter.OpCorrection, After: eventcenter.Row{"income": int64(90)}}}); err != nil {
+		t.Fatal(err)
+	}
 	j := job.MustNew("income", func(c *job.Context) (eventcenter.Row, error) {
 		row, err := c.Get("test.profile", "u1")
 		if err != nil {
@@ -213,7 +221,9 @@ func TestRunAllOverReplay(t *testing.T) {
 		evs = append(evs, trigger(fmt.Sprint("a", i), t0.Add(time.Duration(i)*time.Second), uint64(i)))
 		evs = append(evs, eventcenter.Event{Source: "test.other", Key: fmt.Sprint("a", i), Time: t0.Add(time.Duration(i) * time.Second), Op: eventcenter.OpInsert, After: eventcenter.Row{"v": int64(i)}})
 	}
-	st.Append(ctx, evs)
+	if err := st.Append(ctx, evs); err != nil {
+		t.Fatal(err)
+	}
 	out := &collect{name: "c"}
 	j := job.MustNew("replay", func(c *job.Context) (eventcenter.Row, error) {
 		row, err := c.Get("test.other", c.Trigger().Key)

@@ -50,7 +50,8 @@ type Result struct {
 	Outcome    Outcome
 	// Err is why the run is Stale or Failed (nil otherwise).
 	Err error
-	// Record is the output of an OK run (nil otherwise).
+	// Record is the output of an OK run, nil for every other outcome:
+	// failed, stale and skipped runs output nothing, in every mode.
 	Record *Record
 	// ParamVersion is the version of the parameter values the run used.
 	ParamVersion params.Version
@@ -85,12 +86,15 @@ func Evaluate(ctx context.Context, j *Job, trigger eventcenter.Event, env *Env) 
 	res.Stats, res.Took = c.stats, time.Since(start)
 	switch {
 	case err == nil:
+		return res, nil
 	case errors.Is(err, ErrStale):
-		res.Outcome, res.Err = Stale, err
+		res.Outcome = Stale
 	default:
-		res.Outcome, res.Err = Failed, err
+		res.Outcome = Failed
 	}
-	return res, res.Err
+	// A run that did not end OK outputs nothing, whatever it built.
+	res.Err, res.Record = err, nil
+	return res, err
 }
 
 func evaluate(c *Context, res *Result) error {
@@ -138,13 +142,14 @@ func evaluate(c *Context, res *Result) error {
 	if err := features.Validate(); err != nil {
 		return fmt.Errorf("%w: features: %v", ErrLogic, err)
 	}
+	entity := j.entityOf(trigger)
+	if entity == "" {
+		return fmt.Errorf("%w: empty entity key", ErrLogic)
+	}
 	res.Outcome = OK
 	res.Record = &Record{
 		ID: recordID(j.name, res.Trigger), Job: j.name, JobVersion: j.version, ParamVersion: c.version,
-		Entity: j.entityOf(trigger), Trigger: res.Trigger, Features: features,
-	}
-	if res.Record.Entity == "" {
-		return fmt.Errorf("%w: empty entity key", ErrLogic)
+		Entity: entity, Trigger: res.Trigger, Features: features,
 	}
 	return nil
 }

@@ -72,7 +72,9 @@ sources:
 				var value []byte
 				if tc.src == "api.score" {
 					e := eventcenter.Event{Source: "api.score", Key: key, Time: t0.Add(time.Duration(i) * time.Millisecond), Op: eventcenter.OpMessage, After: eventcenter.Row{"i": int64(i)}}
-					value, _ = wire.JSON.Append(nil, &e)
+					if value, err = wire.JSON.Append(nil, &e); err != nil {
+						t.Fatal(err)
+					}
 				} else {
 					value = fmt.Appendf(nil, `{"i": %d}`, i)
 				}

@@ -2,9 +2,12 @@ package live
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -48,8 +51,23 @@ type Config struct {
 	// Workers evaluate a batch's events in parallel. Default GOMAXPROCS.
 	Workers int
 	// Backoff is the first retry delay of a failed store append, output
-	// write or retryable run; it doubles up to MaxBackoff. Defaults 100ms, 10s.
+	// write, dead-letter write or retryable run; it doubles up to
+	// MaxBackoff. Defaults 100ms, 10s.
 	Backoff, MaxBackoff time.Duration
+	// MaxAttempts bounds the attempts at each of those steps while it fails
+	// on an outage (of the store, an output or Kafka): after the last one
+	// Run returns the error, leaving the batch uncommitted, so a restart
+	// redelivers it. Default 10 (about half a minute with the default
+	// backoff).
+	MaxAttempts int
+	// DeadLetterTopic receives a DeadLetter for each trigger the worker
+	// gives up on: a run that failed on its logic, its parameters or an
+	// invalid fetch, or ended stale; an event the store refuses as
+	// invalid; a record an output refuses as invalid. Such a trigger
+	// outputs nothing and its partition moves on. The topic is created at
+	// start if missing (one partition). Default
+	// "tidemark.deadletter.<job name>".
+	DeadLetterTopic string
 	// OnRun, if set, is called for each run after its batch's outputs are
 	// written (metrics, tests). It must not block for long.
 	OnRun func(Run)
@@ -83,6 +101,12 @@ func (c *Config) setDefaults(j *job.Job) {
 	if c.MaxBackoff <= 0 {
 		c.MaxBackoff = 10 * time.Second
 	}
+	if c.MaxAttempts <= 0 {
+		c.MaxAttempts = 10
+	}
+	if c.DeadLetterTopic == "" {
+		c.DeadLetterTopic = source.TopicName("tidemark.deadletter." + j.Name())
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -95,6 +119,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Store == nil {
 		return errors.New("live: Config.Store is required")
+	}
+	if err := source.ValidateTopic(c.DeadLetterTopic); err != nil {
+		return fmt.Errorf("live: Config.DeadLetterTopic: %w", err)
 	}
 	return nil
 }
@@ -127,7 +154,9 @@ type Stats struct {
 	Runs      int64 // runs by outcome: see ByOutcome
 	ByOutcome [job.Failed + 1]int64
 	Retries   int64 // retried appends, writes and runs
-	Batches   int64
+	// DeadLetters counts the triggers sent to the dead-letter topic.
+	DeadLetters int64
+	Batches     int64
 }
 
 // Worker runs one job live.
@@ -154,6 +183,13 @@ func New(j *job.Job, cfg Config) (*Worker, error) {
 		return nil, err
 	}
 	env := &job.Env{Mode: job.Live, Store: cfg.Store, Fallback: cfg.Fallback, Ledger: cfg.Ledger}
+	if reg := cfg.Sources; reg != nil {
+		// The registry's sources and the jobs' feature sources exist.
+		env.Sources = func(name string) bool {
+			_, err := reg.Lookup(name)
+			return err == nil || strings.HasPrefix(name, job.FeatureSource(""))
+		}
+	}
 	if cfg.Params != nil {
 		env.Params = job.CurrentParams(cfg.Params)
 	}
@@ -195,6 +231,10 @@ func (w *Worker) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("live: kafka client: %w", err)
 	}
+	if err := source.EnsureTopics(ctx, cl, 1, w.cfg.DeadLetterTopic); err != nil {
+		cl.Close()
+		return fmt.Errorf("live: dead-letter topic: %w", err)
+	}
 	defer func() {
 		// Commit what was handled before leaving the group.
 		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -220,7 +260,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		})
 		recs := fetches.Records()
 		if len(recs) > 0 {
-			if err := w.handle(ctx, recs); err != nil {
+			if err := w.handle(ctx, cl, recs); err != nil {
 				cl.AllowRebalance()
 				if ctx.Err() != nil {
 					return nil
@@ -233,8 +273,8 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 }
 
-// handle processes one polled batch up to its outputs.
-func (w *Worker) handle(ctx context.Context, recs []*kgo.Record) error {
+// handle processes one polled batch up to its outputs and dead letters.
+func (w *Worker) handle(ctx context.Context, cl *kgo.Client, recs []*kgo.Record) error {
 	events := make([]eventcenter.Event, 0, len(recs))
 	from := make([]*kgo.Record, 0, len(recs))
 	var malformed int64
@@ -251,16 +291,26 @@ func (w *Worker) handle(ctx context.Context, recs []*kgo.Record) error {
 		events = append(events, e)
 		from = append(from, r)
 	}
-	// 2. Store the triggers before any run sees them.
-	if len(events) > 0 {
-		if err := w.retry(ctx, "store triggers", func() error { return w.cfg.Store.Append(ctx, events) }); err != nil {
-			return err
+	var dead []DeadLetter
+	// 2. Store the triggers before any run sees them. An event the store
+	// refuses is a dead letter; the others are stored.
+	for len(events) > 0 {
+		err := w.retry(ctx, "store triggers", func() error { return w.cfg.Store.Append(ctx, events) })
+		var ie *eventcenter.InvalidEventError
+		if err == nil || !errors.As(err, &ie) || ie.Index < 0 || ie.Index >= len(events) {
+			if err != nil {
+				return err
+			}
+			break
 		}
+		i := ie.Index
+		dead = append(dead, w.deadLetter(&events[i], from[i], "invalid", 0, ie))
+		events, from = slices.Delete(events, i, i+1), slices.Delete(from, i, i+1)
 	}
 	// 3. Evaluate, retrying the runs that failed on the event center.
 	results := make([]job.Result, len(events))
 	job.EvaluateAll(ctx, w.job, w.env, events, results, w.cfg.Workers)
-	for attempt := 0; ; attempt++ {
+	for attempt := 1; ; attempt++ {
 		var again []int
 		for i := range results {
 			if results[i].Retryable() {
@@ -273,24 +323,41 @@ func (w *Worker) handle(ctx context.Context, recs []*kgo.Record) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		w.log.Warn("runs failed on the event center, retrying", "runs", len(again), "err", results[again[0]].Err)
+		if attempt >= w.cfg.MaxAttempts {
+			return fmt.Errorf("live: %d runs still fail on the event center after %d attempts: %w", len(again), attempt, results[again[0]].Err)
+		}
+		w.log.Warn("runs failed on the event center, retrying", "runs", len(again), "attempt", attempt, "err", results[again[0]].Err)
 		w.count(func(s *Stats) { s.Retries += int64(len(again)) })
-		if !sleep(ctx, w.backoff(attempt)) {
+		if !sleep(ctx, w.backoff(attempt-1)) {
 			return ctx.Err()
 		}
 		for _, i := range again {
 			results[i], _ = job.Evaluate(ctx, w.job, events[i], w.env)
 		}
 	}
-	// 4. Outputs.
+	// 4. Outputs: the records of the OK runs. The others are dead letters.
 	var out []job.Record
+	var outFrom []int
 	for i := range results {
-		if results[i].Record != nil {
-			out = append(out, *results[i].Record)
+		switch res := &results[i]; res.Outcome {
+		case job.OK:
+			out = append(out, *res.Record)
+			outFrom = append(outFrom, i)
+		case job.Failed, job.Stale:
+			dead = append(dead, w.deadLetter(&events[i], from[i], res.Outcome.String(), res.ParamVersion, res.Err))
 		}
 	}
-	outs := w.job.Outputs()
-	if err := w.retry(ctx, "write outputs", func() error { return job.WriteOutputs(ctx, outs, w.cfg.Ledger, out) }); err != nil {
+	refused, err := w.writeOutputs(ctx, out)
+	if err != nil {
+		return err
+	}
+	for k, err := range refused {
+		i := outFrom[k]
+		results[i].Outcome, results[i].Err, results[i].Record = job.Failed, err, nil
+		dead = append(dead, w.deadLetter(&events[i], from[i], "refused", results[i].ParamVersion, err))
+	}
+	// 5. Dead letters.
+	if err := w.produceDead(ctx, cl, dead); err != nil {
 		return err
 	}
 	done := time.Now()
@@ -298,6 +365,7 @@ func (w *Worker) handle(ctx context.Context, recs []*kgo.Record) error {
 	w.stats.Records += int64(len(recs))
 	w.stats.Malformed += malformed
 	w.stats.Batches++
+	w.stats.DeadLetters += int64(len(dead))
 	for i := range results {
 		w.stats.Runs++
 		w.stats.ByOutcome[results[i].Outcome]++
@@ -307,9 +375,9 @@ func (w *Worker) handle(ctx context.Context, recs []*kgo.Record) error {
 		res := &results[i]
 		switch res.Outcome {
 		case job.Stale:
-			w.log.Warn("run stale: outputs nothing", "trigger", res.Trigger, "err", res.Err)
+			w.log.Warn("run stale: outputs nothing, dead-lettered", "trigger", res.Trigger, "err", res.Err)
 		case job.Failed:
-			w.log.Error("run failed: outputs nothing", "trigger", res.Trigger, "err", res.Err)
+			w.log.Error("run failed: outputs nothing, dead-lettered", "trigger", res.Trigger, "err", res.Err)
 		}
 		if w.cfg.OnRun != nil {
 			w.cfg.OnRun(Run{Result: *res, Partition: from[i].Partition, Offset: from[i].Offset, Produced: from[i].Timestamp, Done: done})
@@ -318,9 +386,95 @@ func (w *Worker) handle(ctx context.Context, recs []*kgo.Record) error {
 	return nil
 }
 
-// retry calls f until it succeeds or ctx ends, backing off.
+// writeOutputs writes recs to the job's outputs, retrying outages. When an
+// output refuses the batch as invalid, it writes the records one by one and
+// returns those refused (by index in recs) with the refusal, so that one bad
+// record does not hold back the others.
+func (w *Worker) writeOutputs(ctx context.Context, recs []job.Record) (map[int]error, error) {
+	outs := w.job.Outputs()
+	write := func(recs []job.Record) error {
+		return w.retry(ctx, "write outputs", func() error { return job.WriteOutputs(ctx, outs, w.cfg.Ledger, recs) })
+	}
+	err := write(recs)
+	if err == nil || !errors.Is(err, eventcenter.ErrInvalidEvent) {
+		return nil, err
+	}
+	refused := map[int]error{}
+	for i := range recs {
+		if err := write(recs[i : i+1]); err != nil {
+			if !errors.Is(err, eventcenter.ErrInvalidEvent) {
+				return nil, err
+			}
+			refused[i] = err
+		}
+	}
+	return refused, nil
+}
+
+// DeadLetter is the JSON value of a record of the dead-letter topic (its
+// key: the trigger's key): a trigger the worker gave up on, and why.
+type DeadLetter struct {
+	Job          string         `json:"job"`
+	JobVersion   string         `json:"job_version"`
+	ParamVersion params.Version `json:"param_version"`
+	// Outcome: "failed" or "stale" (the run's outcome), "invalid" (the
+	// store refused the trigger event), "refused" (an output refused the
+	// run's record as invalid; outputs that accepted it keep it).
+	Outcome string `json:"outcome"`
+	Error   string `json:"error"`
+	// Trigger is the trigger event's identity.
+	Trigger DeadTrigger `json:"trigger"`
+	// Topic, Partition and Offset locate the trigger's Kafka record.
+	Topic     string `json:"topic"`
+	Partition int32  `json:"partition"`
+	Offset    int64  `json:"offset"`
+	// At is when the worker gave up (RFC 3339).
+	At time.Time `json:"at"`
+}
+
+// DeadTrigger is a trigger event's identity in a DeadLetter.
+type DeadTrigger struct {
+	Source string    `json:"source"`
+	Key    string    `json:"key"`
+	Time   time.Time `json:"time"`
+	Pos    [2]uint64 `json:"pos"` // log, offset
+}
+
+func (w *Worker) deadLetter(e *eventcenter.Event, r *kgo.Record, outcome string, pv params.Version, err error) DeadLetter {
+	return DeadLetter{
+		Job: w.job.Name(), JobVersion: w.job.Version(), ParamVersion: pv, Outcome: outcome, Error: err.Error(),
+		Trigger: DeadTrigger{Source: e.Source, Key: e.Key, Time: e.Time.UTC(), Pos: [2]uint64{e.Pos.Log, e.Pos.Offset}},
+		Topic:   r.Topic, Partition: r.Partition, Offset: r.Offset, At: time.Now().UTC(),
+	}
+}
+
+// produceDead writes dead letters to the dead-letter topic, retrying.
+func (w *Worker) produceDead(ctx context.Context, cl *kgo.Client, dead []DeadLetter) error {
+	if len(dead) == 0 {
+		return nil
+	}
+	recs := make([]*kgo.Record, len(dead))
+	for i := range dead {
+		v, err := json.Marshal(&dead[i])
+		if err != nil {
+			return fmt.Errorf("live: dead letter: %w", err)
+		}
+		recs[i] = &kgo.Record{Topic: w.cfg.DeadLetterTopic, Key: []byte(dead[i].Trigger.Key), Value: v}
+	}
+	return w.retry(ctx, "write dead letters", func() error { return cl.ProduceSync(ctx, recs...).FirstErr() })
+}
+
+// permanent reports whether an error of the store or an output will not go
+// away when retried: an invalid event (a dead letter) or a closed store
+// (the worker stops).
+func permanent(err error) bool {
+	return errors.Is(err, eventcenter.ErrInvalidEvent) || errors.Is(err, eventcenter.ErrClosed)
+}
+
+// retry calls f until it succeeds, fails permanently, fails
+// Config.MaxAttempts times or ctx ends, backing off.
 func (w *Worker) retry(ctx context.Context, what string, f func() error) error {
-	for attempt := 0; ; attempt++ {
+	for attempt := 1; ; attempt++ {
 		err := f()
 		if err == nil {
 			return nil
@@ -328,11 +482,14 @@ func (w *Worker) retry(ctx context.Context, what string, f func() error) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		if errors.Is(err, eventcenter.ErrInvalidEvent) || errors.Is(err, eventcenter.ErrClosed) {
+		if permanent(err) {
 			return fmt.Errorf("live: %s: %w", what, err)
 		}
-		d := w.backoff(attempt)
-		w.log.Warn("retrying", "what", what, "in", d, "err", err)
+		if attempt >= w.cfg.MaxAttempts {
+			return fmt.Errorf("live: %s: giving up after %d attempts: %w", what, attempt, err)
+		}
+		d := w.backoff(attempt - 1)
+		w.log.Warn("retrying", "what", what, "attempt", attempt, "in", d, "err", err)
 		w.count(func(s *Stats) { s.Retries++ })
 		if !sleep(ctx, d) {
 			return ctx.Err()

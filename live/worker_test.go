@@ -85,7 +85,9 @@ func TestWorker(t *testing.T) {
 	topic := livetest.UniqueTopic("test.apps")
 	livetest.CreateTopic(t, brokers, topic, 3)
 	st := openStore(t)
-	st.DeclareIndex(ctx, eventcenter.Index{Source: "test.apps", Name: "user", Column: "user"})
+	if err := st.DeclareIndex(ctx, eventcenter.Index{Source: "test.apps", Name: "user", Column: "user"}); err != nil {
+		t.Fatal(err)
+	}
 	reg := params.NewEventCenter(st, nil)
 	out := &collect{}
 	j := job.MustNew("apps-per-user", func(c *job.Context) (eventcenter.Row, error) {
@@ -160,7 +162,10 @@ func TestWorker(t *testing.T) {
 	if last.Entity != "a9" || last.Features["limit"] != int64(7) || last.ParamVersion != 1 {
 		t.Fatalf("after the change: %+v", last)
 	}
-	fs, _ := st.History(ctx, eventcenter.HistoryQuery{Source: "feature.apps-per-user", Key: "a4", From: t0, To: t0.Add(time.Hour)})
+	fs, err := st.History(ctx, eventcenter.HistoryQuery{Source: "feature.apps-per-user", Key: "a4", From: t0, To: t0.Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if len(fs) != 1 {
 		t.Fatalf("feature store has %d events for a4", len(fs))
 	}
@@ -194,11 +199,17 @@ func TestWorkerStale(t *testing.T) {
 	}
 	startWorker(t, w)
 	p := livetest.NewProducer(t, brokers, topic, wire.Binary)
-	p.Produce(ctx, app(1))
+	if err := p.Produce(ctx, app(1)); err != nil {
+		t.Fatal(err)
+	}
 	waitFor(t, "a stale run", func() bool { return w.Stats().ByOutcome[job.Stale] == 1 })
 	// The reports' watermark arrives: the next run completes.
-	st.AdvanceWatermark(ctx, "test.reports", 0, t0.Add(time.Hour))
-	p.Produce(ctx, app(2))
+	if err := st.AdvanceWatermark(ctx, "test.reports", 0, t0.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Produce(ctx, app(2)); err != nil {
+		t.Fatal(err)
+	}
 	waitFor(t, "an ok run", func() bool { return w.Stats().ByOutcome[job.OK] == 1 })
 	if n := len(out.all()); n != 1 {
 		t.Fatalf("%d outputs", n)

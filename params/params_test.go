@@ -48,7 +48,9 @@ func TestDeclValidate(t *testing.T) {
 
 func TestResolve(t *testing.T) {
 	ds := decls()
-	params.ValidateDecls(ds)
+	if err := params.ValidateDecls(ds); err != nil {
+		t.Fatal(err)
+	}
 	got, err := params.Resolve(ds, params.Values{"max_open": 7.0, "window": int64(48 * time.Hour), "gone": 1})
 	if err != nil {
 		t.Fatal(err)
@@ -122,18 +124,20 @@ func testRegistry(t *testing.T, open func(t *testing.T, now func() time.Time) pa
 		t.Fatalf("current values: %#v %v", res, err)
 	}
 	pit := r.(params.PointInTime)
-	v, vals, _ = pit.AsOf(ctx, "job", t1.Add(time.Minute))
-	if res, _ := params.Resolve(got, vals); v != 1 || res["max_open"] != int64(5) || res["tier"] != "std" {
-		t.Fatalf("as of t1: %v %#v", v, res)
+	if v, vals, err = pit.AsOf(ctx, "job", t1.Add(time.Minute)); err != nil {
+		t.Fatalf("as of t1: %v", err)
 	}
-	if v, _, _ := pit.AsOf(ctx, "job", t1.Add(-time.Second)); v != 0 {
-		t.Fatalf("before any: %v", v)
+	if res, err := params.Resolve(got, vals); err != nil || v != 1 || res["max_open"] != int64(5) || res["tier"] != "std" {
+		t.Fatalf("as of t1: %v %#v %v", v, res, err)
+	}
+	if v, _, err := pit.AsOf(ctx, "job", t1.Add(-time.Second)); err != nil || v != 0 {
+		t.Fatalf("before any: %v %v", v, err)
 	}
 	// A clock that stands still still orders versions.
 	if v, err := r.Set(ctx, "job", params.Values{"on": false}, "op"); err != nil || v != 3 {
 		t.Fatalf("set 3: %v %v", v, err)
 	}
-	if v, vals, _ := r.Current(ctx, "job"); v != 3 || vals["on"] != false {
-		t.Fatalf("current after set 3: %v %v", v, vals)
+	if v, vals, err := r.Current(ctx, "job"); err != nil || v != 3 || vals["on"] != false {
+		t.Fatalf("current after set 3: %v %v %v", v, vals, err)
 	}
 }

@@ -166,7 +166,10 @@ func benchLive(b *testing.B, fetches int, mode string) {
 func BenchmarkEvaluate(b *testing.B) {
 	ctx := context.Background()
 	st := openStore(b)
-	j, _ := credit.New()
+	j, err := credit.New()
+	if err != nil {
+		b.Fatal(err)
+	}
 	env := &job.Env{Store: st}
 	app := application(1, "u1", "20000.00")
 	b.ResetTimer()

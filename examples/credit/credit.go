@@ -86,9 +86,10 @@ func Params() []params.Decl {
 }
 
 // New defines the job. opts are added after the defaults (outputs, a
-// consistency level, another version…). Default consistency: Eventual;
-// production runs it FetchStrong, as full-history credit statistics must
-// not miss an order.
+// consistency level, another version…). Default consistency: Eventual,
+// which does not make a run see an order or repayment whose stream is
+// behind the applications' (see job's "Consistency"); production runs it
+// FetchStrong, as full-history credit statistics must not miss an order.
 func New(opts ...job.Option) (*job.Job, error) {
 	all := []job.Option{
 		job.Trigger(Applications, job.Ops(eventcenter.OpInsert)),

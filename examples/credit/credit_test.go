@@ -60,7 +60,7 @@ func TestFeatures(t *testing.T) {
 	// Only new applications trigger it.
 	upd := application(4, "u1", "1.00")
 	upd.Op = eventcenter.OpUpdate
-	if res, _ := job.Evaluate(ctx, j, upd, &job.Env{Store: st}); res.Outcome != job.Skipped {
-		t.Errorf("update: %v", res.Outcome)
+	if res, err := job.Evaluate(ctx, j, upd, &job.Env{Store: st}); err != nil || res.Outcome != job.Skipped {
+		t.Errorf("update: %v %v", res.Outcome, err)
 	}
 }

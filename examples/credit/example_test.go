@@ -3,6 +3,8 @@ package credit_test
 import (
 	"context"
 	"fmt"
+	"log"
+	"time"
 
 	"github.com/tidemark-dev/tidemark/eventcenter"
 	"github.com/tidemark-dev/tidemark/eventcenter/embedded"
@@ -15,20 +17,40 @@ import (
 // Example runs the credit job on one loan application the way every mode
 // does: job.Run with an Env that says where fetches read, which parameter
 // values apply and how consistency behaves. Live workers, backfills and
-// calls differ only in their Env and where triggers come from.
+// calls differ only in their Env and where triggers come from. The job
+// joins three streams (profiles, orders, repayments), so it runs
+// FetchStrong: each fetch waits for its source's watermark, and a run is
+// complete whichever stream is ahead (see job's "Consistency").
 func Example() {
 	ctx := context.Background()
-	store, _ := embedded.Open(embedded.Config{InMemory: true})
+	store, err := embedded.Open(embedded.Config{InMemory: true})
+	if err != nil {
+		log.Fatal(err)
+	}
 	defer store.Close()
-	credit.DeclareIndexes(ctx, store)
-	store.Append(ctx, history()) // the applicant's profile, orders, repayments
+	if err := credit.DeclareIndexes(ctx, store); err != nil {
+		log.Fatal(err)
+	}
+	if err := store.Append(ctx, history()); err != nil { // the applicant's profile, orders, repayments
+		log.Fatal(err)
+	}
+	for _, src := range []string{credit.Profiles, credit.Orders, credit.Repayments} {
+		if err := store.AdvanceWatermark(ctx, src, 0, t0.Add(time.Second)); err != nil { // ingest is past the application
+			log.Fatal(err)
+		}
+	}
 
 	// Operators change parameters in the registry; runs read them each time.
 	registry := params.NewEventCenter(store, nil)
-	registry.Set(ctx, credit.Name, params.Values{"max_late_repayments": 0}, "ops@example.com")
+	if _, err := registry.Set(ctx, credit.Name, params.Values{"max_late_repayments": 0}, "ops@example.com"); err != nil {
+		log.Fatal(err)
+	}
 
 	// The job, with the feature store as its output.
-	j, _ := credit.New(job.Outputs(outputs.FeatureStore(store, "")))
+	j, err := credit.New(job.Consistency(job.FetchStrong), job.Outputs(outputs.FeatureStore(store, "")))
+	if err != nil {
+		log.Fatal(err)
+	}
 
 	res, err := job.Run(ctx, j, application(1, "u1", "20000.00"), &job.Env{
 		Store:  store,
@@ -45,7 +67,10 @@ func Example() {
 	fmt.Println("eligible:", r.Features["eligible"], "because:", r.Features["reasons"])
 
 	// The features are point-in-time too: an event of feature.credit-features.
-	stored, _ := store.AsOf(ctx, eventcenter.AsOf{Source: job.FeatureSource(credit.Name), Key: "app-1", Time: r.Trigger.Time})
+	stored, err := store.AsOf(ctx, eventcenter.AsOf{Source: job.FeatureSource(credit.Name), Key: "app-1", Time: r.Trigger.Time})
+	if err != nil {
+		log.Fatal(err)
+	}
 	fmt.Println("stored:", stored.After["debt_to_income"], stored.After[job.ColParamVersion])
 	// Output:
 	// outcome: ok fetches: 3

@@ -247,11 +247,16 @@ func checkMessage(t *testing.T, m message, want job.Record, paramVersion int64) 
 // sameJSON compares feature rows by their JSON form (JSON numbers come
 // back as float64).
 func sameJSON(a, b eventcenter.Row) bool {
-	ja, _ := json.Marshal(a)
-	jb, _ := json.Marshal(b)
 	var x, y any
-	json.Unmarshal(ja, &x)
-	json.Unmarshal(jb, &y)
+	for _, c := range []struct {
+		row eventcenter.Row
+		to  *any
+	}{{a, &x}, {b, &y}} {
+		j, err := json.Marshal(c.row)
+		if err != nil || json.Unmarshal(j, c.to) != nil {
+			return false
+		}
+	}
 	return reflect.DeepEqual(x, y)
 }
 

@@ -38,7 +38,11 @@ func TestMySQLFallback(t *testing.T) {
 			t.Fatal(q, err)
 		}
 	}
-	t.Cleanup(func() { conn.Execute("DROP TABLE " + table) })
+	defer func() { // before conn.Close (a Cleanup would run after it)
+		if _, err := conn.Execute("DROP TABLE " + table); err != nil {
+			t.Errorf("drop %s: %v", table, err)
+		}
+	}()
 
 	fb, err := fallback.NewMySQL(fallback.Config{
 		Addr: cfg.Addr, User: cfg.User, Password: cfg.Password, Rate: 0.5, Burst: 3,
@@ -54,7 +58,9 @@ func TestMySQLFallback(t *testing.T) {
 	}
 	defer st.Close()
 	t0 := time.Date(2026, 11, 26, 8, 0, 0, 0, time.UTC)
-	st.AdvanceWatermark(ctx, "mysql.loan.orders", 0, t0.Add(-time.Hour)) // behind
+	if err := st.AdvanceWatermark(ctx, "mysql.loan.orders", 0, t0.Add(-time.Hour)); err != nil { // behind
+		t.Fatal(err)
+	}
 
 	type got struct {
 		row eventcenter.Row
@@ -69,7 +75,10 @@ func TestMySQLFallback(t *testing.T) {
 		return nil, nil
 	}, job.Trigger("test.apps"), job.Consistency(job.FetchStrongNoDelay), job.WaitTimeout(50*time.Millisecond))
 	trigger := eventcenter.Event{Source: "test.apps", Key: "a", Time: t0, Op: eventcenter.OpInsert, After: eventcenter.Row{"x": 1}}
-	res, _ := job.Run(ctx, j, trigger, &job.Env{Store: st, Fallback: fb})
+	res, err := job.Run(ctx, j, trigger, &job.Env{Store: st, Fallback: fb})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if res.Stats.Fallbacks != 1 || res.Stats.Misses != 2 || res.Stats.Stale != 2 {
 		t.Fatalf("stats %+v", res.Stats)
 	}
@@ -90,9 +99,13 @@ func TestMySQLFallback(t *testing.T) {
 		t.Fatalf("over the rate: %v, %+v", err, fb.Stats())
 	}
 	// With the watermark caught up, the event center answers, not MySQL.
-	st.AdvanceWatermark(ctx, "mysql.loan.orders", 0, t0)
+	if err := st.AdvanceWatermark(ctx, "mysql.loan.orders", 0, t0); err != nil {
+		t.Fatal(err)
+	}
 	fetched = nil
-	res, _ = job.Run(ctx, j, trigger, &job.Env{Store: st, Fallback: fb})
+	if res, err = job.Run(ctx, j, trigger, &job.Env{Store: st, Fallback: fb}); err != nil {
+		t.Fatal(err)
+	}
 	if res.Stats.Fallbacks != 0 || res.Stats.Waits != 0 || !errors.Is(fetched[0].err, job.ErrNotFound) {
 		t.Fatalf("caught up: %+v %v", res.Stats, fetched)
 	}

@@ -5,6 +5,7 @@ package livetest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"testing"
@@ -116,3 +117,31 @@ func (p *Producer) ProduceRaw(ctx context.Context, key string, value []byte) err
 
 // Client returns the producer's client.
 func (p *Producer) Client() *kgo.Client { return p.cl }
+
+// Consume reads topic from its start until n records arrived or the
+// deadline passes (failing the test), without a consumer group.
+func Consume(t testing.TB, brokers []string, topic string, n int, deadline time.Duration) []*kgo.Record {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(100*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), deadline)
+	defer cancel()
+	var got []*kgo.Record
+	for len(got) < n {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("%s: %d of %d records within %v", topic, len(got), n, deadline)
+		}
+		for _, fe := range fs.Errors() {
+			if !errors.Is(fe.Err, kerr.UnknownTopicOrPartition) { // not created yet
+				t.Fatalf("consume %s/%d: %v", fe.Topic, fe.Partition, fe.Err)
+			}
+		}
+		got = append(got, fs.Records()...)
+	}
+	return got
+}
