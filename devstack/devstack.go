@@ -69,8 +69,11 @@ type Config struct {
 	// Demo runs the demo scenario; nil for none. Default: none (tidemark
 	// dev turns it on). Its Brokers and Store are filled in.
 	Demo *Demo
-	// Jobs the workers can backfill, besides the credit example.
-	Jobs []*job.Job
+	// Jobs, if set, returns the jobs the workers can backfill besides the
+	// credit example, given the stack's event center (for their outputs
+	// and indexes); a job named like the credit example is left out (the
+	// stack's own runs). Default none.
+	Jobs func(ctx context.Context, store eventcenter.Store) ([]*job.Job, error)
 	// Logger. Default slog.Default(). Temporal's server logs warnings and
 	// errors to TemporalLog (default DataDir/temporal.log).
 	Logger      *slog.Logger
@@ -113,6 +116,7 @@ type Stack struct {
 	api      *http.Server
 	kcl      *kgo.Client
 	apiAddr  string
+	jobs     []*job.Job
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
 	errs     chan error
@@ -136,7 +140,7 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	}
 	// Check the addresses first: one clear error before anything starts.
 	for _, p := range []struct{ name, flag, addr string }{
-		{"Temporal", "-temporal", cfg.TemporalAddr}, {"Web UI", "-ui", cfg.UIAddr}, {"Kafka", "-kafka", cfg.KafkaAddr}, {"API", "-api", cfg.APIAddr},
+		{"Temporal", "--temporal", cfg.TemporalAddr}, {"Web UI", "--ui", cfg.UIAddr}, {"Kafka", "--kafka", cfg.KafkaAddr}, {"API", "--api", cfg.APIAddr},
 	} {
 		if p.addr == "off" {
 			continue
@@ -216,7 +220,19 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	}
 	// The backfill's credit job writes, like the live one, to the feature
 	// store (unless a backfill names another sink).
-	jobs := append([]*job.Job{liveJob}, cfg.Jobs...)
+	jobs := []*job.Job{liveJob}
+	if cfg.Jobs != nil {
+		more, err := cfg.Jobs(ctx, s.store)
+		if err != nil {
+			return nil, err
+		}
+		for _, j := range more {
+			if j.Name() != credit.Name {
+				jobs = append(jobs, j)
+			}
+		}
+	}
+	s.jobs = jobs
 	s.worker = workers.New(s.client, cfg.TaskQueue, workers.Deps{Store: s.store, Jobs: jobs, Params: registry}, worker.Options{})
 	if err := s.worker.Start(); err != nil {
 		return nil, err
@@ -373,7 +389,7 @@ func (s *Stack) PrintWhere(w io.Writer) {
 		fmt.Fprintf(w, "  demo              credit applications at %.0f/s, job %s running live\n", s.cfg.Demo.Rate, credit.Name)
 	}
 	fmt.Fprintf(w, "\nStart a backfill of the last day with our CLI (progress bar until done):\n\n")
-	fmt.Fprintf(w, "  go run ./cmd/tidemark backfill start -address %s -job %s -from %s -to %s -chunk 1h -sink file://%s\n",
+	fmt.Fprintf(w, "  go run ./cmd/tidemark backfill start --address %s --job %s --from %s --to %s --chunk 1h --sink file://%s\n",
 		s.TemporalAddr(), credit.Name, from, to, s.BackfillDir())
 	fmt.Fprintf(w, "\nor with the stock temporal CLI (then watch it in the Web UI):\n\n")
 	fmt.Fprintf(w, "  temporal workflow start --address %s --task-queue %s --type %s --workflow-id backfill-demo \\\n    --input '{\"job\":\"%s\",\"from\":\"%s\",\"to\":\"%s\",\"chunk\":\"1h\",\"sink\":\"file://%s\"}'\n\n",
@@ -403,8 +419,8 @@ func (s *Stack) handler(forwarder http.Handler) http.Handler {
 }
 
 func (s *Stack) jobNames() []string {
-	names := []string{credit.Name}
-	for _, j := range s.cfg.Jobs {
+	var names []string
+	for _, j := range s.jobs {
 		names = append(names, j.Name())
 	}
 	sort.Strings(names)
