@@ -5,9 +5,9 @@
 package scores
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 
 	"github.com/tidemark-dev/tidemark/eventcenter"
 	"github.com/tidemark-dev/tidemark/job"
@@ -60,15 +60,16 @@ func Logic(c *job.Context) (eventcenter.Row, error) {
 	return eventcenter.Row{"user_id": user, "score": score, "kyc_level": kyc, "band": bands[band]}, nil
 }
 
-// number reads a numeric column: a float, an integer or a JSON number.
+// number reads a numeric column: a float, an integer or a decimal (as a
+// JSON number with a fraction arrives).
 func number(v any) (float64, bool) {
 	switch n := v.(type) {
 	case float64:
 		return n, true
 	case int64:
 		return float64(n), true
-	case json.Number:
-		f, err := n.Float64()
+	case eventcenter.Decimal:
+		f, err := strconv.ParseFloat(string(n), 64)
 		return f, err == nil
 	}
 	return 0, false
