@@ -185,3 +185,10 @@ func TestDateFlags(t *testing.T) {
 		t.Errorf("known-at %q", in.KnownAt)
 	}
 }
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
