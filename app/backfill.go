@@ -73,7 +73,7 @@ table, and shows its progress until it is done (Ctrl-C leaves it running, unless
 		if id == "" {
 			id = fmt.Sprintf("backfill-%s-%s", in.Job, time.Now().UTC().Format("20060102T150405"))
 		}
-		c, err := dialTemporal(ctx, cfg.Temporal, a.quietLog())
+		c, err := dialTemporal(ctx, cfg.Temporal, a.quietLog(), nil)
 		if err != nil {
 			return err
 		}
@@ -193,7 +193,7 @@ func (a *cli) backfillStatusCmd() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		c, err := dialTemporal(ctx, cfg.Temporal, a.quietLog())
+		c, err := dialTemporal(ctx, cfg.Temporal, a.quietLog(), nil)
 		if err != nil {
 			return err
 		}
@@ -229,7 +229,7 @@ func (a *cli) backfillCancelCmd() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		c, err := dialTemporal(ctx, cfg.Temporal, a.quietLog())
+		c, err := dialTemporal(ctx, cfg.Temporal, a.quietLog(), nil)
 		if err != nil {
 			return err
 		}

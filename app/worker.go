@@ -63,7 +63,8 @@ one task queue, all on one HBase event center, to scale out.`,
 		if err != nil {
 			return err
 		}
-		if _, err := metrics.registry(ctx, log); err != nil {
+		prom, err := metrics.registry(ctx, log)
+		if err != nil {
 			return err
 		}
 		store, err := openStore(ctx, cfg, config.StoreOptions{})
@@ -84,7 +85,7 @@ one task queue, all on one HBase event center, to scale out.`,
 		if deps.S3, err = cfg.S3.S3Client(ctx); err != nil {
 			return err
 		}
-		c, err := dialTemporal(ctx, cfg.Temporal, log)
+		c, err := dialTemporal(ctx, cfg.Temporal, log, newTemporalMetrics(prom))
 		if err != nil {
 			return err
 		}
@@ -107,13 +108,15 @@ one task queue, all on one HBase event center, to scale out.`,
 	return cmd
 }
 
-// dialTemporal connects to Temporal as t says, logging through log.
-func dialTemporal(ctx context.Context, t config.Temporal, log *slog.Logger) (client.Client, error) {
+// dialTemporal connects to Temporal as t says, logging through log and
+// reporting the SDK's metrics to metrics (nil: none).
+func dialTemporal(ctx context.Context, t config.Temporal, log *slog.Logger, metrics client.MetricsHandler) (client.Client, error) {
 	o, err := t.TemporalOptions()
 	if err != nil {
 		return nil, err
 	}
 	o.Logger = sdklog.NewStructuredLogger(log)
+	o.MetricsHandler = metrics
 	c, err := client.DialContext(ctx, o)
 	if err != nil {
 		return nil, fmt.Errorf("connect to Temporal at %s: %w", t.Address, err)
