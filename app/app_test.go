@@ -105,6 +105,11 @@ func TestLegacyForms(t *testing.T) {
 		{"single-dash help", []string{"live", "-help"}, ExitOK, "consumes the job's trigger topic", "single-dash"},
 		{"worker --job is live", []string{"worker", "-job", credit.Name, "--help"}, ExitOK, "consumes the job's trigger topic", `"tidemark worker" with --job runs the live worker of the job, now "tidemark live"`},
 		{"worker is the Temporal worker", []string{"worker", "--help"}, ExitOK, "polls the task queue", ""},
+		{"old ingest line", []string{"ingest", "-sources", "/nonexistent/sources.yaml", "-brokers", "127.0.0.1:1", "-log-level", "info",
+			"-store", "/tmp/store", "-group", "g", "-instance-id", "i", "-metrics", "127.0.0.1:0"}, ExitError, "",
+			"(-sources -brokers -log-level -store -group -instance-id -metrics)"},
+		{"old hbase flags", []string{"hbase", "drop", "-zk", "127.0.0.1:1", "-namespace", "scratch"}, ExitUsage, "",
+			"--zk and --namespace are parts of --store hbase://ZK/NAMESPACE"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code, out, errOut := run(t, tc.args...)

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -40,9 +41,9 @@ func TestCustomBinary(t *testing.T) {
 		t.Fatalf("custom live --help does not offer the custom job: %v\n%s", err, out)
 	}
 
-	temporalAddr, kafkaAddr, apiAddr := freeAddr(t), freeAddr(t), freeAddr(t)
+	temporalAddr, kafkaAddr, apiAddr, metricsAddr := freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t)
 	dev := exec.CommandContext(ctx, bin, "dev", "--data", filepath.Join(dir, "data"), "--temporal", temporalAddr, "--ui", "off",
-		"--kafka", kafkaAddr, "--api", apiAddr, "--demo=false")
+		"--kafka", kafkaAddr, "--api", apiAddr, "--demo=false", "--metrics", metricsAddr)
 	dev.Stderr = os.Stderr
 	out, err := dev.StdoutPipe()
 	if err != nil {
@@ -104,6 +105,22 @@ func TestCustomBinary(t *testing.T) {
 			t.Fatalf("the backfill never covered the %d requests; last:\n%s", requests, b)
 		}
 		time.Sleep(time.Second)
+	}
+
+	// dev serves the metrics of its parts and of the Temporal SDK.
+	resp, err := http.Get("http://" + metricsAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"tidemark_ingest_events_stored_total", "tidemark_forward_", "temporal_request", "go_goroutines"} {
+		if !strings.Contains(string(metrics), want) {
+			t.Errorf("/metrics of dev lacks %s", want)
+		}
 	}
 
 	dev.Process.Signal(syscall.SIGINT)

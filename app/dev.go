@@ -18,6 +18,7 @@ func (a *cli) devCmd() *cobra.Command {
 		demo    devstack.Demo
 		runDemo bool
 		logs    logFlags
+		metrics metricsFlag
 	)
 	cmd := &cobra.Command{
 		Use:   "dev",
@@ -41,6 +42,7 @@ scenario running the example job live. It prints where everything is.`,
 	f.IntVar(&demo.HistoryApps, "history", 5000, "demo: applications spread over the day before the start (first start only)")
 	f.BoolVar(&cfg.EphemeralTemporal, "ephemeral", false, "keep Temporal's state in memory (the event center stays in --data)")
 	logs.register(f, "warn")
+	metrics.register(f)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		ctx := cmd.Context()
 		log, err := logs.logger(a.stderr)
@@ -48,6 +50,13 @@ scenario running the example job live. It prints where everything is.`,
 			return err
 		}
 		cfg.Logger = log
+		if metrics.addr != "" {
+			prom, err := metrics.registry(ctx, log)
+			if err != nil {
+				return err
+			}
+			cfg.Metrics, cfg.TemporalMetrics = prom, newTemporalMetrics(prom)
+		}
 		if runDemo {
 			cfg.Demo = &demo
 		}

@@ -25,6 +25,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.temporal.io/sdk/client"
@@ -74,6 +75,11 @@ type Config struct {
 	// and indexes); a job named like the credit example is left out (the
 	// stack's own runs). Default none.
 	Jobs func(ctx context.Context, store eventcenter.Store) ([]*job.Job, error)
+	// Metrics, if set, receives the metrics of the ingest and the
+	// forwarder; TemporalMetrics, those of the Temporal SDK (the stack's
+	// client and workers). Default none.
+	Metrics         prometheus.Registerer
+	TemporalMetrics client.MetricsHandler
 	// Logger. Default slog.Default(). Temporal's server logs warnings and
 	// errors to TemporalLog (default DataDir/temporal.log).
 	Logger      *slog.Logger
@@ -198,7 +204,12 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	runCtx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 
-	ing, err := ingest.New(ingest.Config{Brokers: brokers, Sources: sources, Store: s.store, Logger: cfg.Logger.With("part", "ingest")})
+	var ingMetrics *ingest.Metrics
+	var fwdMetrics *forward.Metrics
+	if cfg.Metrics != nil {
+		ingMetrics, fwdMetrics = ingest.NewMetrics(cfg.Metrics), forward.NewMetrics(cfg.Metrics)
+	}
+	ing, err := ingest.New(ingest.Config{Brokers: brokers, Sources: sources, Store: s.store, Metrics: ingMetrics, Logger: cfg.Logger.With("part", "ingest")})
 	if err != nil {
 		return nil, err
 	}
@@ -214,7 +225,9 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	}
 	s.goRun("live worker", func() error { return lw.Run(runCtx) })
 
-	s.client, err = s.temporal.NewClient(ctx, client.Options{Logger: sdklog.NewStructuredLogger(cfg.Logger.With("part", "temporal-client"))})
+	s.client, err = s.temporal.NewClient(ctx, client.Options{
+		Logger: sdklog.NewStructuredLogger(cfg.Logger.With("part", "temporal-client")), MetricsHandler: cfg.TemporalMetrics,
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -251,7 +264,7 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 			return nil, err
 		}
 		s.kcl = kcl
-		fwd, err := forward.New(forward.Config{Sources: sources, Client: kcl, Logger: cfg.Logger.With("part", "forward")})
+		fwd, err := forward.New(forward.Config{Sources: sources, Client: kcl, Metrics: fwdMetrics, Logger: cfg.Logger.With("part", "forward")})
 		if err != nil {
 			return nil, err
 		}
