@@ -104,6 +104,7 @@ type cli struct {
 	stdout, stderr io.Writer
 	env            func(string) (string, bool)
 	configFile     string
+	exampleJob     string // the job the examples name
 }
 
 // usageError is an error of the command line found by a command itself
@@ -142,15 +143,21 @@ overridden by TIDEMARK_* environment variables, overridden by flags
 	root.AddCommand(
 		a.devCmd(), a.liveCmd(), a.workerCmd(false), a.backfillCmd(), a.ingestCmd(), a.cdcCmd(), a.forwardCmd(), a.hbaseCmd(), a.configCmd(),
 	)
-	finish(root)
+	a.exampleJob = "credit-features"
+	if names := a.jobNames(); len(names) > 0 && !slices.Contains(names, a.exampleJob) {
+		a.exampleJob = names[0]
+	}
+	a.finish(root)
 	return root
 }
 
 // finish gives every command of the tree the same rules: a group (a
 // command with subcommands) without one prints its help, an unknown
 // subcommand is a usage error, a command without positional parameters
-// refuses arguments, and the errors a command returns are runFailures.
-func finish(c *cobra.Command) {
+// refuses arguments, the errors a command returns are runFailures, and
+// the examples name this binary and one of its jobs.
+func (a *cli) finish(c *cobra.Command) {
+	c.Example = strings.NewReplacer("  tidemark ", "  "+a.name+" ", "credit-features", a.exampleJob).Replace(c.Example)
 	switch {
 	case c.HasSubCommands():
 		if c.RunE == nil {
@@ -169,7 +176,7 @@ func finish(c *cobra.Command) {
 		}
 	}
 	for _, sub := range c.Commands() {
-		finish(sub)
+		a.finish(sub)
 	}
 }
 
