@@ -90,14 +90,14 @@ func (a *cli) hbaseInitCmd() *cobra.Command {
 			return err
 		}
 		start := time.Now()
-		st, err := config.OpenStore(cmd.Context(), u, config.StoreOptions{HBase: func(c *hbase.Config) {
-			c.Retention, c.Buckets, c.Regions, c.Compression, c.DialTimeout = retention, buckets, regions, compress, dial
-		}})
+		cfg := u.HBaseConfig()
+		cfg.Retention, cfg.Buckets, cfg.Regions, cfg.Compression, cfg.DialTimeout = retention, buckets, regions, compress, dial
+		config.QuietHBaseClient()
+		s, err := hbase.Open(cmd.Context(), cfg)
 		if err != nil {
 			return err
 		}
-		defer st.Close()
-		s := st.(*hbase.Store)
+		defer s.Close()
 		fmt.Fprintf(a.stdout, "%s ready in %v: tables events, time, index, marks, meta; %d time buckets; retention %v (horizon now %s)\n",
 			u, time.Since(start).Round(time.Millisecond), s.Buckets(), s.Retention(), s.Horizon(time.Now()).UTC().Format(time.RFC3339))
 		return nil
@@ -122,6 +122,7 @@ func (a *cli) hbaseDropCmd() *cobra.Command {
 		if !yes {
 			return usagef("hbase drop deletes every event of %s: add --yes to do it", u)
 		}
+		config.QuietHBaseClient()
 		if err := hbase.DropNamespace(cmd.Context(), u.HBaseConfig()); err != nil {
 			return err
 		}

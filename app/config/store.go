@@ -83,9 +83,6 @@ type StoreOptions struct {
 	// NoSync skips the embedded store's fsync of each append (see
 	// embedded.Config.NoSync). Default false.
 	NoSync bool
-	// HBase, if set, edits the hbase.Config before Open (retention,
-	// buckets… of `hbase init`).
-	HBase func(*hbase.Config)
 }
 
 // OpenStore opens the event center of u: the embedded store (creating its
@@ -105,12 +102,8 @@ func OpenStore(ctx context.Context, u StoreURL, o StoreOptions) (eventcenter.Sto
 		}
 		return s, err
 	case HBase:
-		logrus.SetLevel(logrus.WarnLevel) // gohbase logs every region it finds at info
-		cfg := u.HBaseConfig()
-		if o.HBase != nil {
-			o.HBase(&cfg)
-		}
-		return hbase.Open(ctx, cfg)
+		QuietHBaseClient()
+		return hbase.Open(ctx, u.HBaseConfig())
 	}
 	return nil, fmt.Errorf("config: store kind %q", u.Kind)
 }
@@ -122,3 +115,7 @@ func lockConflict(err error) bool {
 	var pathErr *os.PathError
 	return errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EACCES) && !errors.As(err, &pathErr)
 }
+
+// QuietHBaseClient keeps the HBase client's own logging to warnings (it
+// logs every region it finds at info).
+func QuietHBaseClient() { logrus.SetLevel(logrus.WarnLevel) }
