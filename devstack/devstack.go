@@ -25,6 +25,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.temporal.io/sdk/client"
@@ -69,8 +70,16 @@ type Config struct {
 	// Demo runs the demo scenario; nil for none. Default: none (tidemark
 	// dev turns it on). Its Brokers and Store are filled in.
 	Demo *Demo
-	// Jobs the workers can backfill, besides the credit example.
-	Jobs []*job.Job
+	// Jobs, if set, returns the jobs the workers can backfill besides the
+	// credit example, given the stack's event center (for their outputs
+	// and indexes); a job named like the credit example is left out (the
+	// stack's own runs). Default none.
+	Jobs func(ctx context.Context, store eventcenter.Store) ([]*job.Job, error)
+	// Metrics, if set, receives the metrics of the ingest and the
+	// forwarder; TemporalMetrics, those of the Temporal SDK (the stack's
+	// client and workers). Default none.
+	Metrics         prometheus.Registerer
+	TemporalMetrics client.MetricsHandler
 	// Logger. Default slog.Default(). Temporal's server logs warnings and
 	// errors to TemporalLog (default DataDir/temporal.log).
 	Logger      *slog.Logger
@@ -113,6 +122,7 @@ type Stack struct {
 	api      *http.Server
 	kcl      *kgo.Client
 	apiAddr  string
+	jobs     []*job.Job
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
 	errs     chan error
@@ -136,7 +146,7 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	}
 	// Check the addresses first: one clear error before anything starts.
 	for _, p := range []struct{ name, flag, addr string }{
-		{"Temporal", "-temporal", cfg.TemporalAddr}, {"Web UI", "-ui", cfg.UIAddr}, {"Kafka", "-kafka", cfg.KafkaAddr}, {"API", "-api", cfg.APIAddr},
+		{"Temporal", "--temporal", cfg.TemporalAddr}, {"Web UI", "--ui", cfg.UIAddr}, {"Kafka", "--kafka", cfg.KafkaAddr}, {"API", "--api", cfg.APIAddr},
 	} {
 		if p.addr == "off" {
 			continue
@@ -194,7 +204,12 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	runCtx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 
-	ing, err := ingest.New(ingest.Config{Brokers: brokers, Sources: sources, Store: s.store, Logger: cfg.Logger.With("part", "ingest")})
+	var ingMetrics *ingest.Metrics
+	var fwdMetrics *forward.Metrics
+	if cfg.Metrics != nil {
+		ingMetrics, fwdMetrics = ingest.NewMetrics(cfg.Metrics), forward.NewMetrics(cfg.Metrics)
+	}
+	ing, err := ingest.New(ingest.Config{Brokers: brokers, Sources: sources, Store: s.store, Metrics: ingMetrics, Logger: cfg.Logger.With("part", "ingest")})
 	if err != nil {
 		return nil, err
 	}
@@ -210,13 +225,27 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	}
 	s.goRun("live worker", func() error { return lw.Run(runCtx) })
 
-	s.client, err = s.temporal.NewClient(ctx, client.Options{Logger: sdklog.NewStructuredLogger(cfg.Logger.With("part", "temporal-client"))})
+	s.client, err = s.temporal.NewClient(ctx, client.Options{
+		Logger: sdklog.NewStructuredLogger(cfg.Logger.With("part", "temporal-client")), MetricsHandler: cfg.TemporalMetrics,
+	})
 	if err != nil {
 		return nil, err
 	}
 	// The backfill's credit job writes, like the live one, to the feature
 	// store (unless a backfill names another sink).
-	jobs := append([]*job.Job{liveJob}, cfg.Jobs...)
+	jobs := []*job.Job{liveJob}
+	if cfg.Jobs != nil {
+		more, err := cfg.Jobs(ctx, s.store)
+		if err != nil {
+			return nil, err
+		}
+		for _, j := range more {
+			if j.Name() != credit.Name {
+				jobs = append(jobs, j)
+			}
+		}
+	}
+	s.jobs = jobs
 	s.worker = workers.New(s.client, cfg.TaskQueue, workers.Deps{Store: s.store, Jobs: jobs, Params: registry}, worker.Options{})
 	if err := s.worker.Start(); err != nil {
 		return nil, err
@@ -235,7 +264,7 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 			return nil, err
 		}
 		s.kcl = kcl
-		fwd, err := forward.New(forward.Config{Sources: sources, Client: kcl, Logger: cfg.Logger.With("part", "forward")})
+		fwd, err := forward.New(forward.Config{Sources: sources, Client: kcl, Metrics: fwdMetrics, Logger: cfg.Logger.With("part", "forward")})
 		if err != nil {
 			return nil, err
 		}
@@ -373,7 +402,7 @@ func (s *Stack) PrintWhere(w io.Writer) {
 		fmt.Fprintf(w, "  demo              credit applications at %.0f/s, job %s running live\n", s.cfg.Demo.Rate, credit.Name)
 	}
 	fmt.Fprintf(w, "\nStart a backfill of the last day with our CLI (progress bar until done):\n\n")
-	fmt.Fprintf(w, "  go run ./cmd/tidemark backfill start -address %s -job %s -from %s -to %s -chunk 1h -sink file://%s\n",
+	fmt.Fprintf(w, "  go run ./cmd/tidemark backfill start --address %s --job %s --from %s --to %s --chunk 1h --sink file://%s\n",
 		s.TemporalAddr(), credit.Name, from, to, s.BackfillDir())
 	fmt.Fprintf(w, "\nor with the stock temporal CLI (then watch it in the Web UI):\n\n")
 	fmt.Fprintf(w, "  temporal workflow start --address %s --task-queue %s --type %s --workflow-id backfill-demo \\\n    --input '{\"job\":\"%s\",\"from\":\"%s\",\"to\":\"%s\",\"chunk\":\"1h\",\"sink\":\"file://%s\"}'\n\n",
@@ -403,8 +432,8 @@ func (s *Stack) handler(forwarder http.Handler) http.Handler {
 }
 
 func (s *Stack) jobNames() []string {
-	names := []string{credit.Name}
-	for _, j := range s.cfg.Jobs {
+	var names []string
+	for _, j := range s.jobs {
 		names = append(names, j.Name())
 	}
 	sort.Strings(names)

@@ -44,8 +44,8 @@ func TestDev(t *testing.T) {
 	}
 	temporalAddr, uiAddr, kafkaAddr, apiAddr := freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t)
 	const history = 3000
-	dev := exec.CommandContext(ctx, bin, "dev", "-data", filepath.Join(dir, "data"), "-temporal", temporalAddr, "-ui", uiAddr,
-		"-kafka", kafkaAddr, "-api", apiAddr, "-history", fmt.Sprint(history), "-rate", "2")
+	dev := exec.CommandContext(ctx, bin, "dev", "--data", filepath.Join(dir, "data"), "--temporal", temporalAddr, "--ui", uiAddr,
+		"--kafka", kafkaAddr, "--api", apiAddr, "--history", fmt.Sprint(history), "--rate", "2")
 	dev.Stderr = os.Stderr
 	out, err := dev.StdoutPipe()
 	if err != nil {
@@ -164,8 +164,8 @@ func TestDev(t *testing.T) {
 	})
 
 	t.Run("tidemark backfill start", func(t *testing.T) {
-		cmd := exec.CommandContext(ctx, bin, "backfill", "start", "-address", temporalAddr, "-id", "our-backfill", "-job", credit.Name,
-			"-from", from, "-to", to, "-chunk", "1h", "-sink", "file://"+filepath.Join(dir, "out"))
+		cmd := exec.CommandContext(ctx, bin, "backfill", "start", "--address", temporalAddr, "--id", "our-backfill", "--job", credit.Name,
+			"--from", from, "--to", to, "--chunk", "1h", "--sink", "file://"+filepath.Join(dir, "out"))
 		b, err := cmd.CombinedOutput()
 		if err != nil {
 			t.Fatalf("tidemark backfill start: %v\n%s", err, b)

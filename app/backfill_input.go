@@ -1,0 +1,47 @@
+package app
+
+import (
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/tidemark-dev/tidemark/activities"
+	"github.com/tidemark-dev/tidemark/workflows"
+)
+
+// backfillFlags are the flags of `backfill start` that make the
+// workflow's input; input maps them, in one place.
+type backfillFlags struct {
+	job, sample, sink, knownAt, params string
+	from, to                           time.Time
+	chunk                              time.Duration
+	rows, par, segment                 int
+}
+
+func (f *backfillFlags) register(fs *pflag.FlagSet) {
+	fs.Var(timeValue{&f.from}, "from", "range start, inclusive: a date (2026-11-25, midnight UTC) or RFC 3339")
+	fs.Var(timeValue{&f.to}, "to", "range end, exclusive: a date (2026-11-26, midnight UTC) or RFC 3339")
+	fs.StringVar(&f.sample, "sample", "", "sample table instead of a range: CSV with key,time columns (path, file:///path or s3://bucket/key)")
+	fs.DurationVar(&f.chunk, "chunk", 0, "time span of a chunk (default 1h)")
+	fs.IntVar(&f.rows, "chunk-rows", 0, "sample rows per chunk (default 10000)")
+	fs.IntVar(&f.par, "parallelism", 0, "chunks at once (default 4)")
+	fs.StringVar(&f.sink, "sink", "", `records go to: "" the job's outputs, featurestore[:source], file:///folder, s3://bucket/prefix`)
+	fs.Var(choiceValue{s: &f.knownAt, words: []string{"", "trigger"}, times: true}, "known-at",
+		`what the fetches know: "" the corrected truth, "trigger" what live saw, or a time (date or RFC 3339)`)
+	fs.Var(choiceValue{s: &f.params, words: []string{"", "asof", "current", "defaults"}}, "params", `parameter values: "asof" (default), "current", "defaults"`)
+	fs.IntVar(&f.segment, "segment-events", 0, "events between heartbeats of a chunk (default 8192)")
+}
+
+// input is the workflow input of the flags, validated as the workflow
+// will.
+func (f *backfillFlags) input() (workflows.BackfillInput, error) {
+	in := workflows.BackfillInput{
+		Job: f.job, From: f.from, To: f.to, Sample: f.sample,
+		Chunk: workflows.Duration(f.chunk), ChunkRows: f.rows, Parallelism: f.par,
+		Options: activities.Options{Sink: f.sink, KnownAt: f.knownAt, Params: f.params, SegmentEvents: f.segment},
+	}
+	if err := in.Validate(); err != nil {
+		return in, usageError{err}
+	}
+	return in, nil
+}
