@@ -58,7 +58,7 @@ func NewEventCenter(store Store, now func() time.Time) *EventCenter {
 
 // latest is after every version: Current reads the last one stored, even
 // one stamped by a clock ahead of ours.
-var latest = time.Unix(0, 1<<63-1)
+var latest = eventcenter.MaxTime
 
 // Current implements Registry: the last version stored.
 func (r *EventCenter) Current(ctx context.Context, job string) (Version, Values, error) {

@@ -19,7 +19,7 @@ func (binaryCodec) Name() string { return "binary/v1" }
 // codec.EncodeBody (its stored-at is left zero).
 //
 // Append refuses what the layout cannot hold exactly: a value of a type a
-// Row cannot hold, and times outside int64 Unix nanoseconds (codec.CheckTime),
+// Row cannot hold, and times outside [eventcenter.MinTime, MaxTime] (codec.CheckTime),
 // which would wrap into other years. Anything else it writes as it is, for
 // Decode to judge.
 func (binaryCodec) Append(dst []byte, e *eventcenter.Event) ([]byte, error) {

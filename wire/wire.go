@@ -35,7 +35,7 @@
 // binary/v1 is the event center's own body encoding (eventcenter/codec) after
 // the source, key, time and position: compact and fast, for producers we own.
 // It holds times as int64 Unix nanoseconds: its Append refuses others
-// (codec.CheckTime) rather than wrap them into other years.
+// (codec.CheckTime: eventcenter.MinTime to MaxTime) rather than wrap them into other years.
 //
 // For every valid event (Event.Validate), Decode of Append is the event
 // itself, up to what a store also normalizes: times come back in UTC, int

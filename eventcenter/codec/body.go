@@ -134,11 +134,12 @@ func CheckRow(r eventcenter.Row) error {
 }
 
 // CheckTime reports a time that bodies and keys cannot hold exactly: one
-// whose Unix nanoseconds overflow an int64 (before 1677-09-21 or after
-// 2262-04-11), which would wrap into another year.
+// outside [eventcenter.MinTime, eventcenter.MaxTime], the one definition of
+// the time bounds (an int64 of Unix nanoseconds would wrap it into another
+// year).
 func CheckTime(t time.Time) error {
-	if !time.Unix(0, t.UnixNano()).Equal(t) {
-		return fmt.Errorf("time %v is outside the range of int64 Unix nanoseconds (1677-09-21 to 2262-04-11)", t)
+	if !eventcenter.InTimeRange(t) {
+		return fmt.Errorf("time %v is outside [%v, %v]", t, eventcenter.MinTime, eventcenter.MaxTime)
 	}
 	return nil
 }

@@ -160,9 +160,10 @@ func TestCheckTime(t *testing.T) {
 		t  time.Time
 		ok bool
 	}{
-		{time.Unix(0, math.MinInt64), true},
-		{time.Unix(0, math.MaxInt64), true},
-		{time.Unix(0, math.MinInt64).Add(-1), false},
+		{eventcenter.MinTime, true},
+		{eventcenter.MaxTime, true},
+		{eventcenter.MinTime.Add(-1), false},
+		{eventcenter.MaxTime.Add(1), false},
 		{time.Unix(0, math.MaxInt64).Add(1), false},
 		{time.Date(2300, 1, 1, 0, 0, 0, 0, time.UTC), false},
 		{time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC), false},

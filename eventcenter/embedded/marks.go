@@ -38,9 +38,10 @@ func decodeMarkValue(val []byte) (time.Time, error) {
 // RegisterPartitions implements eventcenter.Watermarks. The partitions not
 // yet known are written at the floor in one synced batch.
 func (s *Store) RegisterPartitions(ctx context.Context, source string, partitions []int32) error {
-	if err := s.check(ctx); err != nil {
+	if err := s.enter(ctx); err != nil {
 		return err
 	}
+	defer s.leave()
 	if err := eventcenter.ValidateSource(source); err != nil {
 		return fmt.Errorf("%w: watermark source: %v", eventcenter.ErrInvalidQuery, err)
 	}
