@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -93,6 +94,131 @@ func TestFeatureStore(t *testing.T) {
 	// Point in time: before the trigger the feature did not exist.
 	if _, err := st.AsOf(ctx, eventcenter.AsOf{Source: "feature.out-test", Key: "a1", Time: t0}); err != eventcenter.ErrNotFound {
 		t.Fatalf("as of before: %v", err)
+	}
+}
+
+// Fill writes only what is missing; Replace writes a new version of every
+// record that the latest read returns while an as-known-at read before it
+// still returns the old one; a redone write of either stores nothing twice.
+func TestFeatureStoreModes(t *testing.T) {
+	ctx := context.Background()
+	st := openStore(t)
+	recs := records(t, 6)
+	live := outputs.FeatureStore(st, "")
+	if err := live.Write(ctx, recs[:3]); err != nil { // the live run saw the first three
+		t.Fatal(err)
+	}
+	time.Sleep(2 * time.Millisecond)
+	beforeBackfills := time.Now()
+	time.Sleep(2 * time.Millisecond)
+
+	fill := live.Backfill(st, outputs.Fill, "bf-fill")
+	for range 2 { // the second time: a segment redone after a crash
+		if err := fill.Write(ctx, recs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if c := fill.Counts(); c != (outputs.WriteCounts{Written: 6, Unchanged: 6}) {
+		t.Fatalf("fill counts %+v, want 3+3 written and 3+3 unchanged", c)
+	}
+	history := func(key string) []eventcenter.Event {
+		evs, err := st.History(ctx, eventcenter.HistoryQuery{Source: "feature.out-test", Key: key, From: t0, To: t0.Add(time.Hour)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return evs
+	}
+	for i, r := range recs {
+		if evs := history(r.Entity); len(evs) != 1 {
+			t.Fatalf("record %d: %d events after fill, want 1", i, len(evs))
+		}
+	}
+	time.Sleep(2 * time.Millisecond)
+	beforeReplace := time.Now()
+	time.Sleep(2 * time.Millisecond)
+
+	// New parameters: every record changes.
+	changed := slices.Clone(recs)
+	for i := range changed {
+		changed[i].ParamVersion = 5
+		changed[i].Features = eventcenter.Row{"n": int64(100 + i)}
+	}
+	replace := live.Backfill(st, outputs.Replace, "bf-replace")
+	for range 2 {
+		if err := replace.Write(ctx, changed); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if c := replace.Counts(); c != (outputs.WriteCounts{Replaced: 12}) {
+		t.Fatalf("replace counts %+v, want 6+6 replaced", c)
+	}
+	for i, r := range recs {
+		if evs := history(r.Entity); len(evs) != 2 {
+			t.Fatalf("record %d: %d events after replace, want 2", i, len(evs))
+		}
+		e, err := st.AsOf(ctx, eventcenter.AsOf{Source: "feature.out-test", Key: r.Entity, Time: t0.Add(time.Hour)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := job.RecordFromEvent("out-test", &e)
+		if got.ID != r.ID || got.ParamVersion != 5 || got.Features["n"] != int64(100+i) || got.Trigger.Pos != r.Trigger.Pos || e.After[job.ColBackfill] != "bf-replace" {
+			t.Fatalf("record %d: latest read %+v, want the replacement", i, got)
+		}
+		old, err := st.AsOf(ctx, eventcenter.AsOf{Source: "feature.out-test", Key: r.Entity, Time: t0.Add(time.Hour), KnownAt: beforeReplace})
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkRecord(t, job.RecordFromEvent("out-test", &old), r)
+		_, err = st.AsOf(ctx, eventcenter.AsOf{Source: "feature.out-test", Key: r.Entity, Time: t0.Add(time.Hour), KnownAt: beforeBackfills})
+		if live := i < 3; live != (err == nil) {
+			t.Fatalf("record %d known before the backfills: %v", i, err)
+		}
+	}
+
+	// A second replace: version 2 wins over version 1.
+	for i := range changed {
+		changed[i].Features = eventcenter.Row{"n": int64(200 + i)}
+	}
+	again := live.Backfill(st, outputs.Replace, "bf-replace-2")
+	if err := again.Write(ctx, changed); err != nil {
+		t.Fatal(err)
+	}
+	e, err := st.AsOf(ctx, eventcenter.AsOf{Source: "feature.out-test", Key: recs[4].Entity, Time: t0.Add(time.Hour)})
+	if err != nil || e.After["n"] != int64(204) {
+		t.Fatalf("after a second replace: %v %v", e.After, err)
+	}
+	if _, v := job.OriginalPos(e.Pos); v != 2 {
+		t.Fatalf("version %d, want 2", v)
+	}
+}
+
+// Two triggers of one entity at one time: after a replace the latest read
+// returns the new version of the later trigger, as before it the old one.
+func TestFeatureStoreReplaceKeepsTriggerOrder(t *testing.T) {
+	ctx := context.Background()
+	st := openStore(t)
+	recs := records(t, 2)
+	for i := range recs {
+		recs[i].Entity, recs[i].Trigger.Time = "same", t0
+	}
+	out := outputs.FeatureStore(st, "")
+	if err := out.Write(ctx, recs); err != nil {
+		t.Fatal(err)
+	}
+	for _, batches := range [][][]job.Record{{recs}, {recs[:1], recs[1:]}} {
+		rep := out.Backfill(st, outputs.Replace, fmt.Sprint("bf-", len(batches)))
+		for _, b := range batches {
+			if err := rep.Write(ctx, b); err != nil {
+				t.Fatal(err)
+			}
+		}
+		e, err := st.AsOf(ctx, eventcenter.AsOf{Source: "feature.out-test", Key: "same", Time: t0})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := job.RecordFromEvent("out-test", &e); got.Trigger.Key != "a1" || e.After[job.ColBackfill] != fmt.Sprint("bf-", len(batches)) {
+			t.Fatalf("latest read %+v (%v), want the later trigger's new version", got, e.After)
+		}
 	}
 }
 
