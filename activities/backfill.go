@@ -93,7 +93,7 @@ func (a *Backfill) BackfillPlan(ctx context.Context, in PlanInput) (Plan, error)
 	if _, err := a.env(j, in.Options); err != nil {
 		return Plan{}, err
 	}
-	if _, err := a.parseSink(in.Options.Sink); err != nil {
+	if _, err := a.parseSink(in.Options); err != nil {
 		return Plan{}, err
 	}
 	p := Plan{Source: j.Source()}
@@ -126,7 +126,7 @@ func (a *Backfill) BackfillChunk(ctx context.Context, in ChunkInput) (ChunkResul
 	if err != nil {
 		return ChunkResult{}, err
 	}
-	sink, err := a.parseSink(in.Options.Sink)
+	sink, err := a.parseSink(in.Options)
 	if err != nil {
 		return ChunkResult{}, err
 	}
@@ -165,13 +165,11 @@ func (a *Backfill) BackfillChunk(ctx context.Context, in ChunkInput) (ChunkResul
 	for {
 		segEnd := cur.Ordinal + segment
 		segEnv := *env
-		outs, err := sink.open(ctx, in, cur.Ordinal)
+		outs, err := sink.open(ctx, j, in, cur.Ordinal)
 		if err != nil {
 			return cur.Result, err
 		}
-		if outs != nil {
-			segEnv.Outputs = outs.outputs()
-		}
+		segEnv.Outputs = outs.outputs()
 		done := false
 		seq := func(yield func(eventcenter.Event, error) bool) {
 			for cur.Ordinal < segEnd {
@@ -198,9 +196,9 @@ func (a *Backfill) BackfillChunk(ctx context.Context, in ChunkInput) (ChunkResul
 			}
 		}
 		sum, err := job.RunAll(ctx, j, &segEnv, iter.Seq2[eventcenter.Event, error](seq), job.RunOptions{BatchSize: a.BatchSize, Workers: a.Workers})
-		if err == nil && outs != nil {
+		if err == nil {
 			err = outs.close(ctx)
-		} else if outs != nil {
+		} else {
 			outs.abort()
 		}
 		if err != nil {
@@ -211,6 +209,7 @@ func (a *Backfill) BackfillChunk(ctx context.Context, in ChunkInput) (ChunkResul
 		}
 		r := &cur.Result
 		r.Outputs += sum.Counts[job.OK]
+		r.WriteCounts.Add(outs.counts())
 		// RunAll counts events that do not trigger the job as skipped too.
 		r.Skipped += sum.Counts[job.Skipped]
 		r.Stale += sum.Counts[job.Stale]

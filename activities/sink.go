@@ -7,31 +7,51 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/tidemark-dev/tidemark/eventcenter"
 	"github.com/tidemark-dev/tidemark/job"
 	"github.com/tidemark-dev/tidemark/job/outputs"
 )
 
 // sink opens the outputs of one segment of a chunk.
 type sink interface {
-	// open returns the segment's outputs, or nil for the job's own.
-	open(ctx context.Context, in ChunkInput, ordinal int) (segmentOutputs, error)
+	// open returns the segment's outputs.
+	open(ctx context.Context, j *job.Job, in ChunkInput, ordinal int) (segmentOutputs, error)
 }
 
 type segmentOutputs interface {
 	outputs() []job.Output
 	close(ctx context.Context) error // make the segment's records visible
 	abort()
+	// counts returns what the segment's writes did (after close).
+	counts() outputs.WriteCounts
 }
 
-// parseSink reads Options.Sink.
-func (a *Backfill) parseSink(spec string) (sink, error) {
+// parseWrite reads Options.Write.
+func parseWrite(s string) (outputs.WriteMode, error) {
+	if s == "" {
+		return outputs.Fill, nil
+	}
+	m, err := outputs.ParseWriteMode(s)
+	if err != nil || m == outputs.Append {
+		return "", permanent(ErrTypeBadInput, "backfill: write %q: want \"fill\" or \"replace\"", s)
+	}
+	return m, nil
+}
+
+// parseSink reads Options.Sink (and Write, Format).
+func (a *Backfill) parseSink(o Options) (sink, error) {
+	spec := o.Sink
+	mode, err := parseWrite(o.Write)
+	if err != nil {
+		return nil, err
+	}
 	switch {
 	case spec == "" || spec == "job":
-		return jobSink{}, nil
+		return jobSink{store: a.Store, mode: mode}, nil
 	case spec == "featurestore":
-		return fixedSink{outputs.FeatureStore(a.Store, "")}, nil
+		return featureSink{store: a.Store, out: outputs.FeatureStore(a.Store, ""), mode: mode}, nil
 	case strings.HasPrefix(spec, "featurestore:"):
-		return fixedSink{outputs.FeatureStore(a.Store, strings.TrimPrefix(spec, "featurestore:"))}, nil
+		return featureSink{store: a.Store, out: outputs.FeatureStore(a.Store, strings.TrimPrefix(spec, "featurestore:")), mode: mode}, nil
 	}
 	u, err := url.Parse(spec)
 	if err != nil {
@@ -56,21 +76,55 @@ func (a *Backfill) parseSink(spec string) (sink, error) {
 	return nil, permanent(ErrTypeBadInput, "backfill: sink %q: want \"\", featurestore[:source], file:///folder or s3://bucket/prefix", spec)
 }
 
-type jobSink struct{}
-
-func (jobSink) open(context.Context, ChunkInput, int) (segmentOutputs, error) { return nil, nil }
-
-type fixedSink struct{ out job.Output }
-
-func (s fixedSink) open(context.Context, ChunkInput, int) (segmentOutputs, error) {
-	return fixedOutputs{s.out}, nil
+// jobSink writes to the job's own outputs, its feature store outputs in
+// the backfill's write mode.
+type jobSink struct {
+	store eventcenter.Store
+	mode  outputs.WriteMode
 }
 
-type fixedOutputs struct{ out job.Output }
+func (s jobSink) open(_ context.Context, j *job.Job, in ChunkInput, _ int) (segmentOutputs, error) {
+	outs := j.Outputs()
+	var fs []*outputs.FeatureStoreOutput
+	for i, o := range outs {
+		if f, ok := o.(*outputs.FeatureStoreOutput); ok {
+			f = f.Backfill(s.store, s.mode, in.Backfill)
+			outs[i] = f
+			fs = append(fs, f)
+		}
+	}
+	return jobOutputs{outs: outs, fs: fs}, nil
+}
 
-func (f fixedOutputs) outputs() []job.Output     { return []job.Output{f.out} }
-func (fixedOutputs) close(context.Context) error { return nil }
-func (fixedOutputs) abort()                      {}
+type jobOutputs struct {
+	outs []job.Output
+	fs   []*outputs.FeatureStoreOutput
+}
+
+func (o jobOutputs) outputs() []job.Output     { return o.outs }
+func (jobOutputs) close(context.Context) error { return nil }
+func (jobOutputs) abort()                      {}
+
+// counts are those of the first feature store output (the job's outputs
+// other than the feature store are not counted).
+func (o jobOutputs) counts() outputs.WriteCounts {
+	if len(o.fs) == 0 {
+		return outputs.WriteCounts{}
+	}
+	return o.fs[0].Counts()
+}
+
+// featureSink writes to the feature store in the backfill's write mode.
+type featureSink struct {
+	store eventcenter.Store
+	out   *outputs.FeatureStoreOutput
+	mode  outputs.WriteMode
+}
+
+func (s featureSink) open(_ context.Context, _ *job.Job, in ChunkInput, _ int) (segmentOutputs, error) {
+	f := s.out.Backfill(s.store, s.mode, in.Backfill)
+	return jobOutputs{outs: []job.Output{f}, fs: []*outputs.FeatureStoreOutput{f}}, nil
+}
 
 // fileSink writes one JSON Lines object per segment. Segments start at
 // fixed event ordinals (multiples of SegmentEvents from the chunk start, as
@@ -93,7 +147,7 @@ func safeName(s string) string {
 	}, s)
 }
 
-func (s fileSink) open(_ context.Context, in ChunkInput, ordinal int) (segmentOutputs, error) {
+func (s fileSink) open(_ context.Context, _ *job.Job, in ChunkInput, ordinal int) (segmentOutputs, error) {
 	o, err := outputs.JSONLines(s.dst, ObjectName(in.Backfill, in.Job, in.Index, ordinal))
 	if err != nil {
 		return nil, err
@@ -115,3 +169,5 @@ func (f fileOutputs) close(ctx context.Context) error {
 }
 
 func (f fileOutputs) abort() { f.o.Abort() }
+
+func (f fileOutputs) counts() outputs.WriteCounts { return outputs.WriteCounts{Written: f.o.Count()} }

@@ -2,6 +2,8 @@ package activities
 
 import (
 	"time"
+
+	"github.com/tidemark-dev/tidemark/job/outputs"
 )
 
 // Options say how a backfill runs the job; every chunk of one backfill gets
@@ -19,6 +21,14 @@ type Options struct {
 	// File sinks write one object per chunk segment (see SegmentEvents),
 	// named <backfill>/<job>/chunk-<index>-<first event ordinal>.jsonl.
 	Sink string `json:"sink,omitempty"`
+	// Write is how records reach the feature store (the featurestore sinks
+	// and the job's own feature store outputs): "fill" (the default)
+	// writes only the records whose trigger has none, counting the others
+	// unchanged; "replace" writes a new version of every record, with the
+	// job version, parameter version and backfill ID, which latest reads
+	// return while as-known-at reads before it still return the old one
+	// (see outputs.Replace). Both are idempotent per backfill.
+	Write string `json:"write,omitempty"`
 	// KnownAt bounds fetches bitemporally: "" the corrected truth,
 	// "trigger" what was stored when each trigger was stored (what the live
 	// run saw; for sample rows, what was stored by the row's time), or an
@@ -117,8 +127,13 @@ type ChunkResult struct {
 	// Events: trigger-source events replayed, or sample rows read.
 	Events int `json:"events"`
 	// Runs of the job by outcome. Outputs is the number of OK runs, whose
-	// records were written.
+	// records went to the sink.
 	Outputs int `json:"outputs"`
+	// What the sink did with the records: written, unchanged (fill: the
+	// trigger had a record) or replaced (replace: a new version). Counted
+	// for the feature store and file sinks; the job's other outputs
+	// (Kafka, RabbitMQ) are not counted.
+	outputs.WriteCounts
 	Skipped int `json:"skipped"`
 	Stale   int `json:"stale"`
 	Failed  int `json:"failed"`
