@@ -57,12 +57,20 @@ func (a *Backfill) parseSink(o Options) (sink, error) {
 	if err != nil {
 		return nil, permanent(ErrTypeBadInput, "backfill: sink %q: %v", spec, err)
 	}
+	format := o.Format
+	switch format {
+	case "":
+		format = FormatJSONLines
+	case FormatJSONLines, FormatParquet:
+	default:
+		return nil, permanent(ErrTypeBadInput, "backfill: format %q: want %q or %q", o.Format, FormatJSONLines, FormatParquet)
+	}
 	switch u.Scheme {
 	case "file":
 		if u.Host != "" || !filepath.IsAbs(u.Path) {
 			return nil, permanent(ErrTypeBadInput, "backfill: sink %q: want file:///absolute/folder", spec)
 		}
-		return fileSink{dst: outputs.Dir(u.Path)}, nil
+		return fileSink{dst: outputs.Dir(u.Path), format: format}, nil
 	case "s3":
 		if a.S3 == nil {
 			return nil, permanent(ErrTypeBadInput, "backfill: sink %q: this worker has no S3 client", spec)
@@ -71,7 +79,7 @@ func (a *Backfill) parseSink(o Options) (sink, error) {
 		if prefix != "" && !strings.HasSuffix(prefix, "/") {
 			prefix += "/"
 		}
-		return fileSink{dst: outputs.S3{Client: a.S3, Bucket: u.Host, Prefix: prefix}}, nil
+		return fileSink{dst: outputs.S3{Client: a.S3, Bucket: u.Host, Prefix: prefix}, format: format}, nil
 	}
 	return nil, permanent(ErrTypeBadInput, "backfill: sink %q: want \"\", featurestore[:source], file:///folder or s3://bucket/prefix", spec)
 }
@@ -126,16 +134,26 @@ func (s featureSink) open(_ context.Context, _ *job.Job, in ChunkInput, _ int) (
 	return jobOutputs{outs: []job.Output{f}, fs: []*outputs.FeatureStoreOutput{f}}, nil
 }
 
-// fileSink writes one JSON Lines object per segment. Segments start at
-// fixed event ordinals (multiples of SegmentEvents from the chunk start, as
-// every attempt cuts them alike), so a redone segment replaces its object
-// with the same records and no two objects hold the same record.
-type fileSink struct{ dst outputs.Destination }
+// File formats of Options.Format.
+const (
+	FormatJSONLines = "jsonl"
+	FormatParquet   = "parquet"
+)
+
+// fileSink writes one object per segment, JSON Lines or Parquet. Segments
+// start at fixed event ordinals (multiples of SegmentEvents from the chunk
+// start, as every attempt cuts them alike), so a redone segment replaces
+// its object with the same records and no two objects hold the same record.
+type fileSink struct {
+	dst    outputs.Destination
+	format string
+}
 
 // ObjectName is the name of the file-sink object of the segment of chunk
-// index that starts at event ordinal, under the backfill's name.
-func ObjectName(backfill, jobName string, index, ordinal int) string {
-	return fmt.Sprintf("%s/%s/chunk-%06d-%012d.jsonl", safeName(backfill), safeName(jobName), index, ordinal)
+// index that starts at event ordinal, under the backfill's name, with the
+// extension of format ("jsonl" or "parquet").
+func ObjectName(backfill, jobName string, index, ordinal int, format string) string {
+	return fmt.Sprintf("%s/%s/chunk-%06d-%012d.%s", safeName(backfill), safeName(jobName), index, ordinal, format)
 }
 
 func safeName(s string) string {
@@ -148,14 +166,30 @@ func safeName(s string) string {
 }
 
 func (s fileSink) open(_ context.Context, _ *job.Job, in ChunkInput, ordinal int) (segmentOutputs, error) {
-	o, err := outputs.JSONLines(s.dst, ObjectName(in.Backfill, in.Job, in.Index, ordinal))
+	name := ObjectName(in.Backfill, in.Job, in.Index, ordinal, s.format)
+	if s.format == FormatParquet {
+		o, err := outputs.Parquet(s.dst, name)
+		if err != nil {
+			return nil, err
+		}
+		return fileOutputs{o}, nil
+	}
+	o, err := outputs.JSONLines(s.dst, name)
 	if err != nil {
 		return nil, err
 	}
 	return fileOutputs{o}, nil
 }
 
-type fileOutputs struct{ o *outputs.JSONLinesOutput }
+// fileObject is a file sink's output of one segment.
+type fileObject interface {
+	job.Output
+	Count() int
+	Close(ctx context.Context) error
+	Abort()
+}
+
+type fileOutputs struct{ o fileObject }
 
 func (f fileOutputs) outputs() []job.Output { return []job.Output{f.o} }
 
