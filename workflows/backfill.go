@@ -97,6 +97,11 @@ const (
 	DefaultWatermarkTimeout = time.Hour
 )
 
+// unpatched, set by tests only, runs today's code as if written without
+// its workflow.GetVersion patch, to show that the patch is what keeps old
+// histories replayable.
+var unpatched bool
+
 // legacyParallelism is DefaultParallelism of histories started before
 // versionDefaults.
 const legacyParallelism = 4
@@ -420,7 +425,11 @@ func Backfill(ctx workflow.Context, in BackfillInput) (Summary, error) {
 	st := in.State
 	if st == nil {
 		st = &BackfillState{Started: workflow.Now(ctx), Summary: Summary{Job: in.Job}}
-		st.Version = workflow.GetVersion(ctx, versionChange, workflow.DefaultVersion, versionDefaults)
+		if unpatched {
+			st.Version = versionDefaults
+		} else {
+			st.Version = workflow.GetVersion(ctx, versionChange, workflow.DefaultVersion, versionDefaults)
+		}
 	}
 	v1 := st.Version >= versionDefaults
 	if v1 {
