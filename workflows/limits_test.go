@@ -132,7 +132,9 @@ func TestBackfillWatermark(t *testing.T) {
 		env.OnActivity(a.BackfillPlan, mock.Anything, mock.Anything).Return(plan, nil)
 		c := &chunks{}
 		env.OnActivity(a.BackfillChunk, mock.Anything, mock.Anything).Return(
-			func(_ context.Context, in activities.ChunkInput) (activities.ChunkResult, error) { return c.result(in), nil })
+			func(_ context.Context, in activities.ChunkInput) (activities.ChunkResult, error) {
+				return c.result(in), nil
+			})
 		return env, c
 	}
 
@@ -186,7 +188,10 @@ func TestBackfillFinishesFileSinks(t *testing.T) {
 		env, c := newEnv(t)
 		var got activities.FinishInput
 		env.OnActivity(a.BackfillFinish, mock.Anything, mock.Anything).Return(
-			func(_ context.Context, in activities.FinishInput) (activities.Manifest, error) { got = in; return activities.Manifest{}, nil })
+			func(_ context.Context, in activities.FinishInput) (activities.Manifest, error) {
+				got = in
+				return activities.Manifest{}, nil
+			})
 		env.OnActivity(a.BackfillChunk, mock.Anything, mock.Anything).Return(
 			func(_ context.Context, in activities.ChunkInput) (activities.ChunkResult, error) {
 				if fail && in.Index == 2 {
