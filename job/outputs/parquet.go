@@ -41,6 +41,7 @@ type ParquetOutput struct {
 	mu     sync.Mutex
 	recs   []job.Record
 	seen   map[string]struct{}
+	n      int
 	closed bool
 }
 
@@ -78,6 +79,7 @@ func (o *ParquetOutput) Write(_ context.Context, recs []job.Record) error {
 		}
 		o.seen[r.ID] = struct{}{}
 		o.recs = append(o.recs, r)
+		o.n++
 	}
 	return nil
 }
@@ -86,7 +88,7 @@ func (o *ParquetOutput) Write(_ context.Context, recs []job.Record) error {
 func (o *ParquetOutput) Count() int {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	return len(o.recs)
+	return o.n
 }
 
 // Abort drops the sink's records without putting anything.
