@@ -186,7 +186,7 @@ func (a *Backfill) BackfillChunk(ctx context.Context, in ChunkInput) (ChunkResul
 	defer cancel(nil)
 	hb := a.newHeartbeat(ctx, cancel, cur, info.HeartbeatTimeout, in.StallTimeout)
 	defer hb.stop()
-	versions := &paramVersions{}
+	versions := &paramVersions{written: &hb.written}
 
 	var src eventSource
 	if in.Sample != nil {
@@ -394,6 +394,7 @@ type heartbeat struct {
 	direct   HeartbeatClient // nil: activity.RecordHeartbeat
 	token    []byte
 	consumed atomic.Int64 // events consumed by this attempt
+	written  atomic.Int64 // records written by this attempt
 	base     int          // Ordinal at the attempt's start
 
 	mu   sync.Mutex // serialises sends
@@ -410,6 +411,9 @@ func (a *Backfill) newHeartbeat(ctx context.Context, cancel context.CancelCauseF
 		every = 10 * time.Second
 	}
 	every = max(every, 100*time.Millisecond)
+	if stall > 0 && stall/4 < every {
+		every = max(stall/4, 10*time.Millisecond)
+	}
 	h.wg.Add(1)
 	go func() {
 		defer h.wg.Done()
@@ -423,11 +427,11 @@ func (a *Backfill) newHeartbeat(ctx context.Context, cancel context.CancelCauseF
 			case <-ctx.Done():
 				return
 			case now := <-t.C:
-				n := h.consumed.Load()
+				n := h.consumed.Load() + h.written.Load()
 				if n != last {
 					last, progressed = n, now
 				} else if stall > 0 && now.Sub(progressed) >= stall {
-					h.cancel(fmt.Errorf("%w for %v (at event %d of the chunk)", errStalled, stall, h.base+int(n)))
+					h.cancel(fmt.Errorf("%w for %v (at event %d of the chunk)", errStalled, stall, h.base+int(h.consumed.Load())))
 					return
 				}
 				h.mu.Lock()
@@ -497,16 +501,19 @@ func (h *heartbeat) stop() {
 }
 
 // paramVersions is an output that notes the parameter versions of the
-// records (at most 100), for the summary and the manifest.
+// records (at most 100), for the summary and the manifest, and counts them
+// as the chunk's progress.
 type paramVersions struct {
-	mu   sync.Mutex
-	seen map[int64]struct{}
+	written *atomic.Int64 // counts the records: progress
+	mu      sync.Mutex
+	seen    map[int64]struct{}
 }
 
 func (p *paramVersions) Name() string { return "paramversions" }
 func (p *paramVersions) Idempotent()  {}
 
 func (p *paramVersions) Write(_ context.Context, recs []job.Record) error {
+	p.written.Add(int64(len(recs)))
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.seen == nil {
