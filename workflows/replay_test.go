@@ -30,6 +30,14 @@ func TestReplayHistories(t *testing.T) {
 		// parallelism a signal changed.
 		{"backfill_v0_defaults.json", false},
 		{"backfill_v0_signal.json", false},
+		// Recorded by workers.TestBackfillHistories with versioning.
+		{"backfill_v1_defaults.json", false},
+		{"backfill_v1_update.json", false},
+		{"backfill_v1_can_first.json", false},
+		{"backfill_v1_can_last.json", false},
+		{"backfill_v1_failed_chunk.json", false},
+		{"backfill_v1_sample.json", false},
+		{"backfill_v1_cancel.json", false},
 	} {
 		t.Run(strings.TrimSuffix(tc.file, ".json"), func(t *testing.T) {
 			r := worker.NewWorkflowReplayer()
