@@ -107,3 +107,24 @@ func TestFeatureStoreFillAndReplace(t *testing.T) {
 		t.Fatalf("%d versions after a redone replace (%v), want 2", len(h), err)
 	}
 }
+
+// A backfill to the job's own outputs writes its feature store outputs in
+// the backfill's write mode too, and counts them.
+func TestJobOutputsFill(t *testing.T) {
+	st, a, evs := fixture(t, 500)
+	a.Jobs = activities.NewJobs(backfilltest.Job(job.Outputs(outputs.FeatureStore(st, "out.jobsink"))))
+	triggers := backfilltest.Triggers(evs)
+	in := activities.ChunkInput{Backfill: "bf-job", Job: backfilltest.JobName, From: backfilltest.T0, To: backfilltest.T0.Add(span)}
+	for i, want := range []outputs.WriteCounts{{Written: triggers}, {Unchanged: triggers}} {
+		if i == 1 {
+			in.Backfill = "bf-job-again"
+		}
+		r, _, err := runChunk(t, a, in, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.WriteCounts != want {
+			t.Fatalf("run %d: %+v, want %+v", i, r.WriteCounts, want)
+		}
+	}
+}

@@ -9,8 +9,8 @@
 //     ingest;
 //   - [RabbitMQ]: one persistent, publisher-confirmed message per record on
 //     an exchange;
-//   - [JSONLines]: a JSON Lines object per backfill chunk, in a folder or on
-//     S3, committed atomically on Close.
+//   - [JSONLines] and [Parquet]: an object per backfill chunk segment, in a
+//     folder or on S3 (a [Destination]), committed atomically on Close.
 //
 // Every message carries the record ID (a hash of the job and the trigger
 // event's identity), the job version and the parameter version. The feature
