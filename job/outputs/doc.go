@@ -3,7 +3,9 @@
 //   - [FeatureStore]: each record becomes an event of the job's feature
 //     source in the event center (key the entity, time and position the
 //     trigger's), so features are point-in-time like every other source and
-//     a repeated record is stored once;
+//     a repeated record is stored once; backfills write it in a WriteMode,
+//     Fill (only what is missing) or Replace (new versions, see
+//     job.ReplacementPos), and count what they did;
 //   - [Kafka]: one record per message on a topic (key the entity), as the
 //     record's JSON or as a wire-encoded feature event the event center can
 //     ingest;
