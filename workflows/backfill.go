@@ -114,6 +114,8 @@ const (
 	// the parallelism update, counts of writes, the sink's manifest.
 	// Histories without the marker replay as before it.
 	versionDefaults workflow.Version = 1
+	// versionLatest is the version new backfills run.
+	versionLatest = versionDefaults
 )
 
 // BackfillInput asks for a backfill: a job over a time range or over a
@@ -326,13 +328,17 @@ func (in BackfillInput) WithDefaults() (BackfillInput, error) {
 	if err := in.Validate(); err != nil {
 		return in, err
 	}
-	in.setDefaults(DefaultParallelism)
+	in.setDefaults(versionLatest)
 	return in, in.Validate() // the default chunk may make too many
 }
 
-// setDefaults fills what in leaves unset, with parallelism as the default
-// parallelism (it changed between workflow versions).
-func (in *BackfillInput) setDefaults(parallelism int) {
+// setDefaults fills what in leaves unset with the defaults of workflow
+// version v.
+func (in *BackfillInput) setDefaults(v workflow.Version) {
+	parallelism := DefaultParallelism
+	if v < versionDefaults {
+		parallelism = legacyParallelism
+	}
 	if in.Chunk == 0 {
 		in.Chunk = Duration(DefaultChunk)
 	}
@@ -354,7 +360,7 @@ func (in *BackfillInput) setDefaults(parallelism int) {
 	if in.SegmentEvents == 0 {
 		in.SegmentEvents = activities.DefaultSegmentEvents
 	}
-	if parallelism == legacyParallelism {
+	if v < versionDefaults {
 		return // the fields below came with versionDefaults
 	}
 	if in.StallTimeout == 0 {
@@ -399,7 +405,7 @@ func RangeChunk(from, to time.Time, size time.Duration, i int) (time.Time, time.
 
 // badInput is the workflow's error for an input it refuses.
 func badInput(err error) error {
-	return temporal.NewNonRetryableApplicationError(err.Error(), "BadInput", nil)
+	return temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeBadInput, nil)
 }
 
 // Error types the workflow fails with, besides the activities' own.
@@ -426,17 +432,13 @@ func Backfill(ctx workflow.Context, in BackfillInput) (Summary, error) {
 	if st == nil {
 		st = &BackfillState{Started: workflow.Now(ctx), Summary: Summary{Job: in.Job}}
 		if unpatched {
-			st.Version = versionDefaults
+			st.Version = versionLatest
 		} else {
-			st.Version = workflow.GetVersion(ctx, versionChange, workflow.DefaultVersion, versionDefaults)
+			st.Version = workflow.GetVersion(ctx, versionChange, workflow.DefaultVersion, versionLatest)
 		}
 	}
 	v1 := st.Version >= versionDefaults
-	if v1 {
-		in.setDefaults(DefaultParallelism)
-	} else {
-		in.setDefaults(legacyParallelism)
-	}
+	in.setDefaults(st.Version)
 	st.Runs++
 	st.Summary.Runs = st.Runs
 	running := 0
