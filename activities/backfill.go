@@ -145,12 +145,14 @@ func (a *Backfill) BackfillPlan(ctx context.Context, in PlanInput) (Plan, error)
 // idempotent outputs absorb (file sinks rewrite the same object with the
 // same records).
 //
-// Between segments the committed Cursor is heartbeated again only while the
-// chunk progresses (consumes events; Cursor.Consumed says how far), so a
-// dead worker's chunk is retried after the heartbeat timeout. A chunk that
-// consumes no event for in.StallTimeout fails its attempt (ErrTypeStalled,
-// retryable), so a stuck chunk is retried instead of hiding behind
-// heartbeats until the start-to-close timeout.
+// Between segments the committed Cursor is heartbeated again every quarter
+// of the heartbeat timeout, with the attempt's progress (Cursor.Consumed:
+// events consumed so far), so a dead worker's chunk is retried after the
+// heartbeat timeout and a watcher sees each chunk move. An attempt that
+// neither consumes an event nor writes a record for in.StallTimeout stops
+// heartbeating and fails (ErrTypeStalled, retryable), so a stuck chunk is
+// retried instead of hiding behind its heartbeats until the start-to-close
+// timeout (24 h).
 func (a *Backfill) BackfillChunk(ctx context.Context, in ChunkInput) (ChunkResult, error) {
 	j, err := a.job(in.Job)
 	if err != nil {
@@ -387,7 +389,8 @@ func (r *replaySource) next() (*eventcenter.Event, bool, error) {
 var errStalled = errors.New("no progress")
 
 // heartbeat sends a chunk's cursor: synchronously on each commit, and
-// between commits every interval while the chunk progresses.
+// between commits every interval until the chunk has not progressed for
+// its stall timeout.
 type heartbeat struct {
 	ctx      context.Context
 	cancel   context.CancelCauseFunc
