@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -422,4 +423,36 @@ func consumeExchange(t *testing.T, url, exchange, key string) <-chan amqp.Delive
 		t.Fatal(err)
 	}
 	return d
+}
+
+// Replacement positions invert, order after the originals and by version,
+// and refuse what they cannot carry.
+func TestReplacementPos(t *testing.T) {
+	p := eventcenter.Position{Log: 7, Offset: 1 << 40}
+	v1, err := job.ReplacementPos(p, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v2, err := job.ReplacementPos(eventcenter.Position{Log: 3}, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if back, v := job.OriginalPos(v1); back != p || v != 1 {
+		t.Fatalf("OriginalPos(%v) = %v, %d", v1, back, v)
+	}
+	if back, v := job.OriginalPos(p); back != p || v != 0 {
+		t.Fatalf("OriginalPos of an original: %v, %d", back, v)
+	}
+	top := eventcenter.Position{Log: 1<<32 - 1, Offset: 1<<64 - 1}
+	if v1.Compare(top) <= 0 || v2.Compare(v1) <= 0 {
+		t.Fatalf("order: original top %v, v1 %v, v2 %v", top, v1, v2)
+	}
+	for _, bad := range []struct {
+		p eventcenter.Position
+		v uint32
+	}{{eventcenter.Position{Log: 1 << 32}, 1}, {p, 0}, {p, 1 << 31}} {
+		if _, err := job.ReplacementPos(bad.p, bad.v); !errors.Is(err, job.ErrPosition) {
+			t.Errorf("ReplacementPos(%v, %d): %v, want ErrPosition", bad.p, bad.v, err)
+		}
+	}
 }
