@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/parquet-go/parquet-go"
 	amqp "github.com/rabbitmq/amqp091-go"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -454,5 +455,56 @@ func TestReplacementPos(t *testing.T) {
 		if _, err := job.ReplacementPos(bad.p, bad.v); !errors.Is(err, job.ErrPosition) {
 			t.Errorf("ReplacementPos(%v, %d): %v, want ErrPosition", bad.p, bad.v, err)
 		}
+	}
+}
+
+// A Parquet object has one row per record and one column per feature,
+// typed from its values: nulls where a record lacks it, text where values
+// have several types, and a prefix for a feature named like a column.
+func TestParquet(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	recs := records(t, 3)
+	at := t0.Add(time.Minute)
+	recs[0].Features = eventcenter.Row{"entity": "e0", "mix": int64(1), "at": at, "only0": 2.5}
+	recs[1].Features = eventcenter.Row{"entity": "e1", "mix": "one"}
+	recs[2].Features = eventcenter.Row{"entity": "e2", "mix": nil, "at": nil}
+	o, err := outputs.Parquet(outputs.Dir(dir), "p/x.parquet")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := o.Write(ctx, append(recs, recs[0])); err != nil { // a repeat is dropped
+		t.Fatal(err)
+	}
+	if err := o.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	type row struct {
+		ID            string     `parquet:"id"`
+		Time          time.Time  `parquet:"time,timestamp(nanosecond)"`
+		ParamVersion  int64      `parquet:"param_version"`
+		TriggerOffset int64      `parquet:"trigger_offset"`
+		Entity        string     `parquet:"entity"`
+		FeatureEntity *string    `parquet:"feature_entity,optional"`
+		Mix           *string    `parquet:"mix,optional"`
+		At            *time.Time `parquet:"at,optional,timestamp(nanosecond)"`
+		Only0         *float64   `parquet:"only0,optional"`
+	}
+	rows, err := parquet.ReadFile[row](filepath.Join(dir, "p", "x.parquet"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 3 || o.Count() != 3 {
+		t.Fatalf("%d rows, count %d, want 3", len(rows), o.Count())
+	}
+	r0, r1, r2 := rows[0], rows[1], rows[2]
+	if r0.ID != recs[0].ID || !r0.Time.Equal(recs[0].Trigger.Time) || r0.ParamVersion != 4 || r0.TriggerOffset != 0 || r0.Entity != recs[0].Entity {
+		t.Fatalf("row 0 %+v", r0)
+	}
+	if *r0.FeatureEntity != "e0" || *r0.Mix != "1" || !r0.At.Equal(at) || *r0.Only0 != 2.5 {
+		t.Fatalf("row 0 features %+v", r0)
+	}
+	if *r1.Mix != "one" || r1.At != nil || r1.Only0 != nil || r2.Mix != nil || r2.At != nil {
+		t.Fatalf("rows 1, 2: %+v %+v", r1, r2)
 	}
 }
