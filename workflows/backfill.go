@@ -670,8 +670,12 @@ func (in BackfillInput) withoutState() BackfillInput {
 	return in
 }
 
-// watermark applies in.Watermark to the plan's watermark: the input is
-// covered, or the backfill waits for it, refuses it or truncates its range.
+// watermark applies in.Watermark when the input needs events after the
+// time up to which they are known to be stored: the trigger source's
+// watermark, and never later than now. A source that reports no watermark
+// cannot be checked: its input may run up to now, with a warning. The
+// input is then covered, or the backfill waits for it, refuses it or
+// truncates its range.
 func watermark(ctx workflow.Context, in *BackfillInput, st *BackfillState, warn func(string)) error {
 	plan := &st.Plan
 	var last time.Time // the latest event time the input needs
@@ -680,14 +684,21 @@ func watermark(ctx workflow.Context, in *BackfillInput, st *BackfillState, warn 
 	} else {
 		last = in.To.Add(-time.Nanosecond)
 	}
-	if last.IsZero() || !plan.Watermark.Before(last) {
+	now := workflow.Now(ctx)
+	covered, what := plan.Watermark, "the watermark of "+plan.Source
+	if covered.IsZero() || covered.After(now) {
+		covered, what = now, "now"
+	}
+	if last.IsZero() || !covered.Before(last) {
+		if plan.Watermark.IsZero() && !last.IsZero() {
+			warn(fmt.Sprintf("%s reports no watermark: nothing says that the input's events are all stored", plan.Source))
+		}
 		return nil
 	}
-	behind := fmt.Sprintf("the input reaches %s but the watermark of %s is at %s",
-		last.UTC().Format(time.RFC3339Nano), plan.Source, formatWatermark(plan.Watermark))
+	behind := fmt.Sprintf("the input reaches %s, after %s (%s)", last.UTC().Format(time.RFC3339Nano), what, covered.UTC().Format(time.RFC3339Nano))
 	switch in.Watermark {
 	case WatermarkTruncate:
-		to := plan.Watermark.Add(time.Nanosecond)
+		to := covered.Add(time.Nanosecond)
 		if !to.After(in.From) {
 			to = in.From
 		}
@@ -697,29 +708,32 @@ func watermark(ctx workflow.Context, in *BackfillInput, st *BackfillState, warn 
 		st.Summary.Truncated, st.Summary.To = true, to
 		return nil
 	case WatermarkWait:
-		var a *activities.Backfill
-		wctx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-			StartToCloseTimeout: time.Duration(in.WatermarkTimeout),
-			HeartbeatTimeout:    time.Minute,
-			RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 1},
-		})
-		err := workflow.ExecuteActivity(wctx, a.BackfillWaitWatermark, activities.WaitInput{Source: plan.Source, Until: last}).Get(ctx, &plan.Watermark)
+		timeout := time.Duration(in.WatermarkTimeout)
+		var err error
+		if plan.Watermark.IsZero() { // nothing to wait for but the clock
+			if wait := last.Sub(now) + time.Nanosecond; wait > timeout {
+				err = fmt.Errorf("%v away", wait)
+			} else {
+				err = workflow.Sleep(ctx, wait)
+			}
+		} else {
+			var a *activities.Backfill
+			wctx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+				StartToCloseTimeout: timeout,
+				HeartbeatTimeout:    time.Minute,
+				RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 1},
+			})
+			err = workflow.ExecuteActivity(wctx, a.BackfillWaitWatermark, activities.WaitInput{Source: plan.Source, Until: last}).Get(ctx, &plan.Watermark)
+		}
 		if err != nil {
 			return temporal.NewNonRetryableApplicationError(fmt.Sprintf("backfill: %s, and it did not get there within %v (watermark: wait): %v",
-				behind, time.Duration(in.WatermarkTimeout), err), ErrTypeWatermark, err)
+				behind, timeout, err), ErrTypeWatermark, err)
 		}
 		return nil
 	}
 	return temporal.NewNonRetryableApplicationError(fmt.Sprintf(
-		"backfill: %s: its events after the watermark may not all be stored yet. Start it again with watermark \"wait\" (up to watermarkTimeout) or \"truncate\" (a range up to the watermark)",
-		behind), ErrTypeWatermark, nil)
-}
-
-func formatWatermark(t time.Time) string {
-	if t.IsZero() {
-		return "zero (the source reported none)"
-	}
-	return t.UTC().Format(time.RFC3339Nano)
+		"backfill: %s: its later events may not all be stored yet. Start it again with watermark \"wait\" (up to watermarkTimeout) or \"truncate\" (a range up to %s)",
+		behind, what), ErrTypeWatermark, nil)
 }
 
 // Duration is a time.Duration that JSON spells as Go does ("1h30m"); it

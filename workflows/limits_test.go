@@ -141,7 +141,7 @@ func TestBackfillWatermark(t *testing.T) {
 	env, c := setup()
 	env.ExecuteWorkflow(workflows.Backfill, in)
 	var ae *temporal.ApplicationError
-	if err := env.GetWorkflowError(); !errors.As(err, &ae) || ae.Type() != workflows.ErrTypeWatermark || !strings.Contains(err.Error(), "watermark of test.apps is at 2026-11-01T05:30:00Z") {
+	if err := env.GetWorkflowError(); !errors.As(err, &ae) || ae.Type() != workflows.ErrTypeWatermark || !strings.Contains(err.Error(), "after the watermark of test.apps (2026-11-01T05:30:00Z)") {
 		t.Fatalf("refuse: %v", err)
 	}
 	if len(c.seen) != 0 {
@@ -166,6 +166,24 @@ func TestBackfillWatermark(t *testing.T) {
 	sum = workflows.Summary{}
 	if err := env.GetWorkflowResult(&sum); err != nil || sum.Chunks != 11 || len(c.seen) != 11 || sum.Truncated {
 		t.Fatalf("wait: %+v %v", sum, err)
+	}
+
+	// A source without a watermark: a range in the past runs, with a
+	// warning; one reaching into the future is refused.
+	plan.Watermark = time.Time{}
+	env, c = setup()
+	env.ExecuteWorkflow(workflows.Backfill, rangeInput())
+	sum = workflows.Summary{}
+	if err := env.GetWorkflowResult(&sum); err != nil || len(c.seen) != 11 || len(sum.Warnings) != 1 || !strings.Contains(sum.Warnings[0], "test.apps reports no watermark") {
+		t.Fatalf("no watermark: %+v %v", sum, err)
+	}
+	env, c = setup()
+	future := rangeInput()
+	future.To = env.Now().Add(time.Hour)
+	future.From = future.To.Add(-3 * time.Hour)
+	env.ExecuteWorkflow(workflows.Backfill, future)
+	if err := env.GetWorkflowError(); !errors.As(err, &ae) || ae.Type() != workflows.ErrTypeWatermark || !strings.Contains(err.Error(), ", after now (") || len(c.seen) != 0 {
+		t.Fatalf("a range into the future: %v", err)
 	}
 
 	// A range of no events: done, with a warning.
