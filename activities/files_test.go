@@ -75,8 +75,8 @@ func TestParquetSinkManifestAndSuccess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var m activities.Manifest
-	if err := v.Get(&m); err != nil {
+	var res activities.FinishResult
+	if err := v.Get(&res); err != nil {
 		t.Fatal(err)
 	}
 	dir := filepath.Join(pq, "bf-pq", backfilltest.JobName)
@@ -93,7 +93,7 @@ func TestParquetSinkManifestAndSuccess(t *testing.T) {
 	}
 	var counts struct{ Written int }
 	if err := json.Unmarshal(onDisk.Summary, &counts); err != nil || counts.Written != results[1].Written ||
-		onDisk.Status != "done" || onDisk.Format != "parquet" || onDisk.JobVersion != "1" || len(onDisk.Objects) != len(m.Objects) {
+		onDisk.Status != "done" || onDisk.Format != "parquet" || onDisk.JobVersion != "1" || len(onDisk.Objects) != res.Objects || !res.Success || res.Manifest != "bf-pq/test-score/_manifest.json" {
 		t.Fatalf("manifest %s", b)
 	}
 

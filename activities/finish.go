@@ -54,27 +54,36 @@ type Manifest struct {
 	Finished time.Time `json:"finished"`
 }
 
+// FinishResult is BackfillFinish's answer: small, whatever the number of
+// objects (the manifest holds them).
+type FinishResult struct {
+	// Manifest is the manifest's object name in the sink.
+	Manifest string `json:"manifest"`
+	Objects  int    `json:"objects"`
+	Success  bool   `json:"success"`
+}
+
 // BackfillFinish ends a backfill's file sink: it lists the backfill's
 // record objects and writes the manifest, then, for a done backfill, the
 // empty _SUCCESS marker — last, so that a reader that sees _SUCCESS sees
 // every object and the manifest. Running it again rewrites both.
-func (a *Backfill) BackfillFinish(ctx context.Context, in FinishInput) (Manifest, error) {
+func (a *Backfill) BackfillFinish(ctx context.Context, in FinishInput) (FinishResult, error) {
 	j, err := a.job(in.Job)
 	if err != nil {
-		return Manifest{}, err
+		return FinishResult{}, err
 	}
 	s, err := a.parseSink(in.Options)
 	if err != nil {
-		return Manifest{}, err
+		return FinishResult{}, err
 	}
 	fs, ok := s.(fileSink)
 	if !ok {
-		return Manifest{}, permanent(ErrTypeBadInput, "backfill: sink %q has no manifest", in.Options.Sink)
+		return FinishResult{}, permanent(ErrTypeBadInput, "backfill: sink %q has no manifest", in.Options.Sink)
 	}
 	dir := safeName(in.Backfill) + "/" + safeName(in.Job) + "/"
 	objs, err := fs.dst.List(ctx, dir)
 	if err != nil {
-		return Manifest{}, err
+		return FinishResult{}, err
 	}
 	m := Manifest{Backfill: in.Backfill, Job: in.Job, JobVersion: j.Version(), Status: in.Status, Format: fs.format,
 		Input: in.Input, Summary: in.Summary, Objects: []outputs.Object{}, Finished: time.Now().UTC()}
@@ -85,17 +94,19 @@ func (a *Backfill) BackfillFinish(ctx context.Context, in FinishInput) (Manifest
 	}
 	b, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
-		return Manifest{}, err
+		return FinishResult{}, err
 	}
 	if err := fs.dst.Put(ctx, dir+ManifestName, bytes.NewReader(b), int64(len(b))); err != nil {
-		return Manifest{}, err
+		return FinishResult{}, err
 	}
+	res := FinishResult{Manifest: dir + ManifestName, Objects: len(m.Objects)}
 	if in.Status == "done" {
 		if err := fs.dst.Put(ctx, dir+SuccessName, bytes.NewReader(nil), 0); err != nil {
-			return Manifest{}, err
+			return FinishResult{}, err
 		}
+		res.Success = true
 	}
-	return m, nil
+	return res, nil
 }
 
 // BackfillWaitWatermark waits until the watermark of in.Source reaches

@@ -206,9 +206,9 @@ func TestBackfillFinishesFileSinks(t *testing.T) {
 		env, c := newEnv(t)
 		var got activities.FinishInput
 		env.OnActivity(a.BackfillFinish, mock.Anything, mock.Anything).Return(
-			func(_ context.Context, in activities.FinishInput) (activities.Manifest, error) {
+			func(_ context.Context, in activities.FinishInput) (activities.FinishResult, error) {
 				got = in
-				return activities.Manifest{}, nil
+				return activities.FinishResult{}, nil
 			})
 		env.OnActivity(a.BackfillChunk, mock.Anything, mock.Anything).Return(
 			func(_ context.Context, in activities.ChunkInput) (activities.ChunkResult, error) {
