@@ -5,11 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
@@ -41,10 +44,23 @@ type Backfill struct {
 	// BatchSize: events evaluated together and records written at once
 	// (job.RunOptions). Default 1024.
 	BatchSize int
+	// Heartbeats, if set (workers.Register sets the worker's client),
+	// sends a chunk's heartbeats to the server directly, unthrottled: a
+	// segment's cursor is on the server before the next segment starts, so
+	// a chunk whose worker dies redoes at most the one segment in flight.
+	// Nil (the activity test environment): activity.RecordHeartbeat, which
+	// the SDK throttles to one per 0.8 × the heartbeat timeout, so a crash
+	// may redo the segments of that window.
+	Heartbeats HeartbeatClient
 	// OnSegment, if set, is called after each segment of a chunk is
 	// committed: its outputs written and its cursor heartbeated (metrics,
 	// tests). It must not block for long.
 	OnSegment func(in ChunkInput, c Cursor)
+}
+
+// HeartbeatClient records activity heartbeats; client.Client is one.
+type HeartbeatClient interface {
+	RecordActivityHeartbeat(ctx context.Context, taskToken []byte, details ...any) error
 }
 
 // Jobs finds jobs by name.
@@ -64,6 +80,14 @@ const (
 	ErrTypeUnknownJob = "UnknownJob"
 	ErrTypeBadInput   = "BadInput"
 	ErrTypeBadSample  = "BadSample"
+	// ErrTypeSampleChanged: the sample table is not the version that was
+	// planned (replaced or changed while the backfill ran).
+	ErrTypeSampleChanged = "SampleChanged"
+	// ErrTypeTooManyChunks: a sample table needs more than MaxChunks chunks.
+	ErrTypeTooManyChunks = "TooManyChunks"
+	// ErrTypeStalled: a chunk attempt consumed no event for its
+	// StallTimeout (retryable: the retry resumes after the heartbeat).
+	ErrTypeStalled = "Stalled"
 )
 
 func permanent(typ, format string, args ...any) error {
@@ -93,10 +117,13 @@ func (a *Backfill) BackfillPlan(ctx context.Context, in PlanInput) (Plan, error)
 	if _, err := a.env(j, in.Options); err != nil {
 		return Plan{}, err
 	}
-	if _, err := a.parseSink(in.Options.Sink); err != nil {
+	if _, err := a.parseSink(in.Options); err != nil {
 		return Plan{}, err
 	}
 	p := Plan{Source: j.Source()}
+	if p.Watermark, err = a.Store.Watermark(ctx, j.Source()); err != nil {
+		return Plan{}, fmt.Errorf("backfill: watermark of %s: %w", j.Source(), err)
+	}
 	if in.Sample != "" {
 		sp, err := a.planSample(ctx, in.Sample, in.ChunkRows)
 		if err != nil {
@@ -112,11 +139,20 @@ func (a *Backfill) BackfillPlan(ctx context.Context, in PlanInput) (Plan, error)
 // It works in segments of Options.SegmentEvents events: each segment's
 // events run through job.RunAll (fetch, logic, outputs, in event order),
 // its records are written, and only then is the chunk's Cursor
-// heartbeated. A retry of the activity (after a worker crash, a timeout or
-// an error) reads the last heartbeated Cursor and resumes after it; the
-// segment in flight is redone, which the idempotent outputs absorb (file
-// sinks rewrite the same object with the same records). The heartbeat is
-// also repeated between segments, so a slow segment does not time out.
+// heartbeated (synchronously with Heartbeats set). A retry of the activity
+// (after a worker crash, a timeout or an error) reads the last heartbeated
+// Cursor and resumes after it; the segment in flight is redone, which the
+// idempotent outputs absorb (file sinks rewrite the same object with the
+// same records).
+//
+// Between segments the committed Cursor is heartbeated again every quarter
+// of the heartbeat timeout, with the attempt's progress (Cursor.Consumed:
+// events consumed so far), so a dead worker's chunk is retried after the
+// heartbeat timeout and a watcher sees each chunk move. An attempt that
+// neither consumes an event nor writes a record for in.StallTimeout stops
+// heartbeating and fails (ErrTypeStalled, retryable), so a stuck chunk is
+// retried instead of hiding behind its heartbeats until the start-to-close
+// timeout (24 h).
 func (a *Backfill) BackfillChunk(ctx context.Context, in ChunkInput) (ChunkResult, error) {
 	j, err := a.job(in.Job)
 	if err != nil {
@@ -126,7 +162,7 @@ func (a *Backfill) BackfillChunk(ctx context.Context, in ChunkInput) (ChunkResul
 	if err != nil {
 		return ChunkResult{}, err
 	}
-	sink, err := a.parseSink(in.Options.Sink)
+	sink, err := a.parseSink(in.Options)
 	if err != nil {
 		return ChunkResult{}, err
 	}
@@ -148,8 +184,11 @@ func (a *Backfill) BackfillChunk(ctx context.Context, in ChunkInput) (ChunkResul
 		cur.Result.Resumed, cur.Result.ResumedAt = true, cur.Ordinal
 	}
 
-	hb := newHeartbeat(ctx, cur, info.HeartbeatTimeout)
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	hb := a.newHeartbeat(ctx, cancel, cur, info.HeartbeatTimeout, in.StallTimeout)
 	defer hb.stop()
+	versions := &paramVersions{written: &hb.written}
 
 	var src eventSource
 	if in.Sample != nil {
@@ -165,13 +204,11 @@ func (a *Backfill) BackfillChunk(ctx context.Context, in ChunkInput) (ChunkResul
 	for {
 		segEnd := cur.Ordinal + segment
 		segEnv := *env
-		outs, err := sink.open(ctx, in, cur.Ordinal)
+		outs, err := sink.open(ctx, j, in, cur.Ordinal)
 		if err != nil {
 			return cur.Result, err
 		}
-		if outs != nil {
-			segEnv.Outputs = outs.outputs()
-		}
+		segEnv.Outputs = append(outs.outputs(), versions)
 		done := false
 		seq := func(yield func(eventcenter.Event, error) bool) {
 			for cur.Ordinal < segEnd {
@@ -186,6 +223,7 @@ func (a *Backfill) BackfillChunk(ctx context.Context, in ChunkInput) (ChunkResul
 				}
 				cur.Ordinal++
 				cur.Result.Events++
+				hb.consumed.Add(1)
 				if e == nil { // a sample row without state
 					continue
 				}
@@ -198,12 +236,15 @@ func (a *Backfill) BackfillChunk(ctx context.Context, in ChunkInput) (ChunkResul
 			}
 		}
 		sum, err := job.RunAll(ctx, j, &segEnv, iter.Seq2[eventcenter.Event, error](seq), job.RunOptions{BatchSize: a.BatchSize, Workers: a.Workers})
-		if err == nil && outs != nil {
+		if err == nil {
 			err = outs.close(ctx)
-		} else if outs != nil {
+		} else {
 			outs.abort()
 		}
 		if err != nil {
+			if cause := context.Cause(ctx); errors.Is(cause, errStalled) {
+				return hb.committed().Result, temporal.NewApplicationError(fmt.Sprintf("backfill: chunk %d of %s: %v", in.Index, in.Job, cause), ErrTypeStalled)
+			}
 			if ctx.Err() != nil {
 				return hb.committed().Result, ctx.Err()
 			}
@@ -211,6 +252,8 @@ func (a *Backfill) BackfillChunk(ctx context.Context, in ChunkInput) (ChunkResul
 		}
 		r := &cur.Result
 		r.Outputs += sum.Counts[job.OK]
+		r.WriteCounts.Add(outs.counts())
+		r.ParamVersions = versions.merge(r.ParamVersions)
 		// RunAll counts events that do not trigger the job as skipped too.
 		r.Skipped += sum.Counts[job.Skipped]
 		r.Stale += sum.Counts[job.Stale]
@@ -223,7 +266,9 @@ func (a *Backfill) BackfillChunk(ctx context.Context, in ChunkInput) (ChunkResul
 		if done {
 			return cur.Result, nil
 		}
-		hb.commit(cloneCursor(cur))
+		if err := hb.commit(cloneCursor(cur)); err != nil {
+			return hb.committed().Result, err
+		}
 		if a.OnSegment != nil {
 			a.OnSegment(in, cloneCursor(cur))
 		}
@@ -339,37 +384,63 @@ func (r *replaySource) next() (*eventcenter.Event, bool, error) {
 	}
 }
 
-// heartbeat repeats the last committed cursor so that a long segment does
-// not let the heartbeat time out, and sends each new one.
+// errStalled is the cause of a chunk attempt's cancellation for making no
+// progress.
+var errStalled = errors.New("no progress")
+
+// heartbeat sends a chunk's cursor: synchronously on each commit, and
+// between commits every interval until the chunk has not progressed for
+// its stall timeout.
 type heartbeat struct {
-	ctx  context.Context
-	mu   sync.Mutex
+	ctx      context.Context
+	cancel   context.CancelCauseFunc
+	direct   HeartbeatClient // nil: activity.RecordHeartbeat
+	token    []byte
+	consumed atomic.Int64 // events consumed by this attempt
+	written  atomic.Int64 // records written by this attempt
+	base     int          // Ordinal at the attempt's start
+
+	mu   sync.Mutex // serialises sends
 	cur  Cursor
 	done chan struct{}
 	wg   sync.WaitGroup
 }
 
-func newHeartbeat(ctx context.Context, cur Cursor, timeout time.Duration) *heartbeat {
-	h := &heartbeat{ctx: ctx, cur: cloneCursor(cur), done: make(chan struct{})}
+func (a *Backfill) newHeartbeat(ctx context.Context, cancel context.CancelCauseFunc, cur Cursor, timeout, stall time.Duration) *heartbeat {
+	h := &heartbeat{ctx: ctx, cancel: cancel, direct: a.Heartbeats, token: activity.GetInfo(ctx).TaskToken,
+		cur: cloneCursor(cur), base: cur.Ordinal, done: make(chan struct{})}
 	every := timeout / 4
 	if every <= 0 || every > 10*time.Second {
 		every = 10 * time.Second
 	}
 	every = max(every, 100*time.Millisecond)
+	if stall > 0 && stall/4 < every {
+		every = max(stall/4, 10*time.Millisecond)
+	}
 	h.wg.Add(1)
 	go func() {
 		defer h.wg.Done()
 		t := time.NewTicker(every)
 		defer t.Stop()
+		last, progressed := int64(0), time.Now()
 		for {
 			select {
 			case <-h.done:
 				return
 			case <-ctx.Done():
 				return
-			case <-t.C:
+			case now := <-t.C:
+				n := h.consumed.Load() + h.written.Load()
+				if n != last {
+					last, progressed = n, now
+				} else if stall > 0 && now.Sub(progressed) >= stall {
+					h.cancel(fmt.Errorf("%w for %v (at event %d of the chunk)", errStalled, stall, h.base+int(h.consumed.Load())))
+					return
+				}
 				h.mu.Lock()
-				activity.RecordHeartbeat(ctx, h.cur)
+				if err := h.send(h.cur); err != nil {
+					activity.GetLogger(ctx).Warn("backfill: heartbeat", "error", err)
+				}
 				h.mu.Unlock()
 			}
 		}
@@ -377,11 +448,48 @@ func newHeartbeat(ctx context.Context, cur Cursor, timeout time.Duration) *heart
 	return h
 }
 
-func (h *heartbeat) commit(c Cursor) {
+// send heartbeats c with the attempt's progress; the caller holds h.mu.
+func (h *heartbeat) send(c Cursor) error {
+	c.Consumed = h.base + int(h.consumed.Load())
+	if h.direct == nil {
+		activity.RecordHeartbeat(h.ctx, c)
+		return nil
+	}
+	err := h.direct.RecordActivityHeartbeat(h.ctx, h.token, c)
+	var canceled *temporal.CanceledError
+	switch {
+	case err == nil:
+	case errors.As(err, &canceled):
+		// Cancellation was requested: the SDK's own heartbeat (never
+		// batched here, as it is not used otherwise) learns it and
+		// cancels the activity as cancelled.
+		activity.RecordHeartbeat(h.ctx, c)
+	case isNotFound(err):
+		// This attempt timed out or the workflow is gone.
+		h.cancel(err)
+	}
+	return err
+}
+
+func isNotFound(err error) bool {
+	var nf *serviceerror.NotFound
+	return errors.As(err, &nf)
+}
+
+// commit makes c the chunk's cursor and sends it before returning. An
+// error is the attempt's end (it timed out or was cancelled); a transient
+// failure to send is logged, the next send repeats it.
+func (h *heartbeat) commit(c Cursor) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.cur = c
-	activity.RecordHeartbeat(h.ctx, c)
+	if err := h.send(c); err != nil {
+		if h.ctx.Err() != nil {
+			return h.ctx.Err()
+		}
+		activity.GetLogger(h.ctx).Warn("backfill: heartbeat of a committed segment", "error", err)
+	}
+	return nil
 }
 
 func (h *heartbeat) committed() Cursor {
@@ -393,4 +501,43 @@ func (h *heartbeat) committed() Cursor {
 func (h *heartbeat) stop() {
 	close(h.done)
 	h.wg.Wait()
+}
+
+// paramVersions is an output that notes the parameter versions of the
+// records (at most 100), for the summary and the manifest, and counts them
+// as the chunk's progress.
+type paramVersions struct {
+	written *atomic.Int64 // counts the records: progress
+	mu      sync.Mutex
+	seen    map[int64]struct{}
+}
+
+func (p *paramVersions) Name() string { return "paramversions" }
+func (p *paramVersions) Idempotent()  {}
+
+func (p *paramVersions) Write(_ context.Context, recs []job.Record) error {
+	p.written.Add(int64(len(recs)))
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.seen == nil {
+		p.seen = map[int64]struct{}{}
+	}
+	for i := range recs {
+		if len(p.seen) < 100 {
+			p.seen[int64(recs[i].ParamVersion)] = struct{}{}
+		}
+	}
+	return nil
+}
+
+// merge adds the versions seen to vs (sorted, at most 100).
+func (p *paramVersions) merge(vs []int64) []int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for v := range p.seen {
+		if i, found := slices.BinarySearch(vs, v); !found && len(vs) < 100 {
+			vs = slices.Insert(vs, i, v)
+		}
+	}
+	return vs
 }

@@ -288,3 +288,21 @@ func TestPlanRejects(t *testing.T) {
 		}
 	}
 }
+
+// A chunk that consumes no event for its StallTimeout fails its attempt as
+// Stalled (retryable), instead of heartbeating until its 24 h timeout.
+func TestChunkStalls(t *testing.T) {
+	_, a, _ := fixture(t, 100)
+	a.Jobs = activities.NewJobs(backfilltest.SlowJob(time.Second))
+	a.BatchSize, a.Workers = 1, 1
+	start := time.Now()
+	_, _, err := runChunk(t, a, activities.ChunkInput{Backfill: "bf-stall", Job: backfilltest.JobName, From: backfilltest.T0, To: backfilltest.T0.Add(span),
+		StallTimeout: 200 * time.Millisecond}, nil)
+	var ae *temporal.ApplicationError
+	if !errors.As(err, &ae) || ae.Type() != activities.ErrTypeStalled || ae.NonRetryable() || !strings.Contains(err.Error(), "no progress for 200ms") {
+		t.Fatalf("%v, want a retryable Stalled error", err)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("stalled after %v", d)
+	}
+}

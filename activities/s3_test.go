@@ -4,14 +4,19 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"net/http"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/tidemark-dev/tidemark/activities"
@@ -20,14 +25,33 @@ import (
 	"github.com/tidemark-dev/tidemark/job"
 )
 
+// gets records the Range and If-Match headers of the GETs of a key.
+type gets struct {
+	key string
+	mu  sync.Mutex
+	// seen: "Range|If-Match" of each GET of key.
+	seen []string
+}
+
+func (g *gets) Do(r *http.Request) (*http.Response, error) {
+	if r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, g.key) {
+		g.mu.Lock()
+		g.seen = append(g.seen, r.Header.Get("Range")+"|"+r.Header.Get("If-Match"))
+		g.mu.Unlock()
+	}
+	return http.DefaultClient.Do(r)
+}
+
 // A sample table on S3 (the harness's real S3 server) is planned and read
-// by ranged GETs from each chunk's offset, and the records go to JSON Lines
-// objects on S3: one per chunk segment, each record once.
+// by one ranged GET per chunk, of the chunk's bytes only and conditional on
+// the planned ETag, and the records go to JSON Lines objects on S3: one per
+// chunk segment, each record once.
 func TestSampleAndSinkOnS3(t *testing.T) {
 	cfg := testenv.S3(t)
 	ctx := context.Background()
+	rec := &gets{key: "/sample.csv"}
 	client := s3.New(s3.Options{
-		BaseEndpoint: aws.String(cfg.Endpoint), Region: cfg.Region, UsePathStyle: true,
+		BaseEndpoint: aws.String(cfg.Endpoint), Region: cfg.Region, UsePathStyle: true, HTTPClient: rec,
 		Credentials: credentials.NewStaticCredentialsProvider(cfg.AccessKey, cfg.SecretKey, ""),
 	})
 	_, a, evs := fixture(t, 500)
@@ -62,6 +86,10 @@ func TestSampleAndSinkOnS3(t *testing.T) {
 	if plan.Sample.Rows != rows || len(plan.Sample.Offsets) != (rows+119)/120 {
 		t.Fatalf("plan %+v for %d rows", plan.Sample, rows)
 	}
+	if plan.Sample.Version == "" {
+		t.Fatalf("the plan did not pin the table: %+v", plan.Sample)
+	}
+	rec.seen = nil
 	outputs := 0
 	sink := "s3://" + cfg.Bucket + "/" + prefix + "out"
 	for i := range plan.Sample.Offsets {
@@ -74,6 +102,14 @@ func TestSampleAndSinkOnS3(t *testing.T) {
 			t.Fatalf("chunk %d: %+v", i, r)
 		}
 		outputs += r.Outputs
+	}
+	var want []string
+	for i := range plan.Sample.Offsets {
+		c := plan.Sample.Chunk(i)
+		want = append(want, fmt.Sprintf("bytes=%d-%d|%s", c.Offset, c.End-1, plan.Sample.Version))
+	}
+	if !slices.Equal(rec.seen, want) {
+		t.Fatalf("sample GETs %q, want %q", rec.seen, want)
 	}
 	list, err := client.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String(cfg.Bucket), Prefix: aws.String(prefix + "out/")})
 	if err != nil {
@@ -100,5 +136,15 @@ func TestSampleAndSinkOnS3(t *testing.T) {
 	}
 	if len(seen) != outputs || outputs == 0 {
 		t.Fatalf("%d records on S3 in %d objects, %d outputs", len(seen), len(list.Contents), outputs)
+	}
+
+	// The table replaced: a chunk fails instead of reading the new one.
+	if _, err := client.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(cfg.Bucket), Key: aws.String(prefix + "sample.csv"), Body: strings.NewReader(b.String() + "app-1,2026-11-01T00:00:00Z\n")}); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = runChunk(t, a, activities.ChunkInput{Backfill: "bf-s3", Job: backfilltest.JobName, Index: 0, Sample: plan.Sample.Chunk(0), Options: activities.Options{Sink: sink}}, nil)
+	var ae *temporal.ApplicationError
+	if !errors.As(err, &ae) || ae.Type() != activities.ErrTypeSampleChanged {
+		t.Fatalf("after the table was replaced: %v, want SampleChanged", err)
 	}
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/smithy-go"
 	"go.temporal.io/sdk/activity"
 
 	"github.com/tidemark-dev/tidemark/eventcenter"
@@ -23,45 +24,112 @@ import (
 // DefaultChunkRows is the default number of sample rows per chunk.
 const DefaultChunkRows = 10000
 
-// openSample opens the sample table at uri from byte offset.
-func (a *Backfill) openSample(ctx context.Context, uri string, offset int64) (io.ReadCloser, error) {
+// sampleLoc is where a sample table is: a local path or an S3 object.
+type sampleLoc struct {
+	uri         string
+	path        string // local
+	bucket, key string // S3
+}
+
+func (a *Backfill) locate(uri string) (sampleLoc, error) {
 	u, err := url.Parse(uri)
 	if err != nil {
-		return nil, permanent(ErrTypeBadSample, "backfill: sample %q: %v", uri, err)
+		return sampleLoc{}, permanent(ErrTypeBadSample, "backfill: sample %q: %v", uri, err)
 	}
 	switch u.Scheme {
-	case "", "file":
-		path := uri
-		if u.Scheme == "file" {
-			path = u.Path
+	case "":
+		return sampleLoc{uri: uri, path: filepath.FromSlash(uri)}, nil
+	case "file":
+		return sampleLoc{uri: uri, path: filepath.FromSlash(u.Path)}, nil
+	case "s3":
+		if a.S3 == nil {
+			return sampleLoc{}, permanent(ErrTypeBadSample, "backfill: sample %q: this worker has no S3 client", uri)
 		}
-		f, err := os.Open(filepath.FromSlash(path))
+		return sampleLoc{uri: uri, bucket: u.Host, key: strings.TrimPrefix(u.Path, "/")}, nil
+	}
+	return sampleLoc{}, permanent(ErrTypeBadSample, "backfill: sample %q: want a path, file:///path or s3://bucket/key", uri)
+}
+
+// fileVersion pins a local table: its modification time and size.
+func fileVersion(fi os.FileInfo) string {
+	return fmt.Sprintf("mtime=%d size=%d", fi.ModTime().UnixNano(), fi.Size())
+}
+
+// version returns the table's current version (see SamplePlan.Version)
+// and size.
+func (a *Backfill) version(ctx context.Context, l sampleLoc) (string, int64, error) {
+	if l.bucket == "" {
+		fi, err := os.Stat(l.path)
+		if errors.Is(err, os.ErrNotExist) {
+			return "", 0, permanent(ErrTypeBadSample, "backfill: sample %q: %v", l.uri, err)
+		}
+		if err != nil {
+			return "", 0, err
+		}
+		return fileVersion(fi), fi.Size(), nil
+	}
+	head, err := a.S3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(l.bucket), Key: aws.String(l.key)})
+	if err != nil {
+		return "", 0, fmt.Errorf("backfill: sample %q: %w", l.uri, err)
+	}
+	return aws.ToString(head.ETag), aws.ToInt64(head.ContentLength), nil
+}
+
+// openSample opens bytes [offset, end) of the sample table (to its end if
+// end is 0), failing with ErrTypeSampleChanged if the table is not version
+// (when version is set). On S3 it is one ranged GET, conditional on the
+// ETag; a local file is checked by modification time and size.
+func (a *Backfill) openSample(ctx context.Context, l sampleLoc, version string, offset, end int64) (io.ReadCloser, error) {
+	changed := func(now string) error {
+		return permanent(ErrTypeSampleChanged, "backfill: sample %q changed since the backfill planned it (version %s, now %s): a table replaced mid-backfill would mix two tables; start the backfill again",
+			l.uri, version, now)
+	}
+	if l.bucket == "" {
+		f, err := os.Open(l.path)
 		if err != nil {
 			if errors.Is(err, os.ErrNotExist) {
-				return nil, permanent(ErrTypeBadSample, "backfill: sample %q: %v", uri, err)
+				return nil, permanent(ErrTypeBadSample, "backfill: sample %q: %v", l.uri, err)
 			}
 			return nil, err
 		}
-		if _, err := f.Seek(offset, io.SeekStart); err != nil {
+		fi, err := f.Stat()
+		if err != nil {
 			f.Close()
 			return nil, err
 		}
-		return f, nil
-	case "s3":
-		if a.S3 == nil {
-			return nil, permanent(ErrTypeBadSample, "backfill: sample %q: this worker has no S3 client", uri)
+		if now := fileVersion(fi); version != "" && now != version {
+			f.Close()
+			return nil, changed(now)
 		}
-		in := &s3.GetObjectInput{Bucket: aws.String(u.Host), Key: aws.String(strings.TrimPrefix(u.Path, "/"))}
-		if offset > 0 {
-			in.Range = aws.String(fmt.Sprintf("bytes=%d-", offset))
+		n := fi.Size() - offset
+		if end > 0 {
+			n = end - offset
 		}
-		out, err := a.S3.GetObject(ctx, in)
-		if err != nil {
-			return nil, fmt.Errorf("backfill: sample %q: %w", uri, err)
-		}
-		return out.Body, nil
+		return struct {
+			io.Reader
+			io.Closer
+		}{io.NewSectionReader(f, offset, n), f}, nil
 	}
-	return nil, permanent(ErrTypeBadSample, "backfill: sample %q: want a path, file:///path or s3://bucket/key", uri)
+	in := &s3.GetObjectInput{Bucket: aws.String(l.bucket), Key: aws.String(l.key)}
+	if version != "" {
+		in.IfMatch = aws.String(version)
+	}
+	switch {
+	case end > offset:
+		in.Range = aws.String(fmt.Sprintf("bytes=%d-%d", offset, end-1))
+	case offset > 0:
+		in.Range = aws.String(fmt.Sprintf("bytes=%d-", offset))
+	}
+	out, err := a.S3.GetObject(ctx, in)
+	if err != nil {
+		var ae smithy.APIError
+		if errors.As(err, &ae) && (ae.ErrorCode() == "PreconditionFailed" || ae.ErrorCode() == "412") {
+			now, _, _ := a.version(ctx, l)
+			return nil, changed(now)
+		}
+		return nil, fmt.Errorf("backfill: sample %q: %w", l.uri, err)
+	}
+	return out.Body, nil
 }
 
 // planSample reads the whole table once: it checks the header and every
@@ -70,7 +138,15 @@ func (a *Backfill) planSample(ctx context.Context, uri string, chunkRows int) (*
 	if chunkRows <= 0 {
 		chunkRows = DefaultChunkRows
 	}
-	rc, err := a.openSample(ctx, uri, 0)
+	l, err := a.locate(uri)
+	if err != nil {
+		return nil, err
+	}
+	version, size, err := a.version(ctx, l)
+	if err != nil {
+		return nil, err
+	}
+	rc, err := a.openSample(ctx, l, version, 0, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -81,7 +157,7 @@ func (a *Backfill) planSample(ctx context.Context, uri string, chunkRows int) (*
 	if err != nil {
 		return nil, permanent(ErrTypeBadSample, "backfill: sample %q: header: %v", uri, err)
 	}
-	p := &SamplePlan{URI: uri, ChunkRows: chunkRows, Columns: len(header), KeyCol: -1, TimeCol: -1}
+	p := &SamplePlan{URI: uri, ChunkRows: chunkRows, Columns: len(header), KeyCol: -1, TimeCol: -1, Size: size, Version: version}
 	for i, h := range header {
 		switch strings.ToLower(strings.TrimSpace(strings.TrimPrefix(h, "\ufeff"))) {
 		case "key", "entity":
@@ -107,10 +183,17 @@ func (a *Backfill) planSample(ctx context.Context, uri string, chunkRows int) (*
 		if rec[p.KeyCol] == "" {
 			return nil, permanent(ErrTypeBadSample, "backfill: sample %q line %d: empty key", uri, line)
 		}
-		if _, err := parseSampleTime(rec[p.TimeCol]); err != nil {
+		t, err := parseSampleTime(rec[p.TimeCol])
+		if err != nil {
 			return nil, permanent(ErrTypeBadSample, "backfill: sample %q line %d: %v", uri, line, err)
 		}
+		if t.After(p.Latest) {
+			p.Latest = t
+		}
 		if p.Rows%chunkRows == 0 {
+			if len(p.Offsets) == MaxChunks {
+				return nil, permanent(ErrTypeTooManyChunks, "backfill: sample %q in chunks of %d rows needs more than %d chunks: choose more rows per chunk", uri, chunkRows, MaxChunks)
+			}
 			p.Offsets = append(p.Offsets, off)
 		}
 		p.Rows++
@@ -143,7 +226,11 @@ func parseSampleTime(s string) (time.Time, error) {
 // time T (see Backfill.BackfillChunk). Rows before skip are passed over.
 func (a *Backfill) sampleSource(ctx context.Context, j *job.Job, in ChunkInput, skip int, res *ChunkResult) (eventSource, error) {
 	sc := in.Sample
-	rc, err := a.openSample(ctx, sc.URI, sc.Offset)
+	l, err := a.locate(sc.URI)
+	if err != nil {
+		return nil, err
+	}
+	rc, err := a.openSample(ctx, l, sc.Version, sc.Offset, sc.End)
 	if err != nil {
 		return nil, err
 	}

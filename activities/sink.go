@@ -7,42 +7,70 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/tidemark-dev/tidemark/eventcenter"
 	"github.com/tidemark-dev/tidemark/job"
 	"github.com/tidemark-dev/tidemark/job/outputs"
 )
 
 // sink opens the outputs of one segment of a chunk.
 type sink interface {
-	// open returns the segment's outputs, or nil for the job's own.
-	open(ctx context.Context, in ChunkInput, ordinal int) (segmentOutputs, error)
+	// open returns the segment's outputs.
+	open(ctx context.Context, j *job.Job, in ChunkInput, ordinal int) (segmentOutputs, error)
 }
 
 type segmentOutputs interface {
 	outputs() []job.Output
 	close(ctx context.Context) error // make the segment's records visible
 	abort()
+	// counts returns what the segment's writes did (after close).
+	counts() outputs.WriteCounts
 }
 
-// parseSink reads Options.Sink.
-func (a *Backfill) parseSink(spec string) (sink, error) {
+// parseWrite reads Options.Write.
+func parseWrite(s string) (outputs.WriteMode, error) {
+	if s == "" {
+		return outputs.Fill, nil
+	}
+	m, err := outputs.ParseWriteMode(s)
+	if err != nil || m == outputs.Append {
+		return "", permanent(ErrTypeBadInput, "backfill: write %q: want \"fill\" or \"replace\"", s)
+	}
+	return m, nil
+}
+
+// parseSink reads Options.Sink (and Write, Format).
+func (a *Backfill) parseSink(o Options) (sink, error) {
+	spec := o.Sink
+	mode, err := parseWrite(o.Write)
+	if err != nil {
+		return nil, err
+	}
 	switch {
 	case spec == "" || spec == "job":
-		return jobSink{}, nil
+		return jobSink{store: a.Store, mode: mode}, nil
 	case spec == "featurestore":
-		return fixedSink{outputs.FeatureStore(a.Store, "")}, nil
+		return featureSink{store: a.Store, out: outputs.FeatureStore(a.Store, ""), mode: mode}, nil
 	case strings.HasPrefix(spec, "featurestore:"):
-		return fixedSink{outputs.FeatureStore(a.Store, strings.TrimPrefix(spec, "featurestore:"))}, nil
+		return featureSink{store: a.Store, out: outputs.FeatureStore(a.Store, strings.TrimPrefix(spec, "featurestore:")), mode: mode}, nil
 	}
 	u, err := url.Parse(spec)
 	if err != nil {
 		return nil, permanent(ErrTypeBadInput, "backfill: sink %q: %v", spec, err)
+	}
+	format := o.Format
+	switch format {
+	case "":
+		format = FormatJSONLines
+	case FormatJSONLines, FormatParquet:
+	default:
+		return nil, permanent(ErrTypeBadInput, "backfill: format %q: want %q or %q", o.Format, FormatJSONLines, FormatParquet)
 	}
 	switch u.Scheme {
 	case "file":
 		if u.Host != "" || !filepath.IsAbs(u.Path) {
 			return nil, permanent(ErrTypeBadInput, "backfill: sink %q: want file:///absolute/folder", spec)
 		}
-		return fileSink{dst: outputs.Dir(u.Path)}, nil
+		return fileSink{dst: outputs.Dir(u.Path), format: format}, nil
 	case "s3":
 		if a.S3 == nil {
 			return nil, permanent(ErrTypeBadInput, "backfill: sink %q: this worker has no S3 client", spec)
@@ -51,37 +79,81 @@ func (a *Backfill) parseSink(spec string) (sink, error) {
 		if prefix != "" && !strings.HasSuffix(prefix, "/") {
 			prefix += "/"
 		}
-		return fileSink{dst: outputs.S3{Client: a.S3, Bucket: u.Host, Prefix: prefix}}, nil
+		return fileSink{dst: outputs.S3{Client: a.S3, Bucket: u.Host, Prefix: prefix}, format: format}, nil
 	}
 	return nil, permanent(ErrTypeBadInput, "backfill: sink %q: want \"\", featurestore[:source], file:///folder or s3://bucket/prefix", spec)
 }
 
-type jobSink struct{}
-
-func (jobSink) open(context.Context, ChunkInput, int) (segmentOutputs, error) { return nil, nil }
-
-type fixedSink struct{ out job.Output }
-
-func (s fixedSink) open(context.Context, ChunkInput, int) (segmentOutputs, error) {
-	return fixedOutputs{s.out}, nil
+// jobSink writes to the job's own outputs, its feature store outputs in
+// the backfill's write mode.
+type jobSink struct {
+	store eventcenter.Store
+	mode  outputs.WriteMode
 }
 
-type fixedOutputs struct{ out job.Output }
+func (s jobSink) open(_ context.Context, j *job.Job, in ChunkInput, _ int) (segmentOutputs, error) {
+	outs := j.Outputs()
+	var fs []*outputs.FeatureStoreOutput
+	for i, o := range outs {
+		if f, ok := o.(*outputs.FeatureStoreOutput); ok {
+			f = f.Backfill(s.store, s.mode, in.Backfill)
+			outs[i] = f
+			fs = append(fs, f)
+		}
+	}
+	return jobOutputs{outs: outs, fs: fs}, nil
+}
 
-func (f fixedOutputs) outputs() []job.Output     { return []job.Output{f.out} }
-func (fixedOutputs) close(context.Context) error { return nil }
-func (fixedOutputs) abort()                      {}
+type jobOutputs struct {
+	outs []job.Output
+	fs   []*outputs.FeatureStoreOutput
+}
 
-// fileSink writes one JSON Lines object per segment. Segments start at
-// fixed event ordinals (multiples of SegmentEvents from the chunk start, as
-// every attempt cuts them alike), so a redone segment replaces its object
-// with the same records and no two objects hold the same record.
-type fileSink struct{ dst outputs.Destination }
+func (o jobOutputs) outputs() []job.Output     { return o.outs }
+func (jobOutputs) close(context.Context) error { return nil }
+func (jobOutputs) abort()                      {}
+
+// counts are those of the first feature store output (the job's outputs
+// other than the feature store are not counted).
+func (o jobOutputs) counts() outputs.WriteCounts {
+	if len(o.fs) == 0 {
+		return outputs.WriteCounts{}
+	}
+	return o.fs[0].Counts()
+}
+
+// featureSink writes to the feature store in the backfill's write mode.
+type featureSink struct {
+	store eventcenter.Store
+	out   *outputs.FeatureStoreOutput
+	mode  outputs.WriteMode
+}
+
+func (s featureSink) open(_ context.Context, _ *job.Job, in ChunkInput, _ int) (segmentOutputs, error) {
+	f := s.out.Backfill(s.store, s.mode, in.Backfill)
+	return jobOutputs{outs: []job.Output{f}, fs: []*outputs.FeatureStoreOutput{f}}, nil
+}
+
+// File formats of Options.Format.
+const (
+	FormatJSONLines = "jsonl"
+	FormatParquet   = "parquet"
+)
+
+// fileSink writes one object per segment, JSON Lines or Parquet. Segments
+// start at fixed event ordinals (multiples of SegmentEvents from the chunk
+// start, as every attempt cuts them alike), so a redone segment replaces
+// its object with the same records and no two objects hold the same record.
+type fileSink struct {
+	dst    outputs.Destination
+	format string
+}
 
 // ObjectName is the name of the file-sink object of the segment of chunk
-// index that starts at event ordinal, under the backfill's name.
-func ObjectName(backfill, jobName string, index, ordinal int) string {
-	return fmt.Sprintf("%s/%s/chunk-%06d-%012d.jsonl", safeName(backfill), safeName(jobName), index, ordinal)
+// index that starts at event ordinal, under the backfill's name, with the
+// extension of format ("jsonl" or "parquet").
+func ObjectName(backfill, jobName string, index, ordinal int, format string) string {
+	return fmt.Sprintf("%s/%s/chunk-%06d-%012d.%s", safeName(backfill), safeName(jobName), index, ordinal, format)
 }
 
 func safeName(s string) string {
@@ -93,15 +165,31 @@ func safeName(s string) string {
 	}, s)
 }
 
-func (s fileSink) open(_ context.Context, in ChunkInput, ordinal int) (segmentOutputs, error) {
-	o, err := outputs.JSONLines(s.dst, ObjectName(in.Backfill, in.Job, in.Index, ordinal))
+func (s fileSink) open(_ context.Context, _ *job.Job, in ChunkInput, ordinal int) (segmentOutputs, error) {
+	name := ObjectName(in.Backfill, in.Job, in.Index, ordinal, s.format)
+	if s.format == FormatParquet {
+		o, err := outputs.Parquet(s.dst, name)
+		if err != nil {
+			return nil, err
+		}
+		return fileOutputs{o}, nil
+	}
+	o, err := outputs.JSONLines(s.dst, name)
 	if err != nil {
 		return nil, err
 	}
 	return fileOutputs{o}, nil
 }
 
-type fileOutputs struct{ o *outputs.JSONLinesOutput }
+// fileObject is a file sink's output of one segment.
+type fileObject interface {
+	job.Output
+	Count() int
+	Close(ctx context.Context) error
+	Abort()
+}
+
+type fileOutputs struct{ o fileObject }
 
 func (f fileOutputs) outputs() []job.Output { return []job.Output{f.o} }
 
@@ -115,3 +203,5 @@ func (f fileOutputs) close(ctx context.Context) error {
 }
 
 func (f fileOutputs) abort() { f.o.Abort() }
+
+func (f fileOutputs) counts() outputs.WriteCounts { return outputs.WriteCounts{Written: f.o.Count()} }

@@ -1,7 +1,10 @@
 package activities
 
 import (
+	"encoding/json"
 	"time"
+
+	"github.com/tidemark-dev/tidemark/job/outputs"
 )
 
 // Options say how a backfill runs the job; every chunk of one backfill gets
@@ -17,8 +20,21 @@ type Options struct {
 	//	"s3://bucket/prefix"    JSON Lines objects on S3
 	//
 	// File sinks write one object per chunk segment (see SegmentEvents),
-	// named <backfill>/<job>/chunk-<index>-<first event ordinal>.jsonl.
+	// named <backfill>/<job>/chunk-<index>-<first event ordinal>.<format>,
+	// and when the backfill ends <backfill>/<job>/_manifest.json, then (if
+	// it is done) <backfill>/<job>/_SUCCESS.
 	Sink string `json:"sink,omitempty"`
+	// Format of file sinks: "jsonl" (JSON Lines, the default) or
+	// "parquet" (see outputs.Parquet).
+	Format string `json:"format,omitempty"`
+	// Write is how records reach the feature store (the featurestore sinks
+	// and the job's own feature store outputs): "fill" (the default)
+	// writes only the records whose trigger has none, counting the others
+	// unchanged; "replace" writes a new version of every record, with the
+	// job version, parameter version and backfill ID, which latest reads
+	// return while as-known-at reads before it still return the old one
+	// (see outputs.Replace). Both are idempotent per backfill.
+	Write string `json:"write,omitempty"`
 	// KnownAt bounds fetches bitemporally: "" the corrected truth,
 	// "trigger" what was stored when each trigger was stored (what the live
 	// run saw; for sample rows, what was stored by the row's time), or an
@@ -38,6 +54,16 @@ type Options struct {
 // DefaultSegmentEvents is Options.SegmentEvents' default.
 const DefaultSegmentEvents = 8192
 
+// Write modes of Options.Write.
+const (
+	WriteFill    = "fill"
+	WriteReplace = "replace"
+)
+
+// MaxChunks bounds the chunks of a backfill; BackfillPlan refuses a sample
+// table that needs more.
+const MaxChunks = 1_000_000
+
 // PlanInput asks BackfillPlan to check a backfill and plan a sample table.
 type PlanInput struct {
 	Job     string  `json:"job"`
@@ -54,6 +80,29 @@ type Plan struct {
 	Source string `json:"source"`
 	// Sample is the plan of the sample table, nil for a time range.
 	Sample *SamplePlan `json:"sample,omitempty"`
+	// Watermark is the trigger source's watermark when planned: every
+	// event up to it is stored.
+	Watermark time.Time `json:"watermark,omitzero"`
+}
+
+// WaitInput asks BackfillWaitWatermark to wait until Source's watermark
+// reaches Until.
+type WaitInput struct {
+	Source string    `json:"source"`
+	Until  time.Time `json:"until"`
+}
+
+// FinishInput asks BackfillFinish to end a backfill's file sink.
+type FinishInput struct {
+	Backfill string  `json:"backfill"`
+	Job      string  `json:"job"`
+	Options  Options `json:"options"`
+	// Status: "done", "failed" or "canceled"; only "done" writes _SUCCESS.
+	Status string `json:"status"`
+	// Input and Summary are the workflow's, as JSON, copied into the
+	// manifest.
+	Input   json.RawMessage `json:"input"`
+	Summary json.RawMessage `json:"summary"`
 }
 
 // SamplePlan locates the chunks of a sample table: chunk i holds rows
@@ -67,14 +116,25 @@ type SamplePlan struct {
 	Columns int `json:"columns"`
 	KeyCol  int `json:"keyCol"`
 	TimeCol int `json:"timeCol"`
+	// Latest is the latest row time.
+	Latest time.Time `json:"latest,omitzero"`
+	// Size is the table's size in bytes; Version pins its content: the
+	// S3 ETag, or for a file its modification time and size. A chunk that
+	// finds another version fails (ErrTypeSampleChanged).
+	Size    int64  `json:"size,omitempty"`
+	Version string `json:"version,omitempty"`
 }
 
 // Chunk returns the sample chunk i of the plan.
 func (p *SamplePlan) Chunk(i int) *SampleChunk {
 	first := i * p.ChunkRows
+	end := p.Size
+	if i+1 < len(p.Offsets) {
+		end = p.Offsets[i+1]
+	}
 	return &SampleChunk{
-		URI: p.URI, Offset: p.Offsets[i], FirstRow: first, Rows: min(p.ChunkRows, p.Rows-first),
-		Columns: p.Columns, KeyCol: p.KeyCol, TimeCol: p.TimeCol,
+		URI: p.URI, Offset: p.Offsets[i], End: end, FirstRow: first, Rows: min(p.ChunkRows, p.Rows-first),
+		Columns: p.Columns, KeyCol: p.KeyCol, TimeCol: p.TimeCol, Version: p.Version,
 	}
 }
 
@@ -86,13 +146,17 @@ type SampleChunk struct {
 	// "2006-01-02 15:04:05" (UTC) or "2006-01-02" (UTC midnight).
 	URI string `json:"uri"`
 	// Offset is the byte offset of the chunk's first row, row number
-	// FirstRow (0 is the first row after the header); the chunk has Rows rows.
+	// FirstRow (0 is the first row after the header); the chunk has Rows rows,
+	// which end at byte End (exclusive; 0: unknown, read to the end).
 	Offset   int64 `json:"offset"`
+	End      int64 `json:"end,omitempty"`
 	FirstRow int   `json:"firstRow"`
 	Rows     int   `json:"rows"`
 	Columns  int   `json:"columns"`
 	KeyCol   int   `json:"keyCol"`
 	TimeCol  int   `json:"timeCol"`
+	// Version is SamplePlan.Version ("" for plans made before pinning).
+	Version string `json:"version,omitempty"`
 }
 
 // ChunkInput is one chunk of a backfill: a time range of the job's trigger
@@ -109,6 +173,9 @@ type ChunkInput struct {
 	To   time.Time `json:"to,omitzero"`
 	// Sample, if set, makes this a sample chunk.
 	Sample *SampleChunk `json:"sample,omitempty"`
+	// StallTimeout fails the attempt (retryably, ErrTypeStalled) when it
+	// consumed no event for this long. 0: never.
+	StallTimeout time.Duration `json:"stallTimeout,omitempty"`
 }
 
 // ChunkResult counts what a chunk did.
@@ -117,8 +184,13 @@ type ChunkResult struct {
 	// Events: trigger-source events replayed, or sample rows read.
 	Events int `json:"events"`
 	// Runs of the job by outcome. Outputs is the number of OK runs, whose
-	// records were written.
+	// records went to the sink.
 	Outputs int `json:"outputs"`
+	// What the sink did with the records: written, unchanged (fill: the
+	// trigger had a record) or replaced (replace: a new version). Counted
+	// for the feature store and file sinks; the job's other outputs
+	// (Kafka, RabbitMQ) are not counted.
+	outputs.WriteCounts
 	Skipped int `json:"skipped"`
 	Stale   int `json:"stale"`
 	Failed  int `json:"failed"`
@@ -126,6 +198,9 @@ type ChunkResult struct {
 	Missing int `json:"missing"`
 	// Errors: the first few failure messages.
 	Errors []string `json:"errors,omitempty"`
+	// ParamVersions: the parameter versions of the records (sorted, at
+	// most 100).
+	ParamVersions []int64 `json:"paramVersions,omitempty"`
 	// Resumed: the chunk resumed after a heartbeat of an earlier attempt,
 	// at event ordinal ResumedAt.
 	Resumed   bool `json:"resumed,omitempty"`
@@ -143,6 +218,9 @@ type Cursor struct {
 	Last *EventID `json:"last,omitempty"`
 	// Result holds the counts up to Ordinal.
 	Result ChunkResult `json:"result"`
+	// Consumed counts the events (sample rows) the attempt consumed from
+	// the chunk start, committed or not: its progress, for display.
+	Consumed int `json:"consumed,omitempty"`
 }
 
 // EventID is eventcenter.ID in a stable JSON form.

@@ -13,8 +13,9 @@ import (
 // workflow's input; input maps them, in one place.
 type backfillFlags struct {
 	job, sample, sink, knownAt, params string
+	write, format, watermark           string
 	from, to                           time.Time
-	chunk                              time.Duration
+	chunk, watermarkTimeout, stall     time.Duration
 	rows, par, segment                 int
 }
 
@@ -24,12 +25,19 @@ func (f *backfillFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.sample, "sample", "", "sample table instead of a range: CSV with key,time columns (path, file:///path or s3://bucket/key)")
 	fs.DurationVar(&f.chunk, "chunk", 0, "time span of a chunk (default 1h)")
 	fs.IntVar(&f.rows, "chunk-rows", 0, "sample rows per chunk (default 10000)")
-	fs.IntVar(&f.par, "parallelism", 0, "chunks at once (default 4)")
+	fs.IntVar(&f.par, "parallelism", 0, "chunks at once (default 8)")
 	fs.StringVar(&f.sink, "sink", "", `records go to: "" the job's outputs, featurestore[:source], file:///folder, s3://bucket/prefix`)
 	fs.Var(choiceValue{s: &f.knownAt, words: []string{"", "trigger"}, times: true}, "known-at",
 		`what the fetches know: "" the corrected truth, "trigger" what live saw, or a time (date or RFC 3339)`)
 	fs.Var(choiceValue{s: &f.params, words: []string{"", "asof", "current", "defaults"}}, "params", `parameter values: "asof" (default), "current", "defaults"`)
 	fs.IntVar(&f.segment, "segment-events", 0, "events between heartbeats of a chunk (default 8192)")
+	fs.Var(choiceValue{s: &f.write, words: []string{"", activities.WriteFill, activities.WriteReplace}}, "write",
+		`into the feature store: "fill" only what is missing (default), "replace" a new version of every record`)
+	fs.Var(choiceValue{s: &f.format, words: []string{"", "jsonl", "parquet"}}, "format", `file and S3 sinks: "jsonl" (default) or "parquet"`)
+	fs.Var(choiceValue{s: &f.watermark, words: []string{"", workflows.WatermarkRefuse, workflows.WatermarkWait, workflows.WatermarkTruncate}}, "watermark",
+		`when the range reaches past the trigger source's watermark: "refuse" (default), "wait", "truncate"`)
+	fs.DurationVar(&f.watermarkTimeout, "watermark-timeout", 0, `longest wait of --watermark wait (default 1h)`)
+	fs.DurationVar(&f.stall, "stall-timeout", 0, "fail a chunk attempt that made no progress for this long (default 10m)")
 }
 
 // input is the workflow input of the flags, validated as the workflow
@@ -38,9 +46,12 @@ func (f *backfillFlags) input() (workflows.BackfillInput, error) {
 	in := workflows.BackfillInput{
 		Job: f.job, From: f.from, To: f.to, Sample: f.sample,
 		Chunk: workflows.Duration(f.chunk), ChunkRows: f.rows, Parallelism: f.par,
-		Options: activities.Options{Sink: f.sink, KnownAt: f.knownAt, Params: f.params, SegmentEvents: f.segment},
+		Options: activities.Options{Sink: f.sink, KnownAt: f.knownAt, Params: f.params, SegmentEvents: f.segment,
+			Write: f.write, Format: f.format},
+		Watermark: f.watermark, WatermarkTimeout: workflows.Duration(f.watermarkTimeout), StallTimeout: workflows.Duration(f.stall),
 	}
-	if err := in.Validate(); err != nil {
+	in, err := in.WithDefaults() // defaults travel with the input: see workflows/README.md, Versioning
+	if err != nil {
 		return in, usageError{err}
 	}
 	return in, nil

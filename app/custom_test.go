@@ -87,7 +87,7 @@ func TestCustomBinary(t *testing.T) {
 	outputs := regexp.MustCompile(`done: job api-scores, \d+ chunks, \d+ events, (\d+) outputs, 0 errors`)
 	for attempt := 1; ; attempt++ {
 		cmd := exec.CommandContext(ctx, bin, "backfill", "start", "--address", temporalAddr, "--id", fmt.Sprintf("custom-%d", attempt),
-			"--job", "api-scores", "--from", start.Format(time.RFC3339), "--to", time.Now().UTC().Add(time.Hour).Format(time.RFC3339),
+			"--job", "api-scores", "--from", start.Format(time.RFC3339), "--to", time.Now().UTC().Format(time.RFC3339Nano),
 			"--sink", "file://"+filepath.Join(dir, "out", fmt.Sprint(attempt)))
 		b, err := cmd.CombinedOutput()
 		if err != nil {

@@ -389,8 +389,9 @@ func (s *Stack) Stop() {
 
 // PrintWhere writes where everything is and how to start a backfill.
 func (s *Stack) PrintWhere(w io.Writer) {
-	now := time.Now().UTC().Truncate(time.Hour)
-	from, to := now.Add(-24*time.Hour).Format(time.RFC3339), now.Add(time.Hour).Format(time.RFC3339)
+	// The last day up to now: a backfill refuses a range into the future.
+	now := time.Now().UTC()
+	from, to := now.Add(-24*time.Hour).Truncate(time.Hour).Format(time.RFC3339), now.Truncate(time.Minute).Format(time.RFC3339)
 	fmt.Fprintf(w, "tidemark dev is running (Ctrl-C stops it)\n\n")
 	fmt.Fprintf(w, "  Temporal Web UI   %s\n", orOff(s.UIURL()))
 	fmt.Fprintf(w, "  Temporal (gRPC)   %s   namespace default, task queue %s\n", s.TemporalAddr(), s.TaskQueue())

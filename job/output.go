@@ -41,7 +41,50 @@ const (
 	ColParamVersion  = "_param_version"
 	ColTriggerSource = "_trigger_source"
 	ColTriggerKey    = "_trigger_key"
+	// ColBackfill names the backfill (its workflow ID) that wrote a
+	// feature event; live runs leave it out.
+	ColBackfill = "_backfill"
 )
+
+// ErrPosition: a trigger position that cannot carry a replacement version.
+var ErrPosition = errors.New("job: trigger position cannot carry a replacement version")
+
+// Replacement versions of feature events. The event center keeps the first
+// copy of an event identity (source, key, time, position), so a new version
+// of a record needs an identity of its own, and reads must prefer it:
+//
+//   - same entity and time as the trigger's record, so point-in-time reads
+//     find it exactly where they found the old one;
+//   - position {Log: 1<<63 | v<<32 | trigger Log, Offset: trigger Offset}
+//     for version v >= 1: it sorts after every original record of that time
+//     (trigger Logs are below 1<<32), a higher version after a lower one,
+//     and within a version in trigger order, so the latest read of an
+//     entity returns the newest version of its latest trigger;
+//   - it is stored later, so an as-known-at read (AsOf.KnownAt) before the
+//     replacement still returns the version that was live then.
+const (
+	replacedBit = 1 << 63
+	maxVersion  = 1<<31 - 1
+)
+
+// ReplacementPos returns the feature event position of version v (>= 1)
+// of the record of a trigger at position p. It fails with ErrPosition if
+// p.Log does not fit 32 bits or v is out of range.
+func ReplacementPos(p eventcenter.Position, v uint32) (eventcenter.Position, error) {
+	if p.Log >= 1<<32 || v == 0 || v > maxVersion {
+		return eventcenter.Position{}, fmt.Errorf("%w: log %d, version %d", ErrPosition, p.Log, v)
+	}
+	return eventcenter.Position{Log: replacedBit | uint64(v)<<32 | p.Log, Offset: p.Offset}, nil
+}
+
+// OriginalPos inverts ReplacementPos: the trigger position of a feature
+// event's position and the record's version (0 for the original).
+func OriginalPos(p eventcenter.Position) (eventcenter.Position, uint32) {
+	if p.Log&replacedBit == 0 {
+		return p, 0
+	}
+	return eventcenter.Position{Log: p.Log & (1<<32 - 1), Offset: p.Offset}, uint32(p.Log>>32) & maxVersion
+}
 
 // FeatureSource is the default event center source of a job's features.
 func FeatureSource(job string) string { return "feature." + job }
@@ -63,7 +106,8 @@ func (r *Record) Event(source string) eventcenter.Event {
 	return eventcenter.Event{Source: source, Key: r.Entity, Time: r.Trigger.Time, Pos: r.Trigger.Pos, Op: eventcenter.OpUpdate, After: row}
 }
 
-// RecordFromEvent reads back a record from a feature event (see Event).
+// RecordFromEvent reads back a record from a feature event (see Event),
+// the original or a replacement version (see ReplacementPos).
 func RecordFromEvent(job string, e *eventcenter.Event) Record {
 	r := Record{Job: job, Entity: e.Key, Features: eventcenter.Row{}}
 	for k, v := range e.After {
@@ -77,11 +121,13 @@ func RecordFromEvent(job string, e *eventcenter.Event) Record {
 			r.Trigger.Source, _ = v.(string)
 		case ColTriggerKey:
 			r.Trigger.Key, _ = v.(string)
+		case ColBackfill:
 		default:
 			r.Features[k] = v
 		}
 	}
-	r.Trigger.Time, r.Trigger.Pos = e.Time, e.Pos
+	r.Trigger.Time = e.Time
+	r.Trigger.Pos, _ = OriginalPos(e.Pos)
 	r.ID = recordID(job, r.Trigger)
 	return r
 }

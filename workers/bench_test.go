@@ -127,7 +127,8 @@ func BenchmarkBackfill(b *testing.B) {
 			for range b.N {
 				env := &job.Env{Mode: job.Backfill, Store: st}
 				if sink == "featurestore" {
-					env.Outputs = []job.Output{outputs.FeatureStore(st, featureSource())}
+					// As the backfill writes it: fill mode reads before it writes.
+					env.Outputs = []job.Output{outputs.FeatureStore(st, featureSource()).Backfill(st, outputs.Fill, "bench")}
 				}
 				replay := st.Replay(ctx, eventcenter.ReplayQuery{Sources: []string{backfilltest.Apps}, From: backfilltest.T0, To: backfilltest.T0.Add(benchSpan)})
 				sum, err := job.RunAll(ctx, j, env, replay, job.RunOptions{})

@@ -1,17 +1,21 @@
 package workers_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -253,11 +257,23 @@ func waitProgress(t testing.TB, c client.Client, id string, cond func(workflows.
 	}
 }
 
-// writeHistory writes the history of workflow id to workflows/testdata.
+// writeHistory writes the history of workflow id (its latest run) to
+// workflows/testdata.
 func writeHistory(t testing.TB, c client.Client, id, name string, edit func([]byte) []byte) {
 	t.Helper()
+	writeHistoryOf(t, c, &commonpb.WorkflowExecution{WorkflowId: id}, name, edit)
+}
+
+// writeRunHistory writes the history of run runID of workflow id.
+func writeRunHistory(t testing.TB, c client.Client, id, runID, name string) {
+	t.Helper()
+	writeHistoryOf(t, c, &commonpb.WorkflowExecution{WorkflowId: id, RunId: runID}, name, nil)
+}
+
+func writeHistoryOf(t testing.TB, c client.Client, ex *commonpb.WorkflowExecution, name string, edit func([]byte) []byte) {
+	t.Helper()
 	resp, err := c.WorkflowService().GetWorkflowExecutionHistory(context.Background(), &workflowservice.GetWorkflowExecutionHistoryRequest{
-		Namespace: "default", Execution: &commonpb.WorkflowExecution{WorkflowId: id}, MaximumPageSize: 10000,
+		Namespace: "default", Execution: ex, MaximumPageSize: 10000,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -412,6 +428,144 @@ func TestBackfillSurvivesWorkerCrash(t *testing.T) {
 	}
 }
 
+// TestBackfillKillInsideThrottleWindow kills (SIGKILL) a worker a few
+// segments after a chunk's first heartbeat, well inside the SDK's
+// heartbeat throttle window (0.8 × the 10 s heartbeat timeout), where
+// throttled heartbeats of the later segments are still held back: the
+// resumed chunk must start at the last segment the dead worker committed,
+// redoing at most the one in flight, and the records are each there once.
+func TestBackfillKillInsideThrottleWindow(t *testing.T) {
+	if os.Getenv("TIDEMARK_HELPER_WORKER") != "" {
+		t.Skip("helper process")
+	}
+	ctx := context.Background()
+	srv := server(t, false)
+	c := dial(t, srv)
+	base := t.TempDir()
+	evs := backfilltest.Events(6000, 100, time.Hour)
+	func() {
+		st, err := embedded.Open(embedded.Config{Dir: filepath.Join(base, "store")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		if err := backfilltest.Fill(ctx, st, evs); err != nil {
+			t.Fatal(err)
+		}
+	}()
+	for _, name := range []string{"store-a", "store-b"} {
+		if err := os.CopyFS(filepath.Join(base, name), os.DirFS(filepath.Join(base, "store"))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out := t.TempDir()
+	in, err := workflows.BackfillInput{Job: backfilltest.JobName, From: backfilltest.T0, To: backfilltest.T0.Add(time.Hour),
+		Chunk: workflows.Duration(30 * time.Minute), Parallelism: 2, HeartbeatTimeout: workflows.Duration(10 * time.Second),
+		Options: activities.Options{SegmentEvents: 100, Sink: "file://" + out}}.WithDefaults()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperWorker$", "-test.v")
+	cmd.Env = append(os.Environ(), "TIDEMARK_HELPER_WORKER=1", "TIDEMARK_HELPER_ADDR="+srv.Addr(),
+		"TIDEMARK_HELPER_STORE="+filepath.Join(base, "store-a"), "TIDEMARK_HELPER_QUEUE=kill")
+	cmd.Stderr = os.Stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	committed := map[int]int{} // chunk -> last ordinal worker A committed
+	enough := make(chan struct{})
+	var mu sync.Mutex
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		first := time.Time{}
+		for sc.Scan() {
+			var index, ordinal int
+			if n, _ := fmt.Sscanf(sc.Text(), "SEGMENT %d %d", &index, &ordinal); n != 2 {
+				continue
+			}
+			mu.Lock()
+			committed[index] = ordinal
+			if first.IsZero() {
+				first = time.Now()
+			}
+			if ordinal >= 300 && enough != nil {
+				close(enough)
+				enough = nil
+				t.Logf("killing worker A %v after its first committed segment, at %v", time.Since(first), committed)
+			}
+			mu.Unlock()
+		}
+	}()
+	run := backfill(t, c, "kill", "kill", in)
+	select {
+	case <-enough:
+	case <-time.After(2 * time.Minute):
+		t.Fatal("worker A committed no 3 segments of a chunk")
+	}
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	mu.Lock()
+	last := maps.Clone(committed)
+	mu.Unlock()
+
+	stB := openStore(t, filepath.Join(base, "store-b"))
+	startWorker(t, c, "kill", workers.Deps{Store: stB, Jobs: []*job.Job{backfilltest.Job()}})
+	var sum workflows.Summary
+	if err := run.Get(ctx, &sum); err != nil {
+		t.Fatal(err)
+	}
+	resumed := 0
+	for _, r := range chunkResults(t, c, "kill") {
+		if !r.Resumed {
+			continue
+		}
+		resumed++
+		if r.ResumedAt < last[r.Index] {
+			t.Errorf("chunk %d resumed at event %d, but worker A had committed its segments up to %d: %d events redone, more than one segment of %d",
+				r.Index, r.ResumedAt, last[r.Index], last[r.Index]-r.ResumedAt+in.SegmentEvents, in.SegmentEvents)
+		}
+	}
+	if resumed == 0 {
+		t.Fatalf("no chunk resumed: %+v", sum)
+	}
+	got, _, err := backfilltest.ReadDir(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := backfilltest.Diff(got, expected(t, stB, evs)); len(d) > 0 {
+		t.Fatalf("records after the kill:\n%s", strings.Join(d, "\n"))
+	}
+}
+
+// chunkResults reads the results of the BackfillChunk activities of
+// workflow id from its history.
+func chunkResults(t testing.TB, c client.Client, id string) []activities.ChunkResult {
+	t.Helper()
+	var out []activities.ChunkResult
+	it := c.GetWorkflowHistory(context.Background(), id, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	for it.HasNext() {
+		e, err := it.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a := e.GetActivityTaskCompletedEventAttributes(); a != nil {
+			var r activities.ChunkResult
+			if err := converter.GetDefaultDataConverter().FromPayloads(a.Result, &r); err == nil && r.Attempt > 0 {
+				out = append(out, r)
+			}
+		}
+	}
+	return out
+}
+
 // TestHelperWorker is worker A of TestBackfillSurvivesWorkerCrash, run as
 // a process of its own.
 func TestHelperWorker(t *testing.T) {
@@ -426,7 +580,12 @@ func TestHelperWorker(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := workers.New(c, os.Getenv("TIDEMARK_HELPER_QUEUE"), workers.Deps{Store: st, Jobs: []*job.Job{backfilltest.SlowJob(3 * time.Millisecond)}, Workers: 1}, worker.Options{})
+	// Each committed segment is printed for TestBackfillKillInsideThrottleWindow.
+	onSegment := func(in activities.ChunkInput, cur activities.Cursor) {
+		fmt.Printf("SEGMENT %d %d\n", in.Index, cur.Ordinal)
+	}
+	w := workers.New(c, os.Getenv("TIDEMARK_HELPER_QUEUE"), workers.Deps{Store: st, Jobs: []*job.Job{backfilltest.SlowJob(3 * time.Millisecond)}, Workers: 1,
+		OnSegment: onSegment}, worker.Options{})
 	if err := w.Run(worker.InterruptCh()); err != nil {
 		t.Fatal(err)
 	}

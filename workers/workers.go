@@ -41,6 +41,12 @@ type Deps struct {
 	// (job.RunOptions). Defaults GOMAXPROCS and 1024.
 	Workers   int
 	BatchSize int
+	// Heartbeats sends backfill chunks' heartbeats unthrottled (see
+	// activities.Backfill.Heartbeats). New sets it to its client.
+	Heartbeats activities.HeartbeatClient
+	// OnSegment, if set, is called after each committed segment of a
+	// backfill chunk (metrics, tests).
+	OnSegment func(in activities.ChunkInput, c activities.Cursor)
 }
 
 // Register registers every workflow and activity with r.
@@ -51,7 +57,7 @@ func Register(r worker.Registry, d Deps) {
 	r.RegisterWorkflowWithOptions(workflows.Backfill, workflow.RegisterOptions{Name: workflows.BackfillWorkflow})
 	r.RegisterActivity(&activities.Backfill{
 		Store: d.Store, Jobs: activities.NewJobs(d.Jobs...), Params: d.Params, S3: d.S3, Ledger: d.Ledger,
-		Workers: d.Workers, BatchSize: d.BatchSize,
+		Workers: d.Workers, BatchSize: d.BatchSize, Heartbeats: d.Heartbeats, OnSegment: d.OnSegment,
 	})
 }
 
@@ -62,6 +68,9 @@ func New(c client.Client, taskQueue string, d Deps, opts worker.Options) worker.
 		taskQueue = workflows.TaskQueue
 	}
 	w := worker.New(c, taskQueue, opts)
+	if d.Heartbeats == nil {
+		d.Heartbeats = c
+	}
 	Register(w, d)
 	return w
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -25,9 +26,44 @@ const (
 	ProgressQuery = "progress"
 	// ProgressMemo is the memo field holding the last published Progress.
 	ProgressMemo = "progress"
-	// ParallelismSignal changes a running backfill's Parallelism (an int
-	// of at least 1): `temporal workflow signal --workflow-id <id> --name parallelism --input 8`.
+	// ParallelismUpdate changes a running backfill's Parallelism (an int
+	// from 1 to MaxParallelism) and answers the parallelism before the
+	// change; a value out of range is rejected with an error the caller
+	// sees: `temporal workflow update execute --workflow-id <id> --name parallelism --input 8`.
+	ParallelismUpdate = "parallelism"
+	// ParallelismSignal is the older, fire-and-forget form of
+	// ParallelismUpdate, kept for running backfills and older callers: a
+	// value below 1 is ignored, one above MaxParallelism clamped, with a
+	// warning in the workflow's log only.
 	ParallelismSignal = "parallelism"
+)
+
+// Limits of BackfillInput.
+const (
+	// MaxParallelism bounds Parallelism: Temporal refuses to schedule more
+	// pending activities than its limit per workflow (2000 by default),
+	// and a workflow asking for more waits forever.
+	MaxParallelism = 1000
+	// MaxChunks bounds the chunks of a backfill (of a range: its span over
+	// Chunk; of a sample table: its rows over ChunkRows).
+	MaxChunks = activities.MaxChunks
+)
+
+// Watermark policies of BackfillInput.Watermark: what a backfill does when
+// its input reaches past the trigger source's watermark (the event time up
+// to which the event center holds every event), i.e. would run on data
+// that is not all there yet.
+const (
+	// WatermarkRefuse fails the backfill before it runs anything, naming
+	// the watermark. The default: it never writes results from partial
+	// data and never blocks for an unbounded time.
+	WatermarkRefuse = "refuse"
+	// WatermarkWait waits (at most WatermarkTimeout) until the watermark
+	// covers the input, then runs; it fails if the wait times out.
+	WatermarkWait = "wait"
+	// WatermarkTruncate runs a range up to the watermark only and says so
+	// in the summary (Truncated, warnings). Not for sample tables.
+	WatermarkTruncate = "truncate"
 )
 
 // Search attributes published by Backfill. They must be registered in the
@@ -42,15 +78,45 @@ var (
 	SearchEvents = temporal.NewSearchAttributeKeyInt64("TidemarkEvents")
 )
 
-// Defaults of BackfillInput.
+// Defaults of BackfillInput. WithDefaults (the starter) writes them into
+// the input, so that a running backfill never depends on them; the workflow
+// fills only what an input started elsewhere (the stock CLI) left unset,
+// with the defaults of the workflow version that started it (see
+// README.md, "Versioning").
 const (
 	DefaultChunk           = time.Hour
-	DefaultParallelism     = 4
+	DefaultParallelism     = 8
 	DefaultMaxChunksPerRun = 1000
 	DefaultProgressEvery   = 2 * time.Second
 	// DefaultHeartbeatTimeout lets a chunk's worker crash be noticed within
 	// this time; its retry then resumes after the last heartbeat.
 	DefaultHeartbeatTimeout = 30 * time.Second
+	// DefaultStallTimeout fails a chunk attempt that consumed no event for
+	// this long; its retry resumes after the last heartbeat.
+	DefaultStallTimeout     = 10 * time.Minute
+	DefaultWatermark        = WatermarkRefuse
+	DefaultWatermarkTimeout = time.Hour
+)
+
+// unpatched, set by tests only, runs today's code as if written without
+// its workflow.GetVersion patch, to show that the patch is what keeps old
+// histories replayable.
+var unpatched bool
+
+// legacyParallelism is DefaultParallelism of histories started before
+// versionDefaults.
+const legacyParallelism = 4
+
+// Workflow versions (workflow.GetVersion) of Backfill, see README.md.
+const (
+	// versionChange names the change; its versions are below.
+	versionChange = "backfill"
+	// versionDefaults: the current defaults, limits, the watermark policy,
+	// the parallelism update, counts of writes, the sink's manifest.
+	// Histories without the marker replay as before it.
+	versionDefaults workflow.Version = 1
+	// versionLatest is the version new backfills run.
+	versionLatest = versionDefaults
 )
 
 // BackfillInput asks for a backfill: a job over a time range or over a
@@ -86,8 +152,19 @@ type BackfillInput struct {
 	// ProgressEvery is the least time between two publications of the
 	// progress as search attributes and memo. Default 2s.
 	ProgressEvery Duration `json:"progressEvery,omitzero"`
-	// HeartbeatTimeout of a chunk. Default 30s.
+	// HeartbeatTimeout of a chunk: how soon a dead worker's chunk is
+	// retried elsewhere. Default 30s.
 	HeartbeatTimeout Duration `json:"heartbeatTimeout,omitzero"`
+	// StallTimeout fails a chunk attempt that consumed no event (sample
+	// row) for this long, so that a stuck chunk is retried instead of
+	// hiding behind its heartbeats. Default 10m.
+	StallTimeout Duration `json:"stallTimeout,omitzero"`
+	// Watermark is what to do when the input reaches past the trigger
+	// source's watermark: "refuse" (default), "wait" or "truncate" (see
+	// WatermarkRefuse).
+	Watermark string `json:"watermark,omitempty"`
+	// WatermarkTimeout bounds the wait of Watermark "wait". Default 1h.
+	WatermarkTimeout Duration `json:"watermarkTimeout,omitzero"`
 	// State carries the progress across continue-as-new; leave it unset.
 	State *BackfillState `json:"state,omitempty"`
 }
@@ -104,6 +181,9 @@ type BackfillState struct {
 	Summary Summary   `json:"summary"`
 	Started time.Time `json:"started"`
 	Runs    int       `json:"runs"`
+	// Version is the workflow version of the first run; continuations
+	// keep its behaviour.
+	Version workflow.Version `json:"version,omitempty"`
 }
 
 // Summary is the result of a backfill.
@@ -112,8 +192,14 @@ type Summary struct {
 	Chunks int    `json:"chunks"`
 	// Events: trigger-source events replayed, or sample rows read.
 	Events int `json:"events"`
-	// Outputs: records written (OK runs).
+	// Outputs: records produced (OK runs) and given to the sink.
 	Outputs int `json:"outputs"`
+	// What the sink did with them (feature store and file sinks):
+	// written, unchanged (fill: the trigger had a record), replaced
+	// (replace: a new version).
+	Written   int `json:"written"`
+	Unchanged int `json:"unchanged"`
+	Replaced  int `json:"replaced"`
 	// Errors: runs that failed or were stale, plus sample rows whose key
 	// had no state at the row's time (Failed + Stale + Missing).
 	Errors  int `json:"errors"`
@@ -129,6 +215,15 @@ type Summary struct {
 	Duration Duration `json:"duration"`
 	// Runs: the number of workflow runs (1 + continue-as-new count).
 	Runs int `json:"runs"`
+	// ParamVersions: the parameter versions the records were computed
+	// with (at most 100).
+	ParamVersions []int64 `json:"paramVersions,omitempty"`
+	// Truncated: the range ran up to the watermark only, To (exclusive).
+	Truncated bool      `json:"truncated,omitempty"`
+	To        time.Time `json:"to,omitzero"`
+	// Warnings: what the caller must know although the backfill is done,
+	// e.g. that its range held no event.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 func (s *Summary) add(r *activities.ChunkResult) {
@@ -138,6 +233,14 @@ func (s *Summary) add(r *activities.ChunkResult) {
 	s.Stale += r.Stale
 	s.Missing += r.Missing
 	s.Skipped += r.Skipped
+	s.Written += r.Written
+	s.Unchanged += r.Unchanged
+	s.Replaced += r.Replaced
+	for _, v := range r.ParamVersions {
+		if i, found := slices.BinarySearch(s.ParamVersions, v); !found && len(s.ParamVersions) < 100 {
+			s.ParamVersions = slices.Insert(s.ParamVersions, i, v)
+		}
+	}
 	s.Errors = s.Failed + s.Stale + s.Missing
 	if r.Resumed {
 		s.Resumed++
@@ -163,17 +266,25 @@ type Progress struct {
 	// Rows of the sample table (0 for a range): the events to expect.
 	Rows int `json:"rows,omitempty"`
 	// Counts of finished chunks.
-	Events  int `json:"events"`
-	Outputs int `json:"outputs"`
-	Errors  int `json:"errors"`
+	Events    int `json:"events"`
+	Outputs   int `json:"outputs"`
+	Written   int `json:"written"`
+	Unchanged int `json:"unchanged"`
+	Replaced  int `json:"replaced"`
+	Errors    int `json:"errors"`
+	// Parallelism now.
+	Parallelism int `json:"parallelism,omitempty"`
+	// Warnings so far (see Summary.Warnings).
+	Warnings []string `json:"warnings,omitempty"`
 	// Started is the start of the first run; Elapsed the time since.
 	Started time.Time `json:"started"`
 	Elapsed Duration  `json:"elapsed"`
 	Runs    int       `json:"runs"`
 }
 
-// Validate reports what is wrong with in; it does not check what only
-// the workers know (the job's name, the sink), which the plan activity does.
+// Validate reports what is wrong with in, limits included; it does not
+// check what only the workers know (the job's name, the sink, a sample
+// table's size), which the plan activity does.
 func (in *BackfillInput) Validate() error {
 	switch {
 	case in.Job == "":
@@ -186,13 +297,49 @@ func (in *BackfillInput) Validate() error {
 		return fmt.Errorf("backfill: range [%v, %v) is empty", in.From, in.To)
 	case in.Sample == "" && in.To.Sub(in.From) >= 100*365*24*time.Hour:
 		return fmt.Errorf("backfill: range [%v, %v) is longer than 100 years", in.From, in.To)
-	case in.Chunk < 0, in.ChunkRows < 0, in.Parallelism < 0, in.MaxChunksPerRun < 0, in.ProgressEvery < 0, in.HeartbeatTimeout < 0:
-		return errors.New("backfill: chunk, chunkRows, parallelism, maxChunksPerRun, progressEvery and heartbeatTimeout must not be negative")
+	case in.Chunk < 0, in.ChunkRows < 0, in.Parallelism < 0, in.MaxChunksPerRun < 0, in.ProgressEvery < 0, in.HeartbeatTimeout < 0,
+		in.StallTimeout < 0, in.WatermarkTimeout < 0, in.SegmentEvents < 0:
+		return errors.New("backfill: chunk, chunkRows, parallelism, maxChunksPerRun, progressEvery, heartbeatTimeout, stallTimeout, watermarkTimeout and segmentEvents must not be negative")
+	case in.Parallelism > MaxParallelism:
+		return fmt.Errorf("backfill: parallelism %d is above the limit of %d chunks at once", in.Parallelism, MaxParallelism)
+	}
+	switch in.Watermark {
+	case "", WatermarkRefuse, WatermarkWait:
+	case WatermarkTruncate:
+		if in.Sample != "" {
+			return errors.New(`backfill: watermark "truncate" cuts a range; a sample table takes "refuse" or "wait"`)
+		}
+	default:
+		return fmt.Errorf("backfill: watermark %q: want %q, %q or %q", in.Watermark, WatermarkRefuse, WatermarkWait, WatermarkTruncate)
+	}
+	if in.Sample == "" && in.Chunk > 0 {
+		if n := (eventcenter.Chunks{From: in.From, To: in.To, Size: time.Duration(in.Chunk)}).Len(); n > MaxChunks {
+			return fmt.Errorf("backfill: range [%v, %v) in chunks of %v makes %d chunks, more than %d: choose a larger chunk",
+				in.From.UTC().Format(time.RFC3339), in.To.UTC().Format(time.RFC3339), time.Duration(in.Chunk), n, MaxChunks)
+		}
 	}
 	return nil
 }
 
-func (in *BackfillInput) setDefaults() {
+// WithDefaults returns in validated and with every default written in, as
+// starters (our CLI, tests) should send it: a backfill started so never
+// depends on a default of the worker that runs it, which may change while
+// it runs (see README.md, "Versioning").
+func (in BackfillInput) WithDefaults() (BackfillInput, error) {
+	if err := in.Validate(); err != nil {
+		return in, err
+	}
+	in.setDefaults(versionLatest)
+	return in, in.Validate() // the default chunk may make too many
+}
+
+// setDefaults fills what in leaves unset with the defaults of workflow
+// version v.
+func (in *BackfillInput) setDefaults(v workflow.Version) {
+	parallelism := DefaultParallelism
+	if v < versionDefaults {
+		parallelism = legacyParallelism
+	}
 	if in.Chunk == 0 {
 		in.Chunk = Duration(DefaultChunk)
 	}
@@ -200,7 +347,7 @@ func (in *BackfillInput) setDefaults() {
 		in.ChunkRows = activities.DefaultChunkRows
 	}
 	if in.Parallelism == 0 {
-		in.Parallelism = DefaultParallelism
+		in.Parallelism = parallelism
 	}
 	if in.MaxChunksPerRun == 0 {
 		in.MaxChunksPerRun = DefaultMaxChunksPerRun
@@ -214,6 +361,21 @@ func (in *BackfillInput) setDefaults() {
 	if in.SegmentEvents == 0 {
 		in.SegmentEvents = activities.DefaultSegmentEvents
 	}
+	if v < versionDefaults {
+		return // the fields below came with versionDefaults
+	}
+	if in.StallTimeout == 0 {
+		in.StallTimeout = Duration(DefaultStallTimeout)
+	}
+	if in.Watermark == "" {
+		in.Watermark = DefaultWatermark
+	}
+	if in.WatermarkTimeout == 0 {
+		in.WatermarkTimeout = Duration(DefaultWatermarkTimeout)
+	}
+	if in.Write == "" {
+		in.Write = activities.WriteFill
+	}
 }
 
 // rangeChunks cuts a validated range backfill as replays are cut.
@@ -221,22 +383,42 @@ func rangeChunks(in BackfillInput) eventcenter.Chunks {
 	return eventcenter.Chunks{From: in.From, To: in.To, Size: time.Duration(in.Chunk)}
 }
 
+// badInput is the workflow's error for an input it refuses.
+func badInput(err error) error {
+	return temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeBadInput, nil)
+}
+
+// Error types the workflow fails with, besides the activities' own.
+const (
+	ErrTypeBadInput    = "BadInput"
+	ErrTypeChunkFailed = "ChunkFailed"
+	// ErrTypeWatermark: the input reaches past the trigger source's
+	// watermark (Watermark "refuse", or "wait" timed out).
+	ErrTypeWatermark = "Watermark"
+)
+
 // Backfill runs a job over a time range or a sample table in chunks (see
 // the package documentation). It returns the Summary; a cancelled backfill
 // ends cancelled with the Summary so far as details, a failed chunk (after
 // its retries) fails it with the Summary so far as details.
 func Backfill(ctx workflow.Context, in BackfillInput) (Summary, error) {
 	if err := in.Validate(); err != nil {
-		return Summary{}, temporal.NewNonRetryableApplicationError(err.Error(), "BadInput", nil)
+		return Summary{}, badInput(err)
 	}
-	in.setDefaults()
 	logger := workflow.GetLogger(ctx)
 	var a *activities.Backfill
 
 	st := in.State
 	if st == nil {
 		st = &BackfillState{Started: workflow.Now(ctx), Summary: Summary{Job: in.Job}}
+		if unpatched {
+			st.Version = versionLatest
+		} else {
+			st.Version = workflow.GetVersion(ctx, versionChange, workflow.DefaultVersion, versionLatest)
+		}
 	}
+	v1 := st.Version >= versionDefaults
+	in.setDefaults(st.Version)
 	st.Runs++
 	st.Summary.Runs = st.Runs
 	running := 0
@@ -245,7 +427,9 @@ func Backfill(ctx workflow.Context, in BackfillInput) (Summary, error) {
 		p := Progress{
 			Job: in.Job, State: state, Chunks: st.Chunks, Done: st.Done, Running: running,
 			Events: st.Summary.Events, Outputs: st.Summary.Outputs, Errors: st.Summary.Errors,
+			Written: st.Summary.Written, Unchanged: st.Summary.Unchanged, Replaced: st.Summary.Replaced,
 			Started: st.Started, Elapsed: Duration(workflow.Now(ctx).Sub(st.Started)), Runs: st.Runs,
+			Parallelism: in.Parallelism, Warnings: st.Summary.Warnings,
 		}
 		if st.Plan.Sample != nil {
 			p.Rows = st.Plan.Sample.Rows
@@ -257,6 +441,26 @@ func Backfill(ctx workflow.Context, in BackfillInput) (Summary, error) {
 	}
 	if err := workflow.SetQueryHandler(ctx, ProgressQuery, func() (Progress, error) { return progress(), nil }); err != nil {
 		return Summary{}, err
+	}
+	// wake unblocks the chunk loop after an update of the parallelism.
+	wake := workflow.NewBufferedChannel(ctx, 1)
+	if v1 {
+		err := workflow.SetUpdateHandlerWithOptions(ctx, ParallelismUpdate,
+			func(ctx workflow.Context, n int) (int, error) {
+				old := in.Parallelism
+				in.Parallelism = n
+				wake.SendAsync(true)
+				return old, nil
+			},
+			workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, n int) error {
+				if n < 1 || n > MaxParallelism {
+					return fmt.Errorf("backfill: parallelism %d: want 1 to %d", n, MaxParallelism)
+				}
+				return nil
+			}})
+		if err != nil {
+			return Summary{}, err
+		}
 	}
 	var published time.Time
 	publish := func(force bool) {
@@ -274,6 +478,35 @@ func Backfill(ctx workflow.Context, in BackfillInput) (Summary, error) {
 			logger.Warn("backfill: progress memo", "error", err)
 		}
 	}
+	warn := func(msg string) {
+		logger.Warn("backfill: " + msg)
+		st.Summary.Warnings = append(st.Summary.Warnings, msg)
+	}
+	// finish ends the backfill: for file sinks (v1) it writes the manifest
+	// and, when done, the _SUCCESS marker.
+	finish := func(status string, err error) (Summary, error) {
+		state = status
+		if v1 && activities.IsFileSink(in.Sink) {
+			fctx, cancel := workflow.NewDisconnectedContext(ctx)
+			defer cancel()
+			fctx = workflow.WithActivityOptions(fctx, workflow.ActivityOptions{
+				StartToCloseTimeout: 10 * time.Minute,
+				RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 5},
+			})
+			input, _ := json.Marshal(in.withoutState())
+			summary, _ := json.Marshal(st.Summary)
+			ferr := workflow.ExecuteActivity(fctx, a.BackfillFinish, activities.FinishInput{
+				Backfill: workflow.GetInfo(ctx).WorkflowExecution.ID, Job: in.Job, Options: in.Options,
+				Status: status, Input: input, Summary: summary,
+			}).Get(fctx, nil)
+			if ferr != nil && err == nil {
+				state = "failed"
+				err = temporal.NewNonRetryableApplicationError("backfill: manifest: "+ferr.Error(), "Manifest", ferr, st.Summary)
+			}
+		}
+		publish(true)
+		return st.Summary, err
+	}
 
 	opts := in.Options
 	if st.Chunks == 0 {
@@ -288,21 +521,29 @@ func Backfill(ctx workflow.Context, in BackfillInput) (Summary, error) {
 			Job: in.Job, Options: opts, Sample: in.Sample, ChunkRows: in.ChunkRows,
 		}).Get(ctx, &plan)
 		if err != nil {
-			state = "failed"
-			publish(true)
-			return st.Summary, err
+			return finish("failed", err)
 		}
 		st.Plan = plan
+		if v1 {
+			if err := watermark(ctx, &in, st, warn); err != nil {
+				return finish("failed", err)
+			}
+		}
 		if plan.Sample != nil {
 			st.Chunks = len(plan.Sample.Offsets)
-		} else {
-			st.Chunks = rangeChunks(in).Len()
+		} else if in.From.Before(in.To) {
+			n := rangeChunks(in).Len()
+			if n > MaxChunks { // validated; kept for inputs of old versions
+				return finish("failed", badInput(fmt.Errorf("backfill: %d chunks, more than %d", n, MaxChunks)))
+			}
+			st.Chunks = n
 		}
 		st.Summary.Chunks = st.Chunks
-		if st.Chunks == 0 { // an empty sample table
-			state = "done"
-			publish(true)
-			return st.Summary, nil
+		if st.Chunks == 0 { // an empty sample table, or a range truncated to nothing
+			if v1 {
+				warn(fmt.Sprintf("the input held 0 events of %s: nothing ran", plan.Source))
+			}
+			return finish("done", nil)
 		}
 	}
 
@@ -320,7 +561,7 @@ func Backfill(ctx workflow.Context, in BackfillInput) (Summary, error) {
 	})
 	backfillID := workflow.GetInfo(ctx).WorkflowExecution.ID
 	chunkInput := func(i int) activities.ChunkInput {
-		c := activities.ChunkInput{Backfill: backfillID, Job: in.Job, Index: i, Options: opts}
+		c := activities.ChunkInput{Backfill: backfillID, Job: in.Job, Index: i, Options: opts, StallTimeout: time.Duration(in.StallTimeout)}
 		if st.Plan.Sample != nil {
 			c.Sample = st.Plan.Sample.Chunk(i)
 		} else {
@@ -335,13 +576,18 @@ func Backfill(ctx workflow.Context, in BackfillInput) (Summary, error) {
 	parallelism := func(c workflow.ReceiveChannel) {
 		var n int
 		c.Receive(ctx, &n)
-		if n < 1 {
+		switch {
+		case n < 1:
 			logger.Warn("backfill: ignoring parallelism below 1", "parallelism", n)
 			return
+		case n > MaxParallelism && v1:
+			logger.Warn("backfill: parallelism above the limit, clamped", "parallelism", n, "limit", MaxParallelism)
+			n = MaxParallelism
 		}
 		in.Parallelism = n
 	}
 	sel.AddReceive(setPar, func(c workflow.ReceiveChannel, _ bool) { parallelism(c) })
+	sel.AddReceive(wake, func(c workflow.ReceiveChannel, _ bool) { c.Receive(ctx, nil) })
 	var failure error
 	started := 0
 	publish(true)
@@ -378,13 +624,10 @@ func Backfill(ctx workflow.Context, in BackfillInput) (Summary, error) {
 
 	switch {
 	case ctx.Err() != nil:
-		state = "canceled"
-		publish(true)
-		return st.Summary, temporal.NewCanceledError(st.Summary)
+		sum, _ := finish("canceled", nil)
+		return sum, temporal.NewCanceledError(sum)
 	case failure != nil:
-		state = "failed"
-		publish(true)
-		return st.Summary, temporal.NewNonRetryableApplicationError(failure.Error(), "ChunkFailed", failure, st.Summary)
+		return finish("failed", temporal.NewNonRetryableApplicationError(failure.Error(), ErrTypeChunkFailed, failure, st.Summary))
 	case st.Next < st.Chunks:
 		for setPar.Len() > 0 { // carry pending signals into the next run
 			parallelism(setPar)
@@ -395,9 +638,83 @@ func Backfill(ctx workflow.Context, in BackfillInput) (Summary, error) {
 		logger.Info("backfill: continuing as new", "done", st.Next, "chunks", st.Chunks)
 		return Summary{}, workflow.NewContinueAsNewError(ctx, BackfillWorkflow, next)
 	}
-	state = "done"
-	publish(true)
-	return st.Summary, nil
+	if v1 && st.Summary.Events == 0 {
+		warn(fmt.Sprintf("the input held 0 events of %s: check the range (or the sample table) and the source", st.Plan.Source))
+	}
+	return finish("done", nil)
+}
+
+// withoutState returns in without the continue-as-new state (for the
+// manifest).
+func (in BackfillInput) withoutState() BackfillInput {
+	in.State = nil
+	return in
+}
+
+// watermark applies in.Watermark when the input needs events after the
+// time up to which they are known to be stored: the trigger source's
+// watermark, and never later than now. A source that reports no watermark
+// cannot be checked: its input may run up to now, with a warning. The
+// input is then covered, or the backfill waits for it, refuses it or
+// truncates its range.
+func watermark(ctx workflow.Context, in *BackfillInput, st *BackfillState, warn func(string)) error {
+	plan := &st.Plan
+	var last time.Time // the latest event time the input needs
+	if plan.Sample != nil {
+		last = plan.Sample.Latest
+	} else {
+		last = in.To.Add(-time.Nanosecond)
+	}
+	now := workflow.Now(ctx)
+	covered, what := plan.Watermark, "the watermark of "+plan.Source
+	if covered.IsZero() || covered.After(now) {
+		covered, what = now, "now"
+	}
+	if last.IsZero() || !covered.Before(last) {
+		if plan.Watermark.IsZero() && !last.IsZero() {
+			warn(fmt.Sprintf("%s reports no watermark: nothing says that the input's events are all stored", plan.Source))
+		}
+		return nil
+	}
+	behind := fmt.Sprintf("the input reaches %s, after %s (%s)", last.UTC().Format(time.RFC3339Nano), what, covered.UTC().Format(time.RFC3339Nano))
+	switch in.Watermark {
+	case WatermarkTruncate:
+		to := covered.Add(time.Nanosecond)
+		if !to.After(in.From) {
+			to = in.From
+		}
+		warn(fmt.Sprintf("%s: ran [%s, %s) only (watermark: truncate)", behind,
+			in.From.UTC().Format(time.RFC3339Nano), to.UTC().Format(time.RFC3339Nano)))
+		in.To = to
+		st.Summary.Truncated, st.Summary.To = true, to
+		return nil
+	case WatermarkWait:
+		timeout := time.Duration(in.WatermarkTimeout)
+		var err error
+		if plan.Watermark.IsZero() { // nothing to wait for but the clock
+			if wait := last.Sub(now) + time.Nanosecond; wait > timeout {
+				err = fmt.Errorf("%v away", wait)
+			} else {
+				err = workflow.Sleep(ctx, wait)
+			}
+		} else {
+			var a *activities.Backfill
+			wctx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+				StartToCloseTimeout: timeout,
+				HeartbeatTimeout:    time.Minute,
+				RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 1},
+			})
+			err = workflow.ExecuteActivity(wctx, a.BackfillWaitWatermark, activities.WaitInput{Source: plan.Source, Until: last}).Get(ctx, &plan.Watermark)
+		}
+		if err != nil {
+			return temporal.NewNonRetryableApplicationError(fmt.Sprintf("backfill: %s, and it did not get there within %v (watermark: wait): %v",
+				behind, timeout, err), ErrTypeWatermark, err)
+		}
+		return nil
+	}
+	return temporal.NewNonRetryableApplicationError(fmt.Sprintf(
+		"backfill: %s: its later events may not all be stored yet. Start it again with watermark \"wait\" (up to watermarkTimeout) or \"truncate\" (a range up to %s)",
+		behind, what), ErrTypeWatermark, nil)
 }
 
 // Duration is a time.Duration that JSON spells as Go does ("1h30m"); it

@@ -26,6 +26,8 @@ import (
 var (
 	a  *activities.Backfill
 	t0 = time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	// far is a watermark past every test's input.
+	far = t0.Add(365 * 24 * time.Hour)
 )
 
 // chunks records the chunk inputs the mocked activity saw.
@@ -52,7 +54,7 @@ func newEnv(t *testing.T) (*testsuite.TestWorkflowEnvironment, *chunks) {
 	env := newTestEnv()
 	env.RegisterWorkflowWithOptions(workflows.Backfill, workflow.RegisterOptions{Name: workflows.BackfillWorkflow})
 	env.RegisterActivity(a)
-	env.OnActivity(a.BackfillPlan, mock.Anything, mock.Anything).Return(activities.Plan{Source: "test.apps"}, nil)
+	env.OnActivity(a.BackfillPlan, mock.Anything, mock.Anything).Return(activities.Plan{Source: "test.apps", Watermark: far}, nil)
 	c := &chunks{}
 	return env, c
 }
@@ -263,8 +265,9 @@ func TestBackfillSample(t *testing.T) {
 	env.RegisterWorkflowWithOptions(workflows.Backfill, workflow.RegisterOptions{Name: workflows.BackfillWorkflow})
 	env.RegisterActivity(a)
 	plan := activities.SamplePlan{URI: "s3://b/sample.csv", Rows: 25, ChunkRows: 10, Offsets: []int64{9, 200, 400}, Columns: 2, KeyCol: 0, TimeCol: 1}
-	env.OnActivity(a.BackfillPlan, mock.Anything, activities.PlanInput{Job: "test", Sample: "s3://b/sample.csv", ChunkRows: 10, Options: activities.Options{SegmentEvents: activities.DefaultSegmentEvents}}).
-		Return(activities.Plan{Source: "test.apps", Sample: &plan}, nil)
+	env.OnActivity(a.BackfillPlan, mock.Anything, activities.PlanInput{Job: "test", Sample: "s3://b/sample.csv", ChunkRows: 10,
+		Options: activities.Options{SegmentEvents: activities.DefaultSegmentEvents, Write: activities.WriteFill}}).
+		Return(activities.Plan{Source: "test.apps", Sample: &plan, Watermark: far}, nil)
 	c := &chunks{}
 	env.OnActivity(a.BackfillChunk, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.ChunkInput) (activities.ChunkResult, error) {

@@ -21,6 +21,15 @@
 // carrying its state. Progress is answered by the "progress" query and
 // published as search attributes (TidemarkJob, TidemarkProgress,
 // TidemarkEvents) and as the memo "progress", so the Web UI's workflow list
-// shows it. Cancelling the workflow cancels the running chunks and returns
-// the summary so far as the cancellation's details.
+// shows it; the "parallelism" update changes the parallelism while it runs.
+// Cancelling the workflow cancels the running chunks and returns the
+// summary so far as the cancellation's details. File sinks end with a
+// manifest and, when done, a _SUCCESS marker.
+//
+// # Versioning
+//
+// Starters send inputs with every default written in
+// (BackfillInput.WithDefaults); changes that alter a running backfill's
+// commands go behind workflow.GetVersion patches, proved by replaying the
+// histories of testdata/ (README.md, "Versioning").
 package workflows

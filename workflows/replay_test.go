@@ -25,6 +25,19 @@ func TestReplayHistories(t *testing.T) {
 		{"backfill_range.json", false},
 		{"backfill_cancel.json", false},
 		{"backfill_nondeterministic.json", true},
+		// Recorded before versioning (commit 1644896): a backfill that
+		// relied on the default parallelism (then 4), and one whose
+		// parallelism a signal changed.
+		{"backfill_v0_defaults.json", false},
+		{"backfill_v0_signal.json", false},
+		// Recorded by workers.TestBackfillHistories with versioning.
+		{"backfill_v1_defaults.json", false},
+		{"backfill_v1_update.json", false},
+		{"backfill_v1_can_first.json", false},
+		{"backfill_v1_can_last.json", false},
+		{"backfill_v1_failed_chunk.json", false},
+		{"backfill_v1_sample.json", false},
+		{"backfill_v1_cancel.json", false},
 	} {
 		t.Run(strings.TrimSuffix(tc.file, ".json"), func(t *testing.T) {
 			r := worker.NewWorkflowReplayer()
@@ -49,4 +62,19 @@ func isNondeterminism(err error) bool {
 		}
 	}
 	return false
+}
+
+// The default parallelism changed from 4 to 8. Without the GetVersion
+// patch that keeps the old default for histories started before it, the
+// history of a backfill that relied on the default fails replay as
+// nondeterministic (TMPRL1100): this is the break the patch prevents.
+func TestReplayNeedsThePatch(t *testing.T) {
+	defer workflows.Unpatched()()
+	r := worker.NewWorkflowReplayer()
+	r.RegisterWorkflowWithOptions(workflows.Backfill, workflow.RegisterOptions{Name: workflows.BackfillWorkflow})
+	err := r.ReplayWorkflowHistoryFromJSONFile(nil, filepath.Join("testdata", "backfill_v0_defaults.json"))
+	if !isNondeterminism(err) {
+		t.Fatalf("unpatched, the v0 defaults history replayed with %v; want a nondeterminism error", err)
+	}
+	t.Logf("unpatched: %v", err)
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,12 +19,15 @@ import (
 	"github.com/tidemark-dev/tidemark/job"
 )
 
-// Destination stores the objects of JSONLines sinks.
+// Destination stores the objects of file sinks (JSON Lines, Parquet,
+// manifests).
 type Destination interface {
 	// Put stores the object name with the content of r (size bytes),
 	// replacing any object of that name. Readers see the old object or the
 	// new one, never a part.
 	Put(ctx context.Context, name string, r io.ReadSeeker, size int64) error
+	// List returns the objects whose names start with prefix, by name.
+	List(ctx context.Context, prefix string) ([]Object, error)
 	// String describes the destination, e.g. "s3://bucket/prefix".
 	String() string
 }
@@ -55,6 +59,45 @@ func (d Dir) Put(_ context.Context, name string, r io.ReadSeeker, _ int64) error
 
 func (d Dir) String() string { return "file://" + string(d) }
 
+// Object is a stored object: its name in the destination and its size.
+type Object struct {
+	Name string `json:"name"`
+	Size int64  `json:"size"`
+}
+
+// List implements Destination; it skips temporary files of unfinished Puts.
+func (d Dir) List(_ context.Context, prefix string) ([]Object, error) {
+	var out []Object
+	root := string(d)
+	start := filepath.Join(root, filepath.FromSlash(prefix[:strings.LastIndex(prefix, "/")+1]))
+	err := filepath.WalkDir(start, func(path string, e fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		if e.IsDir() || strings.HasPrefix(e.Name(), ".tmp-") {
+			return nil
+		}
+		rel, err := filepath.Rel(root, path)
+		if err != nil {
+			return err
+		}
+		name := filepath.ToSlash(rel)
+		if !strings.HasPrefix(name, prefix) {
+			return nil
+		}
+		info, err := e.Info()
+		if err != nil {
+			return err
+		}
+		out = append(out, Object{Name: name, Size: info.Size()})
+		return nil
+	})
+	return out, err
+}
+
 // S3 is a Destination in an S3 bucket, under Prefix (objects are
 // Prefix+name). S3's PutObject replaces an object atomically.
 type S3 struct {
@@ -76,6 +119,22 @@ func (d S3) Put(ctx context.Context, name string, r io.ReadSeeker, size int64) e
 }
 
 func (d S3) String() string { return "s3://" + d.Bucket + "/" + d.Prefix }
+
+// List implements Destination.
+func (d S3) List(ctx context.Context, prefix string) ([]Object, error) {
+	var out []Object
+	p := s3.NewListObjectsV2Paginator(d.Client, &s3.ListObjectsV2Input{Bucket: aws.String(d.Bucket), Prefix: aws.String(d.Prefix + prefix)})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("outputs: s3 list %s/%s%s: %w", d.Bucket, d.Prefix, prefix, err)
+		}
+		for _, o := range page.Contents {
+			out = append(out, Object{Name: strings.TrimPrefix(aws.ToString(o.Key), d.Prefix), Size: aws.ToInt64(o.Size)})
+		}
+	}
+	return out, nil
+}
 
 // JSONLinesOutput writes the records of one backfill chunk as one JSON
 // Lines object: one job.Record JSON document per line, in order, each

@@ -4,15 +4,18 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/parquet-go/parquet-go"
 	amqp "github.com/rabbitmq/amqp091-go"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -93,6 +96,131 @@ func TestFeatureStore(t *testing.T) {
 	// Point in time: before the trigger the feature did not exist.
 	if _, err := st.AsOf(ctx, eventcenter.AsOf{Source: "feature.out-test", Key: "a1", Time: t0}); err != eventcenter.ErrNotFound {
 		t.Fatalf("as of before: %v", err)
+	}
+}
+
+// Fill writes only what is missing; Replace writes a new version of every
+// record that the latest read returns while an as-known-at read before it
+// still returns the old one; a redone write of either stores nothing twice.
+func TestFeatureStoreModes(t *testing.T) {
+	ctx := context.Background()
+	st := openStore(t)
+	recs := records(t, 6)
+	live := outputs.FeatureStore(st, "")
+	if err := live.Write(ctx, recs[:3]); err != nil { // the live run saw the first three
+		t.Fatal(err)
+	}
+	time.Sleep(2 * time.Millisecond)
+	beforeBackfills := time.Now()
+	time.Sleep(2 * time.Millisecond)
+
+	fill := live.Backfill(st, outputs.Fill, "bf-fill")
+	for range 2 { // the second time: a segment redone after a crash
+		if err := fill.Write(ctx, recs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if c := fill.Counts(); c != (outputs.WriteCounts{Written: 6, Unchanged: 6}) {
+		t.Fatalf("fill counts %+v, want 3+3 written and 3+3 unchanged", c)
+	}
+	history := func(key string) []eventcenter.Event {
+		evs, err := st.History(ctx, eventcenter.HistoryQuery{Source: "feature.out-test", Key: key, From: t0, To: t0.Add(time.Hour)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return evs
+	}
+	for i, r := range recs {
+		if evs := history(r.Entity); len(evs) != 1 {
+			t.Fatalf("record %d: %d events after fill, want 1", i, len(evs))
+		}
+	}
+	time.Sleep(2 * time.Millisecond)
+	beforeReplace := time.Now()
+	time.Sleep(2 * time.Millisecond)
+
+	// New parameters: every record changes.
+	changed := slices.Clone(recs)
+	for i := range changed {
+		changed[i].ParamVersion = 5
+		changed[i].Features = eventcenter.Row{"n": int64(100 + i)}
+	}
+	replace := live.Backfill(st, outputs.Replace, "bf-replace")
+	for range 2 {
+		if err := replace.Write(ctx, changed); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if c := replace.Counts(); c != (outputs.WriteCounts{Replaced: 12}) {
+		t.Fatalf("replace counts %+v, want 6+6 replaced", c)
+	}
+	for i, r := range recs {
+		if evs := history(r.Entity); len(evs) != 2 {
+			t.Fatalf("record %d: %d events after replace, want 2", i, len(evs))
+		}
+		e, err := st.AsOf(ctx, eventcenter.AsOf{Source: "feature.out-test", Key: r.Entity, Time: t0.Add(time.Hour)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := job.RecordFromEvent("out-test", &e)
+		if got.ID != r.ID || got.ParamVersion != 5 || got.Features["n"] != int64(100+i) || got.Trigger.Pos != r.Trigger.Pos || e.After[job.ColBackfill] != "bf-replace" {
+			t.Fatalf("record %d: latest read %+v, want the replacement", i, got)
+		}
+		old, err := st.AsOf(ctx, eventcenter.AsOf{Source: "feature.out-test", Key: r.Entity, Time: t0.Add(time.Hour), KnownAt: beforeReplace})
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkRecord(t, job.RecordFromEvent("out-test", &old), r)
+		_, err = st.AsOf(ctx, eventcenter.AsOf{Source: "feature.out-test", Key: r.Entity, Time: t0.Add(time.Hour), KnownAt: beforeBackfills})
+		if live := i < 3; live != (err == nil) {
+			t.Fatalf("record %d known before the backfills: %v", i, err)
+		}
+	}
+
+	// A second replace: version 2 wins over version 1.
+	for i := range changed {
+		changed[i].Features = eventcenter.Row{"n": int64(200 + i)}
+	}
+	again := live.Backfill(st, outputs.Replace, "bf-replace-2")
+	if err := again.Write(ctx, changed); err != nil {
+		t.Fatal(err)
+	}
+	e, err := st.AsOf(ctx, eventcenter.AsOf{Source: "feature.out-test", Key: recs[4].Entity, Time: t0.Add(time.Hour)})
+	if err != nil || e.After["n"] != int64(204) {
+		t.Fatalf("after a second replace: %v %v", e.After, err)
+	}
+	if _, v := job.OriginalPos(e.Pos); v != 2 {
+		t.Fatalf("version %d, want 2", v)
+	}
+}
+
+// Two triggers of one entity at one time: after a replace the latest read
+// returns the new version of the later trigger, as before it the old one.
+func TestFeatureStoreReplaceKeepsTriggerOrder(t *testing.T) {
+	ctx := context.Background()
+	st := openStore(t)
+	recs := records(t, 2)
+	for i := range recs {
+		recs[i].Entity, recs[i].Trigger.Time = "same", t0
+	}
+	out := outputs.FeatureStore(st, "")
+	if err := out.Write(ctx, recs); err != nil {
+		t.Fatal(err)
+	}
+	for _, batches := range [][][]job.Record{{recs}, {recs[:1], recs[1:]}} {
+		rep := out.Backfill(st, outputs.Replace, fmt.Sprint("bf-", len(batches)))
+		for _, b := range batches {
+			if err := rep.Write(ctx, b); err != nil {
+				t.Fatal(err)
+			}
+		}
+		e, err := st.AsOf(ctx, eventcenter.AsOf{Source: "feature.out-test", Key: "same", Time: t0})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := job.RecordFromEvent("out-test", &e); got.Trigger.Key != "a1" || e.After[job.ColBackfill] != fmt.Sprint("bf-", len(batches)) {
+			t.Fatalf("latest read %+v (%v), want the later trigger's new version", got, e.After)
+		}
 	}
 }
 
@@ -296,4 +424,87 @@ func consumeExchange(t *testing.T, url, exchange, key string) <-chan amqp.Delive
 		t.Fatal(err)
 	}
 	return d
+}
+
+// Replacement positions invert, order after the originals and by version,
+// and refuse what they cannot carry.
+func TestReplacementPos(t *testing.T) {
+	p := eventcenter.Position{Log: 7, Offset: 1 << 40}
+	v1, err := job.ReplacementPos(p, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v2, err := job.ReplacementPos(eventcenter.Position{Log: 3}, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if back, v := job.OriginalPos(v1); back != p || v != 1 {
+		t.Fatalf("OriginalPos(%v) = %v, %d", v1, back, v)
+	}
+	if back, v := job.OriginalPos(p); back != p || v != 0 {
+		t.Fatalf("OriginalPos of an original: %v, %d", back, v)
+	}
+	top := eventcenter.Position{Log: 1<<32 - 1, Offset: 1<<64 - 1}
+	if v1.Compare(top) <= 0 || v2.Compare(v1) <= 0 {
+		t.Fatalf("order: original top %v, v1 %v, v2 %v", top, v1, v2)
+	}
+	for _, bad := range []struct {
+		p eventcenter.Position
+		v uint32
+	}{{eventcenter.Position{Log: 1 << 32}, 1}, {p, 0}, {p, 1 << 31}} {
+		if _, err := job.ReplacementPos(bad.p, bad.v); !errors.Is(err, job.ErrPosition) {
+			t.Errorf("ReplacementPos(%v, %d): %v, want ErrPosition", bad.p, bad.v, err)
+		}
+	}
+}
+
+// A Parquet object has one row per record and one column per feature,
+// typed from its values: nulls where a record lacks it, text where values
+// have several types, and a prefix for a feature named like a column.
+func TestParquet(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	recs := records(t, 3)
+	at := t0.Add(time.Minute)
+	recs[0].Features = eventcenter.Row{"entity": "e0", "mix": int64(1), "at": at, "only0": 2.5}
+	recs[1].Features = eventcenter.Row{"entity": "e1", "mix": "one"}
+	recs[2].Features = eventcenter.Row{"entity": "e2", "mix": nil, "at": nil}
+	o, err := outputs.Parquet(outputs.Dir(dir), "p/x.parquet")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := o.Write(ctx, append(recs, recs[0])); err != nil { // a repeat is dropped
+		t.Fatal(err)
+	}
+	if err := o.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	type row struct {
+		ID            string     `parquet:"id"`
+		Time          time.Time  `parquet:"time,timestamp(nanosecond)"`
+		ParamVersion  int64      `parquet:"param_version"`
+		TriggerOffset int64      `parquet:"trigger_offset"`
+		Entity        string     `parquet:"entity"`
+		FeatureEntity *string    `parquet:"feature_entity,optional"`
+		Mix           *string    `parquet:"mix,optional"`
+		At            *time.Time `parquet:"at,optional,timestamp(nanosecond)"`
+		Only0         *float64   `parquet:"only0,optional"`
+	}
+	rows, err := parquet.ReadFile[row](filepath.Join(dir, "p", "x.parquet"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 3 || o.Count() != 3 {
+		t.Fatalf("%d rows, count %d, want 3", len(rows), o.Count())
+	}
+	r0, r1, r2 := rows[0], rows[1], rows[2]
+	if r0.ID != recs[0].ID || !r0.Time.Equal(recs[0].Trigger.Time) || r0.ParamVersion != 4 || r0.TriggerOffset != 0 || r0.Entity != recs[0].Entity {
+		t.Fatalf("row 0 %+v", r0)
+	}
+	if *r0.FeatureEntity != "e0" || *r0.Mix != "1" || !r0.At.Equal(at) || *r0.Only0 != 2.5 {
+		t.Fatalf("row 0 features %+v", r0)
+	}
+	if *r1.Mix != "one" || r1.At != nil || r1.Only0 != nil || r2.Mix != nil || r2.At != nil {
+		t.Fatalf("rows 1, 2: %+v %+v", r1, r2)
+	}
 }

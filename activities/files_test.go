@@ -1,0 +1,223 @@
+package activities_test
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/parquet-go/parquet-go"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
+
+	"github.com/tidemark-dev/tidemark/activities"
+	"github.com/tidemark-dev/tidemark/eventcenter"
+	"github.com/tidemark-dev/tidemark/internal/backfilltest"
+	"github.com/tidemark-dev/tidemark/job"
+)
+
+// parquetRow is a row of a backfill's Parquet object (of the fixture job).
+type parquetRow struct {
+	ID           string    `parquet:"id"`
+	Job          string    `parquet:"job"`
+	JobVersion   string    `parquet:"job_version"`
+	ParamVersion int64     `parquet:"param_version"`
+	Entity       string    `parquet:"entity"`
+	Time         time.Time `parquet:"time,timestamp(nanosecond)"`
+	TriggerKey   string    `parquet:"trigger_key"`
+	User         *string   `parquet:"user,optional"`
+	Amount       *int64    `parquet:"amount,optional"`
+	Limit        *int64    `parquet:"limit,optional"`
+	Score        *int64    `parquet:"score,optional"`
+}
+
+// A Parquet file sink holds the records a JSON Lines one holds; when the
+// backfill ends, the manifest lists every object with the inputs, versions
+// and counts, then _SUCCESS marks it done. DuckDB reads the objects back
+// when it is installed (pip install duckdb); parquet-go always does.
+func TestParquetSinkManifestAndSuccess(t *testing.T) {
+	_, a, _ := fixture(t, 2000)
+	jsonl, pq := t.TempDir(), t.TempDir()
+	var results [2]activities.ChunkResult
+	for i, o := range []activities.Options{{Sink: "file://" + jsonl}, {Sink: "file://" + pq, Format: "parquet"}} {
+		o.SegmentEvents = 700
+		for c := range 2 {
+			in := activities.ChunkInput{Backfill: "bf-pq", Job: backfilltest.JobName, Index: c, Options: o,
+				From: backfilltest.T0.Add(time.Duration(c) * span / 2), To: backfilltest.T0.Add(time.Duration(c+1) * span / 2)}
+			r, _, err := runChunk(t, a, in, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			results[i].Outputs += r.Outputs
+			results[i].Written += r.Written
+		}
+	}
+	if results[1].Written != results[0].Written || results[1].Written == 0 || results[1].Written != results[1].Outputs {
+		t.Fatalf("written: jsonl %+v, parquet %+v", results[0], results[1])
+	}
+	want, _, err := backfilltest.ReadDir(jsonl)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestActivityEnvironment()
+	env.RegisterActivity(a)
+	summary := fmt.Sprintf(`{"written":%d}`, results[1].Written)
+	v, err := env.ExecuteActivity(a.BackfillFinish, activities.FinishInput{Backfill: "bf-pq", Job: backfilltest.JobName,
+		Options: activities.Options{Sink: "file://" + pq, Format: "parquet"}, Status: "done", Input: json.RawMessage(`{"job":"test-score"}`), Summary: json.RawMessage(summary)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res activities.FinishResult
+	if err := v.Get(&res); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(pq, "bf-pq", backfilltest.JobName)
+	if _, err := os.Stat(filepath.Join(dir, activities.SuccessName)); err != nil {
+		t.Fatalf("no _SUCCESS: %v", err)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, activities.ManifestName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var onDisk activities.Manifest
+	if err := json.Unmarshal(b, &onDisk); err != nil {
+		t.Fatal(err)
+	}
+	var counts struct{ Written int }
+	if err := json.Unmarshal(onDisk.Summary, &counts); err != nil || counts.Written != results[1].Written ||
+		onDisk.Status != "done" || onDisk.Format != "parquet" || onDisk.JobVersion != "1" || len(onDisk.Objects) != res.Objects || !res.Success || res.Manifest != "bf-pq/test-score/_manifest.json" {
+		t.Fatalf("manifest %s", b)
+	}
+
+	// The objects, read back with parquet-go.
+	var got []job.Record
+	var names []string
+	for _, o := range onDisk.Objects {
+		names = append(names, o.Name)
+		if !strings.HasSuffix(o.Name, ".parquet") || o.Size == 0 {
+			t.Fatalf("object %+v", o)
+		}
+		rows, err := parquet.ReadFile[parquetRow](filepath.Join(pq, filepath.FromSlash(o.Name)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range rows {
+			got = append(got, job.Record{ID: r.ID, Job: r.Job, JobVersion: r.JobVersion, Entity: r.Entity,
+				Trigger:  eventcenter.ID{Source: backfilltest.Apps, Key: r.TriggerKey, Time: r.Time},
+				Features: eventcenter.Row{"user": *r.User, "amount": *r.Amount, "limit": *r.Limit, "score": *r.Score}})
+		}
+	}
+	if !slices.IsSorted(names) || len(names) != 4 {
+		t.Fatalf("objects %v, want 2 chunks × 2 segments", names)
+	}
+	for i := range want {
+		want[i].Trigger.Pos = eventcenter.Position{} // not compared: Parquet has them as columns
+	}
+	for i := range got {
+		got[i].ParamVersion = want[0].ParamVersion
+	}
+	if d := backfilltest.Diff(got, want); len(d) > 0 {
+		t.Fatalf("parquet records differ from JSON Lines:\n%s", strings.Join(d, "\n"))
+	}
+
+	// DuckDB, as an analyst would.
+	if _, err := exec.LookPath("python3"); err != nil || exec.Command("python3", "-c", "import duckdb").Run() != nil {
+		t.Log("DuckDB (python3 -m pip install duckdb) is not installed: read back with parquet-go only")
+		return
+	}
+	out, err := exec.Command("python3", "-c", `import duckdb, sys
+r = duckdb.sql("select count(*), count(distinct id), sum(score), min(time)::varchar from read_parquet('`+dir+`/chunk-*.parquet')").fetchall()[0]
+print(*r, sep=",")`).CombinedOutput()
+	if err != nil {
+		t.Fatalf("duckdb: %v\n%s", err, out)
+	}
+	var sum int64
+	for _, r := range want {
+		sum += int64(r.Features["score"].(float64)) // JSON Lines read back: float64
+	}
+	if wantOut := fmt.Sprintf("%d,%d,%d,%s", len(want), len(want), sum, "2026-11-01 00:00:00+00"); strings.TrimSpace(string(out)) != wantOut {
+		t.Fatalf("duckdb read %s, want %s", out, wantOut)
+	}
+	t.Logf("DuckDB read back %s", strings.TrimSpace(string(out)))
+}
+
+// A sample table changed after the plan fails its chunks as
+// SampleChanged (non-retryable), instead of mixing two tables.
+func TestSampleChangedMidBackfill(t *testing.T) {
+	_, a, evs := fixture(t, 200)
+	var b strings.Builder
+	b.WriteString("key,time\n")
+	for _, e := range evs {
+		if e.Source == backfilltest.Apps {
+			fmt.Fprintf(&b, "%s,%s\n", e.Key, e.Time.Add(time.Second).Format(time.RFC3339Nano))
+		}
+	}
+	path := filepath.Join(t.TempDir(), "sample.csv")
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestActivityEnvironment()
+	env.RegisterActivity(a)
+	v, err := env.ExecuteActivity(a.BackfillPlan, activities.PlanInput{Job: backfilltest.JobName, Sample: path, ChunkRows: 50})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var plan activities.Plan
+	if err := v.Get(&plan); err != nil {
+		t.Fatal(err)
+	}
+	sp := plan.Sample
+	if sp.Version == "" || sp.Size != int64(b.Len()) || sp.Latest.IsZero() {
+		t.Fatalf("plan %+v", sp)
+	}
+	if c := sp.Chunk(1); c.End != sp.Offsets[2] || c.Version != sp.Version {
+		t.Fatalf("chunk 1 %+v: want it to end where chunk 2 starts", c)
+	}
+	if _, _, err := runChunk(t, a, activities.ChunkInput{Backfill: "bf-pin", Job: backfilltest.JobName, Index: 0, Sample: sp.Chunk(0)}, nil); err != nil {
+		t.Fatal(err)
+	}
+	// The table is replaced (same rows, one more).
+	time.Sleep(10 * time.Millisecond)
+	if err := os.WriteFile(path, []byte(b.String()+"app-1,2026-11-01T00:00:00Z\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = runChunk(t, a, activities.ChunkInput{Backfill: "bf-pin", Job: backfilltest.JobName, Index: 1, Sample: sp.Chunk(1)}, nil)
+	var ae *temporal.ApplicationError
+	if !errors.As(err, &ae) || ae.Type() != activities.ErrTypeSampleChanged || !ae.NonRetryable() {
+		t.Fatalf("after the table changed: %v, want SampleChanged", err)
+	}
+}
+
+// A plan too large for MaxChunks is refused.
+func TestPlanRefusesTooManyChunks(t *testing.T) {
+	_, a, _ := fixture(t, 10)
+	if testing.Short() {
+		t.Skip("writes a table of a million rows")
+	}
+	var b strings.Builder
+	b.WriteString("key,time\n")
+	for range activities.MaxChunks + 1 {
+		b.WriteString("k,2026-11-01\n")
+	}
+	path := filepath.Join(t.TempDir(), "big.csv")
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestActivityEnvironment()
+	env.RegisterActivity(a)
+	_, err := env.ExecuteActivity(a.BackfillPlan, activities.PlanInput{Job: backfilltest.JobName, Sample: path, ChunkRows: 1})
+	var ae *temporal.ApplicationError
+	if !errors.As(err, &ae) || ae.Type() != activities.ErrTypeTooManyChunks || !strings.Contains(err.Error(), "more than 1000000 chunks") {
+		t.Fatalf("%v, want TooManyChunks", err)
+	}
+}
