@@ -20,8 +20,8 @@ type backfillFlags struct {
 }
 
 func (f *backfillFlags) register(fs *pflag.FlagSet) {
-	fs.Var(timeValue{&f.from}, "from", "range start, inclusive: a date (2026-11-25, midnight UTC) or RFC 3339")
-	fs.Var(timeValue{&f.to}, "to", "range end, exclusive: a date (2026-11-26, midnight UTC) or RFC 3339")
+	fs.Var(timeValue{&f.from}, "from", "range start, inclusive: a date (2026-11-25, midnight UTC), RFC 3339, \"now\" or a time from now (-24h)")
+	fs.Var(timeValue{&f.to}, "to", "range end, exclusive: a date (2026-11-26, midnight UTC), RFC 3339, \"now\" or a time from now (-1m)")
 	fs.StringVar(&f.sample, "sample", "", "sample table instead of a range: CSV with key,time columns (path, file:///path or s3://bucket/key)")
 	fs.DurationVar(&f.chunk, "chunk", 0, "time span of a chunk (default 1h)")
 	fs.IntVar(&f.rows, "chunk-rows", 0, "sample rows per chunk (default 10000)")

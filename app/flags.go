@@ -180,15 +180,29 @@ func (f *metricsFlag) registry(ctx context.Context, log *slog.Logger) (*promethe
 }
 
 // ParseTime reads a time given on the command line: a date (2026-11-25,
-// midnight UTC) or RFC 3339 (2026-11-25T10:00:00Z, 2026-11-25T10:00:00+01:00,
-// with or without fractional seconds). Every date flag uses it.
-func ParseTime(s string) (time.Time, error) {
+// midnight UTC), RFC 3339 (2026-11-25T10:00:00Z, 2026-11-25T10:00:00+01:00,
+// with or without fractional seconds), "now", or a time from now as a
+// signed Go duration ("-1h", "-90m", "+15m"). Relative times are read
+// against the clock when the flag is parsed and returned in UTC. Every
+// date flag uses it.
+func ParseTime(s string) (time.Time, error) { return parseTimeAt(s, time.Now()) }
+
+// parseTimeAt is ParseTime with the clock reading now.
+func parseTimeAt(s string, now time.Time) (time.Time, error) {
+	if s == "now" {
+		return now.UTC(), nil
+	}
+	if strings.HasPrefix(s, "-") || strings.HasPrefix(s, "+") {
+		if d, err := time.ParseDuration(s); err == nil {
+			return now.UTC().Add(d), nil
+		}
+	}
 	if t, err := time.Parse(time.DateOnly, s); err == nil {
 		return t, nil
 	}
 	t, err := time.Parse(time.RFC3339Nano, s)
 	if err != nil {
-		return time.Time{}, fmt.Errorf("%q is not a date (2026-11-25) or an RFC 3339 time (2026-11-25T10:00:00Z)", s)
+		return time.Time{}, fmt.Errorf(`%q is not a date (2026-11-25), an RFC 3339 time (2026-11-25T10:00:00Z), "now" or a time from now (-1h, -90m)`, s)
 	}
 	return t, nil
 }
