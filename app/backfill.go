@@ -4,16 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"os"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
-	enumspb "go.temporal.io/api/enums/v1"
+	"github.com/spf13/pflag"
 	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/temporal"
 
 	"github.com/tidemark-dev/tidemark/workflows"
 )
@@ -21,34 +17,51 @@ import (
 func (a *cli) backfillCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "backfill",
-		Short: "start, follow and cancel backfills (Temporal workflows run by `worker`)",
+		Short: "start, follow, tune and cancel backfills (Temporal workflows run by `worker`)",
 		Long: `A backfill runs a job over a past period (or a sample table) as a Temporal
 workflow, executed by the processes of "` + a.name + ` worker".`,
-		Example: `  tidemark backfill start --job credit-features --from 2026-11-25 --to 2026-11-26 --sink file:///tmp/out
+		Example: `  tidemark backfill start --job credit-features --from -24h --to -1m --sink file:///tmp/out
   tidemark backfill status --id backfill-credit-features-20261126T101500 --watch
+  tidemark backfill parallelism --id backfill-credit-features-20261126T101500 --set 16
   tidemark backfill cancel --id backfill-credit-features-20261126T101500`,
 	}
-	cmd.AddCommand(a.backfillStartCmd(), a.backfillStatusCmd(), a.backfillCancelCmd(), a.workerCmd(true))
+	cmd.AddCommand(a.backfillStartCmd(), a.backfillStatusCmd(), a.backfillParallelismCmd(), a.backfillCancelCmd(), a.workerCmd(true))
 	return cmd
+}
+
+// register adds the flags of the commands that follow a backfill until it
+// ends.
+func (o *followOptions) register(f *pflag.FlagSet) {
+	f.DurationVar(&o.poll, "poll", 500*time.Millisecond, "progress poll interval")
+	f.DurationVar(&o.workerTimeout, "worker-timeout", time.Minute, "exit 1 when no worker polls the task queue for this long (the backfill stays started)")
+	f.BoolVar(&o.waitForWorker, "wait-for-worker", false, "wait for a worker without a limit (see --worker-timeout)")
+	f.BoolVar(&o.allowErrors, "allow-errors", false, "exit 0 when the backfill is done with errors (failed or stale runs, missing sample keys)")
 }
 
 func (a *cli) backfillStartCmd() *cobra.Command {
 	var (
-		bf            backfillFlags
-		queue, id     string
-		detach        bool
-		poll          time.Duration
-		cancelOnInter bool
+		bf        backfillFlags
+		queue, id string
+		detach    bool
+		follow    followOptions
 	)
 	cmd := &cobra.Command{
 		Use:   "start",
 		Short: "start a backfill and show its progress until it is done",
 		Long: `start starts a backfill workflow of a job over [--from, --to) or a --sample
 table, and shows its progress until it is done (Ctrl-C leaves it running, unless
---cancel-on-interrupt). Dates are 2026-11-25 (midnight UTC) or RFC 3339.`,
-		Example: `  tidemark backfill start --job credit-features --from 2026-11-25 --to 2026-11-26 --chunk 1h --sink file:///tmp/out
+--cancel-on-interrupt). Times are 2026-11-25 (midnight UTC), RFC 3339, "now" or a
+time from now (-24h, -90m).
+
+It says so when no worker polls the task queue, and exits 1 if none comes within
+--worker-timeout (the backfill stays started). It exits 1 when the backfill is
+cancelled, fails, is refused by the watermark check (its range reaches past the
+events stored so far; see --watermark) or is done with errors (unless
+--allow-errors). A backfill that ran 0 events ends with a warning.`,
+		Example: `  tidemark backfill start --job credit-features --from -24h --to -1m --chunk 1h --sink file:///tmp/out
   tidemark backfill start --job credit-features --from 2026-11-25T06:00:00Z --to 2026-11-25T12:00:00+01:00 --detach
-  tidemark backfill start --job credit-features --sample s3://bucket/training.csv --chunk-rows 5000`,
+  tidemark backfill start --job credit-features --from 2026-11-25 --to now --watermark truncate
+  tidemark backfill start --job credit-features --sample s3://bucket/training.csv --chunk-rows 5000 --allow-errors`,
 	}
 	s := a.settings(cmd)
 	f := cmd.Flags()
@@ -58,8 +71,8 @@ table, and shows its progress until it is done (Ctrl-C leaves it running, unless
 	f.StringVar(&queue, "task-queue", workflows.TaskQueue, "the workers' task queue")
 	f.StringVar(&id, "id", "", "workflow ID (default backfill-<job>-<time>)")
 	f.BoolVar(&detach, "detach", false, "start, print the workflow ID and return without waiting")
-	f.DurationVar(&poll, "poll", 500*time.Millisecond, "progress poll interval")
-	f.BoolVar(&cancelOnInter, "cancel-on-interrupt", false, "on Ctrl-C cancel the backfill (default: leave it running)")
+	f.BoolVar(&follow.cancelOnInterrupt, "cancel-on-interrupt", false, "on Ctrl-C cancel the backfill (default: leave it running)")
+	follow.register(f)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		ctx := cmd.Context()
 		in, err := bf.input()
@@ -82,12 +95,17 @@ table, and shows its progress until it is done (Ctrl-C leaves it running, unless
 		if err != nil {
 			return fmt.Errorf("start backfill: %w", err)
 		}
-		fmt.Fprintf(a.stderr, "started backfill %s (run %s)\n", run.GetID(), run.GetRunID())
+		fmt.Fprintf(a.stderr, "started backfill %s (run %s) on task queue %s\n", run.GetID(), run.GetRunID(), queue)
 		if detach {
+			if msg, err := missingWorkers(ctx, c, queue); err != nil {
+				return err
+			} else if msg != "" {
+				fmt.Fprintf(a.stderr, "%s: the backfill waits for one\n", msg)
+			}
 			fmt.Fprintln(a.stdout, run.GetID())
 			return nil
 		}
-		return a.follow(ctx, c, run.GetID(), poll, cancelOnInter)
+		return a.follow(ctx, c, run.GetID(), follow)
 	}
 	return cmd
 }
@@ -97,116 +115,143 @@ func (a *cli) quietLog() *slog.Logger {
 	return slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 }
 
-// follow shows the backfill's progress until it ends, then its summary.
-func (a *cli) follow(ctx context.Context, c client.Client, id string, poll time.Duration, cancelOnInterrupt bool) error {
-	bar := newProgressLine(a.stderr)
-	tick := time.NewTicker(poll)
-	defer tick.Stop()
-	bg := context.WithoutCancel(ctx)
-	for {
-		if p, err := queryProgress(bg, c, id); err == nil {
-			bar.show(p)
-		}
-		desc, err := c.DescribeWorkflowExecution(bg, id, "")
-		if err != nil {
-			return err
-		}
-		if desc.WorkflowExecutionInfo.Status != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			bar.done()
-			if cancelOnInterrupt {
-				fmt.Fprintf(a.stderr, "cancelling %s …\n", id)
-				return c.CancelWorkflow(bg, id, "")
-			}
-			fmt.Fprintf(a.stderr, "backfill %s keeps running; see it with `%s backfill status --id %s`, stop it with `%s backfill cancel --id %s`\n",
-				id, a.name, id, a.name, id)
-			return nil
-		case <-tick.C:
-		}
+// backfillClient dials Temporal for a command about the backfill id and
+// describes it; closing the client is the caller's.
+func (a *cli) backfillClient(ctx context.Context, s *settings, id string) (client.Client, backfillView, error) {
+	cfg, err := s.config()
+	if err != nil {
+		return nil, backfillView{}, err
 	}
-	if p, err := queryProgress(bg, c, id); err == nil {
-		bar.show(p)
+	c, err := dialTemporal(ctx, cfg.Temporal, a.quietLog(), nil)
+	if err != nil {
+		return nil, backfillView{}, err
 	}
-	bar.done()
-	var sum workflows.Summary
-	err := c.GetWorkflow(bg, id, "").Get(bg, &sum)
-	var canceled *temporal.CanceledError
-	var appErr *temporal.ApplicationError
-	switch {
-	case errors.As(err, &canceled):
-		canceled.Details(&sum)
-		printSummary(a.stdout, id, "cancelled", sum)
-		return fmt.Errorf("backfill %s was cancelled", id)
-	case errors.As(err, &appErr) && appErr.HasDetails():
-		appErr.Details(&sum)
-		printSummary(a.stdout, id, "failed", sum)
-		return err
-	case err != nil:
-		return err
+	v, err := describeBackfill(ctx, c, id)
+	if errors.Is(err, errNoBackfill) {
+		err = fmt.Errorf("%w in namespace %s (`temporal workflow list` lists its workflows)", err, cfg.Temporal.Namespace)
 	}
-	printSummary(a.stdout, id, "done", sum)
-	return nil
-}
-
-func queryProgress(ctx context.Context, c client.Client, id string) (workflows.Progress, error) {
-	var p workflows.Progress
-	v, err := c.QueryWorkflow(ctx, id, "", workflows.ProgressQuery)
-	if err == nil {
-		err = v.Get(&p)
+	if err != nil {
+		c.Close()
+		return nil, v, err
 	}
-	return p, err
-}
-
-func printSummary(w io.Writer, id, state string, s workflows.Summary) {
-	rate := 0.0
-	if s.Duration > 0 {
-		rate = float64(s.Events) / time.Duration(s.Duration).Seconds()
-	}
-	fmt.Fprintf(w, "backfill %s %s: job %s, %d chunks, %d events, %d outputs, %d errors (%d failed, %d stale, %d missing), %d skipped, %d resumed chunks, %d runs, %v (%.0f events/s)\n",
-		id, state, s.Job, s.Chunks, s.Events, s.Outputs, s.Errors, s.Failed, s.Stale, s.Missing, s.Skipped, s.Resumed, s.Runs, s.Duration, rate)
-	for _, e := range s.FirstErrors {
-		fmt.Fprintf(w, "  %s\n", e)
-	}
+	return c, v, nil
 }
 
 func (a *cli) backfillStatusCmd() *cobra.Command {
 	var (
-		id    string
-		watch bool
+		id     string
+		watch  bool
+		follow followOptions
 	)
 	cmd := &cobra.Command{
-		Use:     "status",
-		Short:   "show a backfill's progress",
+		Use:   "status",
+		Short: "show a backfill's progress",
+		Long: `status shows a backfill's progress as the workflow last published it (its memo),
+its running chunks (their heartbeats) and whether a worker polls its task queue.
+It needs no worker. With --watch it follows the backfill until it ends and exits
+as "backfill start" does.`,
 		Example: "  tidemark backfill status --id backfill-credit-features-20261126T101500\n  tidemark backfill status --id backfill-demo --watch",
 	}
 	s := a.settings(cmd)
 	cmd.Flags().StringVar(&id, "id", "", "workflow ID of the backfill (required)")
 	cmd.Flags().BoolVar(&watch, "watch", false, "follow the progress until the backfill ends")
+	follow.register(cmd.Flags())
 	cmd.MarkFlagRequired("id")
 	s.temporal()
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		ctx := cmd.Context()
-		cfg, err := s.config()
-		if err != nil {
-			return err
-		}
-		c, err := dialTemporal(ctx, cfg.Temporal, a.quietLog(), nil)
+		c, v, err := a.backfillClient(ctx, s, id)
 		if err != nil {
 			return err
 		}
 		defer c.Close()
 		if watch {
-			return a.follow(ctx, c, id, 500*time.Millisecond, false)
+			return a.follow(ctx, c, id, follow)
 		}
-		p, err := queryProgress(ctx, c, id)
+		now := time.Now()
+		job := ""
+		if v.published {
+			job = "job " + v.progress.Job + ", "
+		}
+		fmt.Fprintf(a.stdout, "backfill %s: %s%s\n", id, job, v.line(now))
+		v.writeChunks(a.stdout, now)
+		if v.published {
+			p := v.progress
+			fmt.Fprintf(a.stdout, "  %d written, %d unchanged, %d replaced, parallelism %d, run %d\n", p.Written, p.Unchanged, p.Replaced, p.Parallelism, p.Runs)
+			for _, w := range p.Warnings {
+				fmt.Fprintf(a.stdout, "  WARNING: %s\n", w)
+			}
+		}
+		if !v.running() {
+			if err := c.GetWorkflow(ctx, id, "").Get(ctx, nil); err != nil {
+				fmt.Fprintf(a.stdout, "  ended: %s\n", endReason(err))
+			}
+			return nil
+		}
+		msg, err := missingWorkers(ctx, c, v.taskQueue)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(a.stdout, "%s: %s, %d/%d chunks (%.1f%%), %d running, %d events, %d outputs, %d errors, %v elapsed, run %d\n",
-			id, p.State, p.Done, p.Chunks, p.Percent, p.Running, p.Events, p.Outputs, p.Errors, p.Elapsed, p.Runs)
+		if msg != "" {
+			fmt.Fprintf(a.stdout, "  %s: the backfill waits for one\n", msg)
+		}
+		return nil
+	}
+	return cmd
+}
+
+func (a *cli) backfillParallelismCmd() *cobra.Command {
+	var (
+		id string
+		n  int
+	)
+	cmd := &cobra.Command{
+		Use:   "parallelism",
+		Short: "show or change how many chunks of a running backfill run at once",
+		Long: `parallelism shows a backfill's parallelism, or changes it with --set (a workflow
+Update: the running backfill checks the value and the command prints its answer or
+its refusal). A change needs a worker polling the backfill's task queue.`,
+		Example: "  tidemark backfill parallelism --id backfill-credit-features-20261126T101500\n  tidemark backfill parallelism --id backfill-credit-features-20261126T101500 --set 16",
+	}
+	s := a.settings(cmd)
+	cmd.Flags().StringVar(&id, "id", "", "workflow ID of the backfill (required)")
+	cmd.Flags().IntVar(&n, "set", 0, fmt.Sprintf("the new parallelism, 1 to %d", workflows.MaxParallelism))
+	cmd.MarkFlagRequired("id")
+	s.temporal()
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		ctx := cmd.Context()
+		c, v, err := a.backfillClient(ctx, s, id)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		if !cmd.Flags().Changed("set") {
+			if !v.published {
+				return fmt.Errorf("backfill %s has published no progress yet (%s)", id, v.state())
+			}
+			fmt.Fprintln(a.stdout, v.progress.Parallelism)
+			return nil
+		}
+		if !v.running() {
+			return fmt.Errorf("backfill %s is %s: its parallelism no longer changes", id, v.state())
+		}
+		if msg, err := missingWorkers(ctx, c, v.taskQueue); err != nil {
+			return err
+		} else if msg != "" {
+			return fmt.Errorf("%s: a change of the parallelism needs one", msg)
+		}
+		h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+			WorkflowID: id, UpdateName: workflows.ParallelismUpdate, Args: []any{n},
+			WaitForStage: client.WorkflowUpdateStageCompleted,
+		})
+		var old int
+		if err == nil {
+			err = h.Get(ctx, &old)
+		}
+		if err != nil {
+			return fmt.Errorf("backfill %s: parallelism %d refused: %w", id, n, err)
+		}
+		fmt.Fprintf(a.stdout, "backfill %s: parallelism %d (was %d)\n", id, n, old)
 		return nil
 	}
 	return cmd
@@ -215,8 +260,11 @@ func (a *cli) backfillStatusCmd() *cobra.Command {
 func (a *cli) backfillCancelCmd() *cobra.Command {
 	var id string
 	cmd := &cobra.Command{
-		Use:     "cancel",
-		Short:   "cancel a running backfill",
+		Use:   "cancel",
+		Short: "cancel a running backfill",
+		Long: `cancel asks a running backfill to stop: it cancels its running chunks and ends
+cancelled, with its summary so far. It exits 1 if there is no such backfill or it
+has already ended.`,
 		Example: "  tidemark backfill cancel --id backfill-credit-features-20261126T101500",
 	}
 	s := a.settings(cmd)
@@ -225,70 +273,25 @@ func (a *cli) backfillCancelCmd() *cobra.Command {
 	s.temporal()
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		ctx := cmd.Context()
-		cfg, err := s.config()
-		if err != nil {
-			return err
-		}
-		c, err := dialTemporal(ctx, cfg.Temporal, a.quietLog(), nil)
+		c, v, err := a.backfillClient(ctx, s, id)
 		if err != nil {
 			return err
 		}
 		defer c.Close()
-		return c.CancelWorkflow(ctx, id, "")
+		if !v.running() {
+			return fmt.Errorf("backfill %s has already ended (%s at %s): nothing to cancel", id, v.state(), v.close.UTC().Format(time.RFC3339))
+		}
+		if err := c.CancelWorkflow(ctx, id, ""); err != nil {
+			return fmt.Errorf("cancel backfill %s: %w", id, err)
+		}
+		fmt.Fprintf(a.stdout, "cancel of backfill %s requested: it stops its running chunks and ends cancelled (`%s backfill status --id %s --watch` follows it)\n",
+			id, a.name, id)
+		if msg, err := missingWorkers(ctx, c, v.taskQueue); err != nil {
+			return err
+		} else if msg != "" {
+			fmt.Fprintf(a.stdout, "%s: the cancel takes effect when one does\n", msg)
+		}
+		return nil
 	}
 	return cmd
-}
-
-// progressLine draws the progress on one terminal line, rewritten in
-// place; on anything but a terminal (CI logs, pipes) it prints a line when
-// the progress changes, at most every 5 seconds.
-type progressLine struct {
-	w     io.Writer
-	tty   bool
-	last  time.Time
-	shown string
-	drawn bool
-}
-
-func newProgressLine(w io.Writer) *progressLine {
-	tty := false
-	if f, ok := w.(*os.File); ok {
-		st, err := f.Stat()
-		tty = err == nil && st.Mode()&os.ModeCharDevice != 0
-	}
-	return &progressLine{w: w, tty: tty}
-}
-
-func (b *progressLine) show(p workflows.Progress) {
-	const width = 30
-	filled := 0
-	if p.Chunks > 0 {
-		filled = width * p.Done / p.Chunks
-	}
-	bar := strings.Repeat("=", filled) + strings.Repeat(" ", width-filled)
-	if filled > 0 && filled < width {
-		bar = bar[:filled-1] + ">" + bar[filled:]
-	}
-	rate := 0.0
-	if p.Elapsed > 0 {
-		rate = float64(p.Events) / time.Duration(p.Elapsed).Seconds()
-	}
-	line := fmt.Sprintf("[%s] %d/%d chunks %5.1f%%  %d running  %d events  %d outputs  %d errors  %.0f ev/s  %s",
-		bar, p.Done, p.Chunks, p.Percent, p.Running, p.Events, p.Outputs, p.Errors, rate, p.State)
-	if b.tty {
-		fmt.Fprintf(b.w, "\r\033[K%s %v", line, time.Duration(p.Elapsed).Round(time.Second))
-		b.drawn = true
-		return
-	}
-	if line != b.shown && time.Since(b.last) >= 5*time.Second || p.State != "running" && line != b.shown {
-		fmt.Fprintln(b.w, line)
-		b.shown, b.last = line, time.Now()
-	}
-}
-
-func (b *progressLine) done() {
-	if b.tty && b.drawn {
-		fmt.Fprintln(b.w)
-		b.drawn = false
-	}
 }
