@@ -170,6 +170,20 @@ func (v *backfillView) line(now time.Time) string {
 	return s + "  " + v.state()
 }
 
+// bar is the chunks done as a bar of 30 characters in brackets.
+func (v *backfillView) bar() string {
+	const width = 30
+	filled := 0
+	if v.progress.Chunks > 0 {
+		filled = width * v.progress.Done / v.progress.Chunks
+	}
+	bar := strings.Repeat("=", filled) + strings.Repeat(" ", width-filled)
+	if filled > 0 && filled < width {
+		bar = bar[:filled-1] + ">" + bar[filled:]
+	}
+	return "[" + bar + "]"
+}
+
 // writeChunks writes a line per running chunk.
 func (v *backfillView) writeChunks(w io.Writer, now time.Time) {
 	for _, ch := range v.chunks {
@@ -260,7 +274,7 @@ func (a *cli) follow(ctx context.Context, c client.Client, id string, o followOp
 			return err
 		}
 		if !v.running() {
-			bar.show(v.line(time.Now()), true)
+			bar.show(v.bar()+" "+v.line(time.Now()), true)
 			break
 		}
 		if time.Since(checked) >= workerCheckEvery {
@@ -284,7 +298,7 @@ func (a *cli) follow(ctx context.Context, c client.Client, id string, o followOp
 			}
 		}
 		now := time.Now()
-		if bar.show(v.line(now), false) && !bar.tty {
+		if bar.show(v.bar()+" "+v.line(now), false) && !bar.tty {
 			v.writeChunks(a.stderr, now)
 		}
 		select {
