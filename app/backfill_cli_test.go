@@ -63,7 +63,7 @@ func TestBackfillCLITellsTrouble(t *testing.T) {
 			t.Errorf("gave up after %v, want about 3s", d)
 		}
 		code, out, errOut = bf(t, "status", "--id", "no-worker")
-		want(t, code, out, errOut, ExitOK, []string{"backfill no-worker", "waiting for a worker", "no worker is polling task queue " + queue}, nil)
+		want(t, code, out, errOut, ExitOK, []string{"backfill no-worker: 0/0 chunks", "starting", "no worker is polling task queue " + queue}, nil)
 		code, out, errOut = bf(t, "parallelism", "--id", "no-worker", "--set", "2")
 		want(t, code, out, errOut, ExitError, nil, []string{"no worker is polling task queue " + queue + ": a change of the parallelism needs one"})
 		code, out, errOut = bf(t, "cancel", "--id", "no-worker")

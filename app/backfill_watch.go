@@ -143,11 +143,13 @@ func (v *backfillView) eta(now time.Time) (time.Duration, bool) {
 	return time.Duration(float64(v.elapsed(now)) * (1 - done) / done).Round(time.Second), true
 }
 
-// state is the backfill's state in words.
+// state is the backfill's state in words: "starting" until a worker has
+// run its first task (then the workflow's state), and once it ended its
+// execution status.
 func (v *backfillView) state() string {
 	switch {
 	case v.running() && !v.published:
-		return "waiting for a worker"
+		return "starting"
 	case v.running():
 		return v.progress.State
 	}
