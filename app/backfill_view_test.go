@@ -42,7 +42,7 @@ func TestChunkOfHeartbeat(t *testing.T) {
 func TestViewTimes(t *testing.T) {
 	started := time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC)
 	v := backfillView{
-		id: "b", status: enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING, published: true,
+		status: enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING, published: true,
 		progress: workflows.Progress{Job: "j", State: "running", Chunks: 10, Done: 5, Percent: 50, Events: 500, Started: started},
 		chunks:   []chunkView{{index: 5, attempt: 1, consumed: 40, committed: 30, heartbeat: started.Add(9 * time.Minute)}},
 	}

@@ -25,7 +25,6 @@ import (
 // workflow last published in its memo and its running chunks' heartbeats.
 // A query would need a worker to replay the workflow.
 type backfillView struct {
-	id        string
 	status    enumspb.WorkflowExecutionStatus
 	taskQueue string
 	start     time.Time // of the current run
@@ -62,7 +61,7 @@ func describeBackfill(ctx context.Context, c client.Client, id string) (backfill
 	}
 	info := d.GetWorkflowExecutionInfo()
 	v := backfillView{
-		id: id, status: info.GetStatus(), taskQueue: info.GetTaskQueue(),
+		status: info.GetStatus(), taskQueue: info.GetTaskQueue(),
 		start: info.GetStartTime().AsTime(),
 	}
 	if info.GetCloseTime() != nil {
@@ -260,6 +259,9 @@ const workerCheckEvery = 2 * time.Second
 // refused by the watermark check, done with errors (unless allowErrors),
 // or left with no worker for longer than workerTimeout.
 func (a *cli) follow(ctx context.Context, c client.Client, id string, o followOptions) error {
+	if o.poll <= 0 {
+		return usagef("--poll %v: want a positive interval", o.poll)
+	}
 	bar := newProgressLine(a.stderr)
 	defer bar.done()
 	tick := time.NewTicker(o.poll)
