@@ -18,7 +18,7 @@
 source "$REPO/scripts/java/lib.sh"
 
 hbase_timeout=300
-HBASE_HEAP_OPTS=${HBASE_HEAP_OPTS:-"-Xms256m -Xmx1g"}
+HBASE_HEAP_OPTS=${HBASE_HEAP_OPTS:-"-Xms256m -Xmx2g"}
 
 # JVM flags HBase needs on Java 11+/17 (those of bin/hbase for JDK 11 and later).
 HBASE_JDK17_OPTS=(
