@@ -70,8 +70,9 @@
 //
 // Sources written by our producers (kinds mysql, rabbitmq, http): progress
 // reports. A producer publishes, about once a second, a source.Progress on
-// "tidemark.progress": "every event of source S with time <= T that I write
-// is in topic X below offsets Ends[p]". Once ingest has stored every offset
+// the deployment's progress topic (Config.ProgressTopic, default
+// "tidemark.progress"): "every event of source S with time <= T that I
+// write is in topic X below offsets Ends[p]". Once ingest has stored every offset
 // below Ends[p] of an owned partition p, W(S, p) may become T. With several
 // producers of one source (several forwarders), W is the minimum of what
 // each producer heard from in the last ProducerTimeout allows; a producer
