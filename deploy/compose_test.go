@@ -346,7 +346,7 @@ func TestComposeMatchesHarness(t *testing.T) {
 			count[s.Command[0]]++
 			var stderr bytes.Buffer
 			args := append(slices.Clone(s.Command), "--help")
-			if code := app.Run(context.Background(), args, io.Discard, &stderr, app.Jobs(credit.New), app.Indexes(credit.Indexes()...)); code != app.ExitOK {
+			if code := app.Run(context.Background(), args, io.Discard, &stderr, app.Name("tidemark"), app.Jobs(credit.New), app.Indexes(credit.Indexes()...)); code != app.ExitOK {
 				t.Errorf("service %s: tidemark %s: exit %d: %s", name, strings.Join(s.Command, " "), code, stderr.String())
 			}
 			if s.Command[0] == "live" {
