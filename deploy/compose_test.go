@@ -151,7 +151,7 @@ func TestComposeMatchesHarness(t *testing.T) {
 				t.Errorf("service hbase does not publish 127.0.0.1:%s (scripts/java/hbase/hbase-site.xml.in)", p)
 			}
 		}
-		_, port, _ := net.SplitHostPort(config.DefaultTemporalAddress)
+		port := portOf(t, config.DefaultTemporalAddress)
 		if !publishes(svc(t, "temporal"), port) {
 			t.Errorf("service temporal does not publish 127.0.0.1:%s (config.DefaultTemporalAddress)", port)
 		}
@@ -185,7 +185,7 @@ func TestComposeMatchesHarness(t *testing.T) {
 					}
 				}
 			}
-			if want := "temporal:" + must(net.SplitHostPort(config.DefaultTemporalAddress)); s.Environment["TIDEMARK_TEMPORAL_ADDRESS"] != want {
+			if want := "temporal:" + portOf(t, config.DefaultTemporalAddress); s.Environment["TIDEMARK_TEMPORAL_ADDRESS"] != want {
 				t.Errorf("service %s: $TIDEMARK_TEMPORAL_ADDRESS=%q, want %q", name, s.Environment["TIDEMARK_TEMPORAL_ADDRESS"], want)
 			}
 		}
@@ -579,9 +579,12 @@ func kafkaEnv(key string) string {
 	return "KAFKA_" + strings.ToUpper(r.Replace(key))
 }
 
-func must[T any](_ string, v T, err error) T {
+// portOf is the port of a host:port address.
+func portOf(t *testing.T, addr string) string {
+	t.Helper()
+	_, port, err := net.SplitHostPort(addr)
 	if err != nil {
-		panic(err)
+		t.Fatal(err)
 	}
-	return v
+	return port
 }

@@ -91,10 +91,11 @@ func (r *Reporter) Acked(rec *kgo.Record) {
 	r.mu.Unlock()
 }
 
-// Report publishes (and waits for), on the reporter's progress topic, the claim that every event of source
-// with time <= t that this producer writes is in topic below the offsets
-// acknowledged so far. The first report of a topic lists the topic's end
-// offsets, which covers what earlier runs of the producer wrote.
+// Report publishes (and waits for), on the reporter's progress topic, the
+// claim that every event of source with time <= t that this producer
+// writes is in topic below the offsets acknowledged so far. The first
+// report of a topic lists the topic's end offsets, which covers what
+// earlier runs of the producer wrote.
 func (r *Reporter) Report(ctx context.Context, source, topic string, t time.Time) error {
 	r.mu.Lock()
 	known := r.known[topic]
