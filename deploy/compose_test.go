@@ -244,7 +244,7 @@ func TestComposeMatchesHarness(t *testing.T) {
 			}
 		}
 		for name := range env {
-			if !want[name] {
+			if strings.HasPrefix(name, "KAFKA_") && !want[name] {
 				t.Errorf("service kafka: $%s is not a setting of scripts/java/kafka/server.properties.in", name)
 			}
 		}
