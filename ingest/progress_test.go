@@ -1,6 +1,8 @@
 package ingest_test
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"testing"
 	"time"
@@ -8,6 +10,7 @@ import (
 	"github.com/tidemark-dev/tidemark/eventcenter"
 	"github.com/tidemark-dev/tidemark/eventcenter/embedded"
 	"github.com/tidemark-dev/tidemark/ingest"
+	"github.com/tidemark-dev/tidemark/internal/testenv"
 	"github.com/tidemark-dev/tidemark/source"
 	"github.com/tidemark-dev/tidemark/wire"
 )
@@ -17,11 +20,20 @@ import (
 // ingest group and progress topic, but their sources have the same name,
 // so a progress report of one would be taken by the other's ingest if it
 // read it. Each producer claims a different time; each deployment's
-// watermark must reach its own claim and stay there.
+// watermark must reach its own claim and stay there. (With one progress
+// topic for both, prod's ingest waits for staging's producer, whose claims
+// it can never satisfy, and its watermark does not move.)
 func TestProgressTopicsKeepDeploymentsApart(t *testing.T) {
+	t.Run("kfake", func(t *testing.T) { progressTopicsKeepDeploymentsApart(t, newCluster(t)) })
+	t.Run("kafka", func(t *testing.T) { progressTopicsKeepDeploymentsApart(t, testenv.KafkaBrokers(t)) })
+}
+
+func progressTopicsKeepDeploymentsApart(t *testing.T, brokers []string) {
 	ctx := t.Context()
-	brokers := newCluster(t)
 	pc := producer(t, brokers)
+	b := make([]byte, 4)
+	rand.Read(b)
+	id := hex.EncodeToString(b) // a run's own topics and groups on a shared cluster
 	const src = "mysql.loan.orders"
 	base := time.Now().Add(-time.Hour).Truncate(time.Second)
 
@@ -31,8 +43,8 @@ func TestProgressTopicsKeepDeploymentsApart(t *testing.T) {
 		store                 eventcenter.Store
 	}
 	deps := []*deployment{
-		{name: "staging", claim: base.Add(time.Minute)},
-		{name: "prod", claim: base.Add(2 * time.Minute)},
+		{name: "staging-" + id, claim: base.Add(time.Minute)},
+		{name: "prod-" + id, claim: base.Add(2 * time.Minute)},
 	}
 	for _, d := range deps {
 		d.topic, d.progress = d.name+".loan.orders", d.name+".progress"
