@@ -139,7 +139,8 @@ moving each source's watermarks; records it cannot store go to the dead-letter t
 		defer st.Close()
 		in, err := ingest.New(ingest.Config{
 			Brokers: env.cfg.Kafka.Brokers, Sources: env.sources, Store: st, Group: group, InstanceID: instance,
-			DeadLetterTopic: env.cfg.Topics.DeadLetter, ProgressTopic: env.cfg.Topics.Progress, MaxPollRecords: maxPoll, Metrics: ingest.NewMetrics(run.prom), Logger: run.log,
+			DeadLetterTopic: env.cfg.Topics.DeadLetter, ProgressTopic: env.cfg.Topics.Progress,
+			MaxPollRecords: maxPoll, Metrics: ingest.NewMetrics(run.prom), Logger: run.log,
 		})
 		if err != nil {
 			return err
