@@ -36,8 +36,9 @@ The file's keys:
     bucket: tidemark
   amqp:
     url: amqp://guest:guest@127.0.0.1:5672/
-  topics:
-    deadLetter: tidemark.deadletter
+  topics:                                  # one set of names per deployment on a Kafka cluster
+    progress: tidemark.progress            # progress reports of cdc and forward to ingest
+    deadLetter: tidemark.deadletter        # ingest's; live's are <deadLetter>.<job>
 
 The environment variables: ` + strings.Join(config.Env(), ", ") + `.`,
 		Example: "  tidemark config check --config tidemark.yaml\n  TIDEMARK_STORE=hbase://127.0.0.1:2181/tidemark tidemark config check",

@@ -46,6 +46,9 @@ processes with an HBase store (--store hbase://…).`,
 	f.DurationVar(&wait, "wait-timeout", 0, "override the job's watermark wait timeout")
 	f.BoolVar(&features, "feature-store", true, "write features to the event center (source feature.<job>)")
 	s.amqp("amqp-url", `RabbitMQ URL of the records; "" none`)
+	s.str("deadletter", `dead-letter topic prefix: the triggers the job cannot handle go to PREFIX.<job> (default "`+
+		config.DefaultDeadLetterTopic+`"; config "topics.deadLetter", $TIDEMARK_DEADLETTER_TOPIC)`,
+		func(c *config.Config) *string { return &c.Topics.DeadLetter })
 	f.StringVar(&exchange, "exchange", "tidemark.features", "RabbitMQ exchange (topic, declared durable); routing key: the job name")
 	f.StringVar(&kafkaOut, "kafka-output", "", `Kafka topic of the records (JSON); "" none`)
 	f.IntVar(&batch, "max-batch", 500, "most records handled at once")
@@ -117,6 +120,7 @@ processes with an HBase store (--store hbase://…).`,
 		lc := live.Config{
 			Brokers: cfg.Kafka.Brokers, Topic: topic, Group: group, Store: store,
 			Params: params.NewEventCenter(store, nil), MaxBatch: batch, Logger: log,
+			DeadLetterTopic: live.DeadLetterTopic(cfg.Topics.DeadLetter, j.Name()),
 		}
 		if cfg.Sources != "" {
 			if lc.Sources, err = source.Load(cfg.Sources); err != nil {

@@ -26,8 +26,8 @@ import (
 // names one.
 const defaultSources = "sources.yaml"
 
-// pipe is what cdc, forward and ingest share: settings with --sources and
-// --brokers, logging and metrics flags.
+// pipe is what cdc, forward and ingest share: settings with --sources,
+// --brokers and --progress-topic, logging and metrics flags.
 type pipe struct {
 	s       *settings
 	logs    logFlags
@@ -38,6 +38,9 @@ func (a *cli) pipe(cmd *cobra.Command) *pipe {
 	p := &pipe{s: a.settings(cmd)}
 	p.s.sources(defaultSources)
 	p.s.brokers()
+	p.s.str("progress-topic", `topic of the progress reports from cdc and forward to ingest; one per deployment (default "`+
+		config.DefaultProgressTopic+`"; config "topics.progress", $TIDEMARK_PROGRESS_TOPIC)`,
+		func(c *config.Config) *string { return &c.Topics.Progress })
 	p.logs.register(cmd.Flags(), "info")
 	p.metrics.register(cmd.Flags())
 	return p
@@ -90,7 +93,7 @@ func ensureSourceTopics(ctx context.Context, env pipeEnv, partitions int32) erro
 	if err := source.EnsureTopics(ctx, cl, partitions, env.sources.Topics()...); err != nil {
 		return err
 	}
-	return source.EnsureTopics(ctx, cl, 1, source.ProgressTopic, env.cfg.Topics.DeadLetter)
+	return source.EnsureTopics(ctx, cl, 1, env.cfg.Topics.Progress, env.cfg.Topics.DeadLetter)
 }
 
 func (a *cli) ingestCmd() *cobra.Command {
@@ -136,7 +139,8 @@ moving each source's watermarks; records it cannot store go to the dead-letter t
 		defer st.Close()
 		in, err := ingest.New(ingest.Config{
 			Brokers: env.cfg.Kafka.Brokers, Sources: env.sources, Store: st, Group: group, InstanceID: instance,
-			DeadLetterTopic: env.cfg.Topics.DeadLetter, MaxPollRecords: maxPoll, Metrics: ingest.NewMetrics(run.prom), Logger: run.log,
+			DeadLetterTopic: env.cfg.Topics.DeadLetter, ProgressTopic: env.cfg.Topics.Progress,
+			MaxPollRecords: maxPoll, Metrics: ingest.NewMetrics(run.prom), Logger: run.log,
 		})
 		if err != nil {
 			return err
@@ -194,7 +198,7 @@ that move the sources' watermarks. It resumes from its checkpoint folder.`,
 		capture, err := cdc.New(cdc.Config{
 			Addr: addr, User: user, Password: password, Flavor: flavor, ServerID: uint32(serverID),
 			Sources: env.sources, Brokers: env.cfg.Kafka.Brokers, Dir: dir, NoGTID: noGTID, Start: start,
-			Codec: c, Zone: loc, Lateness: lateness, Partitions: int32(parts),
+			Codec: c, Zone: loc, Lateness: lateness, Partitions: int32(parts), ProgressTopic: env.cfg.Topics.Progress,
 			Metrics: cdc.NewMetrics(run.prom), Logger: run.log,
 		})
 		if err != nil {
@@ -249,7 +253,7 @@ topic; a message is acknowledged only once Kafka has it.`,
 			return err
 		}
 		defer cl.Close()
-		fw, err := forward.New(forward.Config{Sources: env.sources, Client: cl, Codec: c, Metrics: forward.NewMetrics(run.prom), Logger: run.log})
+		fw, err := forward.New(forward.Config{Sources: env.sources, Client: cl, Codec: c, ProgressTopic: env.cfg.Topics.Progress, Metrics: forward.NewMetrics(run.prom), Logger: run.log})
 		if err != nil {
 			return err
 		}

@@ -71,6 +71,9 @@ type Config struct {
 	ProgressInterval time.Duration
 	// ProducerID names this CDC in progress reports. Default "cdc-<ServerID>".
 	ProducerID string
+	// ProgressTopic receives the progress reports; the deployment's ingest
+	// must read the same one. Default source.DefaultProgressTopic.
+	ProgressTopic string
 	// Partitions, if positive, creates the sources' topics that do not
 	// exist with this many partitions. Default 0: they must exist.
 	Partitions int32
@@ -113,6 +116,9 @@ func (c *Config) setDefaults() {
 	if c.ProducerID == "" {
 		c.ProducerID = "cdc-" + strconv.FormatUint(uint64(c.ServerID), 10)
 	}
+	if c.ProgressTopic == "" {
+		c.ProgressTopic = source.DefaultProgressTopic
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -138,6 +144,9 @@ func (c *Config) Validate() error {
 		if _, _, err := parseStart(c.Start); err != nil {
 			return err
 		}
+	}
+	if err := source.ValidateTopic(c.ProgressTopic); err != nil {
+		return fmt.Errorf("cdc: Config.ProgressTopic: %w", err)
 	}
 	return nil
 }
@@ -230,14 +239,17 @@ func (c *CDC) Run(ctx context.Context) error {
 		for _, s := range cfg.Sources.ByKind(source.KindMySQL) {
 			topics = append(topics, s.Topic)
 		}
-		if err := source.EnsureTopics(ctx, kcl, cfg.Partitions, append(topics, source.ProgressTopic)...); err != nil {
+		if err := source.EnsureTopics(ctx, kcl, cfg.Partitions, topics...); err != nil {
+			return err
+		}
+		if err := source.EnsureTopics(ctx, kcl, 1, cfg.ProgressTopic); err != nil {
 			return err
 		}
 	}
 
 	r := &run{
 		c: c, db: db, hist: hist, kcl: kcl,
-		rep:      source.NewReporter(kcl, cfg.ProducerID),
+		rep:      source.NewReporter(kcl, cfg.ProducerID, cfg.ProgressTopic),
 		acks:     newAcks(cp),
 		txn:      &txnBuffer{dir: cfg.Dir, limit: cfg.TxnMemory},
 		tables:   map[string]*capture{},

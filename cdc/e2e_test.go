@@ -183,7 +183,7 @@ sources:
 	if err := source.EnsureTopics(ctx, kcl, 4, topic); err != nil {
 		t.Fatal(err)
 	}
-	if err := source.EnsureTopics(ctx, kcl, 1, source.ProgressTopic, "tidemark.deadletter"); err != nil {
+	if err := source.EnsureTopics(ctx, kcl, 1, source.DefaultProgressTopic, "tidemark.deadletter"); err != nil {
 		t.Fatal(err)
 	}
 
@@ -378,7 +378,7 @@ sources:
 	if err := source.EnsureTopics(ctx, kcl, 2, topic); err != nil {
 		t.Fatal(err)
 	}
-	if err := source.EnsureTopics(ctx, kcl, 1, source.ProgressTopic, "tidemark.deadletter"); err != nil {
+	if err := source.EnsureTopics(ctx, kcl, 1, source.DefaultProgressTopic, "tidemark.deadletter"); err != nil {
 		t.Fatal(err)
 	}
 	st, err := embedded.Open(embedded.Config{InMemory: true})

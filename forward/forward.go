@@ -31,6 +31,9 @@ type Config struct {
 	// ProducerID names this forwarder in progress reports; unique per
 	// process. Default "forward-<host>-<pid>-<random>".
 	ProducerID string
+	// ProgressTopic receives the progress reports; the deployment's ingest
+	// must read the same one. Default source.DefaultProgressTopic.
+	ProgressTopic string
 	// ProgressInterval: how often progress is reported. Default 1s.
 	ProgressInterval time.Duration
 	// Lateness: how far behind the clock a RabbitMQ publisher's timestamp
@@ -51,6 +54,9 @@ func (c *Config) setDefaults() {
 	if c.ProducerID == "" {
 		host, _ := os.Hostname()
 		c.ProducerID = fmt.Sprintf("forward-%s-%d-%s", host, os.Getpid(), randomHex(4))
+	}
+	if c.ProgressTopic == "" {
+		c.ProgressTopic = source.DefaultProgressTopic
 	}
 	if c.ProgressInterval == 0 {
 		c.ProgressInterval = time.Second
@@ -76,6 +82,9 @@ func (c *Config) Validate() error {
 	case c.ProgressInterval < 0 || c.Lateness < 0 || c.ProduceTimeout < 0:
 		return errors.New("forward: negative ProgressInterval, Lateness or ProduceTimeout")
 	}
+	if err := source.ValidateTopic(c.ProgressTopic); err != nil {
+		return fmt.Errorf("forward: Config.ProgressTopic: %w", err)
+	}
 	return nil
 }
 
@@ -96,7 +105,7 @@ func New(cfg Config) (*Forwarder, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Forwarder{cfg: cfg, log: cfg.Logger, rep: source.NewReporter(cfg.Client, cfg.ProducerID),
+	return &Forwarder{cfg: cfg, log: cfg.Logger, rep: source.NewReporter(cfg.Client, cfg.ProducerID, cfg.ProgressTopic),
 		flight: map[string]map[int64]int{}, queues: map[string]*queueState{}}, nil
 }
 

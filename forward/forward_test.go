@@ -23,7 +23,9 @@ import (
 	"github.com/tidemark-dev/tidemark/wire"
 )
 
-func setup(t *testing.T, registry string) (*forward.Forwarder, *kgo.Client, []string, *source.Config) {
+// setup starts a forwarder of registry on a new kfake cluster, reporting
+// progress to progressTopic ("": the default).
+func setup(t *testing.T, registry, progressTopic string) (*forward.Forwarder, *kgo.Client, []string, *source.Config) {
 	t.Helper()
 	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.AllowAutoTopicCreation(), kfake.DefaultNumPartitions(2))
 	if err != nil {
@@ -39,7 +41,8 @@ func setup(t *testing.T, registry string) (*forward.Forwarder, *kgo.Client, []st
 		t.Fatal(err)
 	}
 	t.Cleanup(cl.Close)
-	f, err := forward.New(forward.Config{Sources: reg, Client: cl, ProgressInterval: 50 * time.Millisecond, Metrics: forward.NewMetrics(nil)})
+	f, err := forward.New(forward.Config{Sources: reg, Client: cl, ProgressTopic: progressTopic, ProgressInterval: 50 * time.Millisecond,
+		Metrics: forward.NewMetrics(nil)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +98,7 @@ sources:
 `
 
 func TestHTTP(t *testing.T) {
-	f, _, brokers, _ := setup(t, httpRegistry)
+	f, _, brokers, _ := setup(t, httpRegistry, "")
 	srv := httptest.NewServer(f.Handler())
 	defer srv.Close()
 	post := func(path, ct, body string, hdr ...string) (int, map[string]any) {
@@ -167,7 +170,7 @@ func TestHTTP(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- f.Run(ctx) }()
-	reports := consume(t, brokers, source.ProgressTopic, 2)
+	reports := consume(t, brokers, source.DefaultProgressTopic, 2)
 	cancel()
 	<-done
 	p, err := source.DecodeProgress(reports[len(reports)-1].Value)
@@ -194,7 +197,7 @@ sources:
   - name: mq.apps
     kind: rabbitmq
     rabbitmq: {queue: %s}
-`, queue))
+`, queue), "staging.progress")
 	conn, err := amqp.Dial(url)
 	if err != nil {
 		t.Fatal(err)
@@ -259,8 +262,8 @@ sources:
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	// The queue is empty: progress is reported.
-	reports := consume(t, brokers, source.ProgressTopic, 1)
+	// The queue is empty: progress is reported, on the configured topic.
+	reports := consume(t, brokers, "staging.progress", 1)
 	if p, err := source.DecodeProgress(reports[0].Value); err != nil || p.Source != "mq.apps" {
 		t.Errorf("progress: %+v %v", p, err)
 	}

@@ -70,13 +70,15 @@
 //
 // Sources written by our producers (kinds mysql, rabbitmq, http): progress
 // reports. A producer publishes, about once a second, a source.Progress on
-// "tidemark.progress": "every event of source S with time <= T that I write
-// is in topic X below offsets Ends[p]". Once ingest has stored every offset
-// below Ends[p] of an owned partition p, W(S, p) may become T. With several
-// producers of one source (several forwarders), W is the minimum of what
-// each producer heard from in the last ProducerTimeout allows; a producer
-// silent longer no longer holds the source back (what a dead producer had
-// in flight may then be passed: it crashed before Kafka acknowledged it).
+// the deployment's progress topic (Config.ProgressTopic, default
+// "tidemark.progress"): "every event of source S with time <= T that I
+// write is in topic X below offsets Ends[p]". Once ingest has stored every
+// offset below Ends[p] of an owned partition p, W(S, p) may become T. With
+// several producers of one source (several forwarders), W is the minimum
+// of what each producer heard from in the last ProducerTimeout allows; a
+// producer silent longer no longer holds the source back (what a dead
+// producer had in flight may then be passed: it crashed before Kafka
+// acknowledged it).
 // Idle partitions and idle sources move with the reports, because the
 // producer claims T even when it writes nothing; when a producer is down,
 // nothing moves, which is right: its source may have unpublished changes.

@@ -46,6 +46,10 @@ type Config struct {
 	// DeadLetterTopic receives the records that cannot be stored.
 	// Default "tidemark.deadletter".
 	DeadLetterTopic string
+	// ProgressTopic is where the deployment's producers (cdc, forward)
+	// publish their progress reports; ingest reads only this one. Default
+	// source.DefaultProgressTopic.
+	ProgressTopic string
 	// MaxPollRecords bounds the records of one batch (one Append).
 	// Default 2000 (bigger batches were no faster; see bench/README.md).
 	MaxPollRecords int
@@ -79,6 +83,9 @@ func (c *Config) setDefaults() {
 	if c.DeadLetterTopic == "" {
 		c.DeadLetterTopic = "tidemark.deadletter"
 	}
+	if c.ProgressTopic == "" {
+		c.ProgressTopic = source.DefaultProgressTopic
+	}
 	if c.MaxPollRecords == 0 {
 		c.MaxPollRecords = 2000
 	}
@@ -111,7 +118,13 @@ func (c *Config) Validate() error {
 	case c.MaxPollRecords < 0 || c.MarkInterval < 0 || c.ProducerTimeout < 0 || c.CommitInterval < 0 || c.AppendDepth < 0:
 		return errors.New("ingest: negative MaxPollRecords, MarkInterval, CommitInterval or ProducerTimeout")
 	}
-	return source.ValidateTopic(c.DeadLetterTopic)
+	if err := source.ValidateTopic(c.DeadLetterTopic); err != nil {
+		return fmt.Errorf("ingest: Config.DeadLetterTopic: %w", err)
+	}
+	if err := source.ValidateTopic(c.ProgressTopic); err != nil {
+		return fmt.Errorf("ingest: Config.ProgressTopic: %w", err)
+	}
+	return nil
 }
 
 // Ingester consumes the registry's topics into the event center.
@@ -193,7 +206,7 @@ func (in *Ingester) Run(ctx context.Context) error {
 		return fmt.Errorf("ingest: %w", err)
 	}
 	defer cl.Close()
-	if err := source.EnsureTopics(ctx, cl, 1, in.cfg.DeadLetterTopic, source.ProgressTopic); err != nil {
+	if err := source.EnsureTopics(ctx, cl, 1, in.cfg.DeadLetterTopic, in.cfg.ProgressTopic); err != nil {
 		in.log.Warn("ingest: cannot create the dead-letter and progress topics", "err", err)
 	}
 
@@ -529,7 +542,7 @@ func (in *Ingester) deadLetters(ctx context.Context, cl *kgo.Client, dead []dead
 func (in *Ingester) progressLoop(ctx context.Context) {
 	cl, err := kgo.NewClient(append([]kgo.Opt{
 		kgo.SeedBrokers(in.cfg.Brokers...),
-		kgo.ConsumeTopics(source.ProgressTopic),
+		kgo.ConsumeTopics(in.cfg.ProgressTopic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtEnd()),
 	}, in.cfg.KafkaOptions...)...)
 	if err != nil {

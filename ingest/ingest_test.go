@@ -203,7 +203,7 @@ func TestIngest(t *testing.T) {
 		t.Errorf("watermark %v before any progress report", wm)
 	}
 	// …then the report moves every partition, including idle ones.
-	rep := source.NewReporter(pc, "test")
+	rep := source.NewReporter(pc, "test", source.DefaultProgressTopic)
 	claim := base.Add(99 * time.Second)
 	if err := rep.Report(ctx, "mysql.loan.orders", "mysql.loan.orders", claim); err != nil {
 		t.Fatal(err)

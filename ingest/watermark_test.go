@@ -50,7 +50,7 @@ func TestWatermarkWaitsForLaggingPartition(t *testing.T) {
 	b := make([]byte, 4)
 	rand.Read(b)
 	id := hex.EncodeToString(b)
-	topic, src, group := "ingest-lag-"+id, "mysql.lag_"+id+".orders", "ingest-lag-"+id
+	topic, src, group, progress := "ingest-lag-"+id, "mysql.lag_"+id+".orders", "ingest-lag-"+id, "ingest-lag-"+id+".progress"
 	reg, err := source.Parse([]byte(fmt.Sprintf(`
 sources:
   - name: %s
@@ -69,7 +69,7 @@ sources:
 	if err := source.EnsureTopics(ctx, pc, 3, topic); err != nil {
 		t.Fatal(err)
 	}
-	if err := source.EnsureTopics(ctx, pc, 1, source.ProgressTopic, "tidemark.deadletter"); err != nil {
+	if err := source.EnsureTopics(ctx, pc, 1, progress, "tidemark.deadletter"); err != nil {
 		t.Fatal(err)
 	}
 	st, err := embedded.Open(embedded.Config{InMemory: true})
@@ -83,7 +83,7 @@ sources:
 	release := make(chan struct{})
 	cfg := func(instance string, store eventcenter.Store) ingest.Config {
 		return ingest.Config{Brokers: brokers, Sources: reg, Store: store, Group: group, InstanceID: instance,
-			MarkInterval: 50 * time.Millisecond}
+			ProgressTopic: progress, MarkInterval: 50 * time.Millisecond}
 	}
 	stopLagging := startIngester(t, ctx, cfg("lagging", stalledStore{st, release}))
 	defer stopLagging()
@@ -101,7 +101,7 @@ sources:
 
 	// Ten changes in every partition, and a claim covering them all.
 	base := time.Now().Add(-time.Hour).Truncate(time.Second)
-	rep := source.NewReporter(pc, "test")
+	rep := source.NewReporter(pc, "test", progress)
 	for p := range int32(3) {
 		for i := range 10 {
 			e := eventcenter.Event{Source: src, Key: fmt.Sprintf("p%d-%d", p, i), Time: base.Add(time.Duration(i) * time.Second),

@@ -66,7 +66,7 @@ type Config struct {
 	// invalid; a record an output refuses as invalid. Such a trigger
 	// outputs nothing and its partition moves on. The topic is created at
 	// start if missing (one partition). Default
-	// "tidemark.deadletter.<job name>".
+	// DeadLetterTopic("tidemark.deadletter", job name).
 	DeadLetterTopic string
 	// OnRun, if set, is called for each run after its batch's outputs are
 	// written (metrics, tests). It must not block for long.
@@ -75,6 +75,13 @@ type Config struct {
 	Logger *slog.Logger
 	// KafkaOptions are added to the consumer's options (TLS, SASL, …).
 	KafkaOptions []kgo.Opt
+}
+
+// DeadLetterTopic is the dead-letter topic of the job named job in a
+// deployment whose dead-letter topics are named after prefix:
+// "<prefix>.<job>", with the characters Kafka refuses replaced by '_'.
+func DeadLetterTopic(prefix, job string) string {
+	return source.TopicName(prefix + "." + job)
 }
 
 func (c *Config) setDefaults(j *job.Job) {
@@ -105,7 +112,7 @@ func (c *Config) setDefaults(j *job.Job) {
 		c.MaxAttempts = 10
 	}
 	if c.DeadLetterTopic == "" {
-		c.DeadLetterTopic = source.TopicName("tidemark.deadletter." + j.Name())
+		c.DeadLetterTopic = DeadLetterTopic("tidemark.deadletter", j.Name())
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

@@ -32,6 +32,7 @@
 // the CDC, the nightly snapshot and readers build the same key.
 //
 // Progress: producers that know how far they are publish [Progress] reports
-// on [ProgressTopic]; ingest uses them to move watermarks of partitions and
+// on the deployment's progress topic ([DefaultProgressTopic] unless
+// configured); ingest uses them to move watermarks of partitions and
 // sources that are idle (see package ingest).
 package source

@@ -11,10 +11,14 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-// ProgressTopic is the topic on which producers publish Progress reports
-// (one partition is enough: reports are small and few). The record key is
-// the source name, the value the JSON of a Progress.
-const ProgressTopic = "tidemark.progress"
+// DefaultProgressTopic is the default progress topic: the topic on which
+// producers publish Progress reports and ingest reads them (one partition
+// is enough: reports are small and few). The record key is the source name,
+// the value the JSON of a Progress. Every producer and ingest process of a
+// deployment must use the same progress topic; deployments sharing a Kafka
+// cluster keep apart by naming different ones (the config key
+// topics.progress of package app/config).
+const DefaultProgressTopic = "tidemark.progress"
 
 // Progress is a producer's claim about one source: every event of Source
 // with event time <= Time that this producer will ever write has been
@@ -33,10 +37,10 @@ type Progress struct {
 	Sent     time.Time       `json:"sent"` // when the report was made
 }
 
-// Record returns the Kafka record carrying p.
-func (p *Progress) Record() *kgo.Record {
+// Record returns the Kafka record carrying p to the progress topic topic.
+func (p *Progress) Record(topic string) *kgo.Record {
 	b, _ := json.Marshal(p) // cannot fail: plain types
-	return &kgo.Record{Topic: ProgressTopic, Key: []byte(p.Source), Value: b}
+	return &kgo.Record{Topic: topic, Key: []byte(p.Source), Value: b}
 }
 
 // DecodeProgress reads a Progress record value.
@@ -57,15 +61,20 @@ func DecodeProgress(b []byte) (Progress, error) {
 type Reporter struct {
 	cl       *kgo.Client
 	producer string
+	topic    string // the progress topic
 
 	mu    sync.Mutex
 	ends  map[string]map[int32]int64 // topic → partition → offset after the last acked record
 	known map[string]bool            // topics whose end offsets were listed
 }
 
-// NewReporter returns a Reporter producing with cl under the producer id.
-func NewReporter(cl *kgo.Client, producer string) *Reporter {
-	return &Reporter{cl: cl, producer: producer, ends: map[string]map[int32]int64{}, known: map[string]bool{}}
+// NewReporter returns a Reporter producing with cl under the producer id
+// to the progress topic progressTopic ("": DefaultProgressTopic).
+func NewReporter(cl *kgo.Client, producer, progressTopic string) *Reporter {
+	if progressTopic == "" {
+		progressTopic = DefaultProgressTopic
+	}
+	return &Reporter{cl: cl, producer: producer, topic: progressTopic, ends: map[string]map[int32]int64{}, known: map[string]bool{}}
 }
 
 // Acked records that r was written.
@@ -82,10 +91,11 @@ func (r *Reporter) Acked(rec *kgo.Record) {
 	r.mu.Unlock()
 }
 
-// Report publishes (and waits for) the claim that every event of source
-// with time <= t that this producer writes is in topic below the offsets
-// acknowledged so far. The first report of a topic lists the topic's end
-// offsets, which covers what earlier runs of the producer wrote.
+// Report publishes (and waits for), on the reporter's progress topic, the
+// claim that every event of source with time <= t that this producer
+// writes is in topic below the offsets acknowledged so far. The first
+// report of a topic lists the topic's end offsets, which covers what
+// earlier runs of the producer wrote.
 func (r *Reporter) Report(ctx context.Context, source, topic string, t time.Time) error {
 	r.mu.Lock()
 	known := r.known[topic]
@@ -112,5 +122,5 @@ func (r *Reporter) Report(ctx context.Context, source, topic string, t time.Time
 	r.mu.Lock()
 	p := Progress{Source: source, Producer: r.producer, Topic: topic, Time: t.UTC(), Ends: maps.Clone(r.ends[topic]), Sent: time.Now().UTC()}
 	r.mu.Unlock()
-	return r.cl.ProduceSync(ctx, p.Record()).FirstErr()
+	return r.cl.ProduceSync(ctx, p.Record(r.topic)).FirstErr()
 }

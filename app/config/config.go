@@ -20,6 +20,8 @@ import (
 	"strings"
 
 	"sigs.k8s.io/yaml"
+
+	"github.com/tidemark-dev/tidemark/source"
 )
 
 // Defaults of Config.
@@ -29,6 +31,7 @@ const (
 	DefaultTemporalAddress = "127.0.0.1:7233"
 	DefaultNamespace       = "default"
 	DefaultDeadLetterTopic = "tidemark.deadletter"
+	DefaultProgressTopic   = source.DefaultProgressTopic
 	DefaultS3Region        = "us-east-1"
 )
 
@@ -123,10 +126,17 @@ type AMQP struct {
 }
 
 // Topics are the names of the Kafka topics every process of a deployment
-// shares.
+// shares. Deployments on one Kafka cluster keep apart by giving them
+// different names.
 type Topics struct {
-	// DeadLetter receives the records ingest cannot store. Default
-	// DefaultDeadLetterTopic. $TIDEMARK_DEADLETTER_TOPIC.
+	// Progress carries the progress reports of cdc and forward to ingest,
+	// which moves the sources' watermarks by them. Default
+	// DefaultProgressTopic. $TIDEMARK_PROGRESS_TOPIC.
+	Progress string `json:"progress,omitempty"`
+	// DeadLetter receives the records ingest cannot store; a live worker
+	// sends the triggers its job cannot handle to DeadLetter + "." + the
+	// job's name. Default DefaultDeadLetterTopic.
+	// $TIDEMARK_DEADLETTER_TOPIC.
 	DeadLetter string `json:"deadLetter,omitempty"`
 }
 
@@ -185,6 +195,7 @@ var envVars = []envVar{
 	{"TIDEMARK_S3_SECRET_KEY", str(func(c *Config) *string { return &c.S3.SecretKey })},
 	{"TIDEMARK_S3_BUCKET", str(func(c *Config) *string { return &c.S3.Bucket })},
 	{"TIDEMARK_AMQP_URL", str(func(c *Config) *string { return &c.AMQP.URL })},
+	{"TIDEMARK_PROGRESS_TOPIC", str(func(c *Config) *string { return &c.Topics.Progress })},
 	{"TIDEMARK_DEADLETTER_TOPIC", str(func(c *Config) *string { return &c.Topics.DeadLetter })},
 }
 
@@ -222,6 +233,9 @@ func (c *Config) SetDefaults() {
 	if c.Temporal.Namespace == "" {
 		c.Temporal.Namespace = DefaultNamespace
 	}
+	if c.Topics.Progress == "" {
+		c.Topics.Progress = DefaultProgressTopic
+	}
 	if c.Topics.DeadLetter == "" {
 		c.Topics.DeadLetter = DefaultDeadLetterTopic
 	}
@@ -238,6 +252,12 @@ func (c *Config) Validate() error {
 	}
 	if (c.S3.AccessKey == "") != (c.S3.SecretKey == "") {
 		errs = append(errs, errors.New("config: s3.accessKey and s3.secretKey go together"))
+	}
+	if err := source.ValidateTopic(c.Topics.Progress); err != nil {
+		errs = append(errs, fmt.Errorf("config: topics.progress: %w", err))
+	}
+	if err := source.ValidateTopic(c.Topics.DeadLetter); err != nil {
+		errs = append(errs, fmt.Errorf("config: topics.deadLetter: %w", err))
 	}
 	return errors.Join(errs...)
 }

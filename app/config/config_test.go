@@ -48,11 +48,12 @@ temporal:
   namespace: prod
   tls: {cert: c.pem, key: k.pem}
 s3: {endpoint: "http://127.0.0.1:7070", bucket: b}
-topics: {deadLetter: prod.deadletter}
+topics: {deadLetter: prod.deadletter, progress: prod.progress}
 `), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	env := map[string]string{"TIDEMARK_TEMPORAL_NAMESPACE": "from-env", "TIDEMARK_KAFKA_BROKERS": " e1:9092, e2:9092 ,", "UNRELATED": "x"}
+	env := map[string]string{"TIDEMARK_TEMPORAL_NAMESPACE": "from-env", "TIDEMARK_KAFKA_BROKERS": " e1:9092, e2:9092 ,",
+		"TIDEMARK_PROGRESS_TOPIC": "prod-eu.progress", "UNRELATED": "x"}
 	c, err := config.Load(file, func(k string) (string, bool) { v, ok := env[k]; return v, ok })
 	if err != nil {
 		t.Fatal(err)
@@ -67,7 +68,7 @@ topics: {deadLetter: prod.deadletter}
 		Temporal: config.Temporal{Address: "temporal.example.com:7233", Namespace: "from-env",
 			TLS: config.TLS{Cert: "c.pem", Key: "k.pem"}},
 		S3:     config.S3{Endpoint: "http://127.0.0.1:7070", Bucket: "b"},
-		Topics: config.Topics{DeadLetter: "prod.deadletter"},
+		Topics: config.Topics{DeadLetter: "prod.deadletter", Progress: "prod-eu.progress"},
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("got  %+v\nwant %+v", c, want)
@@ -75,7 +76,8 @@ topics: {deadLetter: prod.deadletter}
 
 	var d config.Config
 	d.SetDefaults()
-	if d.Store != config.DefaultStore || d.Kafka.Brokers[0] != config.DefaultKafkaBroker || d.Temporal.Namespace != "default" {
+	if d.Store != config.DefaultStore || d.Kafka.Brokers[0] != config.DefaultKafkaBroker || d.Temporal.Namespace != "default" ||
+		d.Topics.Progress != "tidemark.progress" || d.Topics.DeadLetter != "tidemark.deadletter" {
 		t.Errorf("defaults %+v", d)
 	}
 }
@@ -91,9 +93,11 @@ func TestLoadRejects(t *testing.T) {
 	if _, err := config.Load("", badEnv); err == nil || !strings.Contains(err.Error(), "TIDEMARK_TEMPORAL_TLS") {
 		t.Errorf("a bad variable: %v", err)
 	}
-	c := config.Config{Temporal: config.Temporal{TLS: config.TLS{Cert: "c.pem"}}, S3: config.S3{AccessKey: "k"}}
+	c := config.Config{Temporal: config.Temporal{TLS: config.TLS{Cert: "c.pem"}}, S3: config.S3{AccessKey: "k"},
+		Topics: config.Topics{Progress: "prod progress"}}
 	c.SetDefaults()
-	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "tls.key") || !strings.Contains(err.Error(), "secretKey") {
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "tls.key") || !strings.Contains(err.Error(), "secretKey") ||
+		!strings.Contains(err.Error(), "topics.progress") {
 		t.Errorf("Validate: %v", err)
 	}
 }
