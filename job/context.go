@@ -309,7 +309,11 @@ func (c *Context) Lookup(source, index string, value any, opts ...FetchOption) (
 	}
 	in := false
 	if err == nil {
-		got, ok := eventcenter.IndexValue(e.After[indexColumn(c, source, index)])
+		col, err := indexColumn(c, source, index)
+		if err != nil {
+			return nil, err
+		}
+		got, ok := eventcenter.IndexValue(e.After[col])
 		in = ok && got == v
 	}
 	switch {
@@ -340,18 +344,24 @@ func (c *Context) laterAtTrigger() (bool, error) {
 	return c.later == 2, nil
 }
 
-// indexColumn returns the column of a declared index (the name if unknown).
-func indexColumn(c *Context, source, index string) string {
-	if ixs, ok := c.env.Store.(eventcenter.Indexes); ok {
-		if list, err := ixs.ListIndexes(c.ctx, source); err == nil {
-			for _, ix := range list {
-				if ix.Name == index {
-					return ix.Column
-				}
-			}
+// indexColumn returns the column of a declared index. The store must list
+// its indexes (eventcenter.Indexes): a guess would misjudge the trigger
+// key's state.
+func indexColumn(c *Context, source, index string) (string, error) {
+	ixs, ok := c.env.Store.(eventcenter.Indexes)
+	if !ok {
+		return "", fmt.Errorf("%w: a lookup at the trigger's time needs the index's column, and the store (%T) does not list indexes", ErrInvalidFetch, c.env.Store)
+	}
+	list, err := ixs.ListIndexes(c.ctx, source)
+	if err != nil {
+		return "", classify(err)
+	}
+	for _, ix := range list {
+		if ix.Name == index {
+			return ix.Column, nil
 		}
 	}
-	return index
+	return "", fmt.Errorf("%w: %q of source %q", ErrInvalidFetch, index, source) // dropped since the read
 }
 
 // afterTrigger reports whether e is a change of the trigger's own key that
