@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -114,14 +115,18 @@ func At(t time.Time) FetchOption {
 
 // Ago fetches as of d before the trigger time, or before the time given
 // with At, in whichever order the options come. Several Agos add up. A
-// negative d fails the fetch with ErrFuture.
+// negative d fails the fetch with ErrFuture; Agos adding up past the
+// largest Duration with ErrInvalidFetch.
 func Ago(d time.Duration) FetchOption {
 	return func(f *fetch) {
-		if d < 0 {
+		switch {
+		case d < 0:
 			f.fail(fmt.Errorf("%w: Ago(%v) is negative", ErrFuture, d))
-			return
+		case f.ago > math.MaxInt64-d:
+			f.fail(fmt.Errorf("%w: Agos add up past %v", ErrInvalidFetch, time.Duration(math.MaxInt64)))
+		default:
+			f.ago += d
 		}
-		f.ago += d
 	}
 }
 
@@ -216,14 +221,15 @@ func (c *Context) AsOf(source, key string, opts ...FetchOption) (eventcenter.Eve
 }
 
 // classify sorts an error of the event center met by a fetch. Not-found
-// and errors already sorted pass unchanged; a malformed query or an
-// undeclared index is the logic's fault (ErrInvalidFetch, not retried);
+// and errors already sorted pass unchanged; a malformed query, an
+// undeclared index or a read behind the store's retention horizon cannot
+// be answered however often it is retried (ErrInvalidFetch, not retried);
 // anything else is an outage of the store (ErrFetch, worth retrying).
 func classify(err error) error {
 	switch {
 	case err == nil, errors.Is(err, eventcenter.ErrNotFound), errors.Is(err, ErrStale), errors.Is(err, ErrFetch), errors.Is(err, ErrInvalidFetch):
 		return err
-	case errors.Is(err, eventcenter.ErrInvalidQuery), errors.Is(err, eventcenter.ErrUnknownIndex):
+	case errors.Is(err, eventcenter.ErrInvalidQuery), errors.Is(err, eventcenter.ErrUnknownIndex), errors.Is(err, eventcenter.ErrBeyondHorizon):
 		return fmt.Errorf("%w: %w", ErrInvalidFetch, err)
 	}
 	return fmt.Errorf("%w: %w", ErrFetch, err)
@@ -303,7 +309,11 @@ func (c *Context) Lookup(source, index string, value any, opts ...FetchOption) (
 	}
 	in := false
 	if err == nil {
-		got, ok := eventcenter.IndexValue(e.After[indexColumn(c, source, index)])
+		col, err := indexColumn(c, source, index)
+		if err != nil {
+			return nil, err
+		}
+		got, ok := eventcenter.IndexValue(e.After[col])
 		in = ok && got == v
 	}
 	switch {
@@ -334,18 +344,24 @@ func (c *Context) laterAtTrigger() (bool, error) {
 	return c.later == 2, nil
 }
 
-// indexColumn returns the column of a declared index (the name if unknown).
-func indexColumn(c *Context, source, index string) string {
-	if ixs, ok := c.env.Store.(eventcenter.Indexes); ok {
-		if list, err := ixs.ListIndexes(c.ctx, source); err == nil {
-			for _, ix := range list {
-				if ix.Name == index {
-					return ix.Column
-				}
-			}
+// indexColumn returns the column of a declared index. The store must list
+// its indexes (eventcenter.Indexes): a guess would misjudge the trigger
+// key's state.
+func indexColumn(c *Context, source, index string) (string, error) {
+	ixs, ok := c.env.Store.(eventcenter.Indexes)
+	if !ok {
+		return "", fmt.Errorf("%w: a lookup at the trigger's time needs the index's column, and the store (%T) does not list indexes", ErrInvalidFetch, c.env.Store)
+	}
+	list, err := ixs.ListIndexes(c.ctx, source)
+	if err != nil {
+		return "", classify(err)
+	}
+	for _, ix := range list {
+		if ix.Name == index {
+			return ix.Column, nil
 		}
 	}
-	return index
+	return "", fmt.Errorf("%w: %q of source %q", ErrInvalidFetch, index, source) // dropped since the read
 }
 
 // afterTrigger reports whether e is a change of the trigger's own key that

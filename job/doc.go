@@ -76,8 +76,9 @@
 // # Errors
 //
 // A fetch fails with ErrNotFound (no state), ErrFuture (a time after T),
-// ErrInvalidFetch (the logic asked wrongly: an empty key, an undeclared
-// index, an unknown source, an undefined level — never retried), ErrStale,
+// ErrInvalidFetch (what no retry can answer: an empty key, an undeclared
+// index, an unknown source, an undefined level, a read behind the store's
+// retention horizon — never retried), ErrStale,
 // or ErrFetch (an outage of the event center: the run may succeed when
 // retried, see [Result.Retryable]). Failed, stale and skipped runs output
 // nothing, in every mode.

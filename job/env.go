@@ -22,7 +22,10 @@ const (
 )
 
 // Store is what runs need of the event center: point-in-time reads and
-// watermarks. eventcenter.Store satisfies it.
+// watermarks. eventcenter.Store satisfies it. A Lookup of the trigger's own
+// source at the trigger's time also needs the store's index declarations
+// (eventcenter.Indexes) when the trigger's key changed again at that time;
+// without them such a lookup fails with ErrInvalidFetch.
 type Store interface {
 	eventcenter.Reader
 	eventcenter.Watermarks

@@ -35,10 +35,12 @@ var (
 	// ErrInvalidFetch: a fetch asked what cannot be answered: a malformed
 	// query (an empty key, a zero time or a bad source name; it also
 	// matches eventcenter.ErrInvalidQuery), an undeclared index (also
-	// eventcenter.ErrUnknownIndex), a source that Env.Sources does not know,
-	// an undefined level. It is the logic's fault: a run failed by it fails
-	// as ErrLogic and is not retried. Such a fetch fails at once, before any
-	// watermark wait.
+	// eventcenter.ErrUnknownIndex), a read behind the store's retention
+	// horizon (also eventcenter.ErrBeyondHorizon: the horizon only moves
+	// forward), a source that Env.Sources does not know, an undefined level.
+	// No retry can answer it: a run failed by it fails as ErrLogic and is not
+	// retried. Such a fetch fails at once, before any watermark wait (the
+	// horizon check aside, which the store makes when it reads).
 	ErrInvalidFetch = errors.New("job: invalid fetch")
 	// ErrFallback: the source fallback of FetchStrongNoDelay cannot serve a
 	// read (rate limit exhausted, row changed after the fetch time, row

@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/tidemark-dev/tidemark/eventcenter"
+	"github.com/tidemark-dev/tidemark/eventcenter/embedded"
 	"github.com/tidemark-dev/tidemark/job"
 )
 
@@ -235,5 +237,97 @@ func TestFetchTime(t *testing.T) {
 	})
 	if !errors.Is(err, job.ErrFuture) || !strings.Contains(err.Error(), t0.Format(time.RFC3339Nano)) {
 		t.Fatalf("At after the trigger: %v (must name the trigger time %v)", err, t0.Format(time.RFC3339Nano))
+	}
+}
+
+// TestAgoOverflowIsRefused: Agos that add up past the largest duration
+// must not wrap into a negative offset, which would read after the
+// trigger: the fetch is invalid.
+func TestAgoOverflowIsRefused(t *testing.T) {
+	ctx := context.Background()
+	st := openStore(t)
+	after := eventcenter.Event{Source: "test.other", Key: "k", Time: t0.Add(time.Nanosecond), Op: eventcenter.OpInsert, After: eventcenter.Row{"late": true}}
+	if err := st.Append(ctx, []eventcenter.Event{after}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := runFetch(t, &job.Env{Store: st}, trigger("a", t0, 1), func(c *job.Context) error {
+		row, err := c.Get("test.other", "k", job.Ago(math.MaxInt64), job.Ago(math.MaxInt64))
+		if err == nil {
+			t.Errorf("read %v, an event after the trigger", row)
+		}
+		return err
+	})
+	if res.Outcome != job.Failed || !errors.Is(err, job.ErrInvalidFetch) || res.Retryable() {
+		t.Fatalf("outcome %v, err %v; want a failure with ErrInvalidFetch", res.Outcome, err)
+	}
+}
+
+// TestBeyondHorizonIsNotRetried: a fetch that reaches behind a store's
+// retention horizon cannot succeed when retried (the horizon only moves
+// forward): the run fails for good (a dead letter in the live worker),
+// it is not an outage retried until the worker gives up and restarts on
+// the same batch.
+func TestBeyondHorizonIsNotRetried(t *testing.T) {
+	st, err := embedded.Open(embedded.Config{InMemory: true, NoSync: true, Retention: time.Hour, Now: func() time.Time { return t0 }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	res, err := runFetch(t, &job.Env{Store: st}, trigger("a", t0, 1), func(c *job.Context) error {
+		_, err := c.History("test.other", "k", 2*time.Hour)
+		return err
+	})
+	if res.Outcome != job.Failed || !errors.Is(err, eventcenter.ErrBeyondHorizon) || errors.Is(err, job.ErrFetch) || res.Retryable() {
+		t.Fatalf("outcome %v, retryable %v, err %v; want a failure that is not retried", res.Outcome, res.Retryable(), err)
+	}
+}
+
+// readerOnly hides every method of a store but job.Store's (a wrapper, a
+// cache): the store's index declarations are not at hand.
+type readerOnly struct{ job.Store }
+
+// listFails fails ListIndexes (a store outage).
+type listFails struct{ *embedded.Store }
+
+func (listFails) ListIndexes(context.Context, string) ([]eventcenter.Index, error) {
+	return nil, errors.New("connection reset")
+}
+
+// TestLookupAtTriggerNeedsTheIndexColumn: a lookup at the trigger's time,
+// whose key changed again at that time after the trigger, re-reads the
+// trigger key's state and checks its value in the index's column. When the
+// column cannot be known (the store does not list indexes, or fails to) the
+// fetch fails; it must not guess the column from the index's name and drop
+// the trigger key silently.
+func TestLookupAtTriggerNeedsTheIndexColumn(t *testing.T) {
+	ctx := context.Background()
+	st := openStore(t)
+	if err := st.DeclareIndex(ctx, eventcenter.Index{Source: "test.apps", Name: "by_user", Column: "user"}); err != nil {
+		t.Fatal(err)
+	}
+	tr := trigger("a2", t0, 2)
+	moved := trigger("a2", t0, 3)
+	moved.Op, moved.After = eventcenter.OpUpdate, eventcenter.Row{"user": "u2"}
+	if err := st.Append(ctx, []eventcenter.Event{trigger("a1", t0.Add(-time.Hour), 1), tr, moved}); err != nil {
+		t.Fatal(err)
+	}
+	lookup := func(c *job.Context) error {
+		evs, err := c.Lookup("test.apps", "by_user", "u1")
+		if err != nil {
+			return err
+		}
+		if len(evs) != 2 || evs[1].Key != "a2" || evs[1].Pos != tr.Pos {
+			t.Errorf("lookup of u1 at the trigger: %d events %+v, want a1 and the trigger", len(evs), evs)
+		}
+		return nil
+	}
+	if _, err := runFetch(t, &job.Env{Store: st}, tr, lookup); err != nil {
+		t.Fatal(err)
+	}
+	for name, s := range map[string]job.Store{"no index list": readerOnly{st}, "index list fails": listFails{st}} {
+		res, err := runFetch(t, &job.Env{Store: s}, tr, lookup)
+		if res.Outcome != job.Failed || err == nil {
+			t.Errorf("%s: outcome %v, err %v; want a failed fetch", name, res.Outcome, err)
+		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tidemark-dev/tidemark/eventcenter"
+	"github.com/tidemark-dev/tidemark/eventcenter/embedded"
 	"github.com/tidemark-dev/tidemark/job"
 	"github.com/tidemark-dev/tidemark/params"
 )
@@ -242,5 +243,35 @@ func TestRunAllOverReplay(t *testing.T) {
 	}
 	if sum.Events != 200 || sum.Counts[job.OK] != 90 || sum.Counts[job.Skipped] != 110 || len(out.recs) != 90 {
 		t.Fatalf("summary %+v, %d records", sum, len(out.recs))
+	}
+}
+
+// TestLedgerOnRetentionStore: on a store that keeps a recent window (HBase's
+// hot tier), the ledger still tells delivered records from new ones: a
+// record never marked is pending (its absent mark is not a read behind the
+// horizon that fails every write), and a record marked within the window
+// is not, whatever its trigger's time (a late trigger, a backfill).
+func TestLedgerOnRetentionStore(t *testing.T) {
+	ctx := context.Background()
+	now := t0.Add(30 * 24 * time.Hour)
+	st, err := embedded.Open(embedded.Config{InMemory: true, NoSync: true, Retention: 24 * time.Hour, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	out := &collect{name: "c"}
+	j := job.MustNew("ledger", func(c *job.Context) (eventcenter.Row, error) {
+		return eventcenter.Row{"n": int64(1)}, nil
+	}, job.Trigger("test.apps"), job.Outputs(out))
+	env := &job.Env{Store: st, Ledger: job.EventLedger{Store: st, Now: func() time.Time { return now }}}
+	for _, tr := range []eventcenter.Event{trigger("new", now.Add(-time.Minute), 1), trigger("old", t0, 2)} {
+		for range 2 { // the delivery and a redelivery
+			if _, err := job.Run(ctx, j, tr, env); err != nil {
+				t.Fatalf("%s: %v", tr.Key, err)
+			}
+		}
+	}
+	if len(out.recs) != 2 || out.recs[0].Entity != "new" || out.recs[1].Entity != "old" {
+		t.Fatalf("delivered %+v, want new and old once each", out.recs)
 	}
 }

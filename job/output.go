@@ -275,25 +275,33 @@ const LedgerSource = "tidemark.outputs"
 
 // EventLedger is a Ledger kept in the event center: one event of
 // LedgerSource per delivered record and output (key "output/record ID",
-// time and position the trigger's).
+// event time when it was marked, position the trigger's).
+//
+// On a store that keeps a recent window (eventcenter.Retention), a mark
+// lives as long as the window: a record redelivered after its mark left
+// the store is delivered again (the record ID lets subscribers drop it).
 type EventLedger struct {
 	Store interface {
 		eventcenter.Appender
 		eventcenter.Reader
 	}
+	// Now stamps the marks. Default time.Now; give the store's clock.
+	Now func() time.Time
 }
 
 var _ Ledger = EventLedger{}
 
 func ledgerKey(output string, r *Record) string { return output + "/" + r.ID }
 
-// Pending implements Ledger.
+// Pending implements Ledger. A mark the store can no longer vouch for
+// (eventcenter.ErrBeyondHorizon: none since the retention horizon) is taken
+// as absent.
 func (l EventLedger) Pending(ctx context.Context, output string, recs []Record) ([]Record, error) {
 	var todo []Record
 	for i := range recs {
-		_, err := l.Store.AsOf(ctx, eventcenter.AsOf{Source: LedgerSource, Key: ledgerKey(output, &recs[i]), Time: recs[i].Trigger.Time})
+		_, err := l.Store.AsOf(ctx, eventcenter.AsOf{Source: LedgerSource, Key: ledgerKey(output, &recs[i]), Time: eventcenter.MaxTime})
 		switch {
-		case errors.Is(err, eventcenter.ErrNotFound):
+		case errors.Is(err, eventcenter.ErrNotFound), errors.Is(err, eventcenter.ErrBeyondHorizon):
 			todo = append(todo, recs[i])
 		case err != nil:
 			return nil, fmt.Errorf("job: ledger: %w", err)
@@ -304,11 +312,16 @@ func (l EventLedger) Pending(ctx context.Context, output string, recs []Record) 
 
 // Mark implements Ledger.
 func (l EventLedger) Mark(ctx context.Context, output string, recs []Record) error {
+	now := time.Now
+	if l.Now != nil {
+		now = l.Now
+	}
+	at := now()
 	evs := make([]eventcenter.Event, len(recs))
 	for i := range recs {
 		r := &recs[i]
 		evs[i] = eventcenter.Event{
-			Source: LedgerSource, Key: ledgerKey(output, r), Time: r.Trigger.Time, Pos: r.Trigger.Pos,
+			Source: LedgerSource, Key: ledgerKey(output, r), Time: at, Pos: r.Trigger.Pos,
 			Op: eventcenter.OpMessage, After: eventcenter.Row{"job_version": r.JobVersion},
 		}
 	}

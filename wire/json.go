@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"strconv"
 	"time"
@@ -126,13 +127,18 @@ func encodeRow(r eventcenter.Row) (*map[string]json.RawMessage, error) {
 
 // Decode refuses a document that Go's JSON parser would change silently:
 // one that is not UTF-8 text or escapes half a surrogate pair (both would
-// become U+FFFD, so distinct keys would collide), or whose "pos" does not
-// have two numbers.
+// become U+FFFD, so distinct keys would collide), that names a member of an
+// object twice (the parser keeps the last) or a field in another case (the
+// parser matches fields ignoring case, and merges two rows), or whose "pos"
+// does not have two numbers.
 func (jsonCodec) Decode(b []byte, e *eventcenter.Event) error {
 	if !utf8.Valid(b) {
 		return errors.New("the document is not UTF-8 text (write bytes as {\"$b\": base64}, other strings as {\"$s\": base64})")
 	}
 	if err := checkSurrogates(b); err != nil {
+		return err
+	}
+	if err := checkNames(b); err != nil {
 		return err
 	}
 	var d jsonDoc
@@ -204,6 +210,62 @@ func checkSurrogates(b []byte) error {
 		}
 	}
 	return nil
+}
+
+// docFields are the member names of a json/v1 document, exactly.
+var docFields = map[string]bool{"source": true, "key": true, "time": true, "pos": true, "op": true, "after": true, "before": true}
+
+// checkNames refuses an object that names a member twice, and a document
+// whose own members are not exactly docFields.
+func checkNames(b []byte) error {
+	type level struct {
+		names            map[string]bool // nil for an array
+		object, wantName bool
+	}
+	var stack []level
+	valueDone := func() {
+		if n := len(stack); n > 0 && stack[n-1].object {
+			stack[n-1].wantName = true
+		}
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	for {
+		tok, err := dec.Token()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if n := len(stack); n > 0 && stack[n-1].wantName {
+			if tok == json.Delim('}') {
+				stack = stack[:n-1]
+				valueDone()
+				continue
+			}
+			name, _ := tok.(string) // the parser gives only strings here
+			switch top := &stack[n-1]; {
+			case top.names[name]:
+				return fmt.Errorf("%q named twice in one object", name)
+			case n == 1 && !docFields[name]:
+				return fmt.Errorf("unknown field %q", name)
+			default:
+				top.names[name], top.wantName = true, false
+			}
+			continue
+		}
+		switch tok {
+		case json.Delim('{'):
+			stack = append(stack, level{names: map[string]bool{}, object: true, wantName: true})
+		case json.Delim('['):
+			stack = append(stack, level{})
+		case json.Delim(']'):
+			stack = stack[:len(stack)-1]
+			valueDone()
+		default:
+			valueDone()
+		}
+	}
 }
 
 // decodeText reads a text value: a JSON string or {"$s": base64}.

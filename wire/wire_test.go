@@ -136,6 +136,24 @@ func TestJSONRefusesLossyText(t *testing.T) {
 	}
 }
 
+// TestJSONRefusesAmbiguousNames: a document that names a field or a column
+// twice (also in another case: Go's parser matches fields ignoring case)
+// has no one meaning; the parser would keep the last, or merge both rows,
+// silently. It is refused.
+func TestJSONRefusesAmbiguousNames(t *testing.T) {
+	for name, doc := range map[string]string{
+		"column twice":        `{"source":"s","key":"k","time":"2026-01-01T00:00:00Z","op":"insert","after":{"x":1,"x":2}}`,
+		"key twice":           `{"source":"s","key":"a","key":"b","time":"2026-01-01T00:00:00Z","op":"insert","after":{}}`,
+		"key in another case": `{"source":"s","key":"a","KEY":"b","time":"2026-01-01T00:00:00Z","op":"insert","after":{}}`,
+		"after twice, merged": `{"source":"s","key":"k","time":"2026-01-01T00:00:00Z","op":"insert","after":{"x":1},"After":{"y":2}}`,
+		"tag twice":           `{"source":"s","key":"k","time":"2026-01-01T00:00:00Z","op":"insert","after":{"x":{"$f":1,"$f":2}}}`,
+	} {
+		if e, err := Decode("", []byte(doc)); !errors.Is(err, ErrMalformed) {
+			t.Errorf("%s: got %+v, %v; want ErrMalformed", name, e, err)
+		}
+	}
+}
+
 // TestBinaryRefusesTimesItCannotHold: binary/v1 holds Unix nanoseconds in an
 // int64; a time outside that range is refused, not wrapped into another year.
 func TestBinaryRefusesTimesItCannotHold(t *testing.T) {

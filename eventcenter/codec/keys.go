@@ -1,6 +1,7 @@
 package codec
 
 import (
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -191,12 +192,33 @@ func ParseTimeKey(b []byte) (source, key string, t time.Time, pos eventcenter.Po
 	return source, string(rest[24:]), t, pos, nil
 }
 
-// IndexPrefix appends the index-table prefix of every row of one value.
+// IndexPrefix appends the index-table prefix of every row of one value. A
+// value longer than MaxIndexValueKey bytes is keyed by its first bytes and
+// its SHA-256 digest (see indexValueKey).
 func IndexPrefix(dst []byte, source, index, value string) []byte {
+	value = indexValueKey(value)
 	dst = append(dst, byte(Hash(source, index+"\x00"+value)>>24))
 	dst = appendStr(dst, source)
 	dst = appendStr(dst, index)
 	return appendStr(dst, value)
+}
+
+// MaxIndexValueKey bounds the bytes of an indexed value in an index row key,
+// so that every index row key fits HBase's row key limit (32,767 bytes)
+// whatever the value's size (up to eventcenter.SizeLimits.Value).
+const MaxIndexValueKey = 1024
+
+// indexValueKey returns what an index row key holds of value: value itself
+// up to MaxIndexValueKey bytes, else its first bytes and its SHA-256 digest,
+// MaxIndexValueKey bytes in all. Two values may share it (a 1,024-byte value
+// ending in another's digest): readers of the index check each key's value
+// in its state, as they must anyway.
+func indexValueKey(value string) string {
+	if len(value) <= MaxIndexValueKey {
+		return value
+	}
+	sum := sha256.Sum256([]byte(value))
+	return value[:MaxIndexValueKey-len(sum)] + string(sum[:])
 }
 
 // IndexKey appends the index-table row key of an event whose After row has

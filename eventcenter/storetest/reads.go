@@ -477,3 +477,20 @@ func testLargestRows(t *testing.T, h *harness) {
 	h.wantAsOf(eventcenter.AsOf{Source: srcOrders, Key: "largest", Time: at(1)}, &s[0])
 	h.wantReplay(eventcenter.ReplayQuery{Sources: []string{srcOrders}, From: at(0), To: at(2)}, s[0])
 }
+
+// testLargestIndexedValue: an event whose indexed column holds a value of the
+// largest size (eventcenter.CurrentSizeLimits().Value) is stored and found by
+// Lookup, before and after the index is declared; a backend whose index
+// cannot hold such a value must refuse the event as invalid (a dead letter),
+// never fail in a way a writer retries forever.
+func testLargestIndexedValue(t *testing.T, h *harness) {
+	big := strings.Repeat("u", eventcenter.CurrentSizeLimits().Value)
+	h.declare(eventcenter.Index{Source: srcOrders, Name: "user", Column: "user"})
+	e := ev(srcOrders, "big", at(1), pos(0, 1), eventcenter.OpInsert, row("user", big))
+	s := h.append(e)
+	h.wantLookup(eventcenter.LookupQuery{Source: srcOrders, Index: "user", Value: big, Time: at(2)}, s[0])
+	h.declare(eventcenter.Index{Source: srcOrders, Name: "user2", Column: "user"}) // indexes what is stored
+	h.wantLookup(eventcenter.LookupQuery{Source: srcOrders, Index: "user2", Value: big, Time: at(2)}, s[0])
+	other := big[:len(big)-1] + "v" // the same but for its last byte
+	h.wantLookup(eventcenter.LookupQuery{Source: srcOrders, Index: "user", Value: other, Time: at(2)})
+}

@@ -76,6 +76,7 @@ func RunWith(t *testing.T, newStore Factory, opts Options) {
 		{"RowTypes", testRowTypes},
 		{"KeysAndTimes", testKeysAndTimes},
 		{"LargestRows", testLargestRows},
+		{"LargestIndexedValue", testLargestIndexedValue},
 		{"Index", testIndex},
 		{"IndexDeclaration", testIndexDeclaration},
 		{"Replay", testReplay},
