@@ -120,9 +120,9 @@ func (a *Backfill) BackfillPlan(ctx context.Context, in PlanInput) (Plan, error)
 	if _, err := a.parseSink(in.Options); err != nil {
 		return Plan{}, err
 	}
-	p := Plan{Source: j.Source()}
-	if p.Watermark, err = a.Store.Watermark(ctx, j.Source()); err != nil {
-		return Plan{}, fmt.Errorf("backfill: watermark of %s: %w", j.Source(), err)
+	p := Plan{Source: strings.Join(j.Sources(), ", "), Sources: j.Sources()}
+	if p.Watermark, err = a.watermark(ctx, p.Sources); err != nil {
+		return Plan{}, err
 	}
 	if in.Sample != "" {
 		sp, err := a.planSample(ctx, in.Sample, in.ChunkRows)
@@ -350,7 +350,9 @@ func (a *Backfill) rangeSource(ctx context.Context, j *job.Job, in ChunkInput, c
 		from = cur.Last.Time
 		last = &eventcenter.Event{Source: cur.Last.Source, Key: cur.Last.Key, Time: cur.Last.Time, Pos: eventcenter.Position{Log: cur.Last.Log, Offset: cur.Last.Offset}}
 	}
-	q := eventcenter.ReplayQuery{Sources: []string{j.Source()}, From: from, To: in.To, KnownAt: knownAt(in.Options)}
+	// One replay merges all the trigger sources in event order, as the
+	// live worker meets them (each judged by its own filters in RunAll).
+	q := eventcenter.ReplayQuery{Sources: j.Sources(), From: from, To: in.To, KnownAt: knownAt(in.Options)}
 	next, stop := iter.Pull2(a.Store.Replay(ctx, q))
 	return &replaySource{pull: next, stopf: stop, after: last}, nil
 }

@@ -290,7 +290,9 @@ func WaitTimeout(d time.Duration) Option {
 // trigger event (e.g. the user of a loan application). Default: the
 // trigger's key. The feature store keeps one event per (entity, trigger
 // time, trigger position), so the function should map distinct triggers
-// of one time and position to distinct entities.
+// of one time and position to distinct entities — including triggers of
+// different trigger sources whose positions may coincide (e.g. offsets of
+// two Kafka topics; binlog positions of one server are distinct).
 func Entity(f func(trigger *eventcenter.Event) string) Option {
 	return func(j *Job) error {
 		j.entity = f

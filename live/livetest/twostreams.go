@@ -52,7 +52,10 @@ func TwoStreams(opts ...job.Option) *job.Job {
 
 // TwoStreamsEvents returns n orders ("o<i>", 10ms apart from t0) and their
 // repayments: each a millisecond after its order, every fifth at the
-// order's very time (one transaction).
+// order's very time (one transaction). Their positions are those of one
+// binlog, distinct across the two tables: a feature store keeps one record
+// per (entity, time, trigger position), so two triggers of one order at
+// one time must differ in position (see job.Entity).
 func TwoStreamsEvents(t0 time.Time, n int) (orders, repayments []eventcenter.Event) {
 	for i := range n {
 		at := t0.Add(time.Duration(i) * 10 * time.Millisecond)
@@ -62,9 +65,9 @@ func TwoStreamsEvents(t0 time.Time, n int) (orders, repayments []eventcenter.Eve
 		}
 		key := fmt.Sprint("o", i)
 		orders = append(orders, eventcenter.Event{Source: Orders, Key: key, Time: at, Op: eventcenter.OpInsert,
-			Pos: eventcenter.Position{Offset: uint64(i)}, After: eventcenter.Row{"principal": int64(1000 + i)}})
+			Pos: eventcenter.Position{Log: 1, Offset: uint64(2 * i)}, After: eventcenter.Row{"principal": int64(1000 + i)}})
 		repayments = append(repayments, eventcenter.Event{Source: Repayments, Key: key, Time: paid, Op: eventcenter.OpInsert,
-			Pos: eventcenter.Position{Offset: uint64(i)}, After: eventcenter.Row{"amount": int64(i)}})
+			Pos: eventcenter.Position{Log: 1, Offset: uint64(2*i + 1)}, After: eventcenter.Row{"amount": int64(i)}})
 	}
 	return orders, repayments
 }
