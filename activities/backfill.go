@@ -16,6 +16,7 @@ import (
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/tidemark-dev/tidemark/catalog"
 	"github.com/tidemark-dev/tidemark/eventcenter"
 	"github.com/tidemark-dev/tidemark/job"
 	"github.com/tidemark-dev/tidemark/params"
@@ -106,11 +107,42 @@ func (a *Backfill) job(name string) (*job.Job, error) {
 	return j, nil
 }
 
-// BackfillPlan checks a backfill before it starts (the job exists, the
-// options and sink are valid) and, for a sample table, reads it once to
-// count its rows and find where each chunk starts.
+// catalogJob returns the job named name if the catalog knows it and this
+// worker runs it. A job the catalog does not know is refused with the list
+// of those it knows, unless this worker runs it: workers publish their
+// jobs at start, and one built without that step (an embedder of
+// workers.Register) publishes the job here, so that no backfill runs a job
+// missing from the catalog.
+func (a *Backfill) catalogJob(ctx context.Context, name string) (*job.Job, error) {
+	_, err := catalog.Get(ctx, a.Store, name)
+	switch {
+	case errors.Is(err, catalog.ErrNotFound):
+		j, ok := a.Jobs[name]
+		if !ok {
+			known, err := catalog.Names(ctx, a.Store)
+			if err != nil {
+				return nil, err
+			}
+			if len(known) == 0 {
+				return nil, permanent(ErrTypeUnknownJob, "backfill: the catalog does not know job %q: it is empty (workers publish their jobs when they start)", name)
+			}
+			return nil, permanent(ErrTypeUnknownJob, "backfill: the catalog does not know job %q (it knows %s)", name, strings.Join(known, ", "))
+		}
+		if _, err := catalog.Publish(ctx, a.Store, j); err != nil {
+			return nil, err
+		}
+	case err != nil:
+		return nil, err
+	}
+	return a.job(name)
+}
+
+// BackfillPlan checks a backfill before it starts (the catalog knows the
+// job and this worker runs it, the options and sink are valid) and, for a
+// sample table, reads it once to count its rows and find where each chunk
+// starts.
 func (a *Backfill) BackfillPlan(ctx context.Context, in PlanInput) (Plan, error) {
-	j, err := a.job(in.Job)
+	j, err := a.catalogJob(ctx, in.Job)
 	if err != nil {
 		return Plan{}, err
 	}

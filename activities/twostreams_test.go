@@ -71,3 +71,23 @@ func TestTwoStreamsBackfillEqualsLive(t *testing.T) {
 		t.Fatalf("plan %+v: want sources %v, watermark %v (the orders')", plan, want, end)
 	}
 }
+
+// A backfill of a job the catalog does not know is refused with the jobs it
+// knows; the worker's own jobs are in the catalog once it planned.
+func TestPlanRefusesJobUnknownToCatalog(t *testing.T) {
+	_, a, _ := fixture(t, 10)
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestActivityEnvironment()
+	env.RegisterActivity(a)
+	_, err := env.ExecuteActivity(a.BackfillPlan, activities.PlanInput{Job: "nope"})
+	if err == nil || !strings.Contains(err.Error(), `the catalog does not know job "nope": it is empty`) {
+		t.Fatalf("plan of an unknown job in an empty catalog: %v", err)
+	}
+	if _, err := env.ExecuteActivity(a.BackfillPlan, activities.PlanInput{Job: backfilltest.JobName}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = env.ExecuteActivity(a.BackfillPlan, activities.PlanInput{Job: "nope"})
+	if err == nil || !strings.Contains(err.Error(), `the catalog does not know job "nope" (it knows `+backfilltest.JobName+`)`) {
+		t.Fatalf("plan of an unknown job: %v", err)
+	}
+}
