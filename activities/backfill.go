@@ -16,6 +16,7 @@ import (
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/tidemark-dev/tidemark/catalog"
 	"github.com/tidemark-dev/tidemark/eventcenter"
 	"github.com/tidemark-dev/tidemark/job"
 	"github.com/tidemark-dev/tidemark/params"
@@ -106,11 +107,42 @@ func (a *Backfill) job(name string) (*job.Job, error) {
 	return j, nil
 }
 
-// BackfillPlan checks a backfill before it starts (the job exists, the
-// options and sink are valid) and, for a sample table, reads it once to
-// count its rows and find where each chunk starts.
+// catalogJob returns the job named name if the catalog knows it and this
+// worker runs it. A job the catalog does not know is refused with the list
+// of those it knows, unless this worker runs it: workers publish their
+// jobs at start, and one built without that step (an embedder of
+// workers.Register) publishes the job here, so that no backfill runs a job
+// missing from the catalog.
+func (a *Backfill) catalogJob(ctx context.Context, name string) (*job.Job, error) {
+	_, err := catalog.Get(ctx, a.Store, name)
+	switch {
+	case errors.Is(err, catalog.ErrNotFound):
+		j, ok := a.Jobs[name]
+		if !ok {
+			known, err := catalog.Names(ctx, a.Store)
+			if err != nil {
+				return nil, err
+			}
+			if len(known) == 0 {
+				return nil, permanent(ErrTypeUnknownJob, "backfill: the catalog does not know job %q: it is empty (workers publish their jobs when they start)", name)
+			}
+			return nil, permanent(ErrTypeUnknownJob, "backfill: the catalog does not know job %q (it knows %s)", name, strings.Join(known, ", "))
+		}
+		if _, err := catalog.Publish(ctx, a.Store, j); err != nil {
+			return nil, err
+		}
+	case err != nil:
+		return nil, err
+	}
+	return a.job(name)
+}
+
+// BackfillPlan checks a backfill before it starts (the catalog knows the
+// job and this worker runs it, the options and sink are valid) and, for a
+// sample table, reads it once to count its rows and find where each chunk
+// starts.
 func (a *Backfill) BackfillPlan(ctx context.Context, in PlanInput) (Plan, error) {
-	j, err := a.job(in.Job)
+	j, err := a.catalogJob(ctx, in.Job)
 	if err != nil {
 		return Plan{}, err
 	}
@@ -120,9 +152,9 @@ func (a *Backfill) BackfillPlan(ctx context.Context, in PlanInput) (Plan, error)
 	if _, err := a.parseSink(in.Options); err != nil {
 		return Plan{}, err
 	}
-	p := Plan{Source: j.Source()}
-	if p.Watermark, err = a.Store.Watermark(ctx, j.Source()); err != nil {
-		return Plan{}, fmt.Errorf("backfill: watermark of %s: %w", j.Source(), err)
+	p := Plan{Source: strings.Join(j.Sources(), ", "), Sources: j.Sources()}
+	if p.Watermark, err = a.watermark(ctx, p.Sources); err != nil {
+		return Plan{}, err
 	}
 	if in.Sample != "" {
 		sp, err := a.planSample(ctx, in.Sample, in.ChunkRows)
@@ -350,7 +382,9 @@ func (a *Backfill) rangeSource(ctx context.Context, j *job.Job, in ChunkInput, c
 		from = cur.Last.Time
 		last = &eventcenter.Event{Source: cur.Last.Source, Key: cur.Last.Key, Time: cur.Last.Time, Pos: eventcenter.Position{Log: cur.Last.Log, Offset: cur.Last.Offset}}
 	}
-	q := eventcenter.ReplayQuery{Sources: []string{j.Source()}, From: from, To: in.To, KnownAt: knownAt(in.Options)}
+	// One replay merges all the trigger sources in event order, as the
+	// live worker meets them (each judged by its own filters in RunAll).
+	q := eventcenter.ReplayQuery{Sources: j.Sources(), From: from, To: in.To, KnownAt: knownAt(in.Options)}
 	next, stop := iter.Pull2(a.Store.Replay(ctx, q))
 	return &replaySource{pull: next, stopf: stop, after: last}, nil
 }

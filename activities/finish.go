@@ -109,27 +109,61 @@ func (a *Backfill) BackfillFinish(ctx context.Context, in FinishInput) (FinishRe
 	return res, nil
 }
 
-// BackfillWaitWatermark waits until the watermark of in.Source reaches
-// in.Until, heartbeating, and returns the watermark then. The workflow
+// BackfillWaitWatermark waits until the watermark of each of in.Sources
+// (in.Source when empty: inputs of older workflows) reaches in.Until,
+// heartbeating, and returns the earliest of the watermarks then. The workflow
 // bounds the wait with the activity's timeout.
 func (a *Backfill) BackfillWaitWatermark(ctx context.Context, in WaitInput) (time.Time, error) {
+	sources := in.Sources
+	if len(sources) == 0 {
+		sources = []string{in.Source}
+	}
+	for _, src := range sources {
+		if err := a.waitWatermark(ctx, src, in.Until); err != nil {
+			return time.Time{}, err
+		}
+	}
+	return a.watermark(ctx, sources)
+}
+
+// waitWatermark waits until source's watermark reaches until,
+// heartbeating the watermark as it moves.
+func (a *Backfill) waitWatermark(ctx context.Context, source string, until time.Time) error {
 	for {
 		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		err := a.Store.WaitWatermark(wctx, in.Source, in.Until)
+		err := a.Store.WaitWatermark(wctx, source, until)
 		cancel()
 		if err == nil {
-			return a.Store.Watermark(ctx, in.Source)
+			return nil
 		}
 		if ctx.Err() != nil {
-			return time.Time{}, ctx.Err()
+			return ctx.Err()
 		}
 		if !errors.Is(err, eventcenter.ErrWatermarkTimeout) {
-			return time.Time{}, fmt.Errorf("backfill: watermark of %s: %w", in.Source, err)
+			return fmt.Errorf("backfill: watermark of %s: %w", source, err)
 		}
-		wm, err := a.Store.Watermark(ctx, in.Source)
+		wm, err := a.Store.Watermark(ctx, source)
 		if err != nil {
-			return time.Time{}, err
+			return err
 		}
 		activity.RecordHeartbeat(ctx, wm)
 	}
+}
+
+// watermark returns the earliest watermark of sources, zero if one has none.
+func (a *Backfill) watermark(ctx context.Context, sources []string) (time.Time, error) {
+	var earliest time.Time
+	for i, src := range sources {
+		wm, err := a.Store.Watermark(ctx, src)
+		if err != nil {
+			return time.Time{}, fmt.Errorf("backfill: watermark of %s: %w", src, err)
+		}
+		if wm.IsZero() {
+			return time.Time{}, nil
+		}
+		if i == 0 || wm.Before(earliest) {
+			earliest = wm
+		}
+	}
+	return earliest, nil
 }

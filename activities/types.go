@@ -76,20 +76,25 @@ type PlanInput struct {
 
 // Plan is BackfillPlan's answer.
 type Plan struct {
-	// Source is the job's trigger source.
+	// Source names the job's trigger sources for messages: the only one,
+	// or all of them joined with ", ".
 	Source string `json:"source"`
+	// Sources are the job's trigger sources.
+	Sources []string `json:"sources,omitempty"`
 	// Sample is the plan of the sample table, nil for a time range.
 	Sample *SamplePlan `json:"sample,omitempty"`
-	// Watermark is the trigger source's watermark when planned: every
-	// event up to it is stored.
+	// Watermark is the earliest of the trigger sources' watermarks when
+	// planned: every trigger event up to it is stored. Zero when a trigger
+	// source has no watermark.
 	Watermark time.Time `json:"watermark,omitzero"`
 }
 
-// WaitInput asks BackfillWaitWatermark to wait until Source's watermark
-// reaches Until.
+// WaitInput asks BackfillWaitWatermark to wait until the watermark of each
+// of Sources (or of Source, when Sources is empty) reaches Until.
 type WaitInput struct {
-	Source string    `json:"source"`
-	Until  time.Time `json:"until"`
+	Source  string    `json:"source"`
+	Sources []string  `json:"sources,omitempty"`
+	Until   time.Time `json:"until"`
 }
 
 // FinishInput asks BackfillFinish to end a backfill's file sink.

@@ -141,7 +141,7 @@ overridden by TIDEMARK_* environment variables, overridden by flags
 	root.PersistentFlags().StringVar(&a.configFile, "config", a.envOr("TIDEMARK_CONFIG", ""), "YAML configuration file ($TIDEMARK_CONFIG)")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return err })
 	root.AddCommand(
-		a.devCmd(), a.liveCmd(), a.workerCmd(false), a.backfillCmd(), a.ingestCmd(), a.cdcCmd(), a.forwardCmd(), a.hbaseCmd(), a.configCmd(),
+		a.devCmd(), a.liveCmd(), a.workerCmd(false), a.backfillCmd(), a.ingestCmd(), a.cdcCmd(), a.forwardCmd(), a.hbaseCmd(), a.configCmd(), a.jobsCmd(),
 	)
 	a.exampleJob = "credit-features"
 	if names := a.jobNames(); len(names) > 0 && !slices.Contains(names, a.exampleJob) {

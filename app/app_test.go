@@ -43,6 +43,7 @@ func TestExitCodesAndMessages(t *testing.T) {
 		{"command help", []string{"backfill", "start", "-h"}, ExitOK, "--from time", ""},
 		{"deprecated command's help", []string{"backfill", "worker", "--help"}, ExitOK, "--task-queue", ""},
 		{"completion", []string{"completion", "bash"}, ExitOK, "bash completion", ""},
+		{"jobs group", []string{"jobs"}, ExitOK, "show", ""},
 		{"job names complete", []string{"__complete", "live", "--job", ""}, ExitOK, credit.Name, "Completion ended with directive"},
 
 		{"unknown command", []string{"nope"}, ExitUsage, "", `unknown command "nope" for "tidemark"`},
@@ -55,6 +56,7 @@ func TestExitCodesAndMessages(t *testing.T) {
 		{"no range", []string{"backfill", "start", "--job", credit.Name}, ExitUsage, "", "give a range (from, to) or a sample table"},
 		{"empty range", []string{"backfill", "start", "--from", "2026-11-26", "--to", "2026-11-25"}, ExitUsage, "", "is empty"},
 		{"required flag", []string{"backfill", "status"}, ExitUsage, "", `required flag(s) "id" not set`},
+		{"jobs show without a job", []string{"jobs", "show"}, ExitUsage, "", "accepts 1 arg(s), received 0"},
 		{"unknown job", []string{"live", "--job", "nope"}, ExitUsage, "", `unknown job "nope" (this binary runs: credit-features)`},
 		{"bad log level", []string{"live", "--log-level", "loud"}, ExitUsage, "", `--log-level "loud"`},
 		{"bad store URL", []string{"live", "--store", "ftp://x"}, ExitUsage, "", `unknown kind "ftp"`},

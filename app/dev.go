@@ -66,6 +66,9 @@ scenario running the example job live. It prints where everything is.`,
 			if err := a.declareIndexes(ctx, store); err != nil {
 				return nil, err
 			}
+			if err := a.publishJobs(ctx, store, log); err != nil {
+				return nil, err
+			}
 			return a.buildJobs(job.Outputs(outputs.FeatureStore(store, "")))
 		}
 		fmt.Fprintf(a.stderr, "starting the dev stack in %s …\n", cfg.DataDir)

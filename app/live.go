@@ -117,6 +117,9 @@ processes with an HBase store (--store hbase://…).`,
 		if err := a.declareIndexes(ctx, store); err != nil {
 			return err
 		}
+		if err := a.publishJobs(ctx, store, log); err != nil {
+			return err
+		}
 		lc := live.Config{
 			Brokers: cfg.Kafka.Brokers, Topic: topic, Group: group, Store: store,
 			Params: params.NewEventCenter(store, nil), MaxBatch: batch, Logger: log,

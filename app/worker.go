@@ -81,6 +81,9 @@ one task queue, all on one HBase event center, to scale out.`,
 		if err := a.declareIndexes(ctx, store); err != nil {
 			return err
 		}
+		if err := a.publishJobs(ctx, store, log); err != nil {
+			return err
+		}
 		deps := workers.Deps{Store: store, Jobs: js, Params: params.NewEventCenter(store, nil), Workers: par}
 		if deps.S3, err = cfg.S3.S3Client(ctx); err != nil {
 			return err

@@ -72,6 +72,11 @@ func TestWorkerAndBackfill(t *testing.T) {
 	if code != ExitOK {
 		t.Errorf("worker: exit %d\n%s", code, werr.String())
 	}
+	// The worker published its job to the catalog at start.
+	c, out, errOut = run(t, "jobs", "list", "--store", "pebble://"+filepath.Join(dir, "store"))
+	if c != ExitOK || !strings.Contains(out, credit.Name) {
+		t.Errorf("jobs list after the worker: exit %d\nstdout:\n%s\nstderr:\n%s", c, out, errOut)
+	}
 }
 
 // TestTemporalMetricsLabels: the first use of a name fixes its labels; a

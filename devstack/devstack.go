@@ -32,6 +32,8 @@ import (
 	sdklog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/worker"
 
+	"github.com/tidemark-dev/tidemark/catalog"
+	"github.com/tidemark-dev/tidemark/catalog/cataloghttp"
 	"github.com/tidemark-dev/tidemark/eventcenter"
 	"github.com/tidemark-dev/tidemark/eventcenter/embedded"
 	"github.com/tidemark-dev/tidemark/examples/credit"
@@ -73,7 +75,9 @@ type Config struct {
 	// Jobs, if set, returns the jobs the workers can backfill besides the
 	// credit example, given the stack's event center (for their outputs
 	// and indexes); a job named like the credit example is left out (the
-	// stack's own runs). Default none.
+	// stack's own runs). It may publish their definitions to the catalog
+	// (tidemark dev does); a backfill plan publishes a job of the workers
+	// that the catalog lacks. Default none.
 	Jobs func(ctx context.Context, store eventcenter.Store) ([]*job.Job, error)
 	// Metrics, if set, receives the metrics of the ingest and the
 	// forwarder; TemporalMetrics, those of the Temporal SDK (the stack's
@@ -246,6 +250,16 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 		}
 	}
 	s.jobs = jobs
+	// The catalog holds the credit job's own definition (without the
+	// stack's outputs), as `tidemark worker` publishes it; Config.Jobs
+	// publishes the others.
+	base, err := credit.New()
+	if err != nil {
+		return nil, err
+	}
+	if _, err := catalog.Publish(ctx, s.store, base); err != nil {
+		return nil, err
+	}
 	s.worker = workers.New(s.client, cfg.TaskQueue, workers.Deps{Store: s.store, Jobs: jobs, Params: registry}, worker.Options{})
 	if err := s.worker.Start(); err != nil {
 		return nil, err
@@ -417,7 +431,8 @@ func orOff(s string) string {
 	return s
 }
 
-// handler is the HTTP API: health, status, features, and the forwarder.
+// handler is the HTTP API: health, status, features, the catalog's jobs
+// (package cataloghttp), and the forwarder.
 func (s *Stack) handler(forwarder http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
@@ -428,6 +443,7 @@ func (s *Stack) handler(forwarder http.Handler) http.Handler {
 		})
 	})
 	mux.HandleFunc("GET /v1/features/{job}/{entity}", s.features)
+	cataloghttp.Mount(mux, s.store)
 	mux.Handle("POST /v1/messages/{source}", forwarder)
 	return mux
 }

@@ -101,6 +101,22 @@ func TestDev(t *testing.T) {
 		t.Errorf("POST /v1/messages/%s: %s %+v", devstack.DemoHTTPSource, resp.Status, acc)
 	}
 
+	// The catalog lists the jobs the stack published at start.
+	resp, err = http.Get("http://" + apiAddr + "/v1/jobs/" + credit.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var entry struct {
+		Name     string
+		Revision int
+		Triggers []struct{ Source string }
+	}
+	json.NewDecoder(resp.Body).Decode(&entry)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || entry.Name != credit.Name || entry.Revision != 1 || len(entry.Triggers) != 1 {
+		t.Errorf("GET /v1/jobs/%s: %s %+v", credit.Name, resp.Status, entry)
+	}
+
 	// The demo's day, up to a little before now: a backfill refuses a range
 	// reaching into the future (its events are not all stored yet).
 	day := time.Now().UTC().Add(-25 * time.Hour).Truncate(time.Hour)

@@ -4,12 +4,15 @@
 //
 // # Defining a job
 //
-// A job is a trigger (a source, optionally filtered), the main logic, one
-// or more outputs, declared parameters and a consistency level:
+// A job is one or more triggers (each a source, optionally filtered), the
+// main logic, one or more outputs, declared parameters and a consistency
+// level:
 //
 //	j, err := job.New("credit-features", logic,
 //		job.Trigger("mysql.loan.applications", job.Ops(eventcenter.OpInsert)),
 //		job.Version("1.0.0"),
+//		job.Owner("risk-team"),
+//		job.Reads("mysql.loan.orders"),
 //		job.Param(params.Decl{Name: "max_open_orders", Type: params.Int, Default: 3, Min: 0, Max: 20,
 //			Description: "most loans an applicant may have open"}),
 //		job.Consistency(job.FetchStrong),
@@ -72,6 +75,14 @@
 //	}, job.Trigger("mysql.loan.repayments"), job.Consistency(job.FetchStrong))
 //
 // (see ExampleConsistency). Each level's exact guarantee is on its constant.
+//
+// A job can also trigger on both streams, one job.Trigger per source (each
+// with its own filters): then whichever of the two related events comes
+// second in event time runs with the other one visible, and under
+// FetchStrong that run is sure to see it. Every mode honours all of a job's
+// trigger sources: the live worker consumes all their topics in one
+// consumer group, a backfill replays them merged in event order, and a call
+// runs on an event of any of them.
 //
 // # Errors
 //

@@ -121,3 +121,51 @@ func ExampleConsistency() {
 	// eventual: failed, the order is not found
 	// fetch-strong: ok, map[paid:100 principal:1000]
 }
+
+// ExampleTrigger gives a job two trigger sources, each with its own filter:
+// a new order or a repayment of it runs the job, whichever comes, and the
+// run on the later one (here the repayment) sees the other.
+func ExampleTrigger() {
+	ctx := context.Background()
+	store, err := embedded.Open(embedded.Config{InMemory: true})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer store.Close()
+	at := time.Date(2026, 11, 26, 8, 0, 0, 0, time.UTC)
+	order := eventcenter.Event{Source: "mysql.loan.orders", Key: "o-1", Time: at, Op: eventcenter.OpInsert,
+		After: eventcenter.Row{"principal": int64(1000)}}
+	repayment := eventcenter.Event{Source: "mysql.loan.repayments", Key: "o-1", Time: at.Add(time.Minute), Op: eventcenter.OpInsert,
+		After: eventcenter.Row{"amount": int64(100)}}
+	if err := store.Append(ctx, []eventcenter.Event{order, repayment}); err != nil {
+		log.Fatal(err)
+	}
+
+	j := job.MustNew("order-repayment", func(c *job.Context) (eventcenter.Row, error) {
+		other := "mysql.loan.repayments"
+		if c.Trigger().Source == other {
+			other = "mysql.loan.orders"
+		}
+		if _, err := c.Get(other, c.Trigger().Key); errors.Is(err, job.ErrNotFound) {
+			return nil, nil // the other is not there (yet): no output
+		} else if err != nil {
+			return nil, err
+		}
+		return eventcenter.Row{"joined": true}, nil
+	},
+		job.Trigger("mysql.loan.orders", job.Ops(eventcenter.OpInsert)),
+		job.Trigger("mysql.loan.repayments", job.Where("amount > 0", func(e *eventcenter.Event) bool { return e.After["amount"].(int64) > 0 })),
+	)
+	fmt.Println(j.Sources())
+	for _, e := range []eventcenter.Event{order, repayment} {
+		res, err := job.Evaluate(ctx, j, e, &job.Env{Store: store})
+		if err != nil {
+			log.Fatal(err)
+		}
+		fmt.Println(e.Source, res.Outcome)
+	}
+	// Output:
+	// [mysql.loan.orders mysql.loan.repayments]
+	// mysql.loan.orders skipped
+	// mysql.loan.repayments ok
+}

@@ -3,6 +3,8 @@ package job
 import (
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/tidemark-dev/tidemark/eventcenter"
@@ -18,8 +20,31 @@ import (
 // keep state between runs (runs of one job may be concurrent).
 type Logic func(c *Context) (eventcenter.Row, error)
 
-// Filter selects the trigger events a job runs on.
-type Filter func(e *eventcenter.Event) bool
+// Filter selects the trigger events a job runs on. Make one with Ops or
+// Where; its description is published in the job's catalog entry.
+type Filter struct {
+	desc   string
+	accept func(e *eventcenter.Event) bool
+}
+
+// Where is a Filter accepting the events for which accept returns true;
+// desc says which, for people and tooling (e.g. "amount > 1000").
+func Where(desc string, accept func(e *eventcenter.Event) bool) Filter {
+	return Filter{desc: desc, accept: accept}
+}
+
+// String returns the filter's description.
+func (f Filter) String() string { return f.desc }
+
+// Accept reports whether the filter accepts e.
+func (f Filter) Accept(e *eventcenter.Event) bool { return f.accept(e) }
+
+// TriggerSpec is one trigger source of a job and its filters: an event of
+// Source triggers the job when every filter accepts it.
+type TriggerSpec struct {
+	Source  string
+	Filters []Filter
+}
 
 // Level is a consistency level: what a run waits for before it trusts the
 // event center to hold what it fetches. See the package documentation.
@@ -83,13 +108,15 @@ func ParseLevel(s string) (Level, error) {
 	return 0, fmt.Errorf("job: unknown consistency level %q", s)
 }
 
-// Job is a defined job: a trigger, the main logic, outputs, parameters and
-// a consistency level. A Job is immutable and safe for concurrent use.
+// Job is a defined job: its trigger sources, the main logic, outputs,
+// parameters and a consistency level. A Job is immutable and safe for
+// concurrent use.
 type Job struct {
 	name        string
 	version     string
-	source      string
-	filters     []Filter
+	owner       string
+	triggers    []TriggerSpec
+	reads       []string
 	logic       Logic
 	outputs     []Output
 	decls       []params.Decl
@@ -119,7 +146,7 @@ func New(name string, logic Logic, opts ...Option) (*Job, error) {
 	if logic == nil {
 		return nil, fmt.Errorf("job %q: no logic", name)
 	}
-	if j.source == "" {
+	if len(j.triggers) == 0 {
 		return nil, fmt.Errorf("job %q: no trigger (use job.Trigger)", name)
 	}
 	if err := params.ValidateDecls(j.decls); err != nil {
@@ -137,27 +164,66 @@ func MustNew(name string, logic Logic, opts ...Option) *Job {
 	return j
 }
 
-// Trigger makes events of source trigger the job, those for which every
-// filter returns true. Required.
+// Trigger makes events of source trigger the job, those that every filter
+// accepts. Required; give it once per trigger source: a job triggered by
+// several sources runs on an event of any of them, each judged by its own
+// source's filters (in every mode: live, backfill, call). A source given
+// twice is an error.
 func Trigger(source string, filters ...Filter) Option {
 	return func(j *Job) error {
 		if err := eventcenter.ValidateSource(source); err != nil {
 			return fmt.Errorf("trigger source: %v", err)
 		}
-		j.source, j.filters = source, append(j.filters, filters...)
+		for _, t := range j.triggers {
+			if t.Source == source {
+				return fmt.Errorf("trigger source %q given twice (give all its filters in one job.Trigger)", source)
+			}
+		}
+		for _, f := range filters {
+			if f.accept == nil {
+				return fmt.Errorf("trigger source %q: empty filter (use job.Ops or job.Where)", source)
+			}
+		}
+		j.triggers = append(j.triggers, TriggerSpec{Source: source, Filters: slices.Clone(filters)})
 		return nil
 	}
 }
 
 // Ops is a Filter accepting events with one of the operations.
 func Ops(ops ...eventcenter.Op) Filter {
-	return func(e *eventcenter.Event) bool {
-		for _, o := range ops {
-			if e.Op == o {
-				return true
+	names := make([]string, len(ops))
+	for i, o := range ops {
+		names[i] = o.String()
+	}
+	return Filter{desc: "op in (" + strings.Join(names, ", ") + ")", accept: func(e *eventcenter.Event) bool {
+		return slices.Contains(ops, e.Op)
+	}}
+}
+
+// Owner names who answers for the job (a team or a person), published in
+// its catalog entry. Default "".
+func Owner(owner string) Option {
+	return func(j *Job) error {
+		j.owner = owner
+		return nil
+	}
+}
+
+// Reads declares the sources the job's logic fetches from, published in its
+// catalog entry so that tooling knows what the job depends on. It is a
+// declaration, not a limit: fetches are not checked against it. Default
+// none. May be given several times; repeats are dropped.
+func Reads(sources ...string) Option {
+	return func(j *Job) error {
+		for _, s := range sources {
+			if err := eventcenter.ValidateSource(s); err != nil {
+				return fmt.Errorf("read source: %v", err)
+			}
+			if !slices.Contains(j.reads, s) {
+				j.reads = append(j.reads, s)
 			}
 		}
-		return false
+		return nil
 	}
 }
 
@@ -224,7 +290,9 @@ func WaitTimeout(d time.Duration) Option {
 // trigger event (e.g. the user of a loan application). Default: the
 // trigger's key. The feature store keeps one event per (entity, trigger
 // time, trigger position), so the function should map distinct triggers
-// of one time and position to distinct entities.
+// of one time and position to distinct entities — including triggers of
+// different trigger sources whose positions may coincide (e.g. offsets of
+// two Kafka topics; binlog positions of one server are distinct).
 func Entity(f func(trigger *eventcenter.Event) string) Option {
 	return func(j *Job) error {
 		j.entity = f
@@ -238,8 +306,37 @@ func (j *Job) Name() string { return j.name }
 // Version returns the job's version.
 func (j *Job) Version() string { return j.version }
 
-// Source returns the trigger source.
-func (j *Job) Source() string { return j.source }
+// Source returns the first trigger source (the only one of a job with one
+// Trigger). See Triggers and Sources for all of them.
+func (j *Job) Source() string { return j.triggers[0].Source }
+
+// Sources returns the trigger sources, in the order given.
+func (j *Job) Sources() []string {
+	s := make([]string, len(j.triggers))
+	for i, t := range j.triggers {
+		s[i] = t.Source
+	}
+	return s
+}
+
+// Triggers returns the trigger sources with their filters, in the order
+// given.
+func (j *Job) Triggers() []TriggerSpec {
+	ts := make([]TriggerSpec, len(j.triggers))
+	for i, t := range j.triggers {
+		ts[i] = TriggerSpec{Source: t.Source, Filters: slices.Clone(t.Filters)}
+	}
+	return ts
+}
+
+// Owner returns the job's owner.
+func (j *Job) Owner() string { return j.owner }
+
+// Reads returns the sources the job declares it fetches from (job.Reads).
+func (j *Job) Reads() []string { return slices.Clone(j.reads) }
+
+// WaitTimeout returns the bound of each watermark wait.
+func (j *Job) WaitTimeout() time.Duration { return j.waitTimeout }
 
 // Level returns the job's consistency level.
 func (j *Job) Level() Level { return j.level }
@@ -250,18 +347,30 @@ func (j *Job) Params() []params.Decl { return append([]params.Decl(nil), j.decls
 // Outputs returns the job's outputs.
 func (j *Job) Outputs() []Output { return append([]Output(nil), j.outputs...) }
 
-// Accepts reports whether e triggers the job: it is of the trigger source
-// and passes every filter.
+// Accepts reports whether e triggers the job: it is of a trigger source and
+// every filter of that source accepts it.
 func (j *Job) Accepts(e *eventcenter.Event) bool {
-	if e.Source != j.source {
-		return false
-	}
-	for _, f := range j.filters {
-		if !f(e) {
-			return false
+	for _, t := range j.triggers {
+		if t.Source == e.Source {
+			for _, f := range t.Filters {
+				if !f.accept(e) {
+					return false
+				}
+			}
+			return true
 		}
 	}
-	return true
+	return false
+}
+
+// Triggered reports whether source is one of the job's trigger sources.
+func (j *Job) Triggered(source string) bool {
+	for _, t := range j.triggers {
+		if t.Source == source {
+			return true
+		}
+	}
+	return false
 }
 
 func (j *Job) entityOf(e *eventcenter.Event) string {

@@ -163,7 +163,10 @@ func TestOutcomes(t *testing.T) {
 		"ok":        {func(*job.Context) (eventcenter.Row, error) { return eventcenter.Row{"x": 1.5}, nil }, nil, job.OK, nil},
 		"no entity": {func(*job.Context) (eventcenter.Row, error) { return eventcenter.Row{"x": 1}, nil }, []job.Option{job.Entity(func(*eventcenter.Event) string { return "" })}, job.Failed, job.ErrLogic},
 	} {
-		opts := append([]job.Option{job.Trigger("test.apps")}, tc.opts...)
+		opts := tc.opts
+		if name != "filtered" { // the filtered case has its own trigger
+			opts = append([]job.Option{job.Trigger("test.apps")}, opts...)
+		}
 		j := job.MustNew("outcomes", tc.logic, opts...)
 		res, err := job.Run(ctx, j, trigger("a", t0, 1), env)
 		if res.Outcome != tc.want || !errors.Is(err, tc.err) || (tc.err == nil) != (err == nil) {
@@ -273,5 +276,51 @@ func TestLedgerOnRetentionStore(t *testing.T) {
 	}
 	if len(out.recs) != 2 || out.recs[0].Entity != "new" || out.recs[1].Entity != "old" {
 		t.Fatalf("delivered %+v, want new and old once each", out.recs)
+	}
+}
+
+// TestSeveralTriggers: a job given several job.Trigger options runs on an
+// event of any of them, each judged by its own source's filters (before
+// the fix the last source won and the filters were ANDed: it ran on
+// nothing), in Accepts and in a call's Run; a source given twice is refused.
+func TestSeveralTriggers(t *testing.T) {
+	logic := func(c *job.Context) (eventcenter.Row, error) { return eventcenter.Row{"src": c.Trigger().Source}, nil }
+	j, err := job.New("two-streams", logic,
+		job.Trigger("test.orders", job.Ops(eventcenter.OpInsert)),
+		job.Trigger("test.repayments", job.Ops(eventcenter.OpUpdate)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	env := &job.Env{Mode: job.Call, Store: openStore(t)}
+	for _, tc := range []struct {
+		source string
+		op     eventcenter.Op
+		want   bool
+	}{
+		{"test.orders", eventcenter.OpInsert, true},
+		{"test.orders", eventcenter.OpUpdate, false},
+		{"test.repayments", eventcenter.OpUpdate, true},
+		{"test.repayments", eventcenter.OpInsert, false},
+		{"test.apps", eventcenter.OpInsert, false},
+	} {
+		e := eventcenter.Event{Source: tc.source, Key: "k", Time: at, Op: tc.op, After: eventcenter.Row{}}
+		if got := j.Accepts(&e); got != tc.want {
+			t.Errorf("Accepts(%s %v) = %v, want %v", tc.source, tc.op, got, tc.want)
+		}
+		res, err := job.Run(context.Background(), j, e, env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := map[bool]job.Outcome{true: job.OK, false: job.Skipped}[tc.want]; res.Outcome != want {
+			t.Errorf("Run(%s %v): outcome %v, want %v", tc.source, tc.op, res.Outcome, want)
+		}
+	}
+	if got := fmt.Sprint(j.Sources()); got != "[test.orders test.repayments]" {
+		t.Errorf("Sources() = %s", got)
+	}
+	_, err = job.New("dup", logic, job.Trigger("test.orders"), job.Trigger("test.orders", job.Ops(eventcenter.OpInsert)))
+	if err == nil || !strings.Contains(err.Error(), "given twice") {
+		t.Errorf("duplicate trigger source: err = %v, want \"given twice\"", err)
 	}
 }

@@ -1,6 +1,10 @@
-// Package live runs a job live: a Worker consumes the trigger source's
-// Kafka topic in a consumer group and runs the job on each event, through
-// the same core (job.EvaluateAll, job.WriteOutputs) as backfills and calls.
+// Package live runs a job live: a Worker consumes the Kafka topics of all
+// the job's trigger sources in one consumer group and runs the job on each
+// event, through the same core (job.EvaluateAll, job.WriteOutputs) as
+// backfills and calls. A record becomes an event by the rules of its
+// topic's sources (the registry's, as ingest does); events of sources that
+// do not trigger the job (another source sharing a topic) are left to
+// ingest. A batch may mix trigger sources: it is handled as one.
 //
 // Per polled batch, in order:
 //

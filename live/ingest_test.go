@@ -3,6 +3,7 @@ package live_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -21,7 +22,8 @@ import (
 // same topics: every record is stored once (the worker's trigger append and
 // ingest's append are the same event), and each output names the stored
 // event as its trigger. Two kinds whose identity ingest derives from Kafka:
-// a foreign kafka topic in JSON and an http source in the wire format.
+// a foreign kafka topic in JSON and an http source in the wire format, each
+// alone and both triggering one job.
 func TestWorkerAgreesWithIngest(t *testing.T) {
 	reg, err := source.Parse([]byte(`
 sources:
@@ -35,18 +37,25 @@ sources:
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, tc := range []struct{ src, topic string }{{"kafka.risk.clicks", "risk.clicks"}, {"api.score", source.TopicName("api.score")}} {
-		t.Run(tc.src, func(t *testing.T) {
+	topicOf := map[string]string{"kafka.risk.clicks": "risk.clicks", "api.score": source.TopicName("api.score")}
+	// One job per source, and one triggered by both: each record becomes
+	// an event by its own topic's rules.
+	for _, srcs := range [][]string{{"kafka.risk.clicks"}, {"api.score"}, {"kafka.risk.clicks", "api.score"}} {
+		t.Run(strings.Join(srcs, "+"), func(t *testing.T) {
 			ctx := context.Background()
 			brokers := livetest.Fake(t)
-			for _, topic := range []string{"risk.clicks", source.TopicName("api.score")} {
+			for _, topic := range topicOf {
 				livetest.CreateTopic(t, brokers, topic, 2)
 			}
 			st := openStore(t)
 			out := &collect{}
+			var opts []job.Option
+			for _, src := range srcs {
+				opts = append(opts, job.Trigger(src))
+			}
 			j := job.MustNew("agree", func(c *job.Context) (eventcenter.Row, error) {
 				return eventcenter.Row{"seen": true}, nil
-			}, job.Trigger(tc.src), job.Outputs(out))
+			}, append(opts, job.Outputs(out))...)
 			w, err := live.New(j, live.Config{Brokers: brokers, Sources: reg, Store: st})
 			if err != nil {
 				t.Fatal(err)
@@ -66,28 +75,32 @@ sources:
 				t.Fatal(err)
 			}
 			defer cl.Close()
-			const n = 20
-			for i := range n {
-				key := fmt.Sprint("k", i%5) // several records per key
-				var value []byte
-				if tc.src == "api.score" {
-					e := eventcenter.Event{Source: "api.score", Key: key, Time: t0.Add(time.Duration(i) * time.Millisecond), Op: eventcenter.OpMessage, After: eventcenter.Row{"i": int64(i)}}
-					if value, err = wire.JSON.Append(nil, &e); err != nil {
+			const perSource = 20
+			n := perSource * len(srcs)
+			for _, src := range srcs {
+				for i := range perSource {
+					key := fmt.Sprint("k", i%5) // several records per key
+					var value []byte
+					if src == "api.score" {
+						e := eventcenter.Event{Source: "api.score", Key: key, Time: t0.Add(time.Duration(i) * time.Millisecond), Op: eventcenter.OpMessage, After: eventcenter.Row{"i": int64(i)}}
+						if value, err = wire.JSON.Append(nil, &e); err != nil {
+							t.Fatal(err)
+						}
+					} else {
+						value = fmt.Appendf(nil, `{"i": %d}`, i)
+					}
+					r := &kgo.Record{Topic: topicOf[src], Key: []byte(key), Value: value, Timestamp: t0.Add(time.Duration(i) * time.Millisecond)}
+					if err := cl.ProduceSync(ctx, r).FirstErr(); err != nil {
 						t.Fatal(err)
 					}
-				} else {
-					value = fmt.Appendf(nil, `{"i": %d}`, i)
-				}
-				r := &kgo.Record{Topic: tc.topic, Key: []byte(key), Value: value, Timestamp: t0.Add(time.Duration(i) * time.Millisecond)}
-				if err := cl.ProduceSync(ctx, r).FirstErr(); err != nil {
-					t.Fatal(err)
 				}
 			}
 			waitFor(t, "all runs", func() bool { return len(out.all()) == n })
+			q := eventcenter.ReplayQuery{Sources: srcs, From: t0.Add(-time.Hour), To: t0.Add(time.Hour)}
 			stored := map[idKey]bool{}
 			waitFor(t, "ingest", func() bool {
 				clear(stored)
-				for e, err := range st.Replay(ctx, eventcenter.ReplayQuery{Sources: []string{tc.src}, From: t0.Add(-time.Hour), To: t0.Add(time.Hour)}) {
+				for e, err := range st.Replay(ctx, q) {
 					if err != nil {
 						t.Fatal(err)
 					}
@@ -97,7 +110,7 @@ sources:
 			})
 			time.Sleep(200 * time.Millisecond) // let ingest finish anything in flight
 			total := 0
-			for _, err := range st.Replay(ctx, eventcenter.ReplayQuery{Sources: []string{tc.src}, From: t0.Add(-time.Hour), To: t0.Add(time.Hour)}) {
+			for _, err := range st.Replay(ctx, q) {
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -24,14 +24,19 @@ import (
 type Config struct {
 	// Brokers are the Kafka seed brokers. Required.
 	Brokers []string
-	// Sources is the source registry. If set, the trigger source's topic
+	// Sources is the source registry. If set, each trigger source's topic
 	// and kind come from it, and records become events exactly as ingest
 	// makes them (positions of http and kafka sources, kafka sources in json
 	// or raw format). Default nil: wire records stored as they decode, the
 	// right thing for mysql and rabbitmq sources.
 	Sources *source.Config
-	// Topic carries the trigger source's events. Default: the registry's
-	// topic of the source, else source.TopicName(trigger source).
+	// Topics maps a trigger source to the topic carrying its events.
+	// Default for a source missing from it: the registry's topic of the
+	// source, else source.TopicName(source). Trigger sources may share a
+	// topic.
+	Topics map[string]string
+	// Topic is the topic of a job with a single trigger source (Topics
+	// says the same for any job); a job with several refuses it.
 	Topic string
 	// Group is the consumer group. Default "tidemark.job.<job name>".
 	Group string
@@ -85,14 +90,23 @@ func DeadLetterTopic(prefix, job string) string {
 }
 
 func (c *Config) setDefaults(j *job.Job) {
-	if c.Topic == "" {
-		c.Topic = source.TopicName(j.Source())
-		if c.Sources != nil {
-			if s, err := c.Sources.Lookup(j.Source()); err == nil && s.Topic != "" {
-				c.Topic = s.Topic
+	topics := make(map[string]string, len(j.Sources()))
+	for _, src := range j.Sources() {
+		switch t := c.Topics[src]; {
+		case t != "":
+			topics[src] = t
+		case c.Topic != "" && len(j.Sources()) == 1:
+			topics[src] = c.Topic
+		default:
+			topics[src] = source.TopicName(src)
+			if c.Sources != nil {
+				if s, err := c.Sources.Lookup(src); err == nil && s.Topic != "" {
+					topics[src] = s.Topic
+				}
 			}
 		}
 	}
+	c.Topics = topics
 	if c.Group == "" {
 		c.Group = "tidemark.job." + j.Name()
 	}
@@ -121,6 +135,9 @@ func (c *Config) setDefaults(j *job.Job) {
 
 // Validate reports a Config that cannot run.
 func (c *Config) Validate() error {
+	if c.Topic != "" && len(c.Topics) > 1 {
+		return errors.New("live: Config.Topic names the topic of a job with one trigger source: use Config.Topics")
+	}
 	if len(c.Brokers) == 0 {
 		return errors.New("live: Config.Brokers is required")
 	}
@@ -133,15 +150,34 @@ func (c *Config) Validate() error {
 	return nil
 }
 
-func (c *Config) converter(j *job.Job) (converter, error) {
-	if c.Sources == nil {
-		return converter{}, nil
+// converters returns the converter of each trigger topic (after setDefaults).
+func (c *Config) converters(j *job.Job) (map[string]converter, error) {
+	convs := make(map[string]converter, len(c.Topics))
+	for _, src := range j.Sources() {
+		topic := c.Topics[src]
+		if c.Sources == nil {
+			convs[topic] = converter{}
+			continue
+		}
+		s, err := c.Sources.Lookup(src)
+		if err != nil {
+			return nil, fmt.Errorf("live: trigger source: %w", err)
+		}
+		convs[topic] = converter{topic: c.Sources.ByTopic(s.Topic)}
 	}
-	s, err := c.Sources.Lookup(j.Source())
-	if err != nil {
-		return converter{}, fmt.Errorf("live: trigger source: %w", err)
+	return convs, nil
+}
+
+// topicList returns the distinct trigger topics, sorted.
+func (c *Config) topicList() []string {
+	var ts []string
+	for _, t := range c.Topics {
+		if !slices.Contains(ts, t) {
+			ts = append(ts, t)
+		}
 	}
-	return converter{topic: c.Sources.ByTopic(s.Topic)}, nil
+	slices.Sort(ts)
+	return ts
 }
 
 // Run is one run of the job by the worker.
@@ -168,11 +204,11 @@ type Stats struct {
 
 // Worker runs one job live.
 type Worker struct {
-	job  *job.Job
-	cfg  Config
-	env  *job.Env
-	log  *slog.Logger
-	conv converter
+	job   *job.Job
+	cfg   Config
+	env   *job.Env
+	log   *slog.Logger
+	convs map[string]converter // by trigger topic
 
 	mu    sync.Mutex
 	stats Stats
@@ -185,7 +221,7 @@ func New(j *job.Job, cfg Config) (*Worker, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	conv, err := cfg.converter(j)
+	convs, err := cfg.converters(j)
 	if err != nil {
 		return nil, err
 	}
@@ -200,7 +236,7 @@ func New(j *job.Job, cfg Config) (*Worker, error) {
 	if cfg.Params != nil {
 		env.Params = job.CurrentParams(cfg.Params)
 	}
-	return &Worker{job: j, cfg: cfg, env: env, conv: conv, log: cfg.Logger.With("job", j.Name(), "topic", cfg.Topic)}, nil
+	return &Worker{job: j, cfg: cfg, env: env, convs: convs, log: cfg.Logger.With("job", j.Name(), "topics", cfg.topicList())}, nil
 }
 
 // Stats returns the counts so far.
@@ -223,7 +259,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	opts := append([]kgo.Opt{
 		kgo.SeedBrokers(w.cfg.Brokers...),
 		kgo.ConsumerGroup(w.cfg.Group),
-		kgo.ConsumeTopics(w.cfg.Topic),
+		kgo.ConsumeTopics(w.cfg.topicList()...),
 		// Offsets of handled batches are marked and committed in the
 		// background (and on revocation): a commit round trip is not on
 		// the trigger-to-output path. A crash redelivers up to one
@@ -286,13 +322,13 @@ func (w *Worker) handle(ctx context.Context, cl *kgo.Client, recs []*kgo.Record)
 	from := make([]*kgo.Record, 0, len(recs))
 	var malformed int64
 	for _, r := range recs {
-		e, err := w.conv.event(r)
+		e, err := w.convs[r.Topic].event(r)
 		if err != nil {
 			malformed++
 			w.log.Warn("malformed record skipped", "partition", r.Partition, "offset", r.Offset, "err", err)
 			continue
 		}
-		if e.Source != w.job.Source() {
+		if !w.job.Triggered(e.Source) {
 			continue // another source on the topic
 		}
 		events = append(events, e)

@@ -704,7 +704,7 @@ func watermark(ctx workflow.Context, in *BackfillInput, st *BackfillState, warn 
 				HeartbeatTimeout:    time.Minute,
 				RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 1},
 			})
-			err = workflow.ExecuteActivity(wctx, a.BackfillWaitWatermark, activities.WaitInput{Source: plan.Source, Until: last}).Get(ctx, &plan.Watermark)
+			err = workflow.ExecuteActivity(wctx, a.BackfillWaitWatermark, activities.WaitInput{Source: plan.Source, Sources: plan.Sources, Until: last}).Get(ctx, &plan.Watermark)
 		}
 		if err != nil {
 			return temporal.NewNonRetryableApplicationError(fmt.Sprintf("backfill: %s, and it did not get there within %v (watermark: wait): %v",

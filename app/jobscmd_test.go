@@ -1,0 +1,57 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/tidemark-dev/tidemark/app/config"
+	"github.com/tidemark-dev/tidemark/catalog"
+	"github.com/tidemark-dev/tidemark/examples/credit"
+)
+
+// TestJobsCommands: jobs list and jobs show read the catalog; a job it
+// does not know is an error listing the ones it knows.
+func TestJobsCommands(t *testing.T) {
+	ctx := context.Background()
+	store := "pebble://" + filepath.Join(t.TempDir(), "store")
+	u, err := config.ParseStore(store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := config.OpenStore(ctx, u, config.StoreOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	j, err := credit.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = catalog.Publish(ctx, st, j)
+	if cerr := st.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	code, out, errOut := run(t, "jobs", "list", "--store", store)
+	if code != ExitOK || !strings.Contains(out, "NAME") || !strings.Contains(out, credit.Name) || errOut != "" {
+		t.Errorf("jobs list: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+	code, out, errOut = run(t, "jobs", "show", credit.Name, "--store", store)
+	if code != ExitOK || !strings.Contains(out, "Triggers:\n  "+credit.Applications+": op in (insert)") || errOut != "" {
+		t.Errorf("jobs show: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+	code, out, _ = run(t, "jobs", "show", credit.Name, "--json", "--store", store)
+	var e catalog.Entry
+	if err := json.Unmarshal([]byte(out), &e); code != ExitOK || err != nil || e.Name != credit.Name || e.Revision != 1 {
+		t.Errorf("jobs show --json: exit %d, %v: %+v", code, err, e)
+	}
+	code, _, errOut = run(t, "jobs", "show", "nope", "--store", store)
+	if code != ExitError || !strings.Contains(errOut, `"nope"; the catalog knows: `+credit.Name) {
+		t.Errorf("jobs show nope: exit %d\nstderr:\n%s", code, errOut)
+	}
+}
