@@ -27,6 +27,17 @@ import (
 // A feature whose name is one of these is written as "feature_<name>".
 var parquetMeta = []string{"id", "job", "job_version", "param_version", "entity", "time", "trigger_source", "trigger_key", "trigger_log", "trigger_offset"}
 
+// samplePrefix marks the features that carry a sample table's own columns.
+const samplePrefix = "_sample."
+
+// SampleColumn returns the feature name under which a training-set record
+// (a sample-table backfill's row) carries the sample table's column name,
+// e.g. a label. The '_' prefix is reserved for the runtime, so it never
+// collides with the job's features. Parquet writes it as the column name
+// itself, or "sample_<name>" if a feature or one of the columns above has
+// that name; JSON Lines as the feature "_sample.<name>".
+func SampleColumn(name string) string { return samplePrefix + name }
+
 // ParquetOutput writes the records of one backfill chunk segment as one
 // Parquet object: one row per record (each record ID once, in order), one
 // optional column per feature, typed from the values (int64, double,
@@ -228,7 +239,13 @@ func writeParquet(w io.Writer, recs []job.Record) error {
 	column := map[string]string{} // feature -> column
 	for name, k := range kinds {
 		col := name
-		if slices.Contains(parquetMeta, name) {
+		switch {
+		case strings.HasPrefix(name, samplePrefix):
+			col = strings.TrimPrefix(name, samplePrefix)
+			if _, feature := kinds[col]; feature || slices.Contains(parquetMeta, col) {
+				col = "sample_" + col
+			}
+		case slices.Contains(parquetMeta, name):
 			col = "feature_" + name
 		}
 		column[name] = col
