@@ -40,9 +40,11 @@ func (s *Store) AsOfBatch(ctx context.Context, qs []eventcenter.AsOf, out []even
 			out[i].Err = err
 			continue
 		}
-		if err := q.CheckHorizon(h); err != nil {
-			out[i].Err = err
-			continue
+		if !h.IsZero() {
+			if err := q.CheckHorizon(h); err != nil {
+				out[i].Err = err
+				continue
+			}
 		}
 		if i == 0 || !q.KnownAt.Equal(lastIn) {
 			settled, err := s.stamps.Settle(ctx, q.KnownAt)
@@ -70,7 +72,7 @@ func (s *Store) AsOfBatch(ctx context.Context, qs []eventcenter.AsOf, out []even
 		key := keys[sk.start:sk.end]
 		var e eventcenter.Event
 		found := false
-		for ok := it.SeekGE(key); ok && bytes.HasPrefix(it.Key(), key[:sk.prefix]); ok = it.Next() {
+		for ok := seekForward(it, key, sk.prefix); ok && bytes.HasPrefix(it.Key(), key[:sk.prefix]); ok = it.Next() {
 			if found, err = decodeEvent(it.Key(), it.Value(), sk.knownAt, &e); err != nil {
 				return err
 			}
@@ -86,9 +88,13 @@ func (s *Store) AsOfBatch(ctx context.Context, qs []eventcenter.AsOf, out []even
 		if !found {
 			latest = time.Time{}
 		}
-		switch err := q.CheckFound(h, latest); {
-		case err != nil:
-			out[sk.i].Err = err
+		var herr error
+		if !h.IsZero() {
+			herr = q.CheckFound(h, latest)
+		}
+		switch {
+		case herr != nil:
+			out[sk.i].Err = herr
 		case !found || e.After == nil:
 			out[sk.i].Err = eventcenter.ErrNotFound
 		default:
@@ -96,4 +102,23 @@ func (s *Store) AsOfBatch(ctx context.Context, qs []eventcenter.AsOf, out []even
 		}
 	}
 	return nil
+}
+
+// seekForward positions it at the first row at or after key, as SeekGE
+// does. When it is already on a row of the same (salt, source, key)
+// prefix at or before key (the previous read was of the same key at a
+// later time), it steps forward over the few rows between instead: the
+// rows of a key are contiguous, newest first.
+func seekForward(it *pebble.Iterator, key []byte, prefix int) bool {
+	if it.Valid() && bytes.HasPrefix(it.Key(), key[:prefix]) && bytes.Compare(it.Key(), key) <= 0 {
+		for range 8 {
+			if bytes.Compare(it.Key(), key) >= 0 {
+				return true
+			}
+			if !it.Next() {
+				return false
+			}
+		}
+	}
+	return it.SeekGE(key)
 }
