@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -341,7 +342,8 @@ func (c *csvRows) close() error { return c.rc.Close() }
 // row order. For a training-set sink (file:// or s3://) every row gives
 // one output record, in order: the run's features, or none (nulls) for a
 // row without state or whose run did not end OK, plus the row's other
-// columns (outputs.SampleColumn); its record ID is the row's (sampleID).
+// columns (outputs.SampleColumn); its record ID is the row's
+// (sampleIDPrefix).
 // Other sinks get the OK runs' records.
 type sampleRunner struct {
 	a        *Backfill
@@ -351,6 +353,9 @@ type sampleRunner struct {
 	rows     sampleReader
 	fixed    time.Time // Options.KnownAt as a time
 	asKnown  bool      // Options.KnownAt == "trigger"
+
+	carried  []string // the feature names of Sample.Carry (outputs.SampleColumn)
+	idPrefix string   // sampleIDPrefix
 
 	buf      []sampleRow
 	qs       []eventcenter.AsOf
@@ -366,7 +371,11 @@ func (a *Backfill) newSampleRunner(ctx context.Context, j *job.Job, in ChunkInpu
 	if err != nil {
 		return nil, err
 	}
-	s := &sampleRunner{a: a, j: j, in: in, training: training, rows: rows, fixed: knownAt(in.Options), asKnown: in.Options.KnownAt == "trigger"}
+	s := &sampleRunner{a: a, j: j, in: in, training: training, rows: rows, fixed: knownAt(in.Options), asKnown: in.Options.KnownAt == "trigger",
+		idPrefix: sampleIDPrefix(j.Name(), in.Sample)}
+	for _, name := range in.Sample.Carry {
+		s.carried = append(s.carried, outputs.SampleColumn(name))
+	}
 	var r sampleRow
 	for range skip {
 		if err := rows.read(&r); err != nil {
@@ -492,28 +501,29 @@ func (s *sampleRunner) trainingRecord(ordinal int, row *sampleRow, r *job.Result
 			rec.ParamVersion = r.ParamVersion
 		}
 	}
+	// A copy: the logic may return a row it shares.
 	features := make(eventcenter.Row, len(rec.Features)+len(row.carry))
 	for k, v := range rec.Features {
 		features[k] = v
 	}
-	for i, name := range s.in.Sample.Carry {
+	rec.Features = features
+	for i, col := range s.carried {
 		if i < len(row.carry) {
-			features[outputs.SampleColumn(name)] = row.carry[i]
+			rec.Features[col] = row.carry[i]
 		}
 	}
-	rec.Features = features
-	rec.ID = sampleID(s.j.Name(), s.in.Sample, s.in.Sample.FirstRow+ordinal)
+	rec.ID = s.idPrefix + strconv.Itoa(s.in.Sample.FirstRow+ordinal)
 	return rec
 }
 
-// sampleID identifies the training-set record of a sample row: the job,
-// the table (URI and version) and the row number. Two rows of one key and
-// time are two records.
-func sampleID(jobName string, sc *SampleChunk, row int) string {
+// sampleIDPrefix is the prefix of the training-set record IDs of a table:
+// a hash of the job and the table (URI and version), then "-" and the row
+// number make a row's ID. Two rows of one key and time are two records.
+func sampleIDPrefix(jobName string, sc *SampleChunk) string {
 	h := sha256.New()
-	fmt.Fprintf(h, "%d:%s%d:%s%d:%s%d", len(jobName), jobName, len(sc.URI), sc.URI, len(sc.Version), sc.Version, row)
+	fmt.Fprintf(h, "%d:%s%d:%s%d:%s", len(jobName), jobName, len(sc.URI), sc.URI, len(sc.Version), sc.Version)
 	var sum [32]byte
-	return hex.EncodeToString(h.Sum(sum[:0])[:16])
+	return hex.EncodeToString(h.Sum(sum[:0])[:12]) + "-"
 }
 
 func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
