@@ -2,6 +2,7 @@ package activities
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -220,8 +221,45 @@ func groupBytes(rg *format.RowGroup) (start, end int64) {
 	return max(start, 0), end
 }
 
-// planParquet reads the table once (footer, then the rows): it checks the
-// schema and every row's key and time, and cuts the row groups into chunks.
+// statsLatest reads from a row group's column statistics that its key and
+// time columns hold no null and its latest time; false if they do not say.
+func statsLatest(rg *format.RowGroup, keyCol, timeCol int, conv func(parquet.Value) any) (time.Time, bool) {
+	if keyCol >= len(rg.Columns) || timeCol >= len(rg.Columns) {
+		return time.Time{}, false
+	}
+	for _, c := range []int{keyCol, timeCol} {
+		if st := &rg.Columns[c].MetaData.Statistics; st.NullCount != 0 || (len(st.MaxValue) == 0 && len(st.Max) == 0) {
+			return time.Time{}, false
+		}
+	}
+	md := &rg.Columns[timeCol].MetaData
+	maxv := md.Statistics.MaxValue
+	var v parquet.Value
+	switch {
+	case md.Type == format.Int64 && len(maxv) == 8:
+		v = parquet.Int64Value(int64(binary.LittleEndian.Uint64(maxv)))
+	case md.Type == format.Int32 && len(maxv) == 4:
+		v = parquet.Int32Value(int32(binary.LittleEndian.Uint32(maxv)))
+	default:
+		return time.Time{}, false // e.g. string times: their maximum is not the latest
+	}
+	t, ok := conv(v).(time.Time)
+	return t, ok
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
+
+// planParquet reads the table's footer and cuts its row groups into
+// chunks. It checks the schema, and takes the row counts and the latest
+// time from the footer when the statistics of the key and time columns
+// say there is no null and the time's maximum; else it reads the row
+// group and checks every row's key and time. Rows are checked again when
+// their chunk runs (an empty key fails it).
 func (a *Backfill) planParquet(ctx context.Context, l sampleLoc, version string, size int64, chunkRows int) (*SamplePlan, error) {
 	ra, closeFile, err := a.parquetReaderAt(ctx, l, version, size, [2]int64{0, size})
 	if err != nil {
@@ -253,6 +291,13 @@ func (a *Backfill) planParquet(ctx context.Context, l sampleLoc, version string,
 		}
 		last := len(p.Groups) - 1
 		p.Offsets[last], p.Ends[last] = min(p.Offsets[last], start), max(p.Ends[last], end)
+		if latest, ok := statsLatest(&meta[g], keyCol, timeCol, conv[timeCol]); ok {
+			// The footer says enough: no null key or time, the latest
+			// time. Rows are read (and each checked) when their chunk runs.
+			p.Latest = maxTime(p.Latest, latest)
+			p.Rows += n
+			continue
+		}
 		rows := rg.Rows()
 		buf := make([]parquet.Row, 256)
 		row := p.Rows

@@ -147,7 +147,7 @@ func TestTrainingSet(t *testing.T) {
 				t.Fatal(err)
 			}
 			sp := plan.Sample
-			if sp.Rows != len(rows) || len(sp.Offsets) < 3 || !slices.Equal(sp.Carry, []string{"row_id", "label", "id"}) {
+			if sp.Rows != len(rows) || len(sp.Offsets) < 3 || !slices.Equal(sp.Carry, []string{"row_id", "label", "id"}) || !sp.Latest.Equal(at(5)) {
 				t.Fatalf("plan %+v", sp)
 			}
 			for _, format := range []string{"jsonl", "parquet"} {
