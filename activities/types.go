@@ -23,6 +23,13 @@ type Options struct {
 	// named <backfill>/<job>/chunk-<index>-<first event ordinal>.<format>,
 	// and when the backfill ends <backfill>/<job>/_manifest.json, then (if
 	// it is done) <backfill>/<job>/_SUCCESS.
+	//
+	// Over a sample table, a file sink writes the training set: one record
+	// per sample row, in table order, with the job's features as of the
+	// row's time, or none (nulls) where the key had no state then or the
+	// run did not end OK, plus the row's other columns (see
+	// outputs.SampleColumn); its ID is the row's, so two rows of one key
+	// and time are two records. The other sinks get the OK runs' records.
 	Sink string `json:"sink,omitempty"`
 	// Format of file sinks: "jsonl" (JSON Lines, the default) or
 	// "parquet" (see outputs.Parquet).
