@@ -363,7 +363,8 @@ type sampleRunner struct {
 	triggers []eventcenter.Event
 	rowOf    []int // triggers[k] is row rowOf[k]
 	results  []job.Result
-	recs     []job.Record
+	recs     []job.Record // the segment's output records
+	ok       []job.Record // the OK runs' records (training sets)
 }
 
 func (a *Backfill) newSampleRunner(ctx context.Context, j *job.Job, in ChunkInput, training bool, skip int) (*sampleRunner, error) {
@@ -396,6 +397,7 @@ func (s *sampleRunner) stop() { s.rows.close() }
 // returns the runs' summary, the rows read and whether the chunk ended.
 func (s *sampleRunner) segment(ctx context.Context, env *job.Env, ordinal, n int, res *ChunkResult) (job.Summary, int, bool, error) {
 	var sum job.Summary
+	clear(s.results) // the previous segment's
 	s.buf = s.buf[:0]
 	done := false
 	for len(s.buf) < n {
@@ -479,12 +481,32 @@ func (s *sampleRunner) segment(ctx context.Context, env *job.Env, ordinal, n int
 			s.recs = append(s.recs, s.trainingRecord(ordinal+i, &rows[i], r))
 		}
 	}
-	clear(s.results[:len(s.triggers)])
 	if err := ctx.Err(); err != nil {
 		return sum, 0, false, err
 	}
 	sum.Events = len(rows)
-	return sum, len(rows), done, job.WriteOutputs(ctx, env.Outputs, env.Ledger, s.recs)
+	if !s.training {
+		return sum, len(rows), done, job.WriteOutputs(ctx, env.Outputs, env.Ledger, s.recs)
+	}
+	// The parameter versions are those of the runs' records, not of the
+	// rows without features.
+	var sink, versions []job.Output
+	for _, o := range env.Outputs {
+		if _, ok := o.(*paramVersions); ok {
+			versions = append(versions, o)
+		} else {
+			sink = append(sink, o)
+		}
+	}
+	s.ok = s.ok[:0]
+	for k := range s.triggers {
+		if r := &s.results[k]; r.Record != nil {
+			s.ok = append(s.ok, *r.Record)
+		}
+	}
+	err := errors.Join(job.WriteOutputs(ctx, sink, env.Ledger, s.recs), job.WriteOutputs(ctx, versions, env.Ledger, s.ok))
+	clear(s.ok)
+	return sum, len(rows), done, err
 }
 
 // trainingRecord returns the training-set record of row (the chunk's row
