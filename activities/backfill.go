@@ -223,15 +223,19 @@ func (a *Backfill) BackfillChunk(ctx context.Context, in ChunkInput) (ChunkResul
 	versions := &paramVersions{written: &hb.written}
 
 	var src eventSource
+	var sample *sampleRunner
 	if in.Sample != nil {
-		src, err = a.sampleSource(ctx, j, in, cur.Ordinal, &cur.Result)
+		_, training := sink.(fileSink)
+		if sample, err = a.newSampleRunner(ctx, j, in, training, cur.Ordinal); err != nil {
+			return cur.Result, err
+		}
+		defer sample.stop()
 	} else {
-		src, err = a.rangeSource(ctx, j, in, cur)
+		if src, err = a.rangeSource(ctx, j, in, cur); err != nil {
+			return cur.Result, err
+		}
+		defer src.stop()
 	}
-	if err != nil {
-		return cur.Result, err
-	}
-	defer src.stop()
 
 	for {
 		segEnd := cur.Ordinal + segment
@@ -242,32 +246,16 @@ func (a *Backfill) BackfillChunk(ctx context.Context, in ChunkInput) (ChunkResul
 		}
 		segEnv.Outputs = append(outs.outputs(), versions)
 		done := false
-		seq := func(yield func(eventcenter.Event, error) bool) {
-			for cur.Ordinal < segEnd {
-				e, ok, err := src.next()
-				if err != nil {
-					yield(eventcenter.Event{}, err)
-					return
-				}
-				if !ok {
-					done = true
-					return
-				}
-				cur.Ordinal++
-				cur.Result.Events++
-				hb.consumed.Add(1)
-				if e == nil { // a sample row without state
-					continue
-				}
-				if in.Sample == nil {
-					cur.Last = &EventID{Source: e.Source, Key: e.Key, Time: e.Time, Log: e.Pos.Log, Offset: e.Pos.Offset}
-				}
-				if !yield(*e, nil) {
-					return
-				}
-			}
+		var sum job.Summary
+		if sample != nil {
+			var n int
+			sum, n, done, err = sample.segment(ctx, &segEnv, cur.Ordinal, segEnd-cur.Ordinal, &cur.Result)
+			cur.Ordinal += n
+			cur.Result.Events += n
+			hb.consumed.Add(int64(n))
+		} else {
+			sum, done, err = a.replaySegment(ctx, j, &segEnv, src, segEnd, &cur, hb)
 		}
-		sum, err := job.RunAll(ctx, j, &segEnv, iter.Seq2[eventcenter.Event, error](seq), job.RunOptions{BatchSize: a.BatchSize, Workers: a.Workers})
 		if err == nil {
 			err = outs.close(ctx)
 		} else {
@@ -305,6 +293,35 @@ func (a *Backfill) BackfillChunk(ctx context.Context, in ChunkInput) (ChunkResul
 			a.OnSegment(in, cloneCursor(cur))
 		}
 	}
+}
+
+// replaySegment runs the job over the events of src up to the chunk's
+// event ordinal segEnd with env (the segment's outputs), advancing cur.
+// It reports whether the chunk's events ended.
+func (a *Backfill) replaySegment(ctx context.Context, j *job.Job, env *job.Env, src eventSource, segEnd int, cur *Cursor, hb *heartbeat) (job.Summary, bool, error) {
+	done := false
+	seq := func(yield func(eventcenter.Event, error) bool) {
+		for cur.Ordinal < segEnd {
+			e, ok, err := src.next()
+			if err != nil {
+				yield(eventcenter.Event{}, err)
+				return
+			}
+			if !ok {
+				done = true
+				return
+			}
+			cur.Ordinal++
+			cur.Result.Events++
+			hb.consumed.Add(1)
+			cur.Last = &EventID{Source: e.Source, Key: e.Key, Time: e.Time, Log: e.Pos.Log, Offset: e.Pos.Offset}
+			if !yield(*e, nil) {
+				return
+			}
+		}
+	}
+	sum, err := job.RunAll(ctx, j, env, iter.Seq2[eventcenter.Event, error](seq), job.RunOptions{BatchSize: a.BatchSize, Workers: a.Workers})
+	return sum, done, err
 }
 
 func cloneCursor(c Cursor) Cursor {
@@ -364,8 +381,7 @@ func knownAt(o Options) time.Time {
 	return t
 }
 
-// eventSource yields a chunk's events in order; a nil event with ok stands
-// for a consumed input that runs nothing (a sample row without state).
+// eventSource yields a range chunk's events in order.
 type eventSource interface {
 	next() (e *eventcenter.Event, ok bool, err error)
 	stop()

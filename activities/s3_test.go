@@ -2,6 +2,7 @@ package activities_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -16,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/parquet-go/parquet-go"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 
@@ -44,8 +46,9 @@ func (g *gets) Do(r *http.Request) (*http.Response, error) {
 
 // A sample table on S3 (the harness's real S3 server) is planned and read
 // by one ranged GET per chunk, of the chunk's bytes only and conditional on
-// the planned ETag, and the records go to JSON Lines objects on S3: one per
-// chunk segment, each record once.
+// the planned ETag, and the training set goes to JSON Lines objects on S3:
+// one per chunk segment, one record per sample row (the skipped runs' rows
+// without features).
 func TestSampleAndSinkOnS3(t *testing.T) {
 	cfg := testenv.S3(t)
 	ctx := context.Background()
@@ -134,8 +137,8 @@ func TestSampleAndSinkOnS3(t *testing.T) {
 		}
 		obj.Body.Close()
 	}
-	if len(seen) != outputs || outputs == 0 {
-		t.Fatalf("%d records on S3 in %d objects, %d outputs", len(seen), len(list.Contents), outputs)
+	if len(seen) != rows || outputs == 0 {
+		t.Fatalf("%d records on S3 in %d objects for %d sample rows, %d outputs", len(seen), len(list.Contents), rows, outputs)
 	}
 
 	// The table replaced: a chunk fails instead of reading the new one.
@@ -146,5 +149,79 @@ func TestSampleAndSinkOnS3(t *testing.T) {
 	var ae *temporal.ApplicationError
 	if !errors.As(err, &ae) || ae.Type() != activities.ErrTypeSampleChanged {
 		t.Fatalf("after the table was replaced: %v, want SampleChanged", err)
+	}
+}
+
+// A Parquet sample table on S3 is planned from its footer and read by
+// chunks of whole row groups: each chunk GETs the file's tail (the footer)
+// and its row groups' bytes, each once and conditional on the planned ETag.
+func TestParquetSampleOnS3(t *testing.T) {
+	cfg := testenv.S3(t)
+	ctx := context.Background()
+	rec := &gets{key: "/sample.parquet"}
+	client := s3.New(s3.Options{
+		BaseEndpoint: aws.String(cfg.Endpoint), Region: cfg.Region, UsePathStyle: true, HTTPClient: rec,
+		Credentials: credentials.NewStaticCredentialsProvider(cfg.AccessKey, cfg.SecretKey, ""),
+	})
+	_, a, evs := fixture(t, 500)
+	a.S3 = client
+	prefix := fmt.Sprintf("test/backfill-pq-%d/", time.Now().UnixNano())
+	type row struct {
+		Key   string    `parquet:"key"`
+		Time  time.Time `parquet:"time,timestamp(millisecond)"`
+		Label int64     `parquet:"label"`
+	}
+	var rows []row
+	for i, e := range evs {
+		if e.Source == backfilltest.Apps {
+			rows = append(rows, row{Key: e.Key, Time: e.Time.Add(time.Second).Truncate(time.Millisecond), Label: int64(i % 2)})
+		}
+	}
+	var buf bytes.Buffer
+	w := parquet.NewGenericWriter[row](&buf, parquet.MaxRowsPerRowGroup(100))
+	if _, err := w.Write(rows); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(cfg.Bucket), Key: aws.String(prefix + "sample.parquet"), Body: bytes.NewReader(buf.Bytes())}); err != nil {
+		t.Fatal(err)
+	}
+	uri := "s3://" + cfg.Bucket + "/" + prefix + "sample.parquet"
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestActivityEnvironment()
+	env.RegisterActivity(a)
+	v, err := env.ExecuteActivity(a.BackfillPlan, activities.PlanInput{Job: backfilltest.JobName, Sample: uri, ChunkRows: 200})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var plan activities.Plan
+	if err := v.Get(&plan); err != nil {
+		t.Fatal(err)
+	}
+	sp := plan.Sample
+	if sp.Rows != len(rows) || len(sp.Groups) != (len(rows)+199)/200 || sp.Version == "" || !slices.Equal(sp.Carry, []string{"label"}) {
+		t.Fatalf("plan %+v for %d rows", sp, len(rows))
+	}
+	sink := "s3://" + cfg.Bucket + "/" + prefix + "out"
+	for i := range sp.Groups {
+		rec.seen = nil
+		c := sp.Chunk(i)
+		r, _, err := runChunk(t, a, activities.ChunkInput{Backfill: "bf-s3pq", Job: backfilltest.JobName, Index: i, Sample: c,
+			Options: activities.Options{Sink: sink, Format: "parquet"}}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Events != c.Rows || r.Written != c.Rows || r.Missing != 0 {
+			t.Fatalf("chunk %d: %+v", i, r)
+		}
+		want := []string{
+			fmt.Sprintf("bytes=%d-%d|%s", max(sp.Size-256<<10, 0), sp.Size-1, sp.Version),
+			fmt.Sprintf("bytes=%d-%d|%s", c.Offset, c.End-1, sp.Version),
+		}
+		if !slices.Equal(rec.seen, want) {
+			t.Fatalf("chunk %d: sample GETs %q, want %q", i, rec.seen, want)
+		}
 	}
 }

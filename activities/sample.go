@@ -2,13 +2,16 @@ package activities
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/csv"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -19,6 +22,7 @@ import (
 
 	"github.com/tidemark-dev/tidemark/eventcenter"
 	"github.com/tidemark-dev/tidemark/job"
+	"github.com/tidemark-dev/tidemark/job/outputs"
 )
 
 // DefaultChunkRows is the default number of sample rows per chunk.
@@ -75,31 +79,42 @@ func (a *Backfill) version(ctx context.Context, l sampleLoc) (string, int64, err
 	return aws.ToString(head.ETag), aws.ToInt64(head.ContentLength), nil
 }
 
+func sampleChanged(l sampleLoc, version, now string) error {
+	return permanent(ErrTypeSampleChanged, "backfill: sample %q changed since the backfill planned it (version %s, now %s): a table replaced mid-backfill would mix two tables; start the backfill again",
+		l.uri, version, now)
+}
+
+// openLocal opens a local table, failing with ErrTypeSampleChanged if it
+// is not version (when version is set).
+func openLocal(l sampleLoc, version string) (*os.File, os.FileInfo, error) {
+	f, err := os.Open(l.path)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, nil, permanent(ErrTypeBadSample, "backfill: sample %q: %v", l.uri, err)
+		}
+		return nil, nil, err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	if now := fileVersion(fi); version != "" && now != version {
+		f.Close()
+		return nil, nil, sampleChanged(l, version, now)
+	}
+	return f, fi, nil
+}
+
 // openSample opens bytes [offset, end) of the sample table (to its end if
 // end is 0), failing with ErrTypeSampleChanged if the table is not version
 // (when version is set). On S3 it is one ranged GET, conditional on the
 // ETag; a local file is checked by modification time and size.
 func (a *Backfill) openSample(ctx context.Context, l sampleLoc, version string, offset, end int64) (io.ReadCloser, error) {
-	changed := func(now string) error {
-		return permanent(ErrTypeSampleChanged, "backfill: sample %q changed since the backfill planned it (version %s, now %s): a table replaced mid-backfill would mix two tables; start the backfill again",
-			l.uri, version, now)
-	}
 	if l.bucket == "" {
-		f, err := os.Open(l.path)
+		f, fi, err := openLocal(l, version)
 		if err != nil {
-			if errors.Is(err, os.ErrNotExist) {
-				return nil, permanent(ErrTypeBadSample, "backfill: sample %q: %v", l.uri, err)
-			}
 			return nil, err
-		}
-		fi, err := f.Stat()
-		if err != nil {
-			f.Close()
-			return nil, err
-		}
-		if now := fileVersion(fi); version != "" && now != version {
-			f.Close()
-			return nil, changed(now)
 		}
 		n := fi.Size() - offset
 		if end > 0 {
@@ -125,15 +140,24 @@ func (a *Backfill) openSample(ctx context.Context, l sampleLoc, version string, 
 		var ae smithy.APIError
 		if errors.As(err, &ae) && (ae.ErrorCode() == "PreconditionFailed" || ae.ErrorCode() == "412") {
 			now, _, _ := a.version(ctx, l)
-			return nil, changed(now)
+			return nil, sampleChanged(l, version, now)
 		}
 		return nil, fmt.Errorf("backfill: sample %q: %w", l.uri, err)
 	}
 	return out.Body, nil
 }
 
-// planSample reads the whole table once: it checks the header and every
-// row, counts the rows and records where every chunk starts.
+// isParquet reports whether a sample table's URI names a Parquet file
+// (by its extension, .parquet or .pq).
+func isParquet(uri string) bool {
+	if u, err := url.Parse(uri); err == nil && u.Scheme != "" {
+		uri = u.Path
+	}
+	ext := strings.ToLower(filepath.Ext(uri))
+	return ext == ".parquet" || ext == ".pq"
+}
+
+// planSample plans a sample table: CSV (planCSV) or Parquet (planParquet).
 func (a *Backfill) planSample(ctx context.Context, uri string, chunkRows int) (*SamplePlan, error) {
 	if chunkRows <= 0 {
 		chunkRows = DefaultChunkRows
@@ -146,6 +170,16 @@ func (a *Backfill) planSample(ctx context.Context, uri string, chunkRows int) (*
 	if err != nil {
 		return nil, err
 	}
+	if isParquet(uri) {
+		return a.planParquet(ctx, l, version, size, chunkRows)
+	}
+	return a.planCSV(ctx, l, version, size, chunkRows)
+}
+
+// planCSV reads the whole table once: it checks the header and every row,
+// counts the rows and records where every chunk starts.
+func (a *Backfill) planCSV(ctx context.Context, l sampleLoc, version string, size int64, chunkRows int) (*SamplePlan, error) {
+	uri := l.uri
 	rc, err := a.openSample(ctx, l, version, 0, 0)
 	if err != nil {
 		return nil, err
@@ -168,6 +202,11 @@ func (a *Backfill) planSample(ctx context.Context, uri string, chunkRows int) (*
 	}
 	if p.KeyCol < 0 || p.TimeCol < 0 {
 		return nil, permanent(ErrTypeBadSample, "backfill: sample %q: header %q needs a key (or entity) column and a time column", uri, header)
+	}
+	for i, h := range header {
+		if i != p.KeyCol && i != p.TimeCol {
+			p.Carry = append(p.Carry, strings.TrimSpace(strings.TrimPrefix(h, "\ufeff")))
+		}
 	}
 	r.FieldsPerRecord = p.Columns
 	for {
@@ -221,14 +260,30 @@ func parseSampleTime(s string) (time.Time, error) {
 	return time.Time{}, fmt.Errorf("time %q: want RFC 3339, \"2006-01-02 15:04:05\" or \"2006-01-02\"", s)
 }
 
-// sampleSource turns the chunk's sample rows into triggers: for row (key,
-// T), the trigger source's event that holds key's state as of T, moved to
-// time T (see Backfill.BackfillChunk). Rows before skip are passed over.
-func (a *Backfill) sampleSource(ctx context.Context, j *job.Job, in ChunkInput, skip int, res *ChunkResult) (eventSource, error) {
-	sc := in.Sample
+// sampleRow is one row of a sample table: its key, its time and the
+// values of its other columns (SampleChunk.Carry, in order).
+type sampleRow struct {
+	key   string
+	time  time.Time
+	carry []any
+}
+
+// sampleReader reads the rows of one chunk of a sample table in order.
+type sampleReader interface {
+	// read reads the next row into r (reusing r.carry), io.EOF after the
+	// chunk's last row.
+	read(r *sampleRow) error
+	close() error
+}
+
+// openChunk opens a reader of the chunk's rows.
+func (a *Backfill) openChunk(ctx context.Context, sc *SampleChunk) (sampleReader, error) {
 	l, err := a.locate(sc.URI)
 	if err != nil {
 		return nil, err
+	}
+	if sc.Format == FormatParquet {
+		return a.openParquetChunk(ctx, l, sc)
 	}
 	rc, err := a.openSample(ctx, l, sc.Version, sc.Offset, sc.End)
 	if err != nil {
@@ -237,82 +292,268 @@ func (a *Backfill) sampleSource(ctx context.Context, j *job.Job, in ChunkInput, 
 	r := csv.NewReader(rc)
 	r.FieldsPerRecord = sc.Columns
 	r.ReuseRecord = true
-	s := &sampleRows{ctx: ctx, store: a.Store, source: j.Source(), r: r, rc: rc, left: sc.Rows, chunk: sc, res: res, fixed: knownAt(in.Options), asKnown: in.Options.KnownAt == "trigger"}
+	return &csvRows{r: r, rc: rc, sc: sc, left: sc.Rows}, nil
+}
+
+type csvRows struct {
+	r    *csv.Reader
+	rc   io.ReadCloser
+	sc   *SampleChunk
+	left int
+}
+
+func (c *csvRows) read(row *sampleRow) error {
+	if c.left == 0 {
+		return io.EOF
+	}
+	rec, err := c.r.Read()
+	if err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF // the table shrank since it was planned
+		}
+		return permanent(ErrTypeBadSample, "backfill: sample %q, chunk at row %d: %v", c.sc.URI, c.sc.FirstRow, err)
+	}
+	c.left--
+	if row.time, err = parseSampleTime(rec[c.sc.TimeCol]); err != nil {
+		return permanent(ErrTypeBadSample, "backfill: sample %q: %v", c.sc.URI, err)
+	}
+	row.key = rec[c.sc.KeyCol]
+	row.carry = row.carry[:0]
+	for i, v := range rec {
+		if i == c.sc.KeyCol || i == c.sc.TimeCol {
+			continue
+		}
+		if v == "" {
+			row.carry = append(row.carry, nil)
+		} else {
+			row.carry = append(row.carry, v)
+		}
+	}
+	return nil
+}
+
+func (c *csvRows) close() error { return c.rc.Close() }
+
+// sampleRunner runs a sample chunk segment by segment. Per segment it reads
+// the rows, reads the state of every row's key at the row's time in one
+// sorted batch (job.Prefetch), runs the job on the rows with state (in
+// parallel, the logic per row; its fetches of the trigger key at the
+// trigger time are answered from the batch), and writes the records in
+// row order. For a training-set sink (file:// or s3://) every row gives
+// one output record, in order: the run's features, or none (nulls) for a
+// row without state or whose run did not end OK, plus the row's other
+// columns (outputs.SampleColumn); its record ID is the row's
+// (sampleIDPrefix).
+// Other sinks get the OK runs' records.
+type sampleRunner struct {
+	a        *Backfill
+	j        *job.Job
+	in       ChunkInput
+	training bool
+	rows     sampleReader
+	fixed    time.Time // Options.KnownAt as a time
+	asKnown  bool      // Options.KnownAt == "trigger"
+
+	carried  []string // the feature names of Sample.Carry (outputs.SampleColumn)
+	idPrefix string   // sampleIDPrefix
+
+	buf      []sampleRow
+	qs       []eventcenter.AsOf
+	answers  []eventcenter.AsOfResult
+	triggers []eventcenter.Event
+	rowOf    []int // triggers[k] is row rowOf[k]
+	results  []job.Result
+	recs     []job.Record // the segment's output records
+	ok       []job.Record // the OK runs' records (training sets)
+}
+
+func (a *Backfill) newSampleRunner(ctx context.Context, j *job.Job, in ChunkInput, training bool, skip int) (*sampleRunner, error) {
+	rows, err := a.openChunk(ctx, in.Sample)
+	if err != nil {
+		return nil, err
+	}
+	s := &sampleRunner{a: a, j: j, in: in, training: training, rows: rows, fixed: knownAt(in.Options), asKnown: in.Options.KnownAt == "trigger",
+		idPrefix: sampleIDPrefix(j.Name(), in.Sample)}
+	for _, name := range in.Sample.Carry {
+		s.carried = append(s.carried, outputs.SampleColumn(name))
+	}
+	var r sampleRow
 	for range skip {
-		if _, _, err := s.row(); err != nil {
-			rc.Close()
+		if err := rows.read(&r); err != nil {
+			rows.close()
+			if err == io.EOF {
+				err = permanent(ErrTypeBadSample, "backfill: sample %q, chunk at row %d: resumed after row %d of %d", in.Sample.URI, in.Sample.FirstRow, skip, in.Sample.Rows)
+			}
 			return nil, err
 		}
 	}
 	return s, nil
 }
 
-type sampleRows struct {
-	ctx     context.Context
-	store   eventcenter.Reader
-	source  string
-	r       *csv.Reader
-	rc      io.ReadCloser
-	left    int
-	chunk   *SampleChunk
-	res     *ChunkResult
-	fixed   time.Time // Options.KnownAt as a time
-	asKnown bool      // Options.KnownAt == "trigger"
-	e       eventcenter.Event
-}
+func (s *sampleRunner) stop() { s.rows.close() }
 
-func (s *sampleRows) row() (string, time.Time, error) {
-	if s.left == 0 {
-		return "", time.Time{}, io.EOF
-	}
-	rec, err := s.r.Read()
-	if err != nil {
-		if err == io.EOF {
-			err = io.ErrUnexpectedEOF // the table shrank since it was planned
+// segment runs the next n rows (fewer at the chunk's end) with env, whose
+// Outputs are the segment's, starting at the chunk's row ordinal. It
+// returns the runs' summary, the rows read and whether the chunk ended.
+func (s *sampleRunner) segment(ctx context.Context, env *job.Env, ordinal, n int, res *ChunkResult) (job.Summary, int, bool, error) {
+	var sum job.Summary
+	clear(s.results) // the previous segment's
+	s.buf = s.buf[:0]
+	done := false
+	for len(s.buf) < n {
+		if len(s.buf) < cap(s.buf) {
+			s.buf = s.buf[:len(s.buf)+1] // reuse the row's carried values' slice
+		} else {
+			s.buf = append(s.buf, sampleRow{})
 		}
-		return "", time.Time{}, permanent(ErrTypeBadSample, "backfill: sample %q, chunk at row %d: %v", s.chunk.URI, s.chunk.FirstRow, err)
-	}
-	s.left--
-	t, err := parseSampleTime(rec[s.chunk.TimeCol])
-	if err != nil {
-		return "", time.Time{}, permanent(ErrTypeBadSample, "backfill: sample %q: %v", s.chunk.URI, err)
-	}
-	return rec[s.chunk.KeyCol], t, nil
-}
-
-func (s *sampleRows) next() (*eventcenter.Event, bool, error) {
-	key, t, err := s.row()
-	if err == io.EOF {
-		return nil, false, nil
-	}
-	if err != nil {
-		return nil, false, err
-	}
-	q := eventcenter.AsOf{Source: s.source, Key: key, Time: t, KnownAt: s.fixed}
-	if s.asKnown {
-		q.KnownAt = t
-	}
-	e, err := s.store.AsOf(s.ctx, q)
-	if errors.Is(err, eventcenter.ErrNotFound) {
-		s.res.Missing++
-		if len(s.res.Errors) < maxErrors {
-			s.res.Errors = append(s.res.Errors, fmt.Sprintf("missing %s@%s: no state of %s", key, t.UTC().Format(time.RFC3339Nano), s.source))
+		r := &s.buf[len(s.buf)-1]
+		if err := s.rows.read(r); err != nil {
+			s.buf = s.buf[:len(s.buf)-1]
+			if err == io.EOF {
+				done = true
+				break
+			}
+			return sum, 0, false, err
 		}
-		return nil, true, nil
 	}
-	if err != nil {
-		return nil, false, err
+	rows := s.buf
+	source := s.j.Source()
+	s.qs = s.qs[:0]
+	for i := range rows {
+		q := eventcenter.AsOf{Source: source, Key: rows[i].key, Time: rows[i].time, KnownAt: s.fixed}
+		if s.asKnown {
+			q.KnownAt = rows[i].time
+		}
+		s.qs = append(s.qs, q)
 	}
-	if !e.Time.Equal(t) {
-		// The state's event is older than the row: the trigger is at the
-		// row's time, after every change of the key up to it.
-		e.Time, e.Pos = t, eventcenter.Position{}
+	s.answers = grow(s.answers, len(rows))
+	pf := job.NewPrefetch(env.Store)
+	if err := pf.Fill(ctx, s.qs, s.answers); err != nil {
+		return sum, 0, false, fmt.Errorf("backfill: sample %q: state as of the rows: %w", s.in.Sample.URI, err)
 	}
-	if s.asKnown {
-		e.StoredAt = t
+	s.triggers, s.rowOf = s.triggers[:0], s.rowOf[:0]
+	for i := range rows {
+		a := &s.answers[i]
+		switch {
+		case errors.Is(a.Err, eventcenter.ErrNotFound):
+			res.Missing++
+			continue
+		case a.Err != nil:
+			sum.Counts[job.Failed]++
+			if len(res.Errors) < maxErrors {
+				res.Errors = append(res.Errors, fmt.Sprintf("row %d %s@%s: %v", s.in.Sample.FirstRow+ordinal+i, rows[i].key, stamp(rows[i].time), a.Err))
+			}
+			continue
+		}
+		res.WithState++
+		e := a.Event
+		if !e.Time.Equal(rows[i].time) {
+			// The state's event is older than the row: the trigger is at
+			// the row's time, after every change of the key up to it.
+			e.Time, e.Pos = rows[i].time, eventcenter.Position{}
+		}
+		if s.asKnown {
+			e.StoredAt = rows[i].time
+		}
+		s.triggers = append(s.triggers, e)
+		s.rowOf = append(s.rowOf, i)
 	}
-	s.e = e
-	return &s.e, true, nil
+	runEnv := *env
+	runEnv.Store = pf
+	s.results = grow(s.results, len(s.triggers))
+	job.EvaluateAll(ctx, s.j, &runEnv, s.triggers, s.results, s.a.Workers)
+	s.recs = s.recs[:0]
+	k := 0
+	for i := range rows {
+		var r *job.Result
+		if k < len(s.rowOf) && s.rowOf[k] == i {
+			r = &s.results[k]
+			k++
+			sum.Counts[r.Outcome]++
+			if r.Err != nil && len(sum.Failures) < 10 {
+				sum.Failures = append(sum.Failures, *r)
+			}
+		}
+		switch {
+		case !s.training && r != nil && r.Record != nil:
+			s.recs = append(s.recs, *r.Record)
+		case s.training:
+			s.recs = append(s.recs, s.trainingRecord(ordinal+i, &rows[i], r))
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return sum, 0, false, err
+	}
+	sum.Events = len(rows)
+	if !s.training {
+		return sum, len(rows), done, job.WriteOutputs(ctx, env.Outputs, env.Ledger, s.recs)
+	}
+	// The parameter versions are those of the runs' records, not of the
+	// rows without features.
+	var sink, versions []job.Output
+	for _, o := range env.Outputs {
+		if _, ok := o.(*paramVersions); ok {
+			versions = append(versions, o)
+		} else {
+			sink = append(sink, o)
+		}
+	}
+	s.ok = s.ok[:0]
+	for k := range s.triggers {
+		if r := &s.results[k]; r.Record != nil {
+			s.ok = append(s.ok, *r.Record)
+		}
+	}
+	err := errors.Join(job.WriteOutputs(ctx, sink, env.Ledger, s.recs), job.WriteOutputs(ctx, versions, env.Ledger, s.ok))
+	clear(s.ok)
+	return sum, len(rows), done, err
 }
 
-func (s *sampleRows) stop() { s.rc.Close() }
+// trainingRecord returns the training-set record of row (the chunk's row
+// ordinal): the run's features if it ended OK, none otherwise, and the
+// row's other columns.
+func (s *sampleRunner) trainingRecord(ordinal int, row *sampleRow, r *job.Result) job.Record {
+	var rec job.Record
+	if r != nil && r.Record != nil {
+		rec = *r.Record
+	} else {
+		rec = job.Record{Job: s.j.Name(), JobVersion: s.j.Version(), Entity: row.key,
+			Trigger: eventcenter.ID{Source: s.j.Source(), Key: row.key, Time: row.time}}
+		if r != nil {
+			rec.ParamVersion = r.ParamVersion
+		}
+	}
+	// A copy: the logic may return a row it shares.
+	features := make(eventcenter.Row, len(rec.Features)+len(row.carry))
+	for k, v := range rec.Features {
+		features[k] = v
+	}
+	rec.Features = features
+	for i, col := range s.carried {
+		if i < len(row.carry) {
+			rec.Features[col] = row.carry[i]
+		}
+	}
+	rec.ID = s.idPrefix + strconv.Itoa(s.in.Sample.FirstRow+ordinal)
+	return rec
+}
+
+// sampleIDPrefix is the prefix of the training-set record IDs of a table:
+// a hash of the job and the table (URI and version), then "-" and the row
+// number make a row's ID. Two rows of one key and time are two records.
+func sampleIDPrefix(jobName string, sc *SampleChunk) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "%d:%s%d:%s%d:%s", len(jobName), jobName, len(sc.URI), sc.URI, len(sc.Version), sc.Version)
+	var sum [32]byte
+	return hex.EncodeToString(h.Sum(sum[:0])[:12]) + "-"
+}
+
+func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+
+// grow returns s with length n, reusing its memory.
+func grow[T any](s []T, n int) []T {
+	if cap(s) < n {
+		return make([]T, n)
+	}
+	return s[:n]
+}

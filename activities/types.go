@@ -23,6 +23,13 @@ type Options struct {
 	// named <backfill>/<job>/chunk-<index>-<first event ordinal>.<format>,
 	// and when the backfill ends <backfill>/<job>/_manifest.json, then (if
 	// it is done) <backfill>/<job>/_SUCCESS.
+	//
+	// Over a sample table, a file sink writes the training set: one record
+	// per sample row, in table order, with the job's features as of the
+	// row's time, or none (nulls) where the key had no state then or the
+	// run did not end OK, plus the row's other columns (see
+	// outputs.SampleColumn); its ID is the row's, so two rows of one key
+	// and time are two records. The other sinks get the OK runs' records.
 	Sink string `json:"sink,omitempty"`
 	// Format of file sinks: "jsonl" (JSON Lines, the default) or
 	// "parquet" (see outputs.Parquet).
@@ -110,17 +117,31 @@ type FinishInput struct {
 	Summary json.RawMessage `json:"summary"`
 }
 
-// SamplePlan locates the chunks of a sample table: chunk i holds rows
-// [i*ChunkRows, min((i+1)*ChunkRows, Rows)) and starts at byte Offsets[i].
+// SamplePlan locates the chunks of a sample table. CSV: chunk i holds
+// rows [i*ChunkRows, min((i+1)*ChunkRows, Rows)) and starts at byte
+// Offsets[i]. Parquet: chunk i holds the row groups [Groups[i],
+// Groups[i+1]) (the last one to the end), whose column data are the bytes
+// [Offsets[i], Ends[i]), and starts at row FirstRows[i]; row groups are
+// never split, and are joined while a chunk stays within ChunkRows.
 type SamplePlan struct {
 	URI       string  `json:"uri"`
 	Rows      int     `json:"rows"`
 	ChunkRows int     `json:"chunkRows"`
 	Offsets   []int64 `json:"offsets"`
+	// Format: "" (CSV) or "parquet".
+	Format    string  `json:"format,omitempty"`
+	Ends      []int64 `json:"ends,omitempty"`
+	Groups    []int   `json:"groups,omitempty"`
+	FirstRows []int   `json:"firstRows,omitempty"`
+	// RowGroups is the number of row groups of a Parquet table.
+	RowGroups int `json:"rowGroups,omitempty"`
 	// Columns of the table and the positions of the key and time columns.
 	Columns int `json:"columns"`
 	KeyCol  int `json:"keyCol"`
 	TimeCol int `json:"timeCol"`
+	// Carry names the table's other columns, in table order: each output
+	// row of a training-set sink carries their values (see SampleChunk).
+	Carry []string `json:"carry,omitempty"`
 	// Latest is the latest row time.
 	Latest time.Time `json:"latest,omitzero"`
 	// Size is the table's size in bytes; Version pins its content: the
@@ -132,6 +153,18 @@ type SamplePlan struct {
 
 // Chunk returns the sample chunk i of the plan.
 func (p *SamplePlan) Chunk(i int) *SampleChunk {
+	if p.Format == FormatParquet {
+		groups := p.RowGroups - p.Groups[i]
+		rows := p.Rows - p.FirstRows[i]
+		if i+1 < len(p.Groups) {
+			groups, rows = p.Groups[i+1]-p.Groups[i], p.FirstRows[i+1]-p.FirstRows[i]
+		}
+		return &SampleChunk{
+			URI: p.URI, Format: p.Format, Offset: p.Offsets[i], End: p.Ends[i], FirstRow: p.FirstRows[i], Rows: rows,
+			FirstGroup: p.Groups[i], RowGroups: groups, Size: p.Size,
+			Columns: p.Columns, KeyCol: p.KeyCol, TimeCol: p.TimeCol, Carry: p.Carry, Version: p.Version,
+		}
+	}
 	first := i * p.ChunkRows
 	end := p.Size
 	if i+1 < len(p.Offsets) {
@@ -139,7 +172,7 @@ func (p *SamplePlan) Chunk(i int) *SampleChunk {
 	}
 	return &SampleChunk{
 		URI: p.URI, Offset: p.Offsets[i], End: end, FirstRow: first, Rows: min(p.ChunkRows, p.Rows-first),
-		Columns: p.Columns, KeyCol: p.KeyCol, TimeCol: p.TimeCol, Version: p.Version,
+		Columns: p.Columns, KeyCol: p.KeyCol, TimeCol: p.TimeCol, Carry: p.Carry, Version: p.Version,
 	}
 }
 
@@ -147,9 +180,23 @@ func (p *SamplePlan) Chunk(i int) *SampleChunk {
 type SampleChunk struct {
 	// URI of the table: a local path, file:///abs/path or s3://bucket/key.
 	// A CSV file with a header naming a "key" (or "entity") column and a
-	// "time" column; other columns are ignored. Times are RFC 3339,
-	// "2006-01-02 15:04:05" (UTC) or "2006-01-02" (UTC midnight).
+	// "time" column, or a Parquet file (.parquet or .pq) with such columns:
+	// key a string or integer, time a timestamp, a date or a string. CSV
+	// times (and Parquet string times) are RFC 3339, "2006-01-02 15:04:05"
+	// (UTC) or "2006-01-02" (UTC midnight). The other columns are carried
+	// into the output rows of training-set sinks (Options.Sink file:// or
+	// s3://): CSV values as strings (an empty cell as null), Parquet values
+	// with their types.
 	URI string `json:"uri"`
+	// Format: "" (CSV) or "parquet"; a Parquet chunk is the row groups
+	// [FirstGroup, FirstGroup+RowGroups) of the file of Size bytes, and
+	// Offset, End the bytes of their column data.
+	Format     string `json:"format,omitempty"`
+	FirstGroup int    `json:"firstGroup,omitempty"`
+	RowGroups  int    `json:"rowGroups,omitempty"`
+	Size       int64  `json:"size,omitempty"`
+	// Carry: see SamplePlan.Carry.
+	Carry []string `json:"carry,omitempty"`
 	// Offset is the byte offset of the chunk's first row, row number
 	// FirstRow (0 is the first row after the header); the chunk has Rows rows,
 	// which end at byte End (exclusive; 0: unknown, read to the end).
@@ -199,8 +246,13 @@ type ChunkResult struct {
 	Skipped int `json:"skipped"`
 	Stale   int `json:"stale"`
 	Failed  int `json:"failed"`
-	// Missing: sample rows whose key had no state at the row's time.
-	Missing int `json:"missing"`
+	// Missing: sample rows whose key had no state at the row's time (not
+	// errors: a training-set sink writes each as a row of nulls), and
+	// WithState the rows whose key had; with Failed, these count every
+	// sample row once (Events = WithState + Missing + rows that failed
+	// before the run, e.g. beyond the store's horizon).
+	Missing   int `json:"missing"`
+	WithState int `json:"withState,omitempty"`
 	// Errors: the first few failure messages.
 	Errors []string `json:"errors,omitempty"`
 	// ParamVersions: the parameter versions of the records (sorted, at

@@ -96,17 +96,19 @@ type ParamSource interface {
 }
 
 // CurrentParams reads the registry's current version at every run, so a
-// changed value applies to the next run without a restart (live, call).
+// changed value applies to the next run without a restart (live, call). A
+// job that declares no parameters reads nothing: version 0.
 func CurrentParams(r params.Registry) ParamSource {
-	return &registrySource{read: func(ctx context.Context, job string, _ *eventcenter.Event) (params.Version, params.Values, error) {
+	return &registrySource{registry: true, read: func(ctx context.Context, job string, _ *eventcenter.Event) (params.Version, params.Values, error) {
 		return r.Current(ctx, job)
 	}}
 }
 
 // ParamsAsOfTrigger uses the version that was current at each trigger's
-// event time (a backfill reproducing live runs).
+// event time (a backfill reproducing live runs). A job that declares no
+// parameters reads nothing: version 0.
 func ParamsAsOfTrigger(r params.PointInTime) ParamSource {
-	return &registrySource{read: func(ctx context.Context, job string, e *eventcenter.Event) (params.Version, params.Values, error) {
+	return &registrySource{registry: true, read: func(ctx context.Context, job string, e *eventcenter.Event) (params.Version, params.Values, error) {
 		return r.AsOf(ctx, job, e.Time)
 	}}
 }
@@ -122,8 +124,9 @@ func FixedParams(v params.Version, values params.Values) ParamSource {
 // registrySource resolves versions once per (job, version): a version's
 // values never change.
 type registrySource struct {
-	read  func(ctx context.Context, job string, e *eventcenter.Event) (params.Version, params.Values, error)
-	cache sync.Map // resolvedKey -> params.Values
+	registry bool // read reads a registry (skipped for jobs without parameters)
+	read     func(ctx context.Context, job string, e *eventcenter.Event) (params.Version, params.Values, error)
+	cache    sync.Map // resolvedKey -> params.Values
 }
 
 type resolvedKey struct {
@@ -132,6 +135,11 @@ type resolvedKey struct {
 }
 
 func (s *registrySource) Params(ctx context.Context, j *Job, e *eventcenter.Event) (params.Version, params.Values, error) {
+	if s.registry && len(j.decls) == 0 {
+		// A job without parameters has no values to read: version 0, as
+		// without a registry, and no registry read per run.
+		return 0, nil, nil
+	}
 	v, overrides, err := s.read(ctx, j.name, e)
 	if err != nil {
 		return 0, nil, err

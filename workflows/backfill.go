@@ -200,13 +200,16 @@ type Summary struct {
 	Written   int `json:"written"`
 	Unchanged int `json:"unchanged"`
 	Replaced  int `json:"replaced"`
-	// Errors: runs that failed or were stale, plus sample rows whose key
-	// had no state at the row's time (Failed + Stale + Missing).
-	Errors  int `json:"errors"`
-	Failed  int `json:"failed"`
-	Stale   int `json:"stale"`
-	Missing int `json:"missing"`
-	Skipped int `json:"skipped"`
+	// Errors: runs that failed or were stale (Failed + Stale).
+	Errors int `json:"errors"`
+	Failed int `json:"failed"`
+	Stale  int `json:"stale"`
+	// Missing and WithState: sample rows whose key had no state at the
+	// row's time (not errors: a training set gets a row of nulls for each)
+	// and those whose key had.
+	Missing   int `json:"missing"`
+	WithState int `json:"withState,omitempty"`
+	Skipped   int `json:"skipped"`
 	// FirstErrors: a few error messages.
 	FirstErrors []string `json:"firstErrors,omitempty"`
 	// Resumed: chunks that resumed after a heartbeat of a failed attempt.
@@ -232,6 +235,7 @@ func (s *Summary) add(r *activities.ChunkResult) {
 	s.Failed += r.Failed
 	s.Stale += r.Stale
 	s.Missing += r.Missing
+	s.WithState += r.WithState
 	s.Skipped += r.Skipped
 	s.Written += r.Written
 	s.Unchanged += r.Unchanged
@@ -241,7 +245,7 @@ func (s *Summary) add(r *activities.ChunkResult) {
 			s.ParamVersions = slices.Insert(s.ParamVersions, i, v)
 		}
 	}
-	s.Errors = s.Failed + s.Stale + s.Missing
+	s.Errors = s.Failed + s.Stale
 	if r.Resumed {
 		s.Resumed++
 	}

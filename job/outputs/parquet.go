@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/parquet-go/parquet-go"
 
@@ -26,6 +27,17 @@ import (
 //
 // A feature whose name is one of these is written as "feature_<name>".
 var parquetMeta = []string{"id", "job", "job_version", "param_version", "entity", "time", "trigger_source", "trigger_key", "trigger_log", "trigger_offset"}
+
+// samplePrefix marks the features that carry a sample table's own columns.
+const samplePrefix = "_sample."
+
+// SampleColumn returns the feature name under which a training-set record
+// (a sample-table backfill's row) carries the sample table's column name,
+// e.g. a label. The '_' prefix is reserved for the runtime, so it never
+// collides with the job's features. Parquet writes it as the column name
+// itself, or "sample_<name>" if a feature or one of the columns above has
+// that name; JSON Lines as the feature "_sample.<name>".
+func SampleColumn(name string) string { return samplePrefix + name }
 
 // ParquetOutput writes the records of one backfill chunk segment as one
 // Parquet object: one row per record (each record ID once, in order), one
@@ -228,7 +240,13 @@ func writeParquet(w io.Writer, recs []job.Record) error {
 	column := map[string]string{} // feature -> column
 	for name, k := range kinds {
 		col := name
-		if slices.Contains(parquetMeta, name) {
+		switch {
+		case strings.HasPrefix(name, samplePrefix):
+			col = strings.TrimPrefix(name, samplePrefix)
+			if _, feature := kinds[col]; feature || slices.Contains(parquetMeta, col) {
+				col = "sample_" + col
+			}
+		case slices.Contains(parquetMeta, name):
 			col = "feature_" + name
 		}
 		column[name] = col
@@ -240,33 +258,49 @@ func writeParquet(w io.Writer, recs []job.Record) error {
 		index[f.Name()] = i
 	}
 	pw := parquet.NewWriter(w, schema)
-	row := make(parquet.Row, len(group))
-	str := func(s string) parquet.Value { return parquet.ByteArrayValue([]byte(s)) }
-	for i := range recs {
-		r := &recs[i]
-		set := func(col string, v parquet.Value, def int) {
-			c := index[col]
-			row[c] = v.Level(0, def, c)
-		}
-		set("id", str(r.ID), 0)
-		set("job", str(r.Job), 0)
-		set("job_version", str(r.JobVersion), 0)
-		set("param_version", parquet.Int64Value(int64(r.ParamVersion)), 0)
-		set("entity", str(r.Entity), 0)
-		set("time", parquet.Int64Value(r.Trigger.Time.UnixNano()), 0)
-		set("trigger_source", str(r.Trigger.Source), 0)
-		set("trigger_key", str(r.Trigger.Key), 0)
-		set("trigger_log", parquet.Int64Value(int64(r.Trigger.Pos.Log)), 0)
-		set("trigger_offset", parquet.Int64Value(int64(r.Trigger.Pos.Offset)), 0)
-		for name, k := range kinds {
-			v, ok := r.Features[name]
-			if !ok || v == nil {
-				set(column[name], parquet.NullValue(), 0)
-				continue
+	// Rows go to the writer in batches; values of strings point into the
+	// records' strings (the writer copies them into its pages).
+	str := func(s string) parquet.Value {
+		return parquet.ByteArrayValue(unsafe.Slice(unsafe.StringData(s), len(s)))
+	}
+	cols := make([]string, 0, len(kinds)) // features in column order
+	for name := range kinds {
+		cols = append(cols, name)
+	}
+	slices.SortFunc(cols, func(a, b string) int { return index[column[a]] - index[column[b]] })
+	meta := [...]int{index["id"], index["job"], index["job_version"], index["param_version"], index["entity"], index["time"],
+		index["trigger_source"], index["trigger_key"], index["trigger_log"], index["trigger_offset"]}
+	const batch = 512
+	rows := make([]parquet.Row, batch)
+	for i := range rows {
+		rows[i] = make(parquet.Row, len(group))
+	}
+	for start := 0; start < len(recs); start += batch {
+		n := min(batch, len(recs)-start)
+		for k := range n {
+			r, row := &recs[start+k], rows[k]
+			set := func(c int, v parquet.Value, def int) { row[c] = v.Level(0, def, c) }
+			set(meta[0], str(r.ID), 0)
+			set(meta[1], str(r.Job), 0)
+			set(meta[2], str(r.JobVersion), 0)
+			set(meta[3], parquet.Int64Value(int64(r.ParamVersion)), 0)
+			set(meta[4], str(r.Entity), 0)
+			set(meta[5], parquet.Int64Value(r.Trigger.Time.UnixNano()), 0)
+			set(meta[6], str(r.Trigger.Source), 0)
+			set(meta[7], str(r.Trigger.Key), 0)
+			set(meta[8], parquet.Int64Value(int64(r.Trigger.Pos.Log)), 0)
+			set(meta[9], parquet.Int64Value(int64(r.Trigger.Pos.Offset)), 0)
+			for _, name := range cols {
+				c := index[column[name]]
+				v, ok := r.Features[name]
+				if !ok || v == nil {
+					set(c, parquet.NullValue(), 0)
+					continue
+				}
+				set(c, kinds[name].value(v), 1)
 			}
-			set(column[name], k.value(v), 1)
 		}
-		if _, err := pw.WriteRows([]parquet.Row{row}); err != nil {
+		if _, err := pw.WriteRows(rows[:n]); err != nil {
 			return err
 		}
 	}

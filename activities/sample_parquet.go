@@ -1,0 +1,441 @@
+package activities
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aws/smithy-go"
+	"github.com/parquet-go/parquet-go"
+	"github.com/parquet-go/parquet-go/format"
+	"go.temporal.io/sdk/activity"
+)
+
+// Parquet sample tables: a flat schema (no nested or repeated columns)
+// with a key (or entity) column, a string or an integer, and a time
+// column: a timestamp (any unit; local timestamps are read as UTC), a date
+// (UTC midnight) or a string (as in CSV). Chunks are runs of whole row
+// groups; a chunk reads the file's footer and its row groups' bytes only.
+
+// parquetReaderAt opens the table for random access, pinned to version: a
+// local file checked by modification time and size, or S3 ranged GETs
+// conditional on the ETag. On S3, the ranges given are fetched at once
+// (each in one GET) and reads inside them served from memory.
+func (a *Backfill) parquetReaderAt(ctx context.Context, l sampleLoc, version string, size int64, ranges ...[2]int64) (io.ReaderAt, func() error, error) {
+	if l.bucket == "" {
+		f, _, err := openLocal(l, version)
+		if err != nil {
+			return nil, nil, err
+		}
+		return f, f.Close, nil
+	}
+	r := &s3ReaderAt{ctx: ctx, a: a, l: l, version: version}
+	for _, rg := range ranges {
+		lo, hi := max(rg[0], 0), min(rg[1], size)
+		if hi <= lo {
+			continue
+		}
+		b := make([]byte, hi-lo)
+		if _, err := r.get(b, lo); err != nil {
+			return nil, nil, err
+		}
+		r.bufs = append(r.bufs, s3Buf{off: lo, data: b})
+	}
+	return r, func() error { return nil }, nil
+}
+
+type s3Buf struct {
+	off  int64
+	data []byte
+}
+
+// s3ReaderAt reads an S3 object of one version by ranged GETs.
+type s3ReaderAt struct {
+	ctx     context.Context
+	a       *Backfill
+	l       sampleLoc
+	version string
+	bufs    []s3Buf
+}
+
+func (r *s3ReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	for _, b := range r.bufs {
+		if off >= b.off && off+int64(len(p)) <= b.off+int64(len(b.data)) {
+			return copy(p, b.data[off-b.off:]), nil
+		}
+	}
+	return r.get(p, off)
+}
+
+func (r *s3ReaderAt) get(p []byte, off int64) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	rc, err := r.a.openSample(r.ctx, r.l, r.version, off, off+int64(len(p)))
+	if err != nil {
+		return 0, err
+	}
+	defer rc.Close()
+	n, err := io.ReadFull(rc, p)
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		err = io.EOF
+	}
+	return n, err
+}
+
+// footerRange is the tail of a file of size bytes read at once for its
+// Parquet footer (most footers are smaller).
+func footerRange(size int64) [2]int64 { return [2]int64{size - 256<<10, size} }
+
+func openParquet(r io.ReaderAt, size int64, uri string) (*parquet.File, error) {
+	f, err := parquet.OpenFile(r, size, parquet.SkipPageIndex(true), parquet.SkipBloomFilters(true))
+	if err != nil {
+		var ae smithy.APIError
+		if errors.As(err, &ae) || isPermanent(err) {
+			return nil, err
+		}
+		return nil, permanent(ErrTypeBadSample, "backfill: sample %q: parquet: %v", uri, err)
+	}
+	return f, nil
+}
+
+func isPermanent(err error) bool {
+	var ae interface{ NonRetryable() bool }
+	return errors.As(err, &ae) && ae.NonRetryable()
+}
+
+// parquetColumns reads a table's schema: the converters of its columns
+// (by column index), the key and time columns, and the names of the others.
+func parquetColumns(f *parquet.File, uri string) (conv []func(parquet.Value) any, keyCol, timeCol int, carry []string, err error) {
+	keyCol, timeCol = -1, -1
+	fields := f.Schema().Fields()
+	for i, fd := range fields {
+		if !fd.Leaf() || fd.Repeated() {
+			return nil, 0, 0, nil, permanent(ErrTypeBadSample, "backfill: sample %q: column %q is nested or repeated: want a flat table", uri, fd.Name())
+		}
+		c, ok := parquetConverter(fd)
+		if !ok {
+			return nil, 0, 0, nil, permanent(ErrTypeBadSample, "backfill: sample %q: column %q has an unsupported type %v", uri, fd.Name(), fd.Type())
+		}
+		conv = append(conv, c)
+		switch strings.ToLower(fd.Name()) {
+		case "key", "entity":
+			keyCol = i
+		case "time":
+			timeCol = i
+		default:
+			carry = append(carry, fd.Name())
+		}
+	}
+	if keyCol < 0 || timeCol < 0 {
+		names := make([]string, len(fields))
+		for i, fd := range fields {
+			names[i] = fd.Name()
+		}
+		return nil, 0, 0, nil, permanent(ErrTypeBadSample, "backfill: sample %q: columns %q need a key (or entity) column and a time column", uri, names)
+	}
+	return conv, keyCol, timeCol, carry, nil
+}
+
+// parquetConverter returns how to read a column's values as row values:
+// bool, int64, float64, string, time.Time, or nil for a null.
+func parquetConverter(n parquet.Node) (func(parquet.Value) any, bool) {
+	t := n.Type()
+	var lt format.LogicalTypeValue
+	if l := t.LogicalType(); l != nil {
+		lt = l.Value
+	}
+	nullable := func(f func(parquet.Value) any) func(parquet.Value) any {
+		return func(v parquet.Value) any {
+			if v.IsNull() {
+				return nil
+			}
+			return f(v)
+		}
+	}
+	switch t.Kind() {
+	case parquet.Boolean:
+		return nullable(func(v parquet.Value) any { return v.Boolean() }), true
+	case parquet.Int32:
+		if _, ok := lt.(*format.DateType); ok {
+			return nullable(func(v parquet.Value) any { return time.Unix(int64(v.Int32())*86400, 0).UTC() }), true
+		}
+		return nullable(func(v parquet.Value) any { return int64(v.Int32()) }), true
+	case parquet.Int64:
+		if ts, ok := lt.(*format.TimestampType); ok && ts.Unit.Value != nil {
+			unit := ts.Unit.Value.Duration()
+			return nullable(func(v parquet.Value) any { return time.Unix(0, v.Int64()*int64(unit)).UTC() }), true
+		}
+		return nullable(func(v parquet.Value) any { return v.Int64() }), true
+	case parquet.Float:
+		return nullable(func(v parquet.Value) any { return float64(v.Float()) }), true
+	case parquet.Double:
+		return nullable(func(v parquet.Value) any { return v.Double() }), true
+	case parquet.ByteArray, parquet.FixedLenByteArray:
+		return nullable(func(v parquet.Value) any { return string(v.ByteArray()) }), true
+	}
+	return nil, false
+}
+
+// sampleKey reads a key column's value.
+func sampleKey(v any) (string, bool) {
+	switch v := v.(type) {
+	case string:
+		return v, v != ""
+	case int64:
+		return strconv.FormatInt(v, 10), true
+	}
+	return "", false
+}
+
+// sampleTime reads a time column's value.
+func sampleTime(v any) (time.Time, error) {
+	switch v := v.(type) {
+	case time.Time:
+		return v, nil
+	case string:
+		return parseSampleTime(v)
+	}
+	return time.Time{}, fmt.Errorf("time %v: want a timestamp, a date or a string", v)
+}
+
+// groupBytes returns the bytes [start, end) of a row group's column data.
+func groupBytes(rg *format.RowGroup) (start, end int64) {
+	start = -1
+	for i := range rg.Columns {
+		md := &rg.Columns[i].MetaData
+		s := md.DataPageOffset
+		if md.DictionaryPageOffset > 0 && md.DictionaryPageOffset < s {
+			s = md.DictionaryPageOffset
+		}
+		if start < 0 || s < start {
+			start = s
+		}
+		end = max(end, s+md.TotalCompressedSize)
+	}
+	return max(start, 0), end
+}
+
+// statsLatest reads from a row group's column statistics that its key and
+// time columns hold no null and its latest time; false if they do not say.
+func statsLatest(rg *format.RowGroup, keyCol, timeCol int, conv func(parquet.Value) any) (time.Time, bool) {
+	if keyCol >= len(rg.Columns) || timeCol >= len(rg.Columns) {
+		return time.Time{}, false
+	}
+	for _, c := range []int{keyCol, timeCol} {
+		if st := &rg.Columns[c].MetaData.Statistics; st.NullCount != 0 || (len(st.MaxValue) == 0 && len(st.Max) == 0) {
+			return time.Time{}, false
+		}
+	}
+	md := &rg.Columns[timeCol].MetaData
+	maxv := md.Statistics.MaxValue
+	var v parquet.Value
+	switch {
+	case md.Type == format.Int64 && len(maxv) == 8:
+		v = parquet.Int64Value(int64(binary.LittleEndian.Uint64(maxv)))
+	case md.Type == format.Int32 && len(maxv) == 4:
+		v = parquet.Int32Value(int32(binary.LittleEndian.Uint32(maxv)))
+	default:
+		return time.Time{}, false // e.g. string times: their maximum is not the latest
+	}
+	t, ok := conv(v).(time.Time)
+	return t, ok
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
+
+// planParquet reads the table's footer and cuts its row groups into
+// chunks. It checks the schema, and takes the row counts and the latest
+// time from the footer when the statistics of the key and time columns
+// say there is no null and the time's maximum; else it reads the row
+// group and checks every row's key and time. Rows are checked again when
+// their chunk runs (an empty key fails it).
+func (a *Backfill) planParquet(ctx context.Context, l sampleLoc, version string, size int64, chunkRows int) (*SamplePlan, error) {
+	ra, closeFile, err := a.parquetReaderAt(ctx, l, version, size, [2]int64{0, size})
+	if err != nil {
+		return nil, err
+	}
+	defer closeFile()
+	f, err := openParquet(ra, size, l.uri)
+	if err != nil {
+		return nil, err
+	}
+	conv, keyCol, timeCol, carry, err := parquetColumns(f, l.uri)
+	if err != nil {
+		return nil, err
+	}
+	p := &SamplePlan{URI: l.uri, Format: FormatParquet, ChunkRows: chunkRows, Columns: len(conv), KeyCol: keyCol, TimeCol: timeCol,
+		Carry: carry, Size: size, Version: version, RowGroups: len(f.RowGroups())}
+	meta := f.Metadata().RowGroups
+	chunkStart := 0
+	for g, rg := range f.RowGroups() {
+		n := int(rg.NumRows())
+		start, end := groupBytes(&meta[g])
+		if len(p.Groups) == 0 || p.Rows-chunkStart+n > chunkRows {
+			if len(p.Groups) == MaxChunks {
+				return nil, permanent(ErrTypeTooManyChunks, "backfill: sample %q in chunks of %d rows needs more than %d chunks: choose more rows per chunk", l.uri, chunkRows, MaxChunks)
+			}
+			p.Groups, p.FirstRows = append(p.Groups, g), append(p.FirstRows, p.Rows)
+			p.Offsets, p.Ends = append(p.Offsets, start), append(p.Ends, end)
+			chunkStart = p.Rows
+		}
+		last := len(p.Groups) - 1
+		p.Offsets[last], p.Ends[last] = min(p.Offsets[last], start), max(p.Ends[last], end)
+		if latest, ok := statsLatest(&meta[g], keyCol, timeCol, conv[timeCol]); ok {
+			// The footer says enough: no null key or time, the latest
+			// time. Rows are read (and each checked) when their chunk runs.
+			p.Latest = maxTime(p.Latest, latest)
+			p.Rows += n
+			continue
+		}
+		rows := rg.Rows()
+		buf := make([]parquet.Row, 256)
+		row := p.Rows
+		for {
+			k, err := rows.ReadRows(buf)
+			for _, r := range buf[:k] {
+				if len(r) != len(conv) {
+					rows.Close()
+					return nil, permanent(ErrTypeBadSample, "backfill: sample %q row %d: %d values for %d columns", l.uri, row, len(r), len(conv))
+				}
+				if _, ok := sampleKey(conv[keyCol](r[keyCol])); !ok {
+					rows.Close()
+					return nil, permanent(ErrTypeBadSample, "backfill: sample %q row %d: empty key", l.uri, row)
+				}
+				t, terr := sampleTime(conv[timeCol](r[timeCol]))
+				if terr != nil {
+					rows.Close()
+					return nil, permanent(ErrTypeBadSample, "backfill: sample %q row %d: %v", l.uri, row, terr)
+				}
+				if t.After(p.Latest) {
+					p.Latest = t
+				}
+				row++
+			}
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				rows.Close()
+				return nil, permanent(ErrTypeBadSample, "backfill: sample %q: %v", l.uri, err)
+			}
+		}
+		rows.Close()
+		if row-p.Rows != n {
+			return nil, permanent(ErrTypeBadSample, "backfill: sample %q: row group %d holds %d rows, says %d", l.uri, g, row-p.Rows, n)
+		}
+		p.Rows = row
+		activity.RecordHeartbeat(ctx, p.Rows)
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+	}
+	return p, nil
+}
+
+// openParquetChunk opens a reader of a Parquet chunk's rows.
+func (a *Backfill) openParquetChunk(ctx context.Context, l sampleLoc, sc *SampleChunk) (sampleReader, error) {
+	ra, closeFile, err := a.parquetReaderAt(ctx, l, sc.Version, sc.Size, footerRange(sc.Size), [2]int64{sc.Offset, sc.End})
+	if err != nil {
+		return nil, err
+	}
+	f, err := openParquet(ra, sc.Size, sc.URI)
+	if err != nil {
+		closeFile()
+		return nil, err
+	}
+	conv, keyCol, timeCol, _, err := parquetColumns(f, sc.URI)
+	switch {
+	case err != nil:
+	case keyCol != sc.KeyCol || timeCol != sc.TimeCol || len(conv) != sc.Columns || len(f.RowGroups()) < sc.FirstGroup+sc.RowGroups:
+		err = permanent(ErrTypeSampleChanged, "backfill: sample %q changed since the backfill planned it (its schema or row groups differ)", sc.URI)
+	}
+	if err != nil {
+		closeFile()
+		return nil, err
+	}
+	return &parquetRows{f: f, closeFile: closeFile, sc: sc, conv: conv, group: sc.FirstGroup, left: sc.Rows, buf: make([]parquet.Row, 0, 512)}, nil
+}
+
+type parquetRows struct {
+	f         *parquet.File
+	closeFile func() error
+	sc        *SampleChunk
+	conv      []func(parquet.Value) any
+	group     int           // next row group to open
+	rows      parquet.Rows  // of the current row group
+	buf       []parquet.Row // read, not yet returned: buf[at:]
+	at        int
+	left      int
+}
+
+func (p *parquetRows) read(row *sampleRow) error {
+	if p.left == 0 {
+		return io.EOF
+	}
+	for p.at == len(p.buf) {
+		if err := p.fill(); err != nil {
+			return err
+		}
+	}
+	r := p.buf[p.at]
+	p.at++
+	p.left--
+	sc := p.sc
+	var ok bool
+	if row.key, ok = sampleKey(p.conv[sc.KeyCol](r[sc.KeyCol])); !ok {
+		return permanent(ErrTypeBadSample, "backfill: sample %q, chunk at row %d: empty key", sc.URI, sc.FirstRow)
+	}
+	t, err := sampleTime(p.conv[sc.TimeCol](r[sc.TimeCol]))
+	if err != nil {
+		return permanent(ErrTypeBadSample, "backfill: sample %q, chunk at row %d: %v", sc.URI, sc.FirstRow, err)
+	}
+	row.time = t
+	row.carry = row.carry[:0]
+	for i, v := range r {
+		if i != sc.KeyCol && i != sc.TimeCol {
+			row.carry = append(row.carry, p.conv[i](v))
+		}
+	}
+	return nil
+}
+
+// fill reads the next rows into buf.
+func (p *parquetRows) fill() error {
+	if p.rows == nil {
+		if p.group >= p.sc.FirstGroup+p.sc.RowGroups {
+			return permanent(ErrTypeBadSample, "backfill: sample %q, chunk at row %d: %v", p.sc.URI, p.sc.FirstRow, io.ErrUnexpectedEOF)
+		}
+		p.rows = p.f.RowGroups()[p.group].Rows()
+		p.group++
+	}
+	p.buf, p.at = p.buf[:cap(p.buf)], 0
+	n, err := p.rows.ReadRows(p.buf)
+	p.buf = p.buf[:n]
+	if err == io.EOF {
+		p.rows.Close()
+		p.rows = nil
+		err = nil
+	}
+	if err != nil {
+		return fmt.Errorf("backfill: sample %q, chunk at row %d: %w", p.sc.URI, p.sc.FirstRow, err)
+	}
+	return nil
+}
+
+func (p *parquetRows) close() error {
+	if p.rows != nil {
+		p.rows.Close()
+	}
+	return p.closeFile()
+}

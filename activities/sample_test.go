@@ -1,0 +1,248 @@
+package activities_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/parquet-go/parquet-go"
+	"go.temporal.io/sdk/testsuite"
+
+	"github.com/tidemark-dev/tidemark/activities"
+	"github.com/tidemark-dev/tidemark/eventcenter"
+	"github.com/tidemark-dev/tidemark/eventcenter/embedded"
+	"github.com/tidemark-dev/tidemark/internal/backfilltest"
+	"github.com/tidemark-dev/tidemark/job"
+)
+
+// trainingSample is a sample table row: "id" is also an output column, so
+// the training set carries it as "sample_id".
+type trainingSample struct {
+	RowID int64     `parquet:"row_id"`
+	Key   string    `parquet:"key"`
+	Time  time.Time `parquet:"time,timestamp(microsecond)"`
+	Label int64     `parquet:"label"`
+	ID    *string   `parquet:"id,optional"`
+}
+
+// trainingOut is a row of a training set written as Parquet.
+type trainingOut struct {
+	ID       string    `parquet:"id"`
+	Key      string    `parquet:"trigger_key"`
+	Time     time.Time `parquet:"time,timestamp(nanosecond)"`
+	Bal      *float64  `parquet:"bal,optional"`
+	RowID    *int64    `parquet:"row_id,optional"`
+	Label    *int64    `parquet:"label,optional"`
+	SampleID *string   `parquet:"sample_id,optional"`
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// TestTrainingSet: a sample-table backfill to a file sink writes one row
+// per sample row, in order, whatever the chunks and segments: the job's
+// features as of the row's time, or nulls where the key has no state then
+// (unknown, not yet inserted, deleted), with the table's other columns
+// carried through; two rows of one key and time are two rows. The counts
+// say rows / with state / without, and a row without state is no error.
+// The same comes out whether the rows' state is prefetched (the source's
+// watermark covers the rows) or read row by row (it does not), from a
+// Parquet table or the same table as CSV.
+func TestTrainingSet(t *testing.T) {
+	ctx := context.Background()
+	t0 := time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
+	at := func(h int) time.Time { return t0.Add(time.Duration(h) * time.Hour) }
+	const src = "t.acc"
+	evs := []eventcenter.Event{
+		{Source: src, Key: "a", Time: at(1), Pos: eventcenter.Position{Log: 1, Offset: 1}, Op: eventcenter.OpInsert, After: eventcenter.Row{"bal": 1.0}},
+		{Source: src, Key: "b", Time: at(2), Pos: eventcenter.Position{Log: 1, Offset: 2}, Op: eventcenter.OpInsert, After: eventcenter.Row{"bal": 2.0}},
+		{Source: src, Key: "a", Time: at(3), Pos: eventcenter.Position{Log: 1, Offset: 3}, Op: eventcenter.OpUpdate, After: eventcenter.Row{"bal": 3.0}},
+		{Source: src, Key: "b", Time: at(4), Pos: eventcenter.Position{Log: 1, Offset: 4}, Op: eventcenter.OpDelete},
+	}
+	rows := []trainingSample{
+		{0, "a", at(0), 1, nil}, // before a existed
+		{1, "a", at(1), 0, ptr("x1")},
+		{2, "a", at(2), 1, nil},
+		{3, "c", at(2), 0, ptr("x3")}, // unknown
+		{4, "b", at(3), 1, nil},
+		{5, "a", at(3), 0, ptr("x5")},
+		{6, "a", at(3), 1, ptr("x6")}, // the same key and time again
+		{7, "b", at(5), 0, nil},       // deleted
+		{8, "a", at(5), 1, ptr("x8")},
+	}
+	wantBal := []*float64{nil, ptr(1.0), ptr(1.0), nil, ptr(2.0), ptr(3.0), ptr(3.0), nil, ptr(3.0)}
+
+	dir := t.TempDir()
+	pq := filepath.Join(dir, "sample.parquet")
+	f, err := os.Create(pq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := parquet.NewGenericWriter[trainingSample](f, parquet.MaxRowsPerRowGroup(2))
+	if _, err := w.Write(rows); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	b.WriteString("row_id,key,time,label,id\n")
+	for _, r := range rows {
+		id := ""
+		if r.ID != nil {
+			id = *r.ID
+		}
+		fmt.Fprintf(&b, "%d,%s,%s,%d,%s\n", r.RowID, r.Key, r.Time.Format(time.RFC3339Nano), r.Label, id)
+	}
+	csvPath := filepath.Join(dir, "sample.csv")
+	if err := os.WriteFile(csvPath, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	j := job.MustNew("acc", func(c *job.Context) (eventcenter.Row, error) {
+		r, err := c.Get(src, c.Trigger().Key)
+		if err != nil {
+			return nil, err
+		}
+		return eventcenter.Row{"bal": r["bal"]}, nil
+	}, job.Trigger(src))
+
+	for _, tc := range []struct {
+		name      string
+		sample    string
+		watermark bool
+	}{{"parquet/prefetched", pq, true}, {"parquet/per-row", pq, false}, {"csv/prefetched", csvPath, true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			st, err := embedded.Open(embedded.Config{InMemory: true, NoSync: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			if err := st.Append(ctx, evs); err != nil {
+				t.Fatal(err)
+			}
+			if tc.watermark {
+				if err := st.AdvanceWatermark(ctx, src, 0, at(10)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			a := &activities.Backfill{Store: st, Jobs: activities.NewJobs(j)}
+			var s testsuite.WorkflowTestSuite
+			env := s.NewTestActivityEnvironment()
+			env.RegisterActivity(a)
+			v, err := env.ExecuteActivity(a.BackfillPlan, activities.PlanInput{Job: "acc", Sample: tc.sample, ChunkRows: 4})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var plan activities.Plan
+			if err := v.Get(&plan); err != nil {
+				t.Fatal(err)
+			}
+			sp := plan.Sample
+			if sp.Rows != len(rows) || len(sp.Offsets) < 3 || !slices.Equal(sp.Carry, []string{"row_id", "label", "id"}) || !sp.Latest.Equal(at(5)) {
+				t.Fatalf("plan %+v", sp)
+			}
+			for _, format := range []string{"jsonl", "parquet"} {
+				out := t.TempDir()
+				var total activities.ChunkResult
+				for i := range sp.Offsets {
+					r, _, err := runChunk(t, a, activities.ChunkInput{Backfill: "bf-ts", Job: "acc", Index: i, Sample: sp.Chunk(i),
+						Options: activities.Options{Sink: "file://" + out, Format: format, SegmentEvents: 3}}, nil)
+					if err != nil {
+						t.Fatal(err)
+					}
+					total.Events += r.Events
+					total.WithState += r.WithState
+					total.Missing += r.Missing
+					total.Outputs += r.Outputs
+					total.Written += r.Written
+					total.Failed += r.Failed
+					total.Errors = append(total.Errors, r.Errors...)
+				}
+				if total.Events != 9 || total.WithState != 6 || total.Missing != 3 || total.Outputs != 6 || total.Written != 9 || total.Failed != 0 || len(total.Errors) != 0 {
+					t.Fatalf("%s: counts %+v", format, total)
+				}
+				got := readTrainingSet(t, out, format)
+				if len(got) != len(rows) {
+					t.Fatalf("%s: %d rows, want %d: %+v", format, len(got), len(rows), got)
+				}
+				ids := map[string]bool{}
+				for i, r := range got {
+					want := rows[i]
+					wantID := want.ID // (an empty CSV cell is null)
+					if r.Key != want.Key || !r.Time.Equal(want.Time) || !reflect.DeepEqual(r.Bal, wantBal[i]) ||
+						r.RowID == nil || *r.RowID != want.RowID || r.Label == nil || *r.Label != want.Label || !reflect.DeepEqual(r.SampleID, wantID) || ids[r.ID] {
+						t.Fatalf("%s: row %d: %+v, want %+v with bal %v", format, i, r, want, wantBal[i])
+					}
+					ids[r.ID] = true
+				}
+			}
+		})
+	}
+}
+
+// readTrainingSet reads a training set's objects in name order.
+func readTrainingSet(t *testing.T, dir, format string) []trainingOut {
+	t.Helper()
+	if format == "parquet" {
+		objs, err := filepath.Glob(filepath.Join(dir, "bf-ts", "acc", "chunk-*.parquet"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		slices.Sort(objs)
+		var out []trainingOut
+		for _, o := range objs {
+			rs, err := parquet.ReadFile[trainingOut](o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, rs...)
+		}
+		return out
+	}
+	var out []trainingOut
+	{
+		recs, _, err := backfilltest.ReadDir(dir) // in name order
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range recs {
+			o := trainingOut{ID: r.ID, Key: r.Trigger.Key, Time: r.Trigger.Time}
+			if v, ok := r.Features["bal"].(float64); ok {
+				o.Bal = &v
+			}
+			if v, ok := number(r.Features["_sample.row_id"]); ok {
+				o.RowID = &v
+			}
+			if v, ok := number(r.Features["_sample.label"]); ok {
+				o.Label = &v
+			}
+			if v, ok := r.Features["_sample.id"].(string); ok {
+				o.SampleID = &v
+			}
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+// number reads an integer column as JSON or CSV gives it.
+func number(v any) (int64, bool) {
+	switch v := v.(type) {
+	case float64:
+		return int64(v), true
+	case string:
+		var n int64
+		_, err := fmt.Sscan(v, &n)
+		return n, err == nil
+	}
+	return 0, false
+}

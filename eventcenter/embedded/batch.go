@@ -1,0 +1,124 @@
+package embedded
+
+import (
+	"bytes"
+	"context"
+	"slices"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/tidemark-dev/tidemark/eventcenter"
+	"github.com/tidemark-dev/tidemark/eventcenter/codec"
+)
+
+var _ eventcenter.BatchReader = (*Store)(nil)
+
+// AsOfBatch implements eventcenter.BatchReader: the reads are sorted by
+// their events-table seek key (salt, source, key, newest time first) and
+// answered by one iterator whose seeks move forward, so the iterator's
+// blocks and its position are reused from one read to the next.
+func (s *Store) AsOfBatch(ctx context.Context, qs []eventcenter.AsOf, out []eventcenter.AsOfResult) error {
+	if err := s.enter(ctx); err != nil {
+		return err
+	}
+	defer s.leave()
+	h := s.horizon()
+	type seek struct {
+		i          int
+		start, end int // the seek key in keys
+		prefix     int // length of its (salt, source, key) prefix
+		knownAt    time.Time
+	}
+	seeks := make([]seek, 0, len(qs))
+	keys := make([]byte, 0, len(qs)*32)
+	var lastIn, lastSettled time.Time
+	for i := range qs {
+		q := &qs[i]
+		out[i] = eventcenter.AsOfResult{}
+		if err := q.Validate(); err != nil {
+			out[i].Err = err
+			continue
+		}
+		if !h.IsZero() {
+			if err := q.CheckHorizon(h); err != nil {
+				out[i].Err = err
+				continue
+			}
+		}
+		if i == 0 || !q.KnownAt.Equal(lastIn) {
+			settled, err := s.stamps.Settle(ctx, q.KnownAt)
+			if err != nil {
+				return err
+			}
+			lastIn, lastSettled = q.KnownAt, settled
+		}
+		start := len(keys)
+		keys = codec.KeyPrefix(append(keys, tabEvents), q.Source, q.Key)
+		prefix := len(keys) - start
+		keys = codec.AsOfSeek(keys[:start+1], q.Source, q.Key, q.Time)
+		seeks = append(seeks, seek{i: i, start: start, end: len(keys), prefix: prefix, knownAt: lastSettled})
+	}
+	slices.SortFunc(seeks, func(a, b seek) int { return bytes.Compare(keys[a.start:a.end], keys[b.start:b.end]) })
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{tabEvents}, UpperBound: []byte{tabEvents + 1}})
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	for n, sk := range seeks {
+		if n%1024 == 1023 && ctx.Err() != nil {
+			return ctx.Err()
+		}
+		key := keys[sk.start:sk.end]
+		var e eventcenter.Event
+		found := false
+		for ok := seekForward(it, key, sk.prefix); ok && bytes.HasPrefix(it.Key(), key[:sk.prefix]); ok = it.Next() {
+			if found, err = decodeEvent(it.Key(), it.Value(), sk.knownAt, &e); err != nil {
+				return err
+			}
+			if found {
+				break // else stored after KnownAt: look further back
+			}
+		}
+		if err := it.Error(); err != nil {
+			return err
+		}
+		q := &qs[sk.i]
+		latest := e.Time
+		if !found {
+			latest = time.Time{}
+		}
+		var herr error
+		if !h.IsZero() {
+			herr = q.CheckFound(h, latest)
+		}
+		switch {
+		case herr != nil:
+			out[sk.i].Err = herr
+		case !found || e.After == nil:
+			out[sk.i].Err = eventcenter.ErrNotFound
+		default:
+			out[sk.i].Event = e
+		}
+	}
+	return nil
+}
+
+// seekForward positions it at the first row at or after key, as SeekGE
+// does. When it is already on a row of the same (salt, source, key)
+// prefix at or before key (the previous read was of the same key at a
+// later time), it steps forward over the few rows between instead: the
+// rows of a key are contiguous, newest first.
+func seekForward(it *pebble.Iterator, key []byte, prefix int) bool {
+	if it.Valid() && bytes.HasPrefix(it.Key(), key[:prefix]) && bytes.Compare(it.Key(), key) <= 0 {
+		for range 8 {
+			if bytes.Compare(it.Key(), key) >= 0 {
+				return true
+			}
+			if !it.Next() {
+				return false
+			}
+		}
+	}
+	return it.SeekGE(key)
+}

@@ -1,0 +1,91 @@
+package embedded_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/tidemark-dev/tidemark/eventcenter"
+	"github.com/tidemark-dev/tidemark/eventcenter/embedded"
+)
+
+// TestAsOfBatchAnswersAsAsOf checks AsOfBatch against one AsOf per read
+// over keys with several changes at shared times, deletes, appends at
+// several stored-at times (KnownAt), unknown keys and invalid reads, in a
+// shuffled order, with and without a retention horizon.
+func TestAsOfBatchAnswersAsAsOf(t *testing.T) {
+	for _, retention := range []time.Duration{0, 20 * time.Hour} {
+		t.Run(fmt.Sprint("retention=", retention), func(t *testing.T) {
+			ctx := context.Background()
+			t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+			clock := t0
+			s, err := embedded.Open(embedded.Config{InMemory: true, Retention: retention, Now: func() time.Time { return clock }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			rng := rand.New(rand.NewPCG(3, 4))
+			var stored []time.Time
+			for batch := range 6 {
+				clock = t0.Add(time.Duration(batch+1) * 4 * time.Hour)
+				stored = append(stored, clock)
+				var evs []eventcenter.Event
+				for i := range 60 {
+					e := eventcenter.Event{Source: "t.src", Key: fmt.Sprintf("k%02d", rng.IntN(12)),
+						Time: t0.Add(time.Duration(rng.IntN(20)) * time.Hour), Pos: eventcenter.Position{Log: 1, Offset: uint64(batch*100 + i)},
+						Op: eventcenter.OpUpdate, After: eventcenter.Row{"v": int64(batch*100 + i)}}
+					if rng.IntN(6) == 0 {
+						e.Op, e.After = eventcenter.OpDelete, nil
+					}
+					evs = append(evs, e)
+				}
+				if err := s.Append(ctx, evs); err != nil {
+					t.Fatal(err)
+				}
+			}
+			clock = t0.Add(26 * time.Hour) // a horizon of 6h with retention
+			var qs []eventcenter.AsOf
+			for range 500 {
+				q := eventcenter.AsOf{Source: "t.src", Key: fmt.Sprintf("k%02d", rng.IntN(14)), Time: t0.Add(time.Duration(rng.IntN(24*60)-60) * time.Minute)}
+				if rng.IntN(3) == 0 {
+					q.KnownAt = stored[rng.IntN(len(stored))]
+				}
+				qs = append(qs, q)
+			}
+			qs = append(qs, eventcenter.AsOf{Source: "t.src", Time: t0}, eventcenter.AsOf{Source: "t.src", Key: "k01"})
+			out := make([]eventcenter.AsOfResult, len(qs))
+			if err := s.AsOfBatch(ctx, qs, out); err != nil {
+				t.Fatal(err)
+			}
+			found := 0
+			for i, q := range qs {
+				e, err := s.AsOf(ctx, q)
+				if !reflect.DeepEqual(out[i].Event, e) || !sameError(out[i].Err, err) {
+					t.Fatalf("read %d %+v: batch %+v, %v; AsOf %+v, %v", i, q, out[i].Event, out[i].Err, e, err)
+				}
+				if err == nil {
+					found++
+				}
+			}
+			if found < 100 || found == len(qs) {
+				t.Fatalf("%d of %d reads found: a weak test", found, len(qs))
+			}
+		})
+	}
+}
+
+func sameError(a, b error) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	for _, target := range []error{eventcenter.ErrNotFound, eventcenter.ErrInvalidQuery, eventcenter.ErrBeyondHorizon} {
+		if errors.Is(a, target) != errors.Is(b, target) {
+			return false
+		}
+	}
+	return true
+}

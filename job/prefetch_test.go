@@ -1,0 +1,123 @@
+package job_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/tidemark-dev/tidemark/eventcenter"
+	"github.com/tidemark-dev/tidemark/job"
+)
+
+// countingStore counts the reads that reach the store.
+type countingStore struct {
+	eventcenter.Store
+	reads atomic.Int64
+}
+
+func (s *countingStore) AsOf(ctx context.Context, q eventcenter.AsOf) (eventcenter.Event, error) {
+	s.reads.Add(1)
+	return s.Store.AsOf(ctx, q)
+}
+
+func (s *countingStore) History(ctx context.Context, q eventcenter.HistoryQuery) ([]eventcenter.Event, error) {
+	s.reads.Add(1)
+	return s.Store.History(ctx, q)
+}
+
+// TestPrefetchAnswersTheTriggerKeysFetches: runs whose trigger key's
+// state at the trigger time was prefetched fetch it with no store read of
+// their own, and get what the store gives; a key changed exactly at the
+// trigger time, and reads past the watermark of the fill, go to the store
+// and answer the same.
+func TestPrefetchAnswersTheTriggerKeysFetches(t *testing.T) {
+	ctx := context.Background()
+	base := openStore(t)
+	const src = "test.accts"
+	var evs []eventcenter.Event
+	for k := range 4 {
+		for c := range 3 {
+			evs = append(evs, eventcenter.Event{Source: src, Key: fmt.Sprintf("k%d", k), Time: t0.Add(time.Duration(2*c+k) * time.Hour),
+				Pos: eventcenter.Position{Log: 1, Offset: uint64(10*k + c)}, Op: eventcenter.OpUpdate, After: eventcenter.Row{"v": int64(10*k + c)}})
+		}
+	}
+	if err := base.Append(ctx, evs); err != nil {
+		t.Fatal(err)
+	}
+	wm := t0.Add(5 * time.Hour)
+	if err := base.AdvanceWatermark(ctx, src, 0, wm); err != nil {
+		t.Fatal(err)
+	}
+	st := &countingStore{Store: base}
+	j := job.MustNew("pf", func(c *job.Context) (eventcenter.Row, error) {
+		r, err := c.Get(src, c.Trigger().Key)
+		if errors.Is(err, eventcenter.ErrNotFound) {
+			return eventcenter.Row{"v": nil}, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		return eventcenter.Row{"v": r["v"]}, nil
+	}, job.Trigger(src))
+
+	type row struct {
+		key       string
+		at        time.Time
+		fromStore bool // reads the store: changed exactly at, or past the watermark
+	}
+	rows := []row{
+		{"k0", t0.Add(90 * time.Minute), false},
+		{"k1", t0.Add(4 * time.Hour), false},
+		{"k1", t0.Add(3 * time.Hour), true}, // k1 changed at 3h
+		{"k2", t0.Add(-time.Hour), false},   // no state yet: no run
+		{"k3", t0.Add(7 * time.Hour), true}, // past the watermark
+		{"k9", t0, false},                   // unknown key: no run
+	}
+	qs := make([]eventcenter.AsOf, len(rows))
+	for i, r := range rows {
+		qs[i] = eventcenter.AsOf{Source: src, Key: r.key, Time: r.at}
+	}
+	answers := make([]eventcenter.AsOfResult, len(qs))
+	pf := job.NewPrefetch(st)
+	if err := pf.Fill(ctx, qs, answers); err != nil {
+		t.Fatal(err)
+	}
+	if pf.Len() != len(rows)-1 {
+		t.Fatalf("%d answers kept, want all but the one past the watermark", pf.Len())
+	}
+	for i, r := range rows {
+		a := answers[i]
+		if errors.Is(a.Err, eventcenter.ErrNotFound) {
+			if r.key != "k2" && r.key != "k9" {
+				t.Fatalf("row %d: not found", i)
+			}
+			continue
+		}
+		if a.Err != nil {
+			t.Fatal(a.Err)
+		}
+		trig := a.Event
+		if !trig.Time.Equal(r.at) { // a sample row's trigger: at the row's time
+			trig.Time, trig.Pos = r.at, eventcenter.Position{}
+		}
+		want, err := job.Evaluate(ctx, j, trig, &job.Env{Store: base})
+		if err != nil {
+			t.Fatal(err)
+		}
+		before := st.reads.Load()
+		got, err := job.Evaluate(ctx, j, trig, &job.Env{Store: pf})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if reads := st.reads.Load() - before; (reads > 0) != r.fromStore {
+			t.Fatalf("row %d (%s at %v): %d store reads", i, r.key, r.at, reads)
+		}
+		if !reflect.DeepEqual(got.Record.Features, want.Record.Features) {
+			t.Fatalf("row %d: %v, store gives %v", i, got.Record.Features, want.Record.Features)
+		}
+	}
+}
