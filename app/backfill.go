@@ -35,7 +35,7 @@ func (o *followOptions) register(f *pflag.FlagSet) {
 	f.DurationVar(&o.poll, "poll", 500*time.Millisecond, "progress poll interval")
 	f.DurationVar(&o.workerTimeout, "worker-timeout", time.Minute, "exit 1 when no worker polls the task queue for this long (the backfill stays started)")
 	f.BoolVar(&o.waitForWorker, "wait-for-worker", false, "wait for a worker without a limit (see --worker-timeout)")
-	f.BoolVar(&o.allowErrors, "allow-errors", false, "exit 0 when the backfill is done with errors (failed or stale runs, missing sample keys)")
+	f.BoolVar(&o.allowErrors, "allow-errors", false, "exit 0 when the backfill is done with errors (failed or stale runs)")
 }
 
 func (a *cli) backfillStartCmd() *cobra.Command {

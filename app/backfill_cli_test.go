@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tidemark-dev/tidemark/eventcenter"
+	"github.com/tidemark-dev/tidemark/eventcenter/embedded"
 	"github.com/tidemark-dev/tidemark/examples/credit"
 	"github.com/tidemark-dev/tidemark/internal/devtemporal"
 )
@@ -77,22 +79,41 @@ func TestBackfillCLITellsTrouble(t *testing.T) {
 		want(t, code, out, errOut, ExitError, nil, []string{`no such backfill "nonexistent"`})
 	})
 
+	// Two applications without a user: the credit job fails on them, so a
+	// sample of their keys ends with two errors.
+	store := filepath.Join(dir, "store")
+	func() {
+		st, err := embedded.Open(embedded.Config{Dir: store})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		var apps []eventcenter.Event
+		for i, key := range []string{"a1", "a2"} {
+			apps = append(apps, eventcenter.Event{Source: credit.Applications, Key: key, Op: eventcenter.OpInsert,
+				Time: time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC), Pos: eventcenter.Position{Log: 1, Offset: uint64(i)},
+				After: eventcenter.Row{"amount": int64(100)}})
+		}
+		if err := st.Append(ctx, apps); err != nil {
+			t.Fatal(err)
+		}
+	}()
+
 	workerCtx, stopWorker := context.WithCancel(ctx)
 	defer stopWorker()
 	var wg sync.WaitGroup
 	var werr syncBuffer
 	wg.Go(func() {
-		Run(workerCtx, []string{"worker", "--store", "pebble://" + filepath.Join(dir, "store"), "--address", srv.Addr(),
+		Run(workerCtx, []string{"worker", "--store", "pebble://" + store, "--address", srv.Addr(),
 			"--log-level", "warn", "--task-queue", queue}, io.Discard, &werr, Jobs(credit.New), Indexes(credit.Indexes()...))
 	})
 
-	// Sample rows whose keys have no state (the store is empty) are
-	// errors of the backfill.
+	// Sample rows whose runs fail are errors of the backfill.
 	sample := filepath.Join(dir, "sample.csv")
 	writeFile(t, sample, "key,time\na1,2026-11-25T10:00:00Z\na2,2026-11-25T11:00:00Z\n")
 	t.Run("errors", func(t *testing.T) {
 		code, out, errOut := bf(t, "start", "--id", "errors", "--sample", sample, "--sink", "file://"+filepath.Join(dir, "out1"))
-		want(t, code, out, errOut, ExitError, []string{"backfill errors done: job credit-features", "2 errors (0 failed, 0 stale, 2 missing)"},
+		want(t, code, out, errOut, ExitError, []string{"backfill errors done: job credit-features", "2 errors (2 failed, 0 stale)"},
 			[]string{"backfill errors done with 2 errors", "--allow-errors"})
 		code, out, errOut = bf(t, "start", "--id", "errors-allowed", "--sample", sample, "--sink", "file://"+filepath.Join(dir, "out2"), "--allow-errors")
 		want(t, code, out, errOut, ExitOK, []string{"backfill errors-allowed done", "2 errors"}, nil)

@@ -351,7 +351,7 @@ func (a *cli) outcome(ctx context.Context, c client.Client, id string, allowErro
 	printSummary(a.stdout, id, "done", sum)
 	a.warnings(id, sum)
 	if sum.Errors > 0 && !allowErrors {
-		return fmt.Errorf("backfill %s done with %d errors (%d failed, %d stale, %d missing); --allow-errors exits 0 for that", id, sum.Errors, sum.Failed, sum.Stale, sum.Missing)
+		return fmt.Errorf("backfill %s done with %d errors (%d failed, %d stale); --allow-errors exits 0 for that", id, sum.Errors, sum.Failed, sum.Stale)
 	}
 	return nil
 }
@@ -385,7 +385,7 @@ func printSummary(w io.Writer, id, state string, s workflows.Summary) {
 	if s.Duration > 0 {
 		rate = float64(s.Events) / time.Duration(s.Duration).Seconds()
 	}
-	fmt.Fprintf(w, "backfill %s %s: job %s, %d chunks, %d events, %d outputs, %d errors (%d failed, %d stale, %d missing), %d written, %d unchanged, %d replaced, %d skipped, %d resumed chunks, %d runs, %v (%.0f events/s)\n",
+	fmt.Fprintf(w, "backfill %s %s: job %s, %d chunks, %d events, %d outputs, %d errors (%d failed, %d stale), %d sample rows without state, %d written, %d unchanged, %d replaced, %d skipped, %d resumed chunks, %d runs, %v (%.0f events/s)\n",
 		id, state, s.Job, s.Chunks, s.Events, s.Outputs, s.Errors, s.Failed, s.Stale, s.Missing, s.Written, s.Unchanged, s.Replaced, s.Skipped, s.Resumed, s.Runs, s.Duration, rate)
 	if s.Truncated {
 		fmt.Fprintf(w, "  ran up to the watermark only: to %s\n", s.To.UTC().Format(time.RFC3339Nano))
