@@ -13,7 +13,6 @@ import (
 const (
 	DefaultZooKeeper      = "127.0.0.1:2181"
 	DefaultNamespace      = "tidemark"
-	DefaultRetention      = 32 * 24 * time.Hour
 	DefaultBuckets        = 16
 	DefaultRegions        = 16
 	DefaultDialTimeout    = 10 * time.Second
@@ -32,6 +31,13 @@ const (
 // Forever, as Config.Retention, keeps everything in the hot tier: no TTL,
 // no horizon.
 const Forever time.Duration = -1
+
+// DefaultRetention is the retention of a new namespace: Forever. Until the
+// cold tier copies old events to S3 and verifies them before the hot copies
+// go, a TTL would delete events that no tier holds (and with them the
+// parameter versions and catalog entries that jobs read at every run), so
+// a hot window is an operator's explicit choice, not a default.
+const DefaultRetention = Forever
 
 // EnvZooKeeper names the environment variable read when Config.ZooKeeper is
 // empty (the services harness sets it).
@@ -52,8 +58,8 @@ type Config struct {
 	// Retention is how long the hot tier keeps what it stores: the TTL of the
 	// events, time and index families, counted from when a cell was written.
 	// Reads that reach behind it fail with eventcenter.ErrBeyondHorizon
-	// (see Store.Horizon). Zero keeps what the namespace records (32 days
-	// when it is created); Forever keeps everything; a different value is
+	// (see Store.Horizon). Zero keeps what the namespace records (Forever
+	// when it is created: see DefaultRetention); Forever keeps everything; a different value is
 	// applied to the tables and recorded in meta.
 	Retention time.Duration
 	// Buckets spreads each source's time table over that many buckets (1 to

@@ -87,7 +87,8 @@
 //
 // # Retention
 //
-// The hot tier keeps Config.Retention (default 32 days): the TTL of the
+// The hot tier keeps Config.Retention (default forever, see
+// DefaultRetention; a window such as 32 days is set explicitly): the TTL of the
 // events, time and index families, counted from when HBase wrote a cell
 // (cell timestamps are the region server's clock, not StoredAt, so events
 // brought back from the cold tier stay a full retention). The retention is

@@ -111,7 +111,8 @@ func (s *Store) ensureSchema(ctx context.Context) error {
 		}
 	}
 
-	// The retention: what Config asks, else what is recorded, else 32 days.
+	// The retention: what Config asks, else what is recorded, else
+	// DefaultRetention (forever).
 	// Zero seconds, in meta and in s.retention, is forever.
 	recorded, isRecorded := time.Duration(0), false
 	if v, ok := layout[qualRetention]; ok {
@@ -129,7 +130,7 @@ func (s *Store) ensureSchema(ctx context.Context) error {
 	case isRecorded:
 		s.retention = recorded
 	default:
-		s.retention = DefaultRetention
+		s.retention = 0 // DefaultRetention: forever
 	}
 	hot := family{ttl: s.retention, compression: s.cfg.Compression}
 	if err := s.createTables(ctx, have, hotTables, hot); err != nil {
