@@ -135,17 +135,19 @@ func (s *Store) scanBucket(ctx context.Context, start, end []byte, knownAt time.
 		evs     = make([]eventcenter.Event, 0, window)
 		recheck []int // of evs: re-appended, to be read from events
 	)
-	flush := func() bool {
+	flush := func() error {
 		if len(evs) == 0 {
-			return true
+			return nil
 		}
 		kept, err := s.resolve(ctx, evs, recheck, knownAt)
 		if err != nil {
-			send(batch{err: err})
-			return false
+			return err
 		}
 		evs, recheck = make([]eventcenter.Event, 0, window), recheck[:0]
-		return len(kept) == 0 || send(batch{events: kept})
+		if len(kept) > 0 && !send(batch{events: kept}) {
+			return ctx.Err()
+		}
+		return nil
 	}
 	// No known-at filter here: a row's first two cells of all, so that a
 	// re-appended event is told apart even when only one copy is visible.
@@ -171,19 +173,20 @@ func (s *Store) scanBucket(ctx context.Context, start, end []byte, knownAt time.
 			}
 			evs = append(evs, e)
 			if len(evs) == window {
-				if !flush() {
-					return false, ctx.Err()
+				if err := flush(); err != nil {
+					return false, err
 				}
 				start = append(slices.Clone(r.Cells[0].Row), 0)
 			}
 			return true, nil
 		})
 	})
+	if err == nil {
+		err = flush()
+	}
 	if err != nil {
 		send(batch{err: err})
-		return
 	}
-	flush()
 }
 
 // resolve reads the events at indexes recheck of evs from the events table
