@@ -41,6 +41,9 @@ func (s *Store) Replay(ctx context.Context, q eventcenter.ReplayQuery) iter.Seq2
 			return
 		}
 		for e, err := range s.replay(ctx, sources, eventcenter.TimeRange{From: q.From, To: q.To}, knownAt) {
+			if err == nil {
+				err = ctx.Err() // the batches read ahead are not served after it ends
+			}
 			if err != nil {
 				yield(eventcenter.Event{}, s.fail(ctx, err))
 				return
