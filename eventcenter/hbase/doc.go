@@ -48,8 +48,8 @@
 // qualifier is that stamp (8 order-preserving bytes of its nanoseconds) then
 // a per-store sequence number. A re-appended event adds a cell to the same
 // row instead of replacing one; since a row's cells sort by qualifier, the
-// first cell is the first copy, and every read asks for just that one
-// (HBase's per-family store limit of 1). "As known at S" is a server-side
+// first cell is the first copy, and every read of events asks for just
+// that one (HBase's per-family store limit of 1). "As known at S" is a server-side
 // column-range filter on the qualifier (stamps up to S): a row none of whose
 // copies was stored by S is skipped by the region server, and the first
 // copy it returns is the first one stored. StoredAt round-trips to the
@@ -58,7 +58,7 @@
 // The alternative, check-and-put per event, is atomic but one RPC per
 // event that the client cannot batch; blind puts are batched per region
 // server (FlushInterval, RPCQueueSize). Duplicates come only from
-// re-ingest, so the extra cells are rare; they cost a few bytes per row.
+// re-ingest, so the extra cells are rare; each costs a body in each table.
 // Appends of one instant keep their order only within one process: across
 // processes, "first" is as good as their clocks.
 //
@@ -89,7 +89,9 @@
 // wrote and AsOf does not find them (the contract lets a failed Append be
 // partly stored). The retry appends a second copy, and from then on Replay
 // and AsOf agree on it, at every KnownAt: the failed copy, which no events
-// cell holds, is no first copy. (Writing events first would leave, after
+// cell holds, is no first copy. So a replay as known at an instant between
+// the two stamps yields the event before the retry and not after it; what
+// AsOf answers never changes. (Writing events first would leave, after
 // such a retry, an events row whose first copy is older than its time
 // row's, a disagreement that no read could see without a get per event.)
 //
