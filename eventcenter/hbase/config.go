@@ -22,7 +22,7 @@ const (
 	DefaultMaxInflight    = 512
 	DefaultWatermarkPoll  = 50 * time.Millisecond
 	DefaultIndexRefresh   = 10 * time.Second
-	DefaultReplayWindow   = 128
+	DefaultReplayWindow   = 256
 	DefaultLookupParallel = 32
 	DefaultMaxAppend      = time.Minute
 	DefaultKnownAtLag     = 2 * time.Minute
@@ -93,8 +93,10 @@ type Config struct {
 	// MaxInflight bounds the puts one Append (or an index build) has in
 	// flight. Default 512.
 	MaxInflight int
-	// ReplayWindow is how many event bodies each bucket of a replay fetches
-	// concurrently ahead of the reader. Default 128.
+	// ReplayWindow is how many time rows each bucket of a replay reads per
+	// scanner RPC and hands over at once; a bucket holds up to two such
+	// batches ready ahead of the reader, so a replay's memory is about
+	// sources × buckets × 3 × ReplayWindow events. Default 256.
 	ReplayWindow int
 	// LookupParallel is how many keys one Lookup checks concurrently.
 	// Default 32.
