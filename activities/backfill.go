@@ -33,6 +33,10 @@ type Backfill struct {
 	// Params is the parameter registry. Default nil: every run uses the
 	// declared defaults (version 0), as a live worker without a registry.
 	Params params.Registry
+	// Sources, if set, reports whether a source exists (job.Env.Sources):
+	// a fetch of an unknown source fails at once, as in the live worker,
+	// instead of reading as not-found. Default nil: no check.
+	Sources func(source string) bool
 	// S3 reads sample tables and writes sinks on S3. Default nil: s3://
 	// URIs fail (non-retryable).
 	S3 *s3.Client
@@ -153,7 +157,7 @@ func (a *Backfill) BackfillPlan(ctx context.Context, in PlanInput) (Plan, error)
 		return Plan{}, err
 	}
 	p := Plan{Source: strings.Join(j.Sources(), ", "), Sources: j.Sources()}
-	if p.Watermark, err = a.watermark(ctx, p.Sources); err != nil {
+	if p.Watermark, p.Floor, err = a.watermark(ctx, p.Sources); err != nil {
 		return Plan{}, err
 	}
 	if in.Sample != "" {
@@ -338,7 +342,7 @@ func (a *Backfill) env(j *job.Job, o Options) (*job.Env, error) {
 	if a.Store == nil {
 		return nil, errors.New("backfill: Backfill.Store is nil")
 	}
-	env := &job.Env{Mode: job.Backfill, Store: a.Store, Ledger: a.Ledger}
+	env := &job.Env{Mode: job.Backfill, Store: a.Store, Ledger: a.Ledger, Sources: a.Sources}
 	switch o.KnownAt {
 	case "":
 	case "trigger":

@@ -306,3 +306,82 @@ func TestChunkStalls(t *testing.T) {
 		t.Fatalf("stalled after %v", d)
 	}
 }
+
+// A backfill given the source registry fails a run that fetches a source
+// the registry does not list at once, naming it (as the live worker does),
+// instead of reading it as not-found.
+func TestChunkRefusesUnknownSource(t *testing.T) {
+	_, a, evs := fixture(t, 200)
+	in := activities.ChunkInput{Backfill: "bf-src", Job: backfilltest.JobName, From: backfilltest.T0, To: backfilltest.T0.Add(span),
+		Options: activities.Options{Sink: "file://" + t.TempDir()}}
+	triggers := backfilltest.Triggers(evs)
+	for _, tc := range []struct {
+		name   string
+		known  func(string) bool
+		failed int
+	}{
+		{"registry lists both", job.KnownSources(func(s string) bool { return s == backfilltest.Apps || s == backfilltest.Users }), 0},
+		{"registry lacks the users source", job.KnownSources(func(s string) bool { return s == backfilltest.Apps }), triggers},
+	} {
+		a2 := *a
+		a2.Sources = tc.known
+		r, _, err := runChunk(t, &a2, in, nil)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if r.Failed != tc.failed || r.Stale != 0 {
+			t.Fatalf("%s: %d failed, %d stale; want %d failed", tc.name, r.Failed, r.Stale, tc.failed)
+		}
+		if tc.failed > 0 && (len(r.Errors) == 0 || !strings.Contains(r.Errors[0], backfilltest.Users)) {
+			t.Fatalf("%s: errors %q do not name %s", tc.name, r.Errors, backfilltest.Users)
+		}
+	}
+}
+
+// The plan tells a trigger source without watermarks (Floor false) from one
+// whose partitions are registered at the floor (Floor true: behind).
+func TestPlanFloor(t *testing.T) {
+	st, a, _ := fixture(t, 10)
+	plan := func() activities.Plan {
+		var s testsuite.WorkflowTestSuite
+		env := s.NewTestActivityEnvironment()
+		env.RegisterActivity(a)
+		v, err := env.ExecuteActivity(a.BackfillPlan, activities.PlanInput{Job: backfilltest.JobName})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var p activities.Plan
+		if err := v.Get(&p); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	wm := plan().Watermark // the fixture's watermark
+	if wm.IsZero() {
+		t.Fatal("the fixture has no watermark")
+	}
+	// A partition added to the topic: registered at the floor, it holds
+	// the source's watermark at zero until it reports.
+	if err := st.RegisterPartitions(context.Background(), backfilltest.Apps, []int32{7}); err != nil {
+		t.Fatal(err)
+	}
+	if p := plan(); !p.Watermark.IsZero() || !p.Floor {
+		t.Fatalf("a partition at the floor: %+v, want zero and at the floor", p)
+	}
+	if err := st.AdvanceWatermark(context.Background(), backfilltest.Apps, 7, wm); err != nil {
+		t.Fatal(err)
+	}
+	if p := plan(); !p.Watermark.Equal(wm) || p.Floor {
+		t.Fatalf("every partition advanced: %+v, want %v", p, wm)
+	}
+	// A source that never reported any watermark: zero, not at the floor.
+	st2, err := embedded.Open(embedded.Config{InMemory: true, NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st2.Close() })
+	a.Store = st2
+	if p := plan(); !p.Watermark.IsZero() || p.Floor {
+		t.Fatalf("no watermarks: %+v, want zero and not at the floor", p)
+	}
+}

@@ -123,7 +123,8 @@ func (a *Backfill) BackfillWaitWatermark(ctx context.Context, in WaitInput) (tim
 			return time.Time{}, err
 		}
 	}
-	return a.watermark(ctx, sources)
+	wm, _, err := a.watermark(ctx, sources)
+	return wm, err
 }
 
 // waitWatermark waits until source's watermark reaches until,
@@ -150,20 +151,27 @@ func (a *Backfill) waitWatermark(ctx context.Context, source string, until time.
 	}
 }
 
-// watermark returns the earliest watermark of sources, zero if one has none.
-func (a *Backfill) watermark(ctx context.Context, sources []string) (time.Time, error) {
+// watermark returns the earliest watermark of sources, zero if one has
+// none; floor reports that zero is a source's partitions registered at the
+// floor (behind), not a source without watermarks.
+func (a *Backfill) watermark(ctx context.Context, sources []string) (wm time.Time, floor bool, err error) {
 	var earliest time.Time
 	for i, src := range sources {
 		wm, err := a.Store.Watermark(ctx, src)
 		if err != nil {
-			return time.Time{}, fmt.Errorf("backfill: watermark of %s: %w", src, err)
+			return time.Time{}, false, fmt.Errorf("backfill: watermark of %s: %w", src, err)
 		}
 		if wm.IsZero() {
-			return time.Time{}, nil
+			// No watermark at all, or partitions registered at the floor.
+			parts, err := a.Store.PartitionWatermarks(ctx, src)
+			if err != nil {
+				return time.Time{}, false, fmt.Errorf("backfill: watermarks of %s: %w", src, err)
+			}
+			return time.Time{}, len(parts) > 0, nil
 		}
 		if i == 0 || wm.Before(earliest) {
 			earliest = wm
 		}
 	}
-	return earliest, nil
+	return earliest, false, nil
 }

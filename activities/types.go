@@ -94,6 +94,10 @@ type Plan struct {
 	// planned: every trigger event up to it is stored. Zero when a trigger
 	// source has no watermark.
 	Watermark time.Time `json:"watermark,omitzero"`
+	// Floor: Watermark is zero because a trigger source has partitions
+	// registered at the floor (ingest has assigned them but stored nothing
+	// up to any time yet): the source is behind, not unwatched.
+	Floor bool `json:"floor,omitempty"`
 }
 
 // WaitInput asks BackfillWaitWatermark to wait until the watermark of each

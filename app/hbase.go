@@ -79,7 +79,7 @@ func (a *cli) hbaseInitCmd() *cobra.Command {
 	}
 	h := a.hbaseStore(cmd)
 	f := cmd.Flags()
-	f.DurationVar(&retention, "retention", 0, "hot retention (TTL of events, time and index); 0 keeps the recorded one (32 days for a new namespace)")
+	f.DurationVar(&retention, "retention", 0, "hot retention (TTL of events, time and index); 0 keeps the recorded one (forever for a new namespace, until the cold tier moves old events out: a TTL deletes what no tier holds)")
 	f.IntVar(&buckets, "buckets", 0, "time-table buckets of a new namespace (0: keep the recorded count, 16 for a new namespace); cannot change later")
 	f.IntVar(&regions, "regions", 0, "regions to pre-split new tables into (default 16)")
 	f.StringVar(&compress, "compression", "", `compression of new tables' families, e.g. SNAPPY (default NONE)`)

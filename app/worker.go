@@ -14,6 +14,7 @@ import (
 	"github.com/tidemark-dev/tidemark/job"
 	"github.com/tidemark-dev/tidemark/job/outputs"
 	"github.com/tidemark-dev/tidemark/params"
+	"github.com/tidemark-dev/tidemark/source"
 	"github.com/tidemark-dev/tidemark/workers"
 	"github.com/tidemark-dev/tidemark/workflows"
 )
@@ -85,6 +86,11 @@ one task queue, all on one HBase event center, to scale out.`,
 			return err
 		}
 		deps := workers.Deps{Store: store, Jobs: js, Params: params.NewEventCenter(store, nil), Workers: par}
+		if cfg.Sources != "" {
+			if deps.Sources, err = source.Load(cfg.Sources); err != nil {
+				return err
+			}
+		}
 		if deps.S3, err = cfg.S3.S3Client(ctx); err != nil {
 			return err
 		}

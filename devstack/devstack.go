@@ -260,7 +260,7 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	if _, err := catalog.Publish(ctx, s.store, base); err != nil {
 		return nil, err
 	}
-	s.worker = workers.New(s.client, cfg.TaskQueue, workers.Deps{Store: s.store, Jobs: jobs, Params: registry}, worker.Options{})
+	s.worker = workers.New(s.client, cfg.TaskQueue, workers.Deps{Store: s.store, Jobs: jobs, Params: registry, Sources: sources}, worker.Options{})
 	if err := s.worker.Start(); err != nil {
 		return nil, err
 	}

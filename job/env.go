@@ -3,6 +3,7 @@ package job
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -156,3 +157,12 @@ func (s *registrySource) Params(ctx context.Context, j *Job, e *eventcenter.Even
 }
 
 var defaultParams = FixedParams(0, nil)
+
+// KnownSources returns an Env.Sources that knows what registered knows (a
+// source registry's lookup) and every job's feature source, which jobs
+// create by writing and no registry lists.
+func KnownSources(registered func(source string) bool) func(source string) bool {
+	return func(name string) bool {
+		return registered(name) || strings.HasPrefix(name, FeatureSource(""))
+	}
+}

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -226,12 +225,8 @@ func New(j *job.Job, cfg Config) (*Worker, error) {
 		return nil, err
 	}
 	env := &job.Env{Mode: job.Live, Store: cfg.Store, Fallback: cfg.Fallback, Ledger: cfg.Ledger}
-	if reg := cfg.Sources; reg != nil {
-		// The registry's sources and the jobs' feature sources exist.
-		env.Sources = func(name string) bool {
-			_, err := reg.Lookup(name)
-			return err == nil || strings.HasPrefix(name, job.FeatureSource(""))
-		}
+	if cfg.Sources != nil {
+		env.Sources = job.KnownSources(cfg.Sources.Knows)
 	}
 	if cfg.Params != nil {
 		env.Params = job.CurrentParams(cfg.Params)

@@ -302,6 +302,13 @@ func (s *Source) EventIndexes(name string) []eventcenter.Index {
 	return out
 }
 
+// Knows reports whether the registry has a source named name (exactly or
+// by a pattern), as Lookup finds it.
+func (c *Config) Knows(name string) bool {
+	_, err := c.Lookup(name)
+	return err == nil
+}
+
 // Lookup returns the source named name: a source with exactly that name,
 // else the pattern source whose pattern matches it.
 func (c *Config) Lookup(name string) (*Source, error) {

@@ -19,6 +19,7 @@ import (
 	"github.com/tidemark-dev/tidemark/eventcenter"
 	"github.com/tidemark-dev/tidemark/job"
 	"github.com/tidemark-dev/tidemark/params"
+	"github.com/tidemark-dev/tidemark/source"
 	"github.com/tidemark-dev/tidemark/workflows"
 )
 
@@ -30,6 +31,10 @@ type Deps struct {
 	Jobs []*job.Job
 	// Params is the parameter registry. Default nil: declared defaults.
 	Params params.Registry
+	// Sources is the source registry. If set, a backfill's fetch of a
+	// source it does not list (nor a job's feature source) fails at once.
+	// Default nil: no check.
+	Sources *source.Config
 	// S3 reads sample tables and writes sinks on S3. Default nil.
 	S3 *s3.Client
 	// Ledger for outputs that are not idempotent (Kafka, RabbitMQ), so a
@@ -56,7 +61,7 @@ func Register(r worker.Registry, d Deps) {
 	}
 	r.RegisterWorkflowWithOptions(workflows.Backfill, workflow.RegisterOptions{Name: workflows.BackfillWorkflow})
 	r.RegisterActivity(&activities.Backfill{
-		Store: d.Store, Jobs: activities.NewJobs(d.Jobs...), Params: d.Params, S3: d.S3, Ledger: d.Ledger,
+		Store: d.Store, Jobs: activities.NewJobs(d.Jobs...), Params: d.Params, Sources: knownSources(d.Sources), S3: d.S3, Ledger: d.Ledger,
 		Workers: d.Workers, BatchSize: d.BatchSize, Heartbeats: d.Heartbeats, OnSegment: d.OnSegment,
 	})
 }
@@ -107,4 +112,11 @@ func EnsureSearchAttributes(ctx context.Context, c client.Client, namespace stri
 		return fmt.Errorf("workers: add search attributes: %w", err)
 	}
 	return nil
+}
+
+func knownSources(reg *source.Config) func(string) bool {
+	if reg == nil {
+		return nil
+	}
+	return job.KnownSources(reg.Knows)
 }

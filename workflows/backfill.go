@@ -671,7 +671,11 @@ func watermark(ctx workflow.Context, in *BackfillInput, st *BackfillState, warn 
 	}
 	now := workflow.Now(ctx)
 	covered, what := plan.Watermark, "the watermark of "+plan.Source
-	if covered.IsZero() || covered.After(now) {
+	switch {
+	case plan.Floor:
+		// A partition registered at the floor: nothing is known stored.
+		what = "the watermark of " + plan.Source + ", at the floor: a partition has stored nothing yet"
+	case covered.IsZero() || covered.After(now):
 		covered, what = now, "now"
 	}
 	if last.IsZero() || !covered.Before(last) {
@@ -695,7 +699,7 @@ func watermark(ctx workflow.Context, in *BackfillInput, st *BackfillState, warn 
 	case WatermarkWait:
 		timeout := time.Duration(in.WatermarkTimeout)
 		var err error
-		if plan.Watermark.IsZero() { // nothing to wait for but the clock
+		if plan.Watermark.IsZero() && !plan.Floor { // nothing to wait for but the clock
 			if wait := last.Sub(now) + time.Nanosecond; wait > timeout {
 				err = fmt.Errorf("%v away", wait)
 			} else {

@@ -187,6 +187,17 @@ func TestBackfillWatermark(t *testing.T) {
 		t.Fatalf("a range into the future: %v", err)
 	}
 
+	// A source whose partitions are registered at the floor has stored
+	// nothing up to any time: it is behind, not unwatched (a zero watermark
+	// of RegisterPartitions), so a past range is refused, not run.
+	plan.Floor = true
+	env, c = setup()
+	env.ExecuteWorkflow(workflows.Backfill, rangeInput())
+	if err := env.GetWorkflowError(); !errors.As(err, &ae) || ae.Type() != workflows.ErrTypeWatermark || !strings.Contains(err.Error(), "at the floor") || len(c.seen) != 0 {
+		t.Fatalf("a source at the floor: %v after %d chunks", err, len(c.seen))
+	}
+	plan.Floor = false
+
 	// A range of no events: done, with a warning.
 	env = newTestEnv()
 	env.RegisterWorkflowWithOptions(workflows.Backfill, workflow.RegisterOptions{Name: workflows.BackfillWorkflow})

@@ -6,11 +6,22 @@ package hbase_test
 //	scripts/services up hbase && eval "$(scripts/services env hbase)"
 //	go test ./eventcenter/hbase -run '^$' -bench . -benchtime 1x
 //
-// Append/{hbase,embedded}   Store.Append of 1,000-event batches, one index
+// Append/{hbase,hbase-bare-puts,embedded}
+//                           Store.Append of 1,000-event batches, one index;
+//                           hbase-bare-puts writes exactly the cells Append
+//                           writes, batch by batch, with bare gohbase puts
+//                           at the same concurrency (Config.MaxInflight) and
+//                           client batching: the floor of Append
 // AsOf/{hbase,embedded}     random as-of reads, one at a time; p50/p99;
 //                           for hbase also raw-get-p50/p99: bare gohbase
 //                           gets of events rows, the floor of one round trip
 // Replay/{hbase,embedded}   a time-ordered replay of one source
+// ReplayFetch/{hbase,embedded}
+//                           a backfill's reads: a replay of orders and, for
+//                           each event, the as-of state of its user, read
+//                           by TIDEMARK_BENCH_FETCHERS goroutines (default
+//                           64) over batches of 1,024 events, as job.RunAll
+//                           evaluates a batch in parallel
 //
 // TIDEMARK_BENCH_EVENTS scales the data (default 20,000 events).
 
@@ -21,6 +32,8 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -118,6 +131,63 @@ func BenchmarkAppend(b *testing.B) {
 			}
 			b.ReportMetric(float64(total*b.N)/b.Elapsed().Seconds(), "events/s")
 		})
+		if st.name != "hbase" {
+			continue
+		}
+		b.Run("hbase-bare-puts", func(b *testing.B) {
+			c := gohbase.NewClient(testenv.HBaseZK(b),
+				gohbase.FlushInterval(hbase.DefaultFlushInterval), gohbase.RpcQueueSize(hbase.DefaultRPCQueueSize))
+			defer c.Close()
+			cells := 0
+			for b.Loop() {
+				b.StopTimer()
+				s := st.open(b).(*hbase.Store)
+				if err := s.DeclareIndex(context.Background(), ix); err != nil {
+					b.Fatal(err)
+				}
+				var batches [][]hbase.Cell
+				for batch := range slices.Chunk(evs, 1000) {
+					bc, err := s.AppendCells(context.Background(), batch, time.Now())
+					if err != nil {
+						b.Fatal(err)
+					}
+					batches = append(batches, bc)
+					cells += len(bc)
+				}
+				b.StartTimer()
+				for _, bc := range batches {
+					barePuts(b, c, bc, hbase.DefaultMaxInflight)
+				}
+			}
+			b.ReportMetric(float64(total*b.N)/b.Elapsed().Seconds(), "events/s")
+			b.ReportMetric(float64(cells)/float64(total*b.N), "cells/event")
+		})
+	}
+}
+
+// barePuts writes cells with one gohbase put each, at most inflight at a
+// time, and waits for them all.
+func barePuts(b *testing.B, c gohbase.Client, cells []hbase.Cell, inflight int) {
+	sem := make(chan struct{}, inflight)
+	var wg sync.WaitGroup
+	var failed atomic.Pointer[error]
+	for _, cell := range cells {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			p, err := hrpc.NewPut(context.Background(), cell.Table, cell.Row,
+				map[string]map[string][]byte{"d": {cell.Qualifier: cell.Value}})
+			if err == nil {
+				_, err = c.Put(p)
+			}
+			if err != nil {
+				failed.Store(&err)
+			}
+		})
+	}
+	wg.Wait()
+	if err := failed.Load(); err != nil {
+		b.Fatal(*err)
 	}
 }
 
@@ -213,6 +283,71 @@ func BenchmarkReplay(b *testing.B) {
 					}
 					n++
 				}
+				if n != total {
+					b.Fatalf("replayed %d events, want %d", n, total)
+				}
+			}
+			b.ReportMetric(float64(total*b.N)/b.Elapsed().Seconds(), "events/s")
+		})
+	}
+}
+
+func BenchmarkReplayFetch(b *testing.B) {
+	total := benchSize()
+	const users = 5000
+	orders := benchEvents(total, total/4, 5)
+	profiles := make([]eventcenter.Event, users)
+	for u := range profiles {
+		profiles[u] = eventcenter.Event{Source: "mysql.loan.users", Key: fmt.Sprintf("user-%06d", u),
+			Time: benchBase.Add(-time.Hour), Op: eventcenter.OpInsert,
+			After: eventcenter.Row{"id": int64(u), "score": int64(700), "city": "Shanghai"}}
+	}
+	fetchers := 64
+	if n, err := strconv.Atoi(os.Getenv("TIDEMARK_BENCH_FETCHERS")); err == nil && n > 0 {
+		fetchers = n
+	}
+	q := eventcenter.ReplayQuery{Sources: []string{benchSource}, From: benchBase, To: benchBase.Add(24 * time.Hour)}
+	for _, st := range benchStores(b) {
+		b.Run(st.name, func(b *testing.B) {
+			s := st.open(b)
+			load(b, s, profiles)
+			load(b, s, orders)
+			ctx := context.Background()
+			fetch := func(events []eventcenter.Event) {
+				var next atomic.Int64
+				var wg sync.WaitGroup
+				var failed atomic.Pointer[error]
+				for range min(fetchers, len(events)) {
+					wg.Go(func() {
+						for i := next.Add(1) - 1; i < int64(len(events)); i = next.Add(1) - 1 {
+							e := &events[i]
+							_, err := s.AsOf(ctx, eventcenter.AsOf{Source: "mysql.loan.users", Key: e.After["user_id"].(string), Time: e.Time})
+							if err != nil {
+								failed.Store(&err)
+								return
+							}
+						}
+					})
+				}
+				wg.Wait()
+				if err := failed.Load(); err != nil {
+					b.Fatal(*err)
+				}
+			}
+			for b.Loop() {
+				n := 0
+				batch := make([]eventcenter.Event, 0, 1024)
+				for e, err := range s.Replay(ctx, q) {
+					if err != nil {
+						b.Fatal(err)
+					}
+					if batch = append(batch, e); len(batch) == cap(batch) {
+						fetch(batch)
+						batch = batch[:0]
+					}
+					n++
+				}
+				fetch(batch)
 				if n != total {
 					b.Fatalf("replayed %d events, want %d", n, total)
 				}

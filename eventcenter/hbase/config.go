@@ -13,7 +13,6 @@ import (
 const (
 	DefaultZooKeeper      = "127.0.0.1:2181"
 	DefaultNamespace      = "tidemark"
-	DefaultRetention      = 32 * 24 * time.Hour
 	DefaultBuckets        = 16
 	DefaultRegions        = 16
 	DefaultDialTimeout    = 10 * time.Second
@@ -23,7 +22,7 @@ const (
 	DefaultMaxInflight    = 512
 	DefaultWatermarkPoll  = 50 * time.Millisecond
 	DefaultIndexRefresh   = 10 * time.Second
-	DefaultReplayWindow   = 128
+	DefaultReplayWindow   = 256
 	DefaultLookupParallel = 32
 	DefaultMaxAppend      = time.Minute
 	DefaultKnownAtLag     = 2 * time.Minute
@@ -32,6 +31,13 @@ const (
 // Forever, as Config.Retention, keeps everything in the hot tier: no TTL,
 // no horizon.
 const Forever time.Duration = -1
+
+// DefaultRetention is the retention of a new namespace: Forever. Until the
+// cold tier copies old events to S3 and verifies them before the hot copies
+// go, a TTL would delete events that no tier holds (and with them the
+// parameter versions and catalog entries that jobs read at every run), so
+// a hot window is an operator's explicit choice, not a default.
+const DefaultRetention = Forever
 
 // EnvZooKeeper names the environment variable read when Config.ZooKeeper is
 // empty (the services harness sets it).
@@ -52,8 +58,8 @@ type Config struct {
 	// Retention is how long the hot tier keeps what it stores: the TTL of the
 	// events, time and index families, counted from when a cell was written.
 	// Reads that reach behind it fail with eventcenter.ErrBeyondHorizon
-	// (see Store.Horizon). Zero keeps what the namespace records (32 days
-	// when it is created); Forever keeps everything; a different value is
+	// (see Store.Horizon). Zero keeps what the namespace records (Forever
+	// when it is created: see DefaultRetention); Forever keeps everything; a different value is
 	// applied to the tables and recorded in meta.
 	Retention time.Duration
 	// Buckets spreads each source's time table over that many buckets (1 to
@@ -87,8 +93,10 @@ type Config struct {
 	// MaxInflight bounds the puts one Append (or an index build) has in
 	// flight. Default 512.
 	MaxInflight int
-	// ReplayWindow is how many event bodies each bucket of a replay fetches
-	// concurrently ahead of the reader. Default 128.
+	// ReplayWindow is how many time rows each bucket of a replay reads per
+	// scanner RPC and hands over at once; a bucket holds up to two such
+	// batches ready ahead of the reader, so a replay's memory is about
+	// sources × buckets × 3 × ReplayWindow events. Default 256.
 	ReplayWindow int
 	// LookupParallel is how many keys one Lookup checks concurrently.
 	// Default 32.

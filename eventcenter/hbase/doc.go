@@ -9,7 +9,7 @@
 // each with one column family "d". Row keys are exactly the codec's:
 //
 //	events  codec.EventKey   salt | source | key | ^time | ^pos   qualifier: stamp      value: body
-//	time    codec.TimeKey    bucket | source | time | pos | key   qualifier "t"         value: empty
+//	time    codec.TimeKey    bucket | source | time | pos | key   qualifier: stamp      value: body
 //	index   codec.IndexKey   salt' | source | index | value | key | time | pos          value: empty
 //	marks   codec.MarkKey    source | partition                   qualifier "m"         value: watermark
 //	meta    "layout", "ix"|source|name                            bucket count, retention, index declarations
@@ -27,18 +27,14 @@
 //   - time: the replay order of one source, spread over Config.Buckets
 //     (default 16) buckets by the same hash, and pre-split on the bucket
 //     byte, so that the appends of a hot source, whose event times are all
-//     "now", do not land on one region. A replay scans every bucket of every
-//     source concurrently and merges them (eventcenter.MergeReplay); it
-//     fetches each event's body from events with gets, ReplayWindow at a
-//     time per bucket, which the client batches per region server. The
-//     bucket count is part of the layout: it is recorded in meta when the
-//     namespace is created and Open refuses another.
-//     The bodies are not copied into the time table, though a scan of it
-//     would be several times faster than the gets (measured here: bare time
-//     rows scan at ~95k rows/s, rows with bodies at ~25k, pipelined gets
-//     ~5k/s): a copy could disagree with events about which copy of a
-//     re-appended event came first, after an append that wrote one table
-//     and failed before the other. The events row stays the one truth.
+//     "now", do not land on one region. Its cells are those of events, the
+//     same qualifiers and bodies, as the embedded store's time table carries
+//     the bodies: a replay is a stream of scans and no get per event. It
+//     scans every bucket of every source concurrently, each in a goroutine
+//     that reads ReplayWindow rows per RPC and holds up to two such batches
+//     ready ahead of the merge (eventcenter.MergeReplay). The bucket count
+//     is part of the layout: it is recorded in meta when the namespace is
+//     created and Open refuses another.
 //   - index: one row per event whose After row has a value in a declared
 //     index; a lookup scans the value's rows and checks each candidate key
 //     with an as-of read, so a key that left the value is not returned.
@@ -52,8 +48,8 @@
 // qualifier is that stamp (8 order-preserving bytes of its nanoseconds) then
 // a per-store sequence number. A re-appended event adds a cell to the same
 // row instead of replacing one; since a row's cells sort by qualifier, the
-// first cell is the first copy, and every read asks for just that one
-// (HBase's per-family store limit of 1). "As known at S" is a server-side
+// first cell is the first copy, and every read of events asks for just
+// that one (HBase's per-family store limit of 1). "As known at S" is a server-side
 // column-range filter on the qualifier (stamps up to S): a row none of whose
 // copies was stored by S is skipped by the region server, and the first
 // copy it returns is the first one stored. StoredAt round-trips to the
@@ -62,9 +58,42 @@
 // The alternative, check-and-put per event, is atomic but one RPC per
 // event that the client cannot batch; blind puts are batched per region
 // server (FlushInterval, RPCQueueSize). Duplicates come only from
-// re-ingest, so the extra cells are rare; they cost a few bytes per row.
+// re-ingest, so the extra cells are rare; each costs a body in each table.
 // Appends of one instant keep their order only within one process: across
 // processes, "first" is as good as their clocks.
+//
+// # Two tables, one first copy
+//
+// The events and time cells of an event are written by one Append but not
+// atomically: a process may die, or HBase fail, between them. The rule that
+// keeps AsOf and Replay agreeing on the first copy, without a read before
+// the write:
+//
+//   - An Append writes each event's time cell first and its events cell
+//     only once that has succeeded, with the same qualifier (its stamp) and
+//     the same body. A put retried within the Append rewrites the same
+//     bytes. So the copies in events are always a subset of those in time,
+//     and a row of either table holds each copy at most once.
+//   - Replay reads each time row's first two cells, of all copies. One
+//     cell, stored by KnownAt: that is the event, whose events cell holds
+//     the same copy (or is not written yet: see below). Its first cell
+//     stored after KnownAt: the event was not known then, in either table.
+//     Two cells, the first stored by KnownAt: a re-appended event, whose
+//     first complete copy only events can tell; Replay reads that row of
+//     events at KnownAt, as AsOf does (a get, batched with the others of
+//     its RPC's rows). Re-appends come from re-ingesting a range, so these
+//     gets are rare; a replay over a range ingested twice pays them all.
+//
+// What is left: after an Append that failed between the two tables, and
+// before a retry completes it, Replay yields the events whose time cells it
+// wrote and AsOf does not find them (the contract lets a failed Append be
+// partly stored). The retry appends a second copy, and from then on Replay
+// and AsOf agree on it, at every KnownAt: the failed copy, which no events
+// cell holds, is no first copy. So a replay as known at an instant between
+// the two stamps yields the event before the retry and not after it; what
+// AsOf answers never changes. (Writing events first would leave, after
+// such a retry, an events row whose first copy is older than its time
+// row's, a disagreement that no read could see without a get per event.)
 //
 // # As known at
 //
@@ -82,12 +111,13 @@
 // Appends are batches of concurrent puts, each retried with backoff on
 // transient failures (region moves and restarts are retried by gohbase
 // itself until the context ends). A failed Append may have stored part of
-// its batch; a retry completes it. A time or index row whose events row is
-// missing is skipped by reads.
+// its batch; a retry completes it. An index row whose events row is missing
+// is skipped by Lookup; a time row, see "Two tables, one first copy".
 //
 // # Retention
 //
-// The hot tier keeps Config.Retention (default 32 days): the TTL of the
+// The hot tier keeps Config.Retention (default forever, see
+// DefaultRetention; a window such as 32 days is set explicitly): the TTL of the
 // events, time and index families, counted from when HBase wrote a cell
 // (cell timestamps are the region server's clock, not StoredAt, so events
 // brought back from the cold tier stay a full retention). The retention is
@@ -105,6 +135,13 @@
 // Config.DialTimeout, naming the ZooKeeper quorum, when HBase is down: it
 // first dials the quorum itself, since gohbase retries a dead one forever.
 // The tidemark hbase command does the same from the command line.
+//
+// The layout has a version, recorded in meta (now 2: the time table carries
+// the bodies). Open refuses a namespace of another version with a sentence
+// saying what to do; one made by an earlier tidemark (version 1, time rows
+// without bodies) fails with ErrOldLayout: it is not migrated in place.
+// Drop it (tidemark hbase drop) and create it again (tidemark hbase init),
+// or open another namespace, and re-ingest its events from their topics.
 //
 // # Index declarations across processes
 //

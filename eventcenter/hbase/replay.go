@@ -3,6 +3,7 @@ package hbase
 import (
 	"bytes"
 	"context"
+	"errors"
 	"iter"
 	"slices"
 	"sync"
@@ -14,11 +15,12 @@ import (
 	"github.com/tidemark-dev/tidemark/eventcenter/codec"
 )
 
-// Replay implements eventcenter.Replayer. Each (source, bucket) is scanned
-// by a goroutine of its own, which fetches the events' bodies with
-// ReplayWindow concurrent gets and hands them over in batches; the streams
-// are merged in Compare order. Memory is bounded by the windows, not by the
-// range. Breaking out of the loop stops every goroutine before it returns.
+// Replay implements eventcenter.Replayer. Each (source, bucket) of the time
+// table, a region's share of it, is scanned by a goroutine of its own, which
+// decodes the bodies its rows carry and hands them over in batches of
+// ReplayWindow, reading ahead of the merge; the streams are merged in
+// Compare order. Memory is bounded by the batches, not by the range.
+// Breaking out of the loop stops every goroutine before it returns.
 func (s *Store) Replay(ctx context.Context, q eventcenter.ReplayQuery) iter.Seq2[eventcenter.Event, error] {
 	if err := s.check(ctx); err != nil {
 		return failed(err)
@@ -39,6 +41,9 @@ func (s *Store) Replay(ctx context.Context, q eventcenter.ReplayQuery) iter.Seq2
 			return
 		}
 		for e, err := range s.replay(ctx, sources, eventcenter.TimeRange{From: q.From, To: q.To}, knownAt) {
+			if err == nil {
+				err = ctx.Err() // the batches read ahead are not served after it ends
+			}
 			if err != nil {
 				yield(eventcenter.Event{}, s.fail(ctx, err))
 				return
@@ -74,7 +79,7 @@ func (s *Store) replay(ctx context.Context, sources []string, r eventcenter.Time
 				if bytes.Compare(start, end) >= 0 {
 					continue
 				}
-				ch := make(chan batch, 2)
+				ch := make(chan batch, replayAhead)
 				wg.Go(func() { s.scanBucket(ctx, start, end, knownAt, ch) })
 				streams = append(streams, drain(ch))
 			}
@@ -89,6 +94,10 @@ func (s *Store) replay(ctx context.Context, sources []string, r eventcenter.Time
 		}
 	}
 }
+
+// replayAhead is how many batches a bucket's scan may hold ready beyond the
+// one being merged.
+const replayAhead = 2
 
 // drain turns a bucket's channel into a stream.
 func drain(ch <-chan batch) iter.Seq2[eventcenter.Event, error] {
@@ -107,10 +116,13 @@ func drain(ch <-chan batch) iter.Seq2[eventcenter.Event, error] {
 	}
 }
 
-// scanBucket scans one bucket's time rows and sends their events, window by
-// window, each window's bodies fetched concurrently. A time row whose events
-// row has no cell visible at knownAt (stored later, or an append that
-// failed before writing it) is skipped.
+// scanBucket scans one bucket's time rows and sends their events in
+// batches of up to ReplayWindow, one scanner RPC each, while the reader
+// merges the previous ones. A row with one cell stored by knownAt is that
+// event (see "Two tables, one first copy" in the package documentation); a
+// row with more cells, the first stored by knownAt (a re-appended event),
+// is read from events at knownAt instead, and skipped if it has no copy
+// there.
 func (s *Store) scanBucket(ctx context.Context, start, end []byte, knownAt time.Time, out chan<- batch) {
 	defer close(out)
 	send := func(b batch) bool {
@@ -122,57 +134,80 @@ func (s *Store) scanBucket(ctx context.Context, start, end []byte, knownAt time.
 		}
 	}
 	window := s.cfg.ReplayWindow
-	keys := make([][]byte, 0, window)
-	flush := func() bool {
-		if len(keys) == 0 {
-			return true
+	var (
+		evs     = make([]eventcenter.Event, 0, window)
+		recheck []int // of evs: re-appended, to be read from events
+	)
+	flush := func() error {
+		if len(evs) == 0 {
+			return nil
 		}
-		evs, err := s.fetchBodies(ctx, keys, knownAt)
-		keys = keys[:0]
+		kept, err := s.resolve(ctx, evs, recheck, knownAt)
 		if err != nil {
-			send(batch{err: err})
-			return false
+			return err
 		}
-		return len(evs) == 0 || send(batch{events: evs})
+		evs, recheck = make([]eventcenter.Event, 0, window), recheck[:0]
+		if len(kept) > 0 && !send(batch{events: kept}) {
+			return ctx.Err()
+		}
+		return nil
 	}
+	// No known-at filter here: a row's first two cells of all, so that a
+	// re-appended event is told apart even when only one copy is visible.
+	opts := cellReadOptions(time.Time{}, 2, hrpc.NumberOfRows(uint32(window)))
 	err := retry(ctx, func() error {
-		keys = keys[:0] // a retry rescans from after the last window sent
-		return s.scan(ctx, s.tTime, start, end, []func(hrpc.Call) error{hrpc.Families(families), hrpc.NumberOfRows(1024)},
-			func(r *hrpc.Result) (bool, error) {
-				if len(r.Cells) == 0 {
-					return true, nil
-				}
-				src, key, t, pos, err := codec.ParseTimeKey(r.Cells[0].Row)
-				if err != nil {
+		evs, recheck = evs[:0], recheck[:0] // a retry rescans from after the last batch sent
+		return s.scan(ctx, s.tTime, start, end, opts, func(r *hrpc.Result) (bool, error) {
+			if len(r.Cells) == 0 {
+				return true, nil
+			}
+			var e eventcenter.Event
+			var err error
+			if e.Source, e.Key, e.Time, e.Pos, err = codec.ParseTimeKey(r.Cells[0].Row); err != nil {
+				return false, err
+			}
+			if !knownAt.IsZero() && stampOf(r.Cells[0].Qualifier).After(knownAt) {
+				return true, nil // every copy was stored after knownAt
+			}
+			if len(r.Cells) > 1 {
+				recheck = append(recheck, len(evs))
+			} else if err := codec.DecodeBody(r.Cells[0].Value, &e); err != nil {
+				return false, err
+			}
+			evs = append(evs, e)
+			if len(evs) == window {
+				if err := flush(); err != nil {
 					return false, err
 				}
-				keys = append(keys, codec.EventKey(nil, src, key, t, pos))
-				if len(keys) == window {
-					if !flush() {
-						return false, ctx.Err()
-					}
-					start = append(slices.Clone(r.Cells[0].Row), 0)
-				}
-				return true, nil
-			})
+				start = append(slices.Clone(r.Cells[0].Row), 0)
+			}
+			return true, nil
+		})
 	})
+	if err == nil {
+		err = flush()
+	}
 	if err != nil {
 		send(batch{err: err})
-		return
 	}
-	flush()
 }
 
-// fetchBodies reads the events rows of keys concurrently, in their order.
-func (s *Store) fetchBodies(ctx context.Context, keys [][]byte, knownAt time.Time) ([]eventcenter.Event, error) {
-	evs := make([]eventcenter.Event, len(keys))
-	found := make([]bool, len(keys))
-	errs := make([]error, len(keys))
+// resolve reads the events at indexes recheck of evs from the events table
+// at knownAt, concurrently, and returns evs without those that have no
+// copy there. It reuses evs.
+func (s *Store) resolve(ctx context.Context, evs []eventcenter.Event, recheck []int, knownAt time.Time) ([]eventcenter.Event, error) {
+	if len(recheck) == 0 {
+		return evs, nil
+	}
+	found := make([]bool, len(recheck))
+	errs := make([]error, len(recheck))
 	var wg sync.WaitGroup
-	for i, k := range keys {
+	for j, i := range recheck {
 		wg.Go(func() {
-			errs[i] = retry(ctx, func() error {
-				g, err := hrpc.NewGet(ctx, s.tEvents, k, eventReadOptions(knownAt)...)
+			e := &evs[i]
+			k := codec.EventKey(nil, e.Source, e.Key, e.Time, e.Pos)
+			errs[j] = retry(ctx, func() error {
+				g, err := hrpc.NewGet(ctx, s.tEvents, k, cellReadOptions(knownAt, 1)...)
 				if err != nil {
 					return err
 				}
@@ -180,20 +215,24 @@ func (s *Store) fetchBodies(ctx context.Context, keys [][]byte, knownAt time.Tim
 				if err != nil {
 					return err
 				}
-				found[i], err = decodeRow(r.Cells, &evs[i])
+				found[j], err = decodeRow(r.Cells, e)
 				return err
 			})
 		})
 	}
 	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
 	out := evs[:0]
-	for i := range evs {
-		if errs[i] != nil {
-			return nil, errs[i]
+	for i, j := 0, 0; i < len(evs); i++ {
+		if j < len(recheck) && recheck[j] == i {
+			j++
+			if !found[j-1] {
+				continue
+			}
 		}
-		if found[i] {
-			out = append(out, evs[i])
-		}
+		out = append(out, evs[i])
 	}
 	return out, nil
 }

@@ -16,7 +16,13 @@ import (
 )
 
 // layoutVersion is recorded in meta; bump it on a change of the layout.
-const layoutVersion = "1"
+// Version 1 kept no bodies in the time table; 2 keeps them there too (see
+// "Two tables, one first copy" in the package documentation).
+const layoutVersion = "2"
+
+// ErrOldLayout is returned by Open for a namespace laid out by an earlier
+// version of this package, which this one cannot read.
+var ErrOldLayout = errors.New("hbase: the namespace has an older layout")
 
 // The meta row of the layout and its qualifiers.
 var (
@@ -83,7 +89,12 @@ func (s *Store) ensureSchema(ctx context.Context) error {
 		return fmt.Errorf("read layout: %w", err)
 	}
 	if v, ok := layout[qualVersion]; ok && string(v) != layoutVersion {
-		return fmt.Errorf("namespace has layout version %q, this code knows %q", v, layoutVersion)
+		if n, err := strconv.Atoi(string(v)); err == nil && n < 2 {
+			return fmt.Errorf("%w (version %s; this version of tidemark reads version %s, whose time table carries the event bodies): "+
+				"drop it (tidemark hbase drop) and create it again (tidemark hbase init), or use another namespace, then re-ingest its events",
+				ErrOldLayout, v, layoutVersion)
+		}
+		return fmt.Errorf("namespace has layout version %q, this code knows %q (is it a newer tidemark's?)", v, layoutVersion)
 	}
 
 	// The bucket count: recorded once, never changed.
@@ -111,7 +122,8 @@ func (s *Store) ensureSchema(ctx context.Context) error {
 		}
 	}
 
-	// The retention: what Config asks, else what is recorded, else 32 days.
+	// The retention: what Config asks, else what is recorded, else
+	// DefaultRetention (forever).
 	// Zero seconds, in meta and in s.retention, is forever.
 	recorded, isRecorded := time.Duration(0), false
 	if v, ok := layout[qualRetention]; ok {
@@ -129,7 +141,7 @@ func (s *Store) ensureSchema(ctx context.Context) error {
 	case isRecorded:
 		s.retention = recorded
 	default:
-		s.retention = DefaultRetention
+		s.retention = 0 // DefaultRetention: forever
 	}
 	hot := family{ttl: s.retention, compression: s.cfg.Compression}
 	if err := s.createTables(ctx, have, hotTables, hot); err != nil {

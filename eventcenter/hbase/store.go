@@ -33,9 +33,9 @@ const (
 	familyName = "d"
 )
 
-// Qualifiers of the tables other than events (whose qualifiers are stamps).
+// Qualifiers of the index and marks tables (the qualifiers of events and
+// time cells are stamps).
 const (
-	qualTime  = "t"
 	qualIndex = "i"
 	qualMark  = "m"
 )
@@ -215,6 +215,14 @@ func storedQualifier(stored time.Time, seq uint64) []byte {
 	return binary.BigEndian.AppendUint64(q, seq)
 }
 
+// stampOf returns the stored-at time of a qualifier made by storedQualifier.
+func stampOf(qual []byte) time.Time {
+	if len(qual) < 8 {
+		return time.Time{}
+	}
+	return codec.TimeFromBits(binary.BigEndian.Uint64(qual))
+}
+
 // knownAtFilter keeps the events cells stored at or before knownAt.
 func knownAtFilter(knownAt time.Time) filter.Filter {
 	max := binary.BigEndian.AppendUint64(make([]byte, 0, 16), codec.TimeBits(knownAt))
@@ -222,17 +230,18 @@ func knownAtFilter(knownAt time.Time) filter.Filter {
 	return filter.NewColumnRangeFilter(nil, max, false, true)
 }
 
-// eventReadOptions ask for the first (oldest) cell of each events row,
-// among those stored at or before knownAt when it is set.
-func eventReadOptions(knownAt time.Time, extra ...func(hrpc.Call) error) []func(hrpc.Call) error {
-	opts := append([]func(hrpc.Call) error{hrpc.Families(families), hrpc.MaxResultsPerColumnFamily(1)}, extra...)
+// cellReadOptions ask for the first (oldest) cells of each events or time
+// row, up to cells of them, among those stored at or before knownAt when it
+// is set.
+func cellReadOptions(knownAt time.Time, cells uint32, extra ...func(hrpc.Call) error) []func(hrpc.Call) error {
+	opts := append([]func(hrpc.Call) error{hrpc.Families(families), hrpc.MaxResultsPerColumnFamily(cells)}, extra...)
 	if !knownAt.IsZero() {
 		opts = append(opts, hrpc.Filters(knownAtFilter(knownAt)))
 	}
 	return opts
 }
 
-// decodeRow decodes an events row read with eventReadOptions; false if it
+// decodeRow decodes an events row read with cellReadOptions; false if it
 // has no cell (stored after knownAt, or only its index rows are written).
 func decodeRow(cells []*hrpc.Cell, e *eventcenter.Event) (bool, error) {
 	if len(cells) == 0 {
@@ -254,16 +263,19 @@ func decodePBRow(r *pb.Result, e *eventcenter.Event) (bool, error) {
 	return decodeRow(cells, e)
 }
 
-// put is one row to write.
+// put is one cell to write, and the put to write once it has succeeded.
 type put struct {
 	table []byte
 	row   []byte
 	qual  string
 	value []byte
+	then  *put
 }
 
-// putAll writes rows concurrently (the client batches them per region
-// server), each retried on transient failures, and returns the first error.
+// putAll writes the chains of puts concurrently (the client batches them
+// per region server), each put retried on transient failures and each
+// chain in its order, and returns the first error. Once a put has failed
+// for good, no further put starts.
 func (s *Store) putAll(ctx context.Context, puts []put) error {
 	if len(puts) == 0 {
 		return nil
@@ -277,7 +289,6 @@ func (s *Store) putAll(ctx context.Context, puts []put) error {
 		first error
 	)
 	for i := range puts {
-		p := &puts[i]
 		select {
 		case sem <- struct{}{}:
 		case <-ctx.Done():
@@ -287,16 +298,11 @@ func (s *Store) putAll(ctx context.Context, puts []put) error {
 		}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			err := retry(ctx, func() error {
-				m, err := hrpc.NewPut(ctx, p.table, p.row, map[string]map[string][]byte{familyName: {p.qual: p.value}})
-				if err != nil {
-					return err
+			for p := &puts[i]; p != nil && ctx.Err() == nil; p = p.then {
+				if err := s.put(ctx, p); err != nil {
+					once.Do(func() { first = err; cancel() })
+					return
 				}
-				_, err = s.client.Put(m)
-				return err
-			})
-			if err != nil {
-				once.Do(func() { first = err; cancel() })
 			}
 		})
 	}
@@ -307,11 +313,25 @@ func (s *Store) putAll(ctx context.Context, puts []put) error {
 	return first
 }
 
+// put writes one cell, retrying transient failures.
+func (s *Store) put(ctx context.Context, p *put) error {
+	return retry(ctx, func() error {
+		m, err := hrpc.NewPut(ctx, p.table, p.row, map[string]map[string][]byte{familyName: {p.qual: p.value}})
+		if err != nil {
+			return err
+		}
+		_, err = s.client.Put(m)
+		return err
+	})
+}
+
 // Append implements eventcenter.Appender. Its puts are blind writes: an
 // event's body goes into a cell of its own whose qualifier is its stored-at
-// stamp, and reads take the oldest cell, so a re-appended event keeps its
-// first copy without a read before the write. A failed Append may have
-// stored a part of the batch; a retry completes it.
+// stamp, in the time table and then, once that is written, in the events
+// table; reads take the oldest cell, so a re-appended event keeps its first
+// copy without a read before the write (see the package documentation for
+// why the time table is written first). A failed Append may have stored a
+// part of the batch; a retry completes it.
 func (s *Store) Append(ctx context.Context, events []eventcenter.Event) error {
 	if err := s.check(ctx); err != nil {
 		return err
@@ -327,16 +347,9 @@ func (s *Store) Append(ctx context.Context, events []eventcenter.Event) error {
 	s.ixMu.RLock()
 	defer s.ixMu.RUnlock()
 
-	sets := map[string]*declSet{}
-	for i := range events {
-		src := events[i].Source
-		if _, ok := sets[src]; !ok {
-			d, err := s.declsFor(ctx, src, false)
-			if err != nil {
-				return s.fail(ctx, err)
-			}
-			sets[src] = d
-		}
+	sets, err := s.loadDecls(ctx, events)
+	if err != nil {
+		return s.fail(ctx, err)
 	}
 	// Stamps never go back (a clock stepped back must not let a later copy
 	// win). Every put ends within MaxAppend of the stamp, or the append
@@ -346,24 +359,7 @@ func (s *Store) Append(ctx context.Context, events []eventcenter.Event) error {
 	defer publish()
 	ctx, cancelAppend := context.WithTimeout(ctx, s.cfg.MaxAppend)
 	defer cancelAppend()
-	qual := storedQualifier(stored, s.seq.Add(1))
-	seen := make(map[string]bool, len(events))
-	var puts []put
-	var kept []*eventcenter.Event
-	for i := range events {
-		e := &events[i]
-		ek := codec.EventKey(nil, e.Source, e.Key, e.Time, e.Pos)
-		if seen[string(ek)] {
-			continue // a duplicate within the batch: the first wins
-		}
-		seen[string(ek)] = true
-		kept = append(kept, e)
-		body := codec.EncodeBody(nil, &eventcenter.Event{Op: e.Op, After: e.After, Before: e.Before, StoredAt: stored})
-		puts = append(puts,
-			put{s.tEvents, ek, string(qual), body},
-			put{s.tTime, codec.TimeKey(nil, s.buckets, e.Source, e.Key, e.Time, e.Pos), qualTime, []byte{}})
-		puts = s.indexPuts(puts, e, sets[e.Source].all)
-	}
+	puts, kept := s.appendPuts(events, storedQualifier(stored, s.seq.Add(1)), stored, sets)
 	if err := s.putAll(ctx, puts); err != nil {
 		return s.fail(ctx, err)
 	}
@@ -399,10 +395,50 @@ func (s *Store) Append(ctx context.Context, events []eventcenter.Event) error {
 	return nil
 }
 
+// loadDecls returns the index declarations of the sources of events.
+func (s *Store) loadDecls(ctx context.Context, events []eventcenter.Event) (map[string]*declSet, error) {
+	sets := map[string]*declSet{}
+	for i := range events {
+		src := events[i].Source
+		if _, ok := sets[src]; !ok {
+			d, err := s.declsFor(ctx, src, false)
+			if err != nil {
+				return nil, err
+			}
+			sets[src] = d
+		}
+	}
+	return sets, nil
+}
+
+// appendPuts returns the puts of an Append stamped stored (qualifier qual)
+// and the events they store: the first of each identity in the batch. Each
+// event is a chain, its time cell then its events cell, with the same
+// qualifier and body; its index rows are puts of their own.
+func (s *Store) appendPuts(events []eventcenter.Event, qual []byte, stored time.Time, sets map[string]*declSet) ([]put, []*eventcenter.Event) {
+	seen := make(map[string]bool, len(events))
+	puts := make([]put, 0, len(events))
+	var kept []*eventcenter.Event
+	for i := range events {
+		e := &events[i]
+		ek := codec.EventKey(nil, e.Source, e.Key, e.Time, e.Pos)
+		if seen[string(ek)] {
+			continue // a duplicate within the batch: the first wins
+		}
+		seen[string(ek)] = true
+		kept = append(kept, e)
+		body := codec.EncodeBody(nil, &eventcenter.Event{Op: e.Op, After: e.After, Before: e.Before, StoredAt: stored})
+		puts = append(puts, put{s.tTime, codec.TimeKey(nil, s.buckets, e.Source, e.Key, e.Time, e.Pos), string(qual), body,
+			&put{table: s.tEvents, row: ek, qual: string(qual), value: body}})
+		puts = s.indexPuts(puts, e, sets[e.Source].all)
+	}
+	return puts, kept
+}
+
 func (s *Store) indexPuts(puts []put, e *eventcenter.Event, ixs []eventcenter.Index) []put {
 	for _, ix := range ixs {
 		if v, ok := eventcenter.IndexValue(e.After[ix.Column]); ok {
-			puts = append(puts, put{s.tIndex, codec.IndexKey(nil, e.Source, ix.Name, v, e.Key, e.Time, e.Pos), qualIndex, []byte{}})
+			puts = append(puts, put{table: s.tIndex, row: codec.IndexKey(nil, e.Source, ix.Name, v, e.Key, e.Time, e.Pos), qual: qualIndex, value: []byte{}})
 		}
 	}
 	return puts
@@ -449,7 +485,7 @@ func (s *Store) latest(ctx context.Context, q eventcenter.AsOf) (eventcenter.Eve
 	seek := codec.AsOfSeek(nil, q.Source, q.Key, q.Time)
 	end := codec.PrefixEnd(seek[:len(seek)-8])
 	var e eventcenter.Event
-	found, err := s.firstRow(ctx, s.tEvents, seek, end, eventReadOptions(q.KnownAt), &e)
+	found, err := s.firstRow(ctx, s.tEvents, seek, end, cellReadOptions(q.KnownAt, 1), &e)
 	if err != nil || !found {
 		return eventcenter.Event{}, false, err
 	}
@@ -546,7 +582,7 @@ func (s *Store) History(ctx context.Context, q eventcenter.HistoryQuery) ([]even
 	var out []eventcenter.Event
 	err = retry(ctx, func() error {
 		out = out[:0]
-		return s.scan(ctx, s.tEvents, start, end, eventReadOptions(q.KnownAt, hrpc.NumberOfRows(256)), func(r *hrpc.Result) (bool, error) {
+		return s.scan(ctx, s.tEvents, start, end, cellReadOptions(q.KnownAt, 1, hrpc.NumberOfRows(256)), func(r *hrpc.Result) (bool, error) {
 			var e eventcenter.Event
 			ok, err := decodeRow(r.Cells, &e)
 			if ok {

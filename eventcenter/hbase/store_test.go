@@ -185,12 +185,12 @@ func TestSchema(t *testing.T) {
 	cfg := hbase.Config{ZooKeeper: testenv.HBaseZK(t), Namespace: newNamespace(), IndexRefresh: 20 * time.Millisecond}
 	cfg.Buckets = 8
 	s := open(t, cfg)
-	if s.Buckets() != 8 || s.Retention() != hbase.DefaultRetention {
-		t.Errorf("new namespace: %d buckets, retention %v", s.Buckets(), s.Retention())
+	if s.Buckets() != 8 || s.Retention() != 0 {
+		t.Errorf("new namespace: %d buckets, retention %v; want the default, forever (0)", s.Buckets(), s.Retention())
 	}
 	now := time.Now()
-	if h := s.Horizon(now); !h.Equal(now.Add(-hbase.DefaultRetention)) {
-		t.Errorf("Horizon = %v", h)
+	if h := s.Horizon(now); !h.IsZero() {
+		t.Errorf("Horizon of a namespace that keeps everything = %v, want none", h)
 	}
 	closeStore(t, s)
 
