@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"os"
 	osexec "os/exec"
@@ -25,6 +26,8 @@ import (
 	_ "github.com/go-sql-driver/mysql"
 	amqp "github.com/rabbitmq/amqp091-go"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.temporal.io/sdk/client"
+	sdklog "go.temporal.io/sdk/log"
 
 	"github.com/tidemark-dev/tidemark/app/config"
 	"github.com/tidemark-dev/tidemark/eventcenter"
@@ -34,6 +37,7 @@ import (
 	"github.com/tidemark-dev/tidemark/internal/testenv"
 	"github.com/tidemark-dev/tidemark/job"
 	"github.com/tidemark-dev/tidemark/source"
+	"github.com/tidemark-dev/tidemark/workflows"
 )
 
 // The scenario's size: users, and applications per round (three rounds).
@@ -328,17 +332,19 @@ topics: {deadLetter: %s}
 	}
 	run(t, time.Minute, temporalBin, "workflow", "start", "--address", temporalAddr, "--task-queue", taskQueue,
 		"--type", "Backfill", "--workflow-id", wfID, "--input", string(input))
-	out := run(t, 3*time.Minute, temporalBin, "workflow", "result", "--address", temporalAddr, "--workflow-id", wfID, "--output", "json")
-	var res struct {
-		Status string
-		Result struct {
-			Outputs, Written, Errors int
-		}
+	tc, err := client.Dial(client.Options{HostPort: temporalAddr, Logger: sdklog.NewStructuredLogger(slog.New(slog.DiscardHandler))})
+	if err != nil {
+		t.Fatal(err)
 	}
-	if err := json.Unmarshal(out, &res); err != nil || res.Status != "COMPLETED" || res.Result.Outputs != totalApps || res.Result.Errors != 0 {
-		t.Fatalf("backfill %s: %v\n%s", wfID, err, out)
+	defer tc.Close()
+	wctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+	defer cancel()
+	var sum workflows.Summary
+	if err := tc.GetWorkflow(wctx, wfID, "").Get(wctx, &sum); err != nil || sum.Outputs != totalApps || sum.Errors != 0 {
+		t.Fatalf("backfill %s: %+v %v", wfID, sum, err)
 	}
-	t.Logf("backfill done %v after the start: %s", time.Since(started).Round(time.Millisecond), bytes.TrimSpace(out))
+	t.Logf("backfill done %v after the start: %d chunks, %d events, %d records written, %d resumed",
+		time.Since(started).Round(time.Millisecond), sum.Chunks, sum.Events, sum.Written, sum.Resumed)
 
 	// The backfill's records: each application once among the S3 objects,
 	// each equal to the live record.
