@@ -43,14 +43,15 @@ func childEnv() []string {
 // start again. Its output, of every incarnation, goes to one log file,
 // whose tail the test prints when it fails.
 type proc struct {
-	t     *testing.T
-	name  string
-	bin   string
-	args  []string
-	log   *os.File
-	cmd   *osexec.Cmd
-	done  chan error // Wait's result of cmd
-	kills int
+	t      *testing.T
+	name   string
+	bin    string
+	args   []string
+	log    *os.File
+	cmd    *osexec.Cmd
+	exited chan struct{} // closed when cmd has exited, err then set
+	err    error         // Wait's result
+	kills  int
 }
 
 // newProc prepares a process logging to dir/name.log; start runs it. The
@@ -65,7 +66,7 @@ func newProc(t *testing.T, dir, name, bin string, args ...string) *proc {
 	t.Cleanup(func() {
 		if p.running() {
 			p.cmd.Process.Kill()
-			<-p.done
+			<-p.exited
 		}
 		f.Close()
 		if t.Failed() {
@@ -87,8 +88,12 @@ func (p *proc) start() {
 	if err := cmd.Start(); err != nil {
 		p.t.Fatalf("start %s: %v", p.name, err)
 	}
-	p.cmd, p.done = cmd, make(chan error, 1)
-	go func() { p.done <- cmd.Wait() }()
+	exited := make(chan struct{})
+	p.cmd, p.exited = cmd, exited
+	go func() {
+		p.err = cmd.Wait()
+		close(exited)
+	}()
 }
 
 func (p *proc) running() bool {
@@ -96,8 +101,7 @@ func (p *proc) running() bool {
 		return false
 	}
 	select {
-	case err := <-p.done:
-		p.done <- err
+	case <-p.exited:
 		return false
 	default:
 		return true
@@ -107,7 +111,7 @@ func (p *proc) running() bool {
 // kill SIGKILLs the process and waits for it to be gone.
 func (p *proc) kill() {
 	p.cmd.Process.Signal(syscall.SIGKILL)
-	<-p.done
+	<-p.exited
 	p.kills++
 	fmt.Fprintf(p.log, "\n%s %s (kill %d) ===\n\n", killMark, p.name, p.kills)
 }
@@ -117,18 +121,18 @@ func (p *proc) kill() {
 func (p *proc) stop() {
 	p.t.Helper()
 	if !p.running() {
-		p.t.Errorf("%s is not running at the end: %v", p.name, <-p.done)
+		p.t.Errorf("%s is not running at the end: %v", p.name, p.err)
 		return
 	}
 	p.cmd.Process.Signal(syscall.SIGTERM)
 	select {
-	case err := <-p.done:
-		if err != nil {
-			p.t.Errorf("%s exited on SIGTERM: %v", p.name, err)
+	case <-p.exited:
+		if p.err != nil {
+			p.t.Errorf("%s exited on SIGTERM: %v", p.name, p.err)
 		}
 	case <-time.After(time.Minute):
 		p.cmd.Process.Kill()
-		<-p.done
+		<-p.exited
 		p.t.Errorf("%s did not stop on SIGTERM within a minute", p.name)
 	}
 }

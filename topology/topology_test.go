@@ -193,7 +193,7 @@ topics: {deadLetter: %s}
 		t.Helper()
 		for _, p := range all {
 			if p.cmd != nil && !p.running() {
-				t.Fatalf("%s exited: %v", p.name, <-p.done)
+				t.Fatalf("%s exited: %v", p.name, p.err)
 			}
 		}
 	}
