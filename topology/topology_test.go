@@ -62,7 +62,8 @@ const (
 // scenario (examples/credit) through MySQL writes, RabbitMQ messages and
 // HTTP calls, SIGKILLs one process of each pair mid-run and starts it
 // again, then starts a backfill of the same range with the stock
-// `temporal workflow start`. Every application's record is then present
+// `temporal workflow start` (its summary read back with the Go SDK), its
+// records to S3. Every application's record is then present
 // exactly once in the feature store, on the RabbitMQ queue and among the
 // backfill's S3 objects, and the backfill's records equal the live ones.
 //
