@@ -129,7 +129,7 @@ func TestProductionTopology(t *testing.T) {
 	if err := source.EnsureTopics(ctx, kcl, 2, topic("applications"), topic("orders"), topic("repayments"), topic("profiles")); err != nil {
 		t.Fatal(err)
 	}
-	if err := source.EnsureTopics(ctx, kcl, 1, source.ProgressTopic, topic("deadletter")); err != nil {
+	if err := source.EnsureTopics(ctx, kcl, 1, source.DefaultProgressTopic, topic("deadletter")); err != nil {
 		t.Fatal(err)
 	}
 	rmq := rabbitMQ(t, amqpURL, repayQueue, featQueue, exchange)
@@ -151,12 +151,8 @@ topics: {deadLetter: %s}
 
 	// The HBase namespace, made small (its default 16 regions per table
 	// are slow to create on one node), dropped at the end. Its retention is
-	// Forever (-1ns): with a finite one (default 32 days) the first
-	// parameter declaration of a job fails, because an as-of read of a key
-	// that has no event yet is refused as reaching behind the horizon
-	// (params.EventCenter.Declare, eventcenter.Retention), so `live` exits
-	// at start on a new namespace.
-	run(t, 2*time.Minute, bin, "hbase", "init", "--config", cfgFile, "--regions", "2", "--buckets", "4", "--retention=-1ns")
+	// the default (forever, until the cold tier moves old events out).
+	run(t, 2*time.Minute, bin, "hbase", "init", "--config", cfgFile, "--regions", "2", "--buckets", "4")
 	hcfg := hbase.Config{ZooKeeper: zk, Namespace: ns}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
