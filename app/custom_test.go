@@ -88,7 +88,7 @@ func TestCustomBinary(t *testing.T) {
 	for attempt := 1; ; attempt++ {
 		cmd := exec.CommandContext(ctx, bin, "backfill", "start", "--address", temporalAddr, "--id", fmt.Sprintf("custom-%d", attempt),
 			"--job", "api-scores", "--from", start.Format(time.RFC3339), "--to", time.Now().UTC().Format(time.RFC3339Nano),
-			"--sink", "file://"+filepath.Join(dir, "out", fmt.Sprint(attempt)))
+			"--watermark", "wait", "--watermark-timeout", "30s", "--sink", "file://"+filepath.Join(dir, "out", fmt.Sprint(attempt)))
 		b, err := cmd.CombinedOutput()
 		if err != nil {
 			t.Fatalf("custom backfill start: %v\n%s", err, b)

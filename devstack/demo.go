@@ -37,6 +37,7 @@ type Demo struct {
 	Logger *slog.Logger
 
 	cl  *kgo.Client
+	rep *source.Reporter // progress reports: the demo stands in for the CDC, and reports as it does
 	rng *rand.Rand
 	log uint64 // Position.Log of this run: its start, so restarts sort after
 	seq map[string]uint64
@@ -100,6 +101,7 @@ func (d *Demo) Run(ctx context.Context) error {
 	}
 	defer cl.Close()
 	d.cl = cl
+	d.rep = source.NewReporter(cl, "tidemark-demo", "")
 	start := time.Now().UTC()
 	d.rng = rand.New(rand.NewPCG(uint64(start.UnixNano()), 7))
 	d.log = uint64(start.Unix())
@@ -120,6 +122,7 @@ func (d *Demo) Run(ctx context.Context) error {
 			d.ids[src] = int(d.log) * 1000 // ids after a restart do not meet earlier ones
 		}
 	}
+	d.report(ctx, start)
 	tick := time.NewTicker(time.Duration(float64(time.Second) / d.Rate))
 	defer tick.Stop()
 	for {
@@ -140,7 +143,9 @@ func (d *Demo) Run(ctx context.Context) error {
 					return nil
 				}
 				d.Logger.Warn("demo: produce", "error", err)
+				continue
 			}
+			d.report(ctx, now)
 		}
 	}
 }
@@ -226,5 +231,28 @@ func (d *Demo) produce(ctx context.Context, evs ...eventcenter.Event) error {
 		recs[i] = &kgo.Record{Topic: source.TopicName(evs[i].Source), Key: []byte(evs[i].Key), Value: v,
 			Headers: []kgo.RecordHeader{{Key: wire.HeaderCodec, Value: []byte(wire.JSON.Name())}}}
 	}
-	return d.cl.ProduceSync(ctx, recs...).FirstErr()
+	res := d.cl.ProduceSync(ctx, recs...)
+	if err := res.FirstErr(); err != nil {
+		return err
+	}
+	for _, r := range res {
+		d.rep.Acked(r.Record)
+	}
+	return nil
+}
+
+// demoSources are the sources the demo writes.
+var demoSources = []string{credit.Applications, credit.Orders, credit.Repayments, credit.Profiles}
+
+// report claims, for every source of the demo, that each of its events
+// with time <= t is in Kafka: the demo writes in time order (the history
+// before the live changes, each live change at its tick's time), so once
+// the changes at t are acknowledged nothing at or before t is left. Ingest
+// turns the claims into watermarks, idle sources included.
+func (d *Demo) report(ctx context.Context, t time.Time) {
+	for _, src := range demoSources {
+		if err := d.rep.Report(ctx, src, source.TopicName(src), t); err != nil && ctx.Err() == nil {
+			d.Logger.Warn("demo: progress report", "source", src, "error", err)
+		}
+	}
 }
