@@ -140,7 +140,9 @@ type BackfillInput struct {
 	Chunk Duration `json:"chunk,omitzero"`
 	// ChunkRows is the number of sample rows per chunk. Default 10000.
 	ChunkRows int `json:"chunkRows,omitempty"`
-	// Parallelism is the most chunks run at once. Default 4.
+	// Parallelism is the most chunks run at once, 1 to MaxParallelism.
+	// Default DefaultParallelism (8; 4 for histories started before
+	// versionDefaults).
 	Parallelism int `json:"parallelism,omitempty"`
 	// Sink, KnownAt, Params, SegmentEvents: how each chunk runs the job
 	// (see activities.Options). Default: as live, to the job's outputs.
