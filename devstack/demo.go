@@ -123,6 +123,7 @@ func (d *Demo) Run(ctx context.Context) error {
 		}
 	}
 	d.report(ctx, start)
+	reported := start
 	tick := time.NewTicker(time.Duration(float64(time.Second) / d.Rate))
 	defer tick.Stop()
 	for {
@@ -145,7 +146,10 @@ func (d *Demo) Run(ctx context.Context) error {
 				d.Logger.Warn("demo: produce", "error", err)
 				continue
 			}
-			d.report(ctx, now)
+			if now.Sub(reported) >= time.Second { // as often as the CDC reports, not per change
+				d.report(ctx, now)
+				reported = now
+			}
 		}
 	}
 }
