@@ -150,14 +150,14 @@ func (a *Backfill) BackfillPlan(ctx context.Context, in PlanInput) (Plan, error)
 	if err != nil {
 		return Plan{}, err
 	}
-	if _, err := a.env(j, in.Options); err != nil {
+	if _, err := a.env(ctx, j, in.Options); err != nil {
 		return Plan{}, err
 	}
 	if _, err := a.parseSink(in.Options); err != nil {
 		return Plan{}, err
 	}
 	p := Plan{Source: strings.Join(j.Sources(), ", "), Sources: j.Sources()}
-	if p.Watermark, p.Floor, err = a.watermark(ctx, p.Sources); err != nil {
+	if p.Watermarks, p.Watermark, p.Floor, err = a.watermarks(ctx, p.Sources); err != nil {
 		return Plan{}, err
 	}
 	if in.Sample != "" {
@@ -194,7 +194,7 @@ func (a *Backfill) BackfillChunk(ctx context.Context, in ChunkInput) (ChunkResul
 	if err != nil {
 		return ChunkResult{}, err
 	}
-	env, err := a.env(j, in.Options)
+	env, err := a.env(ctx, j, in.Options)
 	if err != nil {
 		return ChunkResult{}, err
 	}
@@ -338,7 +338,7 @@ func cloneCursor(c Cursor) Cursor {
 }
 
 // env builds the job environment of a backfill with options o.
-func (a *Backfill) env(j *job.Job, o Options) (*job.Env, error) {
+func (a *Backfill) env(ctx context.Context, j *job.Job, o Options) (*job.Env, error) {
 	if a.Store == nil {
 		return nil, errors.New("backfill: Backfill.Store is nil")
 	}
@@ -354,7 +354,26 @@ func (a *Backfill) env(j *job.Job, o Options) (*job.Env, error) {
 		}
 		env.KnownAt = job.KnownAtFixed(t)
 	}
+	switch {
+	case o.ParamsVersion < 0 || o.ParamsVersion > 0 && o.Params != "":
+		return nil, permanent(ErrTypeBadInput, "backfill: paramsVersion %d with params %q: pin a version or pick a policy, not both", o.ParamsVersion, o.Params)
+	case o.ParamsVersion > 0:
+		vs, ok := a.Params.(params.Versions)
+		if !ok {
+			return nil, permanent(ErrTypeBadInput, "backfill: paramsVersion: the parameter registry %T cannot look up versions", a.Params)
+		}
+		vals, err := vs.Version(ctx, j.Name(), params.Version(o.ParamsVersion))
+		if errors.Is(err, params.ErrNoVersion) {
+			return nil, permanent(ErrTypeBadInput, "backfill: %v", err)
+		}
+		if err != nil {
+			return nil, err
+		}
+		env.Params = job.FixedParams(params.Version(o.ParamsVersion), vals)
+		o.Params = "pinned"
+	}
 	switch o.Params {
+	case "pinned":
 	case "", "asof":
 		if pit, ok := a.Params.(params.PointInTime); ok {
 			env.Params = job.ParamsAsOfTrigger(pit)

@@ -365,7 +365,8 @@ func TestPlanFloor(t *testing.T) {
 	if err := st.RegisterPartitions(context.Background(), backfilltest.Apps, []int32{7}); err != nil {
 		t.Fatal(err)
 	}
-	if p := plan(); !p.Watermark.IsZero() || !p.Floor {
+	if p := plan(); !p.Watermark.IsZero() || !p.Floor ||
+		len(p.Watermarks) != 1 || p.Watermarks[0] != (activities.SourceWatermark{Source: backfilltest.Apps, Floor: true}) {
 		t.Fatalf("a partition at the floor: %+v, want zero and at the floor", p)
 	}
 	if err := st.AdvanceWatermark(context.Background(), backfilltest.Apps, 7, wm); err != nil {
@@ -381,7 +382,8 @@ func TestPlanFloor(t *testing.T) {
 	}
 	t.Cleanup(func() { st2.Close() })
 	a.Store = st2
-	if p := plan(); !p.Watermark.IsZero() || p.Floor {
+	if p := plan(); !p.Watermark.IsZero() || p.Floor ||
+		len(p.Watermarks) != 1 || p.Watermarks[0] != (activities.SourceWatermark{Source: backfilltest.Apps}) {
 		t.Fatalf("no watermarks: %+v, want zero and not at the floor", p)
 	}
 }

@@ -224,3 +224,47 @@ func TestPlanRefusesTooManyChunks(t *testing.T) {
 		t.Fatalf("%v, want TooManyChunks", err)
 	}
 }
+
+// Backfill IDs that differ only where a folder name cannot hold the
+// character ("team/x" and "team_x", "a\\b" and "a_b") get folders of
+// their own: clearing one (the start of a backfill that replaces an
+// earlier one of its ID) leaves the other's objects, and object names
+// never share a folder.
+func TestFileSinkFolderPerBackfillID(t *testing.T) {
+	_, a, _ := fixture(t, 500)
+	out := t.TempDir()
+	o := activities.Options{Sink: "file://" + out}
+	in := activities.ChunkInput{Backfill: "team/x", Job: backfilltest.JobName, Options: o, From: backfilltest.T0, To: backfilltest.T0.Add(span)}
+	if _, _, err := runChunk(t, a, in, nil); err != nil {
+		t.Fatal(err)
+	}
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestActivityEnvironment()
+	env.RegisterActivity(a)
+	v, err := env.ExecuteActivity(a.BackfillClear, activities.ClearInput{Backfill: "team_x", Job: backfilltest.JobName, Options: o})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var removed int
+	if err := v.Get(&removed); err != nil {
+		t.Fatal(err)
+	}
+	if removed != 0 {
+		t.Fatalf("clearing backfill team_x removed %d objects of backfill team/x", removed)
+	}
+	folder := func(id string) string {
+		name := activities.ObjectName(id, backfilltest.JobName, 0, 0, "jsonl")
+		return name[:strings.Index(name, "/")]
+	}
+	seen := map[string]string{}
+	for _, id := range []string{"team/x", "team_x", `a\b`, "a_b", "a%2Fb", "a/b", "..", "."} {
+		f := folder(id)
+		if other, ok := seen[f]; ok {
+			t.Errorf("backfills %q and %q share the folder %q", other, id, f)
+		}
+		seen[f] = id
+		if f == "." || f == ".." || strings.ContainsAny(f, `/\`) {
+			t.Errorf("backfill %q: folder %q is not one path segment of its own", id, f)
+		}
+	}
+}

@@ -6,10 +6,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"go.temporal.io/sdk/activity"
 
 	"github.com/tidemark-dev/tidemark/eventcenter"
@@ -34,7 +39,10 @@ func IsFileSink(spec string) bool {
 // asked, with which versions, what it counted, which objects hold the
 // records, and how it ended. BackfillFinish writes it as _manifest.json.
 type Manifest struct {
-	Backfill   string `json:"backfill"`
+	Backfill string `json:"backfill"`
+	// Run tells this backfill from others of the same ID (see
+	// ChunkInput.Run); empty for workflow versions before 2.
+	Run        string `json:"run,omitempty"`
 	Job        string `json:"job"`
 	JobVersion string `json:"jobVersion"`
 	// Status: "done", "failed" or "canceled". Only a done backfill has a
@@ -80,12 +88,31 @@ func (a *Backfill) BackfillFinish(ctx context.Context, in FinishInput) (FinishRe
 	if !ok {
 		return FinishResult{}, permanent(ErrTypeBadInput, "backfill: sink %q has no manifest", in.Options.Sink)
 	}
-	dir := safeName(in.Backfill) + "/" + safeName(in.Job) + "/"
+	dir := folder(in.Backfill, in.Job)
 	objs, err := fs.dst.List(ctx, dir)
 	if err != nil {
 		return FinishResult{}, err
 	}
-	m := Manifest{Backfill: in.Backfill, Job: in.Job, JobVersion: j.Version(), Status: in.Status, Format: fs.format,
+	if fs.format == FormatParquet {
+		// The segments' objects as one table: a feature null in a whole
+		// segment is typed there as where it has values.
+		var chunks []outputs.Object
+		for _, o := range objs {
+			if strings.HasPrefix(o.Name[len(dir):], "chunk-") && strings.HasSuffix(o.Name, ".parquet") {
+				chunks = append(chunks, o)
+			}
+		}
+		rewritten, err := outputs.UnifyParquet(ctx, fs.dst, chunks)
+		if err != nil {
+			return FinishResult{}, err
+		}
+		if len(rewritten) > 0 {
+			if objs, err = fs.dst.List(ctx, dir); err != nil { // their sizes changed
+				return FinishResult{}, err
+			}
+		}
+	}
+	m := Manifest{Backfill: in.Backfill, Run: in.Run, Job: in.Job, JobVersion: j.Version(), Status: in.Status, Format: fs.format,
 		Input: in.Input, Summary: in.Summary, Objects: []outputs.Object{}, Finished: time.Now().UTC()}
 	for _, o := range objs {
 		if strings.HasPrefix(o.Name[len(dir):], "chunk-") {
@@ -123,7 +150,7 @@ func (a *Backfill) BackfillWaitWatermark(ctx context.Context, in WaitInput) (tim
 			return time.Time{}, err
 		}
 	}
-	wm, _, err := a.watermark(ctx, sources)
+	_, wm, _, err := a.watermarks(ctx, sources)
 	return wm, err
 }
 
@@ -151,27 +178,86 @@ func (a *Backfill) waitWatermark(ctx context.Context, source string, until time.
 	}
 }
 
-// watermark returns the earliest watermark of sources, zero if one has
-// none; floor reports that zero is a source's partitions registered at the
-// floor (behind), not a source without watermarks.
-func (a *Backfill) watermark(ctx context.Context, sources []string) (wm time.Time, floor bool, err error) {
-	var earliest time.Time
-	for i, src := range sources {
+// watermarks returns the watermark of each of sources and, as plans of
+// workflow versions before 2 read them, the earliest (zero if one is zero)
+// and whether the first source whose watermark is zero has partitions at
+// the floor (behind) rather than none (unwatched).
+func (a *Backfill) watermarks(ctx context.Context, sources []string) (ws []SourceWatermark, earliest time.Time, floor bool, err error) {
+	for _, src := range sources {
 		wm, err := a.Store.Watermark(ctx, src)
 		if err != nil {
-			return time.Time{}, false, fmt.Errorf("backfill: watermark of %s: %w", src, err)
+			return nil, time.Time{}, false, fmt.Errorf("backfill: watermark of %s: %w", src, err)
 		}
+		w := SourceWatermark{Source: src, Watermark: wm}
 		if wm.IsZero() {
 			// No watermark at all, or partitions registered at the floor.
 			parts, err := a.Store.PartitionWatermarks(ctx, src)
 			if err != nil {
-				return time.Time{}, false, fmt.Errorf("backfill: watermarks of %s: %w", src, err)
+				return nil, time.Time{}, false, fmt.Errorf("backfill: watermarks of %s: %w", src, err)
 			}
-			return time.Time{}, len(parts) > 0, nil
+			w.Floor = len(parts) > 0
 		}
-		if i == 0 || wm.Before(earliest) {
-			earliest = wm
+		ws = append(ws, w)
+	}
+	for i, w := range ws {
+		if w.Watermark.IsZero() {
+			return ws, time.Time{}, w.Floor, nil
+		}
+		if i == 0 || w.Watermark.Before(earliest) {
+			earliest = w.Watermark
 		}
 	}
-	return earliest, false, nil
+	return ws, earliest, false, nil
+}
+
+// BackfillClear empties a file sink's folder of the backfill,
+// <backfill>/<job>/, before its first chunk runs, and returns the number of
+// objects it removed. A folder that holds objects belongs to an earlier
+// backfill of the same workflow ID (one that ended and was started again):
+// its chunks, manifest and _SUCCESS would read as this backfill's. The
+// marker goes first, so that no reader sees it beside a folder being
+// emptied. Running it again before the first chunk is harmless.
+func (a *Backfill) BackfillClear(ctx context.Context, in ClearInput) (int, error) {
+	s, err := a.parseSink(in.Options)
+	if err != nil {
+		return 0, err
+	}
+	sk, ok := s.(fileSink)
+	if !ok {
+		return 0, permanent(ErrTypeBadInput, "backfill: sink %q has no folder to clear", in.Options.Sink)
+	}
+	dir := folder(in.Backfill, in.Job)
+	objs, err := sk.dst.List(ctx, dir)
+	if err != nil {
+		return 0, err
+	}
+	if err := remove(ctx, sk.dst, dir+SuccessName); err != nil {
+		return 0, err
+	}
+	for _, o := range objs {
+		if o.Name != dir+SuccessName {
+			if err := remove(ctx, sk.dst, o.Name); err != nil {
+				return 0, err
+			}
+		}
+	}
+	return len(objs), nil
+}
+
+// remove deletes the object name of dst; a missing one is not an error.
+func remove(ctx context.Context, dst outputs.Destination, name string) error {
+	switch d := dst.(type) {
+	case outputs.Dir:
+		err := os.Remove(filepath.Join(string(d), filepath.FromSlash(name)))
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("backfill: remove %s: %w", name, err)
+		}
+		return nil
+	case outputs.S3:
+		if _, err := d.Client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(d.Bucket), Key: aws.String(d.Prefix + name)}); err != nil {
+			return fmt.Errorf("backfill: remove s3://%s/%s%s: %w", d.Bucket, d.Prefix, name, err)
+		}
+		return nil
+	}
+	return fmt.Errorf("backfill: cannot remove objects of %s", dst)
 }

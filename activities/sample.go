@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -335,8 +336,9 @@ func (c *csvRows) read(row *sampleRow) error {
 func (c *csvRows) close() error { return c.rc.Close() }
 
 // sampleRunner runs a sample chunk segment by segment. Per segment it reads
-// the rows, reads the state of every row's key at the row's time in one
-// sorted batch (job.Prefetch), runs the job on the rows with state (in
+// the rows, reads the state of every row's key at the row's time in each of
+// the job's trigger sources in one sorted batch (job.Prefetch), takes as a
+// row's trigger the latest of those states (rowState), runs the job on the rows with state (in
 // parallel, the logic per row; its fetches of the trigger key at the
 // trigger time are answered from the batch), and writes the records in
 // row order. For a training-set sink (file:// or s3://) every row gives
@@ -398,7 +400,7 @@ func (s *sampleRunner) stop() { s.rows.close() }
 func (s *sampleRunner) segment(ctx context.Context, env *job.Env, ordinal, n int, res *ChunkResult) (job.Summary, int, bool, error) {
 	var sum job.Summary
 	clear(s.results) // the previous segment's
-	s.buf = s.buf[:0]
+	s.buf = slices.Grow(s.buf[:0], n)
 	done := false
 	for len(s.buf) < n {
 		if len(s.buf) < cap(s.buf) {
@@ -417,23 +419,27 @@ func (s *sampleRunner) segment(ctx context.Context, env *job.Env, ordinal, n int
 		}
 	}
 	rows := s.buf
-	source := s.j.Source()
-	s.qs = s.qs[:0]
+	// The state of every row's key in every trigger source: row i's are
+	// s.answers[i*len(sources):][:len(sources)].
+	sources := s.j.Sources()
+	s.qs = slices.Grow(s.qs[:0], len(rows)*len(sources))
 	for i := range rows {
-		q := eventcenter.AsOf{Source: source, Key: rows[i].key, Time: rows[i].time, KnownAt: s.fixed}
-		if s.asKnown {
-			q.KnownAt = rows[i].time
+		for _, source := range sources {
+			q := eventcenter.AsOf{Source: source, Key: rows[i].key, Time: rows[i].time, KnownAt: s.fixed}
+			if s.asKnown {
+				q.KnownAt = rows[i].time
+			}
+			s.qs = append(s.qs, q)
 		}
-		s.qs = append(s.qs, q)
 	}
-	s.answers = grow(s.answers, len(rows))
+	s.answers = grow(s.answers, len(s.qs))
 	pf := job.NewPrefetch(env.Store)
 	if err := pf.Fill(ctx, s.qs, s.answers); err != nil {
 		return sum, 0, false, fmt.Errorf("backfill: sample %q: state as of the rows: %w", s.in.Sample.URI, err)
 	}
-	s.triggers, s.rowOf = s.triggers[:0], s.rowOf[:0]
+	s.triggers, s.rowOf = grow(s.triggers, len(rows))[:0], grow(s.rowOf, len(rows))[:0]
 	for i := range rows {
-		a := &s.answers[i]
+		a := rowState(s.answers[i*len(sources):][:len(sources)])
 		switch {
 		case errors.Is(a.Err, eventcenter.ErrNotFound):
 			res.Missing++
@@ -462,7 +468,7 @@ func (s *sampleRunner) segment(ctx context.Context, env *job.Env, ordinal, n int
 	runEnv.Store = pf
 	s.results = grow(s.results, len(s.triggers))
 	job.EvaluateAll(ctx, s.j, &runEnv, s.triggers, s.results, s.a.Workers)
-	s.recs = s.recs[:0]
+	s.recs = grow(s.recs, len(rows))[:0]
 	k := 0
 	for i := range rows {
 		var r *job.Result
@@ -507,6 +513,30 @@ func (s *sampleRunner) segment(ctx context.Context, env *job.Env, ordinal, n int
 	err := errors.Join(job.WriteOutputs(ctx, sink, env.Ledger, s.recs), job.WriteOutputs(ctx, versions, env.Ledger, s.ok))
 	clear(s.ok)
 	return sum, len(rows), done, err
+}
+
+// rowState returns a row's state from the answers of its key's as-of
+// reads in each of the job's trigger sources, in the job's order: a read's
+// failure if one failed (the state it did not read might be the latest),
+// else the latest event found (the first source's on a tie), else not
+// found.
+func rowState(answers []eventcenter.AsOfResult) *eventcenter.AsOfResult {
+	var latest *eventcenter.AsOfResult
+	for k := range answers {
+		a := &answers[k]
+		switch {
+		case a.Err == nil:
+			if latest == nil || a.Event.Time.After(latest.Event.Time) {
+				latest = a
+			}
+		case !errors.Is(a.Err, eventcenter.ErrNotFound):
+			return a
+		}
+	}
+	if latest == nil {
+		return &answers[0]
+	}
+	return latest
 }
 
 // trainingRecord returns the training-set record of row (the chunk's row

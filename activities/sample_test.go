@@ -246,3 +246,98 @@ func number(v any) (int64, bool) {
 	}
 	return 0, false
 }
+
+// Every Parquet object of a training set has the same columns with the
+// same types once the backfill is finished, also when a whole segment has
+// no state (no features: the column would be missing) or its feature is
+// null in every row (the column would be typed as text): a reader of the
+// objects as one table (DuckDB, Spark) sees one schema.
+func TestTrainingSetObjectsShareOneSchema(t *testing.T) {
+	ctx := context.Background()
+	t0 := time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
+	at := func(h int) time.Time { return t0.Add(time.Duration(h) * time.Hour) }
+	const src = "t.acc"
+	evs := []eventcenter.Event{
+		{Source: src, Key: "a", Time: at(1), Pos: eventcenter.Position{Log: 1, Offset: 1}, Op: eventcenter.OpInsert, After: eventcenter.Row{"bal": 1.0}},
+		{Source: src, Key: "n", Time: at(1), Pos: eventcenter.Position{Log: 1, Offset: 2}, Op: eventcenter.OpInsert, After: eventcenter.Row{"bal": nil}},
+	}
+	// Segments of 2 rows: the first has no state, the second a null
+	// feature, the third a value.
+	rows := []trainingSample{{0, "a", at(0), 1, nil}, {1, "c", at(2), 0, nil}, {2, "n", at(2), 1, nil}, {3, "n", at(3), 0, nil}, {4, "a", at(2), 1, nil}}
+	pq := filepath.Join(t.TempDir(), "sample.parquet")
+	if err := parquet.WriteFile(pq, rows); err != nil {
+		t.Fatal(err)
+	}
+	st, err := embedded.Open(embedded.Config{InMemory: true, NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if err := st.Append(ctx, evs); err != nil {
+		t.Fatal(err)
+	}
+	j := job.MustNew("acc", func(c *job.Context) (eventcenter.Row, error) {
+		r, err := c.Get(src, c.Trigger().Key)
+		if err != nil {
+			return nil, err
+		}
+		return eventcenter.Row{"bal": r["bal"]}, nil
+	}, job.Trigger(src))
+	a := &activities.Backfill{Store: st, Jobs: activities.NewJobs(j)}
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestActivityEnvironment()
+	env.RegisterActivity(a)
+	v, err := env.ExecuteActivity(a.BackfillPlan, activities.PlanInput{Job: "acc", Sample: pq})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var plan activities.Plan
+	if err := v.Get(&plan); err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	opts := activities.Options{Sink: "file://" + out, Format: "parquet", SegmentEvents: 2}
+	if _, _, err := runChunk(t, a, activities.ChunkInput{Backfill: "bf-ts", Job: "acc", Sample: plan.Sample.Chunk(0), Options: opts}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := env.ExecuteActivity(a.BackfillFinish, activities.FinishInput{Backfill: "bf-ts", Job: "acc", Options: opts, Status: "done"}); err != nil {
+		t.Fatal(err)
+	}
+	objs, err := filepath.Glob(filepath.Join(out, "bf-ts", "acc", "chunk-*.parquet"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(objs)
+	if len(objs) != 3 {
+		t.Fatalf("objects %q, want one per segment", objs)
+	}
+	var first string
+	for i, o := range objs {
+		f, err := os.Open(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fi, err := f.Stat()
+		if err != nil {
+			t.Fatal(err)
+		}
+		pf, err := parquet.OpenFile(f, fi.Size())
+		if err != nil {
+			t.Fatal(err)
+		}
+		schema := pf.Schema().String()
+		f.Close()
+		if i == 0 {
+			first = schema
+		} else if schema != first {
+			t.Fatalf("%s has the schema\n%s\nbut %s has\n%s", filepath.Base(o), schema, filepath.Base(objs[0]), first)
+		}
+	}
+	if !strings.Contains(first, "optional double bal") {
+		t.Fatalf("schema %s: want bal as an optional double", first)
+	}
+	got := readTrainingSet(t, out, "parquet")
+	if len(got) != len(rows) || got[4].Bal == nil || *got[4].Bal != 1.0 || got[0].Bal != nil || got[2].Bal != nil || *got[3].Label != 0 {
+		t.Fatalf("rows %+v", got)
+	}
+}

@@ -84,6 +84,16 @@ func (a *Backfill) parseSink(o Options) (sink, error) {
 	return nil, permanent(ErrTypeBadInput, "backfill: sink %q: want \"\", featurestore[:source], file:///folder or s3://bucket/prefix", spec)
 }
 
+// tag is what the feature store sinks write into the job.ColBackfill
+// column of the chunk's records, and by which they know their own:
+// "<backfill>@<run>", or the backfill alone for inputs without a run.
+func (in *ChunkInput) tag() string {
+	if in.Run == "" {
+		return in.Backfill
+	}
+	return in.Backfill + "@" + in.Run
+}
+
 // jobSink writes to the job's own outputs, its feature store outputs in
 // the backfill's write mode.
 type jobSink struct {
@@ -96,7 +106,7 @@ func (s jobSink) open(_ context.Context, j *job.Job, in ChunkInput, _ int) (segm
 	var fs []*outputs.FeatureStoreOutput
 	for i, o := range outs {
 		if f, ok := o.(*outputs.FeatureStoreOutput); ok {
-			f = f.Backfill(s.store, s.mode, in.Backfill)
+			f = f.Backfill(s.store, s.mode, in.tag())
 			outs[i] = f
 			fs = append(fs, f)
 		}
@@ -130,7 +140,7 @@ type featureSink struct {
 }
 
 func (s featureSink) open(_ context.Context, _ *job.Job, in ChunkInput, _ int) (segmentOutputs, error) {
-	f := s.out.Backfill(s.store, s.mode, in.Backfill)
+	f := s.out.Backfill(s.store, s.mode, in.tag())
 	return jobOutputs{outs: []job.Output{f}, fs: []*outputs.FeatureStoreOutput{f}}, nil
 }
 
@@ -150,25 +160,46 @@ type fileSink struct {
 }
 
 // ObjectName is the name of the file-sink object of the segment of chunk
-// index that starts at event ordinal, under the backfill's name, with the
-// extension of format ("jsonl" or "parquet").
+// index that starts at event ordinal, in the backfill's folder (folder),
+// with the extension of format ("jsonl" or "parquet").
 func ObjectName(backfill, jobName string, index, ordinal int, format string) string {
-	return fmt.Sprintf("%s/%s/chunk-%06d-%012d.%s", safeName(backfill), safeName(jobName), index, ordinal, format)
+	return fmt.Sprintf("%schunk-%06d-%012d.%s", folder(backfill, jobName), index, ordinal, format)
 }
 
-func safeName(s string) string {
-	return strings.Map(func(r rune) rune {
-		if r == '/' || r == '\\' || r < ' ' {
-			return '_'
+// folder is the folder of a backfill's objects in a file sink,
+// "<backfill>/<job>/", each name escaped by pathSegment.
+func folder(backfill, jobName string) string {
+	return pathSegment(backfill) + "/" + pathSegment(jobName) + "/"
+}
+
+// pathSegment escapes a name into one path segment, injectively, so that
+// distinct backfill IDs (or job names) never share a folder: '%', '/',
+// '\' and control characters become %XX (upper-case hex), and so do the
+// dots of "." and "..". Other names, the usual IDs, are unchanged.
+func pathSegment(s string) string {
+	if s == "." || s == ".." {
+		return strings.Repeat("%2E", len(s))
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '%' || c == '/' || c == '\\' || c < ' ' || c == 0x7f:
+			fmt.Fprintf(&b, "%%%02X", c)
+		default:
+			b.WriteByte(c)
 		}
-		return r
-	}, s)
+	}
+	return b.String()
 }
 
 func (s fileSink) open(_ context.Context, _ *job.Job, in ChunkInput, ordinal int) (segmentOutputs, error) {
 	name := ObjectName(in.Backfill, in.Job, in.Index, ordinal, s.format)
 	if s.format == FormatParquet {
-		o, err := outputs.Parquet(s.dst, name)
+		var carry []string // the same for every segment of the backfill
+		if in.Sample != nil {
+			carry = in.Sample.Carry
+		}
+		o, err := outputs.Parquet(s.dst, name, carry...)
 		if err != nil {
 			return nil, err
 		}

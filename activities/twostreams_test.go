@@ -67,7 +67,8 @@ func TestTwoStreamsBackfillEqualsLive(t *testing.T) {
 	if err := v.Get(&plan); err != nil {
 		t.Fatal(err)
 	}
-	if want := []string{livetest.Orders, livetest.Repayments}; !slices.Equal(plan.Sources, want) || !plan.Watermark.Equal(end) {
+	if want := []string{livetest.Orders, livetest.Repayments}; !slices.Equal(plan.Sources, want) || !plan.Watermark.Equal(end) ||
+		len(plan.Watermarks) != 2 || !plan.Watermarks[0].Watermark.Equal(end) || !plan.Watermarks[1].Watermark.Equal(end.Add(time.Hour)) {
 		t.Fatalf("plan %+v: want sources %v, watermark %v (the orders')", plan, want, end)
 	}
 }

@@ -22,7 +22,9 @@ type Options struct {
 	// File sinks write one object per chunk segment (see SegmentEvents),
 	// named <backfill>/<job>/chunk-<index>-<first event ordinal>.<format>,
 	// and when the backfill ends <backfill>/<job>/_manifest.json, then (if
-	// it is done) <backfill>/<job>/_SUCCESS.
+	// it is done) <backfill>/<job>/_SUCCESS. Before anything runs, the
+	// folder is emptied of an earlier backfill of the same ID
+	// (BackfillClear; workflow versions from 2).
 	//
 	// Over a sample table, a file sink writes the training set: one record
 	// per sample row, in table order, with the job's features as of the
@@ -52,6 +54,12 @@ type Options struct {
 	// cannot answer as of a time), "current" the current version, "defaults"
 	// the declared defaults (version 0).
 	Params string `json:"params,omitempty"`
+	// ParamsVersion, if above 0, pins every run to that parameter version
+	// of the job (a re-run with the values of an approved change, or one
+	// before it); Params must then be "". Default 0: Params decides, and
+	// its default "asof" reproduces what the live runs used at each
+	// trigger's time, which is what a backfill of the past is for.
+	ParamsVersion int64 `json:"paramsVersion,omitempty"`
 	// SegmentEvents is the number of events (sample rows) between two
 	// heartbeats of a chunk, i.e. the most a resumed chunk redoes; file
 	// sinks write one object per segment. Default 8192.
@@ -98,6 +106,20 @@ type Plan struct {
 	// registered at the floor (ingest has assigned them but stored nothing
 	// up to any time yet): the source is behind, not unwatched.
 	Floor bool `json:"floor,omitempty"`
+	// Watermarks are the watermarks of each of Sources, in their order
+	// (none in plans made by workers older than this field).
+	Watermarks []SourceWatermark `json:"watermarks,omitempty"`
+}
+
+// SourceWatermark is a trigger source's watermark when planned.
+type SourceWatermark struct {
+	Source string `json:"source"`
+	// Watermark: every event of Source up to it is stored. Zero when the
+	// source has stored nothing known: it has partitions at the floor
+	// (Floor), or it never registered or advanced one (an unwatched
+	// source, e.g. one no ingest feeds).
+	Watermark time.Time `json:"watermark,omitzero"`
+	Floor     bool      `json:"floor,omitempty"`
 }
 
 // WaitInput asks BackfillWaitWatermark to wait until the watermark of each
@@ -108,11 +130,20 @@ type WaitInput struct {
 	Until   time.Time `json:"until"`
 }
 
-// FinishInput asks BackfillFinish to end a backfill's file sink.
-type FinishInput struct {
+// ClearInput asks BackfillClear to empty a backfill's file sink folder.
+type ClearInput struct {
 	Backfill string  `json:"backfill"`
 	Job      string  `json:"job"`
 	Options  Options `json:"options"`
+}
+
+// FinishInput asks BackfillFinish to end a backfill's file sink.
+type FinishInput struct {
+	Backfill string `json:"backfill"`
+	// Run: see ChunkInput.Run.
+	Run     string  `json:"run,omitempty"`
+	Job     string  `json:"job"`
+	Options Options `json:"options"`
 	// Status: "done", "failed" or "canceled"; only "done" writes _SUCCESS.
 	Status string `json:"status"`
 	// Input and Summary are the workflow's, as JSON, copied into the
@@ -219,10 +250,17 @@ type SampleChunk struct {
 // source, or a run of sample rows.
 type ChunkInput struct {
 	// Backfill names the backfill (its workflow ID) in output file names.
-	Backfill string  `json:"backfill"`
-	Job      string  `json:"job"`
-	Index    int     `json:"index"`
-	Options  Options `json:"options"`
+	Backfill string `json:"backfill"`
+	// Run identifies this backfill among those of its workflow ID (its
+	// first run's ID, the same across continue-as-new): records that the
+	// feature store sinks find tagged with Backfill and Run are this
+	// backfill's own (a redone segment's), those of an earlier backfill of
+	// the same workflow ID are not. Empty in inputs of workflow versions
+	// before 2, which tag records with Backfill alone.
+	Run     string  `json:"run,omitempty"`
+	Job     string  `json:"job"`
+	Index   int     `json:"index"`
+	Options Options `json:"options"`
 	// From, To: the chunk replays the trigger source's events with
 	// From <= event time < To. Unset for a sample chunk.
 	From time.Time `json:"from,omitzero"`

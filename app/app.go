@@ -142,6 +142,11 @@ overridden by TIDEMARK_* environment variables, overridden by flags
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return err })
 	root.AddCommand(
 		a.devCmd(), a.liveCmd(), a.workerCmd(false), a.backfillCmd(), a.ingestCmd(), a.cdcCmd(), a.forwardCmd(), a.hbaseCmd(), a.configCmd(), a.jobsCmd(),
+		a.tokenCmd(), a.paramsCmd(),
+		a.apiCmd(), a.featuresCmd(), a.callCmd(),
+		a.correctionCmd(),
+		a.tierCmd(),
+		a.parityCmd(),
 	)
 	a.exampleJob = "credit-features"
 	if names := a.jobNames(); len(names) > 0 && !slices.Contains(names, a.exampleJob) {

@@ -5,10 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 
 	"github.com/tidemark-dev/tidemark/workflows"
@@ -91,7 +94,28 @@ events stored so far; see --watermark) or is done with errors (unless
 			return err
 		}
 		defer c.Close()
-		run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: queue}, workflows.BackfillWorkflow, in)
+		others, err := runningOverlaps(ctx, c, id, in)
+		if err != nil {
+			return err
+		}
+		if len(others) > 0 {
+			return fmt.Errorf("backfill %s would write the records of job %s that running backfill %s writes (same feature store, overlapping input): "+
+				"two at once race on each record. Wait for it to end, cancel it (`%s backfill cancel --id %s`), or choose another range or sink",
+				id, in.Job, strings.Join(others, ", "), a.name, others[0])
+		}
+		// A running ID is an error (not the running backfill's handle); an
+		// ended one may start again, as a new backfill that replaces its
+		// outputs (file sinks: the folder is cleared first).
+		run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: queue,
+			WorkflowExecutionErrorWhenAlreadyStarted: true,
+			WorkflowIDReusePolicy:                    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+			WorkflowIDConflictPolicy:                 enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
+		}, workflows.BackfillWorkflow, in)
+		var running *serviceerror.WorkflowExecutionAlreadyStarted
+		if errors.As(err, &running) {
+			return fmt.Errorf("backfill %s is already running (run %s): `%s backfill status --id %s --watch` follows it, `%s backfill cancel --id %s` stops it; "+
+				"once it has ended, the ID may start a new backfill, which replaces its outputs", id, running.RunId, a.name, id, a.name, id)
+		}
 		if err != nil {
 			return fmt.Errorf("start backfill: %w", err)
 		}

@@ -64,6 +64,16 @@ func TestBackfillCLITellsTrouble(t *testing.T) {
 		if d := time.Since(begin); d > 20*time.Second {
 			t.Errorf("gave up after %v, want about 3s", d)
 		}
+		// A running ID is an error, not the running backfill's handle; a
+		// backfill over the same records is refused, one beside them not.
+		code, out, errOut = bf(t, "start", "--id", "no-worker", "--from", "2026-11-25", "--to", "2026-11-26", "--detach")
+		want(t, code, out, errOut, ExitError, nil, []string{"backfill no-worker is already running (run ", "backfill cancel --id no-worker"})
+		code, out, errOut = bf(t, "start", "--id", "overlap", "--from", "2026-11-25T12:00:00Z", "--to", "2026-11-27", "--detach")
+		want(t, code, out, errOut, ExitError, nil, []string{"backfill overlap would write the records of job credit-features that running backfill no-worker writes"})
+		code, out, errOut = bf(t, "start", "--id", "apart", "--from", "2026-11-26", "--to", "2026-11-27", "--detach")
+		want(t, code, out, errOut, ExitOK, []string{"apart"}, nil)
+		code, out, errOut = bf(t, "cancel", "--id", "apart")
+		want(t, code, out, errOut, ExitOK, []string{"cancel of backfill apart requested"}, nil)
 		code, out, errOut = bf(t, "status", "--id", "no-worker")
 		want(t, code, out, errOut, ExitOK, []string{"backfill no-worker: 0/0 chunks", "starting", "no worker is polling task queue " + queue}, nil)
 		code, out, errOut = bf(t, "parallelism", "--id", "no-worker", "--set", "2")
@@ -95,6 +105,10 @@ func TestBackfillCLITellsTrouble(t *testing.T) {
 				After: eventcenter.Row{"amount": int64(100)}})
 		}
 		if err := st.Append(ctx, apps); err != nil {
+			t.Fatal(err)
+		}
+		// As ingest would: every application up to far ahead is stored.
+		if err := st.AdvanceWatermark(ctx, credit.Applications, 0, time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC)); err != nil {
 			t.Fatal(err)
 		}
 	}()

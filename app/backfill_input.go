@@ -17,6 +17,7 @@ type backfillFlags struct {
 	from, to                           time.Time
 	chunk, watermarkTimeout, stall     time.Duration
 	rows, par, segment                 int
+	paramsVersion                      int64
 }
 
 func (f *backfillFlags) register(fs *pflag.FlagSet) {
@@ -30,6 +31,7 @@ func (f *backfillFlags) register(fs *pflag.FlagSet) {
 	fs.Var(choiceValue{s: &f.knownAt, words: []string{"", "trigger"}, times: true}, "known-at",
 		`what the fetches know: "" the corrected truth, "trigger" what live saw, or a time (date or RFC 3339)`)
 	fs.Var(choiceValue{s: &f.params, words: []string{"", "asof", "current", "defaults"}}, "params", `parameter values: "asof" (default), "current", "defaults"`)
+	fs.Int64Var(&f.paramsVersion, "params-version", 0, `pin every run to this parameter version of the job (default: --params decides, "asof": the version in force at each trigger, as live used it)`)
 	fs.IntVar(&f.segment, "segment-events", 0, "events between heartbeats of a chunk (default 8192)")
 	fs.Var(choiceValue{s: &f.write, words: []string{"", activities.WriteFill, activities.WriteReplace}}, "write",
 		`into the feature store: "fill" only what is missing (default), "replace" a new version of every record`)
@@ -46,7 +48,7 @@ func (f *backfillFlags) input() (workflows.BackfillInput, error) {
 	in := workflows.BackfillInput{
 		Job: f.job, From: f.from, To: f.to, Sample: f.sample,
 		Chunk: workflows.Duration(f.chunk), ChunkRows: f.rows, Parallelism: f.par,
-		Options: activities.Options{Sink: f.sink, KnownAt: f.knownAt, Params: f.params, SegmentEvents: f.segment,
+		Options: activities.Options{Sink: f.sink, KnownAt: f.knownAt, Params: f.params, ParamsVersion: f.paramsVersion, SegmentEvents: f.segment,
 			Write: f.write, Format: f.format},
 		Watermark: f.watermark, WatermarkTimeout: workflows.Duration(f.watermarkTimeout), StallTimeout: workflows.Duration(f.stall),
 	}

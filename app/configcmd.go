@@ -23,6 +23,8 @@ The file's keys:
   sources: sources.yaml                    # the source registry
   kafka:
     brokers: [127.0.0.1:9092]
+    tls: {enabled: false, cert: "", key: "", ca: "", serverName: ""}
+    sasl: {mechanism: "", user: "", password: ""}   # PLAIN, SCRAM-SHA-256, SCRAM-SHA-512
   temporal:
     address: 127.0.0.1:7233
     namespace: default

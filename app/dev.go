@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/spf13/cobra"
 
@@ -25,8 +26,9 @@ func (a *cli) devCmd() *cobra.Command {
 		Short: "run everything in one process: Temporal + Web UI, Kafka, event center, API, workers, demo",
 		Long: `dev starts the whole system in one process on embedded defaults: a Temporal server
 with its Web UI, a Kafka-protocol broker, the embedded event center in --data, the
-ingest, the HTTP API, the Temporal workers (for every job of this binary) and a demo
-scenario running the example job live. It prints where everything is.`,
+ingest, the HTTP API, the Temporal workers and a live worker for every job of this
+binary, and, if this binary has the example job (` + devstack.DemoJob + `), a demo scenario
+producing its sources. It prints where everything is.`,
 		Example: `  tidemark dev
   tidemark dev --data /tmp/tidemark --demo=false --ui off
   tidemark dev --temporal 127.0.0.1:17233 --kafka 127.0.0.1:19092 --api 127.0.0.1:18080`,
@@ -37,7 +39,7 @@ scenario running the example job live. It prints where everything is.`,
 	f.StringVar(&cfg.UIAddr, "ui", "127.0.0.1:8233", `Temporal Web UI address ("off": none)`)
 	f.StringVar(&cfg.KafkaAddr, "kafka", "127.0.0.1:9092", "Kafka-protocol broker address")
 	f.StringVar(&cfg.APIAddr, "api", "127.0.0.1:8080", `tidemark HTTP API address ("off": none)`)
-	f.BoolVar(&runDemo, "demo", true, "run the demo scenario (credit applications, job credit-features live)")
+	f.BoolVar(&runDemo, "demo", true, "run the demo scenario (credit applications for the job "+devstack.DemoJob+", if this binary has it)")
 	f.Float64Var(&demo.Rate, "rate", 5, "demo: live applications per second")
 	f.IntVar(&demo.HistoryApps, "history", 5000, "demo: applications spread over the day before the start (first start only)")
 	f.BoolVar(&cfg.EphemeralTemporal, "ephemeral", false, "keep Temporal's state in memory (the event center stays in --data)")
@@ -57,11 +59,19 @@ scenario running the example job live. It prints where everything is.`,
 			}
 			cfg.Metrics, cfg.TemporalMetrics = prom, newTemporalMetrics(prom)
 		}
-		if runDemo {
-			cfg.Demo = &demo
+		if a.name != "tidemark" {
+			// Another binary's name (tidemark itself, possibly under go
+			// run, keeps the example's default).
+			cfg.Command = a.name
 		}
-		// The binary's jobs, backfilled by the stack's workers into its
-		// feature store.
+		switch {
+		case runDemo && slices.Contains(a.jobNames(), devstack.DemoJob):
+			cfg.Demo = &demo
+		case runDemo:
+			fmt.Fprintf(a.stderr, "no demo scenario: it produces the sources of the job %s, which this binary does not have (--demo=false skips this note)\n", devstack.DemoJob)
+		}
+		// The binary's jobs, run live and backfilled by the stack's
+		// workers, writing to its feature store.
 		cfg.Jobs = func(ctx context.Context, store eventcenter.Store) ([]*job.Job, error) {
 			if err := a.declareIndexes(ctx, store); err != nil {
 				return nil, err

@@ -8,16 +8,19 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/tidemark-dev/tidemark/app/config"
+	"github.com/tidemark-dev/tidemark/calls"
 	"github.com/tidemark-dev/tidemark/job"
 	"github.com/tidemark-dev/tidemark/job/outputs"
 	"github.com/tidemark-dev/tidemark/live"
 	"github.com/tidemark-dev/tidemark/params"
+	"github.com/tidemark-dev/tidemark/params/notify"
 	"github.com/tidemark-dev/tidemark/source"
 )
 
 func (a *cli) liveCmd() *cobra.Command {
 	var (
 		jobName, topic, group, level, exchange, kafkaOut string
+		resultsTopic                                     string
 		wait                                             time.Duration
 		features                                         bool
 		batch                                            int
@@ -52,6 +55,7 @@ processes with an HBase store (--store hbase://…).`,
 	f.StringVar(&exchange, "exchange", "tidemark.features", "RabbitMQ exchange (topic, declared durable); routing key: the job name")
 	f.StringVar(&kafkaOut, "kafka-output", "", `Kafka topic of the records (JSON); "" none`)
 	f.IntVar(&batch, "max-batch", 500, "most records handled at once")
+	f.StringVar(&resultsTopic, "call-results-topic", calls.DefaultResultsTopic, "Kafka topic of call results, for a job triggered by its call source (call.<job>)")
 	logs.register(f, "info")
 	metrics.register(f)
 
@@ -100,12 +104,30 @@ processes with an HBase store (--store hbase://…).`,
 			outs = append(outs, rmq)
 		}
 		if kafkaOut != "" {
-			cl, err := kgo.NewClient(kgo.SeedBrokers(cfg.Kafka.Brokers...))
+			kopts, err := cfg.Kafka.ClientOptions()
+			if err != nil {
+				return err
+			}
+			cl, err := kgo.NewClient(kopts...)
 			if err != nil {
 				return err
 			}
 			defer cl.Close()
 			outs = append(outs, outputs.Kafka(cl, kafkaOut))
+		}
+		if base, _ := a.job(jobName); base.Triggered(calls.Source(jobName)) {
+			// A callable job answers its calls (package calls).
+			cl, err := kgo.NewClient(kgo.SeedBrokers(cfg.Kafka.Brokers...))
+			if err != nil {
+				return err
+			}
+			defer cl.Close()
+			co, err := calls.NewOutput(calls.OutputConfig{Store: store, Client: cl, ResultsTopic: resultsTopic, AMQPURL: cfg.AMQP.URL})
+			if err != nil {
+				return err
+			}
+			defer co.Close()
+			outs = append(outs, co)
 		}
 		if len(outs) == 0 {
 			return usageError{errors.New("no outputs: enable --feature-store, --amqp-url or --kafka-output")}
@@ -120,10 +142,17 @@ processes with an HBase store (--store hbase://…).`,
 		if err := a.publishJobs(ctx, store, log); err != nil {
 			return err
 		}
+		kafkaOpts, err := cfg.Kafka.KafkaOptions()
+		if err != nil {
+			return err
+		}
 		lc := live.Config{
-			Brokers: cfg.Kafka.Brokers, Topic: topic, Group: group, Store: store,
+			Brokers: cfg.Kafka.Brokers, KafkaOptions: kafkaOpts, Topic: topic, Group: group, Store: store,
 			Params: params.NewEventCenter(store, nil), MaxBatch: batch, Logger: log,
 			DeadLetterTopic: live.DeadLetterTopic(cfg.Topics.DeadLetter, j.Name()),
+			// Approved parameter versions arrive on the control topic
+			// within a second (the workers publish them); a 10 s poll backs it.
+			ParamsTopic: notify.DefaultTopic,
 		}
 		if cfg.Sources != "" {
 			if lc.Sources, err = source.Load(cfg.Sources); err != nil {

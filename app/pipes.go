@@ -85,7 +85,11 @@ type pipeRun struct {
 // ensureSourceTopics creates the registry's missing topics and the progress
 // and dead-letter topics.
 func ensureSourceTopics(ctx context.Context, env pipeEnv, partitions int32) error {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(env.cfg.Kafka.Brokers...))
+	opts, err := env.cfg.Kafka.ClientOptions()
+	if err != nil {
+		return err
+	}
+	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return err
 	}
@@ -117,10 +121,11 @@ moving each source's watermarks; records it cannot store go to the dead-letter t
 		func(c *config.Config) *string { return &c.Topics.DeadLetter })
 	f := cmd.Flags()
 	f.BoolVar(&noSync, "store-nosync", false, "do not fsync each append to the embedded store (survives a process crash, not a machine crash)")
-	f.StringVar(&group, "group", "tidemark-ingest", "Kafka consumer group")
+	f.StringVar(&group, "group", ingest.DefaultGroup, "Kafka consumer group")
 	f.StringVar(&instance, "instance-id", a.envOr("TIDEMARK_INGEST_INSTANCE", ""), "static group member id: a restart takes its partitions back at once ($TIDEMARK_INGEST_INSTANCE)")
 	f.IntVar(&maxPoll, "max-poll", 2000, "records per batch (one append)")
 	f.IntVar(&parts, "partitions", 0, "create the sources' missing topics with this many partitions (0: they must exist)")
+	impact := lateImpactFlags(p.s)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		ctx := cmd.Context()
 		env, run, err := p.setup(cmd)
@@ -137,10 +142,19 @@ moving each source's watermarks; records it cannot store go to the dead-letter t
 			return err
 		}
 		defer st.Close()
+		kafkaOpts, err := env.cfg.Kafka.KafkaOptions()
+		if err != nil {
+			return err
+		}
+		onLate, closeImpact, err := impact.start(ctx, env.cfg, run.log)
+		if err != nil {
+			return err
+		}
+		defer closeImpact()
 		in, err := ingest.New(ingest.Config{
-			Brokers: env.cfg.Kafka.Brokers, Sources: env.sources, Store: st, Group: group, InstanceID: instance,
+			Brokers: env.cfg.Kafka.Brokers, KafkaOptions: kafkaOpts, Sources: env.sources, Store: st, Group: group, InstanceID: instance,
 			DeadLetterTopic: env.cfg.Topics.DeadLetter, ProgressTopic: env.cfg.Topics.Progress,
-			MaxPollRecords: maxPoll, Metrics: ingest.NewMetrics(run.prom), Logger: run.log,
+			MaxPollRecords: maxPoll, Metrics: ingest.NewMetrics(run.prom), Logger: run.log, OnLate: onLate,
 		})
 		if err != nil {
 			return err
@@ -195,9 +209,13 @@ that move the sources' watermarks. It resumes from its checkpoint folder.`,
 		if err != nil {
 			return err
 		}
+		kafkaOpts, err := env.cfg.Kafka.KafkaOptions()
+		if err != nil {
+			return err
+		}
 		capture, err := cdc.New(cdc.Config{
 			Addr: addr, User: user, Password: password, Flavor: flavor, ServerID: uint32(serverID),
-			Sources: env.sources, Brokers: env.cfg.Kafka.Brokers, Dir: dir, NoGTID: noGTID, Start: start,
+			Sources: env.sources, Brokers: env.cfg.Kafka.Brokers, KafkaOptions: kafkaOpts, Dir: dir, NoGTID: noGTID, Start: start,
 			Codec: c, Zone: loc, Lateness: lateness, Partitions: int32(parts), ProgressTopic: env.cfg.Topics.Progress,
 			Metrics: cdc.NewMetrics(run.prom), Logger: run.log,
 		})
@@ -248,7 +266,11 @@ topic; a message is acknowledged only once Kafka has it.`,
 		if len(env.sources.ByKind(source.KindRabbitMQ)) > 0 && env.cfg.AMQP.URL == "" {
 			return usagef("the registry has rabbitmq sources: set --amqp, $TIDEMARK_AMQP_URL or the config's amqp.url")
 		}
-		cl, err := kgo.NewClient(kgo.SeedBrokers(env.cfg.Kafka.Brokers...), kgo.ProducerLinger(time.Millisecond))
+		kopts, err := env.cfg.Kafka.ClientOptions()
+		if err != nil {
+			return err
+		}
+		cl, err := kgo.NewClient(append(kopts, kgo.ProducerLinger(time.Millisecond))...)
 		if err != nil {
 			return err
 		}

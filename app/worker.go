@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"log/slog"
 
@@ -14,6 +15,7 @@ import (
 	"github.com/tidemark-dev/tidemark/job"
 	"github.com/tidemark-dev/tidemark/job/outputs"
 	"github.com/tidemark-dev/tidemark/params"
+	"github.com/tidemark-dev/tidemark/parity"
 	"github.com/tidemark-dev/tidemark/source"
 	"github.com/tidemark-dev/tidemark/workers"
 	"github.com/tidemark-dev/tidemark/workflows"
@@ -27,6 +29,7 @@ func (a *cli) workerCmd(deprecated bool) *cobra.Command {
 		par     int
 		logs    logFlags
 		metrics metricsFlag
+		corr    correctionDeps
 	)
 	cmd := &cobra.Command{
 		Use:   "worker",
@@ -46,11 +49,14 @@ one task queue, all on one HBase event center, to scale out.`,
 	f := cmd.Flags()
 	s.store()
 	s.temporal()
+	s.brokers()
+	tokens := a.tokensFlag(cmd)
 	f.StringVar(&queue, "task-queue", workflows.TaskQueue, "task queue to poll")
 	f.BoolVar(&regSA, "register-search-attributes", true, "register the backfill's search attributes in the namespace if missing (needs operator rights)")
 	f.IntVar(&par, "evaluators", 0, "events of a chunk evaluated in parallel (default GOMAXPROCS)")
 	logs.register(f, "info")
 	metrics.register(f)
+	corr.register(a, f)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		if deprecated {
 			a.deprecated("%q is now %q", a.name+" backfill worker", a.name+" worker")
@@ -86,6 +92,11 @@ one task queue, all on one HBase event center, to scale out.`,
 			return err
 		}
 		deps := workers.Deps{Store: store, Jobs: js, Params: params.NewEventCenter(store, nil), Workers: par}
+		closeParams, err := paramsDeps(&deps, cfg.Kafka.Brokers, *tokens, log)
+		if err != nil {
+			return err
+		}
+		defer closeParams()
 		if cfg.Sources != "" {
 			if deps.Sources, err = source.Load(cfg.Sources); err != nil {
 				return err
@@ -93,6 +104,20 @@ one task queue, all on one HBase event center, to scale out.`,
 		}
 		if deps.S3, err = cfg.S3.S3Client(ctx); err != nil {
 			return err
+		}
+		deps.ParityMetrics = parity.NewMetrics(prom)
+		if len(cfg.Kafka.Brokers) > 0 {
+			deps.ParityDeadLetters = parity.KafkaDeadLetters{Brokers: cfg.Kafka.Brokers, Prefix: cfg.Topics.DeadLetter}
+		}
+		if deps.S3 != nil && cfg.S3.Bucket != "" {
+			deps.ParityDest = outputs.S3{Client: deps.S3, Bucket: cfg.S3.Bucket, Prefix: "parity/"}
+		}
+		var corrDB *sql.DB
+		if deps.Correction, corrDB, err = corr.activities(store, deps.Sources, prom, deps.S3, cfg.S3.Bucket); err != nil {
+			return err
+		}
+		if corrDB != nil {
+			defer corrDB.Close()
 		}
 		c, err := dialTemporal(ctx, cfg.Temporal, log, newTemporalMetrics(prom))
 		if err != nil {
@@ -119,6 +144,23 @@ one task queue, all on one HBase event center, to scale out.`,
 
 // dialTemporal connects to Temporal as t says, logging through log and
 // reporting the SDK's metrics to metrics (nil: none).
+// startWorkflow dials Temporal and starts workflow with input under id on
+// queue, saying so on stderr ("started <what> <id> (run …) on task queue
+// …"). The caller closes the client.
+func (a *cli) startWorkflow(ctx context.Context, t config.Temporal, what, id, queue, workflow string, input any) (client.Client, client.WorkflowRun, error) {
+	c, err := dialTemporal(ctx, t, a.quietLog(), nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: queue}, workflow, input)
+	if err != nil {
+		c.Close()
+		return nil, nil, fmt.Errorf("start %s: %w", what, err)
+	}
+	fmt.Fprintf(a.stderr, "started %s %s (run %s) on task queue %s\n", what, run.GetID(), run.GetRunID(), queue)
+	return c, run, nil
+}
+
 func dialTemporal(ctx context.Context, t config.Temporal, log *slog.Logger, metrics client.MetricsHandler) (client.Client, error) {
 	o, err := t.TemporalOptions()
 	if err != nil {

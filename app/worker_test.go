@@ -14,14 +14,17 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/tidemark-dev/tidemark/eventcenter/embedded"
 	"github.com/tidemark-dev/tidemark/examples/credit"
 	"github.com/tidemark-dev/tidemark/internal/devtemporal"
+	"github.com/tidemark-dev/tidemark/internal/testenv"
 )
 
 // TestWorkerAndBackfill runs `worker` in process against a Temporal server
 // (registering the search attributes, serving /metrics with the SDK's
-// metrics), then `backfill start` of the example job over an empty store,
-// which completes; cancelling the worker's context stops it with exit 0.
+// metrics), then `backfill start` of the example job over a store without
+// events whose watermark (as ingest would set it) covers the range, which
+// completes; cancelling the worker's context stops it with exit 0.
 func TestWorkerAndBackfill(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a Temporal server")
@@ -34,7 +37,17 @@ func TestWorkerAndBackfill(t *testing.T) {
 	}
 	defer srv.Stop()
 	dir := t.TempDir()
-	metricsAddr := freeAddr(t)
+	metricsAddr := testenv.FreeAddr(t)
+	st, err := embedded.Open(embedded.Config{Dir: filepath.Join(dir, "store")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.AdvanceWatermark(ctx, credit.Applications, 0, time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC)); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
 
 	workerCtx, stopWorker := context.WithCancel(ctx)
 	var wg sync.WaitGroup

@@ -16,7 +16,9 @@ package bench_test
 // state once (one fetch per row) and outputs two of its columns.
 //
 // tidemark: the Backfill workflow on an in-process Temporal server, one
-// worker, sample chunks of 10,000 rows, parallelism 2, a Parquet file sink;
+// worker, sample chunks of 10,000 rows (BENCH_CHUNK_ROWS), parallelism 2
+// (BENCH_PARALLELISM), segments of the default size (BENCH_SEGMENT), a
+// Parquet file sink;
 // timed from the start of the workflow to its result (plan, chunks,
 // manifest). DuckDB (python3 -m pip install duckdb): the ASOF LEFT JOIN
 // materialised as a table, timed alone (bench/testdata/asof.py, which also
@@ -35,6 +37,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -218,7 +221,8 @@ func BenchmarkTraining(b *testing.B) {
 
 	out := filepath.Join(dir, "out")
 	backfill := func(id string) workflows.Summary {
-		in := workflows.BackfillInput{Job: "training", Sample: samplePath, ChunkRows: 10_000, Parallelism: 2}
+		in := workflows.BackfillInput{Job: "training", Sample: samplePath, ChunkRows: envInt("BENCH_CHUNK_ROWS", 10_000), Parallelism: envInt("BENCH_PARALLELISM", 2)}
+		in.SegmentEvents = envInt("BENCH_SEGMENT", 0)
 		in.Sink, in.Format = "file://"+out, "parquet"
 		run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: queue}, workflows.BackfillWorkflow, in)
 		if err != nil {
@@ -233,13 +237,14 @@ func BenchmarkTraining(b *testing.B) {
 	// A warm-up run, untimed (as DuckDB's file reads): the store's
 	// compactions after its reopening, the worker's first polls.
 	backfill("training-warmup")
-	var tidemark, duck time.Duration
+	var tidemark, duck, cpu time.Duration
 	b.ResetTimer()
 	for i := range b.N {
 		id := fmt.Sprintf("training-%d", i)
-		start := time.Now()
+		start, cpu0 := time.Now(), processCPU(b)
 		sum := backfill(id)
 		tidemark += time.Since(start)
+		cpu += processCPU(b) - cpu0
 		if sum.Events != rows || sum.WithState+sum.Missing != rows || sum.Errors != 0 {
 			b.Fatalf("summary %+v", sum)
 		}
@@ -276,7 +281,19 @@ func BenchmarkTraining(b *testing.B) {
 	b.ReportMetric(tmRate, "tidemark-rows/s")
 	b.ReportMetric(duckRate, "duckdb-rows/s")
 	b.ReportMetric(tmRate/duckRate, "ratio")
+	b.ReportMetric(float64(cpu.Microseconds())/n, "tidemark-cpu-µs/row")
 	load, _ := os.ReadFile("/proc/loadavg")
-	b.Logf("%d sample rows over %d entities × 10 changes: tidemark %v (%.0f rows/s), DuckDB ASOF JOIN %v (%.0f rows/s), ratio %.3f; load average %s",
-		rows, entities, tidemark/time.Duration(b.N), tmRate, duck/time.Duration(b.N), duckRate, tmRate/duckRate, strings.TrimSpace(string(load)))
+	b.Logf("%d sample rows over %d entities × 10 changes: tidemark %v (%.0f rows/s; %.1f cpu-µs/row, %.2f cores busy), DuckDB ASOF JOIN %v (%.0f rows/s), ratio %.3f; load average %s",
+		rows, entities, tidemark/time.Duration(b.N), tmRate, float64(cpu.Microseconds())/n, cpu.Seconds()/tidemark.Seconds(),
+		duck/time.Duration(b.N), duckRate, tmRate/duckRate, strings.TrimSpace(string(load)))
+}
+
+// processCPU returns the CPU time (user and system) this process has used:
+// the worker, the in-process Temporal server and the test.
+func processCPU(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

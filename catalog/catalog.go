@@ -69,6 +69,33 @@ type Definition struct {
 	Outputs []Output `json:"outputs,omitempty"`
 	// Consistency is the job's level (job.Level's String).
 	Consistency string `json:"consistency"`
+	// Rebackfill is the job's opt-in to re-backfills after a correction
+	// (job.Rebackfill); nil if it did not opt in.
+	Rebackfill *Rebackfill `json:"rebackfill,omitempty"`
+}
+
+// Rebackfill is a job's re-backfill opt-in (job.RebackfillOptions, defaults
+// filled in).
+type Rebackfill struct {
+	Sink  string `json:"sink"`
+	Write string `json:"write"`
+	// MaxRange as text ("168h0m0s").
+	MaxRange string `json:"maxRange"`
+}
+
+// Sources returns the sources the job triggers on and reads, triggers
+// first, each once.
+func (d *Definition) Sources() []string {
+	var out []string
+	for _, t := range d.Triggers {
+		out = append(out, t.Source)
+	}
+	for _, r := range d.Reads {
+		if !slices.Contains(out, r) {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // Trigger is one trigger source of a job.
@@ -97,6 +124,9 @@ type Entry struct {
 // Describe returns the definition of j.
 func Describe(j *job.Job) Definition {
 	d := Definition{Name: j.Name(), Version: j.Version(), Owner: j.Owner(), Reads: j.Reads(), Consistency: j.Level().String()}
+	if o, ok := j.Rebackfill(); ok {
+		d.Rebackfill = &Rebackfill{Sink: o.Sink, Write: o.Write, MaxRange: o.MaxRange.String()}
+	}
 	for _, t := range j.Triggers() {
 		tr := Trigger{Source: t.Source}
 		for _, f := range t.Filters {

@@ -104,3 +104,28 @@ func TestPublish(t *testing.T) {
 		t.Fatalf("List: %+v", es)
 	}
 }
+
+// A job's re-backfill opt-in is in its entry, defaults filled in, and the
+// entry's Sources are its triggers and reads, each once.
+func TestRebackfillInEntry(t *testing.T) {
+	ctx := context.Background()
+	st := openStore(t)
+	logic := func(*job.Context) (eventcenter.Row, error) { return nil, nil }
+	opted := job.MustNew("opted", logic, job.Trigger("a"), job.Reads("b", "a"), job.Rebackfill(job.RebackfillOptions{MaxRange: 48 * time.Hour}))
+	if _, err := catalog.Publish(ctx, st, opted, newJob(t, "plain", "1")); err != nil {
+		t.Fatal(err)
+	}
+	e, err := catalog.Get(ctx, st, "opted")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := e.Rebackfill; r == nil || *r != (catalog.Rebackfill{Sink: "featurestore", Write: "replace", MaxRange: "48h0m0s"}) {
+		t.Errorf("rebackfill %+v", r)
+	}
+	if s := e.Sources(); len(s) != 2 || s[0] != "a" || s[1] != "b" {
+		t.Errorf("sources %v", s)
+	}
+	if e, err := catalog.Get(ctx, st, "plain"); err != nil || e.Rebackfill != nil {
+		t.Errorf("plain: %+v, %v", e.Rebackfill, err)
+	}
+}

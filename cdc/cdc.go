@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-mysql-org/go-mysql/mysql"
@@ -30,7 +32,9 @@ import (
 type Config struct {
 	// Addr (host:port), User and Password reach the MySQL or MariaDB
 	// server. The user needs REPLICATION SLAVE, REPLICATION CLIENT (MariaDB:
-	// BINLOG MONITOR) and SELECT on information_schema.
+	// BINLOG MONITOR) and a privilege on the captured tables
+	// (information_schema, where the CDC reads their schemas and lists them
+	// for progress, shows a user only those).
 	Addr, User, Password string
 	// Flavor is "mysql" or "mariadb". Default "mysql".
 	Flavor string
@@ -266,6 +270,9 @@ func (c *CDC) Run(ctx context.Context) error {
 			r.seen[s.Name] = s.Topic
 		}
 	}
+	if err := r.discover(ctx); err != nil {
+		return err
+	}
 	return r.run(ctx)
 }
 
@@ -384,6 +391,7 @@ type run struct {
 
 	seenMu sync.Mutex
 	seen   map[string]string // source name → topic, for progress reports
+	ddl    atomic.Bool       // a DDL was read since the last discover
 }
 
 func (r *run) run(ctx context.Context) error {
@@ -522,6 +530,7 @@ func (r *run) handle(ctx context.Context, ev *replication.BinlogEvent) error {
 			return r.endTxn(h, e.GSet)
 		default: // DDL: schemas may have changed from here on
 			r.lastDDL = Coord{r.seq, uint64(h.LogPos)}
+			r.ddl.Store(true)
 			if m := r.c.cfg.Metrics; m != nil {
 				m.DDL.Inc()
 			}
@@ -803,14 +812,68 @@ func (r *run) checkpointLoop(ctx context.Context) {
 	}
 }
 
+// discoverInterval: how often the captured tables are listed again,
+// besides after every DDL read (a table created with sql_log_bin=0 leaves
+// no DDL in the binlog).
+const discoverInterval = time.Minute
+
+// discover adds to the sources whose progress is reported the source of
+// every table that exists now and that the registry captures (the first
+// mysql source matching it, as for its changes). A claim holds for every
+// captured table, changed or not: its changes are in the binlog the
+// frontier passed. So a source none of whose changes was read since the
+// CDC started (its table written before, only with sql_log_bin=0, or not
+// at all) has its watermark moved on too, and a reader waiting on it (the
+// nightly correction waits for its chunk's snapshot time) does not wait for
+// a write that may never come.
+func (r *run) discover(ctx context.Context) error {
+	rows, err := r.db.QueryContext(ctx, "SELECT TABLE_SCHEMA, TABLE_NAME FROM information_schema.TABLES WHERE TABLE_TYPE = 'BASE TABLE'")
+	if err != nil {
+		return fmt.Errorf("cdc: list tables: %w", err)
+	}
+	defer rows.Close()
+	srcs := r.c.cfg.Sources.ByKind(source.KindMySQL)
+	found := map[string]string{}
+	for rows.Next() {
+		var db, table string
+		if err := rows.Scan(&db, &table); err != nil {
+			return fmt.Errorf("cdc: list tables: %w", err)
+		}
+		for _, s := range srcs {
+			if name, ok := s.MatchTable(db, table); ok {
+				found[name] = s.Topic
+				break
+			}
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("cdc: list tables: %w", err)
+	}
+	r.seenMu.Lock()
+	maps.Copy(r.seen, found)
+	r.seenMu.Unlock()
+	return nil
+}
+
 func (r *run) progressLoop(ctx context.Context) {
 	tick := time.NewTicker(r.c.cfg.ProgressInterval)
 	defer tick.Stop()
+	discovered := time.Now()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
+		}
+		if r.ddl.Swap(false) || time.Since(discovered) >= discoverInterval {
+			if err := r.discover(ctx); err != nil {
+				if ctx.Err() == nil {
+					r.c.log.Warn("cdc: progress: captured tables not listed; retrying", "err", err)
+				}
+				r.ddl.Store(true)
+			} else {
+				discovered = time.Now()
+			}
 		}
 		claim := r.acks.claim(r.c.cfg.Lateness)
 		if m := r.c.cfg.Metrics; m != nil {

@@ -166,6 +166,9 @@ func parseTime(s string, loc *time.Location) (any, error) {
 	if strings.HasPrefix(s, "0000-") || strings.Contains(s[:min(len(s), 10)], "-00") {
 		return strings.Clone(s), nil
 	}
+	if t, ok := parseDateTime(s, loc); ok {
+		return t.UTC(), nil
+	}
 	layout := "2006-01-02 15:04:05.999999"
 	if len(s) == 10 {
 		layout = "2006-01-02"
@@ -175,6 +178,63 @@ func parseTime(s string, loc *time.Location) (any, error) {
 		return nil, fmt.Errorf("cdc: time %q: %w", s, err)
 	}
 	return t.UTC(), nil
+}
+
+// parseDateTime parses the forms MySQL writes a DATE, DATETIME or
+// TIMESTAMP in, "YYYY-MM-DD" and "YYYY-MM-DD hh:mm:ss[.f…]" (up to 6
+// fractional digits), in loc, as time.ParseInLocation with parseTime's
+// layouts does, without its generic layout walk (it runs once per time
+// value of every row the correction reads). ok is false for any other
+// text, which parseTime leaves to time.ParseInLocation.
+func parseDateTime(s string, loc *time.Location) (t time.Time, ok bool) {
+	n := len(s)
+	if n != 10 && n != 19 && (n < 21 || n > 26 || s[19] != '.') {
+		return t, false
+	}
+	num := func(from, to int) int {
+		v := 0
+		for i := from; i < to; i++ {
+			c := s[i]
+			if c < '0' || c > '9' {
+				return -1
+			}
+			v = v*10 + int(c-'0')
+		}
+		return v
+	}
+	year, month, day := num(0, 4), num(5, 7), num(8, 10)
+	if s[4] != '-' || s[7] != '-' || year < 0 || month < 1 || month > 12 || day < 1 || day > daysIn(month, year) {
+		return t, false
+	}
+	hour, minute, sec, nsec := 0, 0, 0, 0
+	if n > 10 {
+		hour, minute, sec = num(11, 13), num(14, 16), num(17, 19)
+		if s[10] != ' ' || s[13] != ':' || s[16] != ':' || hour < 0 || hour > 23 || minute < 0 || minute > 59 || sec < 0 || sec > 59 {
+			return t, false
+		}
+		if n > 20 {
+			if nsec = num(20, n); nsec < 0 {
+				return t, false
+			}
+			for range 9 - (n - 20) {
+				nsec *= 10
+			}
+		}
+	}
+	return time.Date(year, time.Month(month), day, hour, minute, sec, nsec, loc), true
+}
+
+func daysIn(month, year int) int {
+	switch month {
+	case 2:
+		if year%4 == 0 && (year%100 != 0 || year%400 == 0) {
+			return 29
+		}
+		return 28
+	case 4, 6, 9, 11:
+		return 30
+	}
+	return 31
 }
 
 // ValueFromText converts a column value as MySQL's text protocol returns it

@@ -119,4 +119,15 @@
 // minus Lateness (default 2s: under MariaDB, the longest statement that
 // commits a transaction, since its stamp is that statement's start).
 // Ingest turns these claims into watermarks.
+//
+// The claim holds for every captured table, changed or not, so it is
+// published for the source of every captured table that exists (listed
+// from information_schema at start, after every DDL read and every minute),
+// not only for the sources a change was read of: while MySQL is idle, the
+// server's heartbeats (one a second) move every source's watermark on
+// (within about Lateness + 2s of the clock), including sources whose
+// tables were last written before the CDC started or with sql_log_bin=0,
+// which leaves no binlog event. A reader waiting for a time after the last
+// write (the nightly correction waits for its chunk's snapshot time) is so
+// never left waiting for a write that may never come.
 package cdc

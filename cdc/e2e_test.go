@@ -6,7 +6,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	osexec "os/exec"
@@ -97,15 +96,6 @@ func (p *proc) stop() {
 		p.cmd.Process.Kill()
 		p.t.Errorf("%s did not stop on SIGTERM (log %s)", p.name, p.log.Name())
 	}
-}
-
-func freeAddr(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 // scrape returns the samples of a metric family from a /metrics endpoint.
@@ -204,7 +194,7 @@ sources:
 		})
 		return f
 	}
-	metricsAddr := freeAddr(t)
+	metricsAddr := testenv.FreeAddr(t)
 	common := []string{"-sources", regFile, "-brokers", strings.Join(brokers, ","), "-log-level", "info"}
 	cdcProc := &proc{t: t, name: "cdc", log: logf("cdc"), args: append([]string{"cdc",
 		"-mysql", mcfg.Addr, "-mysql-user", mcfg.User, "-mysql-password", mcfg.Password, "-flavor", mcfg.Flavor,

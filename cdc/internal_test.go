@@ -145,3 +145,62 @@ func TestTxnBufferSpills(t *testing.T) {
 		}
 	}
 }
+
+// TestParseDateTime: the fast parse agrees with time.ParseInLocation on
+// every form MySQL writes, in zones with DST gaps and folds, and leaves
+// everything else to it.
+func TestParseDateTime(t *testing.T) {
+	berlin, err := time.LoadLocation("Europe/Berlin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ny, err := time.LoadLocation("America/New_York")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []string{
+		"2026-12-03", "2024-02-29", "2000-02-29 00:00:00", "1999-12-31 23:59:59", "9999-12-31 23:59:59.999999",
+		"0001-01-01 00:00:00", "2026-03-29 02:30:00", "2026-10-25 02:30:00.5", "2026-03-08 02:30:00.000001",
+		"2026-11-01 01:30:00.12", "2026-01-01 00:00:00.1234", "1970-01-01 00:00:00.123456",
+	}
+	base := time.Date(1900, 1, 1, 0, 0, 0, 0, time.UTC)
+	for i := range 2000 {
+		at := base.Add(time.Duration(i) * 1234567891234567 % (250 * 365 * 24 * time.Hour))
+		frac := i % 7
+		s := at.Format("2006-01-02 15:04:05")
+		if frac > 0 {
+			s += "." + fmt.Sprintf("%09d", at.Nanosecond())[:frac]
+		}
+		cases = append(cases, s, at.Format("2006-01-02"))
+	}
+	for _, loc := range []*time.Location{time.UTC, berlin, ny} {
+		for _, s := range cases {
+			layout := "2006-01-02 15:04:05.999999"
+			if len(s) == 10 {
+				layout = "2006-01-02"
+			}
+			want, err := time.ParseInLocation(layout, s, loc)
+			got, ok := parseDateTime(s, loc)
+			if err != nil || !ok || !got.Equal(want) || got.Location() != want.Location() {
+				t.Errorf("%s in %v: %v %v, time.ParseInLocation %v %v", s, loc, got, ok, want, err)
+			}
+		}
+	}
+	for _, s := range []string{
+		"", "2026-02-30", "2023-02-29", "2026-13-01", "2026-00-10", "2026-12-03 24:00:00", "2026-12-03 12:60:00",
+		"2026-12-03 12:00:60", "2026-12-03 12:00:00.", "2026-12-03 12:00:00.1234567", "2026-12-03T12:00:00",
+		"2026/12/03", "2026-12-3 ", "+026-12-03", "2026-12-03 12:00:00.12a",
+	} {
+		if got, ok := parseDateTime(s, time.UTC); ok {
+			t.Errorf("parseDateTime(%q) = %v, want it left to time.ParseInLocation", s, got)
+		}
+	}
+}
+
+func BenchmarkParseTime(b *testing.B) {
+	for b.Loop() {
+		if _, err := parseTime("2026-12-03 10:12:17.123456", time.UTC); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

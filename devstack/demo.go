@@ -62,6 +62,9 @@ func (d *Demo) setDefaults() {
 	}
 }
 
+// DemoJob is the job the demo scenario feeds: the credit example's.
+const DemoJob = credit.Name
+
 // DemoHTTPSource is the demo's http source: POST /v1/messages/api.requests.
 const DemoHTTPSource = "api.requests"
 

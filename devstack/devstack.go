@@ -2,8 +2,10 @@
 // defaults, for `tidemark dev` and for tests of the whole: a Temporal
 // server with its Web UI, a Kafka-protocol broker (kfake), the embedded
 // event center in a data folder, a local folder as the cold tier, the
-// ingest, the HTTP API, the Temporal workers, and a demo scenario that
-// produces live data and runs the example job (examples/credit) live.
+// ingest, the HTTP API, the Temporal workers and a live worker of every
+// job of the stack (Config.Jobs; by default the example job,
+// examples/credit), and a demo scenario that produces the credit example's
+// live data.
 //
 // Every address is fixed and configurable, so that the stock `temporal`
 // CLI, a browser and Kafka clients can reach the stack; an address already
@@ -21,7 +23,9 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -32,8 +36,10 @@ import (
 	sdklog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/worker"
 
+	"github.com/tidemark-dev/tidemark/api"
+	"github.com/tidemark-dev/tidemark/auth"
 	"github.com/tidemark-dev/tidemark/catalog"
-	"github.com/tidemark-dev/tidemark/catalog/cataloghttp"
+	"github.com/tidemark-dev/tidemark/console"
 	"github.com/tidemark-dev/tidemark/eventcenter"
 	"github.com/tidemark-dev/tidemark/eventcenter/embedded"
 	"github.com/tidemark-dev/tidemark/examples/credit"
@@ -44,6 +50,9 @@ import (
 	"github.com/tidemark-dev/tidemark/job/outputs"
 	"github.com/tidemark-dev/tidemark/live"
 	"github.com/tidemark-dev/tidemark/params"
+	"github.com/tidemark-dev/tidemark/params/changes"
+	"github.com/tidemark-dev/tidemark/params/notify"
+	"github.com/tidemark-dev/tidemark/params/paramshttp"
 	"github.com/tidemark-dev/tidemark/workers"
 	"github.com/tidemark-dev/tidemark/workflows"
 )
@@ -67,20 +76,32 @@ type Config struct {
 	APIAddr string
 	// TaskQueue of the workers. Default workflows.TaskQueue ("tidemark").
 	TaskQueue string
+	// Tokens is the token file of the API and the console. Default
+	// DataDir/tokens.yaml; if it does not exist, Start creates it with the
+	// demo principals dev-admin, dev-operator and dev-approver, whose
+	// tokens DevTokens returns (and PrintWhere prints) that once.
+	Tokens string
 	// EphemeralTemporal keeps Temporal's state in memory. Default false.
 	EphemeralTemporal bool
 	// Demo runs the demo scenario; nil for none. Default: none (tidemark
-	// dev turns it on). Its Brokers and Store are filled in.
+	// dev turns it on). Its Brokers and Store are filled in. It produces
+	// the credit example's sources, for its job: Start refuses a Demo if
+	// no job of the stack is named DemoJob.
 	Demo *Demo
-	// Jobs, if set, returns the jobs the workers can backfill besides the
-	// credit example, given the stack's event center (for their outputs
-	// and indexes); a job named like the credit example is left out (the
-	// stack's own runs). It may publish their definitions to the catalog
-	// (tidemark dev does); a backfill plan publishes a job of the workers
-	// that the catalog lacks. Default none.
+	// Jobs, if set, returns the jobs of the stack, given its event center
+	// (for their outputs and indexes), having declared their indexes: each
+	// runs live (a live worker consuming its trigger sources' topics of
+	// DemoSources) and the workers backfill them. It may publish their
+	// definitions to the catalog (tidemark dev does); a backfill plan
+	// publishes a job of the workers that the catalog lacks. Default: the
+	// credit example, writing to the feature store, its indexes declared
+	// and its definition published.
 	Jobs func(ctx context.Context, store eventcenter.Store) ([]*job.Job, error)
-	// Metrics, if set, receives the metrics of the ingest and the
-	// forwarder; TemporalMetrics, those of the Temporal SDK (the stack's
+	// Command is how PrintWhere's example runs the binary's CLI. Default
+	// "go run ./cmd/tidemark".
+	Command string
+	// Metrics, if set, receives the metrics of the ingest, the forwarder
+	// and the API; TemporalMetrics, those of the Temporal SDK (the stack's
 	// client and workers). Default none.
 	Metrics         prometheus.Registerer
 	TemporalMetrics client.MetricsHandler
@@ -109,6 +130,9 @@ func (c *Config) setDefaults() {
 	if c.TaskQueue == "" {
 		c.TaskQueue = workflows.TaskQueue
 	}
+	if c.Command == "" {
+		c.Command = "go run ./cmd/tidemark"
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -124,8 +148,13 @@ type Stack struct {
 	client   client.Client
 	worker   worker.Worker
 	api      *http.Server
+	console  *console.Console
 	kcl      *kgo.Client
+	notifier *kgo.Client // publishes approved parameter versions
 	apiAddr  string
+	tokens   *auth.TokenStore
+	tokensAt string     // the token file
+	created  []DevToken // the demo principals' tokens, if this start made the token file
 	jobs     []*job.Job
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
@@ -173,8 +202,18 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := credit.DeclareIndexes(ctx, s.store); err != nil {
+	jobs := cfg.Jobs
+	if jobs == nil {
+		jobs = creditJob
+	}
+	if s.jobs, err = jobs(ctx, s.store); err != nil {
 		return nil, err
+	}
+	if len(s.jobs) == 0 {
+		return nil, errors.New("devstack: Config.Jobs returned no job")
+	}
+	if cfg.Demo != nil && !slices.ContainsFunc(s.jobs, func(j *job.Job) bool { return j.Name() == DemoJob }) {
+		return nil, fmt.Errorf("devstack: the demo scenario feeds the job %s, which is not one of the stack's (%s)", DemoJob, strings.Join(s.jobNames(), ", "))
 	}
 
 	logFile := cfg.TemporalLog
@@ -219,15 +258,14 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	}
 	s.goRun("ingest", func() error { return ing.Run(runCtx) })
 
-	liveJob, err := credit.New(job.Outputs(outputs.FeatureStore(s.store, "")))
-	if err != nil {
-		return nil, err
+	for _, j := range s.jobs {
+		lw, err := live.New(j, live.Config{Brokers: brokers, Sources: sources, Store: s.store, Params: registry,
+			Logger: cfg.Logger.With("part", "live", "job", j.Name()), ParamsTopic: notify.DefaultTopic})
+		if err != nil {
+			return nil, fmt.Errorf("devstack: live worker of %s: %w", j.Name(), err)
+		}
+		s.goRun("live worker of "+j.Name(), func() error { return lw.Run(runCtx) })
 	}
-	lw, err := live.New(liveJob, live.Config{Brokers: brokers, Sources: sources, Store: s.store, Params: registry, Logger: cfg.Logger.With("part", "live")})
-	if err != nil {
-		return nil, err
-	}
-	s.goRun("live worker", func() error { return lw.Run(runCtx) })
 
 	s.client, err = s.temporal.NewClient(ctx, client.Options{
 		Logger: sdklog.NewStructuredLogger(cfg.Logger.With("part", "temporal-client")), MetricsHandler: cfg.TemporalMetrics,
@@ -235,33 +273,29 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	if err != nil {
 		return nil, err
 	}
-	// The backfill's credit job writes, like the live one, to the feature
-	// store (unless a backfill names another sink).
-	jobs := []*job.Job{liveJob}
-	if cfg.Jobs != nil {
-		more, err := cfg.Jobs(ctx, s.store)
-		if err != nil {
-			return nil, err
-		}
-		for _, j := range more {
-			if j.Name() != credit.Name {
-				jobs = append(jobs, j)
-			}
-		}
-	}
-	s.jobs = jobs
-	// The catalog holds the credit job's own definition (without the
-	// stack's outputs), as `tidemark worker` publishes it; Config.Jobs
-	// publishes the others.
-	base, err := credit.New()
-	if err != nil {
+	if s.notifier, err = kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ProducerLinger(0)); err != nil {
 		return nil, err
 	}
-	if _, err := catalog.Publish(ctx, s.store, base); err != nil {
+	pub := notify.NewPublisher(s.notifier, notify.DefaultTopic)
+	tokensFile := cfg.Tokens
+	if tokensFile == "" {
+		tokensFile = filepath.Join(dataDir, "tokens.yaml")
+	}
+	s.tokensAt = tokensFile
+	if s.tokens, s.created, err = openDevTokens(tokensFile); err != nil {
 		return nil, err
 	}
-	s.worker = workers.New(s.client, cfg.TaskQueue, workers.Deps{Store: s.store, Jobs: jobs, Params: registry, Sources: sources}, worker.Options{})
+	// A backfill's runs write, like the live ones, where the jobs write
+	// (unless a backfill names another sink).
+	s.worker = workers.New(s.client, cfg.TaskQueue, workers.Deps{Store: s.store, Jobs: s.jobs, Params: registry, Sources: sources, NotifyParams: pub.Notify,
+		Directory: s.tokens}, worker.Options{})
 	if err := s.worker.Start(); err != nil {
+		return nil, err
+	}
+	// The nightly correction's schedule, visible in the UI; paused, since
+	// the dev stack has no MySQL server to compare with.
+	if _, err := workers.EnsureCorrectionSchedule(ctx, s.client, cfg.TaskQueue, workers.CorrectionScheduleSpec{Hour: 2,
+		Paused: true, Note: "the dev stack has no MySQL server: unpause where workers run with --mysql"}, workflows.CorrectionInput{}); err != nil {
 		return nil, err
 	}
 
@@ -283,7 +317,26 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 			return nil, err
 		}
 		s.goRun("forwarder", func() error { return fwd.Run(runCtx) })
-		s.api = &http.Server{Handler: s.handler(fwd.Handler()), ReadHeaderTimeout: 10 * time.Second}
+		acfg := api.Config{Store: s.store, Auth: s.tokens, Logger: cfg.Logger.With("part", "api")}
+		if cfg.Metrics != nil {
+			acfg.Metrics = api.NewMetrics(cfg.Metrics)
+		}
+		srv, err := api.New(acfg)
+		if err != nil {
+			return nil, err
+		}
+		svc := &changes.Service{Temporal: s.client, TaskQueue: cfg.TaskQueue, Store: s.store, Registry: registry}
+		var names []string
+		for _, src := range sources.Sources {
+			names = append(names, src.Name)
+		}
+		con, err := console.New(console.Config{Store: s.store, Auth: s.tokens, API: srv, Changes: svc, Temporal: s.client, TemporalUI: s.UIURL(),
+			Sources: names, Registry: sources, Brokers: brokers, Logger: cfg.Logger.With("part", "console")})
+		if err != nil {
+			return nil, err
+		}
+		s.console = con
+		s.api = &http.Server{Handler: s.handler(srv, svc, con, fwd.Handler()), ReadHeaderTimeout: 10 * time.Second}
 		s.goRun("API", func() error {
 			if err := s.api.Serve(l); !errors.Is(err, http.ErrServerClosed) {
 				return err
@@ -301,6 +354,27 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 		s.goRun("demo", func() error { return d.Run(runCtx) })
 	}
 	return s, nil
+}
+
+// creditJob is the default Config.Jobs: the credit example writing to the
+// feature store, its indexes declared and its own definition (without the
+// stack's outputs) in the catalog, as `tidemark worker` publishes it.
+func creditJob(ctx context.Context, store eventcenter.Store) ([]*job.Job, error) {
+	if err := credit.DeclareIndexes(ctx, store); err != nil {
+		return nil, err
+	}
+	base, err := credit.New()
+	if err != nil {
+		return nil, err
+	}
+	if _, err := catalog.Publish(ctx, store, base); err != nil {
+		return nil, err
+	}
+	j, err := credit.New(job.Outputs(outputs.FeatureStore(store, "")))
+	if err != nil {
+		return nil, err
+	}
+	return []*job.Job{j}, nil
 }
 
 // goRun runs a part until the stack stops; its error is reported by Wait.
@@ -383,12 +457,18 @@ func (s *Stack) Stop() {
 		s.api.Shutdown(ctx)
 		cancel()
 	}
+	if s.console != nil {
+		s.console.Close()
+	}
 	s.wg.Wait()
 	if s.client != nil {
 		s.client.Close()
 	}
 	if s.kcl != nil {
 		s.kcl.Close()
+	}
+	if s.notifier != nil {
+		s.notifier.Close()
 	}
 	if s.kafka != nil {
 		s.kafka.Close()
@@ -404,24 +484,66 @@ func (s *Stack) Stop() {
 // PrintWhere writes where everything is and how to start a backfill.
 func (s *Stack) PrintWhere(w io.Writer) {
 	// The last day up to now: a backfill refuses a range into the future.
+	name := s.jobNames()[0] // the example commands' job
 	now := time.Now().UTC()
 	from, to := now.Add(-24*time.Hour).Truncate(time.Hour).Format(time.RFC3339), now.Truncate(time.Minute).Format(time.RFC3339)
 	fmt.Fprintf(w, "tidemark dev is running (Ctrl-C stops it)\n\n")
 	fmt.Fprintf(w, "  Temporal Web UI   %s\n", orOff(s.UIURL()))
 	fmt.Fprintf(w, "  Temporal (gRPC)   %s   namespace default, task queue %s\n", s.TemporalAddr(), s.TaskQueue())
 	fmt.Fprintf(w, "  Kafka broker      %s\n", s.KafkaAddr())
-	fmt.Fprintf(w, "  HTTP API          %s   (GET /v1/status, GET /v1/features/%s/{application}, POST /v1/messages/%s)\n", orOff(s.APIURL()), credit.Name, DemoHTTPSource)
+	fmt.Fprintf(w, "  HTTP API          %s   (GET /v1/status, GET /v1/features/%s/{entity}, POST /v1/messages/%s)\n", orOff(s.APIURL()), name, DemoHTTPSource)
 	fmt.Fprintf(w, "  data folder       %s   (event center, Temporal DB, logs)\n", s.DataDir())
 	fmt.Fprintf(w, "  cold tier         %s\n", s.ColdDir())
+	fmt.Fprintf(w, "  console           %s   (sign in with a token of %s)\n", orOff(s.APIURL()), s.tokensAt)
+	fmt.Fprintf(w, "  live workers      %s\n", strings.Join(s.jobNames(), ", "))
 	if s.cfg.Demo != nil {
-		fmt.Fprintf(w, "  demo              credit applications at %.0f/s, job %s running live\n", s.cfg.Demo.Rate, credit.Name)
+		fmt.Fprintf(w, "  demo              credit applications at %.0f/s for job %s\n", s.cfg.Demo.Rate, DemoJob)
+	}
+	if len(s.created) > 0 {
+		fmt.Fprintf(w, "\nDemo tokens (printed this once; `tidemark token create --tokens %s` makes more):\n\n", s.tokensAt)
+		for _, t := range s.created {
+			fmt.Fprintf(w, "  %-13s %-9s %s\n", t.Principal, t.Role, t.Token)
+		}
 	}
 	fmt.Fprintf(w, "\nStart a backfill of the last day with our CLI (progress bar until done):\n\n")
-	fmt.Fprintf(w, "  go run ./cmd/tidemark backfill start --address %s --job %s --from %s --to %s --chunk 1h --sink file://%s\n",
-		s.TemporalAddr(), credit.Name, from, to, s.BackfillDir())
+	fmt.Fprintf(w, "  %s backfill start --address %s --job %s --from %s --to %s --chunk 1h --sink file://%s\n",
+		s.cfg.Command, s.TemporalAddr(), name, from, to, s.BackfillDir())
 	fmt.Fprintf(w, "\nor with the stock temporal CLI (then watch it in the Web UI):\n\n")
 	fmt.Fprintf(w, "  temporal workflow start --address %s --task-queue %s --type %s --workflow-id backfill-demo \\\n    --input '{\"job\":\"%s\",\"from\":\"%s\",\"to\":\"%s\",\"chunk\":\"1h\",\"sink\":\"file://%s\"}'\n\n",
-		s.TemporalAddr(), s.TaskQueue(), workflows.BackfillWorkflow, credit.Name, from, to, s.BackfillDir())
+		s.TemporalAddr(), s.TaskQueue(), workflows.BackfillWorkflow, name, from, to, s.BackfillDir())
+}
+
+// DevToken is a demo principal's token.
+type DevToken struct {
+	Principal string
+	Role      auth.Role
+	Token     string
+}
+
+// DevTokens returns the demo principals' tokens if this start created the
+// token file; nil otherwise (the file keeps hashes only).
+func (s *Stack) DevTokens() []DevToken { return s.created }
+
+// openDevTokens opens the token file at path; if it does not exist, it
+// creates it with the demo principals and returns their tokens.
+func openDevTokens(path string) (*auth.TokenStore, []DevToken, error) {
+	_, statErr := os.Stat(path)
+	ts, err := auth.OpenTokenStore(path)
+	if err != nil || !errors.Is(statErr, os.ErrNotExist) {
+		return ts, nil, err
+	}
+	var created []DevToken
+	for _, p := range []struct {
+		id   string
+		role auth.Role
+	}{{"dev-admin", auth.RoleAdmin}, {"dev-operator", auth.RoleOperator}, {"dev-approver", auth.RoleApprover}} {
+		tok, _, err := ts.Create(auth.Principal{ID: p.id, Grants: []auth.Grant{{Role: p.role}}})
+		if err != nil {
+			return nil, nil, err
+		}
+		created = append(created, DevToken{Principal: p.id, Role: p.role, Token: tok})
+	}
+	return ts, created, nil
 }
 
 func orOff(s string) string {
@@ -431,9 +553,11 @@ func orOff(s string) string {
 	return s
 }
 
-// handler is the HTTP API: health, status, features, the catalog's jobs
-// (package cataloghttp), and the forwarder.
-func (s *Stack) handler(forwarder http.Handler) http.Handler {
+// handler is the HTTP API: health, status, the API server (package api:
+// features, selections, the catalog; no calls, which need the callable
+// jobs' Kafka results), parameter changes behind the token file, the
+// console at /, and the forwarder.
+func (s *Stack) handler(srv *api.Server, svc *changes.Service, con *console.Console, forwarder http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
 	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
@@ -442,8 +566,9 @@ func (s *Stack) handler(forwarder http.Handler) http.Handler {
 			"taskQueue": s.TaskQueue(), "jobs": s.jobNames(),
 		})
 	})
-	mux.HandleFunc("GET /v1/features/{job}/{entity}", s.features)
-	cataloghttp.Mount(mux, s.store)
+	srv.Mount(mux)
+	paramshttp.MountAuthenticated(mux, svc, s.tokens)
+	con.Mount(mux)
 	mux.Handle("POST /v1/messages/{source}", forwarder)
 	return mux
 }
@@ -455,30 +580,6 @@ func (s *Stack) jobNames() []string {
 	}
 	sort.Strings(names)
 	return names
-}
-
-// features answers GET /v1/features/{job}/{entity}[?at=RFC3339]: the
-// entity's latest features (as of at) from the feature store.
-func (s *Stack) features(w http.ResponseWriter, r *http.Request) {
-	at := time.Now()
-	if v := r.URL.Query().Get("at"); v != "" {
-		t, err := time.Parse(time.RFC3339Nano, v)
-		if err != nil {
-			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "at: " + err.Error()})
-			return
-		}
-		at = t
-	}
-	name := r.PathValue("job")
-	e, err := s.store.AsOf(r.Context(), eventcenter.AsOf{Source: job.FeatureSource(name), Key: r.PathValue("entity"), Time: at})
-	switch {
-	case errors.Is(err, eventcenter.ErrNotFound):
-		writeJSON(w, http.StatusNotFound, map[string]string{"error": "no features"})
-	case err != nil:
-		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
-	default:
-		writeJSON(w, http.StatusOK, job.RecordFromEvent(name, &e))
-	}
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -20,6 +19,7 @@ import (
 	"github.com/tidemark-dev/tidemark/devstack"
 	"github.com/tidemark-dev/tidemark/examples/credit"
 	"github.com/tidemark-dev/tidemark/internal/devtemporal"
+	"github.com/tidemark-dev/tidemark/internal/testenv"
 	"github.com/tidemark-dev/tidemark/workflows"
 )
 
@@ -42,7 +42,7 @@ func TestDev(t *testing.T) {
 	if err := build.Run(); err != nil {
 		t.Fatalf("go build: %v", err)
 	}
-	temporalAddr, uiAddr, kafkaAddr, apiAddr := freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t)
+	temporalAddr, uiAddr, kafkaAddr, apiAddr := testenv.FreeAddr(t), testenv.FreeAddr(t), testenv.FreeAddr(t), testenv.FreeAddr(t)
 	const history = 3000
 	dev := exec.CommandContext(ctx, bin, "dev", "--data", filepath.Join(dir, "data"), "--temporal", temporalAddr, "--ui", uiAddr,
 		"--kafka", kafkaAddr, "--api", apiAddr, "--history", fmt.Sprint(history), "--rate", "2")
@@ -223,15 +223,6 @@ func temporalCLI(t *testing.T) string {
 	}
 	t.Skip(msg)
 	return ""
-}
-
-func freeAddr(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 func waitFor(t *testing.T, ctx context.Context, what string, cond func() bool) {

@@ -22,6 +22,19 @@ type BatchReader interface {
 	AsOfBatch(ctx context.Context, qs []AsOf, out []AsOfResult) error
 }
 
+// RemoteBatchReader is a BatchReader whose single reads each cost a round
+// trip to a server and whose batches cost little more than one read (the
+// HBase store). A caller with many independent reads in flight, such as
+// the runs of a backfill, should gather them into batches (job.RunAll
+// does) rather than read one at a time; with a local store (the embedded
+// one) gathering only adds waiting.
+type RemoteBatchReader interface {
+	BatchReader
+	// GatherWidth is how many concurrent reads are worth gathering into
+	// one batch: about where a larger batch no longer costs less per read.
+	GatherWidth() int
+}
+
 // AsOfResult is the answer to one read of a batch: the event, or Err.
 type AsOfResult struct {
 	Event Event

@@ -22,7 +22,9 @@ import (
 //   - History and Replay fail if From or KnownAt is before H.
 //   - Lookup fails if Time or KnownAt is before H. (Keys whose every index
 //     entry is gone cannot be told from keys that never had the value; a
-//     Lookup at a later Time misses them. The cold tier will close this.)
+//     Lookup at a later Time misses them. A store behind the cold tier,
+//     eventcenter/tiered, keeps no such horizon: it reads what left hot
+//     from its segments.)
 type Retention interface {
 	Horizon(now time.Time) time.Time
 }
@@ -43,8 +45,10 @@ func (e *BeyondHorizonError) Error() string {
 // Is makes errors.Is(err, ErrBeyondHorizon) true.
 func (e *BeyondHorizonError) Is(target error) bool { return target == ErrBeyondHorizon }
 
-func beyond(h time.Time, read, format string, args ...any) error {
-	return &BeyondHorizonError{Horizon: h, Read: read, Reason: fmt.Sprintf(format, args...)}
+// beyond returns the error of a read (described by read, called only
+// then: reads are checked on their hot path) reaching behind h.
+func beyond(h time.Time, read func() string, reason string) error {
+	return &BeyondHorizonError{Horizon: h, Read: read(), Reason: reason}
 }
 
 func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
@@ -59,43 +63,45 @@ func (q AsOf) CheckHorizon(h time.Time) error {
 // the event time of the latest event of the key at q.Time (zero if there is
 // none): see [Retention].
 func (q AsOf) CheckFound(h, latest time.Time) error {
-	read := fmt.Sprintf("as-of %s/%q at %s", q.Source, q.Key, stamp(q.Time))
+	read := func() string { return fmt.Sprintf("as-of %s/%q at %s", q.Source, q.Key, stamp(q.Time)) }
 	switch {
 	case h.IsZero():
 		return nil
 	case !q.KnownAt.IsZero() && q.KnownAt.Before(h):
-		return beyond(h, read, "known at %s", stamp(q.KnownAt))
+		return beyond(h, read, "known at "+stamp(q.KnownAt))
 	case q.Time.Before(h):
 		return beyond(h, read, "the state at a time before the horizon")
 	case latest.IsZero():
 		return beyond(h, read, "no event of the key since the horizon; an older one may be gone")
 	case latest.Before(h):
-		return beyond(h, read, "the latest event found, at %s, is older than the horizon; a later one may be gone", stamp(latest))
+		return beyond(h, read, "the latest event found, at "+stamp(latest)+", is older than the horizon; a later one may be gone")
 	}
 	return nil
 }
 
 // CheckHorizon reports whether q can be answered at horizon h (zero: none).
 func (q HistoryQuery) CheckHorizon(h time.Time) error {
-	return checkRange(h, fmt.Sprintf("history of %s/%q from %s", q.Source, q.Key, stamp(q.From)), q.From, q.KnownAt)
+	return checkRange(h, func() string { return fmt.Sprintf("history of %s/%q from %s", q.Source, q.Key, stamp(q.From)) }, q.From, q.KnownAt)
 }
 
 // CheckHorizon reports whether q can be answered at horizon h (zero: none).
 func (q ReplayQuery) CheckHorizon(h time.Time) error {
-	return checkRange(h, fmt.Sprintf("replay of %v from %s", q.Sources, stamp(q.From)), q.From, q.KnownAt)
+	return checkRange(h, func() string { return fmt.Sprintf("replay of %v from %s", q.Sources, stamp(q.From)) }, q.From, q.KnownAt)
 }
 
 // CheckHorizon reports whether q can be answered at horizon h (zero: none).
 func (q LookupQuery) CheckHorizon(h time.Time) error {
-	return checkRange(h, fmt.Sprintf("lookup %s.%s = %q at %s", q.Source, q.Index, q.Value, stamp(q.Time)), q.Time, q.KnownAt)
+	return checkRange(h, func() string {
+		return fmt.Sprintf("lookup %s.%s = %q at %s", q.Source, q.Index, q.Value, stamp(q.Time))
+	}, q.Time, q.KnownAt)
 }
 
-func checkRange(h time.Time, read string, from, knownAt time.Time) error {
+func checkRange(h time.Time, read func() string, from, knownAt time.Time) error {
 	switch {
 	case h.IsZero():
 		return nil
 	case !knownAt.IsZero() && knownAt.Before(h):
-		return beyond(h, read, "known at %s", stamp(knownAt))
+		return beyond(h, read, "known at "+stamp(knownAt))
 	case from.Before(h):
 		return beyond(h, read, "it starts before the horizon")
 	}

@@ -11,7 +11,8 @@
 //     events (see source.KafkaOptions);
 //  2. appends the events in one eventcenter Append, retrying until it
 //     succeeds (Append is idempotent, so a retry or a replay after a crash
-//     stores nothing twice);
+//     stores nothing twice), with a note of each event at or behind its
+//     source's watermark holding that watermark ([LateSource]);
 //  3. produces the records that cannot be events to the dead-letter topic
 //     and waits for Kafka's acknowledgement;
 //  4. advances watermarks (below);

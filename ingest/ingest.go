@@ -19,6 +19,10 @@ import (
 	"github.com/tidemark-dev/tidemark/source"
 )
 
+// DefaultGroup is the ingest's Kafka consumer group unless its Config
+// names another.
+const DefaultGroup = "tidemark-ingest"
+
 // Dead-letter record headers, beside the original record's own headers.
 const (
 	HeaderReason    = "tidemark-dlq-reason"    // "<reason>: <detail>"
@@ -37,7 +41,7 @@ type Config struct {
 	Sources *source.Config
 	// Store receives the events. Required.
 	Store eventcenter.Store
-	// Group is the Kafka consumer group. Default "tidemark-ingest".
+	// Group is the Kafka consumer group. Default DefaultGroup.
 	Group string
 	// InstanceID, if set, makes this member static (KIP-345): a restarted
 	// member with the same id takes its partitions back at once, without
@@ -68,6 +72,16 @@ type Config struct {
 	// ProducerTimeout: a producer of progress reports not heard from for
 	// this long no longer holds its source's watermark back. Default 30s.
 	ProducerTimeout time.Duration
+	// OnLate, if set, is called with the late events of each stored batch
+	// (events at or behind their source's watermark, see LateSource) after
+	// their Append returned, e.g. to start the late-data impact of the jobs
+	// that read them. It runs on the store's path: it must not block for
+	// long. It hears of each late event once, at most: not again when a
+	// batch is consumed again after a crash (its events are stored
+	// already), so a crash between the Append and OnLate loses the call.
+	// Their notes are stored whether it is set or not, before the events:
+	// `tidemark parity impact --noted` finds what OnLate did not hear.
+	OnLate func(ctx context.Context, late []Late)
 	// Metrics, if not nil, are updated.
 	Metrics *Metrics
 	// Logger logs. Default slog.Default().
@@ -78,7 +92,7 @@ type Config struct {
 
 func (c *Config) setDefaults() {
 	if c.Group == "" {
-		c.Group = "tidemark-ingest"
+		c.Group = DefaultGroup
 	}
 	if c.DeadLetterTopic == "" {
 		c.DeadLetterTopic = "tidemark.deadletter"
@@ -352,6 +366,10 @@ func (in *Ingester) appendBatch(ctx context.Context, cl *kgo.Client, b *batch) e
 	if err := in.declareIndexes(ctx, events); err != nil {
 		return err
 	}
+	lateAt, err := in.appendNotes(ctx, events, in.findLate(ctx, events))
+	if err != nil {
+		return err
+	}
 	for {
 		start := time.Now()
 		err := in.cfg.Store.Append(ctx, events)
@@ -377,9 +395,43 @@ func (in *Ingester) appendBatch(ctx context.Context, cl *kgo.Client, b *batch) e
 			return ctx.Err()
 		}
 	}
+	_, late := lateNotes(events, lateAt) // of the events stored
+	if len(late) > 0 && in.cfg.OnLate != nil {
+		in.cfg.OnLate(ctx, late)
+	}
 	// Dead letters after the append: a crash in between re-consumes and
 	// produces them again (the dead-letter topic is at least once).
 	return in.deadLetters(ctx, cl, dead)
+}
+
+// appendNotes stores the notes of a batch's late events (lateNotes) in an
+// Append of their own, before the events: a store that writes a batch in
+// parts (see eventcenter.Appender) may then be left by a crash with a note
+// whose event is not stored yet (the batch, consumed again, stores it), but
+// never with a late event without its note (consumed again, a stored event
+// is not noted). It returns late, or nil if the store refuses a note: the
+// batch is then stored without notes.
+func (in *Ingester) appendNotes(ctx context.Context, events []eventcenter.Event, late map[lateKey]time.Time) (map[lateKey]time.Time, error) {
+	notes, _ := lateNotes(events, late)
+	for len(notes) > 0 {
+		err := in.cfg.Store.Append(ctx, notes)
+		if err == nil {
+			break
+		}
+		var ie *eventcenter.InvalidEventError
+		if errors.As(err, &ie) {
+			in.log.Warn("ingest: the store refuses a late event's note, storing the batch without notes", "err", err)
+			return nil, nil
+		}
+		if errors.Is(err, eventcenter.ErrClosed) || ctx.Err() != nil {
+			return nil, fmt.Errorf("ingest: append late notes: %w", err)
+		}
+		in.log.Warn("ingest: append of late notes failed, retrying", "notes", len(notes), "err", err)
+		if !sleep(ctx, time.Second) {
+			return nil, ctx.Err()
+		}
+	}
+	return late, nil
 }
 
 // markStored records a stored batch: its offsets are marked for commit,

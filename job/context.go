@@ -31,7 +31,8 @@ type Context struct {
 	version params.Version
 	values  params.Values
 	stats   Stats
-	later   uint8 // laterAtTrigger: 0 unknown, 1 no, 2 yes
+	later   uint8         // laterAtTrigger: 0 unknown, 1 no, 2 yes
+	lineage *FetchLineage // nil unless the job records lineage
 }
 
 // Stats counts what a run did.
@@ -191,6 +192,19 @@ func (c *Context) Get(source, key string, opts ...FetchOption) (eventcenter.Row,
 func (c *Context) AsOf(source, key string, opts ...FetchOption) (eventcenter.Event, error) {
 	c.stats.Fetches++
 	f := c.options(source, opts)
+	e, err := c.asOf(source, key, f)
+	if c.lineage != nil {
+		switch {
+		case err == nil:
+			c.lineage.add(FetchAsOf, source, key, f.at, e)
+		case errors.Is(err, eventcenter.ErrNotFound):
+			c.lineage.add(FetchAsOf, source, key, f.at)
+		}
+	}
+	return e, err
+}
+
+func (c *Context) asOf(source, key string, f fetch) (eventcenter.Event, error) {
 	if f.err != nil {
 		return eventcenter.Event{}, f.err
 	}
@@ -208,16 +222,42 @@ func (c *Context) AsOf(source, key string, opts ...FetchOption) (eventcenter.Eve
 	}
 	if key == c.trigger.Key && c.atTrigger(source, f.at) {
 		// The trigger's own key: bounded by the trigger's position too.
-		if later, err := c.laterAtTrigger(); err != nil || later {
-			if err != nil {
-				return eventcenter.Event{}, classify(err)
-			}
-			e, err := c.asOfBeforeTrigger(source, key)
-			return e, classify(err)
-		}
+		e, err := c.asOfTriggerKey(q)
+		return e, classify(err)
 	}
 	e, err := c.env.Store.AsOf(c.ctx, q)
 	return e, classify(err)
+}
+
+// asOfTriggerKey answers q, a read of the trigger's key as of the
+// trigger's time, with the key's state as of the trigger's position. The
+// store's as-of answer is the key's latest change at or before that time
+// (by time, then position): unless that change comes after the trigger, it
+// is the answer, and nothing changed the key after the trigger at its time.
+// So one read settles it, as it is gathered with the other runs' on a
+// remote store; only a change after the trigger, or a removal (which may
+// be one), costs the History of the trigger's instant (laterAtTrigger).
+func (c *Context) asOfTriggerKey(q eventcenter.AsOf) (eventcenter.Event, error) {
+	if c.later != 2 {
+		e, err := c.env.Store.AsOf(c.ctx, q)
+		switch {
+		case err == nil && !c.afterTrigger(&e):
+			c.later = 1
+			return e, nil
+		case err == nil:
+			c.later = 2
+		case c.later == 1 || !errors.Is(err, eventcenter.ErrNotFound):
+			return e, err
+		}
+	}
+	later, err := c.laterAtTrigger()
+	switch {
+	case err != nil:
+		return eventcenter.Event{}, err
+	case !later:
+		return eventcenter.Event{}, eventcenter.ErrNotFound // the store's answer stands
+	}
+	return c.asOfBeforeTrigger(q.Source, q.Key)
 }
 
 // classify sorts an error of the event center met by a fetch. Not-found
@@ -240,6 +280,14 @@ func classify(err error) error {
 func (c *Context) History(source, key string, window time.Duration, opts ...FetchOption) ([]eventcenter.Event, error) {
 	c.stats.Fetches++
 	f := c.options(source, opts)
+	evs, err := c.history(source, key, window, f)
+	if c.lineage != nil && err == nil {
+		c.lineage.add(FetchHistory, source, key, f.at, evs...)
+	}
+	return evs, err
+}
+
+func (c *Context) history(source, key string, window time.Duration, f fetch) ([]eventcenter.Event, error) {
 	if f.err != nil {
 		return nil, f.err
 	}
@@ -273,6 +321,15 @@ func (c *Context) History(source, key string, window time.Duration, opts ...Fetc
 func (c *Context) Lookup(source, index string, value any, opts ...FetchOption) ([]eventcenter.Event, error) {
 	c.stats.Fetches++
 	f := c.options(source, opts)
+	evs, err := c.lookup(source, index, value, f)
+	if c.lineage != nil && err == nil {
+		v, _ := eventcenter.IndexValue(value)
+		c.lineage.add(FetchLookup, source, index+"="+v, f.at, evs...)
+	}
+	return evs, err
+}
+
+func (c *Context) lookup(source, index string, value any, f fetch) ([]eventcenter.Event, error) {
 	if f.err != nil {
 		return nil, f.err
 	}

@@ -331,3 +331,54 @@ func TestLookupAtTriggerNeedsTheIndexColumn(t *testing.T) {
 		}
 	}
 }
+
+// TestTriggerKeyFetchReadsOnce: a fetch of the trigger's own key at the
+// trigger's time costs one as-of read when the trigger is the key's latest
+// change at that time (the store's answer then is the trigger's state), and
+// answers the state as of the trigger's position whatever came after it at
+// the same time: a change, or a removal.
+func TestTriggerKeyFetchReadsOnce(t *testing.T) {
+	ctx := context.Background()
+	base := openStore(t)
+	st := &countingStore{Store: base}
+	row := func(e eventcenter.Event, op eventcenter.Op, after eventcenter.Row) eventcenter.Event {
+		e.Op, e.After = op, after
+		return e
+	}
+	alone := trigger("a1", t0, 1)
+	changed := trigger("a2", t0, 2)
+	removed := trigger("a3", t0, 4)
+	gone := row(trigger("a4", t0, 6), eventcenter.OpDelete, nil)
+	if err := base.Append(ctx, []eventcenter.Event{
+		alone, changed, row(trigger("a2", t0, 3), eventcenter.OpUpdate, eventcenter.Row{"user": "u2"}),
+		removed, row(trigger("a3", t0, 5), eventcenter.OpDelete, nil), gone,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name     string
+		trigger  eventcenter.Event
+		want     error // of the fetch
+		maxReads int64
+	}{
+		{"the latest change", alone, nil, 1},
+		{"changed again at its time", changed, nil, 3},
+		{"removed at its time", removed, nil, 3},
+		{"a removal", gone, job.ErrNotFound, 3},
+	} {
+		before := st.reads.Load()
+		_, err := runFetch(t, &job.Env{Store: st}, tc.trigger, func(c *job.Context) error {
+			e, err := c.AsOf("test.apps", c.Trigger().Key)
+			if !errors.Is(err, tc.want) || (err == nil && e.Pos != tc.trigger.Pos) {
+				t.Errorf("%s: as-of the trigger key: %v, %v; want the trigger's state (%v)", tc.name, e.ID(), err, tc.want)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if n := st.reads.Load() - before; n > tc.maxReads {
+			t.Errorf("%s: %d reads, want at most %d", tc.name, n, tc.maxReads)
+		}
+	}
+}

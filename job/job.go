@@ -123,6 +123,9 @@ type Job struct {
 	level       Level
 	waitTimeout time.Duration
 	entity      func(e *eventcenter.Event) string
+	rebackfill  *RebackfillOptions
+	lineage     int // event identities a run's lineage keeps; 0: no lineage
+	rerun       bool
 }
 
 // Option configures a Job in New.
@@ -289,15 +292,71 @@ func WaitTimeout(d time.Duration) Option {
 // Entity sets the key under which a run's features are output, from the
 // trigger event (e.g. the user of a loan application). Default: the
 // trigger's key. The feature store keeps one event per (entity, trigger
-// time, trigger position), so the function should map distinct triggers
-// of one time and position to distinct entities — including triggers of
-// different trigger sources whose positions may coincide (e.g. offsets of
-// two Kafka topics; binlog positions of one server are distinct).
+// time, trigger position, trigger source: see FeaturePos), so the function
+// should map distinct triggers of one source, time and position to
+// distinct entities. Triggers of different trigger sources whose positions
+// coincide (offsets of two Kafka topics) are told apart by their source.
 func Entity(f func(trigger *eventcenter.Event) string) Option {
 	return func(j *Job) error {
 		j.entity = f
 		return nil
 	}
+}
+
+// RebackfillOptions say how a job is re-backfilled after a correction
+// changed keys of a source it reads (see Rebackfill).
+type RebackfillOptions struct {
+	// Sink is the backfill's sink (see activities.Options.Sink). Default
+	// "featurestore": the feature store, source "feature.<job>".
+	Sink string `json:"sink"`
+	// Write is how records reach the feature store: "replace" (the
+	// default: a new version of every record, as-known-at reads before it
+	// still return the old one) or "fill".
+	Write string `json:"write"`
+	// MaxRange bounds the range re-backfilled: a correction older than
+	// MaxRange re-backfills only the last MaxRange. Default 7 days.
+	MaxRange time.Duration `json:"maxRange"`
+}
+
+// DefaultRebackfillMaxRange is RebackfillOptions.MaxRange's default.
+const DefaultRebackfillMaxRange = 7 * 24 * time.Hour
+
+// Rebackfill opts the job into re-backfills: when a correction run changes
+// keys of a source the job triggers on or reads (Trigger, Reads), the run
+// backfills the job over the time its outputs may have changed, from the
+// earliest correction to the run's time (bounded by MaxRange), as a child
+// workflow. Published in the catalog entry; zero fields take their
+// defaults. Default: not opted in (a correction starts nothing).
+func Rebackfill(o RebackfillOptions) Option {
+	return func(j *Job) error {
+		if o.Sink == "" {
+			o.Sink = "featurestore"
+		}
+		switch o.Write {
+		case "":
+			o.Write = "replace"
+		case "replace", "fill":
+		default:
+			return fmt.Errorf("rebackfill: write %q is neither \"replace\" nor \"fill\"", o.Write)
+		}
+		switch {
+		case o.MaxRange == 0:
+			o.MaxRange = DefaultRebackfillMaxRange
+		case o.MaxRange < 0:
+			return fmt.Errorf("rebackfill: max range %v is negative", o.MaxRange)
+		}
+		j.rebackfill = &o
+		return nil
+	}
+}
+
+// Rebackfill returns the job's re-backfill options, defaults filled in,
+// and whether it opted in (job.Rebackfill).
+func (j *Job) Rebackfill() (RebackfillOptions, bool) {
+	if j.rebackfill == nil {
+		return RebackfillOptions{}, false
+	}
+	return *j.rebackfill, true
 }
 
 // Name returns the job's name.
@@ -317,6 +376,17 @@ func (j *Job) Sources() []string {
 		s[i] = t.Source
 	}
 	return s
+}
+
+// triggerIndex returns the index of source among the trigger sources (0
+// if it is none of them: a call of the job on another source's event).
+func (j *Job) triggerIndex(source string) int {
+	for i, t := range j.triggers {
+		if t.Source == source {
+			return i
+		}
+	}
+	return 0
 }
 
 // Triggers returns the trigger sources with their filters, in the order

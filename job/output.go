@@ -31,8 +31,22 @@ type Record struct {
 	// Trigger: the identity of the trigger event. Trigger.Time is the time
 	// the features hold as of.
 	Trigger eventcenter.ID
+	// TriggerIndex is the index of the trigger's source among the job's
+	// trigger sources (Job.Sources): 0 for the first, whose feature events
+	// keep the trigger's position; see FeaturePos.
+	TriggerIndex int
 	// Features: what the logic returned.
 	Features eventcenter.Row
+	// Supersedes, if set, names the record version this one replaces:
+	// "<record ID>@<RFC 3339 stored-at of the old version>" (a re-run of a
+	// trigger whose inputs arrived late, see package parity). Stored as
+	// ColSupersedes.
+	Supersedes string
+	// Lineage is what the run's fetches returned, for a job with Lineage
+	// (nil otherwise, and for records read back from an output). It is not
+	// part of the record's JSON form; the live feature store output keeps
+	// it in the record's feature event (ColLineage, read with LineageOf).
+	Lineage *FetchLineage
 }
 
 // Columns a feature event adds to the features.
@@ -41,9 +55,12 @@ const (
 	ColParamVersion  = "_param_version"
 	ColTriggerSource = "_trigger_source"
 	ColTriggerKey    = "_trigger_key"
-	// ColBackfill names the backfill (its workflow ID) that wrote a
-	// feature event; live runs leave it out.
+	// ColBackfill names the backfill that wrote a feature event: its
+	// workflow ID, and from workflow version 2 "@" and its first run's ID
+	// (activities.ChunkInput.Run); live runs leave it out.
 	ColBackfill = "_backfill"
+	// ColSupersedes: Record.Supersedes, on records that replace another.
+	ColSupersedes = "_supersedes"
 )
 
 // ErrPosition: a trigger position that cannot carry a replacement version.
@@ -55,35 +72,60 @@ var ErrPosition = errors.New("job: trigger position cannot carry a replacement v
 //
 //   - same entity and time as the trigger's record, so point-in-time reads
 //     find it exactly where they found the old one;
-//   - position {Log: 1<<63 | v<<32 | trigger Log, Offset: trigger Offset}
-//     for version v >= 1: it sorts after every original record of that time
-//     (trigger Logs are below 1<<32), a higher version after a lower one,
-//     and within a version in trigger order, so the latest read of an
-//     entity returns the newest version of its latest trigger;
+//   - position {Log: 1<<63 | s<<55 | v<<32 | trigger Log, Offset: trigger
+//     Offset} for version v >= 1 of the record of a trigger of the job's
+//     trigger source s (see FeaturePos): it sorts after every original
+//     record of that time (trigger Logs are below 1<<32), and in trigger
+//     order (source, then version, then position), so the latest read of
+//     an entity returns the newest version of its latest trigger;
 //   - it is stored later, so an as-known-at read (AsOf.KnownAt) before the
 //     replacement still returns the version that was live then.
 const (
 	replacedBit = 1 << 63
-	maxVersion  = 1<<31 - 1
+	sourceShift = 55
+	maxSource   = 1<<8 - 1
+	maxVersion  = 1<<23 - 1
+	triggerLog  = 1<<32 - 1
 )
 
+// FeaturePos returns the position of the feature event of the original
+// record of a trigger at position p from the job's trigger source of index
+// source (Record.TriggerIndex): p itself for the first source (and so for
+// every job with one trigger source), else p with the source's index in
+// the bits 55 to 62 of Log. Two triggers of two sources at the same time
+// and position (offsets of two Kafka topics) then give one entity two
+// records, not one. Trigger Logs must fit 32 bits (partitions, binlog file
+// numbers); source is 0 to 255.
+func FeaturePos(p eventcenter.Position, source int) eventcenter.Position {
+	if source == 0 {
+		return p
+	}
+	return eventcenter.Position{Log: uint64(source&maxSource)<<sourceShift | p.Log, Offset: p.Offset}
+}
+
 // ReplacementPos returns the feature event position of version v (>= 1)
-// of the record of a trigger at position p. It fails with ErrPosition if
-// p.Log does not fit 32 bits or v is out of range.
+// of the record whose original is at p (a FeaturePos). It fails with
+// ErrPosition if the trigger's Log does not fit 32 bits or v is out of
+// range.
 func ReplacementPos(p eventcenter.Position, v uint32) (eventcenter.Position, error) {
-	if p.Log >= 1<<32 || v == 0 || v > maxVersion {
+	if p.Log&^(maxSource<<sourceShift) > triggerLog || v == 0 || v > maxVersion {
 		return eventcenter.Position{}, fmt.Errorf("%w: log %d, version %d", ErrPosition, p.Log, v)
 	}
 	return eventcenter.Position{Log: replacedBit | uint64(v)<<32 | p.Log, Offset: p.Offset}, nil
 }
 
-// OriginalPos inverts ReplacementPos: the trigger position of a feature
-// event's position and the record's version (0 for the original).
-func OriginalPos(p eventcenter.Position) (eventcenter.Position, uint32) {
-	if p.Log&replacedBit == 0 {
-		return p, 0
+// OriginalPos inverts FeaturePos and ReplacementPos: the trigger position
+// of a feature event's position, the record's version (0 for the
+// original) and the index of its trigger's source.
+func OriginalPos(p eventcenter.Position) (trigger eventcenter.Position, version uint32, source int) {
+	if p.Log&replacedBit != 0 {
+		version = uint32(p.Log>>32) & maxVersion
 	}
-	return eventcenter.Position{Log: p.Log & (1<<32 - 1), Offset: p.Offset}, uint32(p.Log>>32) & maxVersion
+	if p.Log&(replacedBit|maxSource<<sourceShift) == 0 {
+		return p, 0, 0 // an original of the first source: any Log
+	}
+	source = int(p.Log>>sourceShift) & maxSource
+	return eventcenter.Position{Log: p.Log & triggerLog, Offset: p.Offset}, version, source
 }
 
 // FeatureSource is the default event center source of a job's features.
@@ -103,7 +145,10 @@ func (r *Record) Event(source string) eventcenter.Event {
 	row[ColParamVersion] = int64(r.ParamVersion)
 	row[ColTriggerSource] = r.Trigger.Source
 	row[ColTriggerKey] = r.Trigger.Key
-	return eventcenter.Event{Source: source, Key: r.Entity, Time: r.Trigger.Time, Pos: r.Trigger.Pos, Op: eventcenter.OpUpdate, After: row}
+	if r.Supersedes != "" {
+		row[ColSupersedes] = r.Supersedes
+	}
+	return eventcenter.Event{Source: source, Key: r.Entity, Time: r.Trigger.Time, Pos: FeaturePos(r.Trigger.Pos, r.TriggerIndex), Op: eventcenter.OpUpdate, After: row}
 }
 
 // RecordFromEvent reads back a record from a feature event (see Event),
@@ -121,16 +166,21 @@ func RecordFromEvent(job string, e *eventcenter.Event) Record {
 			r.Trigger.Source, _ = v.(string)
 		case ColTriggerKey:
 			r.Trigger.Key, _ = v.(string)
-		case ColBackfill:
+		case ColSupersedes:
+			r.Supersedes, _ = v.(string)
+		case ColBackfill, ColLineage:
 		default:
 			r.Features[k] = v
 		}
 	}
 	r.Trigger.Time = e.Time
-	r.Trigger.Pos, _ = OriginalPos(e.Pos)
+	r.Trigger.Pos, _, r.TriggerIndex = OriginalPos(e.Pos)
 	r.ID = recordID(job, r.Trigger)
 	return r
 }
+
+// RecordID returns the ID of the record of job on trigger t (Record.ID).
+func RecordID(job string, t eventcenter.ID) string { return recordID(job, t) }
 
 func recordID(job string, t eventcenter.ID) string {
 	h := sha256.New()
@@ -173,6 +223,7 @@ type triggerJSON struct {
 	Key    string    `json:"key"`
 	Time   string    `json:"time"`
 	Pos    [2]uint64 `json:"pos"`
+	Index  int       `json:"index,omitempty"` // Record.TriggerIndex
 }
 
 // MarshalJSON writes the record as
@@ -183,12 +234,14 @@ type triggerJSON struct {
 //	 "features":{"open_orders":2,"ratio":0.31,"amount":"1200.50"}}
 //
 // Feature values in their natural JSON form: decimals and strings as
-// strings, times as RFC 3339, bytes as base64.
+// strings, times as RFC 3339, bytes as base64. The trigger's "index"
+// (Record.TriggerIndex) is there for a trigger of a job's second or later
+// trigger source.
 func (r Record) MarshalJSON() ([]byte, error) {
 	t := r.Trigger.Time.UTC().Format(time.RFC3339Nano)
 	return json.Marshal(recordJSON{
 		ID: r.ID, Job: r.Job, JobVersion: r.JobVersion, ParamVersion: r.ParamVersion, Entity: r.Entity, Time: t,
-		Trigger:  triggerJSON{Source: r.Trigger.Source, Key: r.Trigger.Key, Time: t, Pos: [2]uint64{r.Trigger.Pos.Log, r.Trigger.Pos.Offset}},
+		Trigger:  triggerJSON{Source: r.Trigger.Source, Key: r.Trigger.Key, Time: t, Pos: [2]uint64{r.Trigger.Pos.Log, r.Trigger.Pos.Offset}, Index: r.TriggerIndex},
 		Features: r.Features,
 	})
 }
@@ -206,8 +259,9 @@ func (r *Record) UnmarshalJSON(b []byte) error {
 	}
 	*r = Record{
 		ID: d.ID, Job: d.Job, JobVersion: d.JobVersion, ParamVersion: d.ParamVersion, Entity: d.Entity,
-		Trigger:  eventcenter.ID{Source: d.Trigger.Source, Key: d.Trigger.Key, Time: t, Pos: eventcenter.Position{Log: d.Trigger.Pos[0], Offset: d.Trigger.Pos[1]}},
-		Features: d.Features,
+		Trigger:      eventcenter.ID{Source: d.Trigger.Source, Key: d.Trigger.Key, Time: t, Pos: eventcenter.Position{Log: d.Trigger.Pos[0], Offset: d.Trigger.Pos[1]}},
+		TriggerIndex: d.Trigger.Index,
+		Features:     d.Features,
 	}
 	return nil
 }

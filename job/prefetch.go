@@ -2,7 +2,10 @@ package job
 
 import (
 	"context"
+	"fmt"
 	"maps"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/tidemark-dev/tidemark/eventcenter"
@@ -29,9 +32,10 @@ import (
 // Fill before the runs, then share it read-only: concurrent reads are safe,
 // a Fill concurrent with reads is not.
 type Prefetch struct {
-	store   Store
-	answers map[prefetchKey]eventcenter.AsOfResult
-	marks   map[string]time.Time // source -> watermark before the batch read
+	eventcenter.Watermarks // the store's
+	store                  Store
+	answers                map[prefetchKey]eventcenter.AsOfResult
+	marks                  map[string]time.Time // source -> watermark before the batch read
 }
 
 type prefetchKey struct {
@@ -51,7 +55,7 @@ var _ Store = (*Prefetch)(nil)
 
 // NewPrefetch returns an empty Prefetch over store.
 func NewPrefetch(store Store) *Prefetch {
-	return &Prefetch{store: store, answers: map[prefetchKey]eventcenter.AsOfResult{}, marks: map[string]time.Time{}}
+	return &Prefetch{Watermarks: store, store: store, answers: map[prefetchKey]eventcenter.AsOfResult{}, marks: map[string]time.Time{}}
 }
 
 // Fill reads the answers of qs ahead, in one sorted pass where the store
@@ -121,27 +125,280 @@ func (p *Prefetch) Lookup(ctx context.Context, q eventcenter.LookupQuery) ([]eve
 	return p.store.Lookup(ctx, q)
 }
 
-// RegisterPartitions implements eventcenter.Watermarks.
-func (p *Prefetch) RegisterPartitions(ctx context.Context, source string, partitions []int32) error {
-	return p.store.RegisterPartitions(ctx, source, partitions)
+// ListIndexes implements eventcenter.Indexes for a store that lists its
+// indexes (a lookup at the trigger's time needs them); see listIndexes.
+func (p *Prefetch) ListIndexes(ctx context.Context, source string) ([]eventcenter.Index, error) {
+	return listIndexes(ctx, p.store, source)
 }
 
-// AdvanceWatermark implements eventcenter.Watermarks.
-func (p *Prefetch) AdvanceWatermark(ctx context.Context, source string, partition int32, t time.Time) error {
-	return p.store.AdvanceWatermark(ctx, source, partition, t)
+// over returns a Prefetch with p's answers that passes what it cannot
+// answer to store.
+func (p *Prefetch) over(store Store) *Prefetch {
+	return &Prefetch{Watermarks: store, store: store, answers: p.answers, marks: p.marks}
 }
 
-// Watermark implements eventcenter.Watermarks.
-func (p *Prefetch) Watermark(ctx context.Context, source string) (time.Time, error) {
-	return p.store.Watermark(ctx, source)
+// listIndexes lists the indexes of source from store, or fails as an
+// undeclared index (ErrInvalidFetch to a fetch) if store cannot list them.
+func listIndexes(ctx context.Context, store Store, source string) ([]eventcenter.Index, error) {
+	ixs, ok := store.(eventcenter.Indexes)
+	if !ok {
+		return nil, fmt.Errorf("%w: the store (%T) does not list indexes", eventcenter.ErrUnknownIndex, store)
+	}
+	return ixs.ListIndexes(ctx, source)
 }
 
-// PartitionWatermarks implements eventcenter.Watermarks.
-func (p *Prefetch) PartitionWatermarks(ctx context.Context, source string) (map[int32]time.Time, error) {
-	return p.store.PartitionWatermarks(ctx, source)
+// gathered is a Store over a store whose reads are remote
+// (eventcenter.RemoteBatchReader): the as-of reads of concurrent runs are
+// gathered into batches (AsOfBatch) instead of costing a round trip each.
+// The runs of one evaluation read through their group (join); every other
+// call passes through.
+//
+// A read waits for no timer, and for no run that is not coming: a batch
+// starts as soon as every run of some group waits on a read (or is done)
+// and a read of the group has not started, or when width reads wait; at
+// most gatherInflight batches are in flight, and a batch that ends starts
+// the next one due. So a lone run's read costs one round trip, and the
+// reads of many concurrent runs go together, however slowly the runs
+// reach them, while another group's runs (the next batch of a RunAll)
+// compute or wait. A run waiting on another call to the store (History,
+// Lookup, a watermark) counts as waiting too; a run blocked on anything
+// else (a fallback read, a call of its own) holds its group's batch until
+// it reads or ends.
+type gathered struct {
+	Store
+	batch eventcenter.RemoteBatchReader
+	ctx   context.Context // the batches'; a read's own context ends only its wait
+	width int
+
+	mu       sync.Mutex
+	open     *gatherBatch   // the batch reads join; nil if none
+	full     []*gatherBatch // batches of width reads waiting to start, oldest first
+	groups   []*gatherGroup
+	inflight int
 }
 
-// WaitWatermark implements eventcenter.Watermarks.
-func (p *Prefetch) WaitWatermark(ctx context.Context, source string, t time.Time) error {
-	return p.store.WaitWatermark(ctx, source, t)
+// gatherInflight bounds the batches of one gathered store in flight.
+const gatherInflight = 2
+
+// gatherBatch is one batch of reads: once done is closed, the answer of
+// qs[i] (a read of a run of groups[i]) is out[i], unless the whole batch
+// failed with err.
+type gatherBatch struct {
+	qs     []eventcenter.AsOf
+	groups []*gatherGroup
+	out    []eventcenter.AsOfResult
+	err    error
+	done   chan struct{}
+}
+
+// gatherGroup is the Store through which the runs of one evaluation read
+// from a gathered store. Its counts are under the gathered store's mu.
+type gatherGroup struct {
+	*gathered
+	running int // runs neither waiting on a read nor done
+	pending int // reads of its runs in batches not started
+}
+
+// join returns the group of runs runs about to read through g; each calls
+// exit when done, and the group leaves once all have.
+func (g *gathered) join(runs int) *gatherGroup {
+	gr := &gatherGroup{gathered: g, running: runs}
+	g.mu.Lock()
+	g.groups = append(g.groups, gr)
+	g.mu.Unlock()
+	return gr
+}
+
+// exit says that a run of gr is done.
+func (gr *gatherGroup) exit() {
+	g := gr.gathered
+	g.mu.Lock()
+	gr.running--
+	next := g.take()
+	g.mu.Unlock()
+	g.start(next)
+}
+
+// leave removes gr, whose runs are all done.
+func (gr *gatherGroup) leave() {
+	g := gr.gathered
+	g.mu.Lock()
+	g.groups = slices.DeleteFunc(g.groups, func(o *gatherGroup) bool { return o == gr })
+	g.mu.Unlock()
+}
+
+// gather returns the Store that runs reading store should read through,
+// gathering their reads as gathered does, and how many reads it gathers
+// into one batch; (store, 0) when store's reads are not remote (nor, under
+// a Prefetch, those of the store underneath). ctx bounds the batches: the
+// runs' own contexts must end no later.
+func gather(ctx context.Context, store Store) (Store, int) {
+	switch s := store.(type) {
+	case eventcenter.RemoteBatchReader:
+		w := max(s.GatherWidth(), 1)
+		return &gathered{Store: store, batch: s, ctx: ctx, width: w}, w
+	case *Prefetch:
+		if under, w := gather(ctx, s.store); w > 0 {
+			return s.over(under), w
+		}
+	}
+	return store, 0
+}
+
+// gatherWidth returns how many reads gather would gather into one batch
+// over store; 0 if it would not gather.
+func gatherWidth(store Store) int {
+	_, w := gather(context.Background(), store)
+	return w
+}
+
+// AsOf implements eventcenter.Reader: the read joins the next batch.
+func (gr *gatherGroup) AsOf(ctx context.Context, q eventcenter.AsOf) (eventcenter.Event, error) {
+	g := gr.gathered
+	g.mu.Lock()
+	b := g.open
+	if b == nil {
+		b = &gatherBatch{done: make(chan struct{})}
+		g.open = b
+	}
+	i := len(b.qs)
+	b.qs, b.groups = append(b.qs, q), append(b.groups, gr)
+	if len(b.qs) == g.width {
+		g.full, g.open = append(g.full, b), nil
+	}
+	gr.pending++
+	gr.running--
+	next := g.take()
+	g.mu.Unlock()
+	g.start(next)
+	var e eventcenter.Event
+	var err error
+	select {
+	case <-b.done:
+		if err = b.err; err == nil {
+			e, err = b.out[i].Event, b.out[i].Err
+		}
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+	g.mu.Lock()
+	gr.running++
+	g.mu.Unlock()
+	return e, err
+}
+
+// idle runs call, a run's call to the store underneath, with the run
+// counted as waiting: its group's reads need not wait for it to return.
+func (gr *gatherGroup) idle(call func()) {
+	g := gr.gathered
+	g.mu.Lock()
+	gr.running--
+	next := g.take()
+	g.mu.Unlock()
+	g.start(next)
+	call()
+	g.mu.Lock()
+	gr.running++
+	g.mu.Unlock()
+}
+
+// History implements eventcenter.Reader (see idle).
+func (gr *gatherGroup) History(ctx context.Context, q eventcenter.HistoryQuery) (evs []eventcenter.Event, err error) {
+	gr.idle(func() { evs, err = gr.Store.History(ctx, q) })
+	return evs, err
+}
+
+// Lookup implements eventcenter.Reader (see idle).
+func (gr *gatherGroup) Lookup(ctx context.Context, q eventcenter.LookupQuery) (evs []eventcenter.Event, err error) {
+	gr.idle(func() { evs, err = gr.Store.Lookup(ctx, q) })
+	return evs, err
+}
+
+// Watermark implements eventcenter.Watermarks (see idle).
+func (gr *gatherGroup) Watermark(ctx context.Context, source string) (wm time.Time, err error) {
+	gr.idle(func() { wm, err = gr.Store.Watermark(ctx, source) })
+	return wm, err
+}
+
+// WaitWatermark implements eventcenter.Watermarks (see idle).
+func (gr *gatherGroup) WaitWatermark(ctx context.Context, source string, t time.Time) (err error) {
+	gr.idle(func() { err = gr.Store.WaitWatermark(ctx, source, t) })
+	return err
+}
+
+// take returns the next batch due, and counts it in flight, if the bound
+// allows one; nil otherwise. g.mu is held.
+func (g *gathered) take() *gatherBatch {
+	if g.inflight >= gatherInflight {
+		return nil
+	}
+	var b *gatherBatch
+	switch {
+	case len(g.full) > 0:
+		b = g.full[0]
+		g.full = g.full[1:]
+	case g.open != nil && g.ready():
+		b, g.open = g.open, nil
+	default:
+		return nil
+	}
+	for _, gr := range b.groups {
+		gr.pending--
+	}
+	g.inflight++
+	return b
+}
+
+// ready reports whether the runs of some group all wait on reads (or are
+// done), and not all of those reads have started. g.mu is held.
+func (g *gathered) ready() bool {
+	for _, gr := range g.groups {
+		if gr.running == 0 && gr.pending > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// start reads b, if not nil, on its own goroutine (a read's context may
+// end first).
+func (g *gathered) start(b *gatherBatch) {
+	if b != nil {
+		go g.read(b)
+	}
+}
+
+// read reads batch b, answers its reads, and goes on with the next batches
+// due.
+func (g *gathered) read(b *gatherBatch) {
+	for b != nil {
+		b.out = make([]eventcenter.AsOfResult, len(b.qs))
+		b.err = g.batch.AsOfBatch(g.ctx, b.qs, b.out)
+		close(b.done)
+		g.mu.Lock()
+		g.inflight--
+		b = g.take()
+		g.mu.Unlock()
+	}
+}
+
+// joinGather returns the Store through which runs runs read from store,
+// and their group, if store gathers reads (see gather); (store, nil)
+// otherwise.
+func joinGather(store Store, runs int) (Store, *gatherGroup) {
+	switch s := store.(type) {
+	case *gathered:
+		gr := s.join(runs)
+		return gr, gr
+	case *Prefetch:
+		if under, gr := joinGather(s.store, runs); gr != nil {
+			return s.over(under), gr
+		}
+	}
+	return store, nil
+}
+
+// ListIndexes implements eventcenter.Indexes; see listIndexes.
+func (g *gathered) ListIndexes(ctx context.Context, source string) ([]eventcenter.Index, error) {
+	return listIndexes(ctx, g.Store, source)
 }

@@ -31,9 +31,9 @@ func (s *countingStore) History(ctx context.Context, q eventcenter.HistoryQuery)
 
 // TestPrefetchAnswersTheTriggerKeysFetches: runs whose trigger key's
 // state at the trigger time was prefetched fetch it with no store read of
-// their own, and get what the store gives; a key changed exactly at the
-// trigger time, and reads past the watermark of the fill, go to the store
-// and answer the same.
+// their own, and get what the store gives, also of a key changed exactly
+// at the trigger time (the trigger itself); reads past the watermark of the
+// fill go to the store and answer the same.
 func TestPrefetchAnswersTheTriggerKeysFetches(t *testing.T) {
 	ctx := context.Background()
 	base := openStore(t)
@@ -67,15 +67,15 @@ func TestPrefetchAnswersTheTriggerKeysFetches(t *testing.T) {
 	type row struct {
 		key       string
 		at        time.Time
-		fromStore bool // reads the store: changed exactly at, or past the watermark
+		fromStore bool // reads the store: past the watermark
 	}
 	rows := []row{
 		{"k0", t0.Add(90 * time.Minute), false},
 		{"k1", t0.Add(4 * time.Hour), false},
-		{"k1", t0.Add(3 * time.Hour), true}, // k1 changed at 3h
-		{"k2", t0.Add(-time.Hour), false},   // no state yet: no run
-		{"k3", t0.Add(7 * time.Hour), true}, // past the watermark
-		{"k9", t0, false},                   // unknown key: no run
+		{"k1", t0.Add(3 * time.Hour), false}, // k1 changed at 3h: the prefetched state is the trigger's
+		{"k2", t0.Add(-time.Hour), false},    // no state yet: no run
+		{"k3", t0.Add(7 * time.Hour), true},  // past the watermark
+		{"k9", t0, false},                    // unknown key: no run
 	}
 	qs := make([]eventcenter.AsOf, len(rows))
 	for i, r := range rows {

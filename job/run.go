@@ -82,6 +82,9 @@ func Evaluate(ctx context.Context, j *Job, trigger eventcenter.Event, env *Env) 
 		res.Mode = Live
 	}
 	c := Context{ctx: ctx, job: j, env: env, trigger: trigger}
+	if j.lineage > 0 {
+		c.lineage = &FetchLineage{limit: j.lineage}
+	}
 	err := evaluate(&c, &res)
 	res.Stats, res.Took = c.stats, time.Since(start)
 	switch {
@@ -149,7 +152,7 @@ func evaluate(c *Context, res *Result) error {
 	res.Outcome = OK
 	res.Record = &Record{
 		ID: recordID(j.name, res.Trigger), Job: j.name, JobVersion: j.version, ParamVersion: c.version,
-		Entity: entity, Trigger: res.Trigger, Features: features,
+		Entity: entity, Trigger: res.Trigger, TriggerIndex: j.triggerIndex(trigger.Source), Features: features, Lineage: c.lineage,
 	}
 	return nil
 }
@@ -241,11 +244,16 @@ type Summary struct {
 // RunOptions tune RunAll.
 type RunOptions struct {
 	// BatchSize is the number of events evaluated together and the most
-	// records written to the outputs at once. Default 1024.
+	// records written to the outputs at once. Default 1024, or on a store
+	// whose reads are remote (eventcenter.RemoteBatchReader) as many as it
+	// gathers into one batch, if more.
 	BatchSize int
 	// Workers evaluate the events of a batch in parallel. Default
-	// GOMAXPROCS. Records are written in the order of the events whatever
-	// the number of workers.
+	// GOMAXPROCS; on a store whose reads are remote
+	// (eventcenter.RemoteBatchReader) at least as many as it gathers into
+	// one batch (see EvaluateAll). Two batches may be evaluated at once,
+	// each by its own workers. Records are written in the order of the
+	// events whatever the number of workers.
 	Workers int
 }
 
@@ -255,29 +263,49 @@ type RunOptions struct {
 // does not stop it (see Summary); an error of events, of an output or of
 // ctx does. It is the backfill's core: a retried chunk gives the same
 // records, which idempotent outputs absorb.
+//
+// Three stages overlap: reading the events into batches, evaluating, and
+// writing. The evaluation of a batch starts when the batch is read, while
+// the previous one is still evaluated: on a remote store, the runs of one
+// batch run their logic while the reads of the next, gathered, are in
+// flight. Each batch is written once it and every batch before it are
+// evaluated.
 func RunAll(ctx context.Context, j *Job, env *Env, events iter.Seq2[eventcenter.Event, error], opt RunOptions) (Summary, error) {
+	ctx, cancel := context.WithCancel(ctx) // ends the evaluations in flight on an early return
+	store, width := gather(ctx, env.Store)
+	if width > 0 {
+		// One gathering store for every batch: the reads of two batches
+		// evaluated at once share its batches.
+		e := *env
+		e.Store, env = store, &e
+	}
 	if opt.BatchSize <= 0 {
-		opt.BatchSize = 1024
+		// On a remote store, a batch's runs' reads are one gathered batch.
+		opt.BatchSize = max(1024, width)
 	}
 	if opt.Workers <= 0 {
 		opt.Workers = runtime.GOMAXPROCS(0)
 	}
-	// A reader goroutine fills batches while the previous one is evaluated
-	// and written: reading the replay and evaluating overlap.
+	// A reader goroutine fills batches while the previous ones are
+	// evaluated and written.
 	type chunk struct {
 		events  []eventcenter.Event
 		read    int // events read, including those that do not trigger j
 		skipped int
 		err     error
 	}
-	chunks := make(chan chunk, 2)
-	free := make(chan []eventcenter.Event, 3)
-	for range 3 {
+	// Buffers: one filling, one waiting in chunks, two evaluated.
+	const buffers = 4
+	chunks := make(chan chunk, 1)
+	free := make(chan []eventcenter.Event, buffers)
+	for range buffers {
 		free <- make([]eventcenter.Event, 0, opt.BatchSize)
 	}
 	stop := make(chan struct{})
-	var reader sync.WaitGroup
+	var reader, evals sync.WaitGroup
 	defer func() {
+		cancel()
+		evals.Wait()
 		close(stop)
 		reader.Wait() // the replay is not read after RunAll returns
 	}()
@@ -325,18 +353,35 @@ func RunAll(ctx context.Context, j *Job, env *Env, events iter.Seq2[eventcenter.
 		send()
 	}()
 
+	// An evaluation of one batch, on its own goroutines.
+	type evaluation struct {
+		chunk
+		results []Result
+		done    chan struct{}
+	}
+	spare := [][]Result{make([]Result, opt.BatchSize), make([]Result, opt.BatchSize)}
+	start := func(c chunk) *evaluation {
+		ev := &evaluation{chunk: c, results: spare[len(spare)-1][:len(c.events)], done: make(chan struct{})}
+		spare = spare[:len(spare)-1]
+		evals.Add(1)
+		go func() {
+			defer evals.Done()
+			defer close(ev.done)
+			evalOn(ctx, j, env, ev.events, ev.results, opt.Workers, width)
+		}()
+		return ev
+	}
 	var sum Summary
 	outs := outputsOf(j, env)
-	results := make([]Result, opt.BatchSize)
 	recs := make([]Record, 0, opt.BatchSize)
-	for c := range chunks {
-		sum.Events += c.read
-		sum.Counts[Skipped] += c.skipped
-		n := len(c.events)
-		evalParallel(ctx, j, env, c.events, results[:n], opt.Workers)
+	// finish waits for ev, counts its results and writes its records.
+	finish := func(ev *evaluation) error {
+		<-ev.done
+		sum.Events += ev.read
+		sum.Counts[Skipped] += ev.skipped
 		recs = recs[:0]
-		for i := range n {
-			res := &results[i]
+		for i := range ev.results {
+			res := &ev.results[i]
 			sum.Counts[res.Outcome]++
 			if res.Record != nil {
 				recs = append(recs, *res.Record)
@@ -345,17 +390,31 @@ func RunAll(ctx context.Context, j *Job, env *Env, events iter.Seq2[eventcenter.
 				sum.Failures = append(sum.Failures, *res)
 			}
 		}
-		clear(results[:n])
-		clear(c.events)
-		free <- c.events[:0]
+		clear(ev.results)
+		spare = append(spare, ev.results[:cap(ev.results)])
+		clear(ev.events)
+		free <- ev.events[:0]
 		if err := ctx.Err(); err != nil {
-			return sum, err
+			return err
 		}
 		if err := WriteOutputs(ctx, outs, env.Ledger, recs); err != nil {
-			return sum, err
+			return err
 		}
-		if c.err != nil {
-			return sum, c.err
+		return ev.err
+	}
+	var prev *evaluation
+	for c := range chunks {
+		ev := start(c)
+		if prev != nil {
+			if err := finish(prev); err != nil {
+				return sum, err
+			}
+		}
+		prev = ev
+	}
+	if prev != nil {
+		if err := finish(prev); err != nil {
+			return sum, err
 		}
 	}
 	return sum, nil
@@ -363,7 +422,11 @@ func RunAll(ctx context.Context, j *Job, env *Env, events iter.Seq2[eventcenter.
 
 // EvaluateAll evaluates events[i] into results[i] (len(results) >=
 // len(events)) with up to workers goroutines (GOMAXPROCS if <= 0). The live
-// worker uses it on each polled batch.
+// worker uses it on each polled batch. On a store whose reads are remote
+// (eventcenter.RemoteBatchReader, directly or under a Prefetch), the runs'
+// as-of reads are gathered into batches of the store's AsOfBatch, and
+// enough goroutines run (up to one per event) to fill them: a run waiting
+// on its read holds a goroutine, not a CPU.
 func EvaluateAll(ctx context.Context, j *Job, env *Env, events []eventcenter.Event, results []Result, workers int) {
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
@@ -371,25 +434,61 @@ func EvaluateAll(ctx context.Context, j *Job, env *Env, events []eventcenter.Eve
 	evalParallel(ctx, j, env, events, results, workers)
 }
 
+// evalParallel evaluates events[i] into results[i] on workers goroutines.
+// On a store whose reads are remote (eventcenter.RemoteBatchReader) the
+// runs' as-of reads are gathered into batches, and there are at least as
+// many workers as the store gathers into one (up to one per event): the
+// runs then wait on their reads together, not one by one.
 func evalParallel(ctx context.Context, j *Job, env *Env, events []eventcenter.Event, results []Result, workers int) {
-	if workers <= 1 || len(events) < 2*workers {
+	store, width := gather(ctx, env.Store)
+	if width > 0 {
+		e := *env
+		e.Store, env = store, &e
+	}
+	evalOn(ctx, j, env, events, results, workers, width)
+}
+
+// evalOn evaluates events[i] into results[i] on workers goroutines, or at
+// least min(width, len(events)) if width > 0: env.Store then gathers
+// reads into batches of width (see gather), the runs of this call in a
+// group of their own.
+func evalOn(ctx context.Context, j *Job, env *Env, events []eventcenter.Event, results []Result, workers, width int) {
+	if width > 0 {
+		workers = max(workers, min(width, len(events)))
+	}
+	if workers <= 1 || (width == 0 && len(events) < 2*workers) {
+		workers = 1
+	}
+	exit := func() {}
+	if store, gr := joinGather(env.Store, workers); gr != nil {
+		e := *env
+		e.Store, env = store, &e
+		exit = gr.exit
+		defer gr.leave()
+	}
+	if workers == 1 {
 		for i := range events {
 			results[i], _ = Evaluate(ctx, j, events[i], env)
 		}
+		exit()
 		return
 	}
+	// Each worker takes grain events at a time: 16, or fewer so that
+	// every worker has some.
+	grain := max(1, min(16, len(events)/workers))
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	for range workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			defer exit()
 			for {
-				i := int(next.Add(16)) - 16
+				i := int(next.Add(int64(grain))) - grain
 				if i >= len(events) {
 					return
 				}
-				for k := i; k < min(i+16, len(events)); k++ {
+				for k := i; k < min(i+grain, len(events)); k++ {
 					results[k], _ = Evaluate(ctx, j, events[k], env)
 				}
 			}

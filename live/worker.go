@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -16,6 +17,7 @@ import (
 	"github.com/tidemark-dev/tidemark/eventcenter"
 	"github.com/tidemark-dev/tidemark/job"
 	"github.com/tidemark-dev/tidemark/params"
+	"github.com/tidemark-dev/tidemark/params/notify"
 	"github.com/tidemark-dev/tidemark/source"
 )
 
@@ -37,7 +39,7 @@ type Config struct {
 	// Topic is the topic of a job with a single trigger source (Topics
 	// says the same for any job); a job with several refuses it.
 	Topic string
-	// Group is the consumer group. Default "tidemark.job.<job name>".
+	// Group is the consumer group. Default DefaultGroup(job name).
 	Group string
 	// Store is the event center. Required.
 	Store eventcenter.Store
@@ -45,6 +47,19 @@ type Config struct {
 	// declarations (params.Declarer), the worker declares the job's
 	// parameters at start. Default nil: every parameter at its default.
 	Params params.Registry
+	// ParamsTopic is the Kafka control topic announcing approved parameter
+	// versions (params/notify): the worker re-reads its job's version as
+	// soon as one names its job, and audits the switch (a "picked-up"
+	// step in params.AuditSource). Default "": no push.
+	ParamsTopic string
+	// ParamsPoll is how old the worker's copy of its job's parameter
+	// version may grow before a run re-reads the registry: the fallback
+	// for a lost notification. Default 10s with ParamsTopic, else 0 (the
+	// registry is read at every run).
+	ParamsPoll time.Duration
+	// WorkerID names the worker in the audit trail. Default
+	// "<group>@<host>:<pid>".
+	WorkerID string
 	// Fallback serves FetchStrongNoDelay reads from the source. Default nil.
 	Fallback job.Fallback
 	// Ledger for outputs that are not idempotent. Default: a
@@ -88,6 +103,10 @@ func DeadLetterTopic(prefix, job string) string {
 	return source.TopicName(prefix + "." + job)
 }
 
+// DefaultGroup is the consumer group of the live worker of the job named
+// job, unless its Config names another: "tidemark.job.<job>".
+func DefaultGroup(job string) string { return "tidemark.job." + job }
+
 func (c *Config) setDefaults(j *job.Job) {
 	topics := make(map[string]string, len(j.Sources()))
 	for _, src := range j.Sources() {
@@ -107,7 +126,7 @@ func (c *Config) setDefaults(j *job.Job) {
 	}
 	c.Topics = topics
 	if c.Group == "" {
-		c.Group = "tidemark.job." + j.Name()
+		c.Group = DefaultGroup(j.Name())
 	}
 	if c.Ledger == nil && c.Store != nil {
 		c.Ledger = job.EventLedger{Store: c.Store}
@@ -129,6 +148,13 @@ func (c *Config) setDefaults(j *job.Job) {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if c.ParamsTopic != "" && c.ParamsPoll == 0 {
+		c.ParamsPoll = 10 * time.Second
+	}
+	if c.WorkerID == "" {
+		host, _ := os.Hostname()
+		c.WorkerID = fmt.Sprintf("%s@%s:%d", c.Group, host, os.Getpid())
 	}
 }
 
@@ -208,6 +234,9 @@ type Worker struct {
 	env   *job.Env
 	log   *slog.Logger
 	convs map[string]converter // by trigger topic
+	// params is the worker's copy of its job's parameter version, nil
+	// without Config.Params.
+	params *params.Cache
 
 	mu    sync.Mutex
 	stats Stats
@@ -228,10 +257,12 @@ func New(j *job.Job, cfg Config) (*Worker, error) {
 	if cfg.Sources != nil {
 		env.Sources = job.KnownSources(cfg.Sources.Knows)
 	}
+	w := &Worker{job: j, cfg: cfg, env: env, convs: convs, log: cfg.Logger.With("job", j.Name(), "topics", cfg.topicList())}
 	if cfg.Params != nil {
-		env.Params = job.CurrentParams(cfg.Params)
+		w.params = params.NewCache(cfg.Params, cfg.ParamsPoll, func(_ string, v params.Version) { w.pickedUp(context.Background(), v, "poll") })
+		env.Params = job.CurrentParams(w.params)
 	}
-	return &Worker{job: j, cfg: cfg, env: env, convs: convs, log: cfg.Logger.With("job", j.Name(), "topics", cfg.topicList())}, nil
+	return w, nil
 }
 
 // Stats returns the counts so far.
@@ -250,6 +281,12 @@ func (w *Worker) Run(ctx context.Context) error {
 		if err := d.Declare(ctx, w.job.Name(), w.job.Params()); err != nil {
 			return fmt.Errorf("live: declaring parameters: %w", err)
 		}
+	}
+	if w.cfg.ParamsTopic != "" && w.params != nil {
+		if _, _, err := w.params.Refresh(ctx, w.job.Name()); err != nil {
+			return fmt.Errorf("live: reading parameters: %w", err)
+		}
+		go w.listenParams(ctx)
 	}
 	opts := append([]kgo.Opt{
 		kgo.SeedBrokers(w.cfg.Brokers...),
@@ -308,6 +345,35 @@ func (w *Worker) Run(ctx context.Context) error {
 			cl.MarkCommitRecords(recs...)
 		}
 		cl.AllowRebalance()
+	}
+}
+
+// listenParams refreshes the job's parameter version whenever the control
+// topic names the job, until ctx ends.
+func (w *Worker) listenParams(ctx context.Context) {
+	err := notify.Listen(ctx, w.cfg.Brokers, w.cfg.ParamsTopic, w.cfg.KafkaOptions, func(m notify.Message) {
+		if m.Job != w.job.Name() {
+			return
+		}
+		v, changed, err := w.params.Refresh(ctx, m.Job)
+		switch {
+		case err != nil:
+			w.log.Warn("re-reading parameters failed; the poll will retry", "version", m.Version, "err", err)
+		case changed:
+			w.pickedUp(ctx, v, "push")
+		}
+	})
+	if err != nil {
+		w.log.Warn("parameter notifications stopped; polling the registry", "topic", w.cfg.ParamsTopic, "err", err)
+	}
+}
+
+// pickedUp logs and audits the worker's switch to version v.
+func (w *Worker) pickedUp(ctx context.Context, v params.Version, how string) {
+	w.log.Info("parameters switched", "version", v, "by", how)
+	e := params.AuditEntry{Job: w.job.Name(), Step: params.StepPickedUp, By: w.cfg.WorkerID, Worker: w.cfg.WorkerID, At: time.Now(), Version: v, Comment: how}
+	if err := params.AppendAudit(ctx, w.cfg.Store, e); err != nil {
+		w.log.Warn("auditing the parameter switch failed", "version", v, "err", err)
 	}
 }
 

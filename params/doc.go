@@ -15,6 +15,14 @@
 //     values that were current at each trigger's time ([PointInTime]);
 //   - [Memory] for tests and single-process tools.
 //
-// A later layer (the Temporal approval workflow) proposes, approves and
-// audits changes; it ends with a call to [Registry.Set].
+// Changes go through review: the ParamChange workflow (package workflows;
+// the caller's side in params/changes, its HTTP routes in
+// params/paramshttp) validates a change against the declarations, waits
+// for an approver other than the submitter, and stores the new version
+// with [CompareAndSet], so a change written against a version that is no
+// longer current never overwrites the one applied in between. Every step
+// is an [AuditEntry] of [AuditSource]. Running live workers hear of a new
+// version on a Kafka control topic (params/notify) and keep their copy in
+// a [Cache] that polls the registry as a fallback. A backfill pins a
+// version through [Versions].
 package params

@@ -16,7 +16,8 @@ import (
 const (
 	// Source holds one event per version: key the job name, event time the
 	// moment the version was set, position {0, version}, After row the
-	// overrides plus the columns "_version" and "_by".
+	// overrides plus the columns "_version", "_by" and, for a version made
+	// by SetIf, "_change".
 	Source = "tidemark.params"
 	// DeclSource holds the declarations: key the job name, After row
 	// {"decls": JSON array of Decl}.
@@ -42,9 +43,11 @@ type Store interface {
 }
 
 var (
-	_ Registry    = (*EventCenter)(nil)
-	_ Declarer    = (*EventCenter)(nil)
-	_ PointInTime = (*EventCenter)(nil)
+	_ Registry      = (*EventCenter)(nil)
+	_ Declarer      = (*EventCenter)(nil)
+	_ PointInTime   = (*EventCenter)(nil)
+	_ CompareAndSet = (*EventCenter)(nil)
+	_ Versions      = (*EventCenter)(nil)
 )
 
 // NewEventCenter returns a registry on store. now stamps versions; nil
@@ -62,23 +65,31 @@ var latest = eventcenter.MaxTime
 
 // Current implements Registry: the last version stored.
 func (r *EventCenter) Current(ctx context.Context, job string) (Version, Values, error) {
-	v, vals, _, err := r.read(ctx, job, latest)
-	return v, vals, err
+	s, err := r.read(ctx, job, latest)
+	return s.version, s.values, err
 }
 
 // AsOf implements PointInTime.
 func (r *EventCenter) AsOf(ctx context.Context, job string, t time.Time) (Version, Values, error) {
-	v, vals, _, err := r.read(ctx, job, t)
-	return v, vals, err
+	s, err := r.read(ctx, job, t)
+	return s.version, s.values, err
 }
 
-func (r *EventCenter) read(ctx context.Context, job string, t time.Time) (Version, Values, time.Time, error) {
+// stored is one version as read back.
+type stored struct {
+	version Version
+	values  Values
+	at      time.Time
+	change  string // the "_change" column: the change that made it
+}
+
+func (r *EventCenter) read(ctx context.Context, job string, t time.Time) (stored, error) {
 	e, err := r.store.AsOf(ctx, eventcenter.AsOf{Source: Source, Key: job, Time: t})
 	if errors.Is(err, eventcenter.ErrNotFound) {
-		return 0, Values{}, time.Time{}, nil
+		return stored{values: Values{}}, nil
 	}
 	if err != nil {
-		return 0, nil, time.Time{}, fmt.Errorf("params: reading %s: %w", job, err)
+		return stored{}, fmt.Errorf("params: reading %s: %w", job, err)
 	}
 	vals := make(Values, len(e.After))
 	for k, v := range e.After {
@@ -87,13 +98,50 @@ func (r *EventCenter) read(ctx context.Context, job string, t time.Time) (Versio
 		}
 	}
 	ver, _ := e.After["_version"].(int64)
-	return Version(ver), vals, e.Time, nil
+	change, _ := e.After["_change"].(string)
+	return stored{Version(ver), vals, e.Time, change}, nil
+}
+
+// Version implements Versions.
+func (r *EventCenter) Version(ctx context.Context, job string, v Version) (Values, error) {
+	if v == 0 {
+		return Values{}, nil
+	}
+	evs, err := r.store.History(ctx, eventcenter.HistoryQuery{Source: Source, Key: job, From: eventcenter.AllTime.From, To: eventcenter.AllTime.To})
+	if err != nil {
+		return nil, fmt.Errorf("params: reading %s: %w", job, err)
+	}
+	for _, e := range evs {
+		if n, _ := e.After["_version"].(int64); Version(n) == v {
+			vals := make(Values, len(e.After))
+			for k, x := range e.After {
+				if k == "" || k[0] != '_' {
+					vals[k] = x
+				}
+			}
+			return vals, nil
+		}
+	}
+	return nil, fmt.Errorf("%w: %s has no version %d", ErrNoVersion, job, v)
 }
 
 // Set implements Registry.
 func (r *EventCenter) Set(ctx context.Context, job string, changes Values, by string) (Version, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	return r.set(ctx, job, nil, changes, by, "")
+}
+
+// SetIf implements CompareAndSet.
+func (r *EventCenter) SetIf(ctx context.Context, job string, base Version, changes Values, by, change string) (Version, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.set(ctx, job, &base, changes, by, change)
+}
+
+// set stores a new version; with base, only if the job is at *base. r.mu
+// is held.
+func (r *EventCenter) set(ctx context.Context, job string, base *Version, changes Values, by, change string) (Version, error) {
 	decls, err := r.Declarations(ctx, job)
 	if err != nil {
 		return 0, err
@@ -104,16 +152,27 @@ func (r *EventCenter) Set(ctx context.Context, job string, changes Values, by st
 		}
 	}
 	now := r.now()
-	ver, cur, last, err := r.read(ctx, job, latest)
+	cur, err := r.read(ctx, job, latest)
 	if err != nil {
 		return 0, err
 	}
-	if !now.After(last) {
-		now = last.Add(time.Nanosecond)
+	ver := cur.version
+	if base != nil && ver != *base {
+		if change != "" && ver == *base+1 && cur.change == change {
+			return ver, nil // a retry: this change made the current version
+		}
+		return 0, fmt.Errorf("%w: %s is at version %d, the change is based on version %d", ErrConflict, job, ver, *base)
 	}
-	apply(cur, changes)
+	if !now.After(cur.at) {
+		now = cur.at.Add(time.Nanosecond)
+	}
+	vals := cur.values
+	apply(vals, changes)
 	row := eventcenter.Row{"_version": int64(ver + 1), "_by": by}
-	for k, v := range cur {
+	if change != "" {
+		row["_change"] = change
+	}
+	for k, v := range vals {
 		if err := validName(k); err != nil {
 			return 0, fmt.Errorf("%w: parameter %q: %v", ErrInvalid, k, err)
 		}

@@ -2,6 +2,7 @@ package params
 
 import (
 	"context"
+	"fmt"
 	"maps"
 	"slices"
 	"sync"
@@ -21,12 +22,15 @@ type Memory struct {
 type memVersion struct {
 	at     time.Time
 	values Values
+	change string
 }
 
 var (
-	_ Registry    = (*Memory)(nil)
-	_ Declarer    = (*Memory)(nil)
-	_ PointInTime = (*Memory)(nil)
+	_ Registry      = (*Memory)(nil)
+	_ Declarer      = (*Memory)(nil)
+	_ PointInTime   = (*Memory)(nil)
+	_ CompareAndSet = (*Memory)(nil)
+	_ Versions      = (*Memory)(nil)
 )
 
 // NewMemory returns an empty registry. now stamps versions; nil means time.Now.
@@ -46,6 +50,20 @@ func (m *Memory) Current(_ context.Context, job string) (Version, Values, error)
 		return 0, Values{}, nil
 	}
 	return Version(len(vs)), maps.Clone(vs[len(vs)-1].values), nil
+}
+
+// Version implements Versions.
+func (m *Memory) Version(_ context.Context, job string, v Version) (Values, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	vs := m.versions[job]
+	switch {
+	case v == 0:
+		return Values{}, nil
+	case v < 0 || int(v) > len(vs):
+		return nil, fmt.Errorf("%w: %s has no version %d", ErrNoVersion, job, v)
+	}
+	return maps.Clone(vs[v-1].values), nil
 }
 
 // AsOf implements PointInTime.
@@ -69,6 +87,17 @@ func (m *Memory) AsOf(_ context.Context, job string, t time.Time) (Version, Valu
 func (m *Memory) Set(_ context.Context, job string, changes Values, _ string) (Version, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	return m.set(job, nil, changes, "")
+}
+
+// SetIf implements CompareAndSet.
+func (m *Memory) SetIf(_ context.Context, job string, base Version, changes Values, _, change string) (Version, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.set(job, &base, changes, change)
+}
+
+func (m *Memory) set(job string, base *Version, changes Values, change string) (Version, error) {
 	if decls, ok := m.decls[job]; ok {
 		var err error
 		if changes, err = Check(decls, changes); err != nil {
@@ -76,6 +105,12 @@ func (m *Memory) Set(_ context.Context, job string, changes Values, _ string) (V
 		}
 	}
 	vs := m.versions[job]
+	if cur := Version(len(vs)); base != nil && cur != *base {
+		if change != "" && cur == *base+1 && vs[cur-1].change == change {
+			return cur, nil
+		}
+		return 0, fmt.Errorf("%w: %s is at version %d, the change is based on version %d", ErrConflict, job, cur, *base)
+	}
 	next := Values{}
 	at := m.now()
 	if len(vs) > 0 {
@@ -85,7 +120,7 @@ func (m *Memory) Set(_ context.Context, job string, changes Values, _ string) (V
 		}
 	}
 	apply(next, changes)
-	m.versions[job] = append(vs, memVersion{at: at, values: next})
+	m.versions[job] = append(vs, memVersion{at: at, values: next, change: change})
 	return Version(len(vs) + 1), nil
 }
 

@@ -1,6 +1,7 @@
 package params
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -16,6 +17,9 @@ var (
 	// ErrInvalid: a declaration or a value breaks its declaration (type,
 	// bounds, unknown name).
 	ErrInvalid = errors.New("params: invalid")
+	// ErrConflict: a compare-and-set ([CompareAndSet]) found the job at
+	// another version than the one the change was based on.
+	ErrConflict = errors.New("params: conflict")
 )
 
 // Type is a parameter's type. Values of each type are held as one Go type:
@@ -82,6 +86,35 @@ type Decl struct {
 // Values maps parameter names to values. In a resolved set (see [Resolve])
 // each value has its declared type's Go type.
 type Values map[string]any
+
+// UnmarshalJSON reads a JSON object keeping integers exact: a number
+// written without fraction or exponent that fits an int64 is an int64, any
+// other number a float64. (Plain encoding/json makes every number a
+// float64: an Int value above 2^53 changed on its way through Temporal's
+// JSON payloads, from the submitted change to the stored version.)
+func (v *Values) UnmarshalJSON(b []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	var m map[string]any
+	if err := dec.Decode(&m); err != nil {
+		return err
+	}
+	for k, x := range m {
+		n, ok := x.(json.Number)
+		if !ok {
+			continue
+		}
+		if i, err := strconv.ParseInt(string(n), 10, 64); err == nil {
+			m[k] = i
+		} else if f, err := n.Float64(); err == nil {
+			m[k] = f
+		} else {
+			return fmt.Errorf("params: value %q: %w", k, err)
+		}
+	}
+	*v = m
+	return nil
+}
 
 // Version numbers the successive value sets of a job: 1, 2, … Version 0
 // means no value was ever set: every parameter has its default.
@@ -236,7 +269,9 @@ func convert(t Type, v any) (any, error) {
 				return v, nil
 			}
 		case float32:
-			return float64(v), nil
+			if f := float64(v); !math.IsNaN(f) && !math.IsInf(f, 0) {
+				return f, nil
+			}
 		case string:
 			if f, err := strconv.ParseFloat(strings.TrimSpace(v), 64); err == nil && !math.IsNaN(f) && !math.IsInf(f, 0) {
 				return f, nil
@@ -374,6 +409,34 @@ type Declarer interface {
 	Declare(ctx context.Context, job string, decls []Decl) error
 	// Declarations returns the job's declarations; none is not an error.
 	Declarations(ctx context.Context, job string) ([]Decl, error)
+}
+
+// CompareAndSet is the optional capability of a registry to make a version
+// only if the job is still at the version a change was based on, so that two
+// changes reviewed at once cannot silently overwrite each other (the
+// approval workflow applies changes with it).
+type CompareAndSet interface {
+	// SetIf is Set if the job's current version is base; otherwise it stores
+	// nothing and returns an error matching ErrConflict that names the
+	// current version. change identifies the change (the approval
+	// workflow's id) and is stored with the version: if the current version
+	// is base+1 and was made by the same change, SetIf returns it without
+	// storing again, so a retry after a lost reply succeeds. SetIf is atomic
+	// within one registry value; processes sharing a store must serialize
+	// their calls per job (the ParamChange workflow runs one apply per job
+	// at a time).
+	SetIf(ctx context.Context, job string, base Version, changes Values, by, change string) (Version, error)
+}
+
+// ErrNoVersion: a job has no such version (see [Versions]).
+var ErrNoVersion = errors.New("params: no such version")
+
+// Versions is the optional capability of a registry to return any version
+// by number, so a backfill can pin one (`backfill start --params-version`).
+type Versions interface {
+	// Version returns the overrides of job's version v; version 0 has none.
+	// A version the job never had is ErrNoVersion.
+	Version(ctx context.Context, job string, v Version) (Values, error)
 }
 
 // PointInTime is the optional capability of a registry to answer which

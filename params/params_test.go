@@ -2,7 +2,10 @@ package params_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"math"
+	"reflect"
 	"testing"
 	"time"
 
@@ -139,5 +142,112 @@ func testRegistry(t *testing.T, open func(t *testing.T, now func() time.Time) pa
 	}
 	if v, vals, err := r.Current(ctx, "job"); err != nil || v != 3 || vals["on"] != false {
 		t.Fatalf("current after set 3: %v %v %v", v, vals, err)
+	}
+}
+
+// SetIf stores only on the base version, refuses a stale base with
+// ErrConflict (storing nothing), and answers a retry of the change that
+// made the current version with that version.
+func TestCompareAndSet(t *testing.T) {
+	for name, open := range map[string]func(t *testing.T) params.Registry{
+		"memory": func(t *testing.T) params.Registry { return params.NewMemory(nil) },
+		"eventcenter": func(t *testing.T) params.Registry {
+			st, err := embedded.Open(embedded.Config{InMemory: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { st.Close() })
+			return params.NewEventCenter(st, nil)
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			r := open(t)
+			cas := r.(params.CompareAndSet)
+			if err := r.(params.Declarer).Declare(ctx, "job", decls()); err != nil {
+				t.Fatal(err)
+			}
+			if v, err := cas.SetIf(ctx, "job", 0, params.Values{"max_open": 7}, "ops", "param-job-1"); err != nil || v != 1 {
+				t.Fatalf("SetIf on 0: %v, %v", v, err)
+			}
+			// Another change based on version 0 lost the race.
+			if _, err := cas.SetIf(ctx, "job", 0, params.Values{"max_open": 9}, "ops", "param-job-2"); !errors.Is(err, params.ErrConflict) {
+				t.Fatalf("stale SetIf: %v, want ErrConflict", err)
+			}
+			// The first change's retry is answered with its version.
+			if v, err := cas.SetIf(ctx, "job", 0, params.Values{"max_open": 7}, "ops", "param-job-1"); err != nil || v != 1 {
+				t.Fatalf("retried SetIf: %v, %v", v, err)
+			}
+			if v, vals, err := r.Current(ctx, "job"); err != nil || v != 1 || vals["max_open"] != int64(7) {
+				t.Fatalf("current: %v %v %v", v, vals, err)
+			}
+			if _, err := cas.SetIf(ctx, "job", 1, params.Values{"max_open": 99}, "ops", "param-job-3"); !errors.Is(err, params.ErrInvalid) {
+				t.Fatalf("out of bounds SetIf: %v", err)
+			}
+			if v, err := cas.SetIf(ctx, "job", 1, params.Values{"max_open": nil}, "ops", "param-job-3"); err != nil || v != 2 {
+				t.Fatalf("SetIf on 1: %v, %v", v, err)
+			}
+			vs := r.(params.Versions)
+			if vals, err := vs.Version(ctx, "job", 1); err != nil || vals["max_open"] != int64(7) {
+				t.Errorf("Version(1) = %v, %v", vals, err)
+			}
+			if vals, err := vs.Version(ctx, "job", 2); err != nil || len(vals) != 0 {
+				t.Errorf("Version(2) = %v, %v", vals, err)
+			}
+			if _, err := vs.Version(ctx, "job", 3); !errors.Is(err, params.ErrNoVersion) {
+				t.Errorf("Version(3) = %v, want ErrNoVersion", err)
+			}
+		})
+	}
+}
+
+// Values keep integers exact through JSON, as Temporal's payloads carry
+// them: an Int value above 2^53 once reached the registry rounded to the
+// nearest float64 (9007199254740993 stored as 9007199254740992).
+func TestValuesJSONKeepsIntegers(t *testing.T) {
+	d := params.Decl{Name: "n", Type: params.Int, Default: 0, Max: int64(1) << 62, Description: "a big count"}
+	if err := d.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	in := params.Values{"n": int64(1)<<53 + 1, "f": 0.45, "big": 1e300, "s": "720h", "off": nil}
+	b, err := json.Marshal(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out params.Values
+	if err := json.Unmarshal(b, &out); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(out, in) {
+		t.Fatalf("%s read back as %#v, want %#v", b, out, in)
+	}
+	if v, err := d.Check(out["n"]); err != nil || v != int64(1)<<53+1 {
+		t.Fatalf("Check: %v, %v; want %d", v, err, int64(1)<<53+1)
+	}
+	var none params.Values
+	if err := json.Unmarshal([]byte("null"), &none); err != nil || none != nil {
+		t.Fatalf("null: %v, %v", none, err)
+	}
+	if err := json.Unmarshal([]byte(`{"n": 1e400}`), &none); err == nil {
+		t.Fatal("1e400: no error")
+	}
+}
+
+// Check refuses every value that is not a finite number of its type:
+// NaN passes every bound (no comparison with it is true), so it must be
+// refused before the bounds are checked, whatever Go type carries it.
+func TestCheckRefusesNonFinite(t *testing.T) {
+	ds := decls()
+	if err := params.ValidateDecls(ds); err != nil {
+		t.Fatal(err)
+	}
+	ratio := &ds[1]
+	for _, v := range []any{math.NaN(), math.Inf(1), float32(math.NaN()), float32(math.Inf(-1)), "NaN", "+Inf", 1.5, float32(2)} {
+		if got, err := ratio.Check(v); !errors.Is(err, params.ErrInvalid) {
+			t.Errorf("ratio %#v: accepted as %#v, want ErrInvalid", v, got)
+		}
+	}
+	if got, err := ratio.Check(float32(0.5)); err != nil || got != 0.5 {
+		t.Errorf("ratio float32(0.5): %#v, %v", got, err)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	osexec "os/exec"
@@ -134,9 +135,8 @@ func TestProductionTopology(t *testing.T) {
 	}
 	rmq := rabbitMQ(t, amqpURL, repayQueue, featQueue, exchange)
 
-	temporalPort := freePort(t)
-	temporalAddr := fmt.Sprintf("127.0.0.1:%d", temporalPort)
-	httpAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	temporalAddr, httpAddr := testenv.FreeAddr(t), testenv.FreeAddr(t)
+	_, temporalPort, _ := net.SplitHostPort(temporalAddr)
 	cfgFile := filepath.Join(tmp, "tidemark.yaml")
 	writeFile(t, cfgFile, fmt.Sprintf(`store: hbase://%s/%s
 sources: %s
@@ -170,7 +170,7 @@ topics: {deadLetter: %s}
 
 	// Every part its own process.
 	temporal := newProc(t, tmp, "temporal", temporalBin, "server", "start-dev", "--headless", "--ip", "127.0.0.1",
-		"--port", strconv.Itoa(temporalPort), "--db-filename", filepath.Join(tmp, "temporal.db"))
+		"--port", temporalPort, "--db-filename", filepath.Join(tmp, "temporal.db"))
 	cdcProc := newProc(t, tmp, "cdc", bin, append([]string{"cdc", "--mysql", mcfg.Addr, "--mysql-user", mcfg.User,
 		"--mysql-password", mcfg.Password, "--flavor", mcfg.Flavor, "--checkpoint", filepath.Join(tmp, "cdc"),
 		"--start", "current"}, conf...)...)

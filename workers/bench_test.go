@@ -1,8 +1,12 @@
 package workers_test
 
 // Backfill throughput with one fetch per event, through Temporal with one
-// and two workers, beside the same range replayed without Temporal
-// (job.RunAll over one Replay) in the same run:
+// and two workers, beside the same range without Temporal in the same run:
+// replayed by job.RunAll over one Replay ("direct"), and cut into the
+// workflow's chunks run by the same activity code two at a time in the
+// SDK's activity environment, without server, workflow or polls
+// ("activities": the same work as temporal/workers=1 but the
+// orchestration):
 //
 //	go test ./workers -run '^$' -bench Backfill -benchtime 3x
 //
@@ -25,8 +29,10 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/worker"
 
+	"github.com/tidemark-dev/tidemark/activities"
 	"github.com/tidemark-dev/tidemark/eventcenter"
 	"github.com/tidemark-dev/tidemark/eventcenter/embedded"
 	"github.com/tidemark-dev/tidemark/internal/backfilltest"
@@ -134,6 +140,59 @@ func BenchmarkBackfill(b *testing.B) {
 				sum, err := job.RunAll(ctx, j, env, replay, job.RunOptions{})
 				if err != nil || sum.Counts[job.OK] != bench.outputs {
 					b.Fatalf("%+v %v", sum.Counts, err)
+				}
+			}
+			report(b, start, cpu)
+		})
+		// The same chunks through the same activity code, two at a time
+		// as the workflow runs them with one worker, without Temporal's
+		// server, workflow or polls (the SDK's activity environment
+		// only): the gap to temporal/workers=1 is the orchestration's.
+		b.Run(fmt.Sprintf("activities/sink=%s", sink), func(b *testing.B) {
+			st := freshStore(b)
+			out := &discard{}
+			a := &activities.Backfill{Store: st, Jobs: activities.NewJobs(backfilltest.Job(job.Outputs(out)))}
+			chunks := eventcenter.Chunks{From: backfilltest.T0, To: backfilltest.T0.Add(benchSpan), Size: workflows.DefaultChunk}
+			start, cpu := time.Now(), cpuTime()
+			for i := range b.N {
+				var opts activities.Options
+				if sink == "featurestore" {
+					opts.Sink = "featurestore:" + featureSource()
+				}
+				next := make(chan int)
+				var outputs atomic.Int64
+				var wg sync.WaitGroup
+				errs := make(chan error, 2)
+				for range 2 {
+					wg.Go(func() {
+						var ts testsuite.WorkflowTestSuite
+						ts.SetLogger(quiet)
+						for c := range next {
+							env := ts.NewTestActivityEnvironment()
+							env.RegisterActivity(a)
+							r := chunks.At(c)
+							v, err := env.ExecuteActivity(a.BackfillChunk, activities.ChunkInput{Backfill: fmt.Sprintf("bench-activities-%d", i), Job: backfilltest.JobName,
+								Index: c, From: r.From, To: r.To, Options: opts})
+							var res activities.ChunkResult
+							if err == nil {
+								err = v.Get(&res)
+							}
+							if err != nil {
+								errs <- err
+								return
+							}
+							outputs.Add(int64(res.Outputs))
+						}
+					})
+				}
+				for c := range chunks.Len() {
+					next <- c
+				}
+				close(next)
+				wg.Wait()
+				close(errs)
+				if err := <-errs; err != nil || outputs.Load() != int64(bench.outputs) {
+					b.Fatalf("%d outputs, want %d: %v", outputs.Load(), bench.outputs, err)
 				}
 			}
 			report(b, start, cpu)

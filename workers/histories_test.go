@@ -22,15 +22,18 @@ import (
 
 // TestBackfillHistories runs, on a real Temporal server, the backfills
 // whose histories workflows.TestReplayHistories replays
-// (workflows/testdata/backfill_v1_*.json; TIDEMARK_UPDATE_HISTORIES=1
+// (workflows/testdata/backfill_v2_*.json; TIDEMARK_UPDATE_HISTORIES=1
 // rewrites them): the workflow's own defaults, the parallelism update (and
 // a rejected one) beside the older signal, continue-as-new, a failed chunk
 // (a sample table replaced mid-backfill), a sample table to a Parquet file
-// sink with its manifest and _SUCCESS, and a cancel.
+// sink with its manifest and _SUCCESS, the same ID started again (its
+// folder cleared), a cancel, and a truncation that leaves nothing (a
+// partition at the floor).
 //
 // The histories of backfills started before versioning (backfill_v0_*.json)
-// were recorded by this test's predecessor at commit 1644896 and are not
-// rewritten.
+// were recorded by this test's predecessor at commit 1644896, those of
+// version 1 (backfill_v1_*.json) by this test at commit e450c25; they are
+// not rewritten.
 func TestBackfillHistories(t *testing.T) {
 	ctx := context.Background()
 	srv := server(t, false)
@@ -44,6 +47,7 @@ func TestBackfillHistories(t *testing.T) {
 	base := workflows.BackfillInput{Job: backfilltest.JobName, From: backfilltest.T0, To: backfilltest.T0.Add(2 * time.Hour),
 		Chunk: workflows.Duration(10 * time.Minute)}
 	triggers := backfilltest.Triggers(evs)
+	const v = "backfill_v2_"     // the prefix of the files written
 	write := map[string]string{} // workflow ID -> file
 	var runIDs []string
 
@@ -54,7 +58,7 @@ func TestBackfillHistories(t *testing.T) {
 	if err := backfill(t, c, "hist-defaults", "hist", in).Get(ctx, &sum); err != nil || sum.Chunks != 12 || sum.Written != triggers {
 		t.Fatalf("defaults: %+v %v", sum, err)
 	}
-	write["hist-defaults"] = "backfill_v1_defaults.json"
+	write["hist-defaults"] = v + "defaults.json"
 
 	// The parallelism update after the first chunk; one out of range is
 	// rejected with an error for the caller; the older signal still works.
@@ -84,7 +88,7 @@ func TestBackfillHistories(t *testing.T) {
 	if err := run.Get(ctx, &sum); err != nil || sum.Chunks != 12 {
 		t.Fatalf("update: %+v %v", sum, err)
 	}
-	write["hist-update"] = "backfill_v1_update.json"
+	write["hist-update"] = v + "update.json"
 
 	// Continue-as-new: 12 chunks, 5 per run; both the first and the last
 	// run's histories.
@@ -95,7 +99,7 @@ func TestBackfillHistories(t *testing.T) {
 	if err := run.Get(ctx, &sum); err != nil || sum.Runs != 3 || sum.Written != triggers {
 		t.Fatalf("continue-as-new: %+v %v", sum, err)
 	}
-	write["hist-can"] = "backfill_v1_can_last.json"
+	write["hist-can"] = v + "can_last.json"
 
 	// A sample table, to a Parquet file sink: manifest and _SUCCESS.
 	dir := t.TempDir()
@@ -115,7 +119,9 @@ func TestBackfillHistories(t *testing.T) {
 	out := filepath.Join(dir, "out")
 	in = workflows.BackfillInput{Job: backfilltest.JobName, Sample: sample, ChunkRows: 300, Parallelism: 2,
 		Options: activities.Options{Sink: "file://" + out, Format: "parquet"}}
-	if err := backfill(t, c, "hist-sample", "hist", in).Get(ctx, &sum); err != nil || sum.Chunks != 8 || sum.Written != rows { // a training set: one row per sample row
+	run = backfill(t, c, "hist-sample", "hist", in)
+	sampleRun := run.GetRunID()
+	if err := run.Get(ctx, &sum); err != nil || sum.Chunks != 8 || sum.Written != rows { // a training set: one row per sample row
 		t.Fatalf("sample: %+v %v", sum, err)
 	}
 	for _, name := range []string{activities.ManifestName, activities.SuccessName} {
@@ -123,7 +129,17 @@ func TestBackfillHistories(t *testing.T) {
 			t.Fatalf("sample sink: %v", err)
 		}
 	}
-	write["hist-sample"] = "backfill_v1_sample.json"
+
+	// The same ID started again: the earlier backfill's objects and
+	// _SUCCESS are removed before anything runs, then written anew.
+	if err := backfill(t, c, "hist-sample", "hist", in).Get(ctx, &sum); err != nil || sum.Written != rows ||
+		len(sum.Warnings) != 1 || !strings.Contains(sum.Warnings[0], "of an earlier backfill with this ID") {
+		t.Fatalf("sample again: %+v %v", sum, err)
+	}
+	if _, err := os.Stat(filepath.Join(out, "hist-sample", backfilltest.JobName, activities.SuccessName)); err != nil {
+		t.Fatalf("sample sink again: %v", err)
+	}
+	write["hist-sample"] = v + "sample_again.json"
 
 	// A failed chunk: the sample table is replaced after the first chunks.
 	in.Parallelism, in.Sink, in.Format = 1, "featurestore:hist.failed", ""
@@ -137,7 +153,7 @@ func TestBackfillHistories(t *testing.T) {
 	if !errors.As(err, &ae) || ae.Type() != workflows.ErrTypeChunkFailed || !strings.Contains(err.Error(), "changed since the backfill planned it") {
 		t.Fatalf("failed chunk: %v", err)
 	}
-	write["hist-failed"] = "backfill_v1_failed_chunk.json"
+	write["hist-failed"] = v + "failed_chunk.json"
 
 	// Cancel while chunks run.
 	in = base
@@ -151,12 +167,29 @@ func TestBackfillHistories(t *testing.T) {
 	if err := run.Get(ctx, &sum); !errors.As(err, &ce) {
 		t.Fatalf("cancel: %v", err)
 	}
-	write["hist-cancel"] = "backfill_v1_cancel.json"
+	write["hist-cancel"] = v + "cancel.json"
+
+	// A partition registered at the floor: truncating at the watermark
+	// leaves nothing, which fails; the file sink gets no _SUCCESS.
+	if err := st.RegisterPartitions(ctx, backfilltest.Apps, []int32{99}); err != nil {
+		t.Fatal(err)
+	}
+	in = base
+	in.Sink, in.Watermark = "file://"+out, workflows.WatermarkTruncate
+	err = backfill(t, c, "hist-truncated", "hist", in).Get(ctx, &sum)
+	if !errors.As(err, &ae) || ae.Type() != workflows.ErrTypeWatermark || !strings.Contains(err.Error(), "nothing ran") {
+		t.Fatalf("truncated to nothing: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(out, "hist-truncated", backfilltest.JobName, activities.SuccessName)); !os.IsNotExist(err) {
+		t.Fatalf("truncated to nothing: _SUCCESS %v, want none", err)
+	}
+	write["hist-truncated"] = v + "truncated.json"
 
 	if os.Getenv("TIDEMARK_UPDATE_HISTORIES") == "1" {
 		for id, file := range write {
 			writeHistory(t, c, id, file, nil)
 		}
-		writeRunHistory(t, c, "hist-can", runIDs[0], "backfill_v1_can_first.json")
+		writeRunHistory(t, c, "hist-can", runIDs[0], v+"can_first.json")
+		writeRunHistory(t, c, "hist-sample", sampleRun, v+"sample.json")
 	}
 }

@@ -16,9 +16,13 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/tidemark-dev/tidemark/activities"
+	"github.com/tidemark-dev/tidemark/auth"
 	"github.com/tidemark-dev/tidemark/eventcenter"
+	"github.com/tidemark-dev/tidemark/eventcenter/tiered"
 	"github.com/tidemark-dev/tidemark/job"
+	"github.com/tidemark-dev/tidemark/job/outputs"
 	"github.com/tidemark-dev/tidemark/params"
+	"github.com/tidemark-dev/tidemark/parity"
 	"github.com/tidemark-dev/tidemark/source"
 	"github.com/tidemark-dev/tidemark/workflows"
 )
@@ -49,9 +53,29 @@ type Deps struct {
 	// Heartbeats sends backfill chunks' heartbeats unthrottled (see
 	// activities.Backfill.Heartbeats). New sets it to its client.
 	Heartbeats activities.HeartbeatClient
+	// Directory checks that the reviewer of a parameter change holds the
+	// approver role (activities.ParamChange.Directory). Default nil: the
+	// API and the CLI check callers; signals sent otherwise are trusted.
+	Directory auth.Directory
+	// NotifyParams tells running workers of a job's new parameter version
+	// (params/notify.Publisher.Notify). Default nil: workers poll.
+	NotifyParams func(ctx context.Context, job string, v params.Version) error
 	// OnSegment, if set, is called after each committed segment of a
 	// backfill chunk (metrics, tests).
 	OnSegment func(in activities.ChunkInput, c activities.Cursor)
+	// Correction, if set, runs the correction's activities (it needs the
+	// MySQL server). Default nil: the Correction workflow is registered,
+	// its activities are not (a worker without MySQL access).
+	Correction *activities.Correction
+	// ParityDest is where Parity runs write their lists of differences
+	// (activities.Parity.Dest: a folder or S3). Default: under os.TempDir.
+	ParityDest outputs.Destination
+	// ParityMetrics, if set, count the parity runs' triggers and
+	// differences by cause.
+	ParityMetrics *parity.Metrics
+	// ParityDeadLetters tell Parity runs which triggers the live workers
+	// gave up on (activities.Parity.DeadLetters). Default nil.
+	ParityDeadLetters parity.DeadLetters
 }
 
 // Register registers every workflow and activity with r.
@@ -64,6 +88,21 @@ func Register(r worker.Registry, d Deps) {
 		Store: d.Store, Jobs: activities.NewJobs(d.Jobs...), Params: d.Params, Sources: knownSources(d.Sources), S3: d.S3, Ledger: d.Ledger,
 		Workers: d.Workers, BatchSize: d.BatchSize, Heartbeats: d.Heartbeats, OnSegment: d.OnSegment,
 	})
+	r.RegisterWorkflowWithOptions(workflows.ParamChange, workflow.RegisterOptions{Name: workflows.ParamChangeWorkflow})
+	r.RegisterWorkflowWithOptions(workflows.ParamApply, workflow.RegisterOptions{Name: workflows.ParamApplyWorkflow})
+	r.RegisterActivity(&activities.ParamChange{Store: d.Store, Registry: d.Params, Directory: d.Directory, Notify: d.NotifyParams})
+	r.RegisterWorkflowWithOptions(workflows.Correction, workflow.RegisterOptions{Name: workflows.CorrectionWorkflow})
+	if d.Correction != nil {
+		r.RegisterActivity(d.Correction)
+	}
+	// Tiering runs where the event center has a cold tier; elsewhere its
+	// activities fail, not retried, saying so.
+	cold, _ := d.Store.(*tiered.Store)
+	r.RegisterWorkflowWithOptions(workflows.Tier, workflow.RegisterOptions{Name: workflows.TierWorkflow})
+	r.RegisterActivity(&activities.Tier{Store: cold})
+	r.RegisterWorkflowWithOptions(workflows.Parity, workflow.RegisterOptions{Name: workflows.ParityWorkflow})
+	r.RegisterWorkflowWithOptions(workflows.LateImpact, workflow.RegisterOptions{Name: workflows.LateImpactWorkflow})
+	r.RegisterActivity(&activities.Parity{Store: d.Store, Jobs: activities.NewJobs(d.Jobs...), Params: d.Params, Dest: d.ParityDest, Metrics: d.ParityMetrics, DeadLetters: d.ParityDeadLetters})
 }
 
 // New returns a worker of c on taskQueue (workflows.TaskQueue if empty)
@@ -84,9 +123,10 @@ func New(c client.Client, taskQueue string, d Deps, opts worker.Options) worker.
 // publish; the namespace must have them (see EnsureSearchAttributes).
 func SearchAttributes() map[string]enumspb.IndexedValueType {
 	return map[string]enumspb.IndexedValueType{
-		workflows.SearchJob.GetName():      enumspb.INDEXED_VALUE_TYPE_KEYWORD,
-		workflows.SearchProgress.GetName(): enumspb.INDEXED_VALUE_TYPE_DOUBLE,
-		workflows.SearchEvents.GetName():   enumspb.INDEXED_VALUE_TYPE_INT,
+		workflows.SearchJob.GetName():        enumspb.INDEXED_VALUE_TYPE_KEYWORD,
+		workflows.SearchProgress.GetName():   enumspb.INDEXED_VALUE_TYPE_DOUBLE,
+		workflows.SearchEvents.GetName():     enumspb.INDEXED_VALUE_TYPE_INT,
+		workflows.SearchParamState.GetName(): enumspb.INDEXED_VALUE_TYPE_KEYWORD,
 	}
 }
 

@@ -115,8 +115,14 @@ const (
 	// the parallelism update, counts of writes, the sink's manifest.
 	// Histories without the marker replay as before it.
 	versionDefaults workflow.Version = 1
+	// versionRuns: every trigger source's watermark is checked, and one
+	// without any counts as behind; a range that truncation leaves empty
+	// fails instead of ending done; the run identity (BackfillState.Run)
+	// tags the feature store's records; a file sink's folder is cleared of
+	// an earlier backfill of the same workflow ID before anything runs.
+	versionRuns workflow.Version = 2
 	// versionLatest is the version new backfills run.
-	versionLatest = versionDefaults
+	versionLatest = versionRuns
 )
 
 // BackfillInput asks for a backfill: a job over a time range or over a
@@ -186,6 +192,9 @@ type BackfillState struct {
 	// Version is the workflow version of the first run; continuations
 	// keep its behaviour.
 	Version workflow.Version `json:"version,omitempty"`
+	// Run is the first run's ID (versions from 2): with the workflow ID, it
+	// tells this backfill from an earlier one started with the same ID.
+	Run string `json:"run,omitempty"`
 }
 
 // Summary is the result of a backfill.
@@ -291,7 +300,12 @@ type Progress struct {
 // Validate reports what is wrong with in, limits included; it does not
 // check what only the workers know (the job's name, the sink, a sample
 // table's size), which the plan activity does.
-func (in *BackfillInput) Validate() error {
+func (in *BackfillInput) Validate() error { return in.validate(versionLatest) }
+
+// validate applies the rules of workflow version v: a running backfill is
+// judged by the rules of the version that started it, so that its history
+// replays (a limit added later would refuse an input that ran).
+func (in *BackfillInput) validate(v workflow.Version) error {
 	switch {
 	case in.Job == "":
 		return errors.New("backfill: no job")
@@ -303,9 +317,12 @@ func (in *BackfillInput) Validate() error {
 		return fmt.Errorf("backfill: range [%v, %v) is empty", in.From, in.To)
 	case in.Sample == "" && in.To.Sub(in.From) >= 100*365*24*time.Hour:
 		return fmt.Errorf("backfill: range [%v, %v) is longer than 100 years", in.From, in.To)
-	case in.Chunk < 0, in.ChunkRows < 0, in.Parallelism < 0, in.MaxChunksPerRun < 0, in.ProgressEvery < 0, in.HeartbeatTimeout < 0,
-		in.StallTimeout < 0, in.WatermarkTimeout < 0, in.SegmentEvents < 0:
-		return errors.New("backfill: chunk, chunkRows, parallelism, maxChunksPerRun, progressEvery, heartbeatTimeout, stallTimeout, watermarkTimeout and segmentEvents must not be negative")
+	case in.Chunk < 0, in.ChunkRows < 0, in.Parallelism < 0, in.MaxChunksPerRun < 0, in.ProgressEvery < 0, in.HeartbeatTimeout < 0:
+		return errors.New("backfill: chunk, chunkRows, parallelism, maxChunksPerRun, progressEvery and heartbeatTimeout must not be negative")
+	case v < versionDefaults:
+		return nil // the rules below came with versionDefaults
+	case in.StallTimeout < 0, in.WatermarkTimeout < 0, in.SegmentEvents < 0:
+		return errors.New("backfill: stallTimeout, watermarkTimeout and segmentEvents must not be negative")
 	case in.Parallelism > MaxParallelism:
 		return fmt.Errorf("backfill: parallelism %d is above the limit of %d chunks at once", in.Parallelism, MaxParallelism)
 	}
@@ -408,12 +425,11 @@ const (
 // ends cancelled with the Summary so far as details, a failed chunk (after
 // its retries) fails it with the Summary so far as details.
 func Backfill(ctx workflow.Context, in BackfillInput) (Summary, error) {
-	if err := in.Validate(); err != nil {
-		return Summary{}, badInput(err)
-	}
 	logger := workflow.GetLogger(ctx)
 	var a *activities.Backfill
 
+	// The version first, then the rules of that version: validating by
+	// today's rules would refuse, on replay, an old input that ran.
 	st := in.State
 	if st == nil {
 		st = &BackfillState{Started: workflow.Now(ctx), Summary: Summary{Job: in.Job}}
@@ -422,8 +438,15 @@ func Backfill(ctx workflow.Context, in BackfillInput) (Summary, error) {
 		} else {
 			st.Version = workflow.GetVersion(ctx, versionChange, workflow.DefaultVersion, versionLatest)
 		}
+		if st.Version >= versionRuns { // this is the first run
+			st.Run = workflow.GetInfo(ctx).WorkflowExecution.RunID
+		}
+	}
+	if err := in.validate(st.Version); err != nil {
+		return Summary{}, badInput(err)
 	}
 	v1 := st.Version >= versionDefaults
+	v2 := st.Version >= versionRuns
 	in.setDefaults(st.Version)
 	st.Runs++
 	st.Summary.Runs = st.Runs
@@ -502,7 +525,7 @@ func Backfill(ctx workflow.Context, in BackfillInput) (Summary, error) {
 			input, _ := json.Marshal(in.withoutState())
 			summary, _ := json.Marshal(st.Summary)
 			ferr := workflow.ExecuteActivity(fctx, a.BackfillFinish, activities.FinishInput{
-				Backfill: workflow.GetInfo(ctx).WorkflowExecution.ID, Job: in.Job, Options: in.Options,
+				Backfill: workflow.GetInfo(ctx).WorkflowExecution.ID, Run: st.Run, Job: in.Job, Options: in.Options,
 				Status: status, Input: input, Summary: summary,
 			}).Get(fctx, nil)
 			if ferr != nil && err == nil {
@@ -517,6 +540,24 @@ func Backfill(ctx workflow.Context, in BackfillInput) (Summary, error) {
 	opts := in.Options
 	if st.Chunks == 0 {
 		publish(true)
+		if v2 && activities.IsFileSink(in.Sink) {
+			// The folder is this backfill's from now on, also for its
+			// manifest if it fails: an earlier backfill of this workflow
+			// ID must not be read as part of it.
+			cctx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+				StartToCloseTimeout: 10 * time.Minute,
+				RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 5},
+			})
+			var removed int
+			if err := workflow.ExecuteActivity(cctx, a.BackfillClear, activities.ClearInput{
+				Backfill: workflow.GetInfo(ctx).WorkflowExecution.ID, Job: in.Job, Options: in.Options,
+			}).Get(ctx, &removed); err != nil {
+				return finish("failed", err)
+			}
+			if removed > 0 {
+				warn(fmt.Sprintf("removed %d objects of an earlier backfill with this ID from the sink", removed))
+			}
+		}
 		planCtx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 			StartToCloseTimeout: time.Hour,
 			HeartbeatTimeout:    time.Minute,
@@ -530,7 +571,12 @@ func Backfill(ctx workflow.Context, in BackfillInput) (Summary, error) {
 			return finish("failed", err)
 		}
 		st.Plan = plan
-		if v1 {
+		switch {
+		case v2:
+			if err := watermarks(ctx, &in, st, warn); err != nil {
+				return finish("failed", err)
+			}
+		case v1:
 			if err := watermark(ctx, &in, st, warn); err != nil {
 				return finish("failed", err)
 			}
@@ -567,7 +613,7 @@ func Backfill(ctx workflow.Context, in BackfillInput) (Summary, error) {
 	})
 	backfillID := workflow.GetInfo(ctx).WorkflowExecution.ID
 	chunkInput := func(i int) activities.ChunkInput {
-		c := activities.ChunkInput{Backfill: backfillID, Job: in.Job, Index: i, Options: opts, StallTimeout: time.Duration(in.StallTimeout)}
+		c := activities.ChunkInput{Backfill: backfillID, Run: st.Run, Job: in.Job, Index: i, Options: opts, StallTimeout: time.Duration(in.StallTimeout)}
 		if st.Plan.Sample != nil {
 			c.Sample = st.Plan.Sample.Chunk(i)
 		} else {
@@ -657,7 +703,78 @@ func (in BackfillInput) withoutState() BackfillInput {
 	return in
 }
 
-// watermark applies in.Watermark when the input needs events after the
+// watermarks applies in.Watermark (versions from 2) when the input needs
+// events after the time up to which every trigger source has stored them:
+// the earliest of the sources' watermarks, never later than now. A source
+// without a watermark (at the floor, or never reported) has stored nothing
+// known, so it holds that time at zero: "refuse" fails naming it, "wait"
+// waits for it, "truncate" leaves no range, which fails too (nothing ran:
+// the backfill must not end done). The input is then covered, or the
+// backfill waits for it, refuses it or truncates its range.
+func watermarks(ctx workflow.Context, in *BackfillInput, st *BackfillState, warn func(string)) error {
+	plan := &st.Plan
+	var last time.Time // the latest event time the input needs
+	if plan.Sample != nil {
+		last = plan.Sample.Latest
+	} else {
+		last = in.To.Add(-time.Nanosecond)
+	}
+	if last.IsZero() {
+		return nil
+	}
+	ws := plan.Watermarks
+	if len(ws) == 0 { // a plan by a worker of an older version: the earliest
+		ws = []activities.SourceWatermark{{Source: plan.Source, Watermark: plan.Watermark, Floor: plan.Floor}}
+	}
+	lowest := ws[0] // the source furthest behind
+	for _, w := range ws[1:] {
+		if w.Watermark.Before(lowest.Watermark) {
+			lowest = w
+		}
+	}
+	covered, clock := lowest.Watermark, false
+	what := "the watermark of " + lowest.Source
+	switch now := workflow.Now(ctx); {
+	case lowest.Floor:
+		what += ", at the floor: a partition has stored nothing yet"
+	case covered.IsZero():
+		what += ", which it has never reported: nothing says any of its events is stored"
+	case covered.After(now):
+		covered, what, clock = now, "now", true
+	}
+	if !covered.Before(last) {
+		return nil
+	}
+	if !covered.IsZero() {
+		what += " (" + covered.UTC().Format(time.RFC3339Nano) + ")"
+	}
+	behind := fmt.Sprintf("the input reaches %s, after %s", last.UTC().Format(time.RFC3339Nano), what)
+	switch in.Watermark {
+	case WatermarkTruncate:
+		to := covered.Add(time.Nanosecond)
+		if !to.After(in.From) {
+			return temporal.NewNonRetryableApplicationError(fmt.Sprintf(
+				"backfill: nothing ran: %s, which leaves nothing of the range [%s, %s) (watermark: truncate). Start it again with watermark \"wait\" (up to watermarkTimeout) or later",
+				behind, in.From.UTC().Format(time.RFC3339Nano), in.To.UTC().Format(time.RFC3339Nano)), ErrTypeWatermark, nil)
+		}
+		warn(fmt.Sprintf("%s: ran [%s, %s) only (watermark: truncate)", behind,
+			in.From.UTC().Format(time.RFC3339Nano), to.UTC().Format(time.RFC3339Nano)))
+		in.To = to
+		st.Summary.Truncated, st.Summary.To = true, to
+		return nil
+	case WatermarkWait:
+		return waitWatermark(ctx, in, plan, last, workflow.Now(ctx), clock, behind)
+	}
+	hint := fmt.Sprintf(`watermark "wait" (up to watermarkTimeout) or "truncate" (a range up to %s)`, what)
+	if covered.IsZero() {
+		hint = fmt.Sprintf(`watermark "wait" (up to watermarkTimeout), or when ingest has stored events of %s`, lowest.Source)
+	}
+	return temporal.NewNonRetryableApplicationError(fmt.Sprintf(
+		"backfill: %s: its later events may not all be stored yet. Start it again with %s", behind, hint), ErrTypeWatermark, nil)
+}
+
+// watermark is watermarks of version 1, for its histories: it applies
+// in.Watermark when the input needs events after the
 // time up to which they are known to be stored: the trigger source's
 // watermark, and never later than now. A source that reports no watermark
 // cannot be checked: its input may run up to now, with a warning. The
@@ -699,28 +816,7 @@ func watermark(ctx workflow.Context, in *BackfillInput, st *BackfillState, warn 
 		st.Summary.Truncated, st.Summary.To = true, to
 		return nil
 	case WatermarkWait:
-		timeout := time.Duration(in.WatermarkTimeout)
-		var err error
-		if plan.Watermark.IsZero() && !plan.Floor { // nothing to wait for but the clock
-			if wait := last.Sub(now) + time.Nanosecond; wait > timeout {
-				err = fmt.Errorf("%v away", wait)
-			} else {
-				err = workflow.Sleep(ctx, wait)
-			}
-		} else {
-			var a *activities.Backfill
-			wctx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-				StartToCloseTimeout: timeout,
-				HeartbeatTimeout:    time.Minute,
-				RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 1},
-			})
-			err = workflow.ExecuteActivity(wctx, a.BackfillWaitWatermark, activities.WaitInput{Source: plan.Source, Sources: plan.Sources, Until: last}).Get(ctx, &plan.Watermark)
-		}
-		if err != nil {
-			return temporal.NewNonRetryableApplicationError(fmt.Sprintf("backfill: %s, and it did not get there within %v (watermark: wait): %v",
-				behind, timeout, err), ErrTypeWatermark, err)
-		}
-		return nil
+		return waitWatermark(ctx, in, plan, last, now, plan.Watermark.IsZero() && !plan.Floor, behind)
 	}
 	return temporal.NewNonRetryableApplicationError(fmt.Sprintf(
 		"backfill: %s: its later events may not all be stored yet. Start it again with watermark \"wait\" (up to watermarkTimeout) or \"truncate\" (a range up to %s)",
@@ -730,6 +826,37 @@ func watermark(ctx workflow.Context, in *BackfillInput, st *BackfillState, warn 
 // Duration is a time.Duration that JSON spells as Go does ("1h30m"); it
 // also reads a number of nanoseconds.
 type Duration time.Duration
+
+// waitWatermark is watermark "wait" (every version): it waits until the
+// input's last event time last is covered — on the clock alone when
+// clockOnly (no watermark to wait for: sleep until last, if that is within
+// the timeout), else by the BackfillWaitWatermark activity, which updates
+// plan.Watermark — and fails with ErrTypeWatermark, naming behind, if that
+// does not happen within in.WatermarkTimeout.
+func waitWatermark(ctx workflow.Context, in *BackfillInput, plan *activities.Plan, last, now time.Time, clockOnly bool, behind string) error {
+	timeout := time.Duration(in.WatermarkTimeout)
+	var err error
+	if clockOnly {
+		if wait := last.Sub(now) + time.Nanosecond; wait > timeout {
+			err = fmt.Errorf("%v away", wait)
+		} else {
+			err = workflow.Sleep(ctx, wait)
+		}
+	} else {
+		var a *activities.Backfill
+		wctx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+			StartToCloseTimeout: timeout,
+			HeartbeatTimeout:    time.Minute,
+			RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 1},
+		})
+		err = workflow.ExecuteActivity(wctx, a.BackfillWaitWatermark, activities.WaitInput{Source: plan.Source, Sources: plan.Sources, Until: last}).Get(ctx, &plan.Watermark)
+	}
+	if err != nil {
+		return temporal.NewNonRetryableApplicationError(fmt.Sprintf("backfill: %s, and it did not get there within %v (watermark: wait): %v",
+			behind, timeout, err), ErrTypeWatermark, err)
+	}
+	return nil
+}
 
 // MarshalJSON implements json.Marshaler.
 func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }

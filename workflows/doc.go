@@ -26,6 +26,15 @@
 // summary so far as the cancellation's details. File sinks end with a
 // manifest and, when done, a _SUCCESS marker.
 //
+// # Parameter changes
+//
+// [ParamChange] is one reviewed change of a job's parameters: validated
+// against the declarations, decided by an approve or reject signal or
+// update (never by its submitter, only by an approver), expiring unheard,
+// applied by [ParamApply] (one per job at a time: a compare-and-set on the
+// version the change was based on), every step audited. Its state is the
+// search attribute TidemarkParamState (README.md, "Parameter changes").
+//
 // # Versioning
 //
 // Starters send inputs with every default written in

@@ -169,15 +169,16 @@ func TestBackfillWatermark(t *testing.T) {
 		t.Fatalf("wait: %+v %v", sum, err)
 	}
 
-	// A source without a watermark: a range in the past runs, with a
-	// warning; one reaching into the future is refused.
+	// A source without a watermark has stored nothing known: a range in
+	// the past is refused (see TestBackfillWatermarkEverySource); one
+	// reaching into the future is refused by the clock.
 	plan.Watermark = time.Time{}
 	env, c = setup()
 	env.ExecuteWorkflow(workflows.Backfill, rangeInput())
-	sum = workflows.Summary{}
-	if err := env.GetWorkflowResult(&sum); err != nil || len(c.seen) != 11 || len(sum.Warnings) != 1 || !strings.Contains(sum.Warnings[0], "test.apps reports no watermark") {
-		t.Fatalf("no watermark: %+v %v", sum, err)
+	if err := env.GetWorkflowError(); !errors.As(err, &ae) || ae.Type() != workflows.ErrTypeWatermark || !strings.Contains(err.Error(), "which it has never reported") || len(c.seen) != 0 {
+		t.Fatalf("no watermark: %v after %d chunks", err, len(c.seen))
 	}
+	plan.Watermark = far
 	env, c = setup()
 	future := rangeInput()
 	future.To = env.Now().Add(time.Hour)
@@ -190,7 +191,7 @@ func TestBackfillWatermark(t *testing.T) {
 	// A source whose partitions are registered at the floor has stored
 	// nothing up to any time: it is behind, not unwatched (a zero watermark
 	// of RegisterPartitions), so a past range is refused, not run.
-	plan.Floor = true
+	plan.Watermark, plan.Floor = time.Time{}, true
 	env, c = setup()
 	env.ExecuteWorkflow(workflows.Backfill, rangeInput())
 	if err := env.GetWorkflowError(); !errors.As(err, &ae) || ae.Type() != workflows.ErrTypeWatermark || !strings.Contains(err.Error(), "at the floor") || len(c.seen) != 0 {

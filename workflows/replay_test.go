@@ -30,7 +30,16 @@ func TestReplayHistories(t *testing.T) {
 		// parallelism a signal changed.
 		{"backfill_v0_defaults.json", false},
 		{"backfill_v0_signal.json", false},
-		// Recorded by workers.TestBackfillHistories with versioning.
+		// A v0 continuation whose parallelism a signal had set to 5000
+		// (v0 did not clamp signals), above today's limit of 1000: it
+		// replays only if judged by the rules of its own version.
+		// Derived from backfill_v1_can_last.json: its input rewritten as
+		// a v0 run continued as new would have sent it (no version in
+		// the state, no fields of later versions); the commands are
+		// those of v0 for it.
+		{"backfill_v0_over_limit.json", false},
+		// Recorded by workers.TestBackfillHistories at version 1 (commit
+		// e450c25).
 		{"backfill_v1_defaults.json", false},
 		{"backfill_v1_update.json", false},
 		{"backfill_v1_can_first.json", false},
@@ -38,6 +47,18 @@ func TestReplayHistories(t *testing.T) {
 		{"backfill_v1_failed_chunk.json", false},
 		{"backfill_v1_sample.json", false},
 		{"backfill_v1_cancel.json", false},
+		// Recorded by workers.TestBackfillHistories at version 2: the same
+		// cases, the same ID started again (its file sink folder cleared)
+		// and a truncation that leaves nothing.
+		{"backfill_v2_defaults.json", false},
+		{"backfill_v2_update.json", false},
+		{"backfill_v2_can_first.json", false},
+		{"backfill_v2_can_last.json", false},
+		{"backfill_v2_failed_chunk.json", false},
+		{"backfill_v2_sample.json", false},
+		{"backfill_v2_sample_again.json", false},
+		{"backfill_v2_cancel.json", false},
+		{"backfill_v2_truncated.json", false},
 	} {
 		t.Run(strings.TrimSuffix(tc.file, ".json"), func(t *testing.T) {
 			r := worker.NewWorkflowReplayer()

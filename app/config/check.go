@@ -55,7 +55,11 @@ func Check(ctx context.Context, c Config, timeout time.Duration) []Result {
 			return err
 		}},
 		{"kafka", strings.Join(c.Kafka.Brokers, ","), false, func(ctx context.Context) error {
-			cl, err := kgo.NewClient(kgo.SeedBrokers(c.Kafka.Brokers...))
+			opts, err := c.Kafka.ClientOptions()
+			if err != nil {
+				return err
+			}
+			cl, err := kgo.NewClient(opts...)
 			if err != nil {
 				return err
 			}

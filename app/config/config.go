@@ -43,6 +43,12 @@ type Config struct {
 	// hbase://ZK1,ZK2/NAMESPACE (see ParseStore). A bare path means
 	// pebble. Default DefaultStore. $TIDEMARK_STORE.
 	Store string `json:"store,omitempty"`
+	// Cold is the event center's cold tier (eventcenter/tiered):
+	// file://PATH (a folder) or s3://BUCKET/PREFIX (on the S3 settings).
+	// With it, the store keeps only the hot window (tiering moves the
+	// rest; `tidemark tier`) and reads the rest from the cold tier.
+	// Default "": no cold tier, the store keeps everything. $TIDEMARK_COLD.
+	Cold string `json:"cold,omitempty"`
 	// Sources is the source registry file (YAML or JSON, see package
 	// source). Default "": the commands that need one (cdc, forward,
 	// ingest) use "sources.yaml". $TIDEMARK_SOURCES.
@@ -59,7 +65,30 @@ type Kafka struct {
 	// Brokers are the seed brokers. Default [DefaultKafkaBroker].
 	// $TIDEMARK_KAFKA_BROKERS (comma separated).
 	Brokers []string `json:"brokers,omitempty"`
+	// TLS of the broker connections. $TIDEMARK_KAFKA_TLS,
+	// $TIDEMARK_KAFKA_TLS_CERT, $TIDEMARK_KAFKA_TLS_KEY,
+	// $TIDEMARK_KAFKA_TLS_CA, $TIDEMARK_KAFKA_TLS_SERVER_NAME.
+	TLS  TLS  `json:"tls,omitzero"`
+	SASL SASL `json:"sasl,omitzero"`
 }
+
+// SASL authenticates to the Kafka brokers (usually with TLS on).
+type SASL struct {
+	// Mechanism is PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (any case).
+	// Default none: no SASL. $TIDEMARK_KAFKA_SASL_MECHANISM.
+	Mechanism string `json:"mechanism,omitempty"`
+	// User and Password, required with a Mechanism.
+	// $TIDEMARK_KAFKA_SASL_USER, $TIDEMARK_KAFKA_SASL_PASSWORD.
+	User     string `json:"user,omitempty"`
+	Password string `json:"password,omitempty"`
+}
+
+// The SASL mechanisms, as SASL.Mechanism names them.
+const (
+	SASLPlain       = "PLAIN"
+	SASLScramSHA256 = "SCRAM-SHA-256"
+	SASLScramSHA512 = "SCRAM-SHA-512"
+)
 
 // Temporal is the Temporal service of backfills: a self-hosted cluster, or
 // Temporal Cloud with mTLS or an API key.
@@ -72,24 +101,23 @@ type Temporal struct {
 	// APIKey authenticates with an API key (Temporal Cloud); it turns TLS
 	// on unless TLS says otherwise. Default none. $TIDEMARK_TEMPORAL_API_KEY.
 	APIKey string `json:"apiKey,omitempty"`
-	TLS    TLS    `json:"tls,omitzero"`
+	// TLS of the Temporal connection. $TIDEMARK_TEMPORAL_TLS ("true" or
+	// "false"), $TIDEMARK_TEMPORAL_TLS_CERT, $TIDEMARK_TEMPORAL_TLS_KEY,
+	// $TIDEMARK_TEMPORAL_TLS_CA, $TIDEMARK_TEMPORAL_TLS_SERVER_NAME.
+	TLS TLS `json:"tls,omitzero"`
 }
 
-// TLS of the Temporal connection. It is on when Enabled, or when any file
-// is set; Cert and Key together give mTLS.
+// TLS of a connection (Temporal's, Kafka's). It is on when Enabled, or
+// when any file is set; Cert and Key together give mTLS.
 type TLS struct {
 	// Enabled turns TLS on with the system's roots. Default false.
-	// $TIDEMARK_TEMPORAL_TLS ("true" or "false").
 	Enabled bool `json:"enabled,omitempty"`
 	// Cert and Key are PEM files of the client certificate (mTLS).
-	// $TIDEMARK_TEMPORAL_TLS_CERT, $TIDEMARK_TEMPORAL_TLS_KEY.
 	Cert string `json:"cert,omitempty"`
 	Key  string `json:"key,omitempty"`
 	// CA is a PEM file of the server's CA. Default: the system's roots.
-	// $TIDEMARK_TEMPORAL_TLS_CA.
 	CA string `json:"ca,omitempty"`
 	// ServerName overrides the name checked in the server's certificate.
-	// $TIDEMARK_TEMPORAL_TLS_SERVER_NAME.
 	ServerName string `json:"serverName,omitempty"`
 }
 
@@ -179,8 +207,17 @@ func str(f func(c *Config) *string) func(*Config, string) error {
 
 var envVars = []envVar{
 	{"TIDEMARK_STORE", str(func(c *Config) *string { return &c.Store })},
+	{"TIDEMARK_COLD", str(func(c *Config) *string { return &c.Cold })},
 	{"TIDEMARK_SOURCES", str(func(c *Config) *string { return &c.Sources })},
 	{"TIDEMARK_KAFKA_BROKERS", func(c *Config, v string) error { c.Kafka.Brokers = SplitList(v); return nil }},
+	{"TIDEMARK_KAFKA_TLS", func(c *Config, v string) (err error) { c.Kafka.TLS.Enabled, err = strconv.ParseBool(v); return err }},
+	{"TIDEMARK_KAFKA_TLS_CERT", str(func(c *Config) *string { return &c.Kafka.TLS.Cert })},
+	{"TIDEMARK_KAFKA_TLS_KEY", str(func(c *Config) *string { return &c.Kafka.TLS.Key })},
+	{"TIDEMARK_KAFKA_TLS_CA", str(func(c *Config) *string { return &c.Kafka.TLS.CA })},
+	{"TIDEMARK_KAFKA_TLS_SERVER_NAME", str(func(c *Config) *string { return &c.Kafka.TLS.ServerName })},
+	{"TIDEMARK_KAFKA_SASL_MECHANISM", str(func(c *Config) *string { return &c.Kafka.SASL.Mechanism })},
+	{"TIDEMARK_KAFKA_SASL_USER", str(func(c *Config) *string { return &c.Kafka.SASL.User })},
+	{"TIDEMARK_KAFKA_SASL_PASSWORD", str(func(c *Config) *string { return &c.Kafka.SASL.Password })},
 	{"TIDEMARK_TEMPORAL_ADDRESS", str(func(c *Config) *string { return &c.Temporal.Address })},
 	{"TIDEMARK_TEMPORAL_NAMESPACE", str(func(c *Config) *string { return &c.Temporal.Namespace })},
 	{"TIDEMARK_TEMPORAL_API_KEY", str(func(c *Config) *string { return &c.Temporal.APIKey })},
@@ -247,8 +284,19 @@ func (c *Config) Validate() error {
 	if _, err := ParseStore(c.Store); err != nil {
 		errs = append(errs, err)
 	}
+	if c.Cold != "" {
+		if _, _, err := ParseCold(c.Cold); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if (c.Temporal.TLS.Cert == "") != (c.Temporal.TLS.Key == "") {
 		errs = append(errs, errors.New("config: temporal.tls.cert and temporal.tls.key go together (mTLS)"))
+	}
+	if (c.Kafka.TLS.Cert == "") != (c.Kafka.TLS.Key == "") {
+		errs = append(errs, errors.New("config: kafka.tls.cert and kafka.tls.key go together (mTLS)"))
+	}
+	if err := c.Kafka.SASL.validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if (c.S3.AccessKey == "") != (c.S3.SecretKey == "") {
 		errs = append(errs, errors.New("config: s3.accessKey and s3.secretKey go together"))

@@ -13,6 +13,7 @@ import (
 	"github.com/tidemark-dev/tidemark/eventcenter"
 	"github.com/tidemark-dev/tidemark/eventcenter/embedded"
 	"github.com/tidemark-dev/tidemark/eventcenter/hbase"
+	"github.com/tidemark-dev/tidemark/eventcenter/tiered"
 )
 
 // Store kinds of a StoreURL.
@@ -119,3 +120,40 @@ func lockConflict(err error) bool {
 // QuietHBaseClient keeps the HBase client's own logging to warnings (it
 // logs every region it finds at info).
 func QuietHBaseClient() { logrus.SetLevel(logrus.WarnLevel) }
+
+// ParseCold parses a cold tier URL: file://PATH or s3://BUCKET/PREFIX. It
+// returns the folder (file) or the bucket and prefix (s3, prefix ending
+// in "/" unless empty).
+func ParseCold(s string) (kind, where string, err error) {
+	scheme, rest, ok := strings.Cut(s, "://")
+	switch {
+	case ok && scheme == "file" && rest != "":
+		return "file", rest, nil
+	case ok && scheme == "s3" && rest != "" && !strings.HasPrefix(rest, "/"):
+		return "s3", rest, nil
+	}
+	return "", "", fmt.Errorf("config: cold %q: want file://PATH or s3://BUCKET/PREFIX", s)
+}
+
+// OpenCold returns the cold tier of cfg.Cold, nil if none is configured.
+func OpenCold(ctx context.Context, cfg Config) (tiered.Blob, error) {
+	if cfg.Cold == "" {
+		return nil, nil
+	}
+	kind, where, err := ParseCold(cfg.Cold)
+	if err != nil {
+		return nil, err
+	}
+	if kind == "file" {
+		return tiered.Dir(where), nil
+	}
+	bucket, prefix, _ := strings.Cut(where, "/")
+	if prefix != "" && !strings.HasSuffix(prefix, "/") {
+		prefix += "/"
+	}
+	client, err := cfg.S3.S3Client(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return tiered.S3{Client: client, Bucket: bucket, Prefix: prefix}, nil
+}

@@ -3,6 +3,8 @@ package embedded
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
+	"fmt"
 	"slices"
 	"time"
 
@@ -70,20 +72,27 @@ func (s *Store) AsOfBatch(ctx context.Context, qs []eventcenter.AsOf, out []even
 			return ctx.Err()
 		}
 		key := keys[sk.start:sk.end]
+		q := &qs[sk.i]
 		var e eventcenter.Event
 		found := false
 		for ok := seekForward(it, key, sk.prefix); ok && bytes.HasPrefix(it.Key(), key[:sk.prefix]); ok = it.Next() {
-			if found, err = decodeEvent(it.Key(), it.Value(), sk.knownAt, &e); err != nil {
+			if found, err = decodeBody(it.Value(), sk.knownAt, &e); err != nil {
 				return err
 			}
 			if found {
-				break // else stored after KnownAt: look further back
+				// The row is of the read's (source, key): its strings
+				// are the read's, only the time and position are parsed.
+				e.Source, e.Key = q.Source, q.Key
+				if e.Time, e.Pos, err = parseKeyTail(it.Key()); err != nil {
+					return err
+				}
+				break
 			}
+			// stored after KnownAt: look further back
 		}
 		if err := it.Error(); err != nil {
 			return err
 		}
-		q := &qs[sk.i]
 		latest := e.Time
 		if !found {
 			latest = time.Time{}
@@ -121,4 +130,15 @@ func seekForward(it *pebble.Iterator, key []byte, prefix int) bool {
 		}
 	}
 	return it.SeekGE(key)
+}
+
+// parseKeyTail returns the time and position of an events-table row key,
+// its last 24 bytes (see codec.EventKey).
+func parseKeyTail(k []byte) (time.Time, eventcenter.Position, error) {
+	if len(k) < 25 {
+		return time.Time{}, eventcenter.Position{}, fmt.Errorf("%w: event key tail", codec.ErrCorrupt)
+	}
+	tail := k[len(k)-24:]
+	return codec.TimeFromBits(^binary.BigEndian.Uint64(tail)),
+		eventcenter.Position{Log: ^binary.BigEndian.Uint64(tail[8:]), Offset: ^binary.BigEndian.Uint64(tail[16:])}, nil
 }

@@ -367,3 +367,54 @@ func BenchmarkReplay(b *testing.B) {
 		b.ReportMetric(float64(total*b.N)/b.Elapsed().Seconds(), "events/s")
 	})
 }
+
+// BenchmarkAsOfBatch: the reads of a training-set segment, shaped like
+// bench/training_test.go's: 20,000 keys × 10 changes, batches of 8,192
+// reads of random keys at random times (5% unknown keys), the tables
+// compacted. batch answers them with AsOfBatch; one-by-one with an AsOf
+// per read, the same reads, for the ratio.
+func BenchmarkAsOfBatch(b *testing.B) {
+	const keys, changes, batch = 20_000, 10, 8192
+	const span = 30 * 24 * time.Hour
+	rng := rand.New(rand.NewPCG(4, 4))
+	s := openBench(b)
+	var evs []eventcenter.Event
+	for k := range keys {
+		for c := range changes {
+			at := benchBase.Add(time.Duration(rng.Int64N(int64(span))))
+			evs = append(evs, eventcenter.Event{Source: "bench.accounts", Key: fmt.Sprintf("acct-%06d", k), Time: at,
+				Pos: eventcenter.Position{Log: 1, Offset: uint64(k*changes + c)}, Op: eventcenter.OpUpdate,
+				After: eventcenter.Row{"balance": rng.Float64(), "score": rng.Int64N(1000), "branch": "north"}})
+		}
+	}
+	for chunk := range slices.Chunk(evs, benchBatch) {
+		if err := s.Append(context.Background(), chunk); err != nil {
+			b.Fatal(err)
+		}
+	}
+	settle(b, s.db)
+	qs := make([]eventcenter.AsOf, batch)
+	for i := range qs {
+		qs[i] = eventcenter.AsOf{Source: "bench.accounts", Key: fmt.Sprintf("acct-%06d", rng.IntN(keys+keys/20)),
+			Time: benchBase.Add(-48*time.Hour + time.Duration(rng.Int64N(int64(span+48*time.Hour))))}
+	}
+	out := make([]eventcenter.AsOfResult, batch)
+	b.Run("batch", func(b *testing.B) {
+		for b.Loop() {
+			if err := s.AsOfBatch(context.Background(), qs, out); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*batch), "ns/read")
+	})
+	b.Run("one-by-one", func(b *testing.B) {
+		for b.Loop() {
+			for _, q := range qs {
+				if _, err := s.AsOf(context.Background(), q); err != nil && err != eventcenter.ErrNotFound {
+					b.Fatal(err)
+				}
+			}
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*batch), "ns/read")
+	})
+}

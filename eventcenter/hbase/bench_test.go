@@ -16,18 +16,26 @@ package hbase_test
 //                           for hbase also raw-get-p50/p99: bare gohbase
 //                           gets of events rows, the floor of one round trip
 // Replay/{hbase,embedded}   a time-ordered replay of one source
-// ReplayFetch/{hbase,embedded}
+// ReplayFetch/{hbase,embedded}[-job,-job-serial,-batch]
 //                           a backfill's reads: a replay of orders and, for
-//                           each event, the as-of state of its user, read
-//                           by TIDEMARK_BENCH_FETCHERS goroutines (default
-//                           64) over batches of 1,024 events, as job.RunAll
-//                           evaluates a batch in parallel
+//                           each event, the as-of state of its user. -job:
+//                           through the backfill's path, job.RunAll with a
+//                           job whose logic fetches the user (on HBase the
+//                           runs' reads are gathered into AsOfBatch
+//                           batches); -job-serial: the same runs one
+//                           batch at a time (job.EvaluateAll), as RunAll
+//                           did before it overlapped batches; no suffix:
+//                           one AsOf per event, by
+//                           TIDEMARK_BENCH_FETCHERS goroutines (default 64)
+//                           over batches of 1,024 events; -batch: one
+//                           eventcenter.AsOfAll per batch of 1,024
 //
 // TIDEMARK_BENCH_EVENTS scales the data (default 20,000 events).
 
 import (
 	"context"
 	"fmt"
+	"iter"
 	"math/rand/v2"
 	"os"
 	"slices"
@@ -45,6 +53,7 @@ import (
 	"github.com/tidemark-dev/tidemark/eventcenter/embedded"
 	"github.com/tidemark-dev/tidemark/eventcenter/hbase"
 	"github.com/tidemark-dev/tidemark/internal/testenv"
+	"github.com/tidemark-dev/tidemark/job"
 )
 
 var benchBase = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -307,52 +316,162 @@ func BenchmarkReplayFetch(b *testing.B) {
 		fetchers = n
 	}
 	q := eventcenter.ReplayQuery{Sources: []string{benchSource}, From: benchBase, To: benchBase.Add(24 * time.Hour)}
-	for _, st := range benchStores(b) {
-		b.Run(st.name, func(b *testing.B) {
-			s := st.open(b)
-			load(b, s, profiles)
-			load(b, s, orders)
-			ctx := context.Background()
-			fetch := func(events []eventcenter.Event) {
-				var next atomic.Int64
-				var wg sync.WaitGroup
-				var failed atomic.Pointer[error]
-				for range min(fetchers, len(events)) {
-					wg.Go(func() {
-						for i := next.Add(1) - 1; i < int64(len(events)); i = next.Add(1) - 1 {
-							e := &events[i]
-							_, err := s.AsOf(ctx, eventcenter.AsOf{Source: "mysql.loan.users", Key: e.After["user_id"].(string), Time: e.Time})
-							if err != nil {
-								failed.Store(&err)
-								return
-							}
-						}
-					})
-				}
-				wg.Wait()
-				if err := failed.Load(); err != nil {
-					b.Fatal(*err)
-				}
-			}
-			for b.Loop() {
-				n := 0
-				batch := make([]eventcenter.Event, 0, 1024)
-				for e, err := range s.Replay(ctx, q) {
+	// per-read: one AsOf per event on fetchers goroutines; batch: one
+	// eventcenter.AsOfAll of the batch's reads (AsOfBatch).
+	perRead := func(ctx context.Context, s eventcenter.Store, events []eventcenter.Event) error {
+		var next atomic.Int64
+		var wg sync.WaitGroup
+		var failed atomic.Pointer[error]
+		for range min(fetchers, len(events)) {
+			wg.Go(func() {
+				for i := next.Add(1) - 1; i < int64(len(events)); i = next.Add(1) - 1 {
+					e := &events[i]
+					_, err := s.AsOf(ctx, eventcenter.AsOf{Source: "mysql.loan.users", Key: e.After["user_id"].(string), Time: e.Time})
 					if err != nil {
-						b.Fatal(err)
+						failed.Store(&err)
+						return
 					}
-					if batch = append(batch, e); len(batch) == cap(batch) {
-						fetch(batch)
-						batch = batch[:0]
-					}
-					n++
 				}
-				fetch(batch)
-				if n != total {
-					b.Fatalf("replayed %d events, want %d", n, total)
+			})
+		}
+		wg.Wait()
+		if err := failed.Load(); err != nil {
+			return *err
+		}
+		return nil
+	}
+	var qs []eventcenter.AsOf
+	var out []eventcenter.AsOfResult
+	batched := func(ctx context.Context, s eventcenter.Store, events []eventcenter.Event) error {
+		qs = qs[:0]
+		for i := range events {
+			qs = append(qs, eventcenter.AsOf{Source: "mysql.loan.users", Key: events[i].After["user_id"].(string), Time: events[i].Time})
+		}
+		out = slices.Grow(out[:0], len(qs))[:len(qs)]
+		if err := eventcenter.AsOfAll(ctx, s, qs, out); err != nil {
+			return err
+		}
+		for i := range qs {
+			if out[i].Err != nil {
+				return out[i].Err
+			}
+		}
+		return nil
+	}
+	// job: the backfill's path, job.RunAll over the replay with a job
+	// whose logic fetches the order's user (no outputs).
+	fetchUser := job.MustNew("bench.fetch", func(c *job.Context) (eventcenter.Row, error) {
+		u, err := c.Get("mysql.loan.users", c.Trigger().After["user_id"].(string))
+		if err != nil {
+			return nil, err
+		}
+		return eventcenter.Row{"score": u["score"]}, nil
+	}, job.Trigger(benchSource))
+	for _, st := range benchStores(b) {
+		s := st.open(b)
+		load(b, s, profiles)
+		load(b, s, orders)
+		// One untimed pass first, so that the first timed way does not
+		// alone pay for what follows the load (cold caches, flushes).
+		if _, err := job.RunAll(context.Background(), fetchUser, &job.Env{Store: s, Mode: job.Backfill, Outputs: []job.Output{}}, s.Replay(context.Background(), q), job.RunOptions{}); err != nil {
+			b.Fatal(err)
+		}
+		b.Run(st.name+"-job", func(b *testing.B) {
+			ctx := context.Background()
+			env := &job.Env{Store: s, Mode: job.Backfill, Outputs: []job.Output{}}
+			for b.Loop() {
+				sum, err := job.RunAll(ctx, fetchUser, env, s.Replay(ctx, q), job.RunOptions{})
+				if err != nil {
+					b.Fatal(err)
+				}
+				if sum.Events != total || sum.Counts[job.OK] != total {
+					b.Fatalf("summary %+v, failures %v", sum, sum.Failures)
 				}
 			}
 			b.ReportMetric(float64(total*b.N)/b.Elapsed().Seconds(), "events/s")
 		})
+		b.Run(st.name+"-job-serial", func(b *testing.B) {
+			ctx := context.Background()
+			env := &job.Env{Store: s, Mode: job.Backfill, Outputs: []job.Output{}}
+			for b.Loop() {
+				if n := evaluateSerially(b, fetchUser, env, s.Replay(ctx, q)); n != total {
+					b.Fatalf("%d runs OK, want %d", n, total)
+				}
+			}
+			b.ReportMetric(float64(total*b.N)/b.Elapsed().Seconds(), "events/s")
+		})
+		for _, way := range []struct {
+			name  string
+			fetch func(context.Context, eventcenter.Store, []eventcenter.Event) error
+		}{{"", perRead}, {"-batch", batched}} {
+			b.Run(st.name+way.name, func(b *testing.B) {
+				ctx := context.Background()
+				for b.Loop() {
+					n := 0
+					batch := make([]eventcenter.Event, 0, 1024)
+					for e, err := range s.Replay(ctx, q) {
+						if err != nil {
+							b.Fatal(err)
+						}
+						if batch = append(batch, e); len(batch) == cap(batch) {
+							if err := way.fetch(ctx, s, batch); err != nil {
+								b.Fatal(err)
+							}
+							batch = batch[:0]
+						}
+						n++
+					}
+					if err := way.fetch(ctx, s, batch); err != nil {
+						b.Fatal(err)
+					}
+					if n != total {
+						b.Fatalf("replayed %d events, want %d", n, total)
+					}
+				}
+				b.ReportMetric(float64(total*b.N)/b.Elapsed().Seconds(), "events/s")
+			})
+		}
 	}
+}
+
+// evaluateSerially runs j over events as RunAll did before it overlapped
+// batches: the replay is read one batch ahead, and each batch is
+// evaluated (job.EvaluateAll, its reads gathered) only once the previous
+// one is done. It returns how many runs were OK.
+func evaluateSerially(b *testing.B, j *job.Job, env *job.Env, events iter.Seq2[eventcenter.Event, error]) int {
+	width := 1024
+	if r, ok := env.Store.(eventcenter.RemoteBatchReader); ok {
+		width = max(width, r.GatherWidth())
+	}
+	batches := make(chan []eventcenter.Event, 1)
+	var failed error
+	go func() {
+		defer close(batches)
+		batch := make([]eventcenter.Event, 0, width)
+		for e, err := range events {
+			if err != nil {
+				failed = err
+				return
+			}
+			if batch = append(batch, e); len(batch) == width {
+				batches <- batch
+				batch = make([]eventcenter.Event, 0, width)
+			}
+		}
+		batches <- batch
+	}()
+	ok := 0
+	results := make([]job.Result, width)
+	for batch := range batches {
+		job.EvaluateAll(context.Background(), j, env, batch, results, 0)
+		for _, r := range results[:len(batch)] {
+			if r.Outcome == job.OK {
+				ok++
+			}
+		}
+	}
+	if failed != nil {
+		b.Fatal(failed)
+	}
+	return ok
 }

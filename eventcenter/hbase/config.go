@@ -24,6 +24,7 @@ const (
 	DefaultIndexRefresh   = 10 * time.Second
 	DefaultReplayWindow   = 256
 	DefaultLookupParallel = 32
+	DefaultBatchParallel  = 16
 	DefaultMaxAppend      = time.Minute
 	DefaultKnownAtLag     = 2 * time.Minute
 )
@@ -32,11 +33,13 @@ const (
 // no horizon.
 const Forever time.Duration = -1
 
-// DefaultRetention is the retention of a new namespace: Forever. Until the
-// cold tier copies old events to S3 and verifies them before the hot copies
-// go, a TTL would delete events that no tier holds (and with them the
-// parameter versions and catalog entries that jobs read at every run), so
-// a hot window is an operator's explicit choice, not a default.
+// DefaultRetention is the retention of a new namespace: Forever. A TTL
+// deletes cells whether or not a tier holds them (and with them the
+// parameter versions and catalog entries that jobs read at every run), so a
+// hot window is an operator's explicit choice, not a default. The cold tier
+// (eventcenter/tiered) keeps the hot store small instead: it evicts events
+// only after their segment is verified, and refuses a hot store with a
+// retention horizon.
 const DefaultRetention = Forever
 
 // EnvZooKeeper names the environment variable read when Config.ZooKeeper is
@@ -101,6 +104,10 @@ type Config struct {
 	// LookupParallel is how many keys one Lookup checks concurrently.
 	// Default 32.
 	LookupParallel int
+	// BatchParallel is how many scans one AsOfBatch runs concurrently (it
+	// reads each region of the events table, as pre-split, with scans of
+	// its own). Default 16.
+	BatchParallel int
 	// WatermarkPoll is how often WaitWatermark reads the watermark of a
 	// source advanced by another process. Default 50ms.
 	WatermarkPoll time.Duration
@@ -172,6 +179,9 @@ func (c *Config) setDefaults() {
 	if c.LookupParallel == 0 {
 		c.LookupParallel = DefaultLookupParallel
 	}
+	if c.BatchParallel == 0 {
+		c.BatchParallel = DefaultBatchParallel
+	}
 	if c.WatermarkPoll == 0 {
 		c.WatermarkPoll = DefaultWatermarkPoll
 	}
@@ -229,6 +239,7 @@ func (c *Config) Validate() error {
 	for name, n := range map[string]int{
 		"RPCQueueSize": c.RPCQueueSize, "MaxInflight": c.MaxInflight,
 		"ReplayWindow": c.ReplayWindow, "LookupParallel": c.LookupParallel,
+		"BatchParallel": c.BatchParallel,
 	} {
 		if n < 0 {
 			bad("%s %d is negative", name, n)

@@ -95,6 +95,28 @@
 // such a retry, an events row whose first copy is older than its time
 // row's, a disagreement that no read could see without a get per event.)
 //
+// # Batched as-of reads
+//
+// One AsOf is one scan RPC, and the region server's cost per scan bounds
+// how many a backfill can make. AsOfBatch (eventcenter.BatchReader) answers
+// many reads with a few scans: it sorts the reads by seek key, cuts them
+// into runs within the events table's pre-split regions, and reads each
+// run, concurrently (Config.BatchParallel), with a scan whose
+// MultiRowRangeFilter passes only the runs' key ranges, each from a read's
+// seek key to the end of its key's rows, so the region server seeks from
+// one range to the next. A run is first read in one RPC that opens the
+// scanner, returns the rows and closes it; a run whose rows go on (into
+// another region, or past what one RPC returns) continues from its first
+// unsettled read, with a scanner that follows the rows. Each read takes
+// the first row of its range whose first copy was stored by its KnownAt;
+// the scan's own known-at filter is the latest KnownAt of the batch (none
+// if a read has none), so reads as known at different instants share it.
+// A key's older rows after its answer answer nothing: after a few the scan
+// is reopened at the next read's seek key. The store is an
+// eventcenter.RemoteBatchReader: job.RunAll and job.EvaluateAll gather the
+// reads of concurrent runs into such batches, and RunAll evaluates one
+// batch of runs while the reads of the next are in flight.
+//
 // # As known at
 //
 // A read as known at K must not change once it has returned (see

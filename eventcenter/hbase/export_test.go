@@ -47,3 +47,7 @@ func (s *Store) AppendTimeOnly(ctx context.Context, events []eventcenter.Event) 
 	}
 	return s.putAll(ctx, puts)
 }
+
+// UseBatchScanners makes AsOfBatch read every run with a scanner, never
+// in one RPC, so that tests cover that path alone.
+func (s *Store) UseBatchScanners() { s.batchScanners = true }

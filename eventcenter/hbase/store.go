@@ -56,6 +56,12 @@ type Store struct {
 	tIndex    []byte
 	tMarks    []byte
 	tMeta     []byte
+	// eventSplits are the first keys of the events table's regions as
+	// pre-split (but the first): AsOfBatch reads each region with scans of
+	// its own.
+	eventSplits [][]byte
+	// batchScanners makes AsOfBatch read with scanners only (for tests).
+	batchScanners bool
 
 	life   context.Context // ends at Close
 	cancel context.CancelFunc
@@ -114,6 +120,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		ad.close()
 		return nil, fmt.Errorf("hbase: schema of namespace %s on ZooKeeper %s: %w", cfg.Namespace, cfg.ZooKeeper, err)
 	}
+	s.eventSplits = s.splits(tabEvents)
 	return s, nil
 }
 

@@ -178,6 +178,41 @@ func TestStore(t *testing.T) {
 	})
 }
 
+// TestAsOfBatchPaths runs the batch cases of the suite over the other ways
+// AsOfBatch reads: with scanners only (no single-RPC reads), and with runs
+// that cross regions, as they do when the table's regions are not the ones
+// the store's Config.Regions assumes (a namespace pre-split into 16 regions
+// opened with Regions 3, or regions split since).
+func TestAsOfBatchPaths(t *testing.T) {
+	zk := testenv.HBaseZK(t)
+	for _, c := range []struct {
+		name     string
+		scanners bool
+		regions  int
+	}{{"scanners", true, 0}, {"misaligned-regions", false, 3}, {"misaligned-regions-scanners", true, 3}} {
+		t.Run(c.name, func(t *testing.T) {
+			storetest.RunBatch(t, func(t testing.TB, now func() time.Time) eventcenter.Store {
+				cfg := testConfig(t)
+				cfg.Now, cfg.Regions = now, c.regions
+				s := open(t, cfg)
+				if c.scanners {
+					s.UseBatchScanners()
+				}
+				return s
+			}, storetest.Options{
+				Retention: func(t testing.TB, now func() time.Time, retention time.Duration) eventcenter.Store {
+					s := open(t, hbase.Config{ZooKeeper: zk, Namespace: newNamespace(), Retention: retention,
+						IndexRefresh: 20 * time.Millisecond, SoleWriter: true, Now: now})
+					if c.scanners {
+						s.UseBatchScanners()
+					}
+					return s
+				},
+			})
+		})
+	}
+}
+
 // TestSchema: Open is idempotent, keeps the recorded bucket count, refuses
 // another, and applies a new retention to the tables.
 func TestSchema(t *testing.T) {

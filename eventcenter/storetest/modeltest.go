@@ -429,7 +429,14 @@ func sortedPair(a, b time.Time) (time.Time, time.Time) {
 }
 
 func (r *modelRun) readOp() {
-	switch r.rng.IntN(9) {
+	switch r.rng.IntN(10) {
+	case 9:
+		r.counts["asof batch"]++
+		qs := make([]eventcenter.AsOf, 1+r.rng.IntN(40))
+		for i := range qs {
+			qs[i] = eventcenter.AsOf{Source: pick(r.rng, mSources), Key: pick(r.rng, mKeys), Time: r.queryTime(), KnownAt: r.knownAt()}
+		}
+		r.checkAsOfBatch(qs)
 	case 0, 1, 2:
 		r.counts["asof"]++
 		q := eventcenter.AsOf{Source: pick(r.rng, mSources), Key: pick(r.rng, mKeys), Time: r.queryTime(), KnownAt: r.knownAt()}
@@ -511,6 +518,39 @@ func (r *modelRun) checkAsOf(q eventcenter.AsOf) {
 	case werr == nil:
 		if d := diffEvent(got, want); d != "" {
 			r.fail("AsOf(%s): %s", fmtAsOf(q), d)
+		}
+	}
+}
+
+// checkAsOfBatch checks a batch of as-of reads (eventcenter.BatchReader)
+// against the model, read by read; a store without batches reads them one
+// by one.
+func (r *modelRun) checkAsOfBatch(qs []eventcenter.AsOf) {
+	r.t.Helper()
+	b, ok := r.s.(eventcenter.BatchReader)
+	if !ok {
+		for _, q := range qs {
+			r.checkAsOf(q)
+		}
+		return
+	}
+	r.note("asof batch of %d, the first %s", len(qs), lazy(func() string { return fmtAsOf(qs[0]) }))
+	out := make([]eventcenter.AsOfResult, len(qs))
+	if err := b.AsOfBatch(r.ctx, qs, out); err != nil {
+		r.fail("AsOfBatch: %v", err)
+	}
+	for i, q := range qs {
+		got, err := out[i].Event, out[i].Err
+		want, werr := r.m.asOf(q)
+		switch {
+		case werr != nil && !errors.Is(err, eventcenter.ErrNotFound):
+			r.fail("AsOfBatch read %d, %s = %s, %v; want ErrNotFound", i, fmtAsOf(q), fmtEvent(got), err)
+		case werr == nil && err != nil:
+			r.fail("AsOfBatch read %d, %s: error %v, want %s", i, fmtAsOf(q), err, fmtEvent(want))
+		case werr == nil:
+			if d := diffEvent(got, want); d != "" {
+				r.fail("AsOfBatch read %d, %s: %s", i, fmtAsOf(q), d)
+			}
 		}
 	}
 }

@@ -103,7 +103,24 @@ func RunWith(t *testing.T, newStore Factory, opts Options) {
 			return opts.Retention(t, now, horizonRetention)
 		}))
 	})
+	RunBatch(t, newStore, opts)
 	t.Run("Model", func(t *testing.T) { runModel(t, newStore, opts) })
+}
+
+// RunBatch runs the cases of eventcenter.BatchReader (AsOfBatch, and
+// AsOfBatchHorizon with opts.Retention), which RunWith runs too: each
+// compares every read of a batch with AsOf. They skip a store that does
+// not implement BatchReader.
+func RunBatch(t *testing.T, newStore Factory, opts Options) {
+	t.Run("AsOfBatch", func(t *testing.T) { testAsOfBatch(t, newHarness(t, newStore), false) })
+	t.Run("AsOfBatchHorizon", func(t *testing.T) {
+		if opts.Retention == nil {
+			t.Skip("no RetentionFactory in Options")
+		}
+		testAsOfBatch(t, newHarness(t, func(t testing.TB, now func() time.Time) eventcenter.Store {
+			return opts.Retention(t, now, horizonRetention)
+		}), true)
+	})
 }
 
 // ClockStart is where the suite's clock starts: StoredAt of the first append.

@@ -93,6 +93,7 @@ func Params() []params.Decl {
 func New(opts ...job.Option) (*job.Job, error) {
 	all := []job.Option{
 		job.Trigger(Applications, job.Ops(eventcenter.OpInsert)),
+		job.Reads(Profiles, Orders, Repayments), // what Logic fetches: parity impact and correction re-backfills use it
 		job.Version(Version),
 	}
 	for _, d := range Params() {

@@ -182,6 +182,7 @@ require (
 	github.com/tidwall/btree v1.8.1 // indirect
 	github.com/tsuna/gohbase v0.0.0-20220517082425-cb1f77f08e4f // indirect
 	github.com/twmb/franz-go v1.22.3 // indirect
+	github.com/twmb/franz-go/pkg/kadm v1.18.0 // indirect
 	github.com/twmb/franz-go/pkg/kfake v0.0.0-20260918054303-01f206a7e32c // indirect
 	github.com/twmb/franz-go/pkg/kmsg v1.15.1 // indirect
 	github.com/twmb/murmur3 v1.1.8 // indirect

@@ -41,6 +41,8 @@ import (
 	"go.temporal.io/server/common/primitives"
 	sqliteschema "go.temporal.io/server/schema/sqlite"
 	"go.temporal.io/server/temporal"
+
+	"github.com/tidemark-dev/tidemark/internal/freeport"
 )
 
 // Config configures a Server. Every field has a default.
@@ -392,26 +394,27 @@ func (s *Server) startUI(ctx context.Context, host string, port int) error {
 	}
 }
 
-// reserve resolves addr, picking a free port for port 0, and fails with
-// ErrAddrInUse if another process listens there.
+// reserve resolves addr, picking a free port for port 0 (see freeport),
+// and fails with ErrAddrInUse if another process listens there.
 func reserve(addr string) (string, int, error) {
 	host, port, err := splitAddr(addr)
 	if err != nil {
 		return "", 0, err
 	}
+	if port == 0 {
+		port, err = freePort(host)
+		return host, port, err
+	}
 	l, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
 	if err != nil {
 		return "", 0, fmt.Errorf("%w: %s: %v", ErrAddrInUse, addr, err)
 	}
-	port = l.Addr().(*net.TCPAddr).Port
 	l.Close()
 	return host, port, nil
 }
 
-func freePort(host string) (int, error) {
-	_, port, err := reserve(net.JoinHostPort(host, "0"))
-	return port, err
-}
+// freePort returns a port of host nobody listens on (see freeport.Port).
+var freePort = freeport.Port
 
 func splitAddr(addr string) (string, int, error) {
 	host, p, err := net.SplitHostPort(addr)

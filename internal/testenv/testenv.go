@@ -26,6 +26,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/tidemark-dev/tidemark/internal/freeport"
 )
 
 // MySQLConfig locates the MySQL/MariaDB server (binlog ROW/FULL, server_id 1). The user has
@@ -129,4 +131,16 @@ func env(name, def string) string {
 		return v
 	}
 	return def
+}
+
+// FreeAddr returns a loopback address nobody listens on, for a server the
+// test tells its address before the server binds it (see freeport: the
+// port is drawn where other processes' connections do not land).
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	addr, err := freeport.Addr("127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return addr
 }

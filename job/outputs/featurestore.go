@@ -81,6 +81,10 @@ var (
 // FeatureStore writes records to store, under source, or when source is
 // "" under each record's job.FeatureSource(job) ("feature.<job>").
 //
+// In Append mode (the live mode), a record with a fetch lineage (a job with
+// job.Lineage) carries it in its feature event's column job.ColLineage; the
+// backfill modes store no lineage.
+//
 // Appends are idempotent per (entity, trigger time, trigger position), so a
 // retried trigger stores nothing new. A record recomputed by another job
 // version for the same trigger is ignored too: to write it, use a Backfill
@@ -136,6 +140,9 @@ func (o *FeatureStoreOutput) Write(ctx context.Context, recs []job.Record) error
 		}
 		if o.mode == Append {
 			evs = append(evs, e)
+			if r.Lineage != nil {
+				e.After[job.ColLineage] = r.Lineage.MarshalBinary()
+			}
 			c.Written++
 			continue
 		}
@@ -148,7 +155,7 @@ func (o *FeatureStoreOutput) Write(ctx context.Context, recs []job.Record) error
 		found, mine, mineV, top := false, false, uint32(0), uint32(0)
 		for k := range have {
 			h := &have[k]
-			pos, v := job.OriginalPos(h.Pos)
+			pos, v, _ := job.OriginalPos(h.Pos)
 			top = max(top, v)
 			if pos != r.Trigger.Pos || h.After[job.ColTriggerSource] != r.Trigger.Source || h.After[job.ColTriggerKey] != r.Trigger.Key {
 				continue
@@ -176,7 +183,7 @@ func (o *FeatureStoreOutput) Write(ctx context.Context, recs []job.Record) error
 				v = top + 1
 				versions[at] = v
 			}
-			if e.Pos, err = job.ReplacementPos(r.Trigger.Pos, v); err != nil {
+			if e.Pos, err = job.ReplacementPos(e.Pos, v); err != nil {
 				return fmt.Errorf("outputs: feature store %s: %s@%v: %w", src, e.Key, e.Time, err)
 			}
 			c.Replaced++

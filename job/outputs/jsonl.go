@@ -38,6 +38,15 @@ type Dir string
 
 // Put implements Destination.
 func (d Dir) Put(_ context.Context, name string, r io.ReadSeeker, _ int64) error {
+	return d.write(name, func(w io.Writer) error {
+		_, err := io.Copy(w, r)
+		return err
+	})
+}
+
+// write stores the object name with what write writes: into a temporary
+// file beside it, synced, then renamed into place.
+func (d Dir) write(name string, write func(w io.Writer) error) error {
 	path := filepath.Join(string(d), filepath.FromSlash(name))
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
@@ -47,7 +56,7 @@ func (d Dir) Put(_ context.Context, name string, r io.ReadSeeker, _ int64) error
 		return err
 	}
 	defer os.Remove(tmp.Name())
-	if _, err := io.Copy(tmp, r); err != nil {
+	if err := write(tmp); err != nil {
 		tmp.Close()
 		return err
 	}

@@ -189,7 +189,7 @@ func TestFeatureStoreModes(t *testing.T) {
 	if err != nil || e.After["n"] != int64(204) {
 		t.Fatalf("after a second replace: %v %v", e.After, err)
 	}
-	if _, v := job.OriginalPos(e.Pos); v != 2 {
+	if _, v, _ := job.OriginalPos(e.Pos); v != 2 {
 		t.Fatalf("version %d, want 2", v)
 	}
 }
@@ -438,10 +438,29 @@ func TestReplacementPos(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if back, v := job.OriginalPos(v1); back != p || v != 1 {
-		t.Fatalf("OriginalPos(%v) = %v, %d", v1, back, v)
+	if back, v, src := job.OriginalPos(v1); back != p || v != 1 || src != 0 {
+		t.Fatalf("OriginalPos(%v) = %v, %d, %d", v1, back, v, src)
 	}
-	if back, v := job.OriginalPos(p); back != p || v != 0 {
+	// The record of a trigger of the job's third trigger source, and its
+	// versions: each maps back to the trigger, and they keep their order.
+	s2 := job.FeaturePos(p, 2)
+	s2v1, err := job.ReplacementPos(s2, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s2v2, err := job.ReplacementPos(s2, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for v, pos := range []eventcenter.Position{s2, s2v1, s2v2} {
+		if back, gotV, src := job.OriginalPos(pos); back != p || gotV != uint32(v) || src != 2 {
+			t.Fatalf("OriginalPos(%v) = %v, %d, %d; want %v, %d, 2", pos, back, gotV, src, p, v)
+		}
+	}
+	if job.FeaturePos(p, 0) != p || s2.Compare(top0()) <= 0 || s2v1.Compare(s2) <= 0 || s2v2.Compare(s2v1) <= 0 || s2v1.Compare(v1) <= 0 {
+		t.Fatalf("order: %v, %v, %v, %v", s2, s2v1, s2v2, v1)
+	}
+	if back, v, src := job.OriginalPos(p); back != p || v != 0 || src != 0 {
 		t.Fatalf("OriginalPos of an original: %v, %d", back, v)
 	}
 	top := eventcenter.Position{Log: 1<<32 - 1, Offset: 1<<64 - 1}
@@ -451,12 +470,15 @@ func TestReplacementPos(t *testing.T) {
 	for _, bad := range []struct {
 		p eventcenter.Position
 		v uint32
-	}{{eventcenter.Position{Log: 1 << 32}, 1}, {p, 0}, {p, 1 << 31}} {
+	}{{eventcenter.Position{Log: 1 << 32}, 1}, {p, 0}, {p, 1 << 23}, {p, 1 << 31}} {
 		if _, err := job.ReplacementPos(bad.p, bad.v); !errors.Is(err, job.ErrPosition) {
 			t.Errorf("ReplacementPos(%v, %d): %v, want ErrPosition", bad.p, bad.v, err)
 		}
 	}
 }
+
+// top0 is the last position of a trigger of the first trigger source.
+func top0() eventcenter.Position { return eventcenter.Position{Log: 1<<32 - 1, Offset: 1<<64 - 1} }
 
 // A Parquet object has one row per record and one column per feature,
 // typed from its values: nulls where a record lacks it, text where values
@@ -506,5 +528,65 @@ func TestParquet(t *testing.T) {
 	}
 	if *r1.Mix != "one" || r1.At != nil || r1.Only0 != nil || r2.Mix != nil || r2.At != nil {
 		t.Fatalf("rows 1, 2: %+v %+v", r1, r2)
+	}
+}
+
+// TestFeatureStoreTriggersOfSeveralSources: a job triggered by two sources
+// whose triggers share the entity, the time and the position (offsets of
+// two Kafka topics) stores one record per trigger, each read back as its
+// own trigger's, and each replaced on its own.
+func TestFeatureStoreTriggersOfSeveralSources(t *testing.T) {
+	ctx := context.Background()
+	st := openStore(t)
+	j := job.MustNew("multi", func(c *job.Context) (eventcenter.Row, error) {
+		return eventcenter.Row{"from": c.Trigger().Source}, nil
+	}, job.Trigger("test.apps"), job.Trigger("test.limits"))
+	var recs []job.Record
+	for _, src := range []string{"test.apps", "test.limits"} {
+		tr := eventcenter.Event{Source: src, Key: "u1", Time: t0, Pos: eventcenter.Position{Log: 0, Offset: 5},
+			Op: eventcenter.OpInsert, After: eventcenter.Row{"n": int64(1)}}
+		res, err := job.Evaluate(ctx, j, tr, &job.Env{Store: st})
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs = append(recs, *res.Record)
+	}
+	out := outputs.FeatureStore(st, "")
+	if err := out.Write(ctx, recs); err != nil {
+		t.Fatal(err)
+	}
+	read := func() []job.Record {
+		evs, err := st.History(ctx, eventcenter.HistoryQuery{Source: "feature.multi", Key: "u1", From: t0, To: t0.Add(time.Second)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []job.Record
+		for i := range evs {
+			got = append(got, job.RecordFromEvent("multi", &evs[i]))
+		}
+		return got
+	}
+	got := read()
+	if len(got) != 2 {
+		t.Fatalf("%d feature records for two triggers of two sources at one time and position: %+v", len(got), got)
+	}
+	for i, r := range got {
+		if r.ID != recs[i].ID || r.Trigger != recs[i].Trigger || r.Features["from"] != recs[i].Trigger.Source {
+			t.Errorf("record %d read back as %+v, want %+v", i, r, recs[i])
+		}
+	}
+	b, err := json.Marshal(recs[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back job.Record
+	if err := json.Unmarshal(b, &back); err != nil || back.TriggerIndex != 1 || back.Trigger != recs[1].Trigger {
+		t.Fatalf("JSON round trip of the second source's record: %+v, %v (%s)", back, err, b)
+	}
+	if err := out.Backfill(st, outputs.Replace, "bf").Write(ctx, recs[1:]); err != nil {
+		t.Fatal(err)
+	}
+	if got := read(); len(got) != 3 || got[2].Trigger != recs[1].Trigger {
+		t.Fatalf("after replacing the second source's record: %+v", got)
 	}
 }

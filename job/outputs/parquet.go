@@ -1,10 +1,12 @@
 package outputs
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"slices"
 	"strings"
@@ -25,7 +27,7 @@ import (
 //	time (timestamp, ns, UTC: the trigger time the features hold as of),
 //	trigger_source, trigger_key (string), trigger_log, trigger_offset (int64)
 //
-// A feature whose name is one of these is written as "feature_<name>".
+// The other columns are the record's fields, named by parquetColumn.
 var parquetMeta = []string{"id", "job", "job_version", "param_version", "entity", "time", "trigger_source", "trigger_key", "trigger_log", "trigger_offset"}
 
 // samplePrefix marks the features that carry a sample table's own columns.
@@ -34,10 +36,42 @@ const samplePrefix = "_sample."
 // SampleColumn returns the feature name under which a training-set record
 // (a sample-table backfill's row) carries the sample table's column name,
 // e.g. a label. The '_' prefix is reserved for the runtime, so it never
-// collides with the job's features. Parquet writes it as the column name
-// itself, or "sample_<name>" if a feature or one of the columns above has
-// that name; JSON Lines as the feature "_sample.<name>".
+// collides with the job's features. JSON Lines writes it as the feature
+// "_sample.<name>", Parquet as a column named as parquetColumn says.
 func SampleColumn(name string) string { return samplePrefix + name }
+
+// reservedColumn reports whether a field's own name cannot be its column:
+// a metadata column's, or one with the prefix of a renamed field.
+func reservedColumn(name string) bool {
+	return slices.Contains(parquetMeta, name) || strings.HasPrefix(name, "feature_") || strings.HasPrefix(name, "sample_")
+}
+
+// parquetColumn returns the column of the record field (a feature, or a
+// sample column under SampleColumn) given the run's sample columns:
+//
+//   - a sample column is named as in its table, or "sample_<name>" if that
+//     name is a metadata column's or starts with "feature_" or "sample_";
+//   - a feature is named as itself, or "feature_<name>" if that name is a
+//     metadata column's, a sample column's, or starts with "feature_" or
+//     "sample_".
+//
+// Distinct fields get distinct columns (unprefixed names are never
+// reserved, and each prefix belongs to one kind of field), and a field's
+// column depends only on its name and the run's sample columns, never on
+// which other fields an object holds: every object of a backfill names a
+// field alike.
+func parquetColumn(field string, sample map[string]bool) string {
+	if name, ok := strings.CutPrefix(field, samplePrefix); ok {
+		if reservedColumn(name) {
+			return "sample_" + name
+		}
+		return name
+	}
+	if reservedColumn(field) || sample[field] {
+		return "feature_" + field
+	}
+	return field
+}
 
 // ParquetOutput writes the records of one backfill chunk segment as one
 // Parquet object: one row per record (each record ID once, in order), one
@@ -47,8 +81,9 @@ func SampleColumn(name string) string { return samplePrefix + name }
 // until Close, which writes the object; a retried segment writes an object
 // of the same name, which replaces the first.
 type ParquetOutput struct {
-	dst  Destination
-	name string
+	dst    Destination
+	name   string
+	sample map[string]bool // the run's sample columns
 
 	mu     sync.Mutex
 	recs   []job.Record
@@ -63,12 +98,21 @@ var (
 )
 
 // Parquet returns a sink of the object name (e.g.
-// "bf-1/credit/chunk-000007-000000000000.parquet") in dst.
-func Parquet(dst Destination, name string) (*ParquetOutput, error) {
+// "bf-1/credit/chunk-000007-000000000000.parquet") in dst. sample names
+// the sample-table columns that the records of a training set carry
+// (SampleColumn): a feature of one of these names is written as
+// "feature_<name>" (see parquetColumn). Give every object of a backfill the
+// same sample columns, so that all name their columns alike; a record
+// carrying a sample column not given is written as if it were.
+func Parquet(dst Destination, name string, sample ...string) (*ParquetOutput, error) {
 	if name == "" || strings.HasPrefix(name, "/") {
 		return nil, fmt.Errorf("outputs: object name %q must be relative", name)
 	}
-	return &ParquetOutput{dst: dst, name: name, seen: map[string]struct{}{}}, nil
+	o := &ParquetOutput{dst: dst, name: name, sample: map[string]bool{}, seen: map[string]struct{}{}}
+	for _, c := range sample {
+		o.sample[c] = true
+	}
+	return o, nil
 }
 
 // Name implements job.Output.
@@ -85,6 +129,10 @@ func (o *ParquetOutput) Write(_ context.Context, recs []job.Record) error {
 	if o.closed {
 		return errors.New("outputs: parquet sink closed")
 	}
+	if len(o.seen) == 0 { // sized for the first batch, usually the segment
+		o.seen = make(map[string]struct{}, len(recs))
+	}
+	o.recs = slices.Grow(o.recs, len(recs))
 	for _, r := range recs {
 		if _, ok := o.seen[r.ID]; ok {
 			continue
@@ -118,6 +166,18 @@ func (o *ParquetOutput) Close(ctx context.Context) error {
 		return nil
 	}
 	o.closed = true
+	recs := o.recs
+	o.recs = nil
+	if d, ok := o.dst.(Dir); ok { // written in place, not copied
+		err := d.write(o.name, func(w io.Writer) error {
+			bw := bufio.NewWriterSize(w, 256<<10)
+			return errors.Join(writeParquet(bw, recs, o.sample), bw.Flush())
+		})
+		if err != nil {
+			return fmt.Errorf("outputs: parquet %s: %w", o.name, err)
+		}
+		return nil
+	}
 	tmp, err := os.CreateTemp("", "tidemark-parquet-*")
 	if err != nil {
 		return err
@@ -126,7 +186,7 @@ func (o *ParquetOutput) Close(ctx context.Context) error {
 		tmp.Close()
 		os.Remove(tmp.Name())
 	}()
-	if err := writeParquet(tmp, o.recs); err != nil {
+	if err := writeParquet(tmp, recs, o.sample); err != nil {
 		return fmt.Errorf("outputs: parquet %s: %w", o.name, err)
 	}
 	size, err := tmp.Seek(0, io.SeekCurrent)
@@ -136,7 +196,6 @@ func (o *ParquetOutput) Close(ctx context.Context) error {
 	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
 		return err
 	}
-	o.recs = nil
 	return o.dst.Put(ctx, o.name, tmp, size)
 }
 
@@ -216,11 +275,16 @@ func (k parquetKind) value(v any) parquet.Value {
 	return parquet.ByteArrayValue(fmt.Append(nil, v))
 }
 
-// writeParquet writes recs as one Parquet file to w.
-func writeParquet(w io.Writer, recs []job.Record) error {
+// writeParquet writes recs as one Parquet file to w, with the run's sample
+// columns sample (see parquetColumn).
+func writeParquet(w io.Writer, recs []job.Record, sample map[string]bool) error {
 	kinds := map[string]parquetKind{} // feature -> kind
 	for i := range recs {
 		for name, v := range recs[i].Features {
+			if c, ok := strings.CutPrefix(name, samplePrefix); ok && !sample[c] {
+				sample = maps.Clone(sample)
+				sample[c] = true
+			}
 			k := kindOf(v)
 			switch have, ok := kinds[name]; {
 			case !ok || have == kindNone:
@@ -239,16 +303,7 @@ func writeParquet(w io.Writer, recs []job.Record) error {
 	}
 	column := map[string]string{} // feature -> column
 	for name, k := range kinds {
-		col := name
-		switch {
-		case strings.HasPrefix(name, samplePrefix):
-			col = strings.TrimPrefix(name, samplePrefix)
-			if _, feature := kinds[col]; feature || slices.Contains(parquetMeta, col) {
-				col = "sample_" + col
-			}
-		case slices.Contains(parquetMeta, name):
-			col = "feature_" + name
-		}
+		col := parquetColumn(name, sample)
 		column[name] = col
 		group[col] = k.node()
 	}
@@ -258,50 +313,55 @@ func writeParquet(w io.Writer, recs []job.Record) error {
 		index[f.Name()] = i
 	}
 	pw := parquet.NewWriter(w, schema)
-	// Rows go to the writer in batches; values of strings point into the
-	// records' strings (the writer copies them into its pages).
+	// The records go to the writer column by column, in batches of rows:
+	// each column's values are resolved once per batch, with no row
+	// assembled. Values of strings point into the records' strings (the
+	// writer copies them into its pages).
 	str := func(s string) parquet.Value {
 		return parquet.ByteArrayValue(unsafe.Slice(unsafe.StringData(s), len(s)))
 	}
-	cols := make([]string, 0, len(kinds)) // features in column order
-	for name := range kinds {
-		cols = append(cols, name)
+	cols := pw.ColumnWriters()
+	const batch = 1024
+	vals := make([]parquet.Value, batch)
+	type metaColumn struct {
+		col   int
+		value func(r *job.Record) parquet.Value
 	}
-	slices.SortFunc(cols, func(a, b string) int { return index[column[a]] - index[column[b]] })
-	meta := [...]int{index["id"], index["job"], index["job_version"], index["param_version"], index["entity"], index["time"],
-		index["trigger_source"], index["trigger_key"], index["trigger_log"], index["trigger_offset"]}
-	const batch = 512
-	rows := make([]parquet.Row, batch)
-	for i := range rows {
-		rows[i] = make(parquet.Row, len(group))
+	meta := []metaColumn{
+		{index["id"], func(r *job.Record) parquet.Value { return str(r.ID) }},
+		{index["job"], func(r *job.Record) parquet.Value { return str(r.Job) }},
+		{index["job_version"], func(r *job.Record) parquet.Value { return str(r.JobVersion) }},
+		{index["param_version"], func(r *job.Record) parquet.Value { return parquet.Int64Value(int64(r.ParamVersion)) }},
+		{index["entity"], func(r *job.Record) parquet.Value { return str(r.Entity) }},
+		{index["time"], func(r *job.Record) parquet.Value { return parquet.Int64Value(r.Trigger.Time.UnixNano()) }},
+		{index["trigger_source"], func(r *job.Record) parquet.Value { return str(r.Trigger.Source) }},
+		{index["trigger_key"], func(r *job.Record) parquet.Value { return str(r.Trigger.Key) }},
+		{index["trigger_log"], func(r *job.Record) parquet.Value { return parquet.Int64Value(int64(r.Trigger.Pos.Log)) }},
+		{index["trigger_offset"], func(r *job.Record) parquet.Value { return parquet.Int64Value(int64(r.Trigger.Pos.Offset)) }},
 	}
 	for start := 0; start < len(recs); start += batch {
 		n := min(batch, len(recs)-start)
-		for k := range n {
-			r, row := &recs[start+k], rows[k]
-			set := func(c int, v parquet.Value, def int) { row[c] = v.Level(0, def, c) }
-			set(meta[0], str(r.ID), 0)
-			set(meta[1], str(r.Job), 0)
-			set(meta[2], str(r.JobVersion), 0)
-			set(meta[3], parquet.Int64Value(int64(r.ParamVersion)), 0)
-			set(meta[4], str(r.Entity), 0)
-			set(meta[5], parquet.Int64Value(r.Trigger.Time.UnixNano()), 0)
-			set(meta[6], str(r.Trigger.Source), 0)
-			set(meta[7], str(r.Trigger.Key), 0)
-			set(meta[8], parquet.Int64Value(int64(r.Trigger.Pos.Log)), 0)
-			set(meta[9], parquet.Int64Value(int64(r.Trigger.Pos.Offset)), 0)
-			for _, name := range cols {
-				c := index[column[name]]
-				v, ok := r.Features[name]
-				if !ok || v == nil {
-					set(c, parquet.NullValue(), 0)
-					continue
-				}
-				set(c, kinds[name].value(v), 1)
+		for _, m := range meta {
+			for k := range n {
+				vals[k] = m.value(&recs[start+k]).Level(0, 0, m.col)
+			}
+			if _, err := cols[m.col].WriteRowValues(vals[:n]); err != nil {
+				return err
 			}
 		}
-		if _, err := pw.WriteRows(rows[:n]); err != nil {
-			return err
+		for name, k := range kinds {
+			col := index[column[name]]
+			for i := range n {
+				v, ok := recs[start+i].Features[name]
+				if !ok || v == nil {
+					vals[i] = parquet.NullValue().Level(0, 0, col)
+				} else {
+					vals[i] = k.value(v).Level(0, 1, col)
+				}
+			}
+			if _, err := cols[col].WriteRowValues(vals[:n]); err != nil {
+				return err
+			}
 		}
 	}
 	return pw.Close()

@@ -56,25 +56,36 @@ func RabbitMQ(cfg RabbitMQConfig) (*RabbitMQOutput, error) {
 // Name implements job.Output.
 func (o *RabbitMQOutput) Name() string { return "rabbitmq:" + o.cfg.Exchange }
 
-// channel returns an open confirm-mode channel; the caller holds mu.
-func (o *RabbitMQOutput) channel() (*amqp.Channel, error) {
-	if o.ch != nil && !o.ch.IsClosed() {
-		return o.ch, nil
-	}
-	if o.conn == nil || o.conn.IsClosed() {
-		conn, err := amqp.DialConfig(o.cfg.URL, amqp.Config{Heartbeat: 10 * time.Second, Dial: amqp.DefaultDial(10 * time.Second)})
+// ConfirmChannel opens a confirm-mode channel on *conn, dialling url first
+// (10 s dial timeout, 10 s heartbeats) when *conn is nil or closed. The
+// caller serializes calls for one conn.
+func ConfirmChannel(url string, conn **amqp.Connection) (*amqp.Channel, error) {
+	if *conn == nil || (*conn).IsClosed() {
+		c, err := amqp.DialConfig(url, amqp.Config{Heartbeat: 10 * time.Second, Dial: amqp.DefaultDial(10 * time.Second)})
 		if err != nil {
-			return nil, fmt.Errorf("outputs: rabbitmq dial: %w", err)
+			return nil, fmt.Errorf("rabbitmq dial: %w", err)
 		}
-		o.conn = conn
+		*conn = c
 	}
-	ch, err := o.conn.Channel()
+	ch, err := (*conn).Channel()
 	if err != nil {
 		return nil, err
 	}
 	if err := ch.Confirm(false); err != nil {
 		ch.Close()
 		return nil, err
+	}
+	return ch, nil
+}
+
+// channel returns an open confirm-mode channel; the caller holds mu.
+func (o *RabbitMQOutput) channel() (*amqp.Channel, error) {
+	if o.ch != nil && !o.ch.IsClosed() {
+		return o.ch, nil
+	}
+	ch, err := ConfirmChannel(o.cfg.URL, &o.conn)
+	if err != nil {
+		return nil, fmt.Errorf("outputs: %w", err)
 	}
 	if o.cfg.Kind != "" {
 		if err := ch.ExchangeDeclare(o.cfg.Exchange, o.cfg.Kind, true, false, false, false, nil); err != nil {

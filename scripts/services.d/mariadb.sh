@@ -80,18 +80,28 @@ mariadb_start() {
     svc_alive "$pid" || { svc_log "mariadb: mariadbd exited"; return 1; }
     sleep 0.5
   done
-  mariadb --no-defaults -S "$d/mysqld.sock" -uroot <<'SQL'
+  _mariadb_grants
+}
+
+# The user, the database and the grants, idempotently: run at every start and, for a server
+# already up, by `scripts/services up` (mariadb_refresh), so a grant added here reaches a
+# server installed or started before it. BINLOG ADMIN lets tests write behind the CDC's back
+# with SET SESSION sql_log_bin=0.
+_mariadb_grants() {
+  mariadb --no-defaults -S "$(_mariadb_d)/mysqld.sock" -uroot <<'SQL'
 CREATE DATABASE IF NOT EXISTS tidemark CHARACTER SET utf8mb4;
 CREATE USER IF NOT EXISTS 'tidemark'@'%' IDENTIFIED BY 'tidemark';
 CREATE USER IF NOT EXISTS 'tidemark'@'localhost' IDENTIFIED BY 'tidemark';
 GRANT ALL PRIVILEGES ON `tidemark`.* TO 'tidemark'@'%', 'tidemark'@'localhost';
 GRANT ALL PRIVILEGES ON `tidemark\_%`.* TO 'tidemark'@'%', 'tidemark'@'localhost';
 GRANT SELECT, RELOAD, PROCESS, LOCK TABLES, SHOW VIEW, EVENT, TRIGGER,
-      REPLICATION SLAVE, REPLICATION CLIENT, BINLOG MONITOR
+      REPLICATION SLAVE, REPLICATION CLIENT, BINLOG MONITOR, BINLOG ADMIN
   ON *.* TO 'tidemark'@'%', 'tidemark'@'localhost';
 FLUSH PRIVILEGES;
 SQL
 }
+
+mariadb_refresh() { _mariadb_grants; }
 
 mariadb_healthy() {
   mariadb --no-defaults --protocol=tcp -h127.0.0.1 -P3306 -utidemark -ptidemark \

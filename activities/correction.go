@@ -1,0 +1,222 @@
+package activities
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"sync/atomic"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/tidemark-dev/tidemark/correction"
+	"github.com/tidemark-dev/tidemark/eventcenter"
+	"github.com/tidemark-dev/tidemark/source"
+)
+
+// The correction's types, named here so that the workflow (which may import
+// activities, not correction) can hold them.
+type (
+	CorrectionTarget = correction.Target
+	CorrectionChunk  = correction.Chunk
+	CorrectionResult = correction.ChunkResult
+	CorrectionEntry  = correction.Entry
+	CorrectionDrift  = correction.Drift
+)
+
+// Correction holds the correction's dependencies: the MySQL server the
+// registry's mysql sources live on, and the event center.
+type Correction struct {
+	// DB reads MySQL (correction.Open). Required.
+	DB *sql.DB
+	// Store is the event center. Required.
+	Store eventcenter.Store
+	// Sources is the registry. Required.
+	Sources *source.Config
+	// Options tune the comparison (zone, snapshots, watermark timeout);
+	// chunk sizes come from the workflow's input.
+	Options correction.Options
+	// Metrics, if not nil, are set from each ledger entry written.
+	Metrics *correction.Metrics
+}
+
+func (a *Correction) corrector() *correction.Corrector {
+	return correction.New(a.DB, a.Store, a.Options)
+}
+
+// CorrectionPlanInput asks for the chunks of a run.
+type CorrectionPlanInput struct {
+	Sources   []string `json:"sources,omitempty"` // default: every mysql source's table
+	Keys      []string `json:"keys,omitempty"`    // a repair of these keys of the one source
+	ChunkRows int      `json:"chunkRows"`
+	KeyChunk  int      `json:"keyChunk"`
+}
+
+// CorrectionSourcePlan is one source's part of a run: its range (or key)
+// chunks, or why it cannot be corrected (Err).
+type CorrectionSourcePlan struct {
+	Target CorrectionTarget  `json:"target"`
+	Chunks []CorrectionChunk `json:"chunks,omitempty"`
+	Err    string            `json:"err,omitempty"`
+}
+
+// CorrectionPlan lists the run's sources and cuts each table into chunks.
+// A source that cannot be corrected (no key, table gone, unmapped type,
+// an error reading it) is listed with Err; naming a source that does not
+// exist fails the activity without retry.
+func (a *Correction) CorrectionPlan(ctx context.Context, in CorrectionPlanInput) ([]CorrectionSourcePlan, error) {
+	targets, err := correction.Targets(ctx, a.DB, a.Sources, in.Sources)
+	if errors.Is(err, correction.ErrNoTable) {
+		return nil, temporal.NewNonRetryableApplicationError(err.Error(), "UnknownSource", err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []CorrectionSourcePlan
+	for _, t := range targets {
+		p := CorrectionSourcePlan{Target: t}
+		schema, err := correction.LoadSchema(ctx, a.DB, t)
+		if err == nil {
+			if len(in.Keys) > 0 {
+				p.Chunks, err = correction.KeyChunks(schema, in.Keys, in.KeyChunk, 0)
+			} else {
+				p.Chunks, err = correction.Plan(ctx, a.DB, schema, in.ChunkRows)
+			}
+		}
+		if err != nil {
+			p.Err = err.Error()
+		}
+		a.name(t, p.Chunks)
+		out = append(out, p)
+		activity.RecordHeartbeat(ctx, len(out))
+	}
+	return out, nil
+}
+
+// CorrectionChunkInput is one chunk of one source.
+type CorrectionChunkInput struct {
+	Target CorrectionTarget `json:"target"`
+	Chunk  CorrectionChunk  `json:"chunk"`
+	// Since is the run's start: corrections stored since are the run's
+	// (a retried chunk counts those of its dead attempt; Chunk.Since).
+	Since time.Time `json:"since,omitzero"`
+}
+
+// CorrectionChunk compares and corrects one chunk (correction.Corrector.Chunk),
+// heartbeating while it waits for the watermark and compares. A retry
+// (after a worker died or MySQL went away) reads a new snapshot, writes
+// only what is still wrong, and counts what the dead attempt corrected
+// (stored since the run started), so its events and result equal a clean
+// run's.
+// A source that became uncorrectable (table dropped, a column of an
+// unmapped type added) fails without retry.
+func (a *Correction) CorrectionChunk(ctx context.Context, in CorrectionChunkInput) (CorrectionResult, error) {
+	// The heartbeat carries the point of the chunk's first attempt: a
+	// retry after a crash resumes there (correction.Chunk.Resume).
+	var point atomic.Pointer[correction.Point]
+	if activity.HasHeartbeatDetails(ctx) {
+		var p correction.Point
+		if err := activity.GetHeartbeatDetails(ctx, &p); err == nil && p.File != "" {
+			in.Chunk.Resume = &p
+			point.Store(&p)
+		}
+	}
+	ctx, stop := heartbeatEvery(ctx, 5*time.Second, func() any {
+		if p := point.Load(); p != nil {
+			return *p
+		}
+		return nil
+	})
+	defer stop()
+	c := a.corrector()
+	schema, err := correction.LoadSchema(ctx, a.DB, in.Target)
+	if err != nil {
+		return CorrectionResult{}, permanentIfSource(err)
+	}
+	if in.Chunk.Since.IsZero() {
+		in.Chunk.Since = in.Since
+	}
+	return c.ChunkReporting(ctx, in.Target, schema, in.Chunk, func(p correction.Point) {
+		if point.CompareAndSwap(nil, &p) {
+			activity.RecordHeartbeat(ctx, p) // the attempt's first heartbeat: sent at once
+		}
+	})
+}
+
+// CorrectionExtrasInput asks for the extra-key chunks of a source.
+type CorrectionExtrasInput struct {
+	Target CorrectionTarget `json:"target"`
+	First  int              `json:"first"` // the index of the first chunk
+}
+
+// CorrectionExtras returns key chunks of the keys the event center has and
+// MySQL has not (correction.Corrector.Extras).
+func (a *Correction) CorrectionExtras(ctx context.Context, in CorrectionExtrasInput) ([]CorrectionChunk, error) {
+	ctx, stop := heartbeatEvery(ctx, 5*time.Second, func() any { return nil })
+	defer stop()
+	schema, err := correction.LoadSchema(ctx, a.DB, in.Target)
+	if err != nil {
+		return nil, permanentIfSource(err)
+	}
+	chunks, err := a.corrector().Extras(ctx, in.Target, schema, in.First)
+	a.name(in.Target, chunks)
+	return chunks, err
+}
+
+// name sets the archive object of each chunk when the run archives, dated
+// the day the chunks are planned.
+func (a *Correction) name(t CorrectionTarget, chunks []CorrectionChunk) {
+	if a.Options.Archive == nil {
+		return
+	}
+	now := time.Now()
+	for i := range chunks {
+		chunks[i].Archive = correction.ArchiveName(t.Source, now, chunks[i].Index)
+	}
+}
+
+// CorrectionLedger writes the run's ledger entries to the event center
+// (idempotent: a retry stores nothing new) and sets the metrics.
+func (a *Correction) CorrectionLedger(ctx context.Context, entries []CorrectionEntry) error {
+	if err := correction.WriteLedger(ctx, a.Store, entries); err != nil {
+		return err
+	}
+	for _, e := range entries {
+		a.Metrics.Observe(e)
+	}
+	return nil
+}
+
+func permanentIfSource(err error) error {
+	if errors.Is(err, correction.ErrNoTable) || errors.Is(err, correction.ErrNoKey) || errors.Is(err, correction.ErrUnmappedType) {
+		return temporal.NewNonRetryableApplicationError(err.Error(), "Uncorrectable", err)
+	}
+	return err
+}
+
+// heartbeatEvery records a heartbeat with details() (nil: none) every d
+// until stop is called, so a chunk waiting on the watermark or on MySQL
+// stays alive while its worker does; the returned context ends when
+// Temporal cancels the activity.
+func heartbeatEvery(ctx context.Context, d time.Duration, details func() any) (context.Context, func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(d)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				if v := details(); v != nil {
+					activity.RecordHeartbeat(ctx, v)
+				} else {
+					activity.RecordHeartbeat(ctx)
+				}
+			}
+		}
+	}()
+	return ctx, func() { close(done); cancel() }
+}

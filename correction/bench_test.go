@@ -1,0 +1,171 @@
+package correction_test
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tidemark-dev/tidemark/cdc"
+	"github.com/tidemark-dev/tidemark/correction"
+	"github.com/tidemark-dev/tidemark/eventcenter"
+	"github.com/tidemark-dev/tidemark/eventcenter/embedded"
+	"github.com/tidemark-dev/tidemark/internal/testenv"
+)
+
+// BenchmarkCorrection compares a table of TIDEMARK_BENCH_ROWS rows
+// (default 1,000,000) whose every row the embedded event center holds, in
+// sync, and beside it reads the same table by the same primary-key chunks
+// with a bare SELECT (no snapshot, no typing, no event center), with the
+// same parallelism. Both report rows/s; the correction's share of the bare
+// scan is the figure to watch (target: at least 100k rows/s and 50%).
+//
+//	go test -run '^$' -bench Correction -benchtime 1x ./correction/
+func BenchmarkCorrection(b *testing.B) {
+	n := 1_000_000
+	if s := os.Getenv("TIDEMARK_BENCH_ROWS"); s != "" {
+		var err error
+		if n, err = strconv.Atoi(s); err != nil {
+			b.Fatal(err)
+		}
+	}
+	ctx := context.Background()
+	cfg := testenv.MySQL(b)
+	db, err := correction.Open(cfg.Addr, cfg.User, cfg.Password)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	dbName := cfg.DB + "_corrbench_" + randHex()
+	if _, err := db.ExecContext(ctx, "CREATE DATABASE "+dbName); err != nil {
+		b.Fatal(err)
+	}
+	defer db.Exec("DROP DATABASE " + dbName)
+	if _, err := db.ExecContext(ctx, "CREATE TABLE "+dbName+".t (id BIGINT PRIMARY KEY, a INT NOT NULL, s VARCHAR(32) NOT NULL, amount DECIMAL(12,2) NOT NULL, at DATETIME(6) NOT NULL)"); err != nil {
+		b.Fatal(err)
+	}
+	st, err := embedded.Open(embedded.Config{Dir: b.TempDir(), NoSync: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	src := "mysql.bench.t"
+	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	evTime := time.Now().Add(-time.Hour).Truncate(time.Second)
+	start := time.Now()
+	const batch = 2000
+	for lo := 0; lo < n; lo += batch {
+		var q strings.Builder
+		q.WriteString("INSERT INTO " + dbName + ".t VALUES ")
+		evs := make([]eventcenter.Event, 0, batch)
+		for i := lo; i < min(lo+batch, n); i++ {
+			at := base.Add(time.Duration(i) * time.Millisecond)
+			amount := fmt.Sprintf("%d.%02d", i%100000, i%100)
+			if i > lo {
+				q.WriteByte(',')
+			}
+			fmt.Fprintf(&q, "(%d,%d,'s%d',%s,'%s')", i, i%1000, i, amount, at.Format("2006-01-02 15:04:05.000000"))
+			evs = append(evs, eventcenter.Event{Source: src, Key: strconv.Itoa(i), Time: evTime, Pos: eventcenter.Position{Log: 1, Offset: uint64(i+1) << 16},
+				Op: eventcenter.OpInsert, After: eventcenter.Row{"id": int64(i), "a": int64(i % 1000), "s": "s" + strconv.Itoa(i), "amount": eventcenter.Decimal(amount), "at": at}})
+		}
+		if _, err := db.ExecContext(ctx, q.String()); err != nil {
+			b.Fatal(err)
+		}
+		if err := st.Append(ctx, evs); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := st.AdvanceWatermark(ctx, src, 0, time.Now().Add(24*time.Hour)); err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("loaded %d rows into MySQL and the event center in %v", n, time.Since(start).Round(time.Millisecond))
+	target := correction.Target{Source: src, Database: dbName, Table: "t"}
+	opts := correction.Options{ChunkRows: 10000, Parallelism: 4}
+	schema, err := correction.LoadSchema(ctx, db, target)
+	if err != nil {
+		b.Fatal(err)
+	}
+
+	b.Run("bare-select", func(b *testing.B) {
+		for b.Loop() {
+			chunks, err := correction.Plan(ctx, db, schema, opts.ChunkRows)
+			if err != nil {
+				b.Fatal(err)
+			}
+			rows := bareScan(b, db, schema, len(chunks), opts)
+			if rows != n {
+				b.Fatalf("read %d rows, want %d", rows, n)
+			}
+		}
+		b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "rows/s")
+	})
+	b.Run("correction", func(b *testing.B) {
+		c := correction.New(db, st, opts)
+		for b.Loop() {
+			t0 := time.Now()
+			r, err := c.Source(ctx, target, nil, func(done, total int, r correction.ChunkResult) {
+				if done == 1 || done == total {
+					b.Logf("chunk %d/%d done after %v", done, total, time.Since(t0).Round(time.Millisecond))
+				}
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if r.Compared != n || r.Drifted() != 0 {
+				b.Fatalf("compared %d, drift %+v", r.Compared, r.Drift)
+			}
+		}
+		b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "rows/s")
+	})
+}
+
+// bareScan reads the table by id ranges of opts.ChunkRows (the bench's
+// keys are 0…n-1, so the ranges are the planned chunks), Parallelism at
+// once, scanning every column as raw bytes.
+func bareScan(b *testing.B, db *sql.DB, t *cdc.Table, chunks int, opts correction.Options) int {
+	var (
+		mu    sync.Mutex
+		total int
+		wg    sync.WaitGroup
+		sem   = make(chan struct{}, opts.Parallelism)
+	)
+	for i := range chunks {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			rows, err := db.Query(fmt.Sprintf("SELECT * FROM `%s`.`%s` WHERE id >= ? AND id < ? ORDER BY id", t.Database, t.Name), i*opts.ChunkRows, (i+1)*opts.ChunkRows)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			defer rows.Close()
+			raw := make([]sql.RawBytes, len(t.Columns))
+			ptrs := make([]any, len(raw))
+			for i := range raw {
+				ptrs[i] = &raw[i]
+			}
+			n := 0
+			for rows.Next() {
+				if err := rows.Scan(ptrs...); err != nil {
+					b.Error(err)
+					return
+				}
+				n++
+			}
+			if err := rows.Err(); err != nil {
+				b.Error(err)
+			}
+			mu.Lock()
+			total += n
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	return total
+}

@@ -1,0 +1,608 @@
+package correction
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/tidemark-dev/tidemark/cdc"
+	"github.com/tidemark-dev/tidemark/eventcenter"
+	"github.com/tidemark-dev/tidemark/source"
+)
+
+// Options tune a Corrector. Every field has a default.
+type Options struct {
+	// Zone reads DATETIME and DATE columns: it must be the CDC's
+	// Config.Zone. Default UTC.
+	Zone *time.Location
+	// ChunkRows is the size of a range chunk in rows. Default 10000.
+	ChunkRows int
+	// KeyChunk is the size of a key chunk (extras, repairs). Default 1000.
+	KeyChunk int
+	// Parallelism bounds the chunks Source reads at once. Default 4.
+	Parallelism int
+	// Snapshots also writes a snapshot event for every compared key in
+	// sync (see the package doc for its cost). Default false.
+	Snapshots bool
+	// WatermarkTimeout bounds a chunk's wait for the source's watermark to
+	// pass its snapshot. Default 2 minutes.
+	WatermarkTimeout time.Duration
+	// MaxKeys bounds the keys per kind a SourceResult keeps. Default 100.
+	MaxKeys int
+	// Archive, if not nil, receives each chunk's snapshot as one Parquet
+	// object (Chunk.Archive names it; Source names it ArchiveName). Default
+	// nil: nothing is archived.
+	Archive Objects
+}
+
+func (o *Options) setDefaults() {
+	if o.Zone == nil {
+		o.Zone = time.UTC
+	}
+	if o.ChunkRows <= 0 {
+		o.ChunkRows = 10000
+	}
+	if o.KeyChunk <= 0 {
+		o.KeyChunk = 1000
+	}
+	if o.Parallelism <= 0 {
+		o.Parallelism = 4
+	}
+	if o.WatermarkTimeout <= 0 {
+		o.WatermarkTimeout = 2 * time.Minute
+	}
+	if o.MaxKeys == 0 {
+		o.MaxKeys = 100
+	}
+}
+
+// Corrector compares tables of one MySQL server with the event center and
+// writes corrections. Its methods are safe for concurrent use.
+type Corrector struct {
+	db    *sql.DB
+	store eventcenter.Store
+	opts  Options
+	cache indexCache // see index.go
+}
+
+// New returns a Corrector reading MySQL through db (opened by Open, or with
+// DSNParams) and correcting store.
+func New(db *sql.DB, store eventcenter.Store, opts Options) *Corrector {
+	opts.setDefaults()
+	return &Corrector{db: db, store: store, opts: opts}
+}
+
+// Options returns the corrector's options, defaults filled in.
+func (c *Corrector) Options() Options { return c.opts }
+
+// ChunkResult is what one chunk found and wrote.
+type ChunkResult struct {
+	Source string `json:"source"`
+	Chunk  int    `json:"chunk"`
+	Point  Point  `json:"point"`
+	// Object is the archive object written with the chunk's rows, if any.
+	Object string `json:"object,omitempty"`
+	// First is the earliest event time of the chunk's corrections (those
+	// written, and those of an earlier attempt counted as this one's):
+	// as-of reads from First on may read differently. Zero if none.
+	First time.Time `json:"first,omitzero"`
+	Drift
+}
+
+// corrected notes a correction of the chunk at t.
+func (r *ChunkResult) corrected(t time.Time) {
+	r.Corrections++
+	if r.First.IsZero() || t.Before(r.First) {
+		r.First = t
+	}
+}
+
+// Chunk reads one chunk of the target in a consistent snapshot, waits for
+// the source's watermark to pass it, compares every key with the event
+// center's state at the snapshot's point, and appends a correction for each
+// key that differs (and, with Options.Snapshots, a snapshot event for each
+// that does not). When it returns nil, the events are stored. A retry reads
+// a new snapshot and corrects only what is still wrong.
+//
+// A retried chunk resumes: the keys an earlier attempt corrected (a
+// correction stored at or after ch.Since, which the key's state still is)
+// are counted in the result as found and corrected, without a new event,
+// so a retried chunk's result and events equal a clean run's.
+func (c *Corrector) Chunk(ctx context.Context, t Target, schema *cdc.Table, ch Chunk) (ChunkResult, error) {
+	return c.ChunkReporting(ctx, t, schema, ch, nil)
+}
+
+// ChunkReporting is Chunk calling read, if not nil, with the chunk's point
+// as soon as its snapshot is read, before anything is written: the point a
+// retry must resume at (Chunk.Resume) should this attempt die.
+func (c *Corrector) ChunkReporting(ctx context.Context, t Target, schema *cdc.Table, ch Chunk, read func(Point)) (ChunkResult, error) {
+	res := ChunkResult{Source: t.Source, Chunk: ch.Index}
+	var want []string // a key chunk's keys, MySQL has them or not
+	if ch.Keys != nil {
+		for _, k := range ch.Keys {
+			key, err := keyFromText(schema, k, c.opts.Zone)
+			if err != nil {
+				return res, fmt.Errorf("correction: source %s: %w", t.Source, err)
+			}
+			want = append(want, key)
+		}
+	}
+	p, rows, err := readChunk(ctx, c.db, schema, &ch, c.opts.Zone)
+	if err != nil {
+		return res, fmt.Errorf("correction: source %s chunk %d: %w", t.Source, ch.Index, err)
+	}
+	res.Point = p
+	if read != nil {
+		read(p)
+	}
+	if ch.Archive != "" && c.opts.Archive != nil {
+		if err := c.archive(ctx, ch.Archive, schema, rows); err != nil {
+			return res, err
+		}
+		res.Object = ch.Archive
+	}
+	wctx, cancel := context.WithTimeout(ctx, c.opts.WatermarkTimeout)
+	err = c.store.WaitWatermark(wctx, t.Source, p.Time)
+	cancel()
+	if err != nil {
+		return res, fmt.Errorf("correction: source %s chunk %d: waiting for the watermark to pass the snapshot at %v: %w", t.Source, ch.Index, p.Time, err)
+	}
+
+	// The fast path (index.go) for range chunks; the few keys of a key
+	// chunk (extras, a repair) all take the exact path.
+	var (
+		idx    *keyIndex
+		recent map[string]bool
+	)
+	if ch.Keys == nil {
+		if idx, err = c.index(ctx, t.Source); err != nil {
+			return res, fmt.Errorf("correction: source %s: indexing the event center: %w", t.Source, err)
+		}
+		if recent, err = c.recent(ctx, t.Source, idx, p.Time); err != nil {
+			return res, fmt.Errorf("correction: source %s: %w", t.Source, err)
+		}
+	}
+
+	mine := make(map[string]eventcenter.Row, len(rows))
+	keys := make([]string, 0, len(rows)+len(want))
+	for _, r := range rows {
+		mine[r.key] = r.row
+		keys = append(keys, r.key)
+	}
+	for _, k := range want {
+		if _, ok := mine[k]; !ok {
+			keys = append(keys, k)
+		}
+	}
+	var batch []eventcenter.Event
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		if err := c.store.Append(ctx, batch); err != nil {
+			return fmt.Errorf("correction: source %s chunk %d: %w", t.Source, ch.Index, err)
+		}
+		batch = batch[:0]
+		return nil
+	}
+	for _, key := range keys {
+		my := mine[key]
+		if idx != nil && my != nil && !recent[key] {
+			if e, ok := idx.keys[key]; ok && e.sum == rowSum(my) && !c.ours(e.op, e.storedAt, ch.Since) &&
+				(!c.opts.Snapshots || e.op == eventcenter.OpSnapshot || e.op == eventcenter.OpCorrection) {
+				res.Compared++ // in sync: the fast path (see index.go)
+				continue
+			}
+		}
+		st, err := c.stateAt(ctx, t.Source, key, p)
+		if err != nil {
+			return res, err
+		}
+		res.Compared++
+		if st.last != nil && c.ours(st.last.Op, st.last.StoredAt, ch.Since) {
+			// Corrected by an earlier attempt of this chunk: if MySQL still
+			// agrees, count that correction as this run's.
+			if b := st.last.Before; my == nil && st.row == nil || my != nil && st.row != nil && len(diffColumns(my, st.row)) == 0 {
+				switch {
+				case b == nil:
+					res.note(KindMissing, key)
+				case my == nil:
+					res.note(KindExtra, key)
+				default:
+					res.note(KindDifferent, key)
+					for _, col := range diffColumns(my, b) {
+						if res.Columns == nil {
+							res.Columns = map[string]int{}
+						}
+						res.Columns[col]++
+					}
+				}
+				res.corrected(st.last.Time)
+				continue
+			}
+		}
+		ev := eventcenter.Event{Source: t.Source, Key: key, Time: st.time, Pos: p.Pos, Op: eventcenter.OpCorrection, After: my, Before: st.row}
+		if r := ch.Resume; r != nil && (st.last == nil || st.last.Pos.Compare(r.Pos) < 0) {
+			// Unchanged since the dead attempt's point: correct it there,
+			// with that attempt's identity, so that the store completes a
+			// correction the attempt left half-written (HBase) instead of
+			// holding a second one.
+			ev.Pos, ev.Time = r.Pos, r.Time
+			if st.time.Before(ev.Time) {
+				ev.Time = st.time
+			}
+		}
+		switch {
+		case my == nil && st.row == nil:
+			continue
+		case my == nil:
+			res.note(KindExtra, key)
+		case st.row == nil:
+			res.note(KindMissing, key)
+		default:
+			cols := diffColumns(my, st.row)
+			if len(cols) == 0 {
+				if !c.opts.Snapshots || st.op == eventcenter.OpSnapshot || st.op == eventcenter.OpCorrection {
+					continue
+				}
+				ev.Op, ev.Before = eventcenter.OpSnapshot, nil
+				res.Snapshots++
+				batch = append(batch, ev)
+				continue
+			}
+			res.note(KindDifferent, key)
+			for _, col := range cols {
+				if res.Columns == nil {
+					res.Columns = map[string]int{}
+				}
+				res.Columns[col]++
+			}
+		}
+		res.corrected(ev.Time)
+		batch = append(batch, ev)
+		if len(batch) >= 1000 {
+			if err := flush(); err != nil {
+				return res, err
+			}
+		}
+	}
+	return res, flush()
+}
+
+// keyState is a key's state at a point, and the time a correction there
+// must carry.
+type keyState struct {
+	row  eventcenter.Row    // nil: absent
+	op   eventcenter.Op     // of the event that set it
+	last *eventcenter.Event // that event; nil if none
+	time time.Time
+}
+
+// stateAt returns the key's state at p: the After row of its last event
+// positioned before p. Events of a key are in binlog order by (time,
+// position), so the correction's time is p.Time, or the time of the key's
+// first event after p if that is earlier.
+func (c *Corrector) stateAt(ctx context.Context, src, key string, p Point) (keyState, error) {
+	evs, err := c.store.History(ctx, eventcenter.HistoryQuery{Source: src, Key: key, From: eventcenter.MinTime, To: p.Time.Add(time.Nanosecond)})
+	if err != nil {
+		return keyState{}, fmt.Errorf("correction: source %s key %q: %w", src, key, err)
+	}
+	st := keyState{time: p.Time}
+	var last *eventcenter.Event
+	for i := range evs {
+		e := &evs[i]
+		// A correction or snapshot written at this very point (a chunk of
+		// an earlier run read at the same binlog position) is MySQL's state
+		// there: it counts as before the point, the latest one last.
+		if c := e.Pos.Compare(p.Pos); c < 0 || c == 0 && (e.Op == eventcenter.OpCorrection || e.Op == eventcenter.OpSnapshot) {
+			if last == nil || e.Pos.Compare(last.Pos) > 0 || e.Pos == last.Pos && !e.Time.Before(last.Time) {
+				last = e
+			}
+		} else if e.Time.Before(st.time) {
+			st.time = e.Time
+		}
+	}
+	if last != nil {
+		if last.Time.After(st.time) {
+			return keyState{}, fmt.Errorf("correction: source %s key %q: an event at %v %v, before the point %v, is later than one after it: the events are not in binlog order",
+				src, key, last.Time, last.Pos, p)
+		}
+		st.row, st.op, st.last = last.After, last.Op, last
+	}
+	return st, nil
+}
+
+// ours reports whether an event of op stored at storedAt is a correction
+// written by this run (at or after since; a zero since: none is).
+func (c *Corrector) ours(op eventcenter.Op, storedAt, since time.Time) bool {
+	return op == eventcenter.OpCorrection && !since.IsZero() && !storedAt.Before(since)
+}
+
+// keyFromText makes the event key of a key tuple as MySQL prints it.
+func keyFromText(t *cdc.Table, tuple [][]byte, zone *time.Location) (string, error) {
+	if len(tuple) != len(t.Key) {
+		return "", fmt.Errorf("a key of %d values for a key of %d columns", len(tuple), len(t.Key))
+	}
+	vals := make([]any, len(tuple))
+	for i, k := range t.Key {
+		v, err := cdc.ValueFromText(&t.Columns[k], tuple[i], zone)
+		if err != nil {
+			return "", err
+		}
+		vals[i] = v
+	}
+	return source.RowKey(vals...)
+}
+
+// textOf prints a key column's row value as MySQL prints it (the inverse
+// of cdc.ValueFromText for key types).
+func textOf(col *cdc.Column, v any, zone *time.Location) ([]byte, error) {
+	switch x := v.(type) {
+	case int64:
+		if col.DataType == "bit" {
+			var b []byte
+			for n := uint64(x); n > 0 || len(b) == 0; n >>= 8 {
+				b = append([]byte{byte(n)}, b...)
+			}
+			return b, nil
+		}
+		return strconv.AppendInt(nil, x, 10), nil
+	case eventcenter.Decimal:
+		return []byte(x), nil
+	case string:
+		return []byte(x), nil
+	case []byte:
+		return x, nil
+	case float64:
+		return strconv.AppendFloat(nil, x, 'g', -1, 64), nil
+	case time.Time:
+		switch col.DataType {
+		case "date":
+			return []byte(x.In(zone).Format("2006-01-02")), nil
+		case "timestamp":
+			return []byte(x.UTC().Format("2006-01-02 15:04:05.999999")), nil
+		}
+		return []byte(x.In(zone).Format("2006-01-02 15:04:05.999999")), nil
+	}
+	return nil, fmt.Errorf("key column %s: a value of type %T", col.Name, v)
+}
+
+// Extras returns key chunks (numbered from first) holding the keys whose
+// state the event center has, as of its latest events, and MySQL has not
+// (the source's index, its events since, and one scan of the table's key
+// columns). Chunk compares them in a snapshot: those still absent are
+// extra.
+func (c *Corrector) Extras(ctx context.Context, t Target, schema *cdc.Table, first int) ([]Chunk, error) {
+	idx, err := c.index(ctx, t.Source)
+	if err != nil {
+		return nil, fmt.Errorf("correction: source %s: indexing the event center: %w", t.Source, err)
+	}
+	recent, err := c.recent(ctx, t.Source, idx, eventcenter.MaxTime)
+	if err != nil {
+		return nil, fmt.Errorf("correction: source %s: %w", t.Source, err)
+	}
+	inMySQL := make(map[string]struct{}, len(idx.keys)+len(recent)) // the keys MySQL has that the event center knows
+	err = scanKeys(ctx, c.db, schema, func(tuple [][]byte) error {
+		key, err := keyFromText(schema, tuple, c.opts.Zone)
+		if err != nil {
+			return err
+		}
+		if _, ok := idx.keys[key]; ok || recent[key] {
+			inMySQL[key] = struct{}{}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("correction: source %s: %w", t.Source, err)
+	}
+	candidates := map[string]bool{}
+	for k := range idx.keys {
+		if _, ok := inMySQL[k]; !ok {
+			candidates[k] = true
+		}
+	}
+	for k := range recent {
+		if _, ok := inMySQL[k]; !ok {
+			candidates[k] = true
+		}
+	}
+	// The few keys left: their key columns' values from their latest row.
+	var keys []string
+	tuples := map[string][][]byte{}
+	for _, key := range slices.Sorted(maps.Keys(candidates)) {
+		ev, err := c.store.AsOf(ctx, eventcenter.AsOf{Source: t.Source, Key: key, Time: eventcenter.MaxTime})
+		if errors.Is(err, eventcenter.ErrNotFound) {
+			continue // deleted since
+		}
+		if err != nil {
+			return nil, fmt.Errorf("correction: source %s key %q: %w", t.Source, key, err)
+		}
+		tuple := make([][]byte, len(schema.Key))
+		for i, k := range schema.Key {
+			col := &schema.Columns[k]
+			if tuple[i], err = textOf(col, ev.After[col.Name], c.opts.Zone); err != nil {
+				return nil, fmt.Errorf("correction: source %s key %q: %w", t.Source, key, err)
+			}
+		}
+		keys = append(keys, key)
+		tuples[key] = tuple
+	}
+	var out []Chunk
+	for i := 0; i < len(keys); i += c.opts.KeyChunk {
+		ch := Chunk{Index: first + len(out), Keys: [][][]byte{}}
+		for _, k := range keys[i:min(i+c.opts.KeyChunk, len(keys))] {
+			ch.Keys = append(ch.Keys, tuples[k])
+		}
+		out = append(out, ch)
+	}
+	return out, nil
+}
+
+// KeyChunks returns key chunks (numbered from first) for the given event
+// keys of the target, for a repair of those keys only.
+func KeyChunks(schema *cdc.Table, keys []string, size, first int) ([]Chunk, error) {
+	if size <= 0 {
+		size = 1000
+	}
+	var out []Chunk
+	for i := 0; i < len(keys); i += size {
+		ch := Chunk{Index: first + len(out), Keys: [][][]byte{}}
+		for _, k := range keys[i:min(i+size, len(keys))] {
+			tuple, err := parseKey(k, len(schema.Key))
+			if err != nil {
+				return nil, err
+			}
+			ch.Keys = append(ch.Keys, tuple)
+		}
+		out = append(out, ch)
+	}
+	return out, nil
+}
+
+// parseKey splits an event key (source.RowKey) into its column texts. Text
+// forms that differ from MySQL's (times in RFC 3339) are not supported.
+func parseKey(key string, n int) ([][]byte, error) {
+	if n == 1 {
+		return [][]byte{[]byte(key)}, nil
+	}
+	var out [][]byte
+	s := key
+	for len(s) > 0 {
+		q, err := strconv.QuotedPrefix(s)
+		if err != nil {
+			return nil, fmt.Errorf("correction: key %q is not a key of %d columns", key, n)
+		}
+		v, _ := strconv.Unquote(q)
+		out = append(out, []byte(v))
+		s = s[len(q):]
+		if len(s) > 0 {
+			if s[0] != ',' {
+				return nil, fmt.Errorf("correction: key %q is not a key of %d columns", key, n)
+			}
+			s = s[1:]
+		}
+	}
+	if len(out) != n {
+		return nil, fmt.Errorf("correction: key %q is not a key of %d columns", key, n)
+	}
+	return out, nil
+}
+
+// SourceResult is what a correction of one source found and wrote.
+type SourceResult struct {
+	Target Target        `json:"target"`
+	Chunks []ChunkResult `json:"chunks"` // by chunk index
+	Drift                // the sum, with at most Options.MaxKeys keys per kind
+	// Objects are the archive objects written, one per chunk.
+	Objects []string `json:"objects,omitempty"`
+}
+
+// name sets the archive object of each chunk, if the corrector archives.
+func (c *Corrector) name(t Target, chunks []Chunk, date time.Time) {
+	if c.opts.Archive == nil {
+		return
+	}
+	for i := range chunks {
+		chunks[i].Archive = ArchiveName(t.Source, date, chunks[i].Index)
+	}
+}
+
+// Source corrects a whole table in this process: Plan, every range chunk
+// (Options.Parallelism at once), then the extra keys. If keys is not nil,
+// only those event keys are compared (a repair). progress, if not nil, is
+// called after each chunk (not concurrently). The first chunk error stops
+// the run; the events of chunks done are stored.
+func (c *Corrector) Source(ctx context.Context, t Target, keys []string, progress func(done, total int, r ChunkResult)) (SourceResult, error) {
+	res := SourceResult{Target: t}
+	schema, err := LoadSchema(ctx, c.db, t)
+	if err != nil {
+		return res, err
+	}
+	var chunks []Chunk
+	if keys != nil {
+		chunks, err = KeyChunks(schema, keys, c.opts.KeyChunk, 0)
+	} else {
+		chunks, err = Plan(ctx, c.db, schema, c.opts.ChunkRows)
+	}
+	if err != nil {
+		return res, fmt.Errorf("correction: source %s: %w", t, err)
+	}
+	since := time.Now()
+	c.name(t, chunks, since)
+	for i := range chunks {
+		chunks[i].Since = since
+	}
+	if keys == nil { // index the event center while the first chunks read MySQL
+		go c.index(context.WithoutCancel(ctx), t.Source)
+	}
+	done := 0
+	run := func(chunks []Chunk, total int) error {
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		var (
+			mu       sync.Mutex
+			firstErr error
+			wg       sync.WaitGroup
+			sem      = make(chan struct{}, c.opts.Parallelism)
+		)
+		for _, ch := range chunks {
+			sem <- struct{}{}
+			if ctx.Err() != nil {
+				break
+			}
+			wg.Add(1)
+			go func() {
+				defer func() { <-sem; wg.Done() }()
+				r, err := c.Chunk(ctx, t, schema, ch)
+				mu.Lock()
+				defer mu.Unlock()
+				if err != nil {
+					if firstErr == nil {
+						firstErr = err
+						cancel()
+					}
+					return
+				}
+				res.Chunks = append(res.Chunks, r)
+				if r.Object != "" {
+					res.Objects = append(res.Objects, r.Object)
+				}
+				res.Add(r.Drift, c.opts.MaxKeys)
+				done++
+				if progress != nil {
+					progress(done, total, r)
+				}
+			}()
+		}
+		wg.Wait()
+		if firstErr == nil && ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return firstErr
+	}
+	total := len(chunks)
+	if err := run(chunks, total); err != nil {
+		return res, err
+	}
+	if keys == nil {
+		extras, err := c.Extras(ctx, t, schema, len(chunks))
+		if err != nil {
+			return res, err
+		}
+		c.name(t, extras, since)
+		for i := range extras {
+			extras[i].Since = since
+		}
+		if err := run(extras, total+len(extras)); err != nil {
+			return res, err
+		}
+	}
+	slices.SortFunc(res.Chunks, func(a, b ChunkResult) int { return a.Chunk - b.Chunk })
+	return res, nil
+}

@@ -1,0 +1,393 @@
+package correction
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+
+	"github.com/tidemark-dev/tidemark/cdc"
+	"github.com/tidemark-dev/tidemark/eventcenter"
+	"github.com/tidemark-dev/tidemark/source"
+)
+
+// ErrNoSnapshotPosition: the server did not report the binlog position of a
+// consistent snapshot (not MariaDB, or binary logging is off).
+var ErrNoSnapshotPosition = errors.New("correction: the server reports no binlog position for a consistent snapshot (MariaDB with log_bin is required)")
+
+// Open connects to the MySQL server the way the correction reads it: the
+// text protocol (interpolateParams, so values come back as MySQL prints
+// them, which is what cdc.ValueFromText reads) and no default database.
+func Open(addr, user, password string) (*sql.DB, error) {
+	cfg := mysql.NewConfig()
+	cfg.Net, cfg.Addr, cfg.User, cfg.Passwd = "tcp", addr, user, password
+	cfg.InterpolateParams = true
+	return sql.Open("mysql", cfg.FormatDSN())
+}
+
+// DSNParams are the parameters Open sets, for a DSN written by hand.
+var DSNParams = url.Values{"interpolateParams": {"true"}}.Encode()
+
+// Chunk is one part of a table, read in one consistent snapshot: the keys
+// in [From, To) in key order (a nil bound is open), or, if Keys is not nil,
+// exactly those keys. Bounds and keys are key tuples as MySQL prints the
+// key columns' values, so a chunk is plain data (a Temporal payload).
+type Chunk struct {
+	Index int        `json:"index"`
+	From  [][]byte   `json:"from,omitempty"`
+	To    [][]byte   `json:"to,omitempty"`
+	Keys  [][][]byte `json:"keys,omitempty"`
+	// Archive, if set, is the object the chunk's rows are archived as
+	// (see Options.Archive).
+	Archive string `json:"archive,omitempty"`
+	// Since is the start of the run: a correction stored at or after it
+	// was written by an earlier attempt of this chunk (see Corrector.Chunk).
+	// Zero: none is.
+	Since time.Time `json:"since,omitzero"`
+	// Resume is the point of an earlier attempt of the chunk that died
+	// (nil: none): the corrections of keys unchanged since are written at
+	// it, with the identities that attempt gave them (see Corrector.Chunk).
+	Resume *Point `json:"resume,omitempty"`
+}
+
+// Point is where a chunk was read: the binlog coordinate of its snapshot
+// and the event center position and time that stand for it.
+type Point struct {
+	File   string               `json:"file"`
+	Offset uint64               `json:"offset"` // the binlog position
+	Pos    eventcenter.Position `json:"pos"`    // {file sequence, Offset<<16}
+	Time   time.Time            `json:"time"`   // the server's UTC clock inside the snapshot
+}
+
+func (p Point) String() string {
+	return fmt.Sprintf("%s:%d (%v)", p.File, p.Offset, p.Time.Format(time.RFC3339Nano))
+}
+
+// mysqlRow is one row as a chunk read it.
+type mysqlRow struct {
+	key string
+	row eventcenter.Row
+}
+
+func quoteIdent(s string) string { return "`" + strings.ReplaceAll(s, "`", "``") + "`" }
+
+func qualified(t *cdc.Table) string { return quoteIdent(t.Database) + "." + quoteIdent(t.Name) }
+
+func keyList(t *cdc.Table) string {
+	cols := make([]string, len(t.Key))
+	for i, k := range t.Key {
+		cols[i] = quoteIdent(t.Columns[k].Name)
+	}
+	return strings.Join(cols, ", ")
+}
+
+// param makes a SQL operand for a key column's value as MySQL prints it,
+// typed so that MySQL compares it as the column's type (and collation).
+func param(c *cdc.Column, text []byte) (string, any, error) {
+	switch c.DataType {
+	case "tinyint", "smallint", "mediumint", "int", "integer", "bigint", "bool", "boolean", "year":
+		if c.Unsigned {
+			u, err := strconv.ParseUint(string(text), 10, 64)
+			return "?", u, err
+		}
+		n, err := strconv.ParseInt(string(text), 10, 64)
+		return "?", n, err
+	case "bit":
+		var n uint64
+		for _, b := range text {
+			n = n<<8 | uint64(b)
+		}
+		return "?", n, nil
+	case "decimal", "numeric":
+		// Inlined as an exact-value literal: a string operand would be
+		// compared as a double.
+		for _, b := range text {
+			if (b < '0' || b > '9') && b != '.' && b != '-' {
+				return "", nil, fmt.Errorf("correction: column %s: %q is not a decimal", c.Name, text)
+			}
+		}
+		return string(text), nil, nil
+	}
+	if bytes.Contains([]byte(c.DataType), []byte("binary")) || strings.HasSuffix(c.DataType, "blob") {
+		return "?", bytes.Clone(text), nil
+	}
+	return "?", string(text), nil
+}
+
+// tupleCompare builds "(k1, …, kn) op (v1, …, vn)" for op ">=" or "<" as
+// nested comparisons MySQL can use a range scan of the key for.
+func tupleCompare(t *cdc.Table, op string, vals [][]byte, args *[]any) (string, error) {
+	if len(vals) != len(t.Key) {
+		return "", fmt.Errorf("correction: a bound of %d values for a key of %d columns", len(vals), len(t.Key))
+	}
+	strict := ">"
+	if op == "<" {
+		strict = "<"
+	}
+	var build func(i int) (string, error)
+	build = func(i int) (string, error) {
+		c := &t.Columns[t.Key[i]]
+		ph, arg, err := param(c, vals[i])
+		if err != nil {
+			return "", err
+		}
+		col := quoteIdent(c.Name)
+		if i == len(vals)-1 {
+			if arg != nil {
+				*args = append(*args, arg)
+			}
+			return col + " " + op + " " + ph, nil
+		}
+		if arg != nil {
+			*args = append(*args, arg)
+		}
+		first := col + " " + strict + " " + ph
+		if arg != nil {
+			*args = append(*args, arg)
+		}
+		rest, err := build(i + 1)
+		if err != nil {
+			return "", err
+		}
+		return "(" + first + " OR (" + col + " = " + ph + " AND " + rest + "))", nil
+	}
+	return build(0)
+}
+
+// where returns the chunk's condition and its arguments.
+func (ch *Chunk) where(t *cdc.Table) (string, []any, error) {
+	var args []any
+	if ch.Keys != nil {
+		if len(ch.Keys) == 0 {
+			return "FALSE", nil, nil
+		}
+		var or []string
+		for _, k := range ch.Keys {
+			if len(k) != len(t.Key) {
+				return "", nil, fmt.Errorf("correction: a key of %d values for a key of %d columns", len(k), len(t.Key))
+			}
+			var and []string
+			for i, v := range k {
+				c := &t.Columns[t.Key[i]]
+				ph, arg, err := param(c, v)
+				if err != nil {
+					return "", nil, err
+				}
+				if arg != nil {
+					args = append(args, arg)
+				}
+				and = append(and, quoteIdent(c.Name)+" = "+ph)
+			}
+			or = append(or, "("+strings.Join(and, " AND ")+")")
+		}
+		return strings.Join(or, " OR "), args, nil
+	}
+	conds := []string{"TRUE"}
+	if ch.From != nil {
+		c, err := tupleCompare(t, ">=", ch.From, &args)
+		if err != nil {
+			return "", nil, err
+		}
+		conds = append(conds, c)
+	}
+	if ch.To != nil {
+		c, err := tupleCompare(t, "<", ch.To, &args)
+		if err != nil {
+			return "", nil, err
+		}
+		conds = append(conds, c)
+	}
+	return strings.Join(conds, " AND "), args, nil
+}
+
+// Plan cuts the table into range chunks of about rows rows (default 10000)
+// by reading its key columns once, in key order (one statement, no
+// transaction held). The chunks cover every key, now and later: the first
+// starts at the table's start, the last ends at its end.
+func Plan(ctx context.Context, db *sql.DB, t *cdc.Table, rows int) ([]Chunk, error) {
+	if rows <= 0 {
+		rows = 10000
+	}
+	var bounds [][][]byte
+	n := 0
+	err := scanKeys(ctx, db, t, func(key [][]byte) error {
+		if n > 0 && n%rows == 0 {
+			bounds = append(bounds, cloneTuple(key))
+		}
+		n++
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	chunks := make([]Chunk, len(bounds)+1)
+	for i := range chunks {
+		chunks[i].Index = i
+		if i > 0 {
+			chunks[i].From = bounds[i-1]
+		}
+		if i < len(bounds) {
+			chunks[i].To = bounds[i]
+		}
+	}
+	return chunks, nil
+}
+
+func cloneTuple(k [][]byte) [][]byte {
+	out := make([][]byte, len(k))
+	for i, v := range k {
+		out[i] = bytes.Clone(v)
+	}
+	return out
+}
+
+// scanKeys calls fn with the key tuple of every row, in key order. The
+// tuple is valid only during the call.
+func scanKeys(ctx context.Context, db *sql.DB, t *cdc.Table, fn func([][]byte) error) error {
+	rows, err := db.QueryContext(ctx, "SELECT "+keyList(t)+" FROM "+qualified(t)+" ORDER BY "+keyList(t))
+	if err != nil {
+		return fmt.Errorf("correction: reading the keys of %s.%s: %w", t.Database, t.Name, err)
+	}
+	defer rows.Close()
+	raw := make([]sql.RawBytes, len(t.Key))
+	ptrs := make([]any, len(raw))
+	for i := range raw {
+		ptrs[i] = &raw[i]
+	}
+	key := make([][]byte, len(raw))
+	for rows.Next() {
+		if err := rows.Scan(ptrs...); err != nil {
+			return err
+		}
+		for i := range raw {
+			key[i] = raw[i]
+		}
+		if err := fn(key); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("correction: reading the keys of %s.%s: %w", t.Database, t.Name, err)
+	}
+	return nil
+}
+
+// readChunk reads the chunk's rows in one consistent snapshot and returns
+// them, in key order, with the snapshot's point. zone reads DATETIME and
+// DATE, as the CDC's Zone.
+func readChunk(ctx context.Context, db *sql.DB, t *cdc.Table, ch *Chunk, zone *time.Location) (Point, []mysqlRow, error) {
+	cond, args, err := ch.where(t)
+	if err != nil {
+		return Point{}, nil, err
+	}
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return Point{}, nil, err
+	}
+	defer conn.Close()
+	for _, q := range []string{"SET time_zone = '+00:00'", "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ",
+		"START TRANSACTION WITH CONSISTENT SNAPSHOT"} {
+		if _, err := conn.ExecContext(ctx, q); err != nil {
+			return Point{}, nil, fmt.Errorf("correction: %s: %w", q, err)
+		}
+	}
+	defer conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK") // read only: nothing to commit
+
+	var p Point
+	st, err := conn.QueryContext(ctx, "SHOW STATUS LIKE 'binlog_snapshot_%'")
+	if err != nil {
+		return Point{}, nil, err
+	}
+	for st.Next() {
+		var name, value string
+		if err := st.Scan(&name, &value); err != nil {
+			st.Close()
+			return Point{}, nil, err
+		}
+		switch strings.ToLower(name) {
+		case "binlog_snapshot_file":
+			p.File = value
+		case "binlog_snapshot_position":
+			p.Offset, _ = strconv.ParseUint(value, 10, 64)
+		}
+	}
+	if err := st.Close(); err != nil {
+		return Point{}, nil, err
+	}
+	if p.File == "" || p.Offset == 0 {
+		return Point{}, nil, ErrNoSnapshotPosition
+	}
+	seq, err := fileSeq(p.File)
+	if err != nil {
+		return Point{}, nil, err
+	}
+	p.Pos = eventcenter.Position{Log: seq, Offset: p.Offset << 16}
+	var now string
+	if err := conn.QueryRowContext(ctx, "SELECT UTC_TIMESTAMP(6)").Scan(&now); err != nil {
+		return Point{}, nil, err
+	}
+	if p.Time, err = time.ParseInLocation("2006-01-02 15:04:05.999999", now, time.UTC); err != nil {
+		return Point{}, nil, fmt.Errorf("correction: server time %q: %w", now, err)
+	}
+
+	cols := make([]string, len(t.Columns))
+	for i, c := range t.Columns {
+		cols[i] = quoteIdent(c.Name)
+	}
+	q := "SELECT " + strings.Join(cols, ", ") + " FROM " + qualified(t) + " WHERE " + cond + " ORDER BY " + keyList(t)
+	rows, err := conn.QueryContext(ctx, q, args...)
+	if err != nil {
+		return Point{}, nil, fmt.Errorf("correction: reading %s.%s: %w", t.Database, t.Name, err)
+	}
+	defer rows.Close()
+	raw := make([]sql.RawBytes, len(t.Columns))
+	ptrs := make([]any, len(raw))
+	for i := range raw {
+		ptrs[i] = &raw[i]
+	}
+	var out []mysqlRow
+	keyVals := make([]any, len(t.Key))
+	for rows.Next() {
+		if err := rows.Scan(ptrs...); err != nil {
+			return Point{}, nil, err
+		}
+		row := make(eventcenter.Row, len(t.Columns))
+		for i := range t.Columns {
+			c := &t.Columns[i]
+			v, err := cdc.ValueFromText(c, raw[i], zone)
+			if err != nil {
+				return Point{}, nil, fmt.Errorf("correction: %s.%s column %s: %w", t.Database, t.Name, c.Name, err)
+			}
+			row[c.Name] = v
+		}
+		for i, k := range t.Key {
+			keyVals[i] = row[t.Columns[k].Name]
+		}
+		key, err := source.RowKey(keyVals...)
+		if err != nil {
+			return Point{}, nil, err
+		}
+		out = append(out, mysqlRow{key: key, row: row})
+	}
+	if err := rows.Err(); err != nil {
+		return Point{}, nil, fmt.Errorf("correction: reading %s.%s: %w", t.Database, t.Name, err)
+	}
+	return p, out, nil
+}
+
+// fileSeq is the sequence number of a binlog file name, as the CDC's.
+func fileSeq(name string) (uint64, error) {
+	i := strings.LastIndexByte(name, '.')
+	n, err := strconv.ParseUint(name[i+1:], 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("correction: binlog file %q has no sequence number", name)
+	}
+	return n, nil
+}

@@ -1,0 +1,255 @@
+package outputs_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/parquet-go/parquet-go"
+
+	"github.com/tidemark-dev/tidemark/eventcenter"
+	"github.com/tidemark-dev/tidemark/internal/testenv"
+	"github.com/tidemark-dev/tidemark/job"
+	"github.com/tidemark-dev/tidemark/job/outputs"
+)
+
+// readColumns reads a Parquet object into its column names (in schema
+// order) and one map per row from column to value (nil for null).
+func readColumns(t *testing.T, path string) ([]string, []map[string]any) {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pf, err := parquet.OpenFile(f, info.Size())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cols []string
+	for _, fd := range pf.Schema().Fields() {
+		cols = append(cols, fd.Name())
+	}
+	r := parquet.NewReader(pf)
+	defer r.Close()
+	var out []map[string]any
+	rows := make([]parquet.Row, 1)
+	for {
+		n, err := r.ReadRows(rows)
+		if n == 0 {
+			if err != nil {
+				break
+			}
+			continue
+		}
+		m := map[string]any{}
+		for _, v := range rows[0] {
+			if v.IsNull() {
+				m[cols[v.Column()]] = nil
+				continue
+			}
+			switch v.Kind() {
+			case parquet.Int64:
+				m[cols[v.Column()]] = v.Int64()
+			default:
+				m[cols[v.Column()]] = v.String()
+			}
+		}
+		out = append(out, m)
+	}
+	return cols, out
+}
+
+// Fields whose column names would collide — a feature named like a
+// metadata column and one named with the prefix that renaming gives it, a
+// sample column and a feature of the same name — each keep a column of
+// their own, so no value is lost.
+func TestParquetColumnsNeverCollide(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	rec := records(t, 1)[0]
+	rec.Features = eventcenter.Row{
+		"id": int64(1), "feature_id": int64(2), // a metadata name, and its renamed form
+		"label": int64(3), outputs.SampleColumn("label"): "yes", // a feature and a sample column
+		outputs.SampleColumn("id"): "sid", "sample_id": int64(4), // a sample column named like metadata, and its renamed form
+		outputs.SampleColumn("feature_label"): "fl", // a sample column named like a renamed feature
+	}
+	o, err := outputs.Parquet(outputs.Dir(dir), "c/x.parquet", "label", "id", "feature_label")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := o.Write(ctx, []job.Record{rec}); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cols, rows := readColumns(t, filepath.Join(dir, "c", "x.parquet"))
+	if len(rows) != 1 {
+		t.Fatalf("%d rows, want 1", len(rows))
+	}
+	// 10 metadata columns and one per field.
+	if len(cols) != 10+len(rec.Features) {
+		t.Fatalf("columns %q: want 10 + %d", cols, len(rec.Features))
+	}
+	var values []string
+	for _, c := range cols {
+		if v := rows[0][c]; c != "id" && c != "entity" && c != "job" && c != "job_version" && c != "trigger_source" && c != "trigger_key" && c != "time" &&
+			c != "param_version" && c != "trigger_log" && c != "trigger_offset" {
+			values = append(values, fmt.Sprint(v))
+		}
+	}
+	slices.Sort(values)
+	if want := []string{"1", "2", "3", "4", "fl", "sid", "yes"}; !slices.Equal(values, want) {
+		t.Fatalf("field values %q (columns %q): want %q", values, cols, want)
+	}
+	if rows[0]["id"] != rec.ID {
+		t.Fatalf("column id holds %v, want the record ID %s", rows[0]["id"], rec.ID)
+	}
+}
+
+// A column's name depends on its field alone, not on the other fields of
+// the object: a training set's sample column has the same name in a
+// segment whose rows have a feature of that name and in one whose rows
+// have no state (no features), so the segments of one backfill read as
+// one table.
+func TestParquetColumnsSameInEverySegment(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	recs := records(t, 2)
+	recs[0].Features = eventcenter.Row{"label": int64(7), outputs.SampleColumn("label"): "yes"}
+	recs[1].Features = eventcenter.Row{outputs.SampleColumn("label"): "no"} // a row without state
+	column := map[string]string{}                                           // object -> the column holding the sample's label
+	for i, r := range recs {
+		name := fmt.Sprintf("s/chunk-%d.parquet", i)
+		o, err := outputs.Parquet(outputs.Dir(dir), name, "label")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := o.Write(ctx, []job.Record{r}); err != nil {
+			t.Fatal(err)
+		}
+		if err := o.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+		_, rows := readColumns(t, filepath.Join(dir, filepath.FromSlash(name)))
+		for c, v := range rows[0] {
+			if v == recs[i].Features[outputs.SampleColumn("label")] {
+				column[name] = c
+			}
+		}
+	}
+	if a, b := column["s/chunk-0.parquet"], column["s/chunk-1.parquet"]; a == "" || a != b {
+		t.Fatalf("the sample column is %q in one segment and %q in the other: want one name", a, b)
+	}
+}
+
+// UnifyParquet gives a feature that one object lacks and another holds as
+// nulls only the type it has where it has values, and rewrites only those
+// objects, their rows unchanged; on a folder and on the real S3.
+func TestUnifyParquet(t *testing.T) {
+	ctx := context.Background()
+	recs := records(t, 3)
+	recs[0].Features = eventcenter.Row{"bal": 1.5, "n": int64(1)}
+	recs[1].Features = eventcenter.Row{"bal": nil, "n": int64(2)} // null in the whole object: text
+	recs[2].Features = eventcenter.Row{"n": int64(3)}             // no bal at all
+	dests := map[string]func(t *testing.T) (outputs.Destination, func(name string) string){
+		"dir": func(t *testing.T) (outputs.Destination, func(string) string) {
+			dir := t.TempDir()
+			return outputs.Dir(dir), func(name string) string { return filepath.Join(dir, name) }
+		},
+		"s3": func(t *testing.T) (outputs.Destination, func(string) string) {
+			cfg := testenv.S3(t)
+			client := s3.New(s3.Options{
+				BaseEndpoint: aws.String(cfg.Endpoint), Region: cfg.Region, UsePathStyle: true,
+				Credentials: credentials.NewStaticCredentialsProvider(cfg.AccessKey, cfg.SecretKey, ""),
+			})
+			d := outputs.S3{Client: client, Bucket: cfg.Bucket, Prefix: fmt.Sprintf("test/unify-%d/", time.Now().UnixNano())}
+			local := t.TempDir()
+			return d, func(name string) string { // a local copy to read
+				obj, err := client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(d.Bucket), Key: aws.String(d.Prefix + name)})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer obj.Body.Close()
+				b, err := io.ReadAll(obj.Body)
+				if err != nil {
+					t.Fatal(err)
+				}
+				path := filepath.Join(local, name)
+				if err := os.WriteFile(path, b, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return path
+			}
+		},
+	}
+	for name, open := range dests {
+		t.Run(name, func(t *testing.T) {
+			dst, local := open(t)
+			for i, r := range recs {
+				o, err := outputs.Parquet(dst, fmt.Sprintf("chunk-%d.parquet", i))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := o.Write(ctx, []job.Record{r}); err != nil {
+					t.Fatal(err)
+				}
+				if err := o.Close(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+			objs, err := dst.List(ctx, "chunk-")
+			if err != nil {
+				t.Fatal(err)
+			}
+			rewritten, err := outputs.UnifyParquet(ctx, dst, objs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(rewritten, []string{"chunk-1.parquet", "chunk-2.parquet"}) {
+				t.Fatalf("rewritten %q, want the objects without a typed bal", rewritten)
+			}
+			var schemas []string
+			for i := range recs {
+				cols, rows := readColumns(t, local(fmt.Sprintf("chunk-%d.parquet", i)))
+				f, err := os.Open(local(fmt.Sprintf("chunk-%d.parquet", i)))
+				if err != nil {
+					t.Fatal(err)
+				}
+				fi, err := f.Stat()
+				if err != nil {
+					t.Fatal(err)
+				}
+				pf, err := parquet.OpenFile(f, fi.Size())
+				if err != nil {
+					t.Fatal(err)
+				}
+				schemas = append(schemas, pf.Schema().String())
+				f.Close()
+				if len(rows) != 1 || rows[0]["id"] != recs[i].ID || rows[0]["n"] != int64(i+1) || !slices.Contains(cols, "bal") {
+					t.Fatalf("object %d: columns %q, rows %v", i, cols, rows)
+				}
+				if i > 0 && rows[0]["bal"] != nil {
+					t.Fatalf("object %d: bal %v, want null", i, rows[0]["bal"])
+				}
+			}
+			if schemas[1] != schemas[0] || schemas[2] != schemas[0] || !strings.Contains(schemas[0], "optional double bal") {
+				t.Fatalf("schemas differ:\n%s", strings.Join(schemas, "\n"))
+			}
+		})
+	}
+}

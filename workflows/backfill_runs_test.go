@@ -1,0 +1,167 @@
+package workflows_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/mock"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/tidemark-dev/tidemark/activities"
+	"github.com/tidemark-dev/tidemark/workflows"
+)
+
+// runEnv is a test environment whose plan answers plan, whose chunks are
+// recorded, and whose file sink activities record their inputs in order.
+type runEnv struct {
+	*testsuite.TestWorkflowEnvironment
+	chunks *chunks
+	calls  []string // "clear", "plan", "finish:<status>"
+	waited *activities.WaitInput
+	finish activities.FinishInput
+}
+
+func newRunEnv(plan activities.Plan) *runEnv {
+	e := &runEnv{TestWorkflowEnvironment: newTestEnv(), chunks: &chunks{}}
+	e.RegisterWorkflowWithOptions(workflows.Backfill, workflow.RegisterOptions{Name: workflows.BackfillWorkflow})
+	e.RegisterActivity(a)
+	e.OnActivity(a.BackfillPlan, mock.Anything, mock.Anything).Return(
+		func(context.Context, activities.PlanInput) (activities.Plan, error) {
+			e.calls = append(e.calls, "plan")
+			return plan, nil
+		})
+	e.OnActivity(a.BackfillChunk, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.ChunkInput) (activities.ChunkResult, error) {
+			return e.chunks.result(in), nil
+		})
+	e.OnActivity(a.BackfillClear, mock.Anything, mock.Anything).Return(
+		func(context.Context, activities.ClearInput) (int, error) {
+			e.calls = append(e.calls, "clear")
+			return 3, nil
+		})
+	e.OnActivity(a.BackfillFinish, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.FinishInput) (activities.FinishResult, error) {
+			e.calls = append(e.calls, "finish:"+in.Status)
+			e.finish = in
+			return activities.FinishResult{Success: in.Status == "done"}, nil
+		})
+	e.OnActivity(a.BackfillWaitWatermark, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.WaitInput) (time.Time, error) {
+			e.waited = &in
+			return far, nil
+		})
+	return e
+}
+
+// watermarkError returns the workflow's error if it is a Watermark one.
+func watermarkError(t *testing.T, env *runEnv) error {
+	t.Helper()
+	err := env.GetWorkflowError()
+	var ae *temporal.ApplicationError
+	if !errors.As(err, &ae) || ae.Type() != workflows.ErrTypeWatermark {
+		t.Fatalf("workflow error %v, want one of type %s", err, workflows.ErrTypeWatermark)
+	}
+	return err
+}
+
+// A job of two trigger sources, one of which has no watermark: that source
+// has stored nothing known, so the input is not covered. Refuse fails
+// naming it, wait waits for both sources, truncate runs nothing and fails
+// (before, the source without a watermark made the check pass: every
+// chunk ran on data nothing said was stored).
+func TestBackfillWatermarkEverySource(t *testing.T) {
+	plan := activities.Plan{Source: "orders, repayments", Sources: []string{"orders", "repayments"},
+		Watermarks: []activities.SourceWatermark{{Source: "orders", Watermark: far}, {Source: "repayments"}}}
+	for _, policy := range []string{workflows.WatermarkRefuse, workflows.WatermarkTruncate, workflows.WatermarkWait} {
+		t.Run(policy, func(t *testing.T) {
+			env := newRunEnv(plan)
+			in := rangeInput()
+			in.Watermark = policy
+			env.ExecuteWorkflow(workflows.Backfill, in)
+			switch policy {
+			case workflows.WatermarkWait:
+				if err := env.GetWorkflowError(); err != nil {
+					t.Fatal(err)
+				}
+				if env.waited == nil || strings.Join(env.waited.Sources, ",") != "orders,repayments" || !env.waited.Until.Equal(in.To.Add(-time.Nanosecond)) {
+					t.Fatalf("waited for %+v, want both sources up to the range's end", env.waited)
+				}
+				if len(env.chunks.seen) != 11 {
+					t.Fatalf("ran %d chunks after the wait, want 11", len(env.chunks.seen))
+				}
+			default:
+				err := watermarkError(t, env)
+				if !strings.Contains(err.Error(), "the watermark of repayments, which it has never reported") {
+					t.Fatalf("%s: %v, want it to name repayments", policy, err)
+				}
+				if policy == workflows.WatermarkTruncate && !strings.Contains(err.Error(), "nothing ran") {
+					t.Fatalf("truncate: %v, want \"nothing ran\"", err)
+				}
+				if len(env.chunks.seen) != 0 {
+					t.Fatalf("%s ran %d chunks", policy, len(env.chunks.seen))
+				}
+			}
+		})
+	}
+}
+
+// Truncating at a source whose partitions are at the floor leaves no range:
+// nothing runs, and a file sink must not be marked a success. The backfill
+// fails saying so, and its manifest says failed (no _SUCCESS).
+func TestBackfillTruncatedToNothingIsNoSuccess(t *testing.T) {
+	env := newRunEnv(activities.Plan{Source: "test.apps", Sources: []string{"test.apps"}, Floor: true,
+		Watermarks: []activities.SourceWatermark{{Source: "test.apps", Floor: true}}})
+	in := rangeInput()
+	in.Watermark, in.Sink = workflows.WatermarkTruncate, "file:///tmp/never"
+	env.ExecuteWorkflow(workflows.Backfill, in)
+	err := watermarkError(t, env)
+	if !strings.Contains(err.Error(), "nothing ran") || !strings.Contains(err.Error(), "at the floor") {
+		t.Fatalf("%v: want it to say that nothing ran and why", err)
+	}
+	if got := strings.Join(env.calls, " "); got != "clear plan finish:failed" {
+		t.Fatalf("activities %q, want the folder cleared, the plan, a failed manifest", got)
+	}
+	if len(env.chunks.seen) != 0 {
+		t.Fatalf("ran %d chunks", len(env.chunks.seen))
+	}
+}
+
+// A backfill knows itself from an earlier one started with the same
+// workflow ID: its chunks carry its first run's ID (which tags its records
+// in the feature store), and a file sink's folder is emptied of the
+// earlier one's objects and _SUCCESS before anything else, with a
+// warning.
+func TestBackfillRunIdentity(t *testing.T) {
+	env := newRunEnv(activities.Plan{Source: "test.apps", Watermark: far})
+	in := rangeInput()
+	in.Sink = "file:///tmp/never"
+	env.ExecuteWorkflow(workflows.Backfill, in)
+	var sum workflows.Summary
+	if err := env.GetWorkflowResult(&sum); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(env.calls, " "); got != "clear plan finish:done" {
+		t.Fatalf("activities %q, want the folder cleared before the plan and the manifest at the end", got)
+	}
+	if len(sum.Warnings) != 1 || !strings.Contains(sum.Warnings[0], "removed 3 objects of an earlier backfill") {
+		t.Fatalf("warnings %q, want the removed objects said", sum.Warnings)
+	}
+	run := ""
+	for _, c := range env.chunks.seen {
+		if c.Run == "" || (run != "" && c.Run != run) {
+			t.Fatalf("chunk %d has run %q (another had %q): want the first run's ID in each", c.Index, c.Run, run)
+		}
+		run = c.Run
+	}
+	if len(env.chunks.seen) != 11 {
+		t.Fatalf("%d chunks, want 11", len(env.chunks.seen))
+	}
+	if env.finish.Run != run {
+		t.Fatalf("the manifest's run %q, want the chunks' %q", env.finish.Run, run)
+	}
+}
