@@ -52,6 +52,13 @@ func (s *Store) Evict(ctx context.Context, events []eventcenter.Event) error {
 // step over the tombstones Evict left there. It changes no read's answer.
 // It costs a rewrite of those tables: the cold tier calls it once per
 // tiering run of a source, over the event times it evicted.
+//
+// One case it leaves to Pebble: when the evicted events and their
+// tombstones were all still in the memtable, they flush to one table that
+// Pebble moves to the bottom level without rewriting it (a move drops no
+// tombstone); Pebble's tombstone-density compactions rewrite such a table
+// in the background. The cold tier evicts events older than its hot
+// window, long flushed, so its tombstones meet their events in a rewrite.
 func (s *Store) CompactTimes(ctx context.Context, source string, from, to time.Time) error {
 	if err := s.enter(ctx); err != nil {
 		return err

@@ -11,6 +11,11 @@ import (
 // TestCompactTimes: after Evict, a scan of the source's time rows steps
 // over a tombstone and a row per evicted event; after CompactTimes over
 // their times, over the remaining rows only, and a replay returns those.
+//
+// The events are flushed before they are evicted, as the cold tier's are
+// (it moves events older than the hot window, long flushed): events and
+// their tombstones in one memtable flush to one table, which Pebble moves
+// to the bottom level unrewritten (see CompactTimes).
 func TestCompactTimes(t *testing.T) {
 	ctx := t.Context()
 	s, err := Open(Config{InMemory: true})
@@ -25,6 +30,9 @@ func TestCompactTimes(t *testing.T) {
 			Pos: eventcenter.Position{Log: 1, Offset: uint64(i)}, Op: eventcenter.OpUpdate, After: eventcenter.Row{"n": int64(i)}}
 	}
 	if err := s.Append(ctx, evs); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.db.Flush(); err != nil {
 		t.Fatal(err)
 	}
 	gone, kept := evs[:900], evs[900:]
