@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -31,6 +32,7 @@ binary, and, if this binary has the example job (` + devstack.DemoJob + `), a de
 producing its sources. It prints where everything is.`,
 		Example: `  tidemark dev
   tidemark dev --data /tmp/tidemark --demo=false --ui off
+  tidemark dev --hot-window 1m    # a minute on, tidemark tier run moves the demo's history cold
   tidemark dev --temporal 127.0.0.1:17233 --kafka 127.0.0.1:19092 --api 127.0.0.1:18080`,
 	}
 	f := cmd.Flags()
@@ -42,6 +44,7 @@ producing its sources. It prints where everything is.`,
 	f.BoolVar(&runDemo, "demo", true, "run the demo scenario (credit applications for the job "+devstack.DemoJob+", if this binary has it)")
 	f.Float64Var(&demo.Rate, "rate", 5, "demo: live applications per second")
 	f.IntVar(&demo.HistoryApps, "history", 5000, "demo: applications spread over the day before the start (first start only)")
+	f.DurationVar(&cfg.HotWindow, "hot-window", 32*24*time.Hour, "tier run moves the events stored longer ago than this into the cold tier in --data")
 	f.BoolVar(&cfg.EphemeralTemporal, "ephemeral", false, "keep Temporal's state in memory (the event center stays in --data)")
 	logs.register(f, "warn")
 	metrics.register(f)

@@ -42,6 +42,7 @@ import (
 	"github.com/tidemark-dev/tidemark/console"
 	"github.com/tidemark-dev/tidemark/eventcenter"
 	"github.com/tidemark-dev/tidemark/eventcenter/embedded"
+	"github.com/tidemark-dev/tidemark/eventcenter/tiered"
 	"github.com/tidemark-dev/tidemark/examples/credit"
 	"github.com/tidemark-dev/tidemark/forward"
 	"github.com/tidemark-dev/tidemark/ingest"
@@ -81,6 +82,10 @@ type Config struct {
 	// demo principals dev-admin, dev-operator and dev-approver, whose
 	// tokens DevTokens returns (and PrintWhere prints) that once.
 	Tokens string
+	// HotWindow: tiering (tidemark tier run) moves the events stored more
+	// than this ago from the event center into the cold tier. Default
+	// tiered's (32 days), which keeps the demo's day hot.
+	HotWindow time.Duration
 	// EphemeralTemporal keeps Temporal's state in memory. Default false.
 	EphemeralTemporal bool
 	// Demo runs the demo scenario; nil for none. Default: none (tidemark
@@ -142,7 +147,7 @@ func (c *Config) setDefaults() {
 type Stack struct {
 	cfg      Config
 	dataDir  string
-	store    *embedded.Store
+	store    *tiered.Store
 	temporal *devtemporal.Server
 	kafka    *kfake.Cluster
 	client   client.Client
@@ -198,8 +203,16 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 			s.Stop()
 		}
 	}()
-	s.store, err = embedded.Open(embedded.Config{Dir: filepath.Join(dataDir, "eventcenter")})
+	// The event center: the embedded store, hot, behind the cold tier in
+	// the data folder (tidemark tier run moves what is older than the hot
+	// window there). Every reader is in this process: tiering may evict
+	// right after it commits a manifest.
+	hot, err := embedded.Open(embedded.Config{Dir: filepath.Join(dataDir, "eventcenter")})
 	if err != nil {
+		return nil, err
+	}
+	if s.store, err = tiered.New(tiered.Config{Hot: hot, Cold: tiered.Dir(s.ColdDir()), HotWindow: cfg.HotWindow, EvictGrace: tiered.EvictGraceNone}); err != nil {
+		hot.Close()
 		return nil, err
 	}
 	jobs := cfg.Jobs

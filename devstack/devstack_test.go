@@ -25,7 +25,8 @@ import (
 
 // TestDev runs the README's first command, `tidemark dev`, as a process
 // (on free ports and a fresh data folder), waits for its demo to run the
-// credit job live, then backfills the demo's day twice: with the stock
+// credit job live, moves the demo's history into the cold tier with
+// `tidemark tier run`, then backfills the demo's day twice, from cold: with the stock
 // `temporal` CLI, watching the progress through the Web UI's HTTP API while
 // it runs, and with `tidemark backfill start`. Both complete with a record
 // per application; Ctrl-C stops the stack cleanly.
@@ -45,7 +46,7 @@ func TestDev(t *testing.T) {
 	temporalAddr, uiAddr, kafkaAddr, apiAddr := testenv.FreeAddr(t), testenv.FreeAddr(t), testenv.FreeAddr(t), testenv.FreeAddr(t)
 	const history = 3000
 	dev := exec.CommandContext(ctx, bin, "dev", "--data", filepath.Join(dir, "data"), "--temporal", temporalAddr, "--ui", uiAddr,
-		"--kafka", kafkaAddr, "--api", apiAddr, "--history", fmt.Sprint(history), "--rate", "2")
+		"--kafka", kafkaAddr, "--api", apiAddr, "--history", fmt.Sprint(history), "--rate", "2", "--hot-window", "5s")
 	dev.Stderr = os.Stderr
 	out, err := dev.StdoutPipe()
 	if err != nil {
@@ -127,6 +128,37 @@ func TestDev(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
+
+	// The demo's history was stored more than the hot window (5s) ago:
+	// tiering moves it into the cold tier in the data folder, and the
+	// backfills below read it from there.
+	t.Run("tidemark tier run", func(t *testing.T) {
+		// Each run moves what was stored more than 5s before it: run again
+		// until the whole history (stored as the demo started) has gone.
+		moved := 0
+		for try := 0; moved < history; try++ {
+			if try == 30 {
+				ls, _ := exec.Command("find", filepath.Join(dir, "data", "cold")).CombinedOutput()
+				t.Fatalf("%d tierings moved %d events, want at least the %d applications of the history; the cold folder:\n%s", try, moved, history, ls)
+			}
+			time.Sleep(time.Second)
+			b, err := exec.CommandContext(ctx, bin, "tier", "run", "--address", temporalAddr).CombinedOutput()
+			if err != nil {
+				t.Fatalf("tidemark tier run: %v\n%s", err, b)
+			}
+			for _, line := range strings.Split(string(b), "\n") {
+				var n int
+				if _, err := fmt.Sscanf(line, "moved %d events", &n); err == nil {
+					moved += n
+				}
+			}
+			t.Logf("%s", b)
+		}
+		segments, err := filepath.Glob(filepath.Join(dir, "data", "cold", "segments", credit.Applications, "*", "*.parquet"))
+		if err != nil || len(segments) == 0 {
+			t.Fatalf("the cold folder holds no segment of %s (%v)", credit.Applications, err)
+		}
+	})
 
 	t.Run("temporal CLI", func(t *testing.T) {
 		cli := temporalCLI(t)

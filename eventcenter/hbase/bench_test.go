@@ -40,6 +40,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -94,7 +95,7 @@ func benchStores(b *testing.B) []struct {
 	name string
 	open func(b *testing.B) eventcenter.Store
 } {
-	return []struct {
+	stores := []struct {
 		name string
 		open func(b *testing.B) eventcenter.Store
 	}{
@@ -112,6 +113,17 @@ func benchStores(b *testing.B) []struct {
 			return s
 		}},
 	}
+	// TIDEMARK_BENCH_STORES=hbase (or embedded) loads and runs one store
+	// only: a profile then holds no other store's load.
+	if only := os.Getenv("TIDEMARK_BENCH_STORES"); only != "" {
+		stores = slices.DeleteFunc(stores, func(s struct {
+			name string
+			open func(b *testing.B) eventcenter.Store
+		}) bool {
+			return !slices.Contains(strings.Split(only, ","), s.name)
+		})
+	}
+	return stores
 }
 
 func load(b *testing.B, s eventcenter.Store, evs []eventcenter.Event) {
