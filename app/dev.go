@@ -55,6 +55,9 @@ producing its sources. It prints where everything is.`,
 			return err
 		}
 		cfg.Logger = log
+		if cfg.HotWindow <= 0 {
+			return usagef("--hot-window must be positive, got %v", cfg.HotWindow)
+		}
 		if metrics.addr != "" {
 			prom, err := metrics.registry(ctx, log)
 			if err != nil {

@@ -47,18 +47,29 @@ func (s *Store) Evict(ctx context.Context, events []eventcenter.Event) error {
 	return b.Commit(s.wo)
 }
 
+// Flush writes the memtable to a table. Tiering calls it before it evicts
+// (see CompactTimes).
+func (s *Store) Flush(ctx context.Context) error {
+	if err := s.enter(ctx); err != nil {
+		return err
+	}
+	defer s.leave()
+	return s.db.Flush()
+}
+
 // CompactTimes compacts the source's time rows with from <= time < to (the
 // memtable and every table overlapping them), so that replays no longer
 // step over the tombstones Evict left there. It changes no read's answer.
 // It costs a rewrite of those tables: the cold tier calls it once per
 // tiering run of a source, over the event times it evicted.
 //
-// One case it leaves to Pebble: when the evicted events and their
-// tombstones were all still in the memtable, they flush to one table that
-// Pebble moves to the bottom level without rewriting it (a move drops no
-// tombstone); Pebble's tombstone-density compactions rewrite such a table
-// in the background. The cold tier evicts events older than its hot
-// window, long flushed, so its tombstones meet their events in a rewrite.
+// The events must have been flushed (Flush) before Evict wrote their
+// tombstones, as tiering does: events and their tombstones in one memtable
+// flush to one table, which Pebble's manual compaction moves to an empty
+// bottom level without rewriting it (a move drops no tombstone; only an
+// elision-only compaction rewrites it later, if at all). Flushed apart,
+// the tombstones' table overlaps the events' and the compaction rewrites
+// both, dropping each event with its tombstone.
 func (s *Store) CompactTimes(ctx context.Context, source string, from, to time.Time) error {
 	if err := s.enter(ctx); err != nil {
 		return err

@@ -12,10 +12,8 @@ import (
 // over a tombstone and a row per evicted event; after CompactTimes over
 // their times, over the remaining rows only, and a replay returns those.
 //
-// The events are flushed before they are evicted, as the cold tier's are
-// (it moves events older than the hot window, long flushed): events and
-// their tombstones in one memtable flush to one table, which Pebble moves
-// to the bottom level unrewritten (see CompactTimes).
+// The events are flushed before they are evicted, as tiering does (see
+// CompactTimes).
 func TestCompactTimes(t *testing.T) {
 	ctx := t.Context()
 	s, err := Open(Config{InMemory: true})
@@ -32,7 +30,7 @@ func TestCompactTimes(t *testing.T) {
 	if err := s.Append(ctx, evs); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.db.Flush(); err != nil {
+	if err := s.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
 	gone, kept := evs[:900], evs[900:]

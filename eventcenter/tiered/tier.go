@@ -196,6 +196,13 @@ func (s *Store) tierSource(ctx context.Context, source string, cutoff time.Time,
 			}
 		}
 	}
+	// The hot store flushes first, where it can: its compaction of the
+	// evicted rows then drops them (see embedded.Store.CompactTimes).
+	if c, ok := s.hot.(timeCompacter); ok && len(moving) > 0 {
+		if err := c.Flush(ctx); err != nil {
+			return err
+		}
+	}
 	const batch = 4096
 	for i := 0; i < len(moving); i += batch {
 		if err := s.hot.Evict(ctx, moving[i:min(i+batch, len(moving))]); err != nil {
@@ -216,8 +223,10 @@ func (s *Store) tierSource(ctx context.Context, source string, cutoff time.Time,
 
 // timeCompacter is a hot store that can compact the time rows tiering has
 // evicted, so that its replays stop stepping over their tombstones
-// (embedded.Store.CompactTimes). Tiering calls it once per source and run.
+// (embedded.Store.CompactTimes), once its memtable was flushed before the
+// evictions (Flush). Tiering calls both once per source and run.
 type timeCompacter interface {
+	Flush(ctx context.Context) error
 	CompactTimes(ctx context.Context, source string, from, to time.Time) error
 }
 
