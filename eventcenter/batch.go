@@ -32,6 +32,8 @@ type RemoteBatchReader interface {
 	BatchReader
 	// GatherWidth is how many concurrent reads are worth gathering into
 	// one batch: about where a larger batch no longer costs less per read.
+	// 0: the reads are not remote (a store over another, e.g. a tiered
+	// store over a local hot store), and gathering them is not worth it.
 	GatherWidth() int
 }
 

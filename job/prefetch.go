@@ -235,8 +235,11 @@ func (gr *gatherGroup) leave() {
 func gather(ctx context.Context, store Store) (Store, int) {
 	switch s := store.(type) {
 	case eventcenter.RemoteBatchReader:
-		w := max(s.GatherWidth(), 1)
-		return &gathered{Store: store, batch: s, ctx: ctx, width: w}, w
+		// A width of 0: the store's reads are not remote after all (a
+		// tiered store over a local hot store).
+		if w := s.GatherWidth(); w > 0 {
+			return &gathered{Store: store, batch: s, ctx: ctx, width: w}, w
+		}
 	case *Prefetch:
 		if under, w := gather(ctx, s.store); w > 0 {
 			return s.over(under), w

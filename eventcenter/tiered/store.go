@@ -292,6 +292,50 @@ func (s *Store) AsOf(ctx context.Context, q eventcenter.AsOf) (eventcenter.Event
 	return e, nil
 }
 
+// AsOfBatch implements eventcenter.BatchReader: the hot store answers the
+// batch's hot side as one batch of its own (eventcenter.AsOfAll: few scans
+// on HBase), then each read is merged with its cold side as AsOf merges
+// it. Every read answers as AsOf answers it alone.
+func (s *Store) AsOfBatch(ctx context.Context, qs []eventcenter.AsOf, out []eventcenter.AsOfResult) error {
+	if s.closed.Load() {
+		return eventcenter.ErrClosed
+	}
+	hot := make([]eventcenter.AsOfResult, len(qs))
+	if err := eventcenter.AsOfAll(ctx, s.hot, qs, hot); err != nil {
+		return err
+	}
+	for i := range qs {
+		out[i] = eventcenter.AsOfResult{}
+		if err := qs[i].Validate(); err != nil {
+			out[i].Err = err
+			continue
+		}
+		e, found, err := s.withCold(ctx, qs[i], hot[i].Event, hot[i].Err)
+		switch {
+		case err != nil && !errors.Is(err, eventcenter.ErrNotFound) && !errors.Is(err, eventcenter.ErrInvalidQuery) && !errors.Is(err, eventcenter.ErrBeyondHorizon):
+			return err
+		case err != nil:
+			out[i].Err = err
+		case !found || e.After == nil:
+			out[i].Err = eventcenter.ErrNotFound
+		default:
+			out[i].Event = e
+		}
+	}
+	return nil
+}
+
+// GatherWidth is the hot store's (eventcenter.RemoteBatchReader), so that
+// a job's runs gather their reads into batches on a tiered HBase as on
+// HBase; 0 over a hot store whose reads are local (job.RunAll then does
+// not gather).
+func (s *Store) GatherWidth() int {
+	if r, ok := s.hot.(eventcenter.RemoteBatchReader); ok {
+		return r.GatherWidth()
+	}
+	return 0
+}
+
 // latest returns the key's latest event at q.Time (a delete included).
 func (s *Store) latest(ctx context.Context, q eventcenter.AsOf) (eventcenter.Event, bool, error) {
 	if s.closed.Load() {
@@ -304,9 +348,14 @@ func (s *Store) latest(ctx context.Context, q eventcenter.AsOf) (eventcenter.Eve
 	// only after its segment is committed (and EvictGrace has passed), so a
 	// read that misses it in hot finds it in the manifest it reads next.
 	hot, err := s.hot.AsOf(ctx, q)
-	found := err == nil
-	if err != nil && !errors.Is(err, eventcenter.ErrNotFound) {
-		return eventcenter.Event{}, false, err
+	return s.withCold(ctx, q, hot, err)
+}
+
+// withCold is latest given the hot store's answer to q (hot, or hotErr).
+func (s *Store) withCold(ctx context.Context, q eventcenter.AsOf, hot eventcenter.Event, hotErr error) (eventcenter.Event, bool, error) {
+	found := hotErr == nil
+	if hotErr != nil && !errors.Is(hotErr, eventcenter.ErrNotFound) {
+		return eventcenter.Event{}, false, hotErr
 	}
 	cold, cfound, err := s.coldLatest(ctx, q)
 	if err != nil {
