@@ -3,6 +3,7 @@ package workers_test
 import (
 	"context"
 	"crypto/rand"
+	"database/sql"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -38,24 +39,8 @@ import (
 // of the replay test (workflows/testdata/correction.json).
 func TestCorrectionWorkflow(t *testing.T) {
 	ctx := context.Background()
-	cfg := testenv.MySQL(t)
-	b := make([]byte, 4)
-	rand.Read(b)
-	dbName := cfg.DB + "_corrwf_" + hex.EncodeToString(b)
-	db, err := correction.Open(cfg.Addr, cfg.User, cfg.Password)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	for _, q := range []string{
-		"CREATE DATABASE " + dbName,
-		"CREATE TABLE " + dbName + ".pairs (tenant VARCHAR(8) NOT NULL, seq INT NOT NULL, v VARCHAR(8), PRIMARY KEY (tenant, seq))",
-	} {
-		if _, err := db.ExecContext(ctx, q); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-	}
-	t.Cleanup(func() { db.Exec("DROP DATABASE " + dbName) })
+	db, dbName := scratchDatabase(t, "corrwf",
+		"CREATE TABLE %s.pairs (tenant VARCHAR(8) NOT NULL, seq INT NOT NULL, v VARCHAR(8), PRIMARY KEY (tenant, seq))")
 	for i := range 25 {
 		if _, err := db.ExecContext(ctx, "INSERT INTO "+dbName+".pairs VALUES (?, ?, 'ok')", []string{"a", "b"}[i%2], i); err != nil {
 			t.Fatal(err)
@@ -172,21 +157,8 @@ func TestCorrectionSurvivesWorkerCrash(t *testing.T) {
 		t.Skip("helper process")
 	}
 	ctx := context.Background()
-	cfg := testenv.MySQL(t)
 	hcfg := hbase.Config{ZooKeeper: testenv.HBaseZK(t), Namespace: "tidemark_corrkill_" + randomHex(), Regions: 1}
-	dbName := cfg.DB + "_corrkill_" + randomHex()
-	db, err := correction.Open(cfg.Addr, cfg.User, cfg.Password)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if _, err := db.ExecContext(ctx, "CREATE DATABASE "+dbName); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Exec("DROP DATABASE " + dbName) })
-	if _, err := db.ExecContext(ctx, "CREATE TABLE "+dbName+".t (id INT PRIMARY KEY, v VARCHAR(16))"); err != nil {
-		t.Fatal(err)
-	}
+	db, dbName := scratchDatabase(t, "corrkill", "CREATE TABLE %s.t (id INT PRIMARY KEY, v VARCHAR(16))")
 	const n = 4000
 	var q strings.Builder
 	q.WriteString("INSERT INTO " + dbName + ".t VALUES ")
@@ -319,6 +291,30 @@ func TestHelperCorrectionWorker(t *testing.T) {
 	if err := w.Run(worker.InterruptCh()); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// scratchDatabase creates a database of its own on the harness's MariaDB,
+// named after prefix, runs stmts in it (each names it as %s), and drops it
+// when the test ends.
+func scratchDatabase(t *testing.T, prefix string, stmts ...string) (*sql.DB, string) {
+	t.Helper()
+	cfg := testenv.MySQL(t)
+	name := cfg.DB + "_" + prefix + "_" + randomHex()
+	db, err := correction.Open(cfg.Addr, cfg.User, cfg.Password)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if _, err := db.Exec("CREATE DATABASE " + name); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Exec("DROP DATABASE " + name) }) // before the Close: cleanups run last first
+	for _, q := range stmts {
+		if _, err := db.Exec(fmt.Sprintf(q, name)); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	return db, name
 }
 
 func randomHex() string {

@@ -2,8 +2,6 @@ package workers_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"os"
 	"testing"
@@ -13,9 +11,7 @@ import (
 
 	"github.com/tidemark-dev/tidemark/activities"
 	"github.com/tidemark-dev/tidemark/catalog"
-	"github.com/tidemark-dev/tidemark/correction"
 	"github.com/tidemark-dev/tidemark/eventcenter"
-	"github.com/tidemark-dev/tidemark/internal/testenv"
 	"github.com/tidemark-dev/tidemark/job"
 	"github.com/tidemark-dev/tidemark/source"
 	"github.com/tidemark-dev/tidemark/workers"
@@ -35,25 +31,9 @@ import (
 // of the replay test (workflows/testdata/correction_rebackfill.json).
 func TestCorrectionRebackfill(t *testing.T) {
 	ctx := context.Background()
-	cfg := testenv.MySQL(t)
-	b := make([]byte, 4)
-	rand.Read(b)
-	dbName := cfg.DB + "_corrrb_" + hex.EncodeToString(b)
-	db, err := correction.Open(cfg.Addr, cfg.User, cfg.Password)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	for _, q := range []string{
-		"CREATE DATABASE " + dbName,
-		"CREATE TABLE " + dbName + ".pairs (tenant VARCHAR(8) NOT NULL, seq INT NOT NULL, v VARCHAR(8), PRIMARY KEY (tenant, seq))",
-		"INSERT INTO " + dbName + ".pairs VALUES ('a', 0, 'ok'), ('a', 1, 'ok'), ('a', 2, 'ok'), ('a', 3, 'ok'), ('a', 4, 'ok')",
-	} {
-		if _, err := db.ExecContext(ctx, q); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-	}
-	t.Cleanup(func() { db.Exec("DROP DATABASE " + dbName) })
+	db, dbName := scratchDatabase(t, "corrrb",
+		"CREATE TABLE %s.pairs (tenant VARCHAR(8) NOT NULL, seq INT NOT NULL, v VARCHAR(8), PRIMARY KEY (tenant, seq))",
+		"INSERT INTO %s.pairs VALUES ('a', 0, 'ok'), ('a', 1, 'ok'), ('a', 2, 'ok'), ('a', 3, 'ok'), ('a', 4, 'ok')")
 	reg, err := source.Parse([]byte(fmt.Sprintf("sources:\n  - {name: 'mysql.rb.{table}', kind: mysql, mysql: {database: %s, table: '*'}}\n", dbName)))
 	if err != nil {
 		t.Fatal(err)
