@@ -191,10 +191,14 @@ func (c *Corrector) ChunkReporting(ctx context.Context, t Target, schema *cdc.Ta
 		batch = batch[:0]
 		return nil
 	}
+	var enc []byte // rowSum's scratch space
 	for _, key := range keys {
 		my := mine[key]
 		if idx != nil && my != nil && !recent[key] {
-			if e, ok := idx.keys[key]; ok && e.sum == rowSum(my) && !c.ours(e.op, e.storedAt, ch.Since) &&
+			var sum uint64
+			var ok bool
+			sum, enc, ok = rowSum(enc, my)
+			if e, in := idx.keys[key]; in && ok && e.sum == sum && !c.ours(e.op, e.storedAt, ch.Since) &&
 				(!c.opts.Snapshots || e.op == eventcenter.OpSnapshot || e.op == eventcenter.OpCorrection) {
 				res.Compared++ // in sync: the fast path (see index.go)
 				continue

@@ -2,13 +2,12 @@ package correction
 
 import (
 	"context"
-	"encoding/binary"
 	"hash/maphash"
-	"math"
 	"sync"
 	"time"
 
 	"github.com/tidemark-dev/tidemark/eventcenter"
+	"github.com/tidemark-dev/tidemark/eventcenter/codec"
 )
 
 // The fast path of a comparison. Reading a key's history costs a seek in
@@ -32,71 +31,29 @@ type keyIndex struct {
 }
 
 type indexEntry struct {
-	sum      uint64         // rowSum of the After row
+	sum      uint64         // encodedSum of the After row
 	op       eventcenter.Op // the operation that set the state
 	storedAt time.Time      // when that event was stored
 }
 
 var seed = maphash.MakeSeed()
 
-// rowSum hashes a row's columns and typed values, independent of map order:
-// the sum of a hash of each column's name and value. Column names are
-// unique in a row, so two rows hash equal only if they are equal or their
-// sums of independent 64-bit hashes collide (about 2^-64). No sort, no
-// allocation: it runs once per event of the index and per in-sync key.
-func rowSum(r eventcenter.Row) uint64 {
-	var (
-		h   maphash.Hash
-		b   [8]byte
-		sum uint64
-	)
-	h.SetSeed(seed)
-	for c, val := range r {
-		h.Reset()
-		h.WriteString(c)
-		h.WriteByte(0)
-		switch v := val.(type) {
-		case nil:
-			h.WriteByte('n')
-		case bool:
-			h.WriteByte('b')
-			if v {
-				h.WriteByte(1)
-			} else {
-				h.WriteByte(0)
-			}
-		case int64:
-			h.WriteByte('i')
-			binary.LittleEndian.PutUint64(b[:], uint64(v))
-			h.Write(b[:])
-		case int:
-			h.WriteByte('i')
-			binary.LittleEndian.PutUint64(b[:], uint64(v))
-			h.Write(b[:])
-		case float64:
-			h.WriteByte('f')
-			binary.LittleEndian.PutUint64(b[:], math.Float64bits(v))
-			h.Write(b[:])
-		case string:
-			h.WriteByte('s')
-			h.WriteString(v)
-		case []byte:
-			h.WriteByte('x')
-			h.Write(v)
-		case eventcenter.Decimal:
-			h.WriteByte('d')
-			h.WriteString(string(v))
-		case time.Time:
-			h.WriteByte('t')
-			binary.LittleEndian.PutUint64(b[:], uint64(v.UnixNano()))
-			h.Write(b[:])
-		default:
-			h.WriteByte('?') // never equal to a typed value
-		}
-		sum += h.Sum64()
+// rowSum hashes a row's encoding (codec.AppendRow: columns in name order,
+// each value with its type), so two rows hash equal only if they are equal
+// or two 64-bit hashes collide (about 2^-64), as the index's sums of the
+// stored rows' encodings (encodedSum). buf is scratch space, returned for
+// the next call. It reports false for a row AppendRow cannot encode, which
+// is then never taken as in sync.
+func rowSum(buf []byte, r eventcenter.Row) (uint64, []byte, bool) {
+	if codec.CheckRow(r) != nil {
+		return 0, buf, false
 	}
-	return sum
+	buf = codec.AppendRow(buf[:0], r)
+	return encodedSum(buf), buf, true
 }
+
+// encodedSum hashes a row's encoding: the sum rowSum gives the row.
+func encodedSum(enc []byte) uint64 { return maphash.Bytes(seed, enc) }
 
 // indexTTL is how long a built index is reused: the chunks of one run.
 const indexTTL = time.Hour
@@ -162,7 +119,8 @@ func (c *Corrector) buildIndex(ctx context.Context, src string) (*keyIndex, erro
 		return idx, err
 	}
 	idx.upTo = w
-	for ev, err := range c.store.Replay(ctx, eventcenter.ReplayQuery{Sources: []string{src}, From: eventcenter.MinTime, To: w.Add(time.Nanosecond)}) {
+	// The rows as stored, never decoded: a hash of their encoding.
+	for ev, err := range codec.ReplayRaw(ctx, c.store, src, eventcenter.MinTime, w.Add(time.Nanosecond), time.Time{}) {
 		if err != nil {
 			return nil, err
 		}
@@ -170,7 +128,7 @@ func (c *Corrector) buildIndex(ctx context.Context, src string) (*keyIndex, erro
 			delete(idx.keys, ev.Key)
 			continue
 		}
-		idx.keys[ev.Key] = indexEntry{sum: rowSum(ev.After), op: ev.Op, storedAt: ev.StoredAt}
+		idx.keys[ev.Key] = indexEntry{sum: encodedSum(ev.After), op: ev.Op, storedAt: ev.StoredAt}
 	}
 	return idx, nil
 }

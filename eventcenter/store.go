@@ -121,6 +121,30 @@ type Replayer interface {
 	Replay(ctx context.Context, q ReplayQuery) iter.Seq2[Event, error]
 }
 
+// RawEvent is an event whose rows are still in the event center's row
+// encoding (codec.AppendRow's: columns in name order, so equal rows are
+// equal bytes): for readers that copy or compare rows without reading them.
+// After and Before are nil where the event has no such row.
+type RawEvent struct {
+	Source, Key   string
+	Time          time.Time
+	Pos           Position
+	Op            Op
+	StoredAt      time.Time
+	After, Before []byte
+}
+
+// RawReplayer is a store that replays one source with its rows encoded,
+// skipping the decoding of every value that Replay pays. codec.ReplayRaw
+// gives the same stream from any Replayer.
+type RawReplayer interface {
+	// ReplayRaw yields the events of source with from <= time < to (and
+	// stored at or before knownAt, if not zero) in Replay's order. A
+	// RawEvent's After and Before are valid until the next step of the
+	// iteration: a caller keeping them copies them.
+	ReplayRaw(ctx context.Context, source string, from, to, knownAt time.Time) iter.Seq2[RawEvent, error]
+}
+
 // Index declares a secondary index: the value of column Column of a source's
 // rows, under a name unique within the source (by convention the column
 // name), e.g. {Source: "mysql.loan.orders", Name: "user_id", Column: "user_id"}.

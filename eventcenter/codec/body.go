@@ -236,3 +236,86 @@ func ReadRow(b []byte) (eventcenter.Row, []byte, error) {
 	}
 	return r, b, nil
 }
+
+// SplitBody reads a body's operation and stored-at time and returns its
+// After and Before rows still encoded (AppendRow's bytes, sub-slices of b;
+// nil where the body has no such row), without decoding a value.
+func SplitBody(b []byte) (op eventcenter.Op, stored time.Time, after, before []byte, err error) {
+	if len(b) < 4 || b[0] != bodyVersion {
+		return op, stored, nil, nil, corrupt("body header")
+	}
+	op, flags := eventcenter.Op(b[1]), b[2]
+	ns, w := binary.Varint(b[3:])
+	if w <= 0 {
+		return op, stored, nil, nil, corrupt("stored-at")
+	}
+	stored = time.Unix(0, ns).UTC()
+	rest := b[3+w:]
+	if flags&hasAfter != 0 {
+		n, err := RowLen(rest)
+		if err != nil {
+			return op, stored, nil, nil, err
+		}
+		after, rest = rest[:n:n], rest[n:]
+	}
+	if flags&hasBefore != 0 {
+		n, err := RowLen(rest)
+		if err != nil {
+			return op, stored, nil, nil, err
+		}
+		before, rest = rest[:n:n], rest[n:]
+	}
+	if len(rest) != 0 {
+		return op, stored, nil, nil, corrupt("body tail")
+	}
+	return op, stored, after, before, nil
+}
+
+// RowLen returns the length of the row AppendRow wrote at the start of b,
+// stepping over its columns without decoding them.
+func RowLen(b []byte) (int, error) {
+	n, w := binary.Uvarint(b)
+	if w <= 0 || n > uint64(len(b)) {
+		return 0, corrupt("row length")
+	}
+	at := w
+	skipStr := func() error {
+		l, w := binary.Uvarint(b[at:])
+		if w <= 0 || uint64(len(b)-at-w) < l {
+			return corrupt("string")
+		}
+		at += w + int(l)
+		return nil
+	}
+	for range n {
+		if err := skipStr(); err != nil { // the column's name
+			return 0, err
+		}
+		if at >= len(b) {
+			return 0, corrupt("value tag")
+		}
+		tag := b[at]
+		at++
+		switch tag {
+		case tagNil, tagFalse, tagTrue:
+		case tagInt, tagTime:
+			_, w := binary.Varint(b[at:])
+			if w <= 0 {
+				return 0, corrupt("varint")
+			}
+			at += w
+		case tagFloat:
+			if len(b)-at < 8 {
+				return 0, corrupt("short integer")
+			}
+			at += 8
+		case tagString, tagBytes, tagDecimal:
+			if err := skipStr(); err != nil {
+				return 0, err
+			}
+		default:
+			return 0, corrupt("value tag")
+		}
+	}
+	return at, nil
+}

@@ -200,3 +200,39 @@ func FuzzDecodeBody(f *testing.F) {
 		}
 	})
 }
+
+// FuzzSplitBody: SplitBody accepts every body DecodeBody accepts, with the
+// same operation and stored-at, and rows that ReadRow decodes whole to
+// DecodeBody's; it never panics on other bytes.
+func FuzzSplitBody(f *testing.F) {
+	stored := time.Date(2026, 5, 1, 2, 3, 4, 5, time.UTC)
+	f.Add(EncodeBody(nil, &eventcenter.Event{Op: 1, StoredAt: stored, After: eventcenter.Row{"a": "b"}}))
+	f.Add(EncodeBody(nil, &eventcenter.Event{Op: 2, StoredAt: stored, After: eventcenter.Row{}, Before: eventcenter.Row{"x": math.Inf(-1), "t": time.Unix(0, math.MinInt64)}}))
+	f.Add(EncodeBody(nil, &eventcenter.Event{Op: 3, StoredAt: stored, Before: eventcenter.Row{
+		"nil": nil, "t": true, "f": false, "i": int64(-7), "x": 1.5, "s": "héllo", "b": []byte{0, 1, 255}, "d": eventcenter.Decimal("12.3400"), "at": stored}}))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		op, at, after, before, err := SplitBody(b)
+		var e eventcenter.Event
+		if DecodeBody(b, &e) != nil {
+			return
+		}
+		if err != nil {
+			t.Fatalf("DecodeBody accepts %q, SplitBody: %v", b, err)
+		}
+		if op != e.Op || !at.Equal(e.StoredAt) || (after == nil) != (e.After == nil) || (before == nil) != (e.Before == nil) {
+			t.Fatalf("SplitBody(%q) = %v %v %q %q; DecodeBody: %+v", b, op, at, after, before, e)
+		}
+		for _, r := range []struct {
+			enc  []byte
+			want eventcenter.Row
+		}{{after, e.After}, {before, e.Before}} {
+			if r.enc == nil {
+				continue
+			}
+			got, rest, err := ReadRow(r.enc)
+			if err != nil || len(rest) != 0 || !bytes.Equal(AppendRow(nil, got), AppendRow(nil, r.want)) { // NaN != NaN
+				t.Fatalf("row %q of %q: %v (%d bytes left), want %v: %v", r.enc, b, got, len(rest), r.want, err)
+			}
+		}
+	})
+}

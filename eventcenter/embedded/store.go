@@ -552,19 +552,80 @@ func failed(err error) iter.Seq2[eventcenter.Event, error] {
 // replaySource streams one source's time table, whose rows carry the
 // bodies, through a cursor that Close can close.
 func (s *Store) replaySource(ctx context.Context, source string, from, to, knownAt time.Time) iter.Seq2[eventcenter.Event, error] {
-	return func(yield func(eventcenter.Event, error) bool) {
+	return replayTimes(ctx, s, source, from, to, func(key, body []byte, e *eventcenter.Event) (bool, error) {
+		ok, err := decodeBody(body, knownAt, e)
+		if err == nil && ok {
+			e.Source, e.Key, e.Time, e.Pos, err = codec.ParseTimeKey(key[1:])
+		}
+		return ok, err
+	})
+}
+
+// ReplayRaw implements eventcenter.RawReplayer: the replay of one source
+// without decoding its rows.
+func (s *Store) ReplayRaw(ctx context.Context, source string, from, to, knownAt time.Time) iter.Seq2[eventcenter.RawEvent, error] {
+	q := eventcenter.ReplayQuery{Sources: []string{source}, From: from, To: to, KnownAt: knownAt}
+	if err := s.check(ctx); err != nil {
+		return failedRaw(err)
+	}
+	if err := q.Validate(); err != nil {
+		return failedRaw(err)
+	}
+	if err := q.CheckHorizon(s.horizon()); err != nil {
+		return failedRaw(err)
+	}
+	return func(yield func(eventcenter.RawEvent, error) bool) {
+		knownAt, err := s.stamps.Settle(ctx, knownAt)
+		if err != nil {
+			yield(eventcenter.RawEvent{}, err)
+			return
+		}
+		// The rows are copied under the cursor's lock (Close may release the
+		// iterator's blocks once the step returns), into one buffer the
+		// next step reuses.
+		var buf []byte
+		decode := func(key, body []byte, e *eventcenter.RawEvent) (bool, error) {
+			var err error
+			buf = append(buf[:0], body...)
+			if e.Op, e.StoredAt, e.After, e.Before, err = codec.SplitBody(buf); err != nil {
+				return false, err
+			}
+			if !knownAt.IsZero() && e.StoredAt.After(knownAt) {
+				return false, nil
+			}
+			_, e.Key, e.Time, e.Pos, err = codec.ParseTimeKey(key[1:])
+			e.Source = source
+			return true, err
+		}
+		for e, err := range replayTimes(ctx, s, source, from, to, decode) {
+			if !yield(e, err) || err != nil {
+				return
+			}
+		}
+	}
+}
+
+func failedRaw(err error) iter.Seq2[eventcenter.RawEvent, error] {
+	return func(yield func(eventcenter.RawEvent, error) bool) { yield(eventcenter.RawEvent{}, err) }
+}
+
+// replayTimes streams one source's time rows with from <= time < to
+// through a cursor that Close can close, each decoded by scanTimes.
+func replayTimes[T any](ctx context.Context, s *Store, source string, from, to time.Time, decode func(key, body []byte, e *T) (bool, error)) iter.Seq2[T, error] {
+	return func(yield func(T, error) bool) {
+		var zero T
 		if err := s.enter(ctx); err != nil {
-			yield(eventcenter.Event{}, err)
+			yield(zero, err)
 			return
 		}
 		c, err := s.openCursor(timeIterOptions(source, from, to))
 		s.leave()
 		if err != nil {
-			yield(eventcenter.Event{}, err)
+			yield(zero, err)
 			return
 		}
 		defer s.closeCursor(c)
-		for e, err := range scanTimes(ctx, c, knownAt) {
+		for e, err := range scanTimes(ctx, c, decode) {
 			if !yield(e, err) || err != nil {
 				return
 			}
@@ -580,11 +641,14 @@ func timeIterOptions(source string, from, to time.Time) *pebble.IterOptions {
 	}
 }
 
-// scanTimes yields the events of a time-table cursor, each step under the
-// cursor's lock: after Close closed it, the next step yields ErrClosed.
-func scanTimes(ctx context.Context, c *cursor, knownAt time.Time) iter.Seq2[eventcenter.Event, error] {
-	return func(yield func(eventcenter.Event, error) bool) {
-		step := func(first bool) (e eventcenter.Event, ok, more bool, err error) {
+// scanTimes yields the rows of a time-table cursor that decode (given the
+// row's key and value, both valid until the next step) keeps, each step
+// under the cursor's lock: after Close closed it, the next step yields
+// ErrClosed.
+func scanTimes[T any](ctx context.Context, c *cursor, decode func(key, body []byte, e *T) (bool, error)) iter.Seq2[T, error] {
+	return func(yield func(T, error) bool) {
+		var zero T
+		step := func(first bool) (e T, ok, more bool, err error) {
 			c.mu.Lock()
 			defer c.mu.Unlock()
 			switch {
@@ -598,21 +662,18 @@ func scanTimes(ctx context.Context, c *cursor, knownAt time.Time) iter.Seq2[even
 			if !more {
 				return e, false, false, c.it.Error()
 			}
-			ok, err = decodeBody(c.it.Value(), knownAt, &e)
-			if err == nil && ok {
-				e.Source, e.Key, e.Time, e.Pos, err = codec.ParseTimeKey(c.it.Key()[1:])
-			}
+			ok, err = decode(c.it.Key(), c.it.Value(), &e)
 			return e, ok, true, err
 		}
 		for n := 0; ; n++ {
 			if n%1024 == 1023 && ctx.Err() != nil {
-				yield(eventcenter.Event{}, ctx.Err())
+				yield(zero, ctx.Err())
 				return
 			}
 			e, ok, more, err := step(n == 0)
 			switch {
 			case err != nil:
-				yield(eventcenter.Event{}, err)
+				yield(zero, err)
 				return
 			case !more:
 				return
@@ -691,7 +752,14 @@ func (s *Store) buildIndex(ctx context.Context, ix eventcenter.Index) (err error
 	defer func() { err = errors.Join(err, s.closeCursor(c)) }()
 	b := s.db.NewBatch()
 	defer func() { b.Close() }()
-	for e, err := range scanTimes(ctx, c, time.Time{}) {
+	decode := func(key, body []byte, e *eventcenter.Event) (bool, error) {
+		err := codec.DecodeBody(body, e)
+		if err == nil {
+			e.Source, e.Key, e.Time, e.Pos, err = codec.ParseTimeKey(key[1:])
+		}
+		return err == nil, err
+	}
+	for e, err := range scanTimes(ctx, c, decode) {
 		if err != nil {
 			if s.closed.Load() {
 				return eventcenter.ErrClosed

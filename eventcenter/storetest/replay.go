@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tidemark-dev/tidemark/eventcenter"
+	"github.com/tidemark-dev/tidemark/eventcenter/codec"
 )
 
 const srcPay = "kafka.payments"
@@ -206,5 +208,75 @@ func testReplayStops(t *testing.T, h *harness) {
 		if !errors.Is(err, context.Canceled) || count >= n {
 			t.Errorf("Replay(%q) cancelled after its first event: %d events then error %v; want fewer than %d and context.Canceled", srcs, count, err, n)
 		}
+	}
+}
+
+// testReplayRaw: codec.ReplayRaw (the store's own ReplayRaw where it has
+// one) yields one source's events as Replay does, each row the bytes
+// AppendRow writes for it; an early break leaks nothing (the harness closes
+// the store), and an invalid range fails.
+func testReplayRaw(t *testing.T, h *harness) {
+	all := replayData(h)
+	late := h.append(ev(srcOrders, "a", at(0), pos(0, 0), eventcenter.OpCorrection, row("late", true)))
+	all = append(all, late...)
+	slices.SortFunc(all, func(a, b eventcenter.Event) int { return eventcenter.Compare(&a, &b) })
+	known := late[0].StoredAt.Add(-time.Nanosecond)
+	for _, src := range []string{srcOrders, srcPay, srcUsers, "nothing.here"} {
+		for _, c := range []struct {
+			from, to, known time.Time
+		}{
+			{at(-10), at(10), time.Time{}},
+			{farPast, farFuture, time.Time{}},
+			{at(0), at(3), time.Time{}},
+			{at(1), at(1).Add(1), time.Time{}},
+			{at(-10), at(10), known},
+			{at(-10), at(10), all[0].StoredAt},
+		} {
+			want := filter(all, func(e eventcenter.Event) bool {
+				return e.Source == src && !e.Time.Before(c.from) && e.Time.Before(c.to) && (c.known.IsZero() || !e.StoredAt.After(c.known))
+			})
+			var got []eventcenter.Event
+			for raw, err := range codec.ReplayRaw(h.ctx, h.s, src, c.from, c.to, c.known) {
+				if err != nil {
+					t.Fatalf("ReplayRaw(%s, %s, %s, known at %s): %v", src, fmtTime(c.from), fmtTime(c.to), fmtTime(c.known), err)
+				}
+				e := eventcenter.Event{Source: raw.Source, Key: raw.Key, Time: raw.Time, Pos: raw.Pos, Op: raw.Op, StoredAt: raw.StoredAt}
+				for _, r := range []struct {
+					enc []byte
+					row *eventcenter.Row
+				}{{raw.After, &e.After}, {raw.Before, &e.Before}} {
+					if r.enc == nil {
+						continue
+					}
+					var rest []byte
+					var err error
+					if *r.row, rest, err = codec.ReadRow(r.enc); err != nil || len(rest) != 0 {
+						t.Fatalf("ReplayRaw(%s): event %s: a row of %d bytes decodes with %d left over: %v", src, e.ID(), len(r.enc), len(rest), err)
+					}
+					if canon := codec.AppendRow(nil, *r.row); !bytes.Equal(canon, r.enc) {
+						t.Fatalf("ReplayRaw(%s): event %s: row bytes %x, AppendRow writes %x", src, e.ID(), r.enc, canon)
+					}
+				}
+				got = append(got, e)
+			}
+			if d := diffEvents(got, want); d != "" {
+				t.Errorf("ReplayRaw(%s, %s, %s, known at %s):\n%s", src, fmtTime(c.from), fmtTime(c.to), fmtTime(c.known), d)
+			}
+		}
+	}
+	n := 0
+	for _, err := range codec.ReplayRaw(h.ctx, h.s, srcOrders, farPast, farFuture, time.Time{}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n++; n == 2 {
+			break
+		}
+	}
+	for _, err := range codec.ReplayRaw(h.ctx, h.s, srcOrders, at(3), at(1), time.Time{}) {
+		if !errors.Is(err, eventcenter.ErrInvalidQuery) {
+			t.Errorf("ReplayRaw over [at(3), at(1)): %v, want ErrInvalidQuery", err)
+		}
+		break
 	}
 }

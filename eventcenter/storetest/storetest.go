@@ -82,6 +82,7 @@ func RunWith(t *testing.T, newStore Factory, opts Options) {
 		{"Replay", testReplay},
 		{"ReplayChunks", testReplayChunks},
 		{"ReplayStops", testReplayStops},
+		{"ReplayRaw", testReplayRaw},
 		{"Watermarks", testWatermarks},
 		{"WaitWatermark", testWaitWatermark},
 		{"RegisterPartitions", testRegisterPartitions},
