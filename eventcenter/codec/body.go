@@ -187,54 +187,85 @@ func ReadRow(b []byte) (eventcenter.Row, []byte, error) {
 		if _, dup := r[col]; dup { // AppendRow never writes one
 			return nil, nil, corrupt("duplicate column")
 		}
-		if len(rest) == 0 {
-			return nil, nil, corrupt("value tag")
-		}
-		tag, rest := rest[0], rest[1:]
 		var v any
-		switch tag {
-		case tagNil:
-		case tagFalse:
-			v = false
-		case tagTrue:
-			v = true
-		case tagInt, tagTime:
-			x, w := binary.Varint(rest)
-			if w <= 0 {
-				return nil, nil, corrupt("varint")
-			}
-			rest = rest[w:]
-			if tag == tagInt {
-				v = x
-			} else {
-				v = time.Unix(0, x).UTC()
-			}
-		case tagFloat:
-			var u uint64
-			if u, rest, err = readU64(rest); err != nil {
-				return nil, nil, err
-			}
-			v = math.Float64frombits(u)
-		case tagString, tagBytes, tagDecimal:
-			var s string
-			if s, rest, err = readStr(rest); err != nil {
-				return nil, nil, err
-			}
-			switch tag {
-			case tagString:
-				v = s
-			case tagBytes:
-				v = []byte(s)
-			default:
-				v = eventcenter.Decimal(s)
-			}
-		default:
-			return nil, nil, corrupt("value tag")
+		if v, b, err = readValue(rest); err != nil {
+			return nil, nil, err
 		}
 		r[col] = v
-		b = rest
 	}
 	return r, b, nil
+}
+
+// RowValue returns the value of column col of a row AppendRow wrote, and
+// whether the row has the column, decoding no other value.
+func RowValue(b []byte, col string) (any, bool, error) {
+	n, w := binary.Uvarint(b)
+	if w <= 0 || n > uint64(len(b)) {
+		return nil, false, corrupt("row length")
+	}
+	b = b[w:]
+	for i := uint64(0); i < n; i++ {
+		l, w := binary.Uvarint(b)
+		if w <= 0 || uint64(len(b)-w) < l {
+			return nil, false, corrupt("string")
+		}
+		name := b[w : w+int(l)]
+		b = b[w+int(l):]
+		if string(name) == col {
+			v, _, err := readValue(b)
+			return v, err == nil, err
+		}
+		var err error
+		if _, b, err = readValue(b); err != nil {
+			return nil, false, err
+		}
+	}
+	return nil, false, nil
+}
+
+// readValue decodes the tagged value at the start of b and returns the
+// bytes after it.
+func readValue(b []byte) (any, []byte, error) {
+	if len(b) == 0 {
+		return nil, nil, corrupt("value tag")
+	}
+	tag, rest := b[0], b[1:]
+	switch tag {
+	case tagNil:
+		return nil, rest, nil
+	case tagFalse:
+		return false, rest, nil
+	case tagTrue:
+		return true, rest, nil
+	case tagInt, tagTime:
+		x, w := binary.Varint(rest)
+		if w <= 0 {
+			return nil, nil, corrupt("varint")
+		}
+		if tag == tagInt {
+			return x, rest[w:], nil
+		}
+		return time.Unix(0, x).UTC(), rest[w:], nil
+	case tagFloat:
+		u, rest, err := readU64(rest)
+		if err != nil {
+			return nil, nil, err
+		}
+		return math.Float64frombits(u), rest, nil
+	case tagString, tagBytes, tagDecimal:
+		s, rest, err := readStr(rest)
+		if err != nil {
+			return nil, nil, err
+		}
+		switch tag {
+		case tagString:
+			return s, rest, nil
+		case tagBytes:
+			return []byte(s), rest, nil
+		}
+		return eventcenter.Decimal(s), rest, nil
+	}
+	return nil, nil, corrupt("value tag")
 }
 
 // SplitBody reads a body's operation and stored-at time and returns its

@@ -203,7 +203,8 @@ func FuzzDecodeBody(f *testing.F) {
 
 // FuzzSplitBody: SplitBody accepts every body DecodeBody accepts, with the
 // same operation and stored-at, and rows that ReadRow decodes whole to
-// DecodeBody's; it never panics on other bytes.
+// DecodeBody's, whose every column RowValue finds; it never panics on other
+// bytes.
 func FuzzSplitBody(f *testing.F) {
 	stored := time.Date(2026, 5, 1, 2, 3, 4, 5, time.UTC)
 	f.Add(EncodeBody(nil, &eventcenter.Event{Op: 1, StoredAt: stored, After: eventcenter.Row{"a": "b"}}))
@@ -232,6 +233,18 @@ func FuzzSplitBody(f *testing.F) {
 			got, rest, err := ReadRow(r.enc)
 			if err != nil || len(rest) != 0 || !bytes.Equal(AppendRow(nil, got), AppendRow(nil, r.want)) { // NaN != NaN
 				t.Fatalf("row %q of %q: %v (%d bytes left), want %v: %v", r.enc, b, got, len(rest), r.want, err)
+			}
+			for col, want := range r.want {
+				v, ok, err := RowValue(r.enc, col)
+				if !ok || err != nil || !bytes.Equal(AppendRow(nil, eventcenter.Row{col: v}), AppendRow(nil, eventcenter.Row{col: want})) {
+					t.Fatalf("RowValue(%q, %q) = %v, %v, %v; want %v", r.enc, col, v, ok, err, want)
+				}
+				if _, has := r.want[col+"\x00"]; has {
+					continue
+				}
+				if _, ok, err := RowValue(r.enc, col+"\x00"); ok || err != nil {
+					t.Fatalf("RowValue(%q) of a column it has not: %v, %v", r.enc, ok, err)
+				}
 			}
 		}
 	})

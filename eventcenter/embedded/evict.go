@@ -1,50 +1,110 @@
 package embedded
 
 import (
+	"bytes"
 	"context"
+	"fmt"
+	"slices"
+	"sync/atomic"
 	"time"
+
+	"github.com/cockroachdb/pebble/v2/objstorage/objstorageprovider"
+	"github.com/cockroachdb/pebble/v2/sstable"
+	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/tidemark-dev/tidemark/eventcenter"
 	"github.com/tidemark-dev/tidemark/eventcenter/codec"
 )
 
 // Evict removes the events with the identities of events from the store,
-// with their time and index rows, in one atomic batch; identities not
+// with their time and index rows, in one atomic step; identities not
 // stored are ignored, so it is idempotent. After it returns, no read sees
-// them. Each event's After row must be the one stored (it names the index
-// rows to remove): the cold tier (eventcenter/tiered) passes the events it
-// has just read and copied into verified segments. Nothing else may call it:
-// the event center otherwise never forgets an event.
+// them. Each event's After row must hold the stored row's indexed columns
+// (they name the index rows to remove): the cold tier (eventcenter/tiered)
+// passes the events it has just read and copied into verified segments.
+// Nothing else may call it: the event center otherwise never forgets an
+// event.
+//
+// The deletions do not go through the log and the memtable: they are
+// written as sorted tables, one per kind of row, and ingested together
+// (pebble's Ingest: atomic, ordered after every write committed before it
+// and before every write after it, so an event appended again after its
+// eviction is kept). A tiering run evicts a day of events at once; as
+// memtable writes, its tombstones cost more than reading the events, and a
+// flush of them spanned every table, so compacting the evicted time rows
+// (CompactTimes) rewrote the events table too.
 func (s *Store) Evict(ctx context.Context, events []eventcenter.Event) error {
 	if err := s.enter(ctx); err != nil {
 		return err
 	}
 	defer s.leave()
+	if len(events) == 0 {
+		return nil
+	}
 	s.ixMu.RLock()
-	defer s.ixMu.RUnlock()
-	b := s.db.NewBatch()
-	defer b.Close()
-	var key []byte
+	var tables [3][][]byte // events, time and index rows
+	arena := make([]byte, 0, len(events)*3*48)
 	for i := range events {
 		e := &events[i]
-		key = codec.EventKey(append(key[:0], tabEvents), e.Source, e.Key, e.Time, e.Pos)
-		if err := b.Delete(key, nil); err != nil {
-			return err
-		}
-		key = codec.TimeKey(append(key[:0], tabTime), 1, e.Source, e.Key, e.Time, e.Pos)
-		if err := b.Delete(key, nil); err != nil {
-			return err
-		}
+		n := len(arena)
+		arena = codec.EventKey(append(arena, tabEvents), e.Source, e.Key, e.Time, e.Pos)
+		tables[0] = append(tables[0], arena[n:len(arena):len(arena)])
+		n = len(arena)
+		arena = codec.TimeKey(append(arena, tabTime), 1, e.Source, e.Key, e.Time, e.Pos)
+		tables[1] = append(tables[1], arena[n:len(arena):len(arena)])
 		for _, ix := range s.indexes[e.Source] {
 			if v, ok := eventcenter.IndexValue(e.After[ix.Column]); ok {
-				key = codec.IndexKey(append(key[:0], tabIndex), e.Source, ix.Name, v, e.Key, e.Time, e.Pos)
-				if err := b.Delete(key, nil); err != nil {
-					return err
-				}
+				n = len(arena)
+				arena = codec.IndexKey(append(arena, tabIndex), e.Source, ix.Name, v, e.Key, e.Time, e.Pos)
+				tables[2] = append(tables[2], arena[n:len(arena):len(arena)])
 			}
 		}
 	}
-	return b.Commit(s.wo)
+	s.ixMu.RUnlock()
+	fs := s.opts.FS
+	var paths []string
+	defer func() {
+		for _, p := range paths {
+			_ = fs.Remove(p)
+		}
+	}()
+	wo := s.opts.MakeWriterOptions(0, s.db.FormatMajorVersion().MaxTableFormat())
+	for t, keys := range tables {
+		if len(keys) == 0 {
+			continue
+		}
+		slices.SortFunc(keys, bytes.Compare)
+		keys = slices.CompactFunc(keys, bytes.Equal)
+		p := fs.PathJoin(s.dir, fmt.Sprintf("tidemark-evict-%d-%d.tmp", evictions.Add(1), t))
+		paths = append(paths, p)
+		if err := writeDeletes(fs, p, wo, keys); err != nil {
+			return fmt.Errorf("embedded: evict: %w", err)
+		}
+	}
+	if err := s.db.Ingest(ctx, paths); err != nil {
+		return fmt.Errorf("embedded: evict: %w", err)
+	}
+	return nil
+}
+
+// evictions numbers the tables Evict writes, for their file names.
+var evictions atomic.Int64
+
+// writeDeletes writes a table at path of fs holding a deletion of each of
+// keys (sorted, unique).
+func writeDeletes(fs vfs.FS, path string, o sstable.WriterOptions, keys [][]byte) error {
+	f, err := fs.Create(path, vfs.WriteCategoryUnspecified)
+	if err != nil {
+		return err
+	}
+	w := sstable.NewWriter(objstorageprovider.NewFileWritable(f), o)
+	for _, k := range keys {
+		if err := w.Delete(k); err != nil {
+			_ = w.Close()
+			return err
+		}
+	}
+	return w.Close() // closes f
 }
 
 // Flush writes the memtable to a table. Tiering calls it before it evicts

@@ -77,6 +77,8 @@ func (c *Config) Validate() error {
 // Store is the embedded event center backend.
 type Store struct {
 	db        *pebble.DB
+	opts      *pebble.Options
+	dir       string // the store's folder in opts.FS ("" in memory)
 	stamps    *eventcenter.Stamps
 	wo        *pebble.WriteOptions
 	retention time.Duration
@@ -124,12 +126,13 @@ func Open(cfg Config) (*Store, error) {
 	if cfg.InMemory {
 		opts.FS, dir = vfs.NewMem(), ""
 	}
+	opts.EnsureDefaults() // Evict writes tables with them
 	db, err := pebble.Open(dir, opts)
 	if err != nil {
 		return nil, fmt.Errorf("embedded: open %s: %w", cfg.Dir, err)
 	}
 	s := &Store{
-		db: db, stamps: eventcenter.NewStamps(cfg.Now), wo: pebble.Sync, retention: cfg.Retention,
+		db: db, opts: opts, dir: dir, stamps: eventcenter.NewStamps(cfg.Now), wo: pebble.Sync, retention: cfg.Retention,
 		life: make(chan struct{}), cursors: map[*cursor]struct{}{},
 		indexes: map[string][]eventcenter.Index{},
 		marks:   map[string]map[int32]time.Time{},

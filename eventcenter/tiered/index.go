@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/tidemark-dev/tidemark/eventcenter"
+	"github.com/tidemark-dev/tidemark/eventcenter/codec"
 )
 
 // A segment's index object (its name plus ".idx") holds a Bloom filter of
@@ -64,24 +65,31 @@ type indexEntry struct{ Value, Key string }
 
 func indexName(segment string) string { return segment + ".idx" }
 
-// buildIndex returns the index object of events for the declared indexes.
-// events are in key order.
-func buildIndex(events []eventcenter.Event, ixs []eventcenter.Index) ([]byte, error) {
+// buildIndex returns the index object of a segment's rows (in key order)
+// for the declared indexes.
+func buildIndex(rows []segRow, ixs []eventcenter.Index) ([]byte, error) {
 	keys := 0
-	for i := range events {
-		if i == 0 || events[i].Key != events[i-1].Key {
+	for i := range rows {
+		if i == 0 || rows[i].Key != rows[i-1].Key {
 			keys++
 		}
 	}
 	idx := segIndex{Keys: newBloom(keys), Entries: map[string][]indexEntry{}}
-	for i := range events {
-		idx.Keys.add(events[i].Key)
+	for i := range rows {
+		idx.Keys.add(rows[i].Key)
 	}
 	for _, ix := range ixs {
 		var entries []indexEntry
-		for i := range events {
-			if v, ok := eventcenter.IndexValue(events[i].After[ix.Column]); ok {
-				entries = append(entries, indexEntry{v, events[i].Key})
+		for i := range rows {
+			if len(rows[i].After) == 0 { // no row
+				continue
+			}
+			col, _, err := codec.RowValue(rows[i].After, ix.Column)
+			if err != nil {
+				return nil, fmt.Errorf("tiered: row of key %q: %w", rows[i].Key, err)
+			}
+			if v, ok := eventcenter.IndexValue(col); ok {
+				entries = append(entries, indexEntry{v, rows[i].Key})
 			}
 		}
 		slices.SortFunc(entries, compareEntries)

@@ -127,15 +127,9 @@ func checksum(rows []segRow) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-// encodeSegment writes events (one source, in keyOrder, identities unique)
-// as a Parquet object whose row groups hold about groupRows rows each, cut
-// only between keys, so that every key's events sit in one row group. It
-// returns the object and its manifest entry, without Name and Slice.
-//
-// It also returns the rows it wrote, for verifySegment.
-func encodeSegment(events []eventcenter.Event, groupRows int) ([]byte, []segRow, Segment, error) {
-	var buf bytes.Buffer
-	w := parquet.NewGenericWriter[segRow](&buf, parquet.Compression(&parquet.Zstd), parquet.PageBufferSize(256<<10))
+// toRows returns events' rows (their After and Before rows encoded into a
+// few shared arenas).
+func toRows(events []eventcenter.Event) []segRow {
 	all := make([]segRow, len(events))
 	var arena []byte
 	for i := range events {
@@ -144,7 +138,18 @@ func encodeSegment(events []eventcenter.Event, groupRows int) ([]byte, []segRow,
 		}
 		arena = toRowIn(&all[i], &events[i], arena)
 	}
-	seg := Segment{Rows: len(events), Checksum: checksum(all)}
+	return all
+}
+
+// encodeSegment writes rows (one source, in rowKeyOrder, identities
+// unique) as a Parquet object whose row groups hold about groupRows rows
+// each, cut only between keys, so that every key's events sit in one row
+// group. It returns the object and its manifest entry, without Name and
+// Slice.
+func encodeSegment(all []segRow, groupRows int) ([]byte, Segment, error) {
+	var buf bytes.Buffer
+	w := parquet.NewGenericWriter[segRow](&buf, parquet.Compression(&parquet.Zstd), parquet.PageBufferSize(256<<10))
+	seg := Segment{Rows: len(all), Checksum: checksum(all)}
 	var groups []RowGroup
 	start := 0 // of the row group being filled
 	flush := func(end int) error {
@@ -161,11 +166,11 @@ func encodeSegment(events []eventcenter.Event, groupRows int) ([]byte, []segRow,
 		start = end
 		return nil
 	}
-	for i := range events {
-		e := &events[i]
-		if i-start >= groupRows && e.Key != events[i-1].Key {
+	for i := range all {
+		e := &all[i]
+		if i-start >= groupRows && e.Key != all[i-1].Key {
 			if err := flush(i); err != nil {
-				return nil, nil, seg, err
+				return nil, seg, err
 			}
 		}
 		if i == 0 || e.Time.Before(seg.MinTime) {
@@ -179,19 +184,19 @@ func encodeSegment(events []eventcenter.Event, groupRows int) ([]byte, []segRow,
 		}
 	}
 	if err := flush(len(all)); err != nil {
-		return nil, nil, seg, err
+		return nil, seg, err
 	}
 	if err := w.Close(); err != nil {
-		return nil, nil, seg, err
+		return nil, seg, err
 	}
 	data := buf.Bytes()
 	f, err := parquet.OpenFile(bytes.NewReader(data), int64(len(data)), parquet.SkipPageIndex(true), parquet.SkipBloomFilters(true))
 	if err != nil {
-		return nil, nil, seg, fmt.Errorf("tiered: reopen the segment just written: %w", err)
+		return nil, seg, fmt.Errorf("tiered: reopen the segment just written: %w", err)
 	}
 	md := f.Metadata()
 	if len(md.RowGroups) != len(groups) {
-		return nil, nil, seg, fmt.Errorf("tiered: wrote %d row groups, the file has %d", len(groups), len(md.RowGroups))
+		return nil, seg, fmt.Errorf("tiered: wrote %d row groups, the file has %d", len(groups), len(md.RowGroups))
 	}
 	for i, rg := range md.RowGroups {
 		lo, hi := int64(len(data)), int64(0)
@@ -207,10 +212,10 @@ func encodeSegment(events []eventcenter.Event, groupRows int) ([]byte, []segRow,
 	seg.Size = int64(len(data))
 	seg.FooterLen = footerLen(data)
 	seg.RowGroups = groups
-	if len(events) > 0 {
-		seg.MinKey, seg.MaxKey = []byte(events[0].Key), []byte(events[len(events)-1].Key)
+	if len(all) > 0 {
+		seg.MinKey, seg.MaxKey = []byte(all[0].Key), []byte(all[len(all)-1].Key)
 	}
-	return data, all, seg, nil
+	return data, seg, nil
 }
 
 // footerLen is the length of a Parquet object's tail that OpenFile reads:
@@ -360,21 +365,6 @@ func segmentRows(data []byte) ([]segRow, error) {
 	return parquet.Read[segRow](bytes.NewReader(data), int64(len(data)))
 }
 
-// decodeSegment reads every event of a whole segment object, in its order.
-func decodeSegment(data []byte) ([]eventcenter.Event, error) {
-	rows, err := segmentRows(data)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]eventcenter.Event, len(rows))
-	for i := range rows {
-		if out[i], err = fromRow(&rows[i]); err != nil {
-			return nil, fmt.Errorf("tiered: segment row %d: %w", i, err)
-		}
-	}
-	return out, nil
-}
-
 // readAll reads every row r has left.
 func readAll(r *parquet.GenericReader[segRow]) ([]segRow, error) {
 	rows := make([]segRow, r.NumRows())
@@ -388,4 +378,26 @@ func readAll(r *parquet.GenericReader[segRow]) ([]segRow, error) {
 // sortKeyOrder sorts events into keyOrder.
 func sortKeyOrder(events []eventcenter.Event) {
 	slices.SortFunc(events, func(a, b eventcenter.Event) int { return keyOrder(&a, &b) })
+}
+
+// rowKeyOrder is keyOrder on segment rows.
+func rowKeyOrder(a, b *segRow) int {
+	if c := cmp.Compare(a.Key, b.Key); c != 0 {
+		return c
+	}
+	if c := a.Time.Compare(b.Time); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(a.PosLog, b.PosLog); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(a.PosOffset, b.PosOffset); c != 0 {
+		return c
+	}
+	return a.StoredAt.Compare(b.StoredAt)
+}
+
+// sameRowID reports whether two rows of one source are one event's.
+func sameRowID(a, b *segRow) bool {
+	return a.Key == b.Key && a.Time.Equal(b.Time) && a.PosLog == b.PosLog && a.PosOffset == b.PosOffset
 }

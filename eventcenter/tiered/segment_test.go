@@ -33,7 +33,8 @@ func TestVerifySegment(t *testing.T) {
 		}
 		evs = append(evs, e)
 	}
-	data, rows, _, err := encodeSegment(evs, 4)
+	rows := toRows(evs)
+	data, _, err := encodeSegment(rows, 4)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +95,8 @@ func TestVerifySegmentRandom(t *testing.T) {
 			evs = append(evs, e)
 		}
 		sortKeyOrder(evs)
-		data, rows, _, err := encodeSegment(evs, 1+rnd.IntN(5))
+		rows := toRows(evs)
+		data, _, err := encodeSegment(rows, 1+rnd.IntN(5))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -119,7 +121,7 @@ func TestRowsOfKey(t *testing.T) {
 		})
 	}
 	sortKeyOrder(evs)
-	data, _, seg, err := encodeSegment(evs, 50)
+	data, seg, err := encodeSegment(toRows(evs), 50)
 	if err != nil {
 		t.Fatal(err)
 	}

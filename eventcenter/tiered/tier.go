@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/tidemark-dev/tidemark/eventcenter"
+	"github.com/tidemark-dev/tidemark/eventcenter/codec"
 )
 
 // TierReport says what one tiering run moved.
@@ -100,12 +101,12 @@ func (s *Store) TierSource(ctx context.Context, source string, cutoff time.Time)
 
 func (s *Store) tierSource(ctx context.Context, source string, cutoff time.Time, rep *TierReport) error {
 	// The hot events stored before cutoff (KnownAt is inclusive).
-	var moving []eventcenter.Event
-	for e, err := range s.hot.Replay(ctx, eventcenter.ReplayQuery{Sources: []string{source}, From: eventcenter.AllTime.From, To: eventcenter.AllTime.To, KnownAt: cutoff.Add(-time.Nanosecond)}) {
+	var moving hotRows
+	for e, err := range codec.ReplayRaw(ctx, s.hot, source, eventcenter.AllTime.From, eventcenter.AllTime.To, cutoff.Add(-time.Nanosecond)) {
 		if err != nil {
 			return err
 		}
-		moving = append(moving, e)
+		moving.add(&e)
 	}
 	m, err := s.manifest(ctx, source, true)
 	if err != nil {
@@ -124,22 +125,15 @@ func (s *Store) tierSource(ctx context.Context, source string, cutoff time.Time,
 		h = s.cfg.Now().Add(-r)
 	}
 	expired := func(seg *Segment) bool { return !h.IsZero() && seg.MaxTime.Before(h) }
-	if len(moving) == 0 && !slices.ContainsFunc(m.Segments, func(seg Segment) bool { return expired(&seg) }) {
+	if moving.n == 0 && !slices.ContainsFunc(m.Segments, func(seg Segment) bool { return expired(&seg) }) {
 		return nil
 	}
-	if len(moving) > 0 {
+	if moving.n > 0 {
 		rep.Sources++
 	}
 	// Late events behind the dropped horizon leave hot without a copy: the
 	// retention has dropped their time.
-	bySlice := map[int64][]eventcenter.Event{} // by the Unix second of the slice's start
-	for _, e := range moving {
-		if e.Time.Before(next.DroppedBefore) {
-			continue
-		}
-		sl := e.Time.Truncate(s.cfg.Slice).Unix()
-		bySlice[sl] = append(bySlice[sl], e)
-	}
+	bySlice := moving.bySlice(s.cfg.Slice, next.DroppedBefore)
 	run := runID()
 	ixs, err := s.hot.ListIndexes(ctx, source)
 	if err != nil {
@@ -198,27 +192,131 @@ func (s *Store) tierSource(ctx context.Context, source string, cutoff time.Time,
 	}
 	// The hot store flushes first, where it can: its compaction of the
 	// evicted rows then drops them (see embedded.Store.CompactTimes).
-	if c, ok := s.hot.(timeCompacter); ok && len(moving) > 0 {
+	if c, ok := s.hot.(timeCompacter); ok && moving.n > 0 {
 		if err := c.Flush(ctx); err != nil {
 			return err
 		}
 	}
-	const batch = 4096
-	for i := 0; i < len(moving); i += batch {
-		if err := s.hot.Evict(ctx, moving[i:min(i+batch, len(moving))]); err != nil {
+	// Evictions of 64Ki events: few enough calls that an embedded hot
+	// store ingests few tables (embedded.Store.Evict), and progress shows.
+	const batch = 1 << 16
+	evicting, evicted := make([]eventcenter.Event, 0, min(batch, moving.n)), 0
+	evict := func() error {
+		if err := s.hot.Evict(ctx, evicting); err != nil {
 			return err
 		}
-		s.cfg.Logger.Info("tiered: evicted from hot", "source", source, "events", min(i+batch, len(moving)), "of", len(moving))
+		evicted += len(evicting)
+		evicting = evicting[:0]
+		s.cfg.Logger.Info("tiered: evicted from hot", "source", source, "events", evicted, "of", moving.n)
+		return nil
+	}
+	for _, block := range moving.blocks {
+		for k := range block {
+			e, err := evictionOf(&block[k], ixs)
+			if err != nil {
+				return err
+			}
+			if evicting = append(evicting, e); len(evicting) == batch {
+				if err := evict(); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	if len(evicting) > 0 {
+		if err := evict(); err != nil {
+			return err
+		}
 	}
 	// moving is in replay order: its event times run from the first's to
 	// the last's.
-	if c, ok := s.hot.(timeCompacter); ok && len(moving) > 0 {
-		if err := c.CompactTimes(ctx, source, moving[0].Time, moving[len(moving)-1].Time.Add(time.Nanosecond)); err != nil {
+	if c, ok := s.hot.(timeCompacter); ok && moving.n > 0 {
+		first, last := moving.blocks[0][0].Time, moving.blocks[len(moving.blocks)-1]
+		if err := c.CompactTimes(ctx, source, first, last[len(last)-1].Time.Add(time.Nanosecond)); err != nil {
 			return err
 		}
 	}
-	rep.Events += len(moving)
+	rep.Events += moving.n
 	return nil
+}
+
+// hotRows are the rows a tiering run moves, read from hot in replay order
+// (time first), in blocks of hotBlockRows: a row is ~160 bytes, and one
+// slice regrown to hold a day of them cost more than reading them.
+type hotRows struct {
+	blocks [][]segRow
+	arena  []byte // the rows' bytes
+	n      int
+}
+
+const hotBlockRows = 4096
+
+// add appends e's row, its rows copied as the hot store encoded them.
+func (h *hotRows) add(e *eventcenter.RawEvent) {
+	if len(h.blocks) == 0 || len(h.blocks[len(h.blocks)-1]) == hotBlockRows {
+		h.blocks = append(h.blocks, make([]segRow, 0, hotBlockRows))
+	}
+	if need := len(e.After) + len(e.Before); cap(h.arena)-len(h.arena) < need {
+		h.arena = make([]byte, 0, max(1<<20, need))
+	}
+	r := segRow{Source: e.Source, Key: e.Key, Time: e.Time.UTC(), PosLog: e.Pos.Log, PosOffset: e.Pos.Offset, Op: e.Op.String(), StoredAt: e.StoredAt.UTC()}
+	if e.After != nil {
+		n := len(h.arena)
+		h.arena = append(h.arena, e.After...)
+		r.After = h.arena[n:len(h.arena):len(h.arena)]
+	}
+	if e.Before != nil {
+		n := len(h.arena)
+		h.arena = append(h.arena, e.Before...)
+		r.Before = h.arena[n:len(h.arena):len(h.arena)]
+	}
+	b := &h.blocks[len(h.blocks)-1]
+	*b = append(*b, r)
+	h.n++
+}
+
+// bySlice returns the rows by the Unix second of their slice's start, each
+// slice's rows as runs of the blocks, leaving out those before
+// droppedBefore (the cold retention has dropped their time).
+func (h *hotRows) bySlice(slice time.Duration, droppedBefore time.Time) map[int64][][]segRow {
+	out := map[int64][][]segRow{}
+	for _, b := range h.blocks {
+		for i := 0; i < len(b); {
+			if b[i].Time.Before(droppedBefore) {
+				i++
+				continue
+			}
+			sl := b[i].Time.Truncate(slice)
+			j := i + 1
+			for j < len(b) && b[j].Time.Truncate(slice).Equal(sl) {
+				j++
+			}
+			out[sl.Unix()] = append(out[sl.Unix()], b[i:j:j])
+			i = j
+		}
+	}
+	return out
+}
+
+// evictionOf returns the event of a row to evict from hot: its identity
+// and, of its After row, the indexed columns (which name the index rows
+// Hot.Evict removes).
+func evictionOf(r *segRow, ixs []eventcenter.Index) (eventcenter.Event, error) {
+	e := eventcenter.Event{Source: r.Source, Key: r.Key, Time: r.Time, Pos: eventcenter.Position{Log: r.PosLog, Offset: r.PosOffset}}
+	if len(r.After) == 0 || len(ixs) == 0 {
+		return e, nil
+	}
+	e.After = eventcenter.Row{}
+	for _, ix := range ixs {
+		v, ok, err := codec.RowValue(r.After, ix.Column)
+		if err != nil {
+			return e, fmt.Errorf("tiered: evict %s/%q: %w", r.Source, r.Key, err)
+		}
+		if ok {
+			e.After[ix.Column] = v
+		}
+	}
+	return e, nil
 }
 
 // timeCompacter is a hot store that can compact the time rows tiering has
@@ -243,7 +341,7 @@ type fold struct {
 // ones), up to GOMAXPROCS slices at once: one slice's encoding, upload and
 // verification overlap another's. It returns the folds in slice order, or
 // the first error, once no fold runs.
-func (s *Store) foldAll(ctx context.Context, source, run string, m *Manifest, bySlice map[int64][]eventcenter.Event, ixs []eventcenter.Index) ([]fold, error) {
+func (s *Store) foldAll(ctx context.Context, source, run string, m *Manifest, bySlice map[int64][][]segRow, ixs []eventcenter.Index) ([]fold, error) {
 	secs := slices.Sorted(maps.Keys(bySlice))
 	folds := make([]fold, len(secs))
 	fctx, cancel := context.WithCancel(ctx)
@@ -288,31 +386,42 @@ func (s *Store) foldAll(ctx context.Context, source, run string, m *Manifest, by
 	return folds, nil
 }
 
-// foldSlice returns the segments of slice sl once events are in it. If the
-// old segments hold every event already (a rerun after a crash between the
+// foldSlice returns the segments of slice sl once rows are in it. If the
+// old segments hold every row already (a rerun after a crash between the
 // commit and the eviction), it returns them and writes nothing.
-func (s *Store) foldSlice(ctx context.Context, source string, sl time.Time, run string, old []Segment, events []eventcenter.Event, ixs []eventcenter.Index, rep *TierReport) ([]Segment, bool, error) {
-	var all []eventcenter.Event
+func (s *Store) foldSlice(ctx context.Context, source string, sl time.Time, run string, old []Segment, rows [][]segRow, ixs []eventcenter.Index, rep *TierReport) ([]Segment, bool, error) {
+	// Rows are sorted through pointers: a row is ~180 bytes.
+	var all []*segRow
 	for _, seg := range old {
 		data, err := s.cold.Get(ctx, seg.Name)
 		if err != nil {
 			return nil, false, err
 		}
-		evs, err := decodeSegment(data)
+		segRows, err := segmentRows(data)
 		if err != nil {
 			return nil, false, fmt.Errorf("segment %s: %w", seg.Name, err)
 		}
-		all = append(all, evs...)
+		for i := range segRows {
+			all = append(all, &segRows[i])
+		}
 	}
 	n := len(all)
-	all = mergeFirst(all, slices.Clone(events))
+	for _, rs := range rows {
+		for i := range rs {
+			all = append(all, &rs[i])
+		}
+	}
+	// Of each event identity, the first copy: the old segments' (the cold
+	// copy was stored first).
+	slices.SortStableFunc(all, rowKeyOrder)
+	all = slices.CompactFunc(all, sameRowID)
 	if len(all) == n {
 		s.cfg.Logger.Info("tiered: slice holds the events already", "source", source, "slice", sl)
 		return old, false, nil
 	}
 	// Cut into segments of at most SegmentRows at event-time boundaries,
 	// so the segments' time ranges stay disjoint.
-	slices.SortFunc(all, func(a, b eventcenter.Event) int { return eventcenter.Compare(&a, &b) })
+	slices.SortFunc(all, compareRows)
 	var out []Segment
 	for start := 0; start < len(all); {
 		end := min(start+s.cfg.SegmentRows, len(all))
@@ -324,8 +433,12 @@ func (s *Store) foldSlice(ctx context.Context, source string, sl time.Time, run 
 				end++
 			}
 		}
-		part := slices.Clone(all[start:end])
-		sortKeyOrder(part)
+		ptrs := slices.Clone(all[start:end])
+		slices.SortFunc(ptrs, rowKeyOrder)
+		part := make([]segRow, len(ptrs))
+		for i, r := range ptrs {
+			part[i] = *r
+		}
 		seg, err := s.writeSegment(ctx, segmentName(source, sl, run, len(out)), part, ixs)
 		if err != nil {
 			return nil, false, err
@@ -339,12 +452,11 @@ func (s *Store) foldSlice(ctx context.Context, source string, sl time.Time, run 
 	return out, true, nil
 }
 
-// writeSegment encodes events (key order) as the object name, uploads it
-// and verifies it: the object read back holds exactly these events, every
-// column of every row equal to the row encoded from the hot event
-// (verifySegment).
-func (s *Store) writeSegment(ctx context.Context, name string, events []eventcenter.Event, ixs []eventcenter.Index) (Segment, error) {
-	data, rows, seg, err := encodeSegment(events, s.cfg.RowGroupRows)
+// writeSegment encodes rows (key order) as the object name, uploads it and
+// verifies it: the object read back holds exactly these rows, every column
+// equal to the row as the hot store held it (verifySegment).
+func (s *Store) writeSegment(ctx context.Context, name string, rows []segRow, ixs []eventcenter.Index) (Segment, error) {
+	data, seg, err := encodeSegment(rows, s.cfg.RowGroupRows)
 	if err != nil {
 		return seg, err
 	}
@@ -360,7 +472,7 @@ func (s *Store) writeSegment(ctx context.Context, name string, events []eventcen
 		return seg, fmt.Errorf("verify %s: %w", name, err)
 	}
 	{
-		data, err := buildIndex(events, ixs)
+		data, err := buildIndex(rows, ixs)
 		if err != nil {
 			return seg, err
 		}
