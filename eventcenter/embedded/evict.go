@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -75,7 +76,7 @@ func (s *Store) Evict(ctx context.Context, events []eventcenter.Event) error {
 		}
 		slices.SortFunc(keys, bytes.Compare)
 		keys = slices.CompactFunc(keys, bytes.Equal)
-		p := fs.PathJoin(s.dir, fmt.Sprintf("tidemark-evict-%d-%d.tmp", evictions.Add(1), t))
+		p := fs.PathJoin(s.dir, fmt.Sprintf("%s%d-%d.tmp", evictPrefix, evictions.Add(1), t))
 		paths = append(paths, p)
 		if err := writeDeletes(fs, p, wo, keys); err != nil {
 			return fmt.Errorf("embedded: evict: %w", err)
@@ -87,8 +88,24 @@ func (s *Store) Evict(ctx context.Context, events []eventcenter.Event) error {
 	return nil
 }
 
-// evictions numbers the tables Evict writes, for their file names.
+// evictions numbers the tables Evict writes, for their file names (in the
+// store's folder, removed once ingested, or at the next Open if the process
+// died in between).
 var evictions atomic.Int64
+
+const evictPrefix = "tidemark-evict-"
+
+func removeEvictTables(fs vfs.FS, dir string) {
+	names, err := fs.List(dir)
+	if err != nil {
+		return
+	}
+	for _, n := range names {
+		if strings.HasPrefix(n, evictPrefix) {
+			_ = fs.Remove(fs.PathJoin(dir, n))
+		}
+	}
+}
 
 // writeDeletes writes a table at path of fs holding a deletion of each of
 // keys (sorted, unique).

@@ -1,7 +1,10 @@
 package embedded
 
 import (
+	"errors"
 	"fmt"
+	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -68,5 +71,115 @@ func TestCompactTimes(t *testing.T) {
 	}
 	if len(got) != len(kept) || got[0].Pos != kept[0].Pos || got[len(got)-1].Pos != kept[len(kept)-1].Pos {
 		t.Fatalf("replayed %d events, want %d (offsets %d..%d)", len(got), len(kept), kept[0].Pos.Offset, kept[len(kept)-1].Pos.Offset)
+	}
+}
+
+// TestEvict: evicted events leave every read (as-of, history, index
+// lookups, replay) and the indexes, the others stay; evicting again, or
+// identities never stored, changes nothing; an event appended again after
+// its eviction is kept; no table Evict wrote is left in the folder.
+func TestEvict(t *testing.T) {
+	for _, inMemory := range []bool{true, false} {
+		t.Run(fmt.Sprintf("InMemory=%v", inMemory), func(t *testing.T) {
+			ctx := t.Context()
+			dir := t.TempDir()
+			s, err := Open(Config{InMemory: inMemory, Dir: dir})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			const src = "evict.orders"
+			if err := s.DeclareIndex(ctx, eventcenter.Index{Source: src, Name: "user", Column: "user"}); err != nil {
+				t.Fatal(err)
+			}
+			t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+			evs := make([]eventcenter.Event, 300)
+			for i := range evs {
+				evs[i] = eventcenter.Event{Source: src, Key: fmt.Sprintf("o%02d", i%30), Time: t0.Add(time.Duration(i) * time.Second),
+					Pos: eventcenter.Position{Log: 1, Offset: uint64(i)}, Op: eventcenter.OpUpdate,
+					After: eventcenter.Row{"user": fmt.Sprintf("u%d", i%3), "n": int64(i)}}
+			}
+			if err := s.Append(ctx, evs); err != nil {
+				t.Fatal(err)
+			}
+			// The first 200 go, as tiering passes them: identity and the
+			// indexed column only; a never-stored identity rides along.
+			var gone []eventcenter.Event
+			for _, e := range evs[:200] {
+				gone = append(gone, eventcenter.Event{Source: e.Source, Key: e.Key, Time: e.Time, Pos: e.Pos, After: eventcenter.Row{"user": e.After["user"]}})
+			}
+			gone = append(gone, eventcenter.Event{Source: src, Key: "never", Time: t0, Pos: eventcenter.Position{Log: 9}})
+			for range 2 {
+				if err := s.Evict(ctx, gone); err != nil {
+					t.Fatal(err)
+				}
+			}
+			kept := evs[200:]
+			var replayed int
+			for e, err := range s.Replay(ctx, eventcenter.ReplayQuery{Sources: []string{src}, From: eventcenter.AllTime.From, To: eventcenter.AllTime.To}) {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if e.Pos.Offset < 200 {
+					t.Fatalf("replay returned evicted event %s", e.ID())
+				}
+				replayed++
+			}
+			if replayed != len(kept) {
+				t.Fatalf("replayed %d events, want %d", replayed, len(kept))
+			}
+			// Before the first kept event, nothing is left of a key.
+			if _, err := s.AsOf(ctx, eventcenter.AsOf{Source: src, Key: "o05", Time: t0.Add(199 * time.Second)}); !errors.Is(err, eventcenter.ErrNotFound) {
+				t.Fatalf("as-of an evicted state: %v, want ErrNotFound", err)
+			}
+			h, err := s.History(ctx, eventcenter.HistoryQuery{Source: src, Key: "o05", From: eventcenter.AllTime.From, To: eventcenter.AllTime.To})
+			// o05 held offsets 5, 35, …, 295; 215, 245, 275 are kept.
+			if err != nil || len(h) != 3 {
+				t.Fatalf("history of o05: %d events (%v), want the 3 kept", len(h), err)
+			}
+			for _, e := range h {
+				if e.Pos.Offset < 200 {
+					t.Fatalf("history returned evicted event %s", e.ID())
+				}
+			}
+			// Every kept event's index row answers; no evicted one does.
+			for _, u := range []string{"u0", "u1", "u2"} {
+				for _, at := range []time.Time{t0.Add(150 * time.Second), t0.Add(299 * time.Second)} {
+					got, err := s.Lookup(ctx, eventcenter.LookupQuery{Source: src, Index: "user", Value: u, Time: at})
+					if err != nil {
+						t.Fatal(err)
+					}
+					for _, e := range got {
+						if e.Pos.Offset < 200 {
+							t.Fatalf("lookup %s at %v returned evicted event %s", u, at, e.ID())
+						}
+					}
+					if want := 10; at.After(t0.Add(200*time.Second)) && len(got) != want {
+						t.Fatalf("lookup %s at the end: %d keys, want %d", u, len(got), want)
+					}
+					if at.Before(t0.Add(200*time.Second)) && len(got) != 0 {
+						t.Fatalf("lookup %s before the kept events: %d keys, want none", u, len(got))
+					}
+				}
+			}
+			// Appended again after its eviction: kept.
+			if err := s.Append(ctx, evs[:1]); err != nil {
+				t.Fatal(err)
+			}
+			if e, err := s.AsOf(ctx, eventcenter.AsOf{Source: src, Key: evs[0].Key, Time: evs[0].Time}); err != nil || e.Pos != evs[0].Pos {
+				t.Fatalf("an event appended again after its eviction: %v, %v", e.ID(), err)
+			}
+			if !inMemory {
+				names, err := os.ReadDir(dir)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, n := range names {
+					if strings.HasPrefix(n.Name(), evictPrefix) {
+						t.Fatalf("Evict left %s in the folder", n.Name())
+					}
+				}
+			}
+		})
 	}
 }

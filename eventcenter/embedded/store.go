@@ -145,6 +145,7 @@ func Open(cfg Config) (*Store, error) {
 		db.Close()
 		return nil, err
 	}
+	removeEvictTables(opts.FS, dir) // left by an Evict that died
 	return s, nil
 }
 
