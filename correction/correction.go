@@ -92,6 +92,9 @@ type ChunkResult struct {
 	// written, and those of an earlier attempt counted as this one's):
 	// as-of reads from First on may read differently. Zero if none.
 	First time.Time `json:"first,omitzero"`
+	// Unread counts the keys of Compared found in sync by the source's
+	// index (index.go) without reading their history.
+	Unread int `json:"unread,omitempty"`
 	Drift
 }
 
@@ -201,6 +204,7 @@ func (c *Corrector) ChunkReporting(ctx context.Context, t Target, schema *cdc.Ta
 			if e, in := idx.keys[key]; in && ok && e.sum == sum && !c.ours(e.op, e.storedAt, ch.Since) &&
 				(!c.opts.Snapshots || e.op == eventcenter.OpSnapshot || e.op == eventcenter.OpCorrection) {
 				res.Compared++ // in sync: the fast path (see index.go)
+				res.Unread++
 				continue
 			}
 		}

@@ -1,6 +1,7 @@
 package codec
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"math"
@@ -303,25 +304,34 @@ func SplitBody(b []byte) (op eventcenter.Op, stored time.Time, after, before []b
 }
 
 // RowLen returns the length of the row AppendRow wrote at the start of b,
-// stepping over its columns without decoding them.
+// stepping over its columns without decoding their values. It checks what
+// AppendRow guarantees: column names in strictly increasing order (so
+// unique, as ReadRow requires), values well formed.
 func RowLen(b []byte) (int, error) {
 	n, w := binary.Uvarint(b)
 	if w <= 0 || n > uint64(len(b)) {
 		return 0, corrupt("row length")
 	}
 	at := w
-	skipStr := func() error {
+	skipStr := func() ([]byte, error) {
 		l, w := binary.Uvarint(b[at:])
 		if w <= 0 || uint64(len(b)-at-w) < l {
-			return corrupt("string")
+			return nil, corrupt("string")
 		}
+		s := b[at+w : at+w+int(l)]
 		at += w + int(l)
-		return nil
+		return s, nil
 	}
-	for range n {
-		if err := skipStr(); err != nil { // the column's name
+	var last []byte
+	for i := range n {
+		name, err := skipStr()
+		if err != nil {
 			return 0, err
 		}
+		if i > 0 && bytes.Compare(name, last) <= 0 {
+			return 0, corrupt("column order")
+		}
+		last = name
 		if at >= len(b) {
 			return 0, corrupt("value tag")
 		}
@@ -341,7 +351,7 @@ func RowLen(b []byte) (int, error) {
 			}
 			at += 8
 		case tagString, tagBytes, tagDecimal:
-			if err := skipStr(); err != nil {
+			if _, err := skipStr(); err != nil {
 				return 0, err
 			}
 		default:

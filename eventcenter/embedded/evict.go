@@ -20,11 +20,13 @@ import (
 // Evict removes the events with the identities of events from the store,
 // with their time and index rows, in one atomic step; identities not
 // stored are ignored, so it is idempotent. After it returns, no read sees
-// them. Each event's After row must hold the stored row's indexed columns
-// (they name the index rows to remove): the cold tier (eventcenter/tiered)
-// passes the events it has just read and copied into verified segments.
-// Nothing else may call it: the event center otherwise never forgets an
-// event.
+// them. Each event's After row must be the stored one, encoded as stored
+// (codec.AppendRow, as ReplayRaw yields it): its values of the source's
+// indexed columns name the index rows to remove, under the indexes declared
+// when Evict runs (a declaration waits for it). The cold tier
+// (eventcenter/tiered) passes the events it has just read and copied into
+// verified segments; nothing else may call it: the event center otherwise
+// never forgets an event.
 //
 // The deletions do not go through the log and the memtable: they are
 // written as sorted tables, one per kind of row, and ingested together
@@ -34,7 +36,7 @@ import (
 // memtable writes, its tombstones cost more than reading the events, and a
 // flush of them spanned every table, so compacting the evicted time rows
 // (CompactTimes) rewrote the events table too.
-func (s *Store) Evict(ctx context.Context, events []eventcenter.Event) error {
+func (s *Store) Evict(ctx context.Context, events []eventcenter.RawEvent) error {
 	if err := s.enter(ctx); err != nil {
 		return err
 	}
@@ -42,7 +44,10 @@ func (s *Store) Evict(ctx context.Context, events []eventcenter.Event) error {
 	if len(events) == 0 {
 		return nil
 	}
+	// Shared until the ingestion: a declaration cannot index these events
+	// after their index rows were picked.
 	s.ixMu.RLock()
+	defer s.ixMu.RUnlock()
 	var tables [3][][]byte // events, time and index rows
 	arena := make([]byte, 0, len(events)*3*48)
 	for i := range events {
@@ -53,15 +58,21 @@ func (s *Store) Evict(ctx context.Context, events []eventcenter.Event) error {
 		n = len(arena)
 		arena = codec.TimeKey(append(arena, tabTime), 1, e.Source, e.Key, e.Time, e.Pos)
 		tables[1] = append(tables[1], arena[n:len(arena):len(arena)])
+		if e.After == nil {
+			continue
+		}
 		for _, ix := range s.indexes[e.Source] {
-			if v, ok := eventcenter.IndexValue(e.After[ix.Column]); ok {
+			col, _, err := codec.RowValue(e.After, ix.Column)
+			if err != nil {
+				return fmt.Errorf("embedded: evict %s/%q: %w", e.Source, e.Key, err)
+			}
+			if v, ok := eventcenter.IndexValue(col); ok {
 				n = len(arena)
 				arena = codec.IndexKey(append(arena, tabIndex), e.Source, ix.Name, v, e.Key, e.Time, e.Pos)
 				tables[2] = append(tables[2], arena[n:len(arena):len(arena)])
 			}
 		}
 	}
-	s.ixMu.RUnlock()
 	fs := s.opts.FS
 	var paths []string
 	defer func() {

@@ -8,8 +8,23 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2"
+
 	"github.com/tidemark-dev/tidemark/eventcenter"
+	"github.com/tidemark-dev/tidemark/eventcenter/codec"
 )
+
+// raws returns events as Evict takes them: identity and After as stored.
+func raws(events []eventcenter.Event) []eventcenter.RawEvent {
+	out := make([]eventcenter.RawEvent, len(events))
+	for i, e := range events {
+		out[i] = eventcenter.RawEvent{Source: e.Source, Key: e.Key, Time: e.Time, Pos: e.Pos}
+		if e.After != nil {
+			out[i].After = codec.AppendRow(nil, e.After)
+		}
+	}
+	return out
+}
 
 // TestCompactTimes: after Evict, a scan of the source's time rows steps
 // over a tombstone and a row per evicted event; after CompactTimes over
@@ -37,7 +52,7 @@ func TestCompactTimes(t *testing.T) {
 		t.Fatal(err)
 	}
 	gone, kept := evs[:900], evs[900:]
-	if err := s.Evict(ctx, gone); err != nil {
+	if err := s.Evict(ctx, raws(gone)); err != nil {
 		t.Fatal(err)
 	}
 	points := func() uint64 {
@@ -92,29 +107,47 @@ func TestEvict(t *testing.T) {
 			if err := s.DeclareIndex(ctx, eventcenter.Index{Source: src, Name: "user", Column: "user"}); err != nil {
 				t.Fatal(err)
 			}
+			indexRows := func() int {
+				it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{tabIndex}, UpperBound: []byte{tabIndex + 1}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer it.Close()
+				n := 0
+				for it.First(); it.Valid(); it.Next() {
+					n++
+				}
+				return n
+			}
 			t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 			evs := make([]eventcenter.Event, 300)
 			for i := range evs {
 				evs[i] = eventcenter.Event{Source: src, Key: fmt.Sprintf("o%02d", i%30), Time: t0.Add(time.Duration(i) * time.Second),
 					Pos: eventcenter.Position{Log: 1, Offset: uint64(i)}, Op: eventcenter.OpUpdate,
-					After: eventcenter.Row{"user": fmt.Sprintf("u%d", i%3), "n": int64(i)}}
+					After: eventcenter.Row{"user": fmt.Sprintf("u%d", i%3), "shop": fmt.Sprintf("s%d", i%7), "n": int64(i)}}
 			}
 			if err := s.Append(ctx, evs); err != nil {
 				t.Fatal(err)
 			}
-			// The first 200 go, as tiering passes them: identity and the
-			// indexed column only; a never-stored identity rides along.
-			var gone []eventcenter.Event
-			for _, e := range evs[:200] {
-				gone = append(gone, eventcenter.Event{Source: e.Source, Key: e.Key, Time: e.Time, Pos: e.Pos, After: eventcenter.Row{"user": e.After["user"]}})
+			// The first 200 go, as tiering passes them (identity and the
+			// After row as stored); a never-stored identity rides along.
+			// An index declared after they were read covers them too.
+			gone := append(raws(evs[:200]), eventcenter.RawEvent{Source: src, Key: "never", Time: t0, Pos: eventcenter.Position{Log: 9}})
+			if err := s.DeclareIndex(ctx, eventcenter.Index{Source: src, Name: "shop", Column: "shop"}); err != nil {
+				t.Fatal(err)
 			}
-			gone = append(gone, eventcenter.Event{Source: src, Key: "never", Time: t0, Pos: eventcenter.Position{Log: 9}})
+			if n := indexRows(); n != 2*len(evs) {
+				t.Fatalf("%d index rows before the eviction, want %d", n, 2*len(evs))
+			}
 			for range 2 {
 				if err := s.Evict(ctx, gone); err != nil {
 					t.Fatal(err)
 				}
 			}
 			kept := evs[200:]
+			if n := indexRows(); n != 2*len(kept) {
+				t.Fatalf("%d index rows after the eviction, want %d (those of the kept events)", n, 2*len(kept))
+			}
 			var replayed int
 			for e, err := range s.Replay(ctx, eventcenter.ReplayQuery{Sources: []string{src}, From: eventcenter.AllTime.From, To: eventcenter.AllTime.To}) {
 				if err != nil {

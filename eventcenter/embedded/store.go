@@ -589,13 +589,16 @@ func (s *Store) ReplayRaw(ctx context.Context, source string, from, to, knownAt 
 		// next step reuses.
 		var buf []byte
 		decode := func(key, body []byte, e *eventcenter.RawEvent) (bool, error) {
+			if !knownAt.IsZero() { // as Replay: a row stored later is skipped unread
+				stored, err := codec.BodyStoredAt(body)
+				if err != nil || stored.After(knownAt) {
+					return false, err
+				}
+			}
 			var err error
 			buf = append(buf[:0], body...)
 			if e.Op, e.StoredAt, e.After, e.Before, err = codec.SplitBody(buf); err != nil {
 				return false, err
-			}
-			if !knownAt.IsZero() && e.StoredAt.After(knownAt) {
-				return false, nil
 			}
 			_, e.Key, e.Time, e.Pos, err = codec.ParseTimeKey(key[1:])
 			e.Source = source

@@ -11,8 +11,13 @@ import (
 )
 
 // Evict removes the rows of the events with the identities of events: their
-// events and time rows, and their index rows under the source's declared
-// indexes (named by each event's After row, which must be the one stored).
+// events and time rows, and their index rows under every index of the
+// source declared when Evict reads the declarations (once per source and
+// call; being built included), named by each event's After row, which must
+// be the stored one, encoded as stored (codec.AppendRow, as
+// codec.ReplayRaw yields it). An index declared in another process while
+// Evict runs may keep rows of evicted events, which Lookup never returns
+// (it reads each candidate's state).
 // Identities not stored are ignored, so it is idempotent; a failed Evict
 // may have removed a part, which a retry completes. After it returns, no
 // read sees them. The cold tier (eventcenter/tiered) calls it for events it
@@ -23,7 +28,7 @@ import (
 // server's clock, in milliseconds): an event appended again within that
 // millisecond is masked with it, which the cold tier's reads absorb (the
 // cold copy is the first one).
-func (s *Store) Evict(ctx context.Context, events []eventcenter.Event) error {
+func (s *Store) Evict(ctx context.Context, events []eventcenter.RawEvent) error {
 	if err := s.check(ctx); err != nil {
 		return err
 	}
@@ -33,15 +38,22 @@ func (s *Store) Evict(ctx context.Context, events []eventcenter.Event) error {
 	var dels []del
 	for i := range events {
 		e := &events[i]
-		d, err := s.declsFor(ctx, e.Source, false)
+		d, err := s.declsFor(ctx, e.Source, i == 0 || e.Source != events[i-1].Source)
 		if err != nil {
 			return s.fail(ctx, err)
 		}
 		dels = append(dels,
 			del{s.tEvents, codec.EventKey(nil, e.Source, e.Key, e.Time, e.Pos)},
 			del{s.tTime, codec.TimeKey(nil, s.buckets, e.Source, e.Key, e.Time, e.Pos)})
+		if e.After == nil {
+			continue
+		}
 		for _, ix := range d.all {
-			if v, ok := eventcenter.IndexValue(e.After[ix.Column]); ok {
+			col, _, err := codec.RowValue(e.After, ix.Column)
+			if err != nil {
+				return err
+			}
+			if v, ok := eventcenter.IndexValue(col); ok {
 				dels = append(dels, del{s.tIndex, codec.IndexKey(nil, e.Source, ix.Name, v, e.Key, e.Time, e.Pos)})
 			}
 		}

@@ -273,10 +273,12 @@ func testReplayRaw(t *testing.T, h *harness) {
 			break
 		}
 	}
+	var invalid error
 	for _, err := range codec.ReplayRaw(h.ctx, h.s, srcOrders, at(3), at(1), time.Time{}) {
-		if !errors.Is(err, eventcenter.ErrInvalidQuery) {
-			t.Errorf("ReplayRaw over [at(3), at(1)): %v, want ErrInvalidQuery", err)
-		}
+		invalid = err
 		break
+	}
+	if !errors.Is(invalid, eventcenter.ErrInvalidQuery) {
+		t.Errorf("ReplayRaw over [at(3), at(1)): %v, want ErrInvalidQuery", invalid)
 	}
 }

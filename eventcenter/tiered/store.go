@@ -19,12 +19,13 @@ import (
 //
 // Evict removes the events with the identities of events (their time and
 // index rows too); identities not stored are ignored, so it is idempotent.
-// After it returns no read sees them. Each event's After row is the one
-// stored. Only tiering calls it, and only for events in a verified,
-// committed segment.
+// After it returns no read sees them. Each event's After row is the stored
+// one, as stored (codec.ReplayRaw yields it so): the hot store reads the
+// values of its indexed columns there. Only tiering calls it, and only for
+// events in a verified, committed segment.
 type Hot interface {
 	eventcenter.Store
-	Evict(ctx context.Context, events []eventcenter.Event) error
+	Evict(ctx context.Context, events []eventcenter.RawEvent) error
 }
 
 // Config configures a Store. Every field but Hot and Cold has a default.

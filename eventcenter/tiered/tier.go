@@ -200,7 +200,7 @@ func (s *Store) tierSource(ctx context.Context, source string, cutoff time.Time,
 	// Evictions of 64Ki events: few enough calls that an embedded hot
 	// store ingests few tables (embedded.Store.Evict), and progress shows.
 	const batch = 1 << 16
-	evicting, evicted := make([]eventcenter.Event, 0, min(batch, moving.n)), 0
+	evicting, evicted := make([]eventcenter.RawEvent, 0, min(batch, moving.n)), 0
 	evict := func() error {
 		if err := s.hot.Evict(ctx, evicting); err != nil {
 			return err
@@ -212,11 +212,7 @@ func (s *Store) tierSource(ctx context.Context, source string, cutoff time.Time,
 	}
 	for _, block := range moving.blocks {
 		for k := range block {
-			e, err := evictionOf(&block[k], ixs)
-			if err != nil {
-				return err
-			}
-			if evicting = append(evicting, e); len(evicting) == batch {
+			if evicting = append(evicting, evictionOf(&block[k])); len(evicting) == batch {
 				if err := evict(); err != nil {
 					return err
 				}
@@ -299,24 +295,9 @@ func (h *hotRows) bySlice(slice time.Duration, droppedBefore time.Time) map[int6
 }
 
 // evictionOf returns the event of a row to evict from hot: its identity
-// and, of its After row, the indexed columns (which name the index rows
-// Hot.Evict removes).
-func evictionOf(r *segRow, ixs []eventcenter.Index) (eventcenter.Event, error) {
-	e := eventcenter.Event{Source: r.Source, Key: r.Key, Time: r.Time, Pos: eventcenter.Position{Log: r.PosLog, Offset: r.PosOffset}}
-	if len(r.After) == 0 || len(ixs) == 0 {
-		return e, nil
-	}
-	e.After = eventcenter.Row{}
-	for _, ix := range ixs {
-		v, ok, err := codec.RowValue(r.After, ix.Column)
-		if err != nil {
-			return e, fmt.Errorf("tiered: evict %s/%q: %w", r.Source, r.Key, err)
-		}
-		if ok {
-			e.After[ix.Column] = v
-		}
-	}
-	return e, nil
+// and its After row as stored, which names its index rows.
+func evictionOf(r *segRow) eventcenter.RawEvent {
+	return eventcenter.RawEvent{Source: r.Source, Key: r.Key, Time: r.Time, Pos: eventcenter.Position{Log: r.PosLog, Offset: r.PosOffset}, After: r.After}
 }
 
 // timeCompacter is a hot store that can compact the time rows tiering has
