@@ -201,7 +201,7 @@ func (c *Corrector) ChunkReporting(ctx context.Context, t Target, schema *cdc.Ta
 			var sum uint64
 			var ok bool
 			sum, enc, ok = rowSum(enc, my)
-			if e, in := idx.keys[key]; in && ok && e.sum == sum && !c.ours(e.op, e.storedAt, ch.Since) &&
+			if e, in := idx.entry(key); in && ok && e.sum == sum && !c.ours(e.op, e.storedAt, ch.Since) &&
 				(!c.opts.Snapshots || e.op == eventcenter.OpSnapshot || e.op == eventcenter.OpCorrection) {
 				res.Compared++ // in sync: the fast path (see index.go)
 				res.Unread++
@@ -395,14 +395,19 @@ func (c *Corrector) Extras(ctx context.Context, t Target, schema *cdc.Table, fir
 	if err != nil {
 		return nil, fmt.Errorf("correction: source %s: %w", t.Source, err)
 	}
-	inMySQL := make(map[string]struct{}, len(idx.keys)+len(recent)) // the keys MySQL has that the event center knows
+	// The keys MySQL has that the event center knows: indexed ones by their
+	// entry, recent ones by name.
+	inMySQL, recentInMySQL := make([]bool, len(idx.entries)), map[string]bool{}
 	err = scanKeys(ctx, c.db, schema, func(tuple [][]byte) error {
 		key, err := keyFromText(schema, tuple, c.opts.Zone)
 		if err != nil {
 			return err
 		}
-		if _, ok := idx.keys[key]; ok || recent[key] {
-			inMySQL[key] = struct{}{}
+		if i, ok := idx.keys[key]; ok {
+			inMySQL[i] = true
+		}
+		if recent[key] {
+			recentInMySQL[key] = true
 		}
 		return nil
 	})
@@ -410,13 +415,13 @@ func (c *Corrector) Extras(ctx context.Context, t Target, schema *cdc.Table, fir
 		return nil, fmt.Errorf("correction: source %s: %w", t.Source, err)
 	}
 	candidates := map[string]bool{}
-	for k := range idx.keys {
-		if _, ok := inMySQL[k]; !ok {
+	for k, i := range idx.keys {
+		if !inMySQL[i] {
 			candidates[k] = true
 		}
 	}
 	for k := range recent {
-		if _, ok := inMySQL[k]; !ok {
+		if !recentInMySQL[k] {
 			candidates[k] = true
 		}
 	}

@@ -2,7 +2,9 @@ package correction
 
 import (
 	"context"
+	"fmt"
 	"hash/maphash"
+	"math"
 	"sync"
 	"time"
 
@@ -23,11 +25,23 @@ import (
 // (stateAt). The index answers "in sync" only; a 64-bit hash collision
 // would let a drifted row pass as in sync with a probability of 2^-64.
 
-// keyIndex is a source's state as of its watermark upTo.
+// keyIndex is a source's state as of its watermark upTo: per key, the
+// position of its entry. (An int32 per key keeps the map small: at a
+// million keys its probes miss the caches, and they are most of the work.)
 type keyIndex struct {
-	upTo  time.Time
-	built time.Time
-	keys  map[string]indexEntry
+	upTo    time.Time
+	built   time.Time
+	keys    map[string]int32
+	entries []indexEntry // a deleted key's entry stays, out of keys
+}
+
+// entry returns the key's entry, if the key has a state.
+func (x *keyIndex) entry(key string) (*indexEntry, bool) {
+	i, ok := x.keys[key]
+	if !ok {
+		return nil, false
+	}
+	return &x.entries[i], true
 }
 
 type indexEntry struct {
@@ -113,7 +127,7 @@ func (c *Corrector) index(ctx context.Context, src string) (*keyIndex, error) {
 }
 
 func (c *Corrector) buildIndex(ctx context.Context, src string) (*keyIndex, error) {
-	idx := &keyIndex{built: time.Now(), keys: map[string]indexEntry{}}
+	idx := &keyIndex{built: time.Now(), keys: map[string]int32{}}
 	w, err := c.store.Watermark(ctx, src)
 	if err != nil || w.IsZero() {
 		return idx, err
@@ -128,7 +142,16 @@ func (c *Corrector) buildIndex(ctx context.Context, src string) (*keyIndex, erro
 			delete(idx.keys, ev.Key)
 			continue
 		}
-		idx.keys[ev.Key] = indexEntry{sum: encodedSum(ev.After), op: ev.Op, storedAt: ev.StoredAt}
+		e := indexEntry{sum: encodedSum(ev.After), op: ev.Op, storedAt: ev.StoredAt}
+		if i, ok := idx.keys[ev.Key]; ok {
+			idx.entries[i] = e
+			continue
+		}
+		if len(idx.entries) == math.MaxInt32 {
+			return nil, fmt.Errorf("correction: source %s: more than %d keys to index", src, math.MaxInt32)
+		}
+		idx.keys[ev.Key] = int32(len(idx.entries))
+		idx.entries = append(idx.entries, e)
 	}
 	return idx, nil
 }
