@@ -135,29 +135,18 @@ func writeDeletes(fs vfs.FS, path string, o sstable.WriterOptions, keys [][]byte
 	return w.Close() // closes f
 }
 
-// Flush writes the memtable to a table. Tiering calls it before it evicts
-// (see CompactTimes).
-func (s *Store) Flush(ctx context.Context) error {
-	if err := s.enter(ctx); err != nil {
-		return err
-	}
-	defer s.leave()
-	return s.db.Flush()
-}
-
 // CompactTimes compacts the source's time rows with from <= time < to (the
 // memtable and every table overlapping them), so that replays no longer
 // step over the tombstones Evict left there. It changes no read's answer.
 // It costs a rewrite of those tables: the cold tier calls it once per
 // tiering run of a source, over the event times it evicted.
 //
-// The events must have been flushed (Flush) before Evict wrote their
-// tombstones, as tiering does: events and their tombstones in one memtable
-// flush to one table, which Pebble's manual compaction moves to an empty
-// bottom level without rewriting it (a move drops no tombstone; only an
-// elision-only compaction rewrites it later, if at all). Flushed apart,
-// the tombstones' table overlaps the events' and the compaction rewrites
-// both, dropping each event with its tombstone.
+// Evict's deletions are tables of their own, ingested above the events
+// they delete (an ingestion flushes a memtable it overlaps first), so the
+// compaction rewrites both and drops each event with its tombstone. (Had
+// events and tombstones shared a memtable, they would flush to one table,
+// which Pebble's manual compaction moves to an empty bottom level without
+// rewriting it: a move drops no tombstone.)
 func (s *Store) CompactTimes(ctx context.Context, source string, from, to time.Time) error {
 	if err := s.enter(ctx); err != nil {
 		return err

@@ -30,8 +30,8 @@ func raws(events []eventcenter.Event) []eventcenter.RawEvent {
 // over a tombstone and a row per evicted event; after CompactTimes over
 // their times, over the remaining rows only, and a replay returns those.
 //
-// The events are flushed before they are evicted, as tiering does (see
-// CompactTimes).
+// The events and their eviction share the memtable's life: nothing is
+// flushed in between (Evict's tables of deletions never enter it).
 func TestCompactTimes(t *testing.T) {
 	ctx := t.Context()
 	s, err := Open(Config{InMemory: true})
@@ -46,9 +46,6 @@ func TestCompactTimes(t *testing.T) {
 			Pos: eventcenter.Position{Log: 1, Offset: uint64(i)}, Op: eventcenter.OpUpdate, After: eventcenter.Row{"n": int64(i)}}
 	}
 	if err := s.Append(ctx, evs); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
 	gone, kept := evs[:900], evs[900:]

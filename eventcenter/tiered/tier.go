@@ -190,13 +190,6 @@ func (s *Store) tierSource(ctx context.Context, source string, cutoff time.Time,
 			}
 		}
 	}
-	// The hot store flushes first, where it can: its compaction of the
-	// evicted rows then drops them (see embedded.Store.CompactTimes).
-	if c, ok := s.hot.(timeCompacter); ok && moving.n > 0 {
-		if err := c.Flush(ctx); err != nil {
-			return err
-		}
-	}
 	// Evictions of 64Ki events: few enough calls that an embedded hot
 	// store ingests few tables (embedded.Store.Evict), and progress shows.
 	const batch = 1 << 16
@@ -302,10 +295,8 @@ func evictionOf(r *segRow) eventcenter.RawEvent {
 
 // timeCompacter is a hot store that can compact the time rows tiering has
 // evicted, so that its replays stop stepping over their tombstones
-// (embedded.Store.CompactTimes), once its memtable was flushed before the
-// evictions (Flush). Tiering calls both once per source and run.
+// (embedded.Store.CompactTimes). Tiering calls it once per source and run.
 type timeCompacter interface {
-	Flush(ctx context.Context) error
 	CompactTimes(ctx context.Context, source string, from, to time.Time) error
 }
 
