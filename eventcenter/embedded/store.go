@@ -521,14 +521,8 @@ func (s *Store) Lookup(ctx context.Context, q eventcenter.LookupQuery) ([]eventc
 // Replay implements eventcenter.Replayer. A replay being iterated when the
 // store closes yields ErrClosed at its next step.
 func (s *Store) Replay(ctx context.Context, q eventcenter.ReplayQuery) iter.Seq2[eventcenter.Event, error] {
-	if err := s.check(ctx); err != nil {
-		return failed(err)
-	}
-	if err := q.Validate(); err != nil {
-		return failed(err)
-	}
-	if err := q.CheckHorizon(s.horizon()); err != nil {
-		return failed(err)
+	if err := s.admitReplay(ctx, &q); err != nil {
+		return failed[eventcenter.Event](err)
 	}
 	sources := slices.Compact(slices.Sorted(slices.Values(q.Sources)))
 	return func(yield func(eventcenter.Event, error) bool) {
@@ -549,8 +543,24 @@ func (s *Store) Replay(ctx context.Context, q eventcenter.ReplayQuery) iter.Seq2
 	}
 }
 
-func failed(err error) iter.Seq2[eventcenter.Event, error] {
-	return func(yield func(eventcenter.Event, error) bool) { yield(eventcenter.Event{}, err) }
+// admitReplay checks a replay before it starts: the store open, the query
+// valid and within the horizon.
+func (s *Store) admitReplay(ctx context.Context, q *eventcenter.ReplayQuery) error {
+	if err := s.check(ctx); err != nil {
+		return err
+	}
+	if err := q.Validate(); err != nil {
+		return err
+	}
+	return q.CheckHorizon(s.horizon())
+}
+
+// failed is a replay that yields err alone.
+func failed[T any](err error) iter.Seq2[T, error] {
+	return func(yield func(T, error) bool) {
+		var zero T
+		yield(zero, err)
+	}
 }
 
 // replaySource streams one source's time table, whose rows carry the
@@ -568,15 +578,8 @@ func (s *Store) replaySource(ctx context.Context, source string, from, to, known
 // ReplayRaw implements eventcenter.RawReplayer: the replay of one source
 // without decoding its rows.
 func (s *Store) ReplayRaw(ctx context.Context, source string, from, to, knownAt time.Time) iter.Seq2[eventcenter.RawEvent, error] {
-	q := eventcenter.ReplayQuery{Sources: []string{source}, From: from, To: to, KnownAt: knownAt}
-	if err := s.check(ctx); err != nil {
-		return failedRaw(err)
-	}
-	if err := q.Validate(); err != nil {
-		return failedRaw(err)
-	}
-	if err := q.CheckHorizon(s.horizon()); err != nil {
-		return failedRaw(err)
+	if err := s.admitReplay(ctx, &eventcenter.ReplayQuery{Sources: []string{source}, From: from, To: to, KnownAt: knownAt}); err != nil {
+		return failed[eventcenter.RawEvent](err)
 	}
 	return func(yield func(eventcenter.RawEvent, error) bool) {
 		knownAt, err := s.stamps.Settle(ctx, knownAt)
@@ -610,10 +613,6 @@ func (s *Store) ReplayRaw(ctx context.Context, source string, from, to, knownAt 
 			}
 		}
 	}
-}
-
-func failedRaw(err error) iter.Seq2[eventcenter.RawEvent, error] {
-	return func(yield func(eventcenter.RawEvent, error) bool) { yield(eventcenter.RawEvent{}, err) }
 }
 
 // replayTimes streams one source's time rows with from <= time < to
