@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"slices"
 	"time"
 
 	"github.com/parquet-go/parquet-go"
@@ -30,34 +29,6 @@ type segRow struct {
 	StoredAt  time.Time `parquet:"stored_at,timestamp(nanosecond)"`
 	After     []byte    `parquet:"after,optional"`  // codec.AppendRow; null: no row
 	Before    []byte    `parquet:"before,optional"` // codec.AppendRow; null: no row
-}
-
-func toRow(e *eventcenter.Event) segRow {
-	var r segRow
-	toRowIn(&r, e, nil)
-	return r
-}
-
-// toRowIn sets r to e's row, encoding its After and Before rows at the end
-// of arena (which it returns, grown): one allocation serves many rows.
-// The rows' bytes never change once written, so rows may share an arena's
-// old and new backing arrays.
-func toRowIn(r *segRow, e *eventcenter.Event, arena []byte) []byte {
-	*r = segRow{
-		Source: e.Source, Key: e.Key, Time: e.Time.UTC(), PosLog: e.Pos.Log, PosOffset: e.Pos.Offset,
-		Op: e.Op.String(), StoredAt: e.StoredAt.UTC(),
-	}
-	if e.After != nil {
-		n := len(arena)
-		arena = codec.AppendRow(arena, e.After)
-		r.After = arena[n:len(arena):len(arena)]
-	}
-	if e.Before != nil {
-		n := len(arena)
-		arena = codec.AppendRow(arena, e.Before)
-		r.Before = arena[n:len(arena):len(arena)]
-	}
-	return arena
 }
 
 func fromRow(r *segRow) (eventcenter.Event, error) {
@@ -125,20 +96,6 @@ func checksum(rows []segRow) string {
 		h.Write(buf)
 	}
 	return hex.EncodeToString(h.Sum(nil))
-}
-
-// toRows returns events' rows (their After and Before rows encoded into a
-// few shared arenas).
-func toRows(events []eventcenter.Event) []segRow {
-	all := make([]segRow, len(events))
-	var arena []byte
-	for i := range events {
-		if cap(arena)-len(arena) < 4<<10 {
-			arena = make([]byte, 0, 1<<20)
-		}
-		arena = toRowIn(&all[i], &events[i], arena)
-	}
-	return all
 }
 
 // encodeSegment writes rows (one source, in rowKeyOrder, identities
@@ -373,11 +330,6 @@ func readAll(r *parquet.GenericReader[segRow]) ([]segRow, error) {
 		return nil, err
 	}
 	return rows[:n], nil
-}
-
-// sortKeyOrder sorts events into keyOrder.
-func sortKeyOrder(events []eventcenter.Event) {
-	slices.SortFunc(events, func(a, b eventcenter.Event) int { return keyOrder(&a, &b) })
 }
 
 // rowKeyOrder is keyOrder on segment rows.
