@@ -57,18 +57,11 @@ func EncodeBody(dst []byte, e *eventcenter.Event) []byte {
 
 // DecodeBody fills e's Op, StoredAt, After and Before from a body.
 func DecodeBody(b []byte, e *eventcenter.Event) error {
-	if len(b) < 4 || b[0] != bodyVersion {
-		return corrupt("body header")
+	op, flags, stored, rest, err := readHeader(b)
+	if err != nil {
+		return err
 	}
-	e.Op = eventcenter.Op(b[1])
-	flags := b[2]
-	stored, w := binary.Varint(b[3:])
-	if w <= 0 {
-		return corrupt("stored-at")
-	}
-	e.StoredAt = time.Unix(0, stored).UTC()
-	rest := b[3+w:]
-	var err error
+	e.Op, e.StoredAt = op, stored
 	e.After, e.Before = nil, nil
 	if flags&hasAfter != 0 {
 		if e.After, rest, err = ReadRow(rest); err != nil {
@@ -88,14 +81,21 @@ func DecodeBody(b []byte, e *eventcenter.Event) error {
 
 // BodyStoredAt reads only the stored-at time of a body.
 func BodyStoredAt(b []byte) (time.Time, error) {
+	_, _, stored, _, err := readHeader(b)
+	return stored, err
+}
+
+// readHeader reads a body's header (version, op, row flags, stored-at) and
+// returns the bytes after it: the rows.
+func readHeader(b []byte) (op eventcenter.Op, flags byte, stored time.Time, rest []byte, err error) {
 	if len(b) < 4 || b[0] != bodyVersion {
-		return time.Time{}, corrupt("body header")
+		return 0, 0, time.Time{}, nil, corrupt("body header")
 	}
-	stored, w := binary.Varint(b[3:])
+	ns, w := binary.Varint(b[3:])
 	if w <= 0 {
-		return time.Time{}, corrupt("stored-at")
+		return 0, 0, time.Time{}, nil, corrupt("stored-at")
 	}
-	return time.Unix(0, stored).UTC(), nil
+	return eventcenter.Op(b[1]), b[2], time.Unix(0, ns).UTC(), b[3+w:], nil
 }
 
 // AppendRow appends the encoding of a row: len(AppendRow(nil, r)) is
@@ -205,19 +205,16 @@ func RowValue(b []byte, col string) (any, bool, error) {
 		return nil, false, corrupt("row length")
 	}
 	b = b[w:]
-	for i := uint64(0); i < n; i++ {
-		l, w := binary.Uvarint(b)
-		if w <= 0 || uint64(len(b)-w) < l {
-			return nil, false, corrupt("string")
+	for range n {
+		name, rest, err := nextBytes(b)
+		if err != nil {
+			return nil, false, err
 		}
-		name := b[w : w+int(l)]
-		b = b[w+int(l):]
 		if string(name) == col {
-			v, _, err := readValue(b)
+			v, _, err := readValue(rest)
 			return v, err == nil, err
 		}
-		var err error
-		if _, b, err = readValue(b); err != nil {
+		if b, err = skipValue(rest); err != nil {
 			return nil, false, err
 		}
 	}
@@ -273,16 +270,10 @@ func readValue(b []byte) (any, []byte, error) {
 // After and Before rows still encoded (AppendRow's bytes, sub-slices of b;
 // nil where the body has no such row), without decoding a value.
 func SplitBody(b []byte) (op eventcenter.Op, stored time.Time, after, before []byte, err error) {
-	if len(b) < 4 || b[0] != bodyVersion {
-		return op, stored, nil, nil, corrupt("body header")
+	op, flags, stored, rest, err := readHeader(b)
+	if err != nil {
+		return op, stored, nil, nil, err
 	}
-	op, flags := eventcenter.Op(b[1]), b[2]
-	ns, w := binary.Varint(b[3:])
-	if w <= 0 {
-		return op, stored, nil, nil, corrupt("stored-at")
-	}
-	stored = time.Unix(0, ns).UTC()
-	rest := b[3+w:]
 	if flags&hasAfter != 0 {
 		n, err := RowLen(rest)
 		if err != nil {
@@ -312,19 +303,10 @@ func RowLen(b []byte) (int, error) {
 	if w <= 0 || n > uint64(len(b)) {
 		return 0, corrupt("row length")
 	}
-	at := w
-	skipStr := func() ([]byte, error) {
-		l, w := binary.Uvarint(b[at:])
-		if w <= 0 || uint64(len(b)-at-w) < l {
-			return nil, corrupt("string")
-		}
-		s := b[at+w : at+w+int(l)]
-		at += w + int(l)
-		return s, nil
-	}
+	rest := b[w:]
 	var last []byte
 	for i := range n {
-		name, err := skipStr()
+		name, after, err := nextBytes(rest)
 		if err != nil {
 			return 0, err
 		}
@@ -332,31 +314,47 @@ func RowLen(b []byte) (int, error) {
 			return 0, corrupt("column order")
 		}
 		last = name
-		if at >= len(b) {
-			return 0, corrupt("value tag")
-		}
-		tag := b[at]
-		at++
-		switch tag {
-		case tagNil, tagFalse, tagTrue:
-		case tagInt, tagTime:
-			_, w := binary.Varint(b[at:])
-			if w <= 0 {
-				return 0, corrupt("varint")
-			}
-			at += w
-		case tagFloat:
-			if len(b)-at < 8 {
-				return 0, corrupt("short integer")
-			}
-			at += 8
-		case tagString, tagBytes, tagDecimal:
-			if _, err := skipStr(); err != nil {
-				return 0, err
-			}
-		default:
-			return 0, corrupt("value tag")
+		if rest, err = skipValue(after); err != nil {
+			return 0, err
 		}
 	}
-	return at, nil
+	return len(b) - len(rest), nil
+}
+
+// nextBytes returns the length-prefixed bytes at the start of b (a string
+// appendStr wrote) and the bytes after them, without copying.
+func nextBytes(b []byte) ([]byte, []byte, error) {
+	l, w := binary.Uvarint(b)
+	if w <= 0 || uint64(len(b)-w) < l {
+		return nil, nil, corrupt("string")
+	}
+	return b[w : w+int(l)], b[w+int(l):], nil
+}
+
+// skipValue returns the bytes after the tagged value at the start of b,
+// decoding nothing.
+func skipValue(b []byte) ([]byte, error) {
+	if len(b) == 0 {
+		return nil, corrupt("value tag")
+	}
+	tag, rest := b[0], b[1:]
+	switch tag {
+	case tagNil, tagFalse, tagTrue:
+		return rest, nil
+	case tagInt, tagTime:
+		_, w := binary.Varint(rest)
+		if w <= 0 {
+			return nil, corrupt("varint")
+		}
+		return rest[w:], nil
+	case tagFloat:
+		if len(rest) < 8 {
+			return nil, corrupt("short integer")
+		}
+		return rest[8:], nil
+	case tagString, tagBytes, tagDecimal:
+		_, rest, err := nextBytes(rest)
+		return rest, err
+	}
+	return nil, corrupt("value tag")
 }

@@ -67,11 +67,8 @@ func appendStr(dst []byte, s string) []byte {
 }
 
 func readStr(b []byte) (string, []byte, error) {
-	n, w := binary.Uvarint(b)
-	if w <= 0 || uint64(len(b)-w) < n {
-		return "", nil, corrupt("string")
-	}
-	return string(b[w : w+int(n)]), b[w+int(n):], nil
+	s, rest, err := nextBytes(b)
+	return string(s), rest, err
 }
 
 func appendU64(dst []byte, u uint64) []byte { return binary.BigEndian.AppendUint64(dst, u) }
