@@ -51,7 +51,7 @@ func AsOfAll(ctx context.Context, r Reader, qs []AsOf, out []AsOfResult) error {
 	}
 	for i := range qs {
 		e, err := r.AsOf(ctx, qs[i])
-		if err != nil && !readError(err) {
+		if err != nil && !IsReadError(err) {
 			return err
 		}
 		out[i] = AsOfResult{Event: e, Err: err}
@@ -59,8 +59,9 @@ func AsOfAll(ctx context.Context, r Reader, qs []AsOf, out []AsOfResult) error {
 	return nil
 }
 
-// readError reports whether err is one read's answer rather than the
-// store's failure.
-func readError(err error) bool {
+// IsReadError reports whether err is one read's answer (not found, an
+// invalid query, beyond the horizon) rather than the store's failure: a
+// BatchReader puts the one in the read's AsOfResult and returns the other.
+func IsReadError(err error) bool {
 	return errors.Is(err, ErrNotFound) || errors.Is(err, ErrInvalidQuery) || errors.Is(err, ErrBeyondHorizon)
 }

@@ -313,7 +313,7 @@ func (s *Store) AsOfBatch(ctx context.Context, qs []eventcenter.AsOf, out []even
 		}
 		e, found, err := s.withCold(ctx, qs[i], hot[i].Event, hot[i].Err)
 		switch {
-		case err != nil && !errors.Is(err, eventcenter.ErrNotFound) && !errors.Is(err, eventcenter.ErrInvalidQuery) && !errors.Is(err, eventcenter.ErrBeyondHorizon):
+		case err != nil && !eventcenter.IsReadError(err):
 			return err
 		case err != nil:
 			out[i].Err = err
