@@ -267,7 +267,7 @@ func (c *Context) asOfTriggerKey(q eventcenter.AsOf) (eventcenter.Event, error) 
 // anything else is an outage of the store (ErrFetch, worth retrying).
 func classify(err error) error {
 	switch {
-	case err == nil, errors.Is(err, eventcenter.ErrNotFound), errors.Is(err, ErrStale), errors.Is(err, ErrFetch), errors.Is(err, ErrInvalidFetch):
+	case err == nil, err == errRound, errors.Is(err, eventcenter.ErrNotFound), errors.Is(err, ErrStale), errors.Is(err, ErrFetch), errors.Is(err, ErrInvalidFetch):
 		return err
 	case errors.Is(err, eventcenter.ErrInvalidQuery), errors.Is(err, eventcenter.ErrUnknownIndex), errors.Is(err, eventcenter.ErrBeyondHorizon):
 		return fmt.Errorf("%w: %w", ErrInvalidFetch, err)

@@ -112,6 +112,18 @@ func gatherFixture(t *testing.T, n int) (*embedded.Store, *job.Job, []eventcente
 	return st, j, trig
 }
 
+// bothPaths runs test twice: as runs are evaluated on a store that
+// gathers reads (in rounds first, see rounds.go), and on the gathered path
+// alone (a goroutine per run waiting on its read), which rounds fall back
+// to.
+func bothPaths(t *testing.T, test func(t *testing.T)) {
+	t.Run("rounds", test)
+	t.Run("gathered", func(t *testing.T) {
+		defer job.WithoutRounds()()
+		test(t)
+	})
+}
+
 // seq yields evs, as a replay would.
 func seq(evs []eventcenter.Event) iter.Seq2[eventcenter.Event, error] {
 	return func(yield func(eventcenter.Event, error) bool) {
@@ -127,7 +139,9 @@ func seq(evs []eventcenter.Event) iter.Seq2[eventcenter.Event, error] {
 // gathers the runs' fetches into few batches (none reads alone beyond the
 // first of each wave) and writes the same records as on the store read
 // one fetch at a time.
-func TestRunAllGathersRemoteReads(t *testing.T) {
+func TestRunAllGathersRemoteReads(t *testing.T) { bothPaths(t, testRunAllGathersRemoteReads) }
+
+func testRunAllGathersRemoteReads(t *testing.T) {
 	ctx := context.Background()
 	const n = 2000
 	st, j, trig := gatherFixture(t, n)
@@ -168,6 +182,10 @@ func TestRunAllGathersRemoteReads(t *testing.T) {
 // it. The logic of the first batch waits, up to a deadline it fails on, for
 // a read of the second batch to be sent.
 func TestRunAllReadsAheadWhileEvaluating(t *testing.T) {
+	bothPaths(t, testRunAllReadsAheadWhileEvaluating)
+}
+
+func testRunAllReadsAheadWhileEvaluating(t *testing.T) {
 	ctx := context.Background()
 	const n, batch = 200, 100
 	st, _, trig := gatherFixture(t, n)
@@ -205,7 +223,9 @@ func TestRunAllReadsAheadWhileEvaluating(t *testing.T) {
 // TestGatheredReadsWaitForTheirRuns: the reads of runs evaluated together
 // go in one batch, however the runs' goroutines are scheduled: the first
 // read does not leave alone while the others are on their way.
-func TestGatheredReadsWaitForTheirRuns(t *testing.T) {
+func TestGatheredReadsWaitForTheirRuns(t *testing.T) { bothPaths(t, testGatheredReadsWaitForTheirRuns) }
+
+func testGatheredReadsWaitForTheirRuns(t *testing.T) {
 	ctx := context.Background()
 	st, j, trig := gatherFixture(t, 100)
 	remote := &remoteStore{Store: st, width: 1024, latency: time.Millisecond}
@@ -225,6 +245,10 @@ func TestGatheredReadsWaitForTheirRuns(t *testing.T) {
 // call to the store (here a History that returns only once a batch of
 // the others' reads was sent) does not hold their batch.
 func TestGatheredReadsGoWhileARunWaitsOnTheStore(t *testing.T) {
+	bothPaths(t, testGatheredReadsGoWhileARunWaitsOnTheStore)
+}
+
+func testGatheredReadsGoWhileARunWaitsOnTheStore(t *testing.T) {
 	ctx := context.Background()
 	st, _, trig := gatherFixture(t, 50)
 	sent := make(chan struct{})
@@ -262,7 +286,9 @@ func TestGatheredReadsGoWhileARunWaitsOnTheStore(t *testing.T) {
 // TestGatheredReadsFailAsTheStore: a failed batch fails every run whose
 // read was in it as a fetch failure (retryable), and a run's own context
 // ends its wait.
-func TestGatheredReadsFailAsTheStore(t *testing.T) {
+func TestGatheredReadsFailAsTheStore(t *testing.T) { bothPaths(t, testGatheredReadsFailAsTheStore) }
+
+func testGatheredReadsFailAsTheStore(t *testing.T) {
 	ctx := context.Background()
 	st, j, trig := gatherFixture(t, 100)
 	remote := &remoteStore{Store: st, width: 64, fail: errors.New("region server gone")}
@@ -288,6 +314,10 @@ func TestGatheredReadsFailAsTheStore(t *testing.T) {
 // backfill), what the prefetch does not answer is gathered too, and the
 // answers are those of the store.
 func TestPrefetchOverRemoteStoreGathers(t *testing.T) {
+	bothPaths(t, testPrefetchOverRemoteStoreGathers)
+}
+
+func testPrefetchOverRemoteStoreGathers(t *testing.T) {
 	ctx := context.Background()
 	st, j, trig := gatherFixture(t, 600)
 	remote := &remoteStore{Store: st, width: 1024, latency: time.Millisecond}

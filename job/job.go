@@ -17,7 +17,13 @@ import (
 //
 // Logic must be deterministic in what it fetches: the same trigger over the
 // same stored events gives the same features, in every mode. It must not
-// keep state between runs (runs of one job may be concurrent).
+// keep state between runs (runs of one job may be concurrent). It may be
+// called more than once for one trigger, and only the last call's result
+// counts: a retried chunk runs it again, and on a remote store (HBase) it
+// runs once per as-of read it makes plus once, a read failing with a
+// private error until it is read in a batch with the other runs' (see
+// EvaluateAll). A logic that goes on after a failed fetch is fine; one that
+// retries a failed fetch without bound never ends.
 type Logic func(c *Context) (eventcenter.Row, error)
 
 // Filter selects the trigger events a job runs on. Make one with Ops or

@@ -128,7 +128,7 @@ func evaluate(c *Context, res *Result) error {
 	}
 	features, err := callLogic(c)
 	if err != nil {
-		if errors.Is(err, ErrStale) || errors.Is(err, ErrFetch) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		if err == errRound || errors.Is(err, ErrStale) || errors.Is(err, ErrFetch) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 			return err
 		}
 		return fmt.Errorf("%w: %w", ErrLogic, err)
@@ -250,8 +250,9 @@ type RunOptions struct {
 	BatchSize int
 	// Workers evaluate the events of a batch in parallel. Default
 	// GOMAXPROCS; on a store whose reads are remote
-	// (eventcenter.RemoteBatchReader) at least as many as it gathers into
-	// one batch (see EvaluateAll). Two batches may be evaluated at once,
+	// (eventcenter.RemoteBatchReader), the runs that rounds leave are
+	// evaluated by as many as it gathers into one batch (see
+	// EvaluateAll). Two batches may be evaluated at once,
 	// each by its own workers. Records are written in the order of the
 	// events whatever the number of workers.
 	Workers int
@@ -424,9 +425,11 @@ func RunAll(ctx context.Context, j *Job, env *Env, events iter.Seq2[eventcenter.
 // len(events)) with up to workers goroutines (GOMAXPROCS if <= 0). The live
 // worker uses it on each polled batch. On a store whose reads are remote
 // (eventcenter.RemoteBatchReader, directly or under a Prefetch), the runs'
-// as-of reads are gathered into batches of the store's AsOfBatch, and
-// enough goroutines run (up to one per event) to fill them: a run waiting
-// on its read holds a goroutine, not a CPU.
+// as-of reads are read in batches of the store's AsOfBatch: the runs are
+// evaluated in rounds, each round's reads one batch (see rounds.go), and
+// those rounds cannot settle with their reads gathered, on enough
+// goroutines (up to one per run) to fill a batch: a run waiting on its
+// read holds a goroutine, not a CPU.
 func EvaluateAll(ctx context.Context, j *Job, env *Env, events []eventcenter.Event, results []Result, workers int) {
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
@@ -434,11 +437,9 @@ func EvaluateAll(ctx context.Context, j *Job, env *Env, events []eventcenter.Eve
 	evalParallel(ctx, j, env, events, results, workers)
 }
 
-// evalParallel evaluates events[i] into results[i] on workers goroutines.
-// On a store whose reads are remote (eventcenter.RemoteBatchReader) the
-// runs' as-of reads are gathered into batches, and there are at least as
-// many workers as the store gathers into one (up to one per event): the
-// runs then wait on their reads together, not one by one.
+// evalParallel evaluates events[i] into results[i] on workers goroutines,
+// on a store whose reads are remote (eventcenter.RemoteBatchReader) as
+// evalOn does.
 func evalParallel(ctx context.Context, j *Job, env *Env, events []eventcenter.Event, results []Result, workers int) {
 	store, width := gather(ctx, env.Store)
 	if width > 0 {
@@ -448,11 +449,38 @@ func evalParallel(ctx context.Context, j *Job, env *Env, events []eventcenter.Ev
 	evalOn(ctx, j, env, events, results, workers, width)
 }
 
-// evalOn evaluates events[i] into results[i] on workers goroutines, or at
-// least min(width, len(events)) if width > 0: env.Store then gathers
-// reads into batches of width (see gather), the runs of this call in a
-// group of their own.
+// evalOn evaluates events[i] into results[i] on workers goroutines. If
+// width > 0, env.Store gathers reads into batches of width (see gather):
+// the runs are evaluated in rounds (evalRounds), and those the rounds
+// leave with their reads gathered (evalGathered).
 func evalOn(ctx context.Context, j *Job, env *Env, events []eventcenter.Event, results []Result, workers, width int) {
+	if width > 0 && env.Fallback == nil && roundsOn {
+		// Rounds first (rounds.go); what they leave, gathered. (A fallback
+		// read is a call of its own each round: not in rounds.)
+		rest := evalRounds(ctx, j, env, events, results, workers, width)
+		if len(rest) == 0 {
+			return
+		}
+		if len(rest) < len(events) {
+			evs, res := make([]eventcenter.Event, len(rest)), make([]Result, len(rest))
+			for k, i := range rest {
+				evs[k] = events[i]
+			}
+			evalGathered(ctx, j, env, evs, res, workers, width)
+			for k, i := range rest {
+				results[i] = res[k]
+			}
+			return
+		}
+	}
+	evalGathered(ctx, j, env, events, results, workers, width)
+}
+
+// evalGathered evaluates events[i] into results[i] on workers goroutines,
+// or at least min(width, len(events)) if width > 0: env.Store then
+// gathers reads into batches of width (see gather), the runs of this call
+// in a group of their own, each on a goroutine that waits on its reads.
+func evalGathered(ctx context.Context, j *Job, env *Env, events []eventcenter.Event, results []Result, workers, width int) {
 	if width > 0 {
 		workers = max(workers, min(width, len(events)))
 	}
