@@ -3,7 +3,6 @@ package job
 import (
 	"context"
 	"fmt"
-	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -101,7 +100,7 @@ func (p *Prefetch) AsOf(ctx context.Context, q eventcenter.AsOf) (eventcenter.Ev
 			return eventcenter.Event{}, a.Err
 		}
 		e := a.Event
-		e.After, e.Before = maps.Clone(e.After), maps.Clone(e.Before) // each fetch owns its rows
+		e.After, e.Before = ownRow(e.After), ownRow(e.Before) // each fetch owns its rows
 		return e, nil
 	}
 	return p.store.AsOf(ctx, q)

@@ -1,6 +1,7 @@
 package job
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"maps"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tidemark-dev/tidemark/eventcenter"
+	"github.com/tidemark-dev/tidemark/params"
 )
 
 // Runs in rounds. On a store whose reads are remote, the runs of an
@@ -33,31 +35,45 @@ import (
 // it, a logic must not depend on running once. A run that asks the store
 // anything rounds do not answer (History, Lookup, a watermark: the levels
 // above Eventual), asks its reads differently from one round to the next,
-// or is not done after roundsMax rounds is evaluated again with its reads
-// gathered, as before rounds. So is every run of an Env with a Fallback
-// (a fallback read is a call of its own).
+// or makes more than roundsMax reads in a chain is evaluated once more on
+// the gathered path, its reads answered from what rounds read for it as
+// long as it asks them again, the rest gathered. Every run of an Env with
+// a Fallback takes the gathered path alone (a fallback read is a call of
+// its own).
 //
-// Each answer is the run's own, and each round hands the logic a copy of
-// its rows: a logic may change the rows it was given before it is
-// suspended on a later read, and must find them as read the next round.
+// A run's parameters are read once, for all runs of the evaluation at
+// once (a registry read each, as concurrent as the gathered path's), and
+// kept for its rounds. Each round hands the logic copies of the trigger's
+// rows and of its answers' rows ([]byte values included): a logic may
+// change the rows it was given before it is suspended on a later read, and
+// must find them as read the next round. Result.Took times the last
+// evaluation of a run.
 
 // roundsOn is false only in tests of the gathered path.
 var roundsOn = true
 
-// roundsMax bounds the rounds of an evaluation: a run with more reads in a
-// chain (each read's key from the previous answer) than this finishes
-// with its reads gathered.
+// roundsMax bounds the batches of reads of an evaluation in rounds: a run
+// with more reads in a chain (each read's key from the previous answer)
+// finishes on the gathered path.
 const roundsMax = 4
+
+// paramsReaders bounds the concurrent parameter reads of an evaluation.
+const paramsReaders = 64
 
 // errRound fails a run for the current round: it asked a read not read
 // yet, or something rounds do not answer.
 var errRound = errors.New("job: run suspended until its reads are read")
 
-// roundRun is what one run asked of the store over the rounds.
+// roundRun is what one run asked over the rounds.
 type roundRun struct {
 	reads   []roundRead
 	asked   bool // its last read is to be read after this round
 	blocked bool // it asked what rounds do not answer: evaluate it gathered
+	// Its parameters, once read (paramsRead).
+	paramsRead bool
+	version    params.Version
+	values     params.Values
+	paramsErr  error
 }
 
 type roundRead struct {
@@ -65,13 +81,16 @@ type roundRead struct {
 	res eventcenter.AsOfResult // as read: the logic gets copies of its rows
 }
 
-// roundStore is the Store one worker's runs read through in a round: as-of
-// reads from the current run's answers, watermarks and index declarations
-// from the store underneath.
+// roundStore is the Store one worker's runs read through: as-of reads
+// from the current run's answers, in the order it asked them. In a round
+// (then nil), a read not read yet is recorded and suspends the run, and
+// what rounds do not answer blocks it; on the gathered path, both go to
+// then.
 type roundStore struct {
-	Store // the remote store
+	Store       // the remote store: index declarations
+	then  Store // nil in a round
 	run   *roundRun
-	next  int // the run's reads answered so far in this round
+	next  int // the run's reads answered so far; -1 once it asked another
 }
 
 // sameRead reports whether a and b ask the same thing.
@@ -79,27 +98,49 @@ func sameRead(a, b *eventcenter.AsOf) bool {
 	return a.Source == b.Source && a.Key == b.Key && a.Time.Equal(b.Time) && a.KnownAt.Equal(b.KnownAt)
 }
 
+// ownRow returns a copy of r that shares nothing with it, its []byte
+// values copied too.
+func ownRow(r eventcenter.Row) eventcenter.Row {
+	if r == nil {
+		return nil
+	}
+	c := maps.Clone(r)
+	for k, v := range c {
+		if b, ok := v.([]byte); ok {
+			c[k] = bytes.Clone(b)
+		}
+	}
+	return c
+}
+
 // AsOf implements eventcenter.Reader.
 func (s *roundStore) AsOf(ctx context.Context, q eventcenter.AsOf) (eventcenter.Event, error) {
-	r := s.run
-	if r.asked || r.blocked {
-		return eventcenter.Event{}, errRound // the logic went on after a suspended read
+	if err := ctx.Err(); err != nil {
+		return eventcenter.Event{}, err
 	}
-	if s.next < len(r.reads) {
+	r := s.run
+	if s.next >= 0 && s.next < len(r.reads) && sameRead(&r.reads[s.next].q, &q) {
 		rd := &r.reads[s.next]
-		if sameRead(&rd.q, &q) {
-			s.next++
-			e := rd.res.Event
-			e.After, e.Before = maps.Clone(e.After), maps.Clone(e.Before)
-			return e, rd.res.Err
-		}
+		s.next++
+		e := rd.res.Event
+		e.After, e.Before = ownRow(e.After), ownRow(e.Before)
+		return e, rd.res.Err
+	}
+	if s.then != nil {
+		s.next = -1
+		return s.then.AsOf(ctx, q)
+	}
+	switch {
+	case r.asked || r.blocked:
+		// The logic went on after a suspended read.
+	case s.next < len(r.reads):
 		// Asked differently this time: the logic does not read the same
 		// way twice. Rounds cannot settle it.
 		r.blocked = true
-		return eventcenter.Event{}, errRound
+	default:
+		r.reads = append(r.reads, roundRead{q: q})
+		r.asked = true
 	}
-	r.reads = append(r.reads, roundRead{q: q})
-	r.asked = true
 	return eventcenter.Event{}, errRound
 }
 
@@ -110,12 +151,18 @@ func (s *roundStore) block() error {
 }
 
 // History implements eventcenter.Reader: not answered in rounds.
-func (s *roundStore) History(context.Context, eventcenter.HistoryQuery) ([]eventcenter.Event, error) {
+func (s *roundStore) History(ctx context.Context, q eventcenter.HistoryQuery) ([]eventcenter.Event, error) {
+	if s.then != nil {
+		return s.then.History(ctx, q)
+	}
 	return nil, s.block()
 }
 
 // Lookup implements eventcenter.Reader: not answered in rounds.
-func (s *roundStore) Lookup(context.Context, eventcenter.LookupQuery) ([]eventcenter.Event, error) {
+func (s *roundStore) Lookup(ctx context.Context, q eventcenter.LookupQuery) ([]eventcenter.Event, error) {
+	if s.then != nil {
+		return s.then.Lookup(ctx, q)
+	}
 	return nil, s.block()
 }
 
@@ -123,18 +170,64 @@ func (s *roundStore) Lookup(context.Context, eventcenter.LookupQuery) ([]eventce
 // run that checks a watermark (a consistency level above Eventual) would
 // read it again every round, one round trip at a time where the gathered
 // path has them all in flight at once.
-func (s *roundStore) Watermark(context.Context, string) (time.Time, error) {
+func (s *roundStore) Watermark(ctx context.Context, source string) (time.Time, error) {
+	if s.then != nil {
+		return s.then.Watermark(ctx, source)
+	}
 	return time.Time{}, s.block()
 }
 
 // WaitWatermark implements eventcenter.Watermarks: not answered in rounds.
-func (s *roundStore) WaitWatermark(context.Context, string, time.Time) error {
+func (s *roundStore) WaitWatermark(ctx context.Context, source string, t time.Time) error {
+	if s.then != nil {
+		return s.then.WaitWatermark(ctx, source, t)
+	}
 	return s.block()
 }
 
 // ListIndexes implements eventcenter.Indexes; see listIndexes.
 func (s *roundStore) ListIndexes(ctx context.Context, source string) ([]eventcenter.Index, error) {
 	return listIndexes(ctx, s.Store, source)
+}
+
+// roundParams gives each run the parameters read for it once (see
+// readParams), or reads them if they were not.
+type roundParams struct {
+	under ParamSource // nil: the default
+	rs    *roundStore
+}
+
+func (p *roundParams) Params(ctx context.Context, j *Job, e *eventcenter.Event) (params.Version, params.Values, error) {
+	r := p.rs.run
+	if !r.paramsRead {
+		under := p.under
+		if under == nil {
+			under = defaultParams
+		}
+		r.version, r.values, r.paramsErr = under.Params(ctx, j, e)
+		r.paramsRead = true
+	}
+	return r.version, r.values, r.paramsErr
+}
+
+// readParams reads the parameters of the runs of events that have none
+// yet, paramsReaders at once.
+func readParams(ctx context.Context, j *Job, env *Env, events []eventcenter.Event, runs []roundRun) {
+	if len(j.decls) == 0 || env.Params == nil {
+		return // nothing to read: the default, or version 0 without a read
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(paramsReaders, len(events)) {
+		wg.Go(func() {
+			for i := int(next.Add(1)) - 1; i < len(events); i = int(next.Add(1)) - 1 {
+				r := &runs[i]
+				r.version, r.values, r.paramsErr = env.Params.Params(ctx, j, &events[i])
+				r.paramsRead = true
+			}
+		})
+	}
+	wg.Wait()
 }
 
 // roundsOver returns the Store a worker's runs read through in rounds,
@@ -153,44 +246,77 @@ func roundsOver(store Store, rs *roundStore) (_ Store, ok bool) {
 	return store, false
 }
 
+// replayOver returns the Store a worker's runs read through on the
+// gathered path, store being their group's (see joinGather): rs answers
+// what they read in rounds and passes the rest to the group.
+func replayOver(store Store, rs *roundStore) Store {
+	switch s := store.(type) {
+	case *gatherGroup:
+		rs.Store, rs.then = s.gathered.Store, s
+		return rs
+	case *Prefetch:
+		return s.over(replayOver(s.store, rs))
+	}
+	return store
+}
+
 // evalRounds evaluates events[i] into results[i] in rounds (see above) on
 // workers goroutines over env.Store, a store that gathers reads into
-// batches of width, and returns the indices of the runs left to evaluate
-// with their reads gathered. It returns all of them (nil results) if the
-// store does not gather reads.
-func evalRounds(ctx context.Context, j *Job, env *Env, events []eventcenter.Event, results []Result, workers, width int) []int {
-	runs := make([]roundRun, len(events))
+// batches of width. It returns the indices of the runs left to the
+// gathered path, and what every run read in rounds (runs[i] for
+// events[i]). If the store does not gather reads, it leaves them all.
+func evalRounds(ctx context.Context, j *Job, env *Env, events []eventcenter.Event, results []Result, workers, width int) (rest []int, runs []roundRun) {
+	runs = make([]roundRun, len(events))
 	todo := make([]int, len(events))
 	for i := range todo {
 		todo[i] = i
 	}
-	var remote Store
 	if _, ok := roundsOver(env.Store, &roundStore{}); !ok {
-		return todo
+		return todo, runs
 	}
-	var rest []int
+	readParams(ctx, j, env, events, runs)
+	// leave hands run i to the gathered path, with only the reads that
+	// were read (a blocked run may have asked one too).
+	leave := func(i int) {
+		if r := &runs[i]; r.asked {
+			r.reads, r.asked = r.reads[:len(r.reads)-1], false
+		}
+		rest = append(rest, i)
+	}
+	var remote Store
 	var qs []eventcenter.AsOf
 	var out []eventcenter.AsOfResult
 	for round := 0; len(todo) > 0; round++ {
-		if round == roundsMax || ctx.Err() != nil {
-			return append(rest, todo...)
+		if ctx.Err() != nil {
+			for _, i := range todo {
+				leave(i)
+			}
+			return rest, runs
 		}
 		evalRound(ctx, j, env, events, results, runs, todo, workers, &remote)
-		// Sort the runs: done, suspended on a read (the next round's), or
-		// left to their reads gathered.
+		// The runs done leave; those suspended on a read go on to the next
+		// round, those blocked to the gathered path.
 		next := todo[:0]
 		qs = qs[:0]
 		for _, i := range todo {
 			r := &runs[i]
 			switch {
 			case r.blocked:
-				rest = append(rest, i)
+				leave(i)
 			case r.asked:
 				qs = append(qs, r.reads[len(r.reads)-1].q)
 				next = append(next, i)
 			}
 		}
 		todo = next
+		if len(todo) > 0 && round == roundsMax {
+			// A chain of more reads than roundsMax: gathered, its reads
+			// so far answered as read.
+			for _, i := range todo {
+				leave(i)
+			}
+			return rest, runs
+		}
 		if len(qs) == 0 {
 			break
 		}
@@ -211,12 +337,13 @@ func evalRounds(ctx context.Context, j *Job, env *Env, events []eventcenter.Even
 			r.asked = false
 		}
 	}
-	return rest
+	return rest, runs
 }
 
 // evalRound evaluates the runs todo once, each on a roundStore answering
 // from its reads, on workers goroutines; remote is set to the store the
-// rounds' reads go to.
+// rounds' reads go to. Each evaluation gets its own copy of the trigger's
+// rows.
 func evalRound(ctx context.Context, j *Job, env *Env, events []eventcenter.Event, results []Result, runs []roundRun, todo []int, workers int, remote *Store) {
 	workers = max(1, min(workers, len(todo)/16))
 	grain := max(1, min(16, len(todo)/workers))
@@ -226,6 +353,7 @@ func evalRound(ctx context.Context, j *Job, env *Env, events []eventcenter.Event
 		rs := &roundStore{}
 		e := *env
 		e.Store, _ = roundsOver(env.Store, rs)
+		e.Params = &roundParams{under: env.Params, rs: rs}
 		if w == 0 {
 			*remote = rs.Store
 		}
@@ -237,7 +365,9 @@ func evalRound(ctx context.Context, j *Job, env *Env, events []eventcenter.Event
 				}
 				for _, i := range todo[lo:min(lo+grain, len(todo))] {
 					rs.run, rs.next = &runs[i], 0
-					results[i], _ = Evaluate(ctx, j, events[i], &e)
+					trigger := events[i]
+					trigger.After, trigger.Before = ownRow(trigger.After), ownRow(trigger.Before)
+					results[i], _ = Evaluate(ctx, j, trigger, &e)
 				}
 			}
 		})

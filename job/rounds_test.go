@@ -111,9 +111,22 @@ func TestRoundsLongChainsFinishGathered(t *testing.T) {
 	remote, trig := chainFixture(t, 200, links+3)
 	var evaluations atomic.Int64
 	j := job.MustNew("long", followChain(links, &evaluations), job.Trigger("test.apps"))
-	evaluateBoth(t, j, remote, trig)
-	if r := remote.reads.Load(); r != 0 {
-		t.Errorf("%d single reads", r)
+	got := evaluateBoth(t, j, remote, trig)
+	// Each read once: what rounds read is not read again gathered.
+	var reads, evals int64
+	for i := range got {
+		if got[i].Record.Features["sum"] == nil {
+			reads, evals = reads+1, evals+2+1
+		} else {
+			// 4 batches in rounds (5 evaluations), the rest gathered (1).
+			reads, evals = reads+links+1, evals+5+1+1
+		}
+	}
+	if b, r := remote.batched.Load(), remote.reads.Load(); b != reads || r != 0 {
+		t.Errorf("%d reads in batches and %d single reads, want %d in batches", b, r, reads)
+	}
+	if e := evaluations.Load(); e != evals {
+		t.Errorf("%d evaluations, want %d", e, evals)
 	}
 }
 
@@ -149,7 +162,7 @@ func TestRoundsLeaveToGatheringWhatTheyCannotAnswer(t *testing.T) {
 	var calls atomic.Int64
 	j := job.MustNew("mixed", func(c *job.Context) (eventcenter.Row, error) {
 		user := c.Trigger().After["user"].(string)
-		switch i := c.Trigger().Pos.Offset; i % 4 {
+		switch i := c.Trigger().Pos.Offset; i % 5 {
 		case 0: // history, then a read
 			h, err := c.History("test.users", user, 24*time.Hour)
 			if err != nil {
@@ -178,6 +191,14 @@ func TestRoundsLeaveToGatheringWhatTheyCannotAnswer(t *testing.T) {
 				return nil, err
 			}
 			return eventcenter.Row{"found": found, "v": row["v"], "k": k["v"]}, nil
+		case 3: // carries on after an error, and reads history
+			row, err := c.Get("test.users", user)
+			found := err == nil
+			h, err := c.History("test.users", user, 24*time.Hour)
+			if err != nil {
+				return nil, err
+			}
+			return eventcenter.Row{"found": found, "v": row["v"], "changes": int64(len(h))}, nil
 		}
 		row, err := c.Get("test.users", user)
 		if errors.Is(err, eventcenter.ErrNotFound) {

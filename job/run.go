@@ -457,30 +457,30 @@ func evalOn(ctx context.Context, j *Job, env *Env, events []eventcenter.Event, r
 	if width > 0 && env.Fallback == nil && roundsOn {
 		// Rounds first (rounds.go); what they leave, gathered. (A fallback
 		// read is a call of its own each round: not in rounds.)
-		rest := evalRounds(ctx, j, env, events, results, workers, width)
+		rest, runs := evalRounds(ctx, j, env, events, results, workers, width)
 		if len(rest) == 0 {
 			return
 		}
-		if len(rest) < len(events) {
-			evs, res := make([]eventcenter.Event, len(rest)), make([]Result, len(rest))
-			for k, i := range rest {
-				evs[k] = events[i]
-			}
-			evalGathered(ctx, j, env, evs, res, workers, width)
-			for k, i := range rest {
-				results[i] = res[k]
-			}
-			return
+		evs, res, left := make([]eventcenter.Event, len(rest)), make([]Result, len(rest)), make([]roundRun, len(rest))
+		for k, i := range rest {
+			evs[k], left[k] = events[i], runs[i]
 		}
+		evalGathered(ctx, j, env, evs, res, workers, width, left)
+		for k, i := range rest {
+			results[i] = res[k]
+		}
+		return
 	}
-	evalGathered(ctx, j, env, events, results, workers, width)
+	evalGathered(ctx, j, env, events, results, workers, width, nil)
 }
 
 // evalGathered evaluates events[i] into results[i] on workers goroutines,
 // or at least min(width, len(events)) if width > 0: env.Store then
 // gathers reads into batches of width (see gather), the runs of this call
 // in a group of their own, each on a goroutine that waits on its reads.
-func evalGathered(ctx context.Context, j *Job, env *Env, events []eventcenter.Event, results []Result, workers, width int) {
+// If runs is not nil, runs[i] holds what events[i]'s run read in rounds:
+// its parameters and the answers it asks again, which are not read twice.
+func evalGathered(ctx context.Context, j *Job, env *Env, events []eventcenter.Event, results []Result, workers, width int, runs []roundRun) {
 	if width > 0 {
 		workers = max(workers, min(width, len(events)))
 	}
@@ -494,9 +494,25 @@ func evalGathered(ctx context.Context, j *Job, env *Env, events []eventcenter.Ev
 		exit = gr.exit
 		defer gr.leave()
 	}
+	// evaluator returns what evaluates a run: on its own goroutine, over
+	// the run's answers from rounds, if any.
+	evaluator := func() func(k int) {
+		if runs == nil {
+			return func(k int) { results[k], _ = Evaluate(ctx, j, events[k], env) }
+		}
+		rs := &roundStore{}
+		e := *env
+		e.Store = replayOver(env.Store, rs)
+		e.Params = &roundParams{under: env.Params, rs: rs}
+		return func(k int) {
+			rs.run, rs.next = &runs[k], 0
+			results[k], _ = Evaluate(ctx, j, events[k], &e)
+		}
+	}
 	if workers == 1 {
+		eval := evaluator()
 		for i := range events {
-			results[i], _ = Evaluate(ctx, j, events[i], env)
+			eval(i)
 		}
 		exit()
 		return
@@ -511,13 +527,14 @@ func evalGathered(ctx context.Context, j *Job, env *Env, events []eventcenter.Ev
 		go func() {
 			defer wg.Done()
 			defer exit()
+			eval := evaluator()
 			for {
 				i := int(next.Add(int64(grain))) - grain
 				if i >= len(events) {
 					return
 				}
 				for k := i; k < min(i+grain, len(events)); k++ {
-					results[k], _ = Evaluate(ctx, j, events[k], env)
+					eval(k)
 				}
 			}
 		}()
