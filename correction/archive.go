@@ -90,11 +90,13 @@ func writeParquet(w io.Writer, t *cdc.Table, rows []mysqlRow) error {
 	}
 	schema := parquet.NewSchema(t.Name, group)
 	fields := schema.Fields() // sorted by name
+	shape := shapeOf(t)
 	cols := make([]*cdc.Column, len(fields))
+	vals := make([]int, len(fields)) // the field's value in a mysqlRow
 	for i, f := range fields {
 		for j := range t.Columns {
 			if t.Columns[j].Name == f.Name() {
-				cols[i] = &t.Columns[j]
+				cols[i], vals[i] = &t.Columns[j], shape.place[j]
 			}
 		}
 	}
@@ -102,7 +104,7 @@ func writeParquet(w io.Writer, t *cdc.Table, rows []mysqlRow) error {
 	row := make(parquet.Row, len(fields))
 	for _, r := range rows {
 		for i, c := range cols {
-			v := r.row[c.Name]
+			v := r.vals[vals[i]]
 			if _, ok := v.(string); ok && (c.DataType == "datetime" || c.DataType == "date" || c.DataType == "timestamp") {
 				v = nil // a zero date: no instant
 			}

@@ -172,17 +172,17 @@ func (c *Corrector) ChunkReporting(ctx context.Context, t Target, schema *cdc.Ta
 		}
 	}
 
-	mine := make(map[string]eventcenter.Row, len(rows))
-	keys := make([]string, 0, len(rows)+len(want))
-	for _, r := range rows {
-		mine[r.key] = r.row
-		keys = append(keys, r.key)
-	}
-	for _, k := range want {
-		if _, ok := mine[k]; !ok {
-			keys = append(keys, k)
+	// The keys compared: the chunk's rows', then those of a key chunk's
+	// keys MySQL does not have.
+	absent := want
+	if want != nil {
+		has := make(map[string]bool, len(rows))
+		for _, r := range rows {
+			has[r.key] = true
 		}
+		absent = slices.DeleteFunc(slices.Clone(want), func(k string) bool { return has[k] })
 	}
+	shape := shapeOf(schema)
 	var batch []eventcenter.Event
 	flush := func() error {
 		if len(batch) == 0 {
@@ -195,18 +195,26 @@ func (c *Corrector) ChunkReporting(ctx context.Context, t Target, schema *cdc.Ta
 		return nil
 	}
 	var enc []byte // rowSum's scratch space
-	for _, key := range keys {
-		my := mine[key]
-		if idx != nil && my != nil && !recent[key] {
-			var sum uint64
-			var ok bool
-			sum, enc, ok = rowSum(enc, my)
-			if e, in := idx.entry(key); in && ok && e.sum == sum && !c.ours(e.op, e.storedAt, ch.Since) &&
-				(!c.opts.Snapshots || e.op == eventcenter.OpSnapshot || e.op == eventcenter.OpCorrection) {
-				res.Compared++ // in sync: the fast path (see index.go)
-				res.Unread++
-				continue
+	for i := range len(rows) + len(absent) {
+		var key string
+		var my eventcenter.Row // nil: MySQL does not have the key
+		if i < len(rows) {
+			r := &rows[i]
+			key = r.key
+			if idx != nil && !recent[key] {
+				var sum uint64
+				var ok bool
+				sum, enc, ok = rowSum(enc, shape.names, r.vals)
+				if e, in := idx.entry(key); in && ok && e.sum == sum && !c.ours(e.op, e.storedAt, ch.Since) &&
+					(!c.opts.Snapshots || e.op == eventcenter.OpSnapshot || e.op == eventcenter.OpCorrection) {
+					res.Compared++ // in sync: the fast path (see index.go)
+					res.Unread++
+					continue
+				}
 			}
+			my = r.row(&shape)
+		} else {
+			key = absent[i-len(rows)]
 		}
 		st, err := c.stateAt(ctx, t.Source, key, p)
 		if err != nil {

@@ -52,17 +52,20 @@ type indexEntry struct {
 
 var seed = maphash.MakeSeed()
 
-// rowSum hashes a row's encoding (codec.AppendRow: columns in name order,
-// each value with its type), so two rows hash equal only if they are equal
-// or two 64-bit hashes collide (about 2^-64), as the index's sums of the
-// stored rows' encodings (encodedSum). buf is scratch space, returned for
-// the next call. It reports false for a row AppendRow cannot encode, which
-// is then never taken as in sync.
-func rowSum(buf []byte, r eventcenter.Row) (uint64, []byte, bool) {
-	if codec.CheckRow(r) != nil {
-		return 0, buf, false
+// rowSum hashes the encoding of the row whose column names[i] holds
+// vals[i] (codec.AppendColumns, names sorted: the encoding codec.AppendRow
+// writes, each value with its type), so two rows hash equal only if they
+// are equal or two 64-bit hashes collide (about 2^-64), as the index's
+// sums of the stored rows' encodings (encodedSum). buf is scratch space,
+// returned for the next call. It reports false for a row the codec cannot
+// encode, which is then never taken as in sync.
+func rowSum(buf []byte, names []string, vals []any) (uint64, []byte, bool) {
+	for _, v := range vals {
+		if codec.CheckValue(v) != nil {
+			return 0, buf, false
+		}
 	}
-	buf = codec.AppendRow(buf[:0], r)
+	buf = codec.AppendColumns(buf[:0], names, vals)
 	return encodedSum(buf), buf, true
 }
 
@@ -133,25 +136,73 @@ func (c *Corrector) buildIndex(ctx context.Context, src string) (*keyIndex, erro
 		return idx, err
 	}
 	idx.upTo = w
-	// The rows as stored, never decoded: a hash of their encoding.
-	for ev, err := range codec.ReplayRaw(ctx, c.store, src, eventcenter.MinTime, w.Add(time.Nanosecond), time.Time{}) {
-		if err != nil {
-			return nil, err
+	// Two stages, each about half the work: this goroutine files the
+	// entries into the map while another reads the rows as stored, never
+	// decoded, and hashes their encoding.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type indexed struct {
+		key string
+		e   indexEntry
+		del bool // the key's state was removed
+	}
+	const batch = 4096
+	batches, free := make(chan []indexed, 4), make(chan []indexed, 5)
+	for range cap(free) {
+		free <- make([]indexed, 0, batch)
+	}
+	var scanErr error
+	go func() {
+		defer close(batches)
+		b := <-free
+		for ev, err := range codec.ReplayRaw(ctx, c.store, src, eventcenter.MinTime, w.Add(time.Nanosecond), time.Time{}) {
+			if err != nil {
+				scanErr = err
+				return
+			}
+			it := indexed{key: ev.Key, del: ev.After == nil}
+			if !it.del {
+				it.e = indexEntry{sum: encodedSum(ev.After), op: ev.Op, storedAt: ev.StoredAt}
+			}
+			if b = append(b, it); len(b) == batch {
+				select {
+				case batches <- b:
+				case <-ctx.Done():
+					return
+				}
+				select {
+				case b = <-free:
+				case <-ctx.Done():
+					return
+				}
+			}
 		}
-		if ev.After == nil {
-			delete(idx.keys, ev.Key)
-			continue
+		select {
+		case batches <- b:
+		case <-ctx.Done():
 		}
-		e := indexEntry{sum: encodedSum(ev.After), op: ev.Op, storedAt: ev.StoredAt}
-		if i, ok := idx.keys[ev.Key]; ok {
-			idx.entries[i] = e
-			continue
+	}()
+	for b := range batches {
+		for _, it := range b {
+			if it.del {
+				delete(idx.keys, it.key)
+				continue
+			}
+			if i, ok := idx.keys[it.key]; ok {
+				idx.entries[i] = it.e
+				continue
+			}
+			if len(idx.entries) == math.MaxInt32 {
+				return nil, fmt.Errorf("correction: source %s: more than %d keys to index", src, math.MaxInt32)
+			}
+			idx.keys[it.key] = int32(len(idx.entries))
+			idx.entries = append(idx.entries, it.e)
 		}
-		if len(idx.entries) == math.MaxInt32 {
-			return nil, fmt.Errorf("correction: source %s: more than %d keys to index", src, math.MaxInt32)
-		}
-		idx.keys[ev.Key] = int32(len(idx.entries))
-		idx.entries = append(idx.entries, e)
+		clear(b)
+		free <- b[:0]
+	}
+	if scanErr != nil {
+		return nil, scanErr
 	}
 	return idx, nil
 }

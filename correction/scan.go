@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -70,10 +71,40 @@ func (p Point) String() string {
 	return fmt.Sprintf("%s:%d (%v)", p.File, p.Offset, p.Time.Format(time.RFC3339Nano))
 }
 
-// mysqlRow is one row as a chunk read it.
+// mysqlRow is one row as a chunk read it: its event key and its values,
+// typed as the CDC types them, in the order of the table's column names
+// (rowShape), the order of a row's encoding.
 type mysqlRow struct {
-	key string
-	row eventcenter.Row
+	key  string
+	vals []any
+}
+
+// row returns r as an event row.
+func (r *mysqlRow) row(s *rowShape) eventcenter.Row {
+	row := make(eventcenter.Row, len(s.names))
+	for i, name := range s.names {
+		row[name] = r.vals[i]
+	}
+	return row
+}
+
+// rowShape is a table's columns in name order: where a mysqlRow holds
+// each column's value.
+type rowShape struct {
+	names []string // the column names, sorted
+	place []int    // place[i]: the place of t.Columns[i] in names
+}
+
+func shapeOf(t *cdc.Table) rowShape {
+	s := rowShape{place: make([]int, len(t.Columns))}
+	for _, c := range t.Columns {
+		s.names = append(s.names, c.Name)
+	}
+	slices.Sort(s.names)
+	for i, c := range t.Columns {
+		s.place[i], _ = slices.BinarySearch(s.names, c.Name)
+	}
+	return s
 }
 
 func quoteIdent(s string) string { return "`" + strings.ReplaceAll(s, "`", "``") + "`" }
@@ -353,28 +384,29 @@ func readChunk(ctx context.Context, db *sql.DB, t *cdc.Table, ch *Chunk, zone *t
 		ptrs[i] = &raw[i]
 	}
 	var out []mysqlRow
+	shape := shapeOf(t)
 	keyVals := make([]any, len(t.Key))
 	for rows.Next() {
 		if err := rows.Scan(ptrs...); err != nil {
 			return Point{}, nil, err
 		}
-		row := make(eventcenter.Row, len(t.Columns))
+		vals := make([]any, len(t.Columns))
 		for i := range t.Columns {
 			c := &t.Columns[i]
 			v, err := cdc.ValueFromText(c, raw[i], zone)
 			if err != nil {
 				return Point{}, nil, fmt.Errorf("correction: %s.%s column %s: %w", t.Database, t.Name, c.Name, err)
 			}
-			row[c.Name] = v
+			vals[shape.place[i]] = v
 		}
 		for i, k := range t.Key {
-			keyVals[i] = row[t.Columns[k].Name]
+			keyVals[i] = vals[shape.place[k]]
 		}
 		key, err := source.RowKey(keyVals...)
 		if err != nil {
 			return Point{}, nil, err
 		}
-		out = append(out, mysqlRow{key: key, row: row})
+		out = append(out, mysqlRow{key: key, vals: vals})
 	}
 	if err := rows.Err(); err != nil {
 		return Point{}, nil, fmt.Errorf("correction: reading %s.%s: %w", t.Database, t.Name, err)

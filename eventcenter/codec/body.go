@@ -116,20 +116,45 @@ func AppendRow(dst []byte, r eventcenter.Row) []byte {
 	return dst
 }
 
+// AppendColumns appends the encoding of the row whose column cols[i] holds
+// vals[i]: what AppendRow appends for that row, without building it. cols
+// must be strictly increasing (as sorted by slices.Sort), and vals of the
+// types AppendRow takes (CheckValue); it panics otherwise.
+func AppendColumns(dst []byte, cols []string, vals []any) []byte {
+	if len(cols) != len(vals) {
+		panic("codec: AppendColumns: as many values as columns")
+	}
+	dst = binary.AppendUvarint(dst, uint64(len(cols)))
+	for i, c := range cols {
+		if i > 0 && cols[i-1] >= c {
+			panic("codec: AppendColumns: columns not strictly increasing")
+		}
+		dst = appendStr(dst, c)
+		dst = appendValue(dst, vals[i])
+	}
+	return dst
+}
+
 // CheckRow reports the first column of r that AppendRow cannot write
 // exactly: a value of a type a Row cannot hold, or a time CheckTime refuses.
 // It checks nothing else; Row.Validate says what a store may hold.
 func CheckRow(r eventcenter.Row) error {
 	for col, v := range r {
-		switch v := v.(type) {
-		case nil, bool, int64, int, float64, string, []byte, eventcenter.Decimal:
-		case time.Time:
-			if err := CheckTime(v); err != nil {
-				return fmt.Errorf("column %q: %w", col, err)
-			}
-		default:
-			return fmt.Errorf("column %q: type %T cannot be encoded", col, v)
+		if err := CheckValue(v); err != nil {
+			return fmt.Errorf("column %q: %w", col, err)
 		}
+	}
+	return nil
+}
+
+// CheckValue reports a value AppendRow cannot write exactly (see CheckRow).
+func CheckValue(v any) error {
+	switch v := v.(type) {
+	case nil, bool, int64, int, float64, string, []byte, eventcenter.Decimal:
+	case time.Time:
+		return CheckTime(v)
+	default:
+		return fmt.Errorf("type %T cannot be encoded", v)
 	}
 	return nil
 }

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -105,7 +107,8 @@ func TestBodyRoundTrip(t *testing.T) {
 }
 
 // TestRowSize: Row.Size, which the size limits bound, is the length of the
-// row's encoding.
+// row's encoding, and AppendColumns of its columns in order writes the
+// encoding AppendRow writes.
 func TestRowSize(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	str := func() string { return strings.Repeat("x", []int{0, 1, 127, 128, 300, 20000}[rng.IntN(6)]) }
@@ -135,8 +138,17 @@ func TestRowSize(t *testing.T) {
 			}
 			r[fmt.Sprint(str(), c)] = v
 		}
-		if got, want := r.Size(), len(AppendRow(nil, r)); got != want {
+		enc := AppendRow(nil, r)
+		if got, want := r.Size(), len(enc); got != want {
 			t.Fatalf("row of %d columns: Size %d, encoding %d bytes", len(r), got, want)
+		}
+		cols := slices.Sorted(maps.Keys(r))
+		vals := make([]any, len(cols))
+		for i, c := range cols {
+			vals[i] = r[c]
+		}
+		if cenc := AppendColumns(nil, cols, vals); !bytes.Equal(cenc, enc) {
+			t.Fatalf("row of %d columns: AppendColumns %q, AppendRow %q", len(r), cenc, enc)
 		}
 	}
 }
