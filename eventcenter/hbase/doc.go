@@ -113,8 +113,9 @@
 // if a read has none), so reads as known at different instants share it.
 // A key's older rows after its answer answer nothing: after a few the scan
 // is reopened at the next read's seek key. The store is an
-// eventcenter.RemoteBatchReader: job.RunAll and job.EvaluateAll gather the
-// reads of concurrent runs into such batches, and RunAll evaluates one
+// eventcenter.RemoteBatchReader: job.RunAll and job.EvaluateAll read the
+// reads of a batch of runs in such batches (runs evaluated in rounds, each
+// round's reads one batch; see job/rounds.go), and RunAll evaluates one
 // batch of runs while the reads of the next are in flight.
 //
 // # As known at
