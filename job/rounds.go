@@ -41,8 +41,8 @@ import (
 // a Fallback takes the gathered path alone (a fallback read is a call of
 // its own).
 //
-// A run's parameters are read once, for all runs of the evaluation at
-// once (a registry read each, as concurrent as the gathered path's), and
+// A run's parameters are read once, before the first round, as
+// concurrently as the gathered path reads them (a registry read each), and
 // kept for its rounds. Each round hands the logic copies of the trigger's
 // rows and of its answers' rows ([]byte values included): a logic may
 // change the rows it was given before it is suspended on a later read, and
@@ -56,9 +56,6 @@ var roundsOn = true
 // with more reads in a chain (each read's key from the previous answer)
 // finishes on the gathered path.
 const roundsMax = 4
-
-// paramsReaders bounds the concurrent parameter reads of an evaluation.
-const paramsReaders = 64
 
 // errRound fails a run for the current round: it asked a read not read
 // yet, or something rounds do not answer.
@@ -210,17 +207,22 @@ func (p *roundParams) Params(ctx context.Context, j *Job, e *eventcenter.Event) 
 	return r.version, r.values, r.paramsErr
 }
 
-// readParams reads the parameters of the runs of events that have none
-// yet, paramsReaders at once.
-func readParams(ctx context.Context, j *Job, env *Env, events []eventcenter.Event, runs []roundRun) {
+// readParams reads the parameters of the runs of events that the job
+// accepts (a run it does not is skipped before it reads them), up to width
+// at once: the concurrency of the gathered path, where each run reads its
+// own.
+func readParams(ctx context.Context, j *Job, env *Env, events []eventcenter.Event, runs []roundRun, width int) {
 	if len(j.decls) == 0 || env.Params == nil {
 		return // nothing to read: the default, or version 0 without a read
 	}
 	var next atomic.Int64
 	var wg sync.WaitGroup
-	for range min(paramsReaders, len(events)) {
+	for range min(width, len(events)) {
 		wg.Go(func() {
 			for i := int(next.Add(1)) - 1; i < len(events); i = int(next.Add(1)) - 1 {
+				if !j.Accepts(&events[i]) {
+					continue
+				}
 				r := &runs[i]
 				r.version, r.values, r.paramsErr = env.Params.Params(ctx, j, &events[i])
 				r.paramsRead = true
@@ -274,7 +276,7 @@ func evalRounds(ctx context.Context, j *Job, env *Env, events []eventcenter.Even
 	if _, ok := roundsOver(env.Store, &roundStore{}); !ok {
 		return todo, runs
 	}
-	readParams(ctx, j, env, events, runs)
+	readParams(ctx, j, env, events, runs, width)
 	// leave hands run i to the gathered path, with only the reads that
 	// were read (a blocked run may have asked one too).
 	leave := func(i int) {
