@@ -246,6 +246,21 @@ func RowValue(b []byte, col string) (any, bool, error) {
 	return nil, false, nil
 }
 
+// IndexValue returns the index value (eventcenter.IndexValue) of column col
+// of a row AppendRow wrote; false if the row is empty (no row), has no such
+// column, or its value is not indexed.
+func IndexValue(row []byte, col string) (string, bool, error) {
+	if len(row) == 0 {
+		return "", false, nil
+	}
+	v, _, err := RowValue(row, col)
+	if err != nil {
+		return "", false, err
+	}
+	s, ok := eventcenter.IndexValue(v)
+	return s, ok, nil
+}
+
 // readValue decodes the tagged value at the start of b and returns the
 // bytes after it.
 func readValue(b []byte) (any, []byte, error) {

@@ -62,11 +62,11 @@ func (s *Store) Evict(ctx context.Context, events []eventcenter.RawEvent) error 
 			continue
 		}
 		for _, ix := range s.indexes[e.Source] {
-			col, _, err := codec.RowValue(e.After, ix.Column)
+			v, ok, err := codec.IndexValue(e.After, ix.Column)
 			if err != nil {
 				return fmt.Errorf("embedded: evict %s/%q: %w", e.Source, e.Key, err)
 			}
-			if v, ok := eventcenter.IndexValue(col); ok {
+			if ok {
 				n = len(arena)
 				arena = codec.IndexKey(append(arena, tabIndex), e.Source, ix.Name, v, e.Key, e.Time, e.Pos)
 				tables[2] = append(tables[2], arena[n:len(arena):len(arena)])

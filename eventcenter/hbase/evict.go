@@ -49,11 +49,11 @@ func (s *Store) Evict(ctx context.Context, events []eventcenter.RawEvent) error 
 			continue
 		}
 		for _, ix := range d.all {
-			col, _, err := codec.RowValue(e.After, ix.Column)
+			v, ok, err := codec.IndexValue(e.After, ix.Column)
 			if err != nil {
 				return err
 			}
-			if v, ok := eventcenter.IndexValue(col); ok {
+			if ok {
 				dels = append(dels, del{s.tIndex, codec.IndexKey(nil, e.Source, ix.Name, v, e.Key, e.Time, e.Pos)})
 			}
 		}

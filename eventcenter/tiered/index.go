@@ -81,14 +81,11 @@ func buildIndex(rows []segRow, ixs []eventcenter.Index) ([]byte, error) {
 	for _, ix := range ixs {
 		var entries []indexEntry
 		for i := range rows {
-			if len(rows[i].After) == 0 { // no row
-				continue
-			}
-			col, _, err := codec.RowValue(rows[i].After, ix.Column)
+			v, ok, err := codec.IndexValue(rows[i].After, ix.Column)
 			if err != nil {
 				return nil, fmt.Errorf("tiered: row of key %q: %w", rows[i].Key, err)
 			}
-			if v, ok := eventcenter.IndexValue(col); ok {
+			if ok {
 				entries = append(entries, indexEntry{v, rows[i].Key})
 			}
 		}
