@@ -410,16 +410,20 @@ func decodeEvent(key, body []byte, knownAt time.Time, e *eventcenter.Event) (boo
 // decodeBody decodes a body into e, reporting false (and decoding only the
 // stored-at time) when it was stored after knownAt.
 func decodeBody(body []byte, knownAt time.Time, e *eventcenter.Event) (bool, error) {
-	if !knownAt.IsZero() {
-		stored, err := codec.BodyStoredAt(body)
-		if err != nil {
-			return false, err
-		}
-		if stored.After(knownAt) {
-			return false, nil
-		}
+	if ok, err := storedBy(body, knownAt); !ok || err != nil {
+		return false, err
 	}
 	return true, codec.DecodeBody(body, e)
+}
+
+// storedBy reports whether a body was stored by knownAt (zero: no bound),
+// reading only its stored-at time.
+func storedBy(body []byte, knownAt time.Time) (bool, error) {
+	if knownAt.IsZero() {
+		return true, nil
+	}
+	stored, err := codec.BodyStoredAt(body)
+	return err == nil && !stored.After(knownAt), err
 }
 
 // History implements eventcenter.Reader.
@@ -566,13 +570,19 @@ func failed[T any](err error) iter.Seq2[T, error] {
 // replaySource streams one source's time table, whose rows carry the
 // bodies, through a cursor that Close can close.
 func (s *Store) replaySource(ctx context.Context, source string, from, to, knownAt time.Time) iter.Seq2[eventcenter.Event, error] {
-	return replayTimes(ctx, s, source, from, to, func(key, body []byte, e *eventcenter.Event) (bool, error) {
+	return replayTimes(ctx, s, source, from, to, timeRow(knownAt))
+}
+
+// timeRow returns the decoder (see scanTimes) of the time rows stored by
+// knownAt (zero: all) into events.
+func timeRow(knownAt time.Time) func(key, body []byte, e *eventcenter.Event) (bool, error) {
+	return func(key, body []byte, e *eventcenter.Event) (bool, error) {
 		ok, err := decodeBody(body, knownAt, e)
 		if err == nil && ok {
 			e.Source, e.Key, e.Time, e.Pos, err = codec.ParseTimeKey(key[1:])
 		}
 		return ok, err
-	})
+	}
 }
 
 // ReplayRaw implements eventcenter.RawReplayer: the replay of one source
@@ -592,11 +602,9 @@ func (s *Store) ReplayRaw(ctx context.Context, source string, from, to, knownAt 
 		// next step reuses.
 		var buf []byte
 		decode := func(key, body []byte, e *eventcenter.RawEvent) (bool, error) {
-			if !knownAt.IsZero() { // as Replay: a row stored later is skipped unread
-				stored, err := codec.BodyStoredAt(body)
-				if err != nil || stored.After(knownAt) {
-					return false, err
-				}
+			// As Replay: a row stored later is skipped unread.
+			if ok, err := storedBy(body, knownAt); !ok || err != nil {
+				return false, err
 			}
 			var err error
 			buf = append(buf[:0], body...)
@@ -758,14 +766,7 @@ func (s *Store) buildIndex(ctx context.Context, ix eventcenter.Index) (err error
 	defer func() { err = errors.Join(err, s.closeCursor(c)) }()
 	b := s.db.NewBatch()
 	defer func() { b.Close() }()
-	decode := func(key, body []byte, e *eventcenter.Event) (bool, error) {
-		err := codec.DecodeBody(body, e)
-		if err == nil {
-			e.Source, e.Key, e.Time, e.Pos, err = codec.ParseTimeKey(key[1:])
-		}
-		return err == nil, err
-	}
-	for e, err := range scanTimes(ctx, c, decode) {
+	for e, err := range scanTimes(ctx, c, timeRow(time.Time{})) {
 		if err != nil {
 			if s.closed.Load() {
 				return eventcenter.ErrClosed
