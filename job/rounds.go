@@ -273,9 +273,11 @@ func evalRounds(ctx context.Context, j *Job, env *Env, events []eventcenter.Even
 	for i := range todo {
 		todo[i] = i
 	}
-	if _, ok := roundsOver(env.Store, &roundStore{}); !ok {
+	var probe roundStore // its Store: where the rounds' reads go
+	if _, ok := roundsOver(env.Store, &probe); !ok {
 		return todo, runs
 	}
+	remote := probe.Store
 	readParams(ctx, j, env, events, runs, width)
 	// leave hands run i to the gathered path, with only the reads that
 	// were read (a blocked run may have asked one too).
@@ -285,7 +287,6 @@ func evalRounds(ctx context.Context, j *Job, env *Env, events []eventcenter.Even
 		}
 		rest = append(rest, i)
 	}
-	var remote Store
 	var qs []eventcenter.AsOf
 	var out []eventcenter.AsOfResult
 	for round := 0; len(todo) > 0; round++ {
@@ -295,7 +296,7 @@ func evalRounds(ctx context.Context, j *Job, env *Env, events []eventcenter.Even
 			}
 			return rest, runs
 		}
-		evalRound(ctx, j, env, events, results, runs, todo, workers, &remote)
+		evalRound(ctx, j, env, events, results, runs, todo, workers)
 		// The runs done leave; those suspended on a read go on to the next
 		// round, those blocked to the gathered path.
 		next := todo[:0]
@@ -343,22 +344,18 @@ func evalRounds(ctx context.Context, j *Job, env *Env, events []eventcenter.Even
 }
 
 // evalRound evaluates the runs todo once, each on a roundStore answering
-// from its reads, on workers goroutines; remote is set to the store the
-// rounds' reads go to. Each evaluation gets its own copy of the trigger's
+// from its reads, on workers goroutines. Each evaluation gets its own copy of the trigger's
 // rows.
-func evalRound(ctx context.Context, j *Job, env *Env, events []eventcenter.Event, results []Result, runs []roundRun, todo []int, workers int, remote *Store) {
+func evalRound(ctx context.Context, j *Job, env *Env, events []eventcenter.Event, results []Result, runs []roundRun, todo []int, workers int) {
 	workers = max(1, min(workers, len(todo)/16))
 	grain := max(1, min(16, len(todo)/workers))
 	var next atomic.Int64
 	var wg sync.WaitGroup
-	for w := range workers {
+	for range workers {
 		rs := &roundStore{}
 		e := *env
 		e.Store, _ = roundsOver(env.Store, rs)
 		e.Params = &roundParams{under: env.Params, rs: rs}
-		if w == 0 {
-			*remote = rs.Store
-		}
 		wg.Go(func() {
 			for {
 				lo := int(next.Add(int64(grain))) - grain

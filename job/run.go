@@ -426,10 +426,10 @@ func RunAll(ctx context.Context, j *Job, env *Env, events iter.Seq2[eventcenter.
 // worker uses it on each polled batch. On a store whose reads are remote
 // (eventcenter.RemoteBatchReader, directly or under a Prefetch), the runs'
 // as-of reads are read in batches of the store's AsOfBatch: the runs are
-// evaluated in rounds, each round's reads one batch (see rounds.go), and
-// those rounds cannot settle with their reads gathered, on enough
-// goroutines (up to one per run) to fill a batch: a run waiting on its
-// read holds a goroutine, not a CPU.
+// evaluated in rounds, each round's reads one batch (see rounds.go); the
+// runs that rounds cannot settle are evaluated again with their reads
+// gathered, on enough goroutines (up to one per run) to fill a batch: a
+// run waiting on its read holds a goroutine, not a CPU.
 func EvaluateAll(ctx context.Context, j *Job, env *Env, events []eventcenter.Event, results []Result, workers int) {
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
