@@ -22,17 +22,7 @@ func TestRoundsReadNoParametersForFilteredTriggers(t *testing.T) {
 	run := func(t *testing.T) (reads int64, ok int) {
 		st, _, trig := gatherFixture(t, n)
 		remote := &remoteStore{Store: st, width: 1024}
-		j := job.MustNew("p", func(c *job.Context) (eventcenter.Row, error) {
-			row, err := c.Get("test.users", c.Trigger().After["user"].(string))
-			if errors.Is(err, eventcenter.ErrNotFound) {
-				return eventcenter.Row{"v": nil, "lim": c.Int("limit")}, nil
-			}
-			if err != nil {
-				return nil, err
-			}
-			return eventcenter.Row{"v": row["v"], "lim": c.Int("limit")}, nil
-		}, job.Trigger("test.apps", job.Where("one in ten", func(e *eventcenter.Event) bool { return e.Pos.Offset%10 == 0 })),
-			job.Param(params.Decl{Name: "limit", Type: params.Int, Default: 3, Description: "d"}))
+		j := limitJob(job.Trigger("test.apps", job.Where("one in ten", func(e *eventcenter.Event) bool { return e.Pos.Offset%10 == 0 })))
 		env := &job.Env{Store: remote, Params: job.ParamsAsOfTrigger(params.NewEventCenter(remote, nil))}
 		res := make([]job.Result, n)
 		job.EvaluateAll(context.Background(), j, env, trig, res, 0)

@@ -28,23 +28,34 @@ func copyTriggers(trig []eventcenter.Event) []eventcenter.Event {
 // TestRoundsReadNothingTwiceAtTheLimit: a chain of exactly roundsMax (4)
 // reads ends in rounds, reading no more than the gathered path alone.
 func TestRoundsReadNothingTwiceAtTheLimit(t *testing.T) {
-	count := func(t *testing.T) (batches, batched int64) {
-		remote, trig := chainFixture(t, 200, 6)
-		var evaluations atomic.Int64
-		j := job.MustNew("four", followChain(3, &evaluations), job.Trigger("test.apps")) // 1 + 3 = 4 reads
-		evaluateBoth(t, j, remote, trig)
-		return remote.batches.Load(), remote.batched.Load()
+	var evaluations atomic.Int64
+	j := job.MustNew("four", followChain(3, &evaluations), job.Trigger("test.apps")) // 1 + 3 = 4 reads
+	r, g := batchesOnBothPaths(t, j, 6)
+	if r.batches > g.batches || r.reads > g.reads {
+		t.Errorf("rounds: %d batches / %d reads, gathered alone: %d / %d", r.batches, r.reads, g.batches, g.reads)
 	}
-	var rb, rr, gb, gr int64
-	t.Run("rounds", func(t *testing.T) { rb, rr = count(t) })
+}
+
+// batched counts the batches of reads an evaluation made, and the reads in
+// them.
+type batched struct{ batches, reads int64 }
+
+// batchesOnBothPaths evaluates j over a chainFixture of links (see
+// evaluateBoth) in rounds and on the gathered path alone, and returns the
+// batches each read.
+func batchesOnBothPaths(t *testing.T, j *job.Job, links int) (rounds, gathered batched) {
+	count := func(t *testing.T) batched {
+		remote, trig := chainFixture(t, 200, links)
+		evaluateBoth(t, j, remote, trig)
+		return batched{remote.batches.Load(), remote.batched.Load()}
+	}
+	t.Run("rounds", func(t *testing.T) { rounds = count(t) })
 	t.Run("gathered", func(t *testing.T) {
 		defer job.WithoutRounds()()
-		gb, gr = count(t)
+		gathered = count(t)
 	})
-	t.Logf("rounds: %d batches, %d reads; gathered alone: %d batches, %d reads", rb, rr, gb, gr)
-	if rb > gb || rr > gr {
-		t.Errorf("rounds: %d batches / %d reads, gathered alone: %d / %d", rb, rr, gb, gr)
-	}
+	t.Logf("rounds: %d batches, %d reads; gathered alone: %d batches, %d reads", rounds.batches, rounds.reads, gathered.batches, gathered.reads)
+	return rounds, gathered
 }
 
 // TestRoundsReadParametersOnceAndTogether: a job with a parameter, its
@@ -56,17 +67,7 @@ func TestRoundsReadParametersOnceAndTogether(t *testing.T) {
 	run := func(t *testing.T) (time.Duration, int64) {
 		st, _, trig := gatherFixture(t, n)
 		remote := &remoteStore{Store: st, width: 1024, latency: 2 * time.Millisecond}
-		j := job.MustNew("p", func(c *job.Context) (eventcenter.Row, error) {
-			row, err := c.Get("test.users", c.Trigger().After["user"].(string))
-			if errors.Is(err, eventcenter.ErrNotFound) {
-				return eventcenter.Row{"v": nil, "lim": c.Int("limit")}, nil
-			}
-			if err != nil {
-				return nil, err
-			}
-			return eventcenter.Row{"v": row["v"], "lim": c.Int("limit")}, nil
-		}, job.Trigger("test.apps"),
-			job.Param(params.Decl{Name: "limit", Type: params.Int, Default: 3, Description: "d"}))
+		j := limitJob(job.Trigger("test.apps"))
 		env := &job.Env{Store: remote, Params: job.ParamsAsOfTrigger(params.NewEventCenter(remote, nil))}
 		res := make([]job.Result, n)
 		start := time.Now()
@@ -90,6 +91,21 @@ func TestRoundsReadParametersOnceAndTogether(t *testing.T) {
 	if rr > gr || rt > 5*gt+50*time.Millisecond {
 		t.Errorf("rounds: %v and %d single reads; gathered alone %v and %d", rt, rr, gt, gr)
 	}
+}
+
+// limitJob is a job with a parameter (limit) whose logic reads the
+// trigger's user and outputs the user's v and the limit.
+func limitJob(trigger job.Option) *job.Job {
+	return job.MustNew("p", func(c *job.Context) (eventcenter.Row, error) {
+		row, err := c.Get("test.users", c.Trigger().After["user"].(string))
+		if errors.Is(err, eventcenter.ErrNotFound) {
+			return eventcenter.Row{"v": nil, "lim": c.Int("limit")}, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		return eventcenter.Row{"v": row["v"], "lim": c.Int("limit")}, nil
+	}, trigger, job.Param(params.Decl{Name: "limit", Type: params.Int, Default: 3, Description: "d"}))
 }
 
 // TestRoundsHandEachRoundItsOwnTrigger: a logic that takes a column out of
@@ -244,30 +260,19 @@ func TestRoundsResultsAsOnTheStore(t *testing.T) {
 // as-of read goes on to the gathered path with that read's answer, and
 // does not read it again.
 func TestRoundsGatheredRunsKeepTheirAnswers(t *testing.T) {
-	count := func(t *testing.T) (batches, batched int64) {
-		remote, trig := chainFixture(t, 200, 3)
-		j := job.MustNew("hist", func(c *job.Context) (eventcenter.Row, error) {
-			user := c.Trigger().After["user"].(string)
-			if _, err := c.Get("test.users", user); err != nil && !errors.Is(err, eventcenter.ErrNotFound) {
-				return nil, err
-			}
-			h, err := c.History("test.users", user, time.Hour)
-			if err != nil {
-				return nil, err
-			}
-			return eventcenter.Row{"n": int64(len(h))}, nil
-		}, job.Trigger("test.apps"))
-		evaluateBoth(t, j, remote, trig)
-		return remote.batches.Load(), remote.batched.Load()
-	}
-	var rb, rr, gb, gr int64
-	t.Run("rounds", func(t *testing.T) { rb, rr = count(t) })
-	t.Run("gathered", func(t *testing.T) {
-		defer job.WithoutRounds()()
-		gb, gr = count(t)
-	})
-	t.Logf("rounds: %d batches, %d reads; gathered alone: %d batches, %d reads", rb, rr, gb, gr)
-	if rr > gr {
-		t.Errorf("rounds: %d batches / %d reads, gathered alone: %d / %d", rb, rr, gb, gr)
+	j := job.MustNew("hist", func(c *job.Context) (eventcenter.Row, error) {
+		user := c.Trigger().After["user"].(string)
+		if _, err := c.Get("test.users", user); err != nil && !errors.Is(err, eventcenter.ErrNotFound) {
+			return nil, err
+		}
+		h, err := c.History("test.users", user, time.Hour)
+		if err != nil {
+			return nil, err
+		}
+		return eventcenter.Row{"n": int64(len(h))}, nil
+	}, job.Trigger("test.apps"))
+	r, g := batchesOnBothPaths(t, j, 3)
+	if r.reads > g.reads {
+		t.Errorf("rounds: %d batches / %d reads, gathered alone: %d / %d", r.batches, r.reads, g.batches, g.reads)
 	}
 }
