@@ -1,27 +1,32 @@
 package workers_test
 
 // Backfill throughput with one fetch per event, through Temporal with one
-// and two workers, beside the same range without Temporal in the same run:
-// replayed by job.RunAll over one Replay ("direct"), and cut into the
-// workflow's chunks run by the same activity code two at a time in the
-// SDK's activity environment, without server, workflow or polls
-// ("activities": the same work as temporal/workers=1 but the
-// orchestration):
+// and two workers ("temporal-1", "temporal-2"), beside the same range
+// without Temporal in the same run: replayed by job.RunAll over one Replay
+// ("direct"), and cut into the workflow's chunks run by the same activity
+// code two at a time in the SDK's activity environment, without server,
+// workflow or polls ("activities": the same work as temporal-1 but the
+// orchestration). Each iteration runs every way once, in turn, so that the
+// machine's slow moments fall on every way; the overheads are temporal-1's
+// time beyond activities' and beyond direct's:
 //
-//	go test ./workers -run '^$' -bench Backfill -benchtime 3x
+//	go test ./workers -run '^$' -bench Backfill -benchtime 8x
 //
 // The fixture: BENCH_EVENTS applications (default 300,000) of 1,000 users
 // over one day in the embedded store on disk; every application fetches its
 // user as of its time (one as-of read) and writes one record. Sinks:
 // "discard" counts the records (the cost of replay, fetch and logic), and
 // "featurestore" appends them to the event center (the live default; synced
-// appends, a feature source of its own per run).
+// appends, a feature source of its own per run). BENCH_CHUNK sets the
+// chunk (default workflows.DefaultChunk, an hour: 24 chunks).
 
 import (
 	"context"
 	"fmt"
 	"os"
+	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -115,128 +120,168 @@ func freshStore(b *testing.B) *embedded.Store {
 
 func BenchmarkBackfill(b *testing.B) {
 	benchSetup(b)
-	ctx := context.Background()
 	for _, sink := range []string{"discard", "featurestore"} {
-		// Each run writes its records under a feature source of its own:
-		// appending the same records again would only add merge operands,
-		// which later runs would pay for in compactions.
-		runs := 0
-		featureSource := func() string {
-			runs++
-			return fmt.Sprintf("bench.out.%d", runs)
-		}
-		b.Run(fmt.Sprintf("direct/sink=%s", sink), func(b *testing.B) {
-			st := freshStore(b)
-			out := &discard{}
-			j := backfilltest.Job(job.Outputs(out))
-			start, cpu := time.Now(), cpuTime()
-			for range b.N {
-				env := &job.Env{Mode: job.Backfill, Store: st}
-				if sink == "featurestore" {
-					// As the backfill writes it: fill mode reads before it writes.
-					env.Outputs = []job.Output{outputs.FeatureStore(st, featureSource()).Backfill(st, outputs.Fill, "bench")}
-				}
-				replay := st.Replay(ctx, eventcenter.ReplayQuery{Sources: []string{backfilltest.Apps}, From: backfilltest.T0, To: backfilltest.T0.Add(benchSpan)})
-				sum, err := job.RunAll(ctx, j, env, replay, job.RunOptions{})
-				if err != nil || sum.Counts[job.OK] != bench.outputs {
-					b.Fatalf("%+v %v", sum.Counts, err)
-				}
-			}
-			report(b, start, cpu)
-		})
-		// The same chunks through the same activity code, two at a time
-		// as the workflow runs them with one worker, without Temporal's
-		// server, workflow or polls (the SDK's activity environment
-		// only): the gap to temporal/workers=1 is the orchestration's.
-		b.Run(fmt.Sprintf("activities/sink=%s", sink), func(b *testing.B) {
-			st := freshStore(b)
-			out := &discard{}
-			a := &activities.Backfill{Store: st, Jobs: activities.NewJobs(backfilltest.Job(job.Outputs(out)))}
-			chunks := eventcenter.Chunks{From: backfilltest.T0, To: backfilltest.T0.Add(benchSpan), Size: workflows.DefaultChunk}
-			start, cpu := time.Now(), cpuTime()
+		b.Run("sink="+sink, func(b *testing.B) {
+			ways := []backfillWay{directWay(b, sink), activitiesWay(b, sink), temporalWay(b, sink, 1), temporalWay(b, sink, 2)}
+			// Every iteration runs each way once, in turn: a machine that
+			// slows down for a while slows every way alike, so the ratios
+			// are of the same moments. The order rotates from one
+			// iteration to the next, so that each way follows each other
+			// (and pays for what it left behind: garbage, compactions)
+			// equally often over a multiple of 4 iterations, and each
+			// starts after a collection.
+			took := make([]time.Duration, len(ways))
+			cpu := make([]time.Duration, len(ways))
 			for i := range b.N {
-				var opts activities.Options
-				if sink == "featurestore" {
-					opts.Sink = "featurestore:" + featureSource()
-				}
-				next := make(chan int)
-				var outputs atomic.Int64
-				var wg sync.WaitGroup
-				errs := make(chan error, 2)
-				for range 2 {
-					wg.Go(func() {
-						var ts testsuite.WorkflowTestSuite
-						ts.SetLogger(quiet)
-						for c := range next {
-							env := ts.NewTestActivityEnvironment()
-							env.RegisterActivity(a)
-							r := chunks.At(c)
-							v, err := env.ExecuteActivity(a.BackfillChunk, activities.ChunkInput{Backfill: fmt.Sprintf("bench-activities-%d", i), Job: backfilltest.JobName,
-								Index: c, From: r.From, To: r.To, Options: opts})
-							var res activities.ChunkResult
-							if err == nil {
-								err = v.Get(&res)
-							}
-							if err != nil {
-								errs <- err
-								return
-							}
-							outputs.Add(int64(res.Outputs))
-						}
-					})
-				}
-				for c := range chunks.Len() {
-					next <- c
-				}
-				close(next)
-				wg.Wait()
-				close(errs)
-				if err := <-errs; err != nil || outputs.Load() != int64(bench.outputs) {
-					b.Fatalf("%d outputs, want %d: %v", outputs.Load(), bench.outputs, err)
+				for k := range ways {
+					w := (i + k) % len(ways)
+					way := ways[w]
+					runtime.GC()
+					start, c := time.Now(), cpuTime()
+					way.run(b, i)
+					took[w] += time.Since(start)
+					cpu[w] += cpuTime() - c
 				}
 			}
-			report(b, start, cpu)
+			n := float64(bench.events * b.N)
+			for w, way := range ways {
+				b.ReportMetric(n/took[w].Seconds(), way.name+"-events/s")
+				b.ReportMetric(float64(cpu[w].Nanoseconds())/n, way.name+"-cpu-ns/event")
+			}
+			// Temporal's share: the time one worker takes beyond the same
+			// chunks run by the same code without Temporal, and beyond
+			// job.RunAll over one replay of the range.
+			b.ReportMetric(took[2].Seconds()/took[1].Seconds()-1, "temporal-1-overhead-vs-activities")
+			b.ReportMetric(took[2].Seconds()/took[0].Seconds()-1, "temporal-1-overhead-vs-direct")
+			b.Logf("sink=%s, %d rounds: direct %v, activities %v, temporal-1 %v, temporal-2 %v; load average %s",
+				sink, b.N, took[0]/time.Duration(b.N), took[1]/time.Duration(b.N), took[2]/time.Duration(b.N), took[3]/time.Duration(b.N), loadAverage())
 		})
-		for _, nw := range []int{1, 2} {
-			b.Run(fmt.Sprintf("temporal/workers=%d/sink=%s", nw, sink), func(b *testing.B) {
-				queue := fmt.Sprintf("bench-%d-%s", nw, sink)
-				st := freshStore(b)
-				out := &discard{}
-				for range nw {
-					w := workers.New(bench.c, queue, workers.Deps{Store: st, Jobs: []*job.Job{backfilltest.Job(job.Outputs(out))}}, worker.Options{})
-					if err := w.Start(); err != nil {
-						b.Fatal(err)
-					}
-					defer w.Stop()
-				}
-				in := workflows.BackfillInput{Job: backfilltest.JobName, From: backfilltest.T0, To: backfilltest.T0.Add(benchSpan),
-					Chunk: workflows.Duration(time.Hour), Parallelism: 2 * nw}
-				start, cpu := time.Now(), cpuTime()
-				for i := range b.N {
-					if sink == "featurestore" {
-						in.Sink = "featurestore:" + featureSource()
-					}
-					run, err := bench.c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: fmt.Sprintf("%s-%d-%d", queue, time.Now().UnixNano(), i), TaskQueue: queue},
-						workflows.BackfillWorkflow, in)
-					if err != nil {
-						b.Fatal(err)
-					}
-					var sum workflows.Summary
-					if err := run.Get(ctx, &sum); err != nil || sum.Outputs != bench.outputs {
-						b.Fatalf("%+v %v", sum, err)
-					}
-				}
-				report(b, start, cpu)
-			})
-		}
 	}
 }
 
-func report(b *testing.B, start time.Time, cpu time.Duration) {
-	el := time.Since(start)
-	n := float64(bench.events * b.N)
-	b.ReportMetric(n/el.Seconds(), "events/s")
-	b.ReportMetric(float64((cpuTime()-cpu).Nanoseconds())/n, "cpu-ns/event")
+// backfillWay is one way of running the benchmark's backfill, over a store
+// of its own (a copy of the prepared one).
+type backfillWay struct {
+	name string
+	run  func(b *testing.B, i int)
+}
+
+// featureSource names the feature source of one run: appending the same
+// records again would only add merge operands, which later runs would pay
+// for in compactions.
+func featureSource(way string, i int) string { return fmt.Sprintf("bench.out.%s.%d", way, i) }
+
+// directWay replays the range by job.RunAll over one Replay.
+func directWay(b *testing.B, sink string) backfillWay {
+	st := freshStore(b)
+	j := backfilltest.Job(job.Outputs(&discard{}))
+	return backfillWay{name: "direct", run: func(b *testing.B, i int) {
+		ctx := context.Background()
+		env := &job.Env{Mode: job.Backfill, Store: st}
+		if sink == "featurestore" {
+			// As the backfill writes it: fill mode reads before it writes.
+			env.Outputs = []job.Output{outputs.FeatureStore(st, featureSource("direct", i)).Backfill(st, outputs.Fill, "bench")}
+		}
+		replay := st.Replay(ctx, eventcenter.ReplayQuery{Sources: []string{backfilltest.Apps}, From: backfilltest.T0, To: backfilltest.T0.Add(benchSpan)})
+		sum, err := job.RunAll(ctx, j, env, replay, job.RunOptions{})
+		if err != nil || sum.Counts[job.OK] != bench.outputs {
+			b.Fatalf("%+v %v", sum.Counts, err)
+		}
+	}}
+}
+
+// activitiesWay runs the workflow's chunks through the same activity code,
+// two at a time as the workflow runs them with one worker, without
+// Temporal's server, workflow or polls (the SDK's activity environment
+// only): its gap to temporal-1 is the orchestration's.
+func activitiesWay(b *testing.B, sink string) backfillWay {
+	st := freshStore(b)
+	a := &activities.Backfill{Store: st, Jobs: activities.NewJobs(backfilltest.Job(job.Outputs(&discard{})))}
+	chunks := eventcenter.Chunks{From: backfilltest.T0, To: backfilltest.T0.Add(benchSpan), Size: benchChunk}
+	return backfillWay{name: "activities", run: func(b *testing.B, i int) {
+		var opts activities.Options
+		if sink == "featurestore" {
+			opts.Sink = "featurestore:" + featureSource("activities", i)
+		}
+		next := make(chan int)
+		var outputs atomic.Int64
+		var wg sync.WaitGroup
+		errs := make(chan error, 2)
+		for range 2 {
+			wg.Go(func() {
+				var ts testsuite.WorkflowTestSuite
+				ts.SetLogger(quiet)
+				for c := range next {
+					env := ts.NewTestActivityEnvironment()
+					env.RegisterActivity(a)
+					r := chunks.At(c)
+					v, err := env.ExecuteActivity(a.BackfillChunk, activities.ChunkInput{Backfill: fmt.Sprintf("bench-activities-%d", i), Job: backfilltest.JobName,
+						Index: c, From: r.From, To: r.To, Options: opts})
+					var res activities.ChunkResult
+					if err == nil {
+						err = v.Get(&res)
+					}
+					if err != nil {
+						errs <- err
+						for range next { // let the feeder finish
+						}
+						return
+					}
+					outputs.Add(int64(res.Outputs))
+				}
+			})
+		}
+		for c := range chunks.Len() {
+			next <- c
+		}
+		close(next)
+		wg.Wait()
+		close(errs)
+		if err := <-errs; err != nil || outputs.Load() != int64(bench.outputs) {
+			b.Fatalf("%d outputs, want %d: %v", outputs.Load(), bench.outputs, err)
+		}
+	}}
+}
+
+// temporalWay runs the Backfill workflow on the in-process Temporal server
+// with nw workers of this process polling its task queue.
+func temporalWay(b *testing.B, sink string, nw int) backfillWay {
+	name := fmt.Sprintf("temporal-%d", nw)
+	queue := fmt.Sprintf("bench-%d-%s", nw, sink)
+	st := freshStore(b)
+	for range nw {
+		w := workers.New(bench.c, queue, workers.Deps{Store: st, Jobs: []*job.Job{backfilltest.Job(job.Outputs(&discard{}))}}, worker.Options{})
+		if err := w.Start(); err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(w.Stop)
+	}
+	in := workflows.BackfillInput{Job: backfilltest.JobName, From: backfilltest.T0, To: backfilltest.T0.Add(benchSpan),
+		Chunk: workflows.Duration(benchChunk), Parallelism: 2 * nw}
+	return backfillWay{name: name, run: func(b *testing.B, i int) {
+		ctx := context.Background()
+		if sink == "featurestore" {
+			in.Sink = "featurestore:" + featureSource(name, i)
+		}
+		run, err := bench.c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: fmt.Sprintf("%s-%d-%d", queue, time.Now().UnixNano(), i), TaskQueue: queue},
+			workflows.BackfillWorkflow, in)
+		if err != nil {
+			b.Fatal(err)
+		}
+		var sum workflows.Summary
+		if err := run.Get(ctx, &sum); err != nil || sum.Outputs != bench.outputs {
+			b.Fatalf("%+v %v", sum, err)
+		}
+	}}
+}
+
+// loadAverage is the machine's load average, for the log.
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	return strings.Join(strings.Fields(string(b))[:3], " ")
 }
 
 func cpuTime() time.Duration {
@@ -244,3 +289,13 @@ func cpuTime() time.Duration {
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// benchChunk is the chunk of the workflow and of the activities way:
+// BENCH_CHUNK (a Go duration), default workflows.DefaultChunk.
+var benchChunk = func() time.Duration {
+	d, err := time.ParseDuration(os.Getenv("BENCH_CHUNK"))
+	if err != nil {
+		return workflows.DefaultChunk
+	}
+	return d
+}()
