@@ -51,18 +51,15 @@ type Backfill struct {
 	BatchSize int
 	// Heartbeats, if set (workers.Register sets the worker's client),
 	// sends a chunk's heartbeats to the server directly, unthrottled: a
-	// segment's cursor is on the server before the next segment writes
-	// anything (the send overlaps only the next segment's reads and
-	// logic), so a chunk whose worker dies redoes at most the one segment
-	// in flight.
+	// segment's cursor is on the server before the next segment starts, so
+	// a chunk whose worker dies redoes at most the one segment in flight.
 	// Nil (the activity test environment): activity.RecordHeartbeat, which
 	// the SDK throttles to one per 0.8 × the heartbeat timeout, so a crash
 	// may redo the segments of that window.
 	Heartbeats HeartbeatClient
 	// OnSegment, if set, is called after each segment of a chunk is
 	// committed: its outputs written and its cursor heartbeated (metrics,
-	// tests), from the goroutine that sent the heartbeat. It must not
-	// block for long.
+	// tests). It must not block for long.
 	OnSegment func(in ChunkInput, c Cursor)
 }
 
@@ -251,11 +248,7 @@ func (a *Backfill) BackfillChunk(ctx context.Context, in ChunkInput) (ChunkResul
 		if err != nil {
 			return cur.Result, err
 		}
-		// The gate holds the segment's first write until the previous
-		// segment's cursor is on the server (its send overlaps this
-		// segment's reads and logic): a worker that dies redoes at most
-		// one segment's writes.
-		segEnv.Outputs = append(append([]job.Output{hb.gate()}, outs.outputs()...), versions)
+		segEnv.Outputs = append(outs.outputs(), versions)
 		done := false
 		var sum job.Summary
 		if sample != nil {
@@ -268,11 +261,8 @@ func (a *Backfill) BackfillChunk(ctx context.Context, in ChunkInput) (ChunkResul
 			sum, done, err = a.replaySegment(ctx, j, &segEnv, src, segEnd, &cur, hb)
 		}
 		if err == nil {
-			if err = hb.flush(); err == nil {
-				err = outs.close(ctx)
-			}
-		}
-		if err != nil {
+			err = outs.close(ctx)
+		} else {
 			outs.abort()
 		}
 		if err != nil {
@@ -300,12 +290,11 @@ func (a *Backfill) BackfillChunk(ctx context.Context, in ChunkInput) (ChunkResul
 		if done {
 			return cur.Result, nil
 		}
-		var acked func(Cursor)
-		if a.OnSegment != nil {
-			acked = func(c Cursor) { a.OnSegment(in, c) }
-		}
-		if err := hb.commit(cloneCursor(cur), acked); err != nil {
+		if err := hb.commit(cloneCursor(cur)); err != nil {
 			return hb.committed().Result, err
+		}
+		if a.OnSegment != nil {
+			a.OnSegment(in, cloneCursor(cur))
 		}
 	}
 }
@@ -488,11 +477,6 @@ type heartbeat struct {
 	cur  Cursor
 	done chan struct{}
 	wg   sync.WaitGroup
-
-	// The send of the last committed cursor, in flight while the next
-	// segment runs; only the chunk's goroutine touches these.
-	inflight chan struct{} // closed when the send is done
-	sendErr  error         // its error, when the attempt ended
 }
 
 func (a *Backfill) newHeartbeat(ctx context.Context, cancel context.CancelCauseFunc, cur Cursor, timeout, stall time.Duration) *heartbeat {
@@ -565,79 +549,20 @@ func isNotFound(err error) bool {
 	return errors.As(err, &nf)
 }
 
-// commit makes c, whose segment's records are written, the chunk's cursor
-// and starts sending it: the send overlaps the next segment until that
-// segment's first write (gate) or its end (flush) waits for it. acked, if
-// set, is called with c once it is on the server. An error is the
-// attempt's end (the previous send found it timed out or cancelled); a
-// transient failure to send is logged, the next send repeats it.
-func (h *heartbeat) commit(c Cursor, acked func(Cursor)) error {
-	if err := h.flush(); err != nil {
-		return err
-	}
+// commit makes c the chunk's cursor and sends it before returning. An
+// error is the attempt's end (it timed out or was cancelled); a transient
+// failure to send is logged, the next send repeats it.
+func (h *heartbeat) commit(c Cursor) error {
 	h.mu.Lock()
+	defer h.mu.Unlock()
 	h.cur = c
-	h.mu.Unlock()
-	done := make(chan struct{})
-	h.inflight = done
-	h.wg.Add(1)
-	go func() {
-		defer h.wg.Done()
-		defer close(done)
-		h.mu.Lock()
-		err := h.send(c)
-		h.mu.Unlock()
-		switch {
-		case err == nil:
-			if acked != nil {
-				acked(c)
-			}
-		case h.ctx.Err() != nil:
-			h.sendErr = h.ctx.Err()
-		default:
-			activity.GetLogger(h.ctx).Warn("backfill: heartbeat of a committed segment", "error", err)
+	if err := h.send(c); err != nil {
+		if h.ctx.Err() != nil {
+			return h.ctx.Err()
 		}
-	}()
+		activity.GetLogger(h.ctx).Warn("backfill: heartbeat of a committed segment", "error", err)
+	}
 	return nil
-}
-
-// flush waits for the send of the last committed cursor. An error is the
-// attempt's end, as commit's.
-func (h *heartbeat) flush() error {
-	if h.inflight == nil {
-		return nil
-	}
-	<-h.inflight
-	h.inflight = nil
-	return h.sendErr
-}
-
-// gate returns an output, listed before a segment's others, whose writes
-// wait until the previous segment's cursor is on the server: the records
-// that follow a write through it are of a segment the chunk resumes from
-// if its worker dies. Call it from the chunk's goroutine, before the
-// segment runs.
-func (h *heartbeat) gate() job.Output { return sendGate{sent: h.inflight} }
-
-// sendGate is the output gate returns. Its writes may come from the job
-// runtime's goroutines: it holds only the channel of the send it waits
-// for (nil: none in flight).
-type sendGate struct{ sent <-chan struct{} }
-
-func (sendGate) Name() string { return "heartbeat" }
-func (sendGate) Idempotent()  {}
-
-// Write waits for the previous segment's send (at once once it is done).
-func (g sendGate) Write(ctx context.Context, _ []job.Record) error {
-	if g.sent == nil {
-		return nil
-	}
-	select {
-	case <-g.sent:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 func (h *heartbeat) committed() Cursor {
