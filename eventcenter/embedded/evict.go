@@ -93,7 +93,9 @@ func (s *Store) Evict(ctx context.Context, events []eventcenter.RawEvent) error 
 			return fmt.Errorf("embedded: evict: %w", err)
 		}
 	}
-	if err := s.db.Ingest(ctx, paths); err != nil {
+	err := s.db.Ingest(ctx, paths)
+	s.iters.wrote() // ingested or not: a failed ingestion may have applied
+	if err != nil {
 		return fmt.Errorf("embedded: evict: %w", err)
 	}
 	return nil

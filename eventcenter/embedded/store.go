@@ -92,6 +92,8 @@ type Store struct {
 	curMu   sync.Mutex
 	cursors map[*cursor]struct{}
 
+	iters readIters // of single reads (AsOf), reused until a write
+
 	// ixMu orders DeclareIndex against Append: appends hold it shared while
 	// they pick the indexes to write and commit, a declaration exclusively
 	// while it indexes what is already stored.
@@ -202,6 +204,7 @@ func (s *Store) Close() error {
 	}
 	clear(s.cursors)
 	s.curMu.Unlock()
+	errs = append(errs, s.iters.close())
 	return errors.Join(append(errs, s.db.Close())...)
 }
 
@@ -336,7 +339,9 @@ func (s *Store) Append(ctx context.Context, events []eventcenter.Event) error {
 			}
 		}
 	}
-	return b.Commit(s.wo)
+	err := b.Commit(s.wo)
+	s.iters.wrote() // committed or not: a failed commit may have applied
+	return err
 }
 
 // AsOf implements eventcenter.Reader.
@@ -377,11 +382,13 @@ func (s *Store) AsOf(ctx context.Context, q eventcenter.AsOf) (eventcenter.Event
 func (s *Store) latest(q eventcenter.AsOf) (eventcenter.Event, bool, error) {
 	seek := codec.AsOfSeek([]byte{tabEvents}, q.Source, q.Key, q.Time)
 	prefixLen := len(seek) - 8
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: seek, UpperBound: codec.PrefixEnd(seek[:prefixLen])})
+	ri, err := s.iters.get(s.db)
 	if err != nil {
 		return eventcenter.Event{}, false, err
 	}
-	defer it.Close()
+	it := ri.it
+	defer s.iters.put(ri)
+	it.SetBounds(seek, codec.PrefixEnd(seek[:prefixLen]))
 	for it.First(); it.Valid(); it.Next() {
 		var e eventcenter.Event
 		ok, err := decodeEvent(it.Key(), it.Value(), q.KnownAt, &e)
