@@ -4,6 +4,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 )
@@ -14,57 +15,77 @@ import (
 // while the collector runs). An iterator sees the store as of its
 // creation, so one is reused only while no write to the events table has
 // committed since: each such write (Append, Evict) counts itself in gen
-// before it returns, and an iterator made at an older count is closed
-// instead of reused. A read that overlaps a write may not see it, as it
+// before it returns, and closes the idle iterators; one made at an older
+// count is never reused. A read that overlaps a write may not see it, as it
 // may not with a fresh iterator either; a read that starts after a write
 // returned always does.
+//
+// An idle iterator pins the memtables and tables of its moment, which
+// compactions may have replaced since, and reads through it miss their
+// work: none stays idle in use for longer than maxIterAge. Without reads
+// nor writes, the idle ones (at most maxIdleIters) stay until the next
+// read or write, or until the store closes.
 type readIters struct {
 	gen  atomic.Uint64 // committed writes of the events table
 	mu   sync.Mutex
-	free []readIter // idle iterators, the newest last
+	free []readIter // idle iterators, all made at the current gen
 }
 
 type readIter struct {
-	it  *pebble.Iterator
-	gen uint64 // gen when it was made
+	it   *pebble.Iterator
+	gen  uint64    // gen when it was made
+	made time.Time // when it was made
 }
 
-// maxIdleIters bounds the idle iterators: each pins the memtables and
-// tables of its moment until it is reused or closed.
-var maxIdleIters = 2 * runtime.GOMAXPROCS(0)
+var (
+	// maxIdleIters bounds the idle iterators.
+	maxIdleIters = 2 * runtime.GOMAXPROCS(0)
+	// maxIterAge bounds how long an iterator is reused.
+	maxIterAge = 5 * time.Second
+)
 
-// wrote counts a committed write of the events table.
-func (r *readIters) wrote() { r.gen.Add(1) }
+// wrote counts a committed write of the events table and closes the idle
+// iterators, which cannot see it.
+func (r *readIters) wrote() {
+	r.mu.Lock()
+	r.gen.Add(1)
+	stale := r.free
+	r.free = nil
+	r.mu.Unlock()
+	closeAll(stale)
+}
 
 // get returns an iterator over db that sees every write counted so far.
 func (r *readIters) get(db *pebble.DB) (readIter, error) {
 	gen := r.gen.Load()
 	r.mu.Lock()
-	for len(r.free) > 0 {
-		it := r.free[len(r.free)-1]
-		r.free = r.free[:len(r.free)-1]
-		if it.gen == gen {
+	if n := len(r.free); n > 0 {
+		it := r.free[n-1]
+		r.free = r.free[:n-1]
+		// An idle iterator was made at the gen of its put, or later.
+		if it.gen >= gen && time.Since(it.made) < maxIterAge {
 			r.mu.Unlock()
 			return it, nil
 		}
-		it.it.Close() // stale: every other idle one is as old or older
-		for _, old := range r.free {
-			old.it.Close()
-		}
-		r.free = r.free[:0]
+		r.free = append(r.free, it)
+		stale := r.free
+		r.free = nil
+		r.mu.Unlock()
+		closeAll(stale)
+	} else {
+		r.mu.Unlock()
 	}
-	r.mu.Unlock()
 	// The count is read before the iterator is made: if a write commits in
-	// between, the iterator may see it, and is merely discarded early.
+	// between, the iterator may see it, and is merely retired early.
 	it, err := db.NewIter(&pebble.IterOptions{LowerBound: []byte{tabEvents}, UpperBound: []byte{tabEvents + 1}})
 	if err != nil {
 		return readIter{}, err
 	}
-	return readIter{it: it, gen: gen}, nil
+	return readIter{it: it, gen: gen, made: time.Now()}, nil
 }
 
-// put takes back an iterator from get, closing it if it is stale or the
-// pool is full.
+// put takes back an iterator from get, closing it if a write committed
+// since it was made, if it failed, or if enough are idle.
 func (r *readIters) put(it readIter) error {
 	r.mu.Lock()
 	if it.gen == r.gen.Load() && len(r.free) < maxIdleIters && it.it.Error() == nil {
@@ -79,13 +100,18 @@ func (r *readIters) put(it readIter) error {
 // close closes the idle iterators (before the store closes its database).
 func (r *readIters) close() error {
 	r.mu.Lock()
-	defer r.mu.Unlock()
+	stale := r.free
+	r.free = nil
+	r.mu.Unlock()
+	return closeAll(stale)
+}
+
+func closeAll(its []readIter) error {
 	var first error
-	for _, it := range r.free {
+	for _, it := range its {
 		if err := it.it.Close(); err != nil && first == nil {
 			first = err
 		}
 	}
-	r.free = nil
 	return first
 }

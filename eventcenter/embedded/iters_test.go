@@ -12,6 +12,7 @@ import (
 
 // TestReusedIteratorsSeeWrites: a read after a write sees it although the
 // read before the write left an iterator to reuse; after an eviction too.
+// A write closes the idle iterators.
 func TestReusedIteratorsSeeWrites(t *testing.T) {
 	ctx := t.Context()
 	s, err := Open(Config{InMemory: true})
@@ -35,6 +36,9 @@ func TestReusedIteratorsSeeWrites(t *testing.T) {
 	for i := 1; i <= 3; i++ {
 		if err := s.Append(ctx, []eventcenter.Event{ev(i)}); err != nil {
 			t.Fatal(err)
+		}
+		if n := len(s.iters.free); n != 0 {
+			t.Fatalf("%d idle iterators after a write: they pin what it replaced", n)
 		}
 		for range 3 { // the first read makes an iterator, the others reuse it
 			if got := latest(); got != int64(i) {
