@@ -59,22 +59,20 @@ func (r *readIters) wrote() {
 func (r *readIters) get(db *pebble.DB) (readIter, error) {
 	gen := r.gen.Load()
 	r.mu.Lock()
-	if n := len(r.free); n > 0 {
+	// Every idle iterator was made at the current count (put keeps no
+	// other, wrote drops them all), so only its age can rule it out; when
+	// the last is too old, all are dropped (an idle one is seconds old at
+	// most, a fresh one costs a NewIter).
+	if n := len(r.free); n > 0 && time.Since(r.free[n-1].made) < maxIterAge {
 		it := r.free[n-1]
 		r.free = r.free[:n-1]
-		// An idle iterator was made at the gen of its put, or later.
-		if it.gen >= gen && time.Since(it.made) < maxIterAge {
-			r.mu.Unlock()
-			return it, nil
-		}
-		r.free = append(r.free, it)
-		stale := r.free
-		r.free = nil
 		r.mu.Unlock()
-		closeAll(stale)
-	} else {
-		r.mu.Unlock()
+		return it, nil
 	}
+	stale := r.free
+	r.free = nil
+	r.mu.Unlock()
+	closeAll(stale)
 	// The count is read before the iterator is made: if a write commits in
 	// between, the iterator may see it, and is merely retired early.
 	it, err := db.NewIter(&pebble.IterOptions{LowerBound: []byte{tabEvents}, UpperBound: []byte{tabEvents + 1}})
