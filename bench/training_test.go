@@ -49,6 +49,7 @@ import (
 	"github.com/tidemark-dev/tidemark/eventcenter"
 	"github.com/tidemark-dev/tidemark/eventcenter/embedded"
 	"github.com/tidemark-dev/tidemark/internal/devtemporal"
+	"github.com/tidemark-dev/tidemark/internal/testenv"
 	"github.com/tidemark-dev/tidemark/job"
 	"github.com/tidemark-dev/tidemark/workers"
 	"github.com/tidemark-dev/tidemark/workflows"
@@ -282,10 +283,9 @@ func BenchmarkTraining(b *testing.B) {
 	b.ReportMetric(duckRate, "duckdb-rows/s")
 	b.ReportMetric(tmRate/duckRate, "ratio")
 	b.ReportMetric(float64(cpu.Microseconds())/n, "tidemark-cpu-µs/row")
-	load, _ := os.ReadFile("/proc/loadavg")
 	b.Logf("%d sample rows over %d entities × 10 changes: tidemark %v (%.0f rows/s; %.1f cpu-µs/row, %.2f cores busy), DuckDB ASOF JOIN %v (%.0f rows/s), ratio %.3f; load average %s",
 		rows, entities, tidemark/time.Duration(b.N), tmRate, float64(cpu.Microseconds())/n, cpu.Seconds()/tidemark.Seconds(),
-		duck/time.Duration(b.N), duckRate, tmRate/duckRate, strings.TrimSpace(string(load)))
+		duck/time.Duration(b.N), duckRate, tmRate/duckRate, testenv.LoadAverage())
 }
 
 // processCPU returns the CPU time (user and system) this process has used:

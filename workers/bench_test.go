@@ -26,7 +26,6 @@ import (
 	"os"
 	"runtime"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -42,6 +41,7 @@ import (
 	"github.com/tidemark-dev/tidemark/eventcenter/embedded"
 	"github.com/tidemark-dev/tidemark/internal/backfilltest"
 	"github.com/tidemark-dev/tidemark/internal/devtemporal"
+	"github.com/tidemark-dev/tidemark/internal/testenv"
 	"github.com/tidemark-dev/tidemark/job"
 	"github.com/tidemark-dev/tidemark/job/outputs"
 	"github.com/tidemark-dev/tidemark/workers"
@@ -154,7 +154,7 @@ func BenchmarkBackfill(b *testing.B) {
 			b.ReportMetric(took[2].Seconds()/took[1].Seconds()-1, "temporal-1-overhead-vs-activities")
 			b.ReportMetric(took[2].Seconds()/took[0].Seconds()-1, "temporal-1-overhead-vs-direct")
 			b.Logf("sink=%s, %d rounds: direct %v, activities %v, temporal-1 %v, temporal-2 %v; load average %s",
-				sink, b.N, took[0]/time.Duration(b.N), took[1]/time.Duration(b.N), took[2]/time.Duration(b.N), took[3]/time.Duration(b.N), loadAverage())
+				sink, b.N, took[0]/time.Duration(b.N), took[1]/time.Duration(b.N), took[2]/time.Duration(b.N), took[3]/time.Duration(b.N), testenv.LoadAverage())
 		})
 	}
 }
@@ -273,15 +273,6 @@ func temporalWay(b *testing.B, sink string, nw int) backfillWay {
 			b.Fatalf("%+v %v", sum, err)
 		}
 	}}
-}
-
-// loadAverage is the machine's load average, for the log.
-func loadAverage() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "unknown"
-	}
-	return strings.Join(strings.Fields(string(b))[:3], " ")
 }
 
 func cpuTime() time.Duration {

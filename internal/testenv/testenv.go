@@ -144,3 +144,13 @@ func FreeAddr(t testing.TB) string {
 	}
 	return addr
 }
+
+// LoadAverage is the machine's load average over 1, 5 and 15 minutes, for
+// a benchmark's log ("unknown" where /proc/loadavg cannot be read).
+func LoadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	return strings.Join(strings.Fields(string(b))[:3], " ")
+}
