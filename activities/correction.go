@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -39,10 +40,17 @@ type Correction struct {
 	Options correction.Options
 	// Metrics, if not nil, are set from each ledger entry written.
 	Metrics *correction.Metrics
+
+	once sync.Once
+	c    *correction.Corrector
 }
 
+// corrector is the worker's one Corrector: its index of a source (a replay
+// of the whole source) serves every chunk of a run that this worker runs,
+// and its chunks' marks spare the extras a scan of the table.
 func (a *Correction) corrector() *correction.Corrector {
-	return correction.New(a.DB, a.Store, a.Options)
+	a.once.Do(func() { a.c = correction.New(a.DB, a.Store, a.Options) })
+	return a.c
 }
 
 // CorrectionPlanInput asks for the chunks of a run.
@@ -147,7 +155,11 @@ func (a *Correction) CorrectionChunk(ctx context.Context, in CorrectionChunkInpu
 // CorrectionExtrasInput asks for the extra-key chunks of a source.
 type CorrectionExtrasInput struct {
 	Target CorrectionTarget `json:"target"`
-	First  int              `json:"first"` // the index of the first chunk
+	First  int              `json:"first"` // the index of the first chunk: the number of range chunks
+	// Since is the run's start, as its chunks were given it: with it, the
+	// marks those chunks left on this worker's index spare a scan of the
+	// table (zero: the table is scanned).
+	Since time.Time `json:"since,omitzero"`
 }
 
 // CorrectionExtras returns key chunks of the keys the event center has and
@@ -159,7 +171,7 @@ func (a *Correction) CorrectionExtras(ctx context.Context, in CorrectionExtrasIn
 	if err != nil {
 		return nil, permanentIfSource(err)
 	}
-	chunks, err := a.corrector().Extras(ctx, in.Target, schema, in.First)
+	chunks, err := a.corrector().Extras(ctx, in.Target, schema, in.First, in.Since)
 	a.name(in.Target, chunks)
 	return chunks, err
 }

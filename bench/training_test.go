@@ -37,7 +37,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -242,10 +241,10 @@ func BenchmarkTraining(b *testing.B) {
 	b.ResetTimer()
 	for i := range b.N {
 		id := fmt.Sprintf("training-%d", i)
-		start, cpu0 := time.Now(), processCPU(b)
+		start, cpu0 := time.Now(), testenv.CPUTime()
 		sum := backfill(id)
 		tidemark += time.Since(start)
-		cpu += processCPU(b) - cpu0
+		cpu += testenv.CPUTime() - cpu0
 		if sum.Events != rows || sum.WithState+sum.Missing != rows || sum.Errors != 0 {
 			b.Fatalf("summary %+v", sum)
 		}
@@ -286,14 +285,4 @@ func BenchmarkTraining(b *testing.B) {
 	b.Logf("%d sample rows over %d entities × 10 changes: tidemark %v (%.0f rows/s; %.1f cpu-µs/row, %.2f cores busy), DuckDB ASOF JOIN %v (%.0f rows/s), ratio %.3f; load average %s",
 		rows, entities, tidemark/time.Duration(b.N), tmRate, float64(cpu.Microseconds())/n, cpu.Seconds()/tidemark.Seconds(),
 		duck/time.Duration(b.N), duckRate, tmRate/duckRate, testenv.LoadAverage())
-}
-
-// processCPU returns the CPU time (user and system) this process has used:
-// the worker, the in-process Temporal server and the test.
-func processCPU(b *testing.B) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		b.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

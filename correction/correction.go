@@ -161,15 +161,17 @@ func (c *Corrector) ChunkReporting(ctx context.Context, t Target, schema *cdc.Ta
 	// chunk (extras, a repair) all take the exact path.
 	var (
 		idx    *keyIndex
+		marks  *runMarks // what this run's chunks saw, for its extras
 		recent map[string]bool
 	)
 	if ch.Keys == nil {
-		if idx, err = c.index(ctx, t.Source); err != nil {
+		if idx, err = c.index(ctx, t.Source, schema); err != nil {
 			return res, fmt.Errorf("correction: source %s: indexing the event center: %w", t.Source, err)
 		}
 		if recent, err = c.recent(ctx, t.Source, idx, p.Time); err != nil {
 			return res, fmt.Errorf("correction: source %s: %w", t.Source, err)
 		}
+		marks = idx.marks(ch.Since)
 	}
 
 	// The keys compared: the chunk's rows', then those of a key chunk's
@@ -201,15 +203,27 @@ func (c *Corrector) ChunkReporting(ctx context.Context, t Target, schema *cdc.Ta
 		if i < len(rows) {
 			r := &rows[i]
 			key = r.key
-			if idx != nil && !recent[key] {
-				var sum uint64
-				var ok bool
-				sum, enc, ok = rowSum(enc, shape.names, r.vals)
-				if e, in := idx.entry(key); in && ok && e.sum == sum && !c.ours(e.op, e.storedAt, ch.Since) &&
-					(!c.opts.Snapshots || e.op == eventcenter.OpSnapshot || e.op == eventcenter.OpCorrection) {
-					res.Compared++ // in sync: the fast path (see index.go)
-					res.Unread++
-					continue
+			if idx != nil {
+				pos, indexed := idx.keys[key]
+				isRecent := recent[key]
+				if marks != nil {
+					if indexed {
+						marks.see(pos)
+					}
+					if isRecent {
+						idx.seeRecent(marks, key)
+					}
+				}
+				if indexed && !isRecent {
+					var sum uint64
+					var ok bool
+					sum, enc, ok = rowSum(enc, shape.names, r.vals)
+					if e := &idx.entries[pos]; ok && e.sum == sum && !c.ours(e.op, e.storedAt, ch.Since) &&
+						(!c.opts.Snapshots || e.op == eventcenter.OpSnapshot || e.op == eventcenter.OpCorrection) {
+						res.Compared++ // in sync: the fast path (see index.go)
+						res.Unread++
+						continue
+					}
 				}
 			}
 			my = r.row(&shape)
@@ -288,7 +302,13 @@ func (c *Corrector) ChunkReporting(ctx context.Context, t Target, schema *cdc.Ta
 			}
 		}
 	}
-	return res, flush()
+	if err := flush(); err != nil {
+		return res, err
+	}
+	if marks != nil {
+		idx.cover(marks, ch.Index)
+	}
+	return res, nil
 }
 
 // keyState is a key's state at a point, and the time a correction there
@@ -390,41 +410,58 @@ func textOf(col *cdc.Column, v any, zone *time.Location) ([]byte, error) {
 }
 
 // Extras returns key chunks (numbered from first) holding the keys whose
-// state the event center has, as of its latest events, and MySQL has not
-// (the source's index, its events since, and one scan of the table's key
-// columns). Chunk compares them in a snapshot: those still absent are
-// extra.
-func (c *Corrector) Extras(ctx context.Context, t Target, schema *cdc.Table, first int) ([]Chunk, error) {
-	idx, err := c.index(ctx, t.Source)
+// state the event center has, as of its latest events, and MySQL has not.
+// Chunk compares them in a snapshot: those still absent are extra.
+//
+// If every range chunk of the run that started at since (chunks 0…first-1,
+// Chunk.Since) compared through this corrector's index of the source, the
+// keys MySQL has are those the chunks saw, at each chunk's point: the
+// candidates are the indexed keys no chunk saw and the source's keys with
+// events since the index no chunk saw (among them any inserted after its
+// chunk was read, which their key chunk then finds in sync). Otherwise (a
+// chunk ran on another worker, the index was rebuilt, since is zero) one
+// scan of the table's key columns tells which keys MySQL has now.
+func (c *Corrector) Extras(ctx context.Context, t Target, schema *cdc.Table, first int, since time.Time) ([]Chunk, error) {
+	idx, err := c.index(ctx, t.Source, schema)
 	if err != nil {
 		return nil, fmt.Errorf("correction: source %s: indexing the event center: %w", t.Source, err)
 	}
+	defer c.release(t.Source, idx)
 	recent, err := c.recent(ctx, t.Source, idx, eventcenter.MaxTime)
 	if err != nil {
 		return nil, fmt.Errorf("correction: source %s: %w", t.Source, err)
 	}
 	// The keys MySQL has that the event center knows: indexed ones by their
 	// entry, recent ones by name.
-	inMySQL, recentInMySQL := make([]bool, len(idx.entries)), map[string]bool{}
-	err = scanKeys(ctx, c.db, schema, func(tuple [][]byte) error {
-		key, err := keyFromText(schema, tuple, c.opts.Zone)
+	var (
+		inMySQL       func(pos int32) bool
+		recentInMySQL map[string]bool
+	)
+	if m := idx.takeRun(since, first); m != nil {
+		inMySQL, recentInMySQL = m.saw, m.recent
+	} else {
+		seen := make([]bool, len(idx.entries))
+		inMySQL, recentInMySQL = func(pos int32) bool { return seen[pos] }, map[string]bool{}
+		err = scanKeys(ctx, c.db, schema, func(tuple [][]byte) error {
+			key, err := keyFromText(schema, tuple, c.opts.Zone)
+			if err != nil {
+				return err
+			}
+			if i, ok := idx.keys[key]; ok {
+				seen[i] = true
+			}
+			if recent[key] {
+				recentInMySQL[key] = true
+			}
+			return nil
+		})
 		if err != nil {
-			return err
+			return nil, fmt.Errorf("correction: source %s: %w", t.Source, err)
 		}
-		if i, ok := idx.keys[key]; ok {
-			inMySQL[i] = true
-		}
-		if recent[key] {
-			recentInMySQL[key] = true
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("correction: source %s: %w", t.Source, err)
 	}
 	candidates := map[string]bool{}
 	for k, i := range idx.keys {
-		if !inMySQL[i] {
+		if !inMySQL(i) {
 			candidates[k] = true
 		}
 	}
@@ -560,7 +597,7 @@ func (c *Corrector) Source(ctx context.Context, t Target, keys []string, progres
 		chunks[i].Since = since
 	}
 	if keys == nil { // index the event center while the first chunks read MySQL
-		go c.index(context.WithoutCancel(ctx), t.Source)
+		go c.index(context.WithoutCancel(ctx), t.Source, schema)
 	}
 	done := 0
 	run := func(chunks []Chunk, total int) error {
@@ -612,7 +649,7 @@ func (c *Corrector) Source(ctx context.Context, t Target, keys []string, progres
 		return res, err
 	}
 	if keys == nil {
-		extras, err := c.Extras(ctx, t, schema, len(chunks))
+		extras, err := c.Extras(ctx, t, schema, len(chunks), since)
 		if err != nil {
 			return res, err
 		}

@@ -2,12 +2,15 @@ package correction
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"hash/maphash"
 	"math"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/tidemark-dev/tidemark/cdc"
 	"github.com/tidemark-dev/tidemark/eventcenter"
 	"github.com/tidemark-dev/tidemark/eventcenter/codec"
 )
@@ -33,15 +36,79 @@ type keyIndex struct {
 	built   time.Time
 	keys    map[string]int32
 	entries []indexEntry // a deleted key's entry stays, out of keys
+
+	mu   sync.Mutex
+	runs map[int64]*runMarks // by the run's start (Chunk.Since)
 }
 
-// entry returns the key's entry, if the key has a state.
-func (x *keyIndex) entry(key string) (*indexEntry, bool) {
-	i, ok := x.keys[key]
-	if !ok {
-		return nil, false
+// runMarks is what one run's range chunks saw of MySQL through an index,
+// so that the run's extra keys (Extras) need no second scan of the table:
+// an indexed key no chunk saw, or a recent key no chunk saw, is a
+// candidate. Range chunks cover every key, so once each of them has
+// compared (covered), a key MySQL had at its chunk's point is marked.
+type runMarks struct {
+	seen    []atomic.Uint32 // bit i: MySQL had the key of entry i
+	recent  map[string]bool // recent keys MySQL had (under keyIndex.mu)
+	covered map[int]bool    // range chunks compared in full (under keyIndex.mu)
+}
+
+// marks returns the marks of the run that started at since, made at the
+// first call; nil if since is zero (a chunk of no run).
+func (x *keyIndex) marks(since time.Time) *runMarks {
+	if since.IsZero() {
+		return nil
 	}
-	return &x.entries[i], true
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if x.runs == nil {
+		x.runs = map[int64]*runMarks{}
+	}
+	m := x.runs[since.UnixNano()]
+	if m == nil {
+		m = &runMarks{seen: make([]atomic.Uint32, (len(x.entries)+31)/32), recent: map[string]bool{}, covered: map[int]bool{}}
+		x.runs[since.UnixNano()] = m
+	}
+	return m
+}
+
+// see marks the indexed key at pos as one MySQL has.
+func (m *runMarks) see(pos int32) { m.seen[pos>>5].Or(1 << (pos & 31)) }
+
+// saw reports whether a chunk marked the indexed key at pos.
+func (m *runMarks) saw(pos int32) bool { return m.seen[pos>>5].Load()&(1<<(pos&31)) != 0 }
+
+// seeRecent marks a recent key as one MySQL has.
+func (x *keyIndex) seeRecent(m *runMarks, key string) {
+	x.mu.Lock()
+	m.recent[key] = true
+	x.mu.Unlock()
+}
+
+// cover records that range chunk i compared every row it read.
+func (x *keyIndex) cover(m *runMarks, i int) {
+	x.mu.Lock()
+	m.covered[i] = true
+	x.mu.Unlock()
+}
+
+// takeRun removes the marks of the run that started at since and returns
+// them if its range chunks 0…chunks-1 all compared through this index;
+// nil otherwise (a chunk ran on another worker, or on an index since
+// rebuilt): the caller then scans MySQL's keys.
+func (x *keyIndex) takeRun(since time.Time, chunks int) *runMarks {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	m := x.runs[since.UnixNano()]
+	delete(x.runs, since.UnixNano())
+	if m == nil || since.IsZero() {
+		return nil
+	}
+	for i := range chunks {
+		if !m.covered[i] {
+			return nil
+		}
+	}
+	return m
 }
 
 type indexEntry struct {
@@ -75,6 +142,11 @@ func encodedSum(enc []byte) uint64 { return maphash.Bytes(seed, enc) }
 // indexTTL is how long a built index is reused: the chunks of one run.
 const indexTTL = time.Hour
 
+// keptIndexes bounds the indexes a Corrector keeps: the source whose
+// chunks run and the one before it, whose last chunks and extras may
+// still be running when the next source's first chunk asks for its own.
+const keptIndexes = 2
+
 type indexCache struct {
 	mu      sync.Mutex
 	sources map[string]*indexCall
@@ -84,11 +156,14 @@ type indexCall struct {
 	done chan struct{}
 	idx  *keyIndex
 	err  error
+	used time.Time // the last time it was asked for (under indexCache.mu)
 }
 
 // index returns the source's index, building it (once, however many chunks
-// ask at the same time) if there is none younger than indexTTL.
-func (c *Corrector) index(ctx context.Context, src string) (*keyIndex, error) {
+// ask at the same time) if there is none younger than indexTTL. schema,
+// if not nil, is the source's table, whose estimated row count sizes a new
+// index.
+func (c *Corrector) index(ctx context.Context, src string, schema *cdc.Table) (*keyIndex, error) {
 	c.cache.mu.Lock()
 	if c.cache.sources == nil {
 		c.cache.sources = map[string]*indexCall{}
@@ -104,21 +179,31 @@ func (c *Corrector) index(ctx context.Context, src string) (*keyIndex, error) {
 		}
 	}
 	if call == nil {
-		// One index per corrector at a time: a run corrects one source after
-		// the other, and each index holds every key of its source.
-		for k, old := range c.cache.sources {
-			select {
-			case <-old.done:
-				delete(c.cache.sources, k)
-			default:
+		// Each index holds every key of its source: keep the most recently
+		// used ones only.
+		for len(c.cache.sources) >= keptIndexes {
+			var oldest string
+			for k, old := range c.cache.sources {
+				select {
+				case <-old.done:
+					if oldest == "" || old.used.Before(c.cache.sources[oldest].used) {
+						oldest = k
+					}
+				default:
+				}
 			}
+			if oldest == "" {
+				break // all being built
+			}
+			delete(c.cache.sources, oldest)
 		}
-		call = &indexCall{done: make(chan struct{})}
+		call = &indexCall{done: make(chan struct{}), used: time.Now()}
 		c.cache.sources[src] = call
 		c.cache.mu.Unlock()
-		call.idx, call.err = c.buildIndex(ctx, src)
+		call.idx, call.err = c.buildIndex(ctx, src, c.estimateRows(ctx, schema))
 		close(call.done)
 	} else {
+		call.used = time.Now()
 		c.cache.mu.Unlock()
 	}
 	select {
@@ -129,8 +214,36 @@ func (c *Corrector) index(ctx context.Context, src string) (*keyIndex, error) {
 	}
 }
 
-func (c *Corrector) buildIndex(ctx context.Context, src string) (*keyIndex, error) {
-	idx := &keyIndex{built: time.Now(), keys: map[string]int32{}}
+// release forgets the source's index if it is idx and no run's marks are
+// left on it: the last use of a run (its extras) frees the memory.
+func (c *Corrector) release(src string, idx *keyIndex) {
+	idx.mu.Lock()
+	busy := len(idx.runs) > 0
+	idx.mu.Unlock()
+	c.cache.mu.Lock()
+	defer c.cache.mu.Unlock()
+	if call := c.cache.sources[src]; call != nil && call.idx == idx && !busy {
+		delete(c.cache.sources, src)
+	}
+}
+
+// estimateRows is the server's estimate of the table's rows (0 if schema
+// is nil or the server does not say): the size a new index starts at,
+// capped so that a wrong estimate cannot claim much memory ahead.
+func (c *Corrector) estimateRows(ctx context.Context, schema *cdc.Table) int {
+	if schema == nil {
+		return 0
+	}
+	var n sql.NullInt64
+	if err := c.db.QueryRowContext(ctx, `SELECT TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?`,
+		schema.Database, schema.Name).Scan(&n); err != nil || !n.Valid || n.Int64 < 0 {
+		return 0
+	}
+	return int(min(n.Int64, 1<<24))
+}
+
+func (c *Corrector) buildIndex(ctx context.Context, src string, sizeHint int) (*keyIndex, error) {
+	idx := &keyIndex{built: time.Now(), keys: make(map[string]int32, sizeHint), entries: make([]indexEntry, 0, sizeHint)}
 	w, err := c.store.Watermark(ctx, src)
 	if err != nil || w.IsZero() {
 		return idx, err

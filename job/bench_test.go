@@ -3,11 +3,11 @@ package job_test
 import (
 	"context"
 	"fmt"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/tidemark-dev/tidemark/eventcenter"
+	"github.com/tidemark-dev/tidemark/internal/testenv"
 	"github.com/tidemark-dev/tidemark/job"
 )
 
@@ -69,22 +69,14 @@ func BenchmarkBackfill(b *testing.B) {
 			}, job.Trigger("bench.apps"))
 			env := &job.Env{Store: st, Mode: job.Backfill, Outputs: []job.Output{out}}
 			b.ResetTimer()
-			cpu0 := cpuTime()
+			cpu0 := testenv.CPUTime()
 			start := time.Now()
 			sum, err := job.RunAll(ctx, j, env, st.Replay(ctx, eventcenter.ReplayQuery{Sources: []string{"bench.apps"}, From: t0, To: t0.Add(time.Duration(n+1) * time.Millisecond)}), job.RunOptions{Workers: workers})
 			if err != nil || sum.Counts[job.OK] != n || out.n != n {
 				b.Fatalf("%+v %v %d", sum, err, out.n)
 			}
 			b.ReportMetric(float64(n)/time.Since(start).Seconds(), "events/s")
-			b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(n), "cpu-µs/event")
+			b.ReportMetric(float64((testenv.CPUTime()-cpu0).Microseconds())/float64(n), "cpu-µs/event")
 		})
 	}
-}
-
-// cpuTime returns the CPU time (user+system) the process used so far: on a
-// shared machine, CPU per event is steadier than wall-clock rates.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -28,7 +28,6 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -137,10 +136,10 @@ func BenchmarkBackfill(b *testing.B) {
 					w := (i + k) % len(ways)
 					way := ways[w]
 					runtime.GC()
-					start, c := time.Now(), cpuTime()
+					start, c := time.Now(), testenv.CPUTime()
 					way.run(b, i)
 					took[w] += time.Since(start)
-					cpu[w] += cpuTime() - c
+					cpu[w] += testenv.CPUTime() - c
 				}
 			}
 			n := float64(bench.events * b.N)
@@ -273,12 +272,6 @@ func temporalWay(b *testing.B, sink string, nw int) backfillWay {
 			b.Fatalf("%+v %v", sum, err)
 		}
 	}}
-}
-
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // benchChunk is the chunk of the workflow and of the activities way:

@@ -212,7 +212,7 @@ func Correction(ctx workflow.Context, in CorrectionInput) (CorrectionSummary, er
 		s.extras = true
 		s.pending++
 		p.Running++
-		f := workflow.ExecuteActivity(chunkCtx, a.CorrectionExtras, activities.CorrectionExtrasInput{Target: s.target, First: s.entry.Chunks})
+		f := workflow.ExecuteActivity(chunkCtx, a.CorrectionExtras, activities.CorrectionExtrasInput{Target: s.target, First: s.entry.Chunks, Since: started})
 		sel.AddFuture(f, func(f workflow.Future) {
 			s.pending--
 			p.Running--

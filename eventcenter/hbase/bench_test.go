@@ -43,7 +43,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -392,7 +391,7 @@ func BenchmarkReplayFetch(b *testing.B) {
 		b.Run(st.name+"-job", func(b *testing.B) {
 			ctx := context.Background()
 			env := &job.Env{Store: s, Mode: job.Backfill, Outputs: []job.Output{}}
-			cpu0 := cpuTime()
+			cpu0 := testenv.CPUTime()
 			for b.Loop() {
 				sum, err := job.RunAll(ctx, fetchUser, env, s.Replay(ctx, q), job.RunOptions{})
 				if err != nil {
@@ -405,7 +404,7 @@ func BenchmarkReplayFetch(b *testing.B) {
 			b.ReportMetric(float64(total*b.N)/b.Elapsed().Seconds(), "events/s")
 			// This process's CPU per event (HBase's own is not in it): on
 			// two cores shared with the region server, what bounds the rate.
-			b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(total*b.N), "client-cpu-µs/event")
+			b.ReportMetric(float64((testenv.CPUTime()-cpu0).Microseconds())/float64(total*b.N), "client-cpu-µs/event")
 		})
 		b.Run(st.name+"-job-serial", func(b *testing.B) {
 			ctx := context.Background()
@@ -449,13 +448,6 @@ func BenchmarkReplayFetch(b *testing.B) {
 			})
 		}
 	}
-}
-
-// cpuTime returns the CPU time (user and system) this process used so far.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // evaluateSerially runs j over events as RunAll did before it overlapped

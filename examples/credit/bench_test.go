@@ -7,13 +7,13 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/tidemark-dev/tidemark/eventcenter"
 	"github.com/tidemark-dev/tidemark/eventcenter/embedded"
 	"github.com/tidemark-dev/tidemark/examples/credit"
+	"github.com/tidemark-dev/tidemark/internal/testenv"
 	"github.com/tidemark-dev/tidemark/job"
 	"github.com/tidemark-dev/tidemark/job/outputs"
 	"github.com/tidemark-dev/tidemark/live"
@@ -128,7 +128,7 @@ func benchLive(b *testing.B, fetches int, mode string) {
 		apps[i] = applicationAt(i, fmt.Sprint("u", i%users), "5000.00", t0.Add(time.Duration(i)*time.Microsecond))
 	}
 	b.ResetTimer()
-	cpu0 := cpuTime()
+	cpu0 := testenv.CPUTime()
 	if mode == "burst" {
 		for i := 0; i < n; i += 500 {
 			if err := p.Produce(ctx, apps[i:min(i+500, n)]...); err != nil {
@@ -158,7 +158,7 @@ func benchLive(b *testing.B, fetches int, mode string) {
 	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
 	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
 	b.ReportMetric(0, "ns/op")
-	b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(n), "cpu-µs/event")
+	b.ReportMetric(float64((testenv.CPUTime()-cpu0).Microseconds())/float64(n), "cpu-µs/event")
 }
 
 // BenchmarkEvaluate measures the credit job's core (three fetches) on the
@@ -178,12 +178,4 @@ func BenchmarkEvaluate(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-}
-
-// cpuTime returns the CPU time (user+system) the process used so far: on a
-// shared machine, CPU per event is steadier than wall-clock rates.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -25,7 +25,9 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/tidemark-dev/tidemark/internal/freeport"
 )
@@ -153,4 +155,32 @@ func LoadAverage() string {
 		return "unknown"
 	}
 	return strings.Join(strings.Fields(string(b))[:3], " ")
+}
+
+// CPUTime is the CPU time (user and system) this process has used so far:
+// on a shared machine, CPU per unit of work is steadier than wall-clock
+// rates.
+func CPUTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		panic(err) // RUSAGE_SELF cannot fail on Linux
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// Quiesce waits until this process is idle — under 5 % of a core over a
+// quarter of a second — or max has passed, and returns how long it waited:
+// a benchmark's fixture settles (an embedded store's compactions after a
+// bulk load) before its measured work starts.
+func Quiesce(max time.Duration) time.Duration {
+	const window = 250 * time.Millisecond
+	start := time.Now()
+	for time.Since(start) < max {
+		before := CPUTime()
+		time.Sleep(window)
+		if CPUTime()-before < window/20 {
+			break
+		}
+	}
+	return time.Since(start)
 }

@@ -1,0 +1,188 @@
+package correction
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/tidemark-dev/tidemark/eventcenter"
+	"github.com/tidemark-dev/tidemark/eventcenter/embedded"
+	"github.com/tidemark-dev/tidemark/internal/testenv"
+)
+
+// TestExtrasFromMarks: the extra keys a run's chunks find through their
+// marks (no second scan of the table) are those a scan of the table's keys
+// finds; a run whose chunks did not all compare through the corrector's
+// index, or a call without the run's start, scans; and the marks are
+// spent by the call.
+func TestExtrasFromMarks(t *testing.T) {
+	ctx := context.Background()
+	cfg := testenv.MySQL(t)
+	db, err := Open(cfg.Addr, cfg.User, cfg.Password)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	b := make([]byte, 4)
+	rand.Read(b)
+	name := cfg.DB + "_extras_" + hex.EncodeToString(b)
+	for _, q := range []string{"CREATE DATABASE " + name, "CREATE TABLE " + name + ".t (id INT PRIMARY KEY, v VARCHAR(8) NOT NULL)"} {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	defer db.Exec("DROP DATABASE " + name)
+	st, err := embedded.Open(embedded.Config{Dir: t.TempDir(), NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+
+	// The event center holds 1…30 and 40; MySQL holds 1…31 but 5 and 17:
+	// 5, 17 and 40 are extra (31 is missing, not extra).
+	const src = "mysql.extras.t"
+	at := time.Now().Add(-time.Hour)
+	var evs []eventcenter.Event
+	for i := 1; i <= 40; i++ {
+		if i > 30 && i < 40 {
+			continue
+		}
+		evs = append(evs, eventcenter.Event{Source: src, Key: strconv.Itoa(i), Time: at, Pos: eventcenter.Position{Log: 1, Offset: uint64(i) << 16},
+			Op: eventcenter.OpInsert, After: eventcenter.Row{"id": int64(i), "v": "v" + strconv.Itoa(i)}})
+		if i != 5 && i != 17 && i != 40 {
+			if _, err := db.ExecContext(ctx, fmt.Sprintf("INSERT INTO %s.t VALUES (%d, 'v%d')", name, i, i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if _, err := db.ExecContext(ctx, "INSERT INTO "+name+".t VALUES (31, 'v31')"); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Append(ctx, evs); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.AdvanceWatermark(ctx, src, 0, time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	target := Target{Source: src, Database: name, Table: "t"}
+	schema, err := LoadSchema(ctx, db, target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := Options{ChunkRows: 7, KeyChunk: 2}
+	chunks, err := Plan(ctx, db, schema, opts.ChunkRows)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(chunks) < 3 {
+		t.Fatalf("%d chunks: the test needs several", len(chunks))
+	}
+	// compare runs the range chunks of a run that started at since, skipping
+	// chunk skip (-1: none), on c.
+	compare := func(c *Corrector, since time.Time, skip int) {
+		t.Helper()
+		for _, ch := range chunks {
+			if ch.Index == skip {
+				continue
+			}
+			ch.Since = since
+			if _, err := c.Chunk(ctx, target, schema, ch); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	extras := func(c *Corrector, since time.Time) []string {
+		t.Helper()
+		out, err := c.Extras(ctx, target, schema, len(chunks), since)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var keys []string
+		for _, ch := range out {
+			for _, k := range ch.Keys {
+				key, err := keyFromText(schema, k, time.UTC)
+				if err != nil {
+					t.Fatal(err)
+				}
+				keys = append(keys, key)
+			}
+		}
+		slices.Sort(keys)
+		return keys
+	}
+	want := []string{"17", "40", "5"}
+	indexOf := func(c *Corrector) *keyIndex {
+		c.cache.mu.Lock()
+		defer c.cache.mu.Unlock()
+		if call := c.cache.sources[src]; call != nil {
+			return call.idx
+		}
+		return nil
+	}
+
+	// Every chunk on one corrector: the marks answer.
+	since := time.Now()
+	c := New(db, st, opts)
+	compare(c, since, -1)
+	idx := indexOf(c)
+	if idx == nil || idx.runs[since.UnixNano()] == nil {
+		t.Fatal("the chunks left no marks on the corrector's index")
+	}
+	if m := idx.runs[since.UnixNano()]; len(m.covered) != len(chunks) {
+		t.Fatalf("%d of %d chunks covered", len(m.covered), len(chunks))
+	}
+	if got := extras(c, since); !slices.Equal(got, want) {
+		t.Errorf("extras from the marks: %q, want %q", got, want)
+	}
+	if len(idx.runs) != 0 {
+		t.Errorf("the run's marks outlived its extras: %d runs", len(idx.runs))
+	}
+	if indexOf(c) != nil {
+		t.Error("the index outlived the run's extras")
+	}
+
+	// The marks, not a scan, answered: a key whose mark is cleared comes
+	// out as a candidate although MySQL has it.
+	c4, since4 := New(db, st, opts), since.Add(2*time.Second)
+	compare(c4, since4, -1)
+	idx4 := indexOf(c4)
+	m4 := idx4.runs[since4.UnixNano()]
+	pos := idx4.keys["3"]
+	m4.seen[pos>>5].And(^uint32(1 << (pos & 31)))
+	if got, want := extras(c4, since4), []string{"17", "3", "40", "5"}; !slices.Equal(got, want) {
+		t.Errorf("extras from marks without key 3's: %q, want %q", got, want)
+	}
+
+	// A fresh corrector (the chunks ran on another worker) and a call
+	// without the run's start both scan, and find the same.
+	if got := extras(New(db, st, opts), since); !slices.Equal(got, want) {
+		t.Errorf("extras from a scan: %q, want %q", got, want)
+	}
+	c2 := New(db, st, opts)
+	compare(c2, since, -1)
+	if got := extras(c2, time.Time{}); !slices.Equal(got, want) {
+		t.Errorf("extras without the run's start: %q, want %q", got, want)
+	}
+
+	// One chunk on another corrector: its keys were not marked here, so
+	// the marks cannot answer; the scan does.
+	c3, other := New(db, st, opts), New(db, st, opts)
+	since3 := since.Add(time.Second)
+	compare(c3, since3, 1)
+	ch := chunks[1]
+	ch.Since = since3
+	if _, err := other.Chunk(ctx, target, schema, ch); err != nil {
+		t.Fatal(err)
+	}
+	if m := indexOf(c3).runs[since3.UnixNano()]; m == nil || m.covered[1] || len(m.covered) != len(chunks)-1 {
+		t.Fatalf("marks of the run with a chunk elsewhere: %+v", m)
+	}
+	if got := extras(c3, since3); !slices.Equal(got, want) {
+		t.Errorf("extras with a chunk elsewhere: %q, want %q", got, want)
+	}
+}
