@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"os"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -90,6 +91,9 @@ func BenchmarkCorrection(b *testing.B) {
 	b.Logf("the event center settled in %v; load average %s", testenv.Quiesce(time.Minute).Round(time.Millisecond), testenv.LoadAverage())
 	target := correction.Target{Source: src, Database: dbName, Table: "t"}
 	opts := correction.Options{ChunkRows: 10000, Parallelism: 4}
+	if s := os.Getenv("BENCH_PAR"); s != "" {
+		opts.Parallelism, _ = strconv.Atoi(s)
+	}
 	schema, err := correction.LoadSchema(ctx, db, target)
 	if err != nil {
 		b.Fatal(err)
@@ -110,6 +114,17 @@ func BenchmarkCorrection(b *testing.B) {
 	})
 	b.Run("correction", func(b *testing.B) {
 		c := correction.New(db, st, opts)
+		if path := os.Getenv("BENCH_CPUPROFILE"); path != "" { // the correction only, not the load
+			f, err := os.Create(path)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer f.Close()
+			if err := pprof.StartCPUProfile(f); err != nil {
+				b.Fatal(err)
+			}
+			defer pprof.StopCPUProfile()
+		}
 		for b.Loop() {
 			t0 := time.Now()
 			r, err := c.Source(ctx, target, nil, func(done, total int, r correction.ChunkResult) {

@@ -218,7 +218,7 @@ func (c *Corrector) ChunkReporting(ctx context.Context, t Target, schema *cdc.Ta
 					var sum uint64
 					var ok bool
 					sum, enc, ok = rowSum(enc, shape.names, r.vals)
-					if e := &idx.entries[pos]; ok && e.sum == sum && !c.ours(e.op, e.storedAt, ch.Since) &&
+					if e := &idx.entries[pos]; ok && e.sum == sum && !c.ours(e.op, time.Unix(0, e.storedAt), ch.Since) &&
 						(!c.opts.Snapshots || e.op == eventcenter.OpSnapshot || e.op == eventcenter.OpCorrection) {
 						res.Compared++ // in sync: the fast path (see index.go)
 						res.Unread++
