@@ -27,6 +27,9 @@ import (
 // scan is the figure to watch (target: at least 100k rows/s and 50%).
 //
 //	go test -run '^$' -bench Correction -benchtime 1x ./correction/
+//
+// BENCH_CPUPROFILE=file writes a CPU profile of the correction alone (not
+// of the load, nor of the bare scan).
 func BenchmarkCorrection(b *testing.B) {
 	n := 1_000_000
 	if s := os.Getenv("TIDEMARK_BENCH_ROWS"); s != "" {
@@ -91,9 +94,6 @@ func BenchmarkCorrection(b *testing.B) {
 	b.Logf("the event center settled in %v; load average %s", testenv.Quiesce(time.Minute).Round(time.Millisecond), testenv.LoadAverage())
 	target := correction.Target{Source: src, Database: dbName, Table: "t"}
 	opts := correction.Options{ChunkRows: 10000, Parallelism: 4}
-	if s := os.Getenv("BENCH_PAR"); s != "" {
-		opts.Parallelism, _ = strconv.Atoi(s)
-	}
 	schema, err := correction.LoadSchema(ctx, db, target)
 	if err != nil {
 		b.Fatal(err)
