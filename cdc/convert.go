@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tidemark-dev/tidemark/eventcenter"
+	"github.com/tidemark-dev/tidemark/eventcenter/codec"
 )
 
 // The mapping of MySQL column types to event center row values. The binlog
@@ -284,4 +285,73 @@ func ValueFromText(c *Column, text []byte, zone *time.Location) (any, error) {
 		return bytes.Clone(text), nil
 	}
 	return s, nil
+}
+
+// AppendValueText appends to dst the row encoding of the value
+// ValueFromText returns for text (the bytes codec.AppendColumns writes for
+// it) without making that value: no interface, no string per value. ok is
+// false, and dst unchanged, for a value the codec cannot write (a time
+// outside its range); err is ValueFromText's.
+func AppendValueText(dst []byte, c *Column, text []byte, zone *time.Location) (_ []byte, ok bool, err error) {
+	if text == nil {
+		return codec.AppendNilValue(dst), true, nil
+	}
+	switch c.DataType {
+	case "tinyint", "smallint", "mediumint", "int", "integer", "bigint", "bool", "boolean", "year":
+		if c.Unsigned {
+			u, err := strconv.ParseUint(string(text), 10, 64)
+			if err != nil {
+				return dst, false, fmt.Errorf("cdc: column %s: %w", c.Name, err)
+			}
+			if u > math.MaxInt64 {
+				return codec.AppendDecimalValue(dst, strconv.AppendUint(nil, u, 10)), true, nil
+			}
+			return codec.AppendIntValue(dst, int64(u)), true, nil
+		}
+		n, err := strconv.ParseInt(string(text), 10, 64)
+		if err != nil {
+			return dst, false, fmt.Errorf("cdc: column %s: %w", c.Name, err)
+		}
+		return codec.AppendIntValue(dst, n), true, nil
+	case "bit":
+		var n int64
+		for _, b := range text {
+			n = n<<8 | int64(b)
+		}
+		return codec.AppendIntValue(dst, n), true, nil
+	case "decimal", "numeric":
+		return codec.AppendDecimalValue(dst, text), true, nil
+	case "float", "double", "real":
+		size := 64
+		if c.DataType == "float" {
+			size = 32
+		}
+		f, err := strconv.ParseFloat(string(text), size)
+		if err != nil {
+			return dst, false, err
+		}
+		return codec.AppendFloatValue(dst, f), true, nil
+	case "datetime", "date", "timestamp":
+		loc := zone
+		if c.DataType == "timestamp" {
+			loc = time.UTC
+		}
+		if bytes.HasPrefix(text, []byte("0000-")) || bytes.Contains(text[:min(len(text), 10)], []byte("-00")) {
+			return codec.AppendStringValue(dst, text), true, nil // a zero date stays a string (parseTime)
+		}
+		t, ok := parseDateTime(string(text), loc)
+		if !ok { // a form only the layout walk reads
+			v, err := parseTime(string(text), loc)
+			if err != nil {
+				return dst, false, err
+			}
+			t = v.(time.Time)
+		}
+		dst, ok = codec.AppendTimeValue(dst, t)
+		return dst, ok, nil
+	}
+	if isBinary(c.DataType) {
+		return codec.AppendBytesValue(dst, text), true, nil
+	}
+	return codec.AppendStringValue(dst, text), true, nil
 }

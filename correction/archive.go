@@ -83,7 +83,7 @@ func parquetValue(v any) parquet.Value {
 
 // writeParquet writes the rows as one Parquet file: one column per table
 // column, one row per MySQL row, in key order.
-func writeParquet(w io.Writer, t *cdc.Table, rows []mysqlRow) error {
+func writeParquet(w io.Writer, t *cdc.Table, rows []mysqlRow, zone *time.Location) error {
 	group := parquet.Group{}
 	for i := range t.Columns {
 		group[t.Columns[i].Name] = parquetNode(&t.Columns[i])
@@ -102,7 +102,11 @@ func writeParquet(w io.Writer, t *cdc.Table, rows []mysqlRow) error {
 	}
 	pw := parquet.NewWriter(w, schema)
 	row := make(parquet.Row, len(fields))
-	for _, r := range rows {
+	for j := range rows {
+		r := &rows[j]
+		if err := r.typed(t, &shape, zone); err != nil {
+			return err
+		}
 		for i, c := range cols {
 			v := r.vals[vals[i]]
 			if _, ok := v.(string); ok && (c.DataType == "datetime" || c.DataType == "date" || c.DataType == "timestamp") {
@@ -125,7 +129,7 @@ func writeParquet(w io.Writer, t *cdc.Table, rows []mysqlRow) error {
 // archive writes the chunk's rows to the object name.
 func (c *Corrector) archive(ctx context.Context, name string, t *cdc.Table, rows []mysqlRow) error {
 	var buf bytes.Buffer
-	if err := writeParquet(&buf, t, rows); err != nil {
+	if err := writeParquet(&buf, t, rows, c.opts.Zone); err != nil {
 		return fmt.Errorf("correction: archive %s: %w", name, err)
 	}
 	if err := c.opts.Archive.Put(ctx, name, bytes.NewReader(buf.Bytes()), int64(buf.Len())); err != nil {

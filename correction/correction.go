@@ -196,7 +196,6 @@ func (c *Corrector) ChunkReporting(ctx context.Context, t Target, schema *cdc.Ta
 		batch = batch[:0]
 		return nil
 	}
-	var enc []byte // rowSum's scratch space
 	for i := range len(rows) + len(absent) {
 		var key string
 		var my eventcenter.Row // nil: MySQL does not have the key
@@ -215,16 +214,16 @@ func (c *Corrector) ChunkReporting(ctx context.Context, t Target, schema *cdc.Ta
 					}
 				}
 				if indexed && !isRecent {
-					var sum uint64
-					var ok bool
-					sum, enc, ok = rowSum(enc, shape.names, r.vals)
-					if e := &idx.entries[pos]; ok && e.sum == sum && !c.ours(e.op, time.Unix(0, e.storedAt), ch.Since) &&
+					if e := &idx.entries[pos]; r.hashed && e.sum == r.sum && !c.ours(e.op, time.Unix(0, e.storedAt), ch.Since) &&
 						(!c.opts.Snapshots || e.op == eventcenter.OpSnapshot || e.op == eventcenter.OpCorrection) {
 						res.Compared++ // in sync: the fast path (see index.go)
 						res.Unread++
 						continue
 					}
 				}
+			}
+			if err := r.typed(schema, &shape, c.opts.Zone); err != nil {
+				return res, err
 			}
 			my = r.row(&shape)
 		} else {

@@ -122,24 +122,8 @@ type indexEntry struct {
 
 var seed = maphash.MakeSeed()
 
-// rowSum hashes the encoding of the row whose column names[i] holds
-// vals[i] (codec.AppendColumns, names sorted: the encoding codec.AppendRow
-// writes, each value with its type), so two rows hash equal only if they
-// are equal or two 64-bit hashes collide (about 2^-64), as the index's
-// sums of the stored rows' encodings (encodedSum). buf is scratch space,
-// returned for the next call. It reports false for a row the codec cannot
-// encode, which is then never taken as in sync.
-func rowSum(buf []byte, names []string, vals []any) (uint64, []byte, bool) {
-	for _, v := range vals {
-		if codec.CheckValue(v) != nil {
-			return 0, buf, false
-		}
-	}
-	buf = codec.AppendColumns(buf[:0], names, vals)
-	return encodedSum(buf), buf, true
-}
-
-// encodedSum hashes a row's encoding: the sum rowSum gives the row.
+// encodedSum hashes a row's encoding: a stored row's, or a MySQL row's
+// made by rowText.
 func encodedSum(enc []byte) uint64 { return maphash.Bytes(seed, enc) }
 
 // indexTTL is how long a built index is reused: the chunks of one run.

@@ -84,69 +84,70 @@ func TestKeys(t *testing.T) {
 	}
 }
 
-// TestRowSum: equal rows hash equal whatever their map order, and as the
-// index hashes their stored encoding; a changed value, type or column does
-// not; a row that cannot be encoded is never in sync.
-func TestRowSum(t *testing.T) {
-	at := time.Date(2026, 12, 3, 1, 2, 3, 4, time.UTC)
-	base := eventcenter.Row{"id": int64(1), "amount": eventcenter.Decimal("1.50"), "at": at, "b": []byte{1}, "n": nil, "s": "x"}
-	same := eventcenter.Row{"s": "x", "n": nil, "b": []byte{1}, "at": at.In(time.FixedZone("x", 3600)), "amount": eventcenter.Decimal("1.50"), "id": int64(1)}
-	sum := func(r eventcenter.Row) uint64 {
-		s, _, ok := rowSumOf(r)
-		if !ok {
-			t.Fatalf("rowSum(%v) refused", r)
+// TestRowText: a MySQL row's text hashes like the stored encoding of the
+// row the CDC types it as, whatever the order of the table's columns; a
+// row that differs in any value, or in a value's type, hashes differently;
+// a value the codec cannot write leaves the row unhashed.
+func TestRowText(t *testing.T) {
+	table := &cdc.Table{Database: "shop", Name: "t", Columns: []cdc.Column{
+		{Name: "s", DataType: "varchar"}, {Name: "id", DataType: "bigint"}, {Name: "amount", DataType: "decimal"},
+		{Name: "at", DataType: "datetime"}, {Name: "b", DataType: "varbinary"}, {Name: "n", DataType: "varchar"},
+	}, Key: []int{1}}
+	shape := shapeOf(table)
+	base := [][]byte{[]byte("x"), []byte("1"), []byte("1.50"), []byte("2026-12-03 01:02:03.000004"), {1}, nil}
+	sum := func(text [][]byte) (uint64, bool) {
+		t.Helper()
+		enc, ok, err := rowText(nil, table, &shape, text, time.UTC)
+		if err != nil {
+			t.Fatal(err)
 		}
-		return s
+		return encodedSum(enc), ok
 	}
-	if sum(base) != sum(same) {
-		t.Error("equal rows hash differently")
+	typed := eventcenter.Row{}
+	for i, c := range table.Columns {
+		v, err := cdc.ValueFromText(&c, base[i], time.UTC)
+		if err != nil {
+			t.Fatal(err)
+		}
+		typed[c.Name] = v
 	}
-	if sum(base) != encodedSum(codec.AppendRow(nil, same)) {
-		t.Error("a row hashes unlike its stored encoding")
+	got, ok := sum(base)
+	if !ok || got != encodedSum(codec.AppendRow(nil, typed)) {
+		t.Errorf("the row's text hashes unlike its stored encoding (hashed: %v)", ok)
 	}
-	if _, _, ok := rowSumOf(eventcenter.Row{"x": struct{}{}}); ok {
-		t.Error("a row of a type the codec cannot write was hashed")
-	}
-	for i, r := range []eventcenter.Row{
-		{"id": int64(2), "amount": eventcenter.Decimal("1.50"), "at": at, "b": []byte{1}, "n": nil, "s": "x"},
-		{"id": int64(1), "amount": "1.50", "at": at, "b": []byte{1}, "n": nil, "s": "x"},
-		{"id": int64(1), "amount": eventcenter.Decimal("1.50"), "at": at, "b": []byte{1}, "s": "x"},
-		{"id": int64(1), "amount": eventcenter.Decimal("1.50"), "at": at, "b": []byte{1}, "n": nil, "s": "x", "extra": nil},
-		{"id": int64(1), "amount": eventcenter.Decimal("1.50"), "at": at, "b": "\x01", "n": nil, "s": "x"},
-	} {
-		if sum(r) == sum(base) {
-			t.Errorf("row %d hashes like the base row", i)
+	for i, change := range [][]byte{[]byte("y"), []byte("2"), []byte("1.5"), []byte("2026-12-03 01:02:03.000005"), {2}, []byte("")} {
+		text := slices.Clone(base)
+		text[i] = change
+		if s, _ := sum(text); s == got {
+			t.Errorf("a row with column %s changed hashes like the base row", table.Columns[i].Name)
 		}
 	}
-	if got := fmt.Sprint(diffColumns(base, same)); got != "[]" {
+	text := slices.Clone(base)
+	text[3] = []byte("9999-12-31 23:59:59")
+	if _, ok := sum(text); ok && codec.CheckTime(time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC)) != nil {
+		t.Error("a row holding a time the codec cannot write was hashed")
+	}
+	text[1] = []byte("not a number")
+	if _, _, err := rowText(nil, table, &shape, text, time.UTC); err == nil {
+		t.Error("a BIGINT's bad text was hashed")
+	}
+	if got := fmt.Sprint(diffColumns(typed, maps.Clone(typed))); got != "[]" {
 		t.Errorf("diffColumns of equal rows: %s", got)
 	}
 }
 
-// BenchmarkRowSum hashes a row of the benchmark table's shape (five
-// columns), as the index build and every in-sync key of a chunk do.
+// BenchmarkRowText hashes a row of the benchmark table's shape (five
+// columns) from MySQL's text, as a chunk does for every row it reads.
 //
-//	go test -run '^$' -bench RowSum ./correction/
-func BenchmarkRowSum(b *testing.B) {
-	r := eventcenter.Row{"id": int64(123456), "a": int64(456), "s": "s123456", "amount": eventcenter.Decimal("23456.56"),
-		"at": time.Date(2026, 1, 1, 0, 2, 3, 456000, time.UTC)}
-	names := slices.Sorted(maps.Keys(r))
-	vals := make([]any, len(names))
-	for i, n := range names {
-		vals[i] = r[n]
-	}
-	var buf []byte
+//	go test -run '^$' -bench RowText ./correction/
+func BenchmarkRowText(b *testing.B) {
+	table := &cdc.Table{Columns: []cdc.Column{{Name: "id", DataType: "bigint"}, {Name: "a", DataType: "int"},
+		{Name: "s", DataType: "varchar"}, {Name: "amount", DataType: "decimal"}, {Name: "at", DataType: "datetime"}}, Key: []int{0}}
+	shape := shapeOf(table)
+	text := [][]byte{[]byte("123456"), []byte("456"), []byte("s123456"), []byte("23456.56"), []byte("2026-01-01 00:02:03.456000")}
+	var enc []byte
 	for b.Loop() {
-		_, buf, _ = rowSum(buf, names, vals)
+		enc, _, _ = rowText(enc[:0], table, &shape, text, time.UTC)
+		_ = encodedSum(enc)
 	}
-}
-
-// rowSumOf is rowSum of a row.
-func rowSumOf(r eventcenter.Row) (uint64, []byte, bool) {
-	names := slices.Sorted(maps.Keys(r))
-	vals := make([]any, len(names))
-	for i, n := range names {
-		vals[i] = r[n]
-	}
-	return rowSum(nil, names, vals)
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/tidemark-dev/tidemark/cdc"
 	"github.com/tidemark-dev/tidemark/eventcenter"
+	"github.com/tidemark-dev/tidemark/eventcenter/codec"
 	"github.com/tidemark-dev/tidemark/source"
 )
 
@@ -71,15 +72,37 @@ func (p Point) String() string {
 	return fmt.Sprintf("%s:%d (%v)", p.File, p.Offset, p.Time.Format(time.RFC3339Nano))
 }
 
-// mysqlRow is one row as a chunk read it: its event key and its values,
-// typed as the CDC types them, in the order of the table's column names
-// (rowShape), the order of a row's encoding.
+// mysqlRow is one row as a chunk read it: its event key, the hash of its
+// encoding (the encoding of the row the CDC types it as: see rowText), and
+// its values as MySQL printed them. Its typed values are made only for a
+// key that takes the exact path, or for the archive (typed).
 type mysqlRow struct {
-	key  string
-	vals []any
+	key    string
+	sum    uint64   // encodedSum of the row's encoding, if hashed
+	hashed bool     // false: a value the codec cannot write (never taken as in sync)
+	text   [][]byte // in the table's column order; nil: NULL
+	vals   []any    // typed, in name order (rowShape); nil until typed
 }
 
-// row returns r as an event row.
+// typed types the row's values (cdc.ValueFromText), once.
+func (r *mysqlRow) typed(t *cdc.Table, s *rowShape, zone *time.Location) error {
+	if r.vals != nil {
+		return nil
+	}
+	vals := make([]any, len(t.Columns))
+	for i := range t.Columns {
+		c := &t.Columns[i]
+		v, err := cdc.ValueFromText(c, r.text[i], zone)
+		if err != nil {
+			return fmt.Errorf("correction: %s.%s column %s: %w", t.Database, t.Name, c.Name, err)
+		}
+		vals[s.place[i]] = v
+	}
+	r.vals = vals
+	return nil
+}
+
+// row returns r, typed, as an event row.
 func (r *mysqlRow) row(s *rowShape) eventcenter.Row {
 	row := make(eventcenter.Row, len(s.names))
 	for i, name := range s.names {
@@ -93,18 +116,59 @@ func (r *mysqlRow) row(s *rowShape) eventcenter.Row {
 type rowShape struct {
 	names []string // the column names, sorted
 	place []int    // place[i]: the place of t.Columns[i] in names
+	order []int    // order[j]: the column (of t.Columns) of names[j]
 }
 
 func shapeOf(t *cdc.Table) rowShape {
-	s := rowShape{place: make([]int, len(t.Columns))}
+	s := rowShape{place: make([]int, len(t.Columns)), order: make([]int, len(t.Columns))}
 	for _, c := range t.Columns {
 		s.names = append(s.names, c.Name)
 	}
 	slices.Sort(s.names)
 	for i, c := range t.Columns {
 		s.place[i], _ = slices.BinarySearch(s.names, c.Name)
+		s.order[s.place[i]] = i
 	}
 	return s
+}
+
+// rowText appends to enc the encoding of the row whose values MySQL
+// printed as text (in the table's column order): the bytes codec.AppendRow
+// writes for the row cdc.ValueFromText types them as, made straight from
+// the text (cdc.AppendValueText). ok is false if the codec cannot write a
+// value; err is ValueFromText's.
+func rowText(enc []byte, t *cdc.Table, s *rowShape, text [][]byte, zone *time.Location) (_ []byte, ok bool, err error) {
+	enc = codec.AppendRowHeader(enc, len(s.names))
+	ok = true
+	for j, name := range s.names {
+		i := s.order[j]
+		enc = codec.AppendColumnName(enc, name)
+		var valueOK bool
+		if enc, valueOK, err = cdc.AppendValueText(enc, &t.Columns[i], text[i], zone); err != nil {
+			return enc, false, fmt.Errorf("correction: %s.%s column %s: %w", t.Database, t.Name, t.Columns[i].Name, err)
+		}
+		ok = ok && valueOK
+	}
+	return enc, ok, nil
+}
+
+// slab copies values into large blocks: one allocation per block, not per
+// value. A copy is never moved.
+type slab struct{ block []byte }
+
+func (s *slab) copy(b []byte) []byte {
+	if b == nil {
+		return nil // NULL
+	}
+	if len(b) == 0 {
+		return []byte{} // '', not NULL
+	}
+	if cap(s.block)-len(s.block) < len(b) {
+		s.block = make([]byte, 0, max(64<<10, len(b)))
+	}
+	n := len(s.block)
+	s.block = append(s.block, b...)
+	return s.block[n:len(s.block):len(s.block)]
 }
 
 func quoteIdent(s string) string { return "`" + strings.ReplaceAll(s, "`", "``") + "`" }
@@ -383,30 +447,43 @@ func readChunk(ctx context.Context, db *sql.DB, t *cdc.Table, ch *Chunk, zone *t
 	for i := range raw {
 		ptrs[i] = &raw[i]
 	}
-	var out []mysqlRow
+	var (
+		out   []mysqlRow
+		texts [][]byte // every row's values, the row's the next len(t.Columns)
+		store slab
+		enc   []byte
+	)
 	shape := shapeOf(t)
 	keyVals := make([]any, len(t.Key))
+	view := make([][]byte, len(raw))
 	for rows.Next() {
 		if err := rows.Scan(ptrs...); err != nil {
 			return Point{}, nil, err
 		}
-		vals := make([]any, len(t.Columns))
-		for i := range t.Columns {
-			c := &t.Columns[i]
-			v, err := cdc.ValueFromText(c, raw[i], zone)
-			if err != nil {
-				return Point{}, nil, fmt.Errorf("correction: %s.%s column %s: %w", t.Database, t.Name, c.Name, err)
-			}
-			vals[shape.place[i]] = v
+		for i, b := range raw {
+			view[i] = b
 		}
-		for i, k := range t.Key {
-			keyVals[i] = vals[shape.place[k]]
-		}
-		key, err := source.RowKey(keyVals...)
-		if err != nil {
+		var r mysqlRow
+		var err error
+		if enc, r.hashed, err = rowText(enc[:0], t, &shape, view, zone); err != nil {
 			return Point{}, nil, err
 		}
-		out = append(out, mysqlRow{key: key, vals: vals})
+		r.sum = encodedSum(enc)
+		for i, k := range t.Key {
+			if keyVals[i], err = cdc.ValueFromText(&t.Columns[k], raw[k], zone); err != nil {
+				return Point{}, nil, err
+			}
+		}
+		if r.key, err = source.RowKey(keyVals...); err != nil {
+			return Point{}, nil, err
+		}
+		for _, b := range view {
+			texts = append(texts, store.copy(b))
+		}
+		out = append(out, r)
+	}
+	for i := range out {
+		out[i].text = texts[i*len(t.Columns) : (i+1)*len(t.Columns) : (i+1)*len(t.Columns)]
 	}
 	if err := rows.Err(); err != nil {
 		return Point{}, nil, fmt.Errorf("correction: reading %s.%s: %w", t.Database, t.Name, err)
