@@ -208,9 +208,8 @@ func (c *Corrector) ChunkReporting(ctx context.Context, t Target, schema *cdc.Ta
 				if marks != nil {
 					if indexed {
 						marks.see(pos)
-					}
-					if isRecent {
-						idx.seeRecent(marks, key)
+					} else {
+						idx.seeUnlisted(marks, key)
 					}
 				}
 				if indexed && !isRecent {
@@ -414,12 +413,14 @@ func textOf(col *cdc.Column, v any, zone *time.Location) ([]byte, error) {
 //
 // If every range chunk of the run that started at since (chunks 0…first-1,
 // Chunk.Since) compared through this corrector's index of the source, the
-// keys MySQL has are those the chunks saw, at each chunk's point: the
-// candidates are the indexed keys no chunk saw and the source's keys with
-// events since the index no chunk saw (among them any inserted after its
-// chunk was read, which their key chunk then finds in sync). Otherwise (a
-// chunk ran on another worker, the index was rebuilt, since is zero) one
-// scan of the table's key columns tells which keys MySQL has now.
+// keys MySQL has are those the chunks saw, each at its chunk's point: the
+// candidates are the keys with a state that no chunk saw (among them any
+// inserted after its chunk was read, which their key chunk then finds in
+// sync). A key deleted behind the CDC's back after its chunk was read is
+// then found by the next run, not this one. Otherwise (a chunk ran on
+// another worker, the index was rebuilt, since is zero, the event center
+// knew few of the keys) one scan of the table's key columns tells which
+// keys MySQL has now.
 func (c *Corrector) Extras(ctx context.Context, t Target, schema *cdc.Table, first int, since time.Time) ([]Chunk, error) {
 	idx, err := c.index(ctx, t.Source, schema)
 	if err != nil {
@@ -434,13 +435,19 @@ func (c *Corrector) Extras(ctx context.Context, t Target, schema *cdc.Table, fir
 	// entry, recent ones by name.
 	var (
 		inMySQL       func(pos int32) bool
-		recentInMySQL map[string]bool
+		recentInMySQL func(key string) bool
 	)
 	if m := idx.takeRun(since, first); m != nil {
-		inMySQL, recentInMySQL = m.saw, m.recent
+		inMySQL = m.saw
+		recentInMySQL = func(key string) bool {
+			if i, ok := idx.keys[key]; ok {
+				return m.saw(i)
+			}
+			return m.unlisted[key]
+		}
 	} else {
-		seen := make([]bool, len(idx.entries))
-		inMySQL, recentInMySQL = func(pos int32) bool { return seen[pos] }, map[string]bool{}
+		seen, named := make([]bool, len(idx.entries)), map[string]bool{}
+		inMySQL, recentInMySQL = func(pos int32) bool { return seen[pos] }, func(key string) bool { return named[key] }
 		err = scanKeys(ctx, c.db, schema, func(tuple [][]byte) error {
 			key, err := keyFromText(schema, tuple, c.opts.Zone)
 			if err != nil {
@@ -450,7 +457,7 @@ func (c *Corrector) Extras(ctx context.Context, t Target, schema *cdc.Table, fir
 				seen[i] = true
 			}
 			if recent[key] {
-				recentInMySQL[key] = true
+				named[key] = true
 			}
 			return nil
 		})
@@ -465,7 +472,7 @@ func (c *Corrector) Extras(ctx context.Context, t Target, schema *cdc.Table, fir
 		}
 	}
 	for k := range recent {
-		if !recentInMySQL[k] {
+		if !recentInMySQL(k) {
 			candidates[k] = true
 		}
 	}

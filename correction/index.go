@@ -42,15 +42,23 @@ type keyIndex struct {
 }
 
 // runMarks is what one run's range chunks saw of MySQL through an index,
-// so that the run's extra keys (Extras) need no second scan of the table:
-// an indexed key no chunk saw, or a recent key no chunk saw, is a
-// candidate. Range chunks cover every key, so once each of them has
-// compared (covered), a key MySQL had at its chunk's point is marked.
+// so that the run's extra keys (Extras) need no second scan of the table.
+// Range chunks cover every key, so once each of them has compared
+// (covered), a key MySQL had at its chunk's point is marked: by its entry
+// if indexed, by name if not (a key the run found missing, one inserted
+// since the index). Extras takes the marks once (taken); a chunk attempt
+// still running after that marks nothing more.
 type runMarks struct {
-	seen    []atomic.Uint32 // bit i: MySQL had the key of entry i
-	recent  map[string]bool // recent keys MySQL had (under keyIndex.mu)
-	covered map[int]bool    // range chunks compared in full (under keyIndex.mu)
+	seen     []atomic.Uint32 // bit i: MySQL had the key of entry i
+	unlisted map[string]bool // keys MySQL had that the index has not (under keyIndex.mu)
+	overflow bool            // unlisted outgrew maxUnlisted: Extras scans (under keyIndex.mu)
+	covered  map[int]bool    // range chunks compared in full (under keyIndex.mu)
+	taken    bool            // Extras took the marks (under keyIndex.mu)
 }
+
+// maxUnlisted bounds the keys a run marks by name: beyond it (a table
+// the event center barely knows) Extras scans the table instead.
+const maxUnlisted = 1 << 20
 
 // marks returns the marks of the run that started at since, made at the
 // first call; nil if since is zero (a chunk of no run).
@@ -65,7 +73,7 @@ func (x *keyIndex) marks(since time.Time) *runMarks {
 	}
 	m := x.runs[since.UnixNano()]
 	if m == nil {
-		m = &runMarks{seen: make([]atomic.Uint32, (len(x.entries)+31)/32), recent: map[string]bool{}, covered: map[int]bool{}}
+		m = &runMarks{seen: make([]atomic.Uint32, (len(x.entries)+31)/32), unlisted: map[string]bool{}, covered: map[int]bool{}}
 		x.runs[since.UnixNano()] = m
 	}
 	return m
@@ -77,30 +85,45 @@ func (m *runMarks) see(pos int32) { m.seen[pos>>5].Or(1 << (pos & 31)) }
 // saw reports whether a chunk marked the indexed key at pos.
 func (m *runMarks) saw(pos int32) bool { return m.seen[pos>>5].Load()&(1<<(pos&31)) != 0 }
 
-// seeRecent marks a recent key as one MySQL has.
-func (x *keyIndex) seeRecent(m *runMarks, key string) {
+// seeUnlisted marks a key the index has not as one MySQL has.
+func (x *keyIndex) seeUnlisted(m *runMarks, key string) {
 	x.mu.Lock()
-	m.recent[key] = true
-	x.mu.Unlock()
+	defer x.mu.Unlock()
+	switch {
+	case m.taken || m.overflow:
+	case len(m.unlisted) == maxUnlisted:
+		m.overflow, m.unlisted = true, nil
+	default:
+		m.unlisted[key] = true
+	}
 }
 
 // cover records that range chunk i compared every row it read.
 func (x *keyIndex) cover(m *runMarks, i int) {
 	x.mu.Lock()
-	m.covered[i] = true
+	if !m.taken {
+		m.covered[i] = true
+	}
 	x.mu.Unlock()
 }
 
-// takeRun removes the marks of the run that started at since and returns
+// takeRun takes the marks of the run that started at since and returns
 // them if its range chunks 0…chunks-1 all compared through this index;
 // nil otherwise (a chunk ran on another worker, or on an index since
-// rebuilt): the caller then scans MySQL's keys.
+// rebuilt; too many keys unlisted): the caller then scans MySQL's keys.
+// The run stays listed, taken, so that a late chunk attempt marks nothing.
 func (x *keyIndex) takeRun(since time.Time, chunks int) *runMarks {
+	if since.IsZero() {
+		return nil
+	}
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	m := x.runs[since.UnixNano()]
-	delete(x.runs, since.UnixNano())
-	if m == nil || since.IsZero() {
+	if m == nil || m.taken {
+		return nil
+	}
+	m.taken = true
+	if m.overflow {
 		return nil
 	}
 	for i := range chunks {
@@ -109,6 +132,19 @@ func (x *keyIndex) takeRun(since time.Time, chunks int) *runMarks {
 		}
 	}
 	return m
+}
+
+// busy reports whether a run's chunks may still use the index: one whose
+// marks Extras has not taken.
+func (x *keyIndex) busy() bool {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	for _, m := range x.runs {
+		if !m.taken {
+			return true
+		}
+	}
+	return false
 }
 
 // indexEntry holds no pointer (a time.Time holds one), so that the
@@ -160,6 +196,7 @@ func (c *Corrector) index(ctx context.Context, src string, schema *cdc.Table) (*
 		select {
 		case <-call.done:
 			if call.err != nil || time.Since(call.idx.built) > indexTTL {
+				delete(c.cache.sources, src)
 				call = nil
 			}
 		default:
@@ -187,8 +224,22 @@ func (c *Corrector) index(ctx context.Context, src string, schema *cdc.Table) (*
 		call = &indexCall{done: make(chan struct{}), used: time.Now()}
 		c.cache.sources[src] = call
 		c.cache.mu.Unlock()
-		call.idx, call.err = c.buildIndex(ctx, src, c.estimateRows(ctx, schema))
-		close(call.done)
+		// Built for every chunk that asks, not only this one: each waits
+		// with its own context, and a cancelled first caller fails no
+		// other.
+		go func() {
+			call.idx, call.err = c.buildIndex(context.WithoutCancel(ctx), src, schema)
+			close(call.done)
+			// Forgotten after indexTTL even if no run's extras release it
+			// (they ran on another worker).
+			time.AfterFunc(indexTTL, func() {
+				c.cache.mu.Lock()
+				defer c.cache.mu.Unlock()
+				if c.cache.sources[src] == call {
+					delete(c.cache.sources, src)
+				}
+			})
+		}()
 	} else {
 		call.used = time.Now()
 		c.cache.mu.Unlock()
@@ -201,16 +252,24 @@ func (c *Corrector) index(ctx context.Context, src string, schema *cdc.Table) (*
 	}
 }
 
-// release forgets the source's index if it is idx and no run's marks are
-// left on it: the last use of a run (its extras) frees the memory.
+// release forgets the source's index if it is idx and no run's chunks may
+// still use it: the last use of a run (its extras) frees the memory.
 func (c *Corrector) release(src string, idx *keyIndex) {
-	idx.mu.Lock()
-	busy := len(idx.runs) > 0
-	idx.mu.Unlock()
+	if idx.busy() {
+		return
+	}
 	c.cache.mu.Lock()
 	defer c.cache.mu.Unlock()
-	if call := c.cache.sources[src]; call != nil && call.idx == idx && !busy {
-		delete(c.cache.sources, src)
+	call := c.cache.sources[src]
+	if call == nil {
+		return
+	}
+	select {
+	case <-call.done:
+		if call.idx == idx {
+			delete(c.cache.sources, src)
+		}
+	default: // another run's index, being built
 	}
 }
 
@@ -226,14 +285,17 @@ func (c *Corrector) estimateRows(ctx context.Context, schema *cdc.Table) int {
 		schema.Database, schema.Name).Scan(&n); err != nil || !n.Valid || n.Int64 < 0 {
 		return 0
 	}
-	return int(min(n.Int64, 1<<24))
+	return int(min(n.Int64, 1<<21))
 }
 
-func (c *Corrector) buildIndex(ctx context.Context, src string, sizeHint int) (*keyIndex, error) {
-	idx := &keyIndex{built: time.Now(), keys: make(map[string]int32, sizeHint), entries: make([]indexEntry, 0, sizeHint)}
+func (c *Corrector) buildIndex(ctx context.Context, src string, schema *cdc.Table) (*keyIndex, error) {
+	idx := &keyIndex{built: time.Now(), keys: map[string]int32{}}
 	w, err := c.store.Watermark(ctx, src)
 	if err != nil || w.IsZero() {
 		return idx, err
+	}
+	if n := c.estimateRows(ctx, schema); n > 0 {
+		idx.keys, idx.entries = make(map[string]int32, n), make([]indexEntry, 0, n)
 	}
 	idx.upTo = w
 	// Two stages, each about half the work: this goroutine files the

@@ -1,0 +1,148 @@
+package correction
+
+import (
+	"context"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tidemark-dev/tidemark/eventcenter"
+	"github.com/tidemark-dev/tidemark/eventcenter/embedded"
+)
+
+// slowStore holds Watermark, so an index stays being built, until release
+// is closed.
+type slowStore struct {
+	eventcenter.Store
+	release chan struct{}
+}
+
+func (s *slowStore) Watermark(ctx context.Context, src string) (time.Time, error) {
+	select {
+	case <-s.release:
+		return time.Time{}, nil
+	case <-ctx.Done():
+		return time.Time{}, ctx.Err()
+	}
+}
+
+func newSlowStore(t *testing.T) *slowStore {
+	st, err := embedded.Open(embedded.Config{Dir: t.TempDir(), NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return &slowStore{Store: st, release: make(chan struct{})}
+}
+
+// TestIndexCache: the cache under the ways a worker's chunks and extras
+// use it at once (run with -race): a cancelled chunk does not fail the
+// others waiting on the index it started; the extras of a run that held
+// an expired index do not touch the one being built; a source's own
+// expired index makes room before another source's fresh one is evicted.
+func TestIndexCache(t *testing.T) {
+	t.Run("cancelled first caller", func(t *testing.T) {
+		ss := newSlowStore(t)
+		c := New(nil, ss, Options{})
+		ctxA, cancelA := context.WithCancel(context.Background())
+		errA, errB := make(chan error, 1), make(chan error, 1)
+		go func() { _, err := c.index(ctxA, "s", nil); errA <- err }()
+		time.Sleep(20 * time.Millisecond)
+		go func() { _, err := c.index(context.Background(), "s", nil); errB <- err }()
+		time.Sleep(20 * time.Millisecond)
+		cancelA()
+		if err := <-errA; err == nil {
+			t.Error("the cancelled caller got an index")
+		}
+		close(ss.release)
+		if err := <-errB; err != nil {
+			t.Errorf("a chunk whose context is alive failed with the first caller's: %v", err)
+		}
+	})
+	t.Run("release during a build", func(t *testing.T) {
+		ss := newSlowStore(t)
+		c := New(nil, ss, Options{})
+		old := &keyIndex{built: time.Now().Add(-2 * indexTTL)}
+		done := make(chan struct{})
+		close(done)
+		c.cache.sources = map[string]*indexCall{"s": {done: done, idx: old, used: time.Now()}}
+		var wg sync.WaitGroup
+		wg.Go(func() { c.index(context.Background(), "s", nil) }) // expired: rebuilt
+		for {
+			c.cache.mu.Lock()
+			call := c.cache.sources["s"]
+			c.cache.mu.Unlock()
+			if call != nil && call.idx != old {
+				break
+			}
+			time.Sleep(time.Millisecond)
+		}
+		wg.Go(func() {
+			for range 1000 {
+				c.release("s", old)
+			}
+		})
+		close(ss.release)
+		wg.Wait()
+		c.cache.mu.Lock()
+		defer c.cache.mu.Unlock()
+		if c.cache.sources["s"] == nil {
+			t.Error("the old index's release dropped the new one")
+		}
+	})
+	t.Run("own expired index first", func(t *testing.T) {
+		ss := newSlowStore(t)
+		close(ss.release)
+		c := New(nil, ss, Options{})
+		done := make(chan struct{})
+		close(done)
+		now := time.Now()
+		c.cache.sources = map[string]*indexCall{
+			"A": {done: done, idx: &keyIndex{built: now.Add(-2 * indexTTL)}, used: now.Add(-time.Minute)},
+			"B": {done: done, idx: &keyIndex{built: now}, used: now.Add(-2 * time.Minute)},
+		}
+		if _, err := c.index(context.Background(), "A", nil); err != nil {
+			t.Fatal(err)
+		}
+		if c.cache.sources["B"] == nil {
+			t.Error("another source's fresh index was evicted for the replacement of an expired one")
+		}
+	})
+}
+
+// TestTakenMarks: once the extras took a run's marks, a chunk attempt
+// still running marks nothing more (run with -race), and does not reopen
+// the run, so the index is not held busy.
+func TestTakenMarks(t *testing.T) {
+	x := &keyIndex{entries: make([]indexEntry, 64)}
+	since := time.Now()
+	m := x.marks(since)
+	x.cover(m, 0)
+	taken := x.takeRun(since, 1)
+	if taken != m {
+		t.Fatal("a covered run's marks were not taken")
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for i := range 1000 {
+			x.seeUnlisted(m, strconv.Itoa(i))
+			x.cover(m, i)
+		}
+	})
+	wg.Go(func() {
+		for i := range 1000 {
+			_ = taken.unlisted[strconv.Itoa(i)]
+		}
+	})
+	wg.Wait()
+	if len(taken.unlisted) != 0 || len(taken.covered) != 1 {
+		t.Errorf("marks changed after they were taken: %d unlisted, %d covered", len(taken.unlisted), len(taken.covered))
+	}
+	if x.marks(since) != m || x.busy() {
+		t.Error("a late attempt reopened the run")
+	}
+	if x.takeRun(since, 1) != nil {
+		t.Error("a run's marks were taken twice")
+	}
+}
