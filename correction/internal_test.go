@@ -151,3 +151,21 @@ func BenchmarkRowText(b *testing.B) {
 		_ = encodedSum(enc)
 	}
 }
+
+// TestChunkTexts: a chunk's values come back as added, NULL apart from a
+// value of no bytes.
+func TestChunkTexts(t *testing.T) {
+	x := &chunkTexts{data: make([]byte, 0, 4)}
+	in := [][]byte{nil, {}, []byte("abc"), nil, []byte("longer than the first block"), {}, []byte("z")}
+	for _, b := range in {
+		if err := x.add(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, want := range in {
+		got := x.value(i)
+		if (got == nil) != (want == nil) || string(got) != string(want) {
+			t.Errorf("value %d: %q (nil %v), want %q (nil %v)", i, got, got == nil, want, want == nil)
+		}
+	}
+}

@@ -78,10 +78,47 @@ func (p Point) String() string {
 // key that takes the exact path, or for the archive (typed).
 type mysqlRow struct {
 	key    string
-	sum    uint64   // encodedSum of the row's encoding, if hashed
-	hashed bool     // false: a value the codec cannot write (never taken as in sync)
-	text   [][]byte // in the table's column order; nil: NULL
-	vals   []any    // typed, in name order (rowShape); nil until typed
+	sum    uint64      // encodedSum of the row's encoding, if hashed
+	hashed bool        // false: a value the codec cannot write (never taken as in sync)
+	texts  *chunkTexts // the chunk's values: this row's from cell on, in the table's column order
+	cell   int
+	vals   []any // typed, in name order (rowShape); nil until typed
+}
+
+// chunkTexts holds a chunk's values as MySQL printed them, end to end, so
+// that the collector has no pointer per value to scan and the reader no
+// allocation per value to make.
+type chunkTexts struct {
+	data []byte   // never nil: a value of no bytes is not NULL
+	ends []uint32 // per value: its end in data, nullEnd set for NULL
+}
+
+const nullEnd = 1 << 31
+
+func (x *chunkTexts) add(b []byte) error {
+	if len(x.data)+len(b) >= nullEnd {
+		return errors.New("correction: a chunk of more than 2 GiB of values: use smaller chunks")
+	}
+	x.data = append(x.data, b...)
+	end := uint32(len(x.data))
+	if b == nil {
+		end |= nullEnd
+	}
+	x.ends = append(x.ends, end)
+	return nil
+}
+
+// value returns value i (nil: NULL).
+func (x *chunkTexts) value(i int) []byte {
+	end := x.ends[i]
+	if end&nullEnd != 0 {
+		return nil
+	}
+	start := uint32(0)
+	if i > 0 {
+		start = x.ends[i-1] &^ nullEnd
+	}
+	return x.data[start:end:end]
 }
 
 // typed types the row's values (cdc.ValueFromText), once.
@@ -92,7 +129,7 @@ func (r *mysqlRow) typed(t *cdc.Table, s *rowShape, zone *time.Location) error {
 	vals := make([]any, len(t.Columns))
 	for i := range t.Columns {
 		c := &t.Columns[i]
-		v, err := cdc.ValueFromText(c, r.text[i], zone)
+		v, err := cdc.ValueFromText(c, r.texts.value(r.cell+i), zone)
 		if err != nil {
 			return fmt.Errorf("correction: %s.%s column %s: %w", t.Database, t.Name, c.Name, err)
 		}
@@ -150,25 +187,6 @@ func rowText(enc []byte, t *cdc.Table, s *rowShape, text [][]byte, zone *time.Lo
 		ok = ok && valueOK
 	}
 	return enc, ok, nil
-}
-
-// slab copies values into large blocks: one allocation per block, not per
-// value. A copy is never moved.
-type slab struct{ block []byte }
-
-func (s *slab) copy(b []byte) []byte {
-	if b == nil {
-		return nil // NULL
-	}
-	if len(b) == 0 {
-		return []byte{} // '', not NULL
-	}
-	if cap(s.block)-len(s.block) < len(b) {
-		s.block = make([]byte, 0, max(64<<10, len(b)))
-	}
-	n := len(s.block)
-	s.block = append(s.block, b...)
-	return s.block[n:len(s.block):len(s.block)]
 }
 
 func quoteIdent(s string) string { return "`" + strings.ReplaceAll(s, "`", "``") + "`" }
@@ -449,8 +467,7 @@ func readChunk(ctx context.Context, db *sql.DB, t *cdc.Table, ch *Chunk, zone *t
 	}
 	var (
 		out   []mysqlRow
-		texts [][]byte // every row's values, the row's the next len(t.Columns)
-		store slab
+		texts = &chunkTexts{data: make([]byte, 0, 64<<10)}
 		enc   []byte
 	)
 	shape := shapeOf(t)
@@ -477,13 +494,13 @@ func readChunk(ctx context.Context, db *sql.DB, t *cdc.Table, ch *Chunk, zone *t
 		if r.key, err = source.RowKey(keyVals...); err != nil {
 			return Point{}, nil, err
 		}
+		r.texts, r.cell = texts, len(texts.ends)
 		for _, b := range view {
-			texts = append(texts, store.copy(b))
+			if err := texts.add(b); err != nil {
+				return Point{}, nil, err
+			}
 		}
 		out = append(out, r)
-	}
-	for i := range out {
-		out[i].text = texts[i*len(t.Columns) : (i+1)*len(t.Columns) : (i+1)*len(t.Columns)]
 	}
 	if err := rows.Err(); err != nil {
 		return Point{}, nil, fmt.Errorf("correction: reading %s.%s: %w", t.Database, t.Name, err)
