@@ -16,7 +16,10 @@ import (
 // ValueFromText's value, its refusals are the codec's (CheckValue), and
 // its errors are ValueFromText's.
 func TestAppendValueText(t *testing.T) {
-	zone := time.FixedZone("UTC+8", 8*3600)
+	zone, err := time.LoadLocation("Europe/Paris") // with a DST gap and overlap
+	if err != nil {
+		t.Fatal(err)
+	}
 	type tc struct {
 		col  Column
 		text []byte
@@ -37,23 +40,34 @@ func TestAppendValueText(t *testing.T) {
 		at := time.Unix(rnd.Int64N(1<<34), rnd.Int64N(1e9)).UTC()
 		times = append(times, at.Format("2006-01-02 15:04:05.000000"), at.Format("2006-01-02 15:04:05"), at.Format(time.DateOnly))
 	}
-	for _, dt := range []string{"tinyint", "int", "bigint", "year", "bool"} {
-		add(dt, false, append(ints, "0", "-9223372036854775808", "9223372036854775807", "9223372036854775808", "x", "")...)
+	// Every type of the mapping (convert.go), each signed and unsigned,
+	// and one it does not name.
+	for _, dt := range []string{"tinyint", "smallint", "mediumint", "int", "integer", "bigint", "year", "bool", "boolean"} {
+		add(dt, false, append(ints, "0", "00042", "+5", "-9223372036854775808", "9223372036854775807", "9223372036854775808", "x", "")...)
+		add(dt, true, append(uints, "0", "18446744073709551615", "18446744073709551616", "-1")...)
 	}
-	add("bigint", true, append(uints, "0", "18446744073709551615", "18446744073709551616", "-1")...)
-	add("bit", false, "\x00", "\x01\x02", "\xff\xff\xff")
-	add("decimal", false, "1.50", "-0.00", "123456789012345678901234567890.5")
-	add("float", false, append(floats, "1.5", "3.4028235e38", "NaN?", "")...)
-	add("double", false, append(floats, "1e308", "-0", "bad")...)
+	add("bit", false, "\x00", "\x01\x02", "\xff\xff\xff", "\x01\x02\x03\x04\x05\x06\x07\x08\x09")
+	for _, dt := range []string{"decimal", "numeric"} {
+		add(dt, false, "1.50", "-0.00", "123456789012345678901234567890.5")
+		add(dt, true, "1.50")
+	}
+	add("float", false, append(floats, "1.5", "3.4028235e38", "1e39", "NaN", "-Inf", "NaN?", "")...)
+	for _, dt := range []string{"double", "real"} {
+		add(dt, false, append(floats, "1e308", "1e309", "-0", "bad")...)
+	}
 	for _, dt := range []string{"datetime", "timestamp", "date"} {
-		add(dt, false, append(times, "0000-00-00 00:00:00", "0000-01-01", "2026-00-10", "2026-02-29", "2024-02-29 23:59:59.5",
-			"9999-12-31 23:59:59.999999", "1000-01-01 00:00:00", "2026-12-03 10:12", "2026-13-01", "junk")...)
+		add(dt, false, append(times, "0000-00-00 00:00:00", "0000-00-00", "0000-01-01", "2026-00-10", "2026-01-00 10:00:00",
+			"2026-02-29", "2024-02-29 23:59:59.5", "2026-03-29 02:30:00", "2026-10-25 02:30:00",
+			"9999-12-31 23:59:59.999999", "1000-01-01 00:00:00", "2026-12-03 10:12", "2026-12-03T10:12:00",
+			"2026-12-03 10:12:00.1234567", "2026-13-01", "junk")...)
 	}
-	add("varchar", false, "", "x", "héllo", "a\x00b")
-	add("text", false, "long text")
-	add("varbinary", false, "", "\x00\xff")
-	add("blob", false, "bytes")
-	add("json", false, `{"a":1}`)
+	for _, dt := range []string{"char", "varchar", "tinytext", "text", "mediumtext", "longtext", "json", "enum", "set", "time", "no-such-type"} {
+		add(dt, false, "", "x", "héllo", "a\x00b", "a,b", `{"a":1}`, "838:59:59.000000", "-01:00:00")
+	}
+	for _, dt := range []string{"binary", "varbinary", "tinyblob", "blob", "mediumblob", "longblob", "geometry", "point",
+		"linestring", "polygon", "multipoint", "multilinestring", "multipolygon", "geometrycollection"} {
+		add(dt, false, "", "\x00\xff", "bytes")
+	}
 
 	var checked, refused int
 	for _, c := range cases {
@@ -64,6 +78,9 @@ func TestAppendValueText(t *testing.T) {
 			continue
 		}
 		if verr != nil {
+			if string(got) != "prefix" {
+				t.Errorf("%s %q: an error, and dst changed: %q", c.col.DataType, c.text, got)
+			}
 			continue
 		}
 		if cerr := codec.CheckValue(v); cerr != nil {

@@ -222,7 +222,7 @@ func (c *Corrector) ChunkReporting(ctx context.Context, t Target, schema *cdc.Ta
 				}
 			}
 			if err := r.typed(schema, &shape, c.opts.Zone); err != nil {
-				return res, err
+				return res, fmt.Errorf("correction: source %s chunk %d: %w", t.Source, ch.Index, err)
 			}
 			my = r.row(&shape)
 		} else {
@@ -438,6 +438,7 @@ func (c *Corrector) Extras(ctx context.Context, t Target, schema *cdc.Table, fir
 		recentInMySQL func(key string) bool
 	)
 	if m := idx.takeRun(since, first); m != nil {
+		defer idx.spend(m)
 		inMySQL = m.saw
 		recentInMySQL = func(key string) bool {
 			if i, ok := idx.keys[key]; ok {

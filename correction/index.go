@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"weak"
 
 	"github.com/tidemark-dev/tidemark/cdc"
 	"github.com/tidemark-dev/tidemark/eventcenter"
@@ -79,7 +80,9 @@ func (x *keyIndex) marks(since time.Time) *runMarks {
 	return m
 }
 
-// see marks the indexed key at pos as one MySQL has.
+// see marks the indexed key at pos as one MySQL has. (A late chunk
+// attempt may still mark a taken run's keys: what it marks is true, and
+// the bits are atomic.)
 func (m *runMarks) see(pos int32) { m.seen[pos>>5].Or(1 << (pos & 31)) }
 
 // saw reports whether a chunk marked the indexed key at pos.
@@ -134,6 +137,13 @@ func (x *keyIndex) takeRun(since time.Time, chunks int) *runMarks {
 	return m
 }
 
+// spend frees the names of taken marks once the extras used them.
+func (x *keyIndex) spend(m *runMarks) {
+	x.mu.Lock()
+	m.unlisted = nil
+	x.mu.Unlock()
+}
+
 // busy reports whether a run's chunks may still use the index: one whose
 // marks Extras has not taken.
 func (x *keyIndex) busy() bool {
@@ -176,10 +186,25 @@ type indexCache struct {
 }
 
 type indexCall struct {
-	done chan struct{}
-	idx  *keyIndex
-	err  error
-	used time.Time // the last time it was asked for (under indexCache.mu)
+	done    chan struct{}
+	idx     *keyIndex
+	err     error
+	used    time.Time          // the last time it was asked for (under indexCache.mu)
+	waiters int                // callers waiting for the build (under indexCache.mu)
+	cancel  context.CancelFunc // stops the build
+	expire  *time.Timer        // forgets the index after indexTTL (under indexCache.mu)
+}
+
+// forget removes the source's call from the cache if it is call (under
+// indexCache.mu), stopping its timer so that nothing holds the index.
+func (c *indexCache) forget(src string, call *indexCall) {
+	if c.sources[src] != call {
+		return
+	}
+	delete(c.sources, src)
+	if call.expire != nil {
+		call.expire.Stop()
+	}
 }
 
 // index returns the source's index, building it (once, however many chunks
@@ -196,7 +221,7 @@ func (c *Corrector) index(ctx context.Context, src string, schema *cdc.Table) (*
 		select {
 		case <-call.done:
 			if call.err != nil || time.Since(call.idx.built) > indexTTL {
-				delete(c.cache.sources, src)
+				c.cache.forget(src, call)
 				call = nil
 			}
 		default:
@@ -219,37 +244,58 @@ func (c *Corrector) index(ctx context.Context, src string, schema *cdc.Table) (*
 			if oldest == "" {
 				break // all being built
 			}
-			delete(c.cache.sources, oldest)
+			c.cache.forget(oldest, c.cache.sources[oldest])
 		}
-		call = &indexCall{done: make(chan struct{}), used: time.Now()}
-		c.cache.sources[src] = call
-		c.cache.mu.Unlock()
 		// Built for every chunk that asks, not only this one: each waits
-		// with its own context, and a cancelled first caller fails no
-		// other.
+		// with its own context, and a cancelled caller fails no other. The
+		// build stops when the last caller gives up (a store that hangs
+		// then holds no source for good: the next caller builds anew).
+		bctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		call = &indexCall{done: make(chan struct{}), used: time.Now(), cancel: cancel}
+		c.cache.sources[src] = call
 		go func() {
-			call.idx, call.err = c.buildIndex(context.WithoutCancel(ctx), src, schema)
+			idx, err := c.buildIndex(bctx, src, schema)
+			cancel()
+			c.cache.mu.Lock()
+			defer c.cache.mu.Unlock()
+			call.idx, call.err = idx, err
 			close(call.done)
-			// Forgotten after indexTTL even if no run's extras release it
-			// (they ran on another worker).
-			time.AfterFunc(indexTTL, func() {
-				c.cache.mu.Lock()
-				defer c.cache.mu.Unlock()
-				if c.cache.sources[src] == call {
-					delete(c.cache.sources, src)
-				}
-			})
+			if err == nil {
+				// Forgotten after indexTTL even if no run's extras release
+				// it (they ran on another worker). The timer holds the call
+				// weakly: a stopped timer may stay queued until it would
+				// have fired, and must not keep a forgotten index.
+				weakCall := weak.Make(call)
+				call.expire = time.AfterFunc(indexTTL, func() {
+					if call := weakCall.Value(); call != nil {
+						c.cache.mu.Lock()
+						defer c.cache.mu.Unlock()
+						c.cache.forget(src, call)
+					}
+				})
+			}
 		}()
-	} else {
-		call.used = time.Now()
-		c.cache.mu.Unlock()
 	}
+	call.used = time.Now()
+	call.waiters++
+	c.cache.mu.Unlock()
+	select {
+	case <-call.done:
+	case <-ctx.Done():
+	}
+	c.cache.mu.Lock()
+	defer c.cache.mu.Unlock()
+	call.waiters--
 	select {
 	case <-call.done:
 		return call.idx, call.err
-	case <-ctx.Done():
-		return nil, ctx.Err()
+	default:
 	}
+	if call.waiters == 0 {
+		call.cancel()
+		c.cache.forget(src, call)
+	}
+	return nil, ctx.Err()
 }
 
 // release forgets the source's index if it is idx and no run's chunks may
@@ -267,7 +313,7 @@ func (c *Corrector) release(src string, idx *keyIndex) {
 	select {
 	case <-call.done:
 		if call.idx == idx {
-			delete(c.cache.sources, src)
+			c.cache.forget(src, call)
 		}
 	default: // another run's index, being built
 	}

@@ -2,10 +2,12 @@ package correction
 
 import (
 	"context"
+	"runtime"
 	"strconv"
 	"sync"
 	"testing"
 	"time"
+	"weak"
 
 	"github.com/tidemark-dev/tidemark/eventcenter"
 	"github.com/tidemark-dev/tidemark/eventcenter/embedded"
@@ -58,6 +60,41 @@ func TestIndexCache(t *testing.T) {
 		close(ss.release)
 		if err := <-errB; err != nil {
 			t.Errorf("a chunk whose context is alive failed with the first caller's: %v", err)
+		}
+	})
+	t.Run("hung build abandoned", func(t *testing.T) {
+		ss := newSlowStore(t)
+		defer close(ss.release)
+		c := New(nil, ss, Options{})
+		for range 3 {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+			if _, err := c.index(ctx, "s", nil); err == nil {
+				t.Fatal("an index from a store that hangs")
+			}
+			cancel()
+			c.cache.mu.Lock()
+			left := c.cache.sources["s"]
+			c.cache.mu.Unlock()
+			if left != nil {
+				t.Fatal("a build no caller waits for any more still holds the source")
+			}
+		}
+	})
+	t.Run("released index collectable", func(t *testing.T) {
+		ss := newSlowStore(t)
+		close(ss.release)
+		c := New(nil, ss, Options{})
+		idx, err := c.index(context.Background(), "s", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		gone := weak.Make(idx)
+		c.release("s", idx)
+		idx = nil
+		runtime.GC()
+		runtime.GC()
+		if gone.Value() != nil {
+			t.Error("a released index is still reachable (its expiry timer holds it)")
 		}
 	})
 	t.Run("release during a build", func(t *testing.T) {

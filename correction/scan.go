@@ -90,22 +90,18 @@ type mysqlRow struct {
 // allocation per value to make.
 type chunkTexts struct {
 	data []byte   // never nil: a value of no bytes is not NULL
-	ends []uint32 // per value: its end in data, nullEnd set for NULL
+	ends []uint64 // per value: its end in data, nullEnd set for NULL
 }
 
-const nullEnd = 1 << 31
+const nullEnd = 1 << 63
 
-func (x *chunkTexts) add(b []byte) error {
-	if len(x.data)+len(b) >= nullEnd {
-		return errors.New("correction: a chunk of more than 2 GiB of values: use smaller chunks")
-	}
+func (x *chunkTexts) add(b []byte) {
 	x.data = append(x.data, b...)
-	end := uint32(len(x.data))
+	end := uint64(len(x.data))
 	if b == nil {
 		end |= nullEnd
 	}
 	x.ends = append(x.ends, end)
-	return nil
 }
 
 // value returns value i (nil: NULL).
@@ -114,7 +110,7 @@ func (x *chunkTexts) value(i int) []byte {
 	if end&nullEnd != 0 {
 		return nil
 	}
-	start := uint32(0)
+	start := uint64(0)
 	if i > 0 {
 		start = x.ends[i-1] &^ nullEnd
 	}
@@ -467,7 +463,7 @@ func readChunk(ctx context.Context, db *sql.DB, t *cdc.Table, ch *Chunk, zone *t
 	}
 	var (
 		out   []mysqlRow
-		texts = &chunkTexts{data: make([]byte, 0, 64<<10)}
+		texts = &chunkTexts{data: []byte{}}
 		enc   []byte
 	)
 	shape := shapeOf(t)
@@ -496,9 +492,7 @@ func readChunk(ctx context.Context, db *sql.DB, t *cdc.Table, ch *Chunk, zone *t
 		}
 		r.texts, r.cell = texts, len(texts.ends)
 		for _, b := range view {
-			if err := texts.add(b); err != nil {
-				return Point{}, nil, err
-			}
+			texts.add(b)
 		}
 		out = append(out, r)
 	}
