@@ -3,6 +3,7 @@ package correction
 import (
 	"context"
 	"crypto/rand"
+	"database/sql"
 	"encoding/hex"
 	"fmt"
 	"slices"
@@ -22,21 +23,7 @@ import (
 // spent by the call.
 func TestExtrasFromMarks(t *testing.T) {
 	ctx := context.Background()
-	cfg := testenv.MySQL(t)
-	db, err := Open(cfg.Addr, cfg.User, cfg.Password)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	b := make([]byte, 4)
-	rand.Read(b)
-	name := cfg.DB + "_extras_" + hex.EncodeToString(b)
-	for _, q := range []string{"CREATE DATABASE " + name, "CREATE TABLE " + name + ".t (id INT PRIMARY KEY, v VARCHAR(8) NOT NULL)"} {
-		if _, err := db.ExecContext(ctx, q); err != nil {
-			t.Fatal(err)
-		}
-	}
-	defer db.Exec("DROP DATABASE " + name)
+	db, name := newKeyTable(t)
 	st, err := embedded.Open(embedded.Config{Dir: t.TempDir(), NoSync: true})
 	if err != nil {
 		t.Fatal(err)
@@ -194,21 +181,7 @@ func TestExtrasFromMarks(t *testing.T) {
 // drifted key is counted once, on the marks path as on the scan path.
 func TestExtrasWithTrailingWatermark(t *testing.T) {
 	ctx := context.Background()
-	cfg := testenv.MySQL(t)
-	db, err := Open(cfg.Addr, cfg.User, cfg.Password)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	b := make([]byte, 4)
-	rand.Read(b)
-	name := cfg.DB + "_trail_" + hex.EncodeToString(b)
-	for _, q := range []string{"CREATE DATABASE " + name, "CREATE TABLE " + name + ".t (id INT PRIMARY KEY, v VARCHAR(8) NOT NULL)"} {
-		if _, err := db.ExecContext(ctx, q); err != nil {
-			t.Fatal(err)
-		}
-	}
-	defer db.Exec("DROP DATABASE " + name)
+	db, name := newKeyTable(t)
 	for i := 1; i <= 20; i++ {
 		v := "v" + strconv.Itoa(i)
 		if i == 16 {
@@ -315,4 +288,29 @@ func TestExtrasWithTrailingWatermark(t *testing.T) {
 			}
 		})
 	}
+}
+
+// newKeyTable creates a database of its own (dropped at the end of the
+// test) holding an empty table t (id INT PRIMARY KEY, v VARCHAR(8)), and
+// returns a connection opened as the correction reads, and the database.
+func newKeyTable(t *testing.T) (*sql.DB, string) {
+	t.Helper()
+	cfg := testenv.MySQL(t)
+	db, err := Open(cfg.Addr, cfg.User, cfg.Password)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := make([]byte, 4)
+	rand.Read(b)
+	name := cfg.DB + "_keys_" + hex.EncodeToString(b)
+	t.Cleanup(func() {
+		db.Exec("DROP DATABASE " + name)
+		db.Close()
+	})
+	for _, q := range []string{"CREATE DATABASE " + name, "CREATE TABLE " + name + ".t (id INT PRIMARY KEY, v VARCHAR(8) NOT NULL)"} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return db, name
 }
