@@ -164,7 +164,7 @@ func isBinary(dataType string) bool {
 // parseTime reads "YYYY-MM-DD[ HH:MM:SS[.ffffff]]" in loc; a zero date
 // stays the string it is.
 func parseTime(s string, loc *time.Location) (any, error) {
-	if strings.HasPrefix(s, "0000-") || strings.Contains(s[:min(len(s), 10)], "-00") {
+	if zeroDate(s) {
 		return strings.Clone(s), nil
 	}
 	if t, ok := parseDateTime(s, loc); ok {
@@ -179,6 +179,12 @@ func parseTime(s string, loc *time.Location) (any, error) {
 		return nil, fmt.Errorf("cdc: time %q: %w", s, err)
 	}
 	return t.UTC(), nil
+}
+
+// zeroDate reports a zero or partly zero date ('0000-00-00', '2026-00-10'),
+// which has no instant and stays the string MySQL prints.
+func zeroDate(s string) bool {
+	return strings.HasPrefix(s, "0000-") || strings.Contains(s[:min(len(s), 10)], "-00")
 }
 
 // parseDateTime parses the forms MySQL writes a DATE, DATETIME or
@@ -336,8 +342,8 @@ func AppendValueText(dst []byte, c *Column, text []byte, zone *time.Location) (_
 		if c.DataType == "timestamp" {
 			loc = time.UTC
 		}
-		if bytes.HasPrefix(text, []byte("0000-")) || bytes.Contains(text[:min(len(text), 10)], []byte("-00")) {
-			return codec.AppendStringValue(dst, text), true, nil // a zero date stays a string (parseTime)
+		if zeroDate(string(text)) {
+			return codec.AppendStringValue(dst, text), true, nil
 		}
 		t, ok := parseDateTime(string(text), loc)
 		if !ok { // a form only the layout walk reads
