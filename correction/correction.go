@@ -203,7 +203,7 @@ func (c *Corrector) ChunkReporting(ctx context.Context, t Target, schema *cdc.Ta
 			r := &rows[i]
 			key = r.key
 			if idx != nil {
-				pos, indexed := idx.keys[key]
+				pos, indexed := idx.lookup(key)
 				isRecent := recent[key]
 				if marks != nil {
 					if indexed {
@@ -441,7 +441,7 @@ func (c *Corrector) Extras(ctx context.Context, t Target, schema *cdc.Table, fir
 		defer idx.spend(m)
 		inMySQL = m.saw
 		recentInMySQL = func(key string) bool {
-			if i, ok := idx.keys[key]; ok {
+			if i, ok := idx.lookup(key); ok {
 				return m.saw(i)
 			}
 			return m.unlisted[key]
@@ -454,7 +454,7 @@ func (c *Corrector) Extras(ctx context.Context, t Target, schema *cdc.Table, fir
 			if err != nil {
 				return err
 			}
-			if i, ok := idx.keys[key]; ok {
+			if i, ok := idx.lookup(key); ok {
 				seen[i] = true
 			}
 			if recent[key] {
@@ -467,7 +467,7 @@ func (c *Corrector) Extras(ctx context.Context, t Target, schema *cdc.Table, fir
 		}
 	}
 	candidates := map[string]bool{}
-	for k, i := range idx.keys {
+	for k, i := range idx.all {
 		if !inMySQL(i) {
 			candidates[k] = true
 		}
@@ -589,6 +589,9 @@ func (c *Corrector) Source(ctx context.Context, t Target, keys []string, progres
 	if err != nil {
 		return res, err
 	}
+	if keys == nil { // index the event center while MySQL plans and reads the first chunks
+		go c.index(ctx, t.Source, schema)
+	}
 	var chunks []Chunk
 	if keys != nil {
 		chunks, err = KeyChunks(schema, keys, c.opts.KeyChunk, 0)
@@ -602,9 +605,6 @@ func (c *Corrector) Source(ctx context.Context, t Target, keys []string, progres
 	c.name(t, chunks, since)
 	for i := range chunks {
 		chunks[i].Since = since
-	}
-	if keys == nil { // index the event center while the first chunks read MySQL
-		go c.index(context.WithoutCancel(ctx), t.Source, schema)
 	}
 	done := 0
 	run := func(chunks []Chunk, total int) error {

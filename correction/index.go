@@ -3,9 +3,11 @@ package correction
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"hash/maphash"
 	"math"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -18,28 +20,64 @@ import (
 
 // The fast path of a comparison. Reading a key's history costs a seek in
 // the event center per key, which caps a chunk at a few tens of thousands
-// of keys a second. So a Corrector first replays each source once up to
-// its watermark W into an index: per key, a hash of its state and the
-// operation that set it. Every event in it was stored, hence committed in
-// MySQL, before any later chunk's snapshot, so it is positioned before the
-// chunk's point. A chunk then replays only the source's events after W up
-// to its point's time (the recent ones), and a key not among them whose
-// MySQL row hashes like its indexed state is in sync without a read.
+// of keys a second. So a Corrector first indexes each source's states as
+// of its watermark W once: per key, a hash of its state and the operation
+// that set it. The store lists the states in parts, read in parallel
+// (eventcenter.StateScanner), or else the source is replayed up to W. A
+// chunk then replays only the source's events between W and its point's
+// time (the recent ones: after W for a chunk read after the index was
+// built, the usual case; before it for one read while it was being built),
+// and a key not among them whose MySQL row hashes like its indexed state
+// is in sync without a read.
 // Every other key — drifted, recent, unknown — takes the exact path
 // (stateAt). The index answers "in sync" only; a 64-bit hash collision
 // would let a drifted row pass as in sync with a probability of 2^-64.
 
 // keyIndex is a source's state as of its watermark upTo: per key, the
-// position of its entry. (An int32 per key keeps the map small: at a
-// million keys its probes miss the caches, and they are most of the work.)
+// position of its entry. (An int32 per key keeps the maps small: at a
+// million keys their probes miss the caches, and they are most of the
+// work.) The keys are split into shards by their salt (codec.Salt modulo
+// the number of shards), each built by a goroutine of its own where the
+// store lists states in parts (eventcenter.StateScanner).
 type keyIndex struct {
+	src     string
 	upTo    time.Time
 	built   time.Time
-	keys    map[string]int32
-	entries []indexEntry // a deleted key's entry stays, out of keys
+	shards  []indexShard
+	entries []indexEntry // each shard's in turn; a deleted key's entry stays, out of its shard
 
 	mu   sync.Mutex
 	runs map[int64]*runMarks // by the run's start (Chunk.Since)
+}
+
+// indexShard maps its keys to their entries, at base + the mapped value.
+type indexShard struct {
+	keys map[string]int32
+	base int32
+}
+
+// lookup returns the position of key's entry.
+func (x *keyIndex) lookup(key string) (int32, bool) {
+	if len(x.shards) == 0 {
+		return 0, false
+	}
+	sh := &x.shards[0]
+	if len(x.shards) > 1 {
+		sh = &x.shards[int(codec.Salt(x.src, key))%len(x.shards)]
+	}
+	i, ok := sh.keys[key]
+	return sh.base + i, ok
+}
+
+// all yields every indexed key with the position of its entry.
+func (x *keyIndex) all(yield func(string, int32) bool) {
+	for _, sh := range x.shards {
+		for k, i := range sh.keys {
+			if !yield(k, sh.base+i) {
+				return
+			}
+		}
+	}
 }
 
 // runMarks is what one run's range chunks saw of MySQL through an index,
@@ -335,15 +373,73 @@ func (c *Corrector) estimateRows(ctx context.Context, schema *cdc.Table) int {
 }
 
 func (c *Corrector) buildIndex(ctx context.Context, src string, schema *cdc.Table) (*keyIndex, error) {
-	idx := &keyIndex{built: time.Now(), keys: map[string]int32{}}
+	idx := &keyIndex{src: src, built: time.Now(), shards: []indexShard{{keys: map[string]int32{}}}}
 	w, err := c.store.Watermark(ctx, src)
 	if err != nil || w.IsZero() {
 		return idx, err
 	}
-	if n := c.estimateRows(ctx, schema); n > 0 {
-		idx.keys, idx.entries = make(map[string]int32, n), make([]indexEntry, 0, n)
-	}
 	idx.upTo = w
+	n := c.estimateRows(ctx, schema)
+	if sc, ok := c.store.(eventcenter.StateScanner); ok {
+		return idx, c.scanIndex(ctx, sc, idx, n)
+	}
+	return idx, c.replayIndex(ctx, idx, n)
+}
+
+// scanIndex fills idx from the states the store lists as of idx.upTo, in
+// as many parts as the process has cores: one goroutine per shard, each
+// reading its part and filing it, with nothing shared until the shards'
+// entries are joined.
+func (c *Corrector) scanIndex(ctx context.Context, sc eventcenter.StateScanner, idx *keyIndex, rows int) error {
+	parts := min(max(runtime.GOMAXPROCS(0), 1), 16)
+	idx.shards = make([]indexShard, parts)
+	entries := make([][]indexEntry, parts)
+	errs := make([]error, parts)
+	var wg sync.WaitGroup
+	for p := range parts {
+		wg.Go(func() {
+			keys, ents := make(map[string]int32, rows/parts), make([]indexEntry, 0, rows/parts)
+			for ev, err := range sc.ScanStates(ctx, idx.src, idx.upTo, p, parts) {
+				if err != nil {
+					errs[p] = err
+					return
+				}
+				if ev.After == nil { // deleted
+					continue
+				}
+				keys[ev.Key] = int32(len(ents))
+				ents = append(ents, indexEntry{sum: encodedSum(ev.After), op: ev.Op, storedAt: ev.StoredAt.UnixNano()})
+			}
+			idx.shards[p].keys, entries[p] = keys, ents
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	total := 0
+	for p := range parts {
+		total += len(entries[p])
+	}
+	if total > math.MaxInt32 {
+		return fmt.Errorf("correction: source %s: more than %d keys to index", idx.src, math.MaxInt32)
+	}
+	idx.entries = make([]indexEntry, 0, total)
+	for p := range parts {
+		idx.shards[p].base = int32(len(idx.entries))
+		idx.entries = append(idx.entries, entries[p]...)
+	}
+	return nil
+}
+
+// replayIndex fills idx (one shard) from a replay of the source up to
+// idx.upTo, for a store that does not list states.
+func (c *Corrector) replayIndex(ctx context.Context, idx *keyIndex, rows int) error {
+	keys := idx.shards[0].keys
+	if rows > 0 {
+		keys, idx.entries = make(map[string]int32, rows), make([]indexEntry, 0, rows)
+		idx.shards[0].keys = keys
+	}
 	// Two stages, each about half the work: this goroutine files the
 	// entries into the map while another reads the rows as stored, never
 	// decoded, and hashes their encoding.
@@ -363,7 +459,7 @@ func (c *Corrector) buildIndex(ctx context.Context, src string, schema *cdc.Tabl
 	go func() {
 		defer close(batches)
 		b := <-free
-		for ev, err := range codec.ReplayRaw(ctx, c.store, src, eventcenter.MinTime, w.Add(time.Nanosecond), time.Time{}) {
+		for ev, err := range codec.ReplayRaw(ctx, c.store, idx.src, eventcenter.MinTime, idx.upTo.Add(time.Nanosecond), time.Time{}) {
 			if err != nil {
 				scanErr = err
 				return
@@ -393,40 +489,43 @@ func (c *Corrector) buildIndex(ctx context.Context, src string, schema *cdc.Tabl
 	for b := range batches {
 		for _, it := range b {
 			if it.del {
-				delete(idx.keys, it.key)
+				delete(keys, it.key)
 				continue
 			}
-			if i, ok := idx.keys[it.key]; ok {
+			if i, ok := keys[it.key]; ok {
 				idx.entries[i] = it.e
 				continue
 			}
 			if len(idx.entries) == math.MaxInt32 {
-				return nil, fmt.Errorf("correction: source %s: more than %d keys to index", src, math.MaxInt32)
+				return fmt.Errorf("correction: source %s: more than %d keys to index", idx.src, math.MaxInt32)
 			}
-			idx.keys[it.key] = int32(len(idx.entries))
+			keys[it.key] = int32(len(idx.entries))
 			idx.entries = append(idx.entries, it.e)
 		}
 		clear(b)
 		free <- b[:0]
 	}
-	if scanErr != nil {
-		return nil, scanErr
-	}
-	return idx, nil
+	return scanErr
 }
 
-// recent returns the keys of src with an event after the index's upTo and
-// at or before t.
+// recent returns the keys of src with an event between the index's upTo
+// and t (after the earlier, at or before the later): the keys whose state
+// at t the index may not hold. (A chunk that read MySQL before the index
+// was built has its point before upTo.)
 func (c *Corrector) recent(ctx context.Context, src string, idx *keyIndex, t time.Time) (map[string]bool, error) {
-	from := idx.upTo.Add(time.Nanosecond)
-	if idx.upTo.IsZero() {
+	lo, hi := idx.upTo, t
+	if hi.Before(lo) {
+		lo, hi = hi, lo
+	}
+	from := lo.Add(time.Nanosecond)
+	if lo.IsZero() {
 		from = eventcenter.MinTime
 	}
 	out := map[string]bool{}
-	if t.Before(from) {
+	if hi.Before(from) {
 		return out, nil
 	}
-	for ev, err := range c.store.Replay(ctx, eventcenter.ReplayQuery{Sources: []string{src}, From: from, To: t.Add(time.Nanosecond)}) {
+	for ev, err := range c.store.Replay(ctx, eventcenter.ReplayQuery{Sources: []string{src}, From: from, To: hi.Add(time.Nanosecond)}) {
 		if err != nil {
 			return nil, err
 		}

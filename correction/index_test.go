@@ -183,3 +183,76 @@ func TestTakenMarks(t *testing.T) {
 		t.Error("a run's marks were taken twice")
 	}
 }
+
+// TestIndexBuildsAgree: an index listed from the store's states in parts
+// (StateScanner) holds what one replayed from the source's history holds:
+// the same keys, each with the same entry, over keys with many versions,
+// deletes, revivals and events after the watermark.
+func TestIndexBuildsAgree(t *testing.T) {
+	ctx := context.Background()
+	st, err := embedded.Open(embedded.Config{Dir: t.TempDir(), NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	const src = "mysql.agree.t"
+	base := time.Now().Add(-time.Hour).Truncate(time.Second)
+	w := base.Add(6 * time.Second)
+	var evs []eventcenter.Event
+	for k := range 400 {
+		for v := range 1 + k%12 {
+			e := eventcenter.Event{Source: src, Key: strconv.Itoa(k), Time: base.Add(time.Duration(v) * time.Second),
+				Pos: eventcenter.Position{Log: 1, Offset: uint64(k*16+v) << 16}, Op: eventcenter.OpUpdate,
+				After: eventcenter.Row{"id": int64(k), "v": strconv.Itoa(v)}}
+			switch {
+			case k%7 == 0 && v == k%12: // deleted last
+				e.Op, e.After = eventcenter.OpDelete, nil
+			case k%5 == 0 && v == 1: // deleted, then revived
+				e.Op, e.After = eventcenter.OpDelete, nil
+			case k%3 == 0 && v == 0:
+				e.Op = eventcenter.OpCorrection
+			}
+			evs = append(evs, e)
+		}
+	}
+	if err := st.Append(ctx, evs); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.AdvanceWatermark(ctx, src, 0, w); err != nil {
+		t.Fatal(err)
+	}
+	index := func(store eventcenter.Store) (map[string]indexEntry, int) {
+		t.Helper()
+		idx, err := New(nil, store, Options{}).buildIndex(ctx, src, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !idx.upTo.Equal(w) {
+			t.Fatalf("index up to %v, want the watermark %v", idx.upTo, w)
+		}
+		out := map[string]indexEntry{}
+		for k, pos := range idx.all {
+			if p, ok := idx.lookup(k); !ok || p != pos {
+				t.Fatalf("lookup(%q) = %d, %v; all says %d", k, p, ok, pos)
+			}
+			out[k] = idx.entries[pos]
+		}
+		return out, len(idx.shards)
+	}
+	scanned, shards := index(st)
+	replayed, _ := index(struct{ eventcenter.Store }{st}) // no StateScanner: a replay
+	if runtime.GOMAXPROCS(0) > 1 && shards < 2 {
+		t.Errorf("the listed index has %d shard(s)", shards)
+	}
+	if len(scanned) < 100 {
+		t.Fatalf("%d keys indexed: the case is too small", len(scanned))
+	}
+	if len(scanned) != len(replayed) {
+		t.Errorf("%d keys listed, %d replayed", len(scanned), len(replayed))
+	}
+	for k, e := range replayed {
+		if scanned[k] != e {
+			t.Errorf("key %s: listed %+v, replayed %+v", k, scanned[k], e)
+		}
+	}
+}

@@ -145,6 +145,20 @@ type RawReplayer interface {
 	ReplayRaw(ctx context.Context, source string, from, to, knownAt time.Time) iter.Seq2[RawEvent, error]
 }
 
+// StateScanner is a store that lists a source's states as of a time in its
+// own key order, in parts read in parallel: one row per key instead of a
+// replay of the source's history in time order (a correction's index of a
+// whole table).
+type StateScanner interface {
+	// ScanStates yields, for every key of source whose codec.Salt modulo
+	// parts is part (0 <= part < parts <= 256), the event AsOf finds at
+	// time at, as known now — deletes too, with After nil — in no
+	// particular order, each key once. A RawEvent's After and Before are
+	// valid until the next step of the iteration. Iteration stops at the
+	// first error, yielded with a zero RawEvent.
+	ScanStates(ctx context.Context, source string, at time.Time, part, parts int) iter.Seq2[RawEvent, error]
+}
+
 // Index declares a secondary index: the value of column Column of a source's
 // rows, under a name unique within the source (by convention the column
 // name), e.g. {Source: "mysql.loan.orders", Name: "user_id", Column: "user_id"}.

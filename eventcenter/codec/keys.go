@@ -82,9 +82,7 @@ func readU64(b []byte) (uint64, []byte, error) {
 
 // KeyPrefix appends the events-table prefix of every row of (source, key).
 func KeyPrefix(dst []byte, source, key string) []byte {
-	dst = append(dst, Salt(source, key))
-	dst = appendStr(dst, source)
-	return appendStr(dst, key)
+	return appendStr(SaltPrefix(dst, Salt(source, key), source), key)
 }
 
 // EventKey appends the events-table row key of an event.
@@ -127,20 +125,34 @@ func ParseEventKey(b []byte) (source, key string, t time.Time, pos eventcenter.P
 	if len(b) < 1 {
 		return "", "", t, pos, corrupt("empty event key")
 	}
-	rest := b[1:]
-	if source, rest, err = readStr(rest); err != nil {
-		return
+	source, rest, err := readStr(b[1:])
+	if err != nil {
+		return "", "", t, pos, err
 	}
-	if key, rest, err = readStr(rest); err != nil {
-		return
+	k, t, pos, err := ParseEventSuffix(rest)
+	return source, string(k), t, pos, err
+}
+
+// SaltPrefix appends the events-table prefix of the rows of source's keys
+// whose Salt is salt.
+func SaltPrefix(dst []byte, salt byte, source string) []byte {
+	return appendStr(append(dst, salt), source)
+}
+
+// ParseEventSuffix decodes the part of an events-table row key after its
+// SaltPrefix: the key (aliasing b), the time and the position.
+func ParseEventSuffix(b []byte) (key []byte, t time.Time, pos eventcenter.Position, err error) {
+	key, rest, err := nextBytes(b)
+	if err != nil {
+		return nil, t, pos, err
 	}
 	if len(rest) != 24 {
-		return "", "", t, pos, corrupt("event key tail")
+		return nil, t, pos, corrupt("event key tail")
 	}
 	t = TimeFromBits(^binary.BigEndian.Uint64(rest))
 	pos.Log = ^binary.BigEndian.Uint64(rest[8:])
 	pos.Offset = ^binary.BigEndian.Uint64(rest[16:])
-	return source, key, t, pos, nil
+	return key, t, pos, nil
 }
 
 // TimeKey appends the time-table row key of an event. The key ends the row

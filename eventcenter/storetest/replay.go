@@ -211,6 +211,30 @@ func testReplayStops(t *testing.T, h *harness) {
 	}
 }
 
+// rawEvent decodes a RawEvent's rows, failing t unless each is the bytes
+// AppendRow writes for it.
+func rawEvent(t testing.TB, what string, raw eventcenter.RawEvent) eventcenter.Event {
+	t.Helper()
+	e := eventcenter.Event{Source: raw.Source, Key: raw.Key, Time: raw.Time, Pos: raw.Pos, Op: raw.Op, StoredAt: raw.StoredAt}
+	for _, r := range []struct {
+		enc []byte
+		row *eventcenter.Row
+	}{{raw.After, &e.After}, {raw.Before, &e.Before}} {
+		if r.enc == nil {
+			continue
+		}
+		var rest []byte
+		var err error
+		if *r.row, rest, err = codec.ReadRow(r.enc); err != nil || len(rest) != 0 {
+			t.Fatalf("%s: event %s: a row of %d bytes decodes with %d left over: %v", what, e.ID(), len(r.enc), len(rest), err)
+		}
+		if canon := codec.AppendRow(nil, *r.row); !bytes.Equal(canon, r.enc) {
+			t.Fatalf("%s: event %s: row bytes %x, AppendRow writes %x", what, e.ID(), r.enc, canon)
+		}
+	}
+	return e
+}
+
 // testReplayRaw: codec.ReplayRaw (the store's own ReplayRaw where it has
 // one) yields one source's events as Replay does, each row the bytes
 // AppendRow writes for it; an early break leaks nothing (the harness closes
@@ -240,23 +264,7 @@ func testReplayRaw(t *testing.T, h *harness) {
 				if err != nil {
 					t.Fatalf("ReplayRaw(%s, %s, %s, known at %s): %v", src, fmtTime(c.from), fmtTime(c.to), fmtTime(c.known), err)
 				}
-				e := eventcenter.Event{Source: raw.Source, Key: raw.Key, Time: raw.Time, Pos: raw.Pos, Op: raw.Op, StoredAt: raw.StoredAt}
-				for _, r := range []struct {
-					enc []byte
-					row *eventcenter.Row
-				}{{raw.After, &e.After}, {raw.Before, &e.Before}} {
-					if r.enc == nil {
-						continue
-					}
-					var rest []byte
-					var err error
-					if *r.row, rest, err = codec.ReadRow(r.enc); err != nil || len(rest) != 0 {
-						t.Fatalf("ReplayRaw(%s): event %s: a row of %d bytes decodes with %d left over: %v", src, e.ID(), len(r.enc), len(rest), err)
-					}
-					if canon := codec.AppendRow(nil, *r.row); !bytes.Equal(canon, r.enc) {
-						t.Fatalf("ReplayRaw(%s): event %s: row bytes %x, AppendRow writes %x", src, e.ID(), r.enc, canon)
-					}
-				}
+				e := rawEvent(t, "ReplayRaw", raw)
 				got = append(got, e)
 			}
 			if d := diffEvents(got, want); d != "" {

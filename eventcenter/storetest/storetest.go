@@ -83,6 +83,7 @@ func RunWith(t *testing.T, newStore Factory, opts Options) {
 		{"ReplayChunks", testReplayChunks},
 		{"ReplayStops", testReplayStops},
 		{"ReplayRaw", testReplayRaw},
+		{"ScanStates", testScanStates},
 		{"Watermarks", testWatermarks},
 		{"WaitWatermark", testWaitWatermark},
 		{"RegisterPartitions", testRegisterPartitions},
