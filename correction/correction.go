@@ -69,6 +69,7 @@ type Corrector struct {
 	store eventcenter.Store
 	opts  Options
 	cache indexCache // see index.go
+	bufs  sync.Pool  // of *chunkBuf
 }
 
 // New returns a Corrector reading MySQL through db (opened by Open, or with
@@ -136,7 +137,12 @@ func (c *Corrector) ChunkReporting(ctx context.Context, t Target, schema *cdc.Ta
 			want = append(want, key)
 		}
 	}
-	p, rows, err := readChunk(ctx, c.db, schema, &ch, c.opts.Zone)
+	buf, _ := c.bufs.Get().(*chunkBuf)
+	if buf == nil {
+		buf = new(chunkBuf)
+	}
+	defer c.bufs.Put(buf) // the rows are not used after this call
+	p, rows, err := readChunk(ctx, c.db, schema, &ch, c.opts.Zone, buf)
 	if err != nil {
 		return res, fmt.Errorf("correction: source %s chunk %d: %w", t.Source, ch.Index, err)
 	}
@@ -203,7 +209,7 @@ func (c *Corrector) ChunkReporting(ctx context.Context, t Target, schema *cdc.Ta
 			r := &rows[i]
 			key = r.key
 			if idx != nil {
-				pos, indexed := idx.lookup(key)
+				e, pos, indexed := idx.lookup(key)
 				isRecent := recent[key]
 				if marks != nil {
 					if indexed {
@@ -213,7 +219,7 @@ func (c *Corrector) ChunkReporting(ctx context.Context, t Target, schema *cdc.Ta
 					}
 				}
 				if indexed && !isRecent {
-					if e := &idx.entries[pos]; r.hashed && e.sum == r.sum && !c.ours(e.op, time.Unix(0, e.storedAt), ch.Since) &&
+					if r.hashed && e.sum == r.sum && !c.ours(e.op, time.Unix(0, e.storedAt), ch.Since) &&
 						(!c.opts.Snapshots || e.op == eventcenter.OpSnapshot || e.op == eventcenter.OpCorrection) {
 						res.Compared++ // in sync: the fast path (see index.go)
 						res.Unread++
@@ -441,20 +447,20 @@ func (c *Corrector) Extras(ctx context.Context, t Target, schema *cdc.Table, fir
 		defer idx.spend(m)
 		inMySQL = m.saw
 		recentInMySQL = func(key string) bool {
-			if i, ok := idx.lookup(key); ok {
+			if _, i, ok := idx.lookup(key); ok {
 				return m.saw(i)
 			}
 			return m.unlisted[key]
 		}
 	} else {
-		seen, named := make([]bool, len(idx.entries)), map[string]bool{}
+		seen, named := make([]bool, idx.size), map[string]bool{}
 		inMySQL, recentInMySQL = func(pos int32) bool { return seen[pos] }, func(key string) bool { return named[key] }
 		err = scanKeys(ctx, c.db, schema, func(tuple [][]byte) error {
 			key, err := keyFromText(schema, tuple, c.opts.Zone)
 			if err != nil {
 				return err
 			}
-			if i, ok := idx.lookup(key); ok {
+			if _, i, ok := idx.lookup(key); ok {
 				seen[i] = true
 			}
 			if recent[key] {

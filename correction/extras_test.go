@@ -139,7 +139,7 @@ func TestExtrasFromMarks(t *testing.T) {
 	compare(c4, since4, -1)
 	idx4 := indexOf(c4)
 	m4 := idx4.runs[since4.UnixNano()]
-	pos, _ := idx4.lookup("3")
+	_, pos, _ := idx4.lookup("3")
 	m4.seen[pos>>5].And(^uint32(1 << (pos & 31)))
 	if got, want := extras(c4, since4), []string{"17", "3", "40", "5"}; !slices.Equal(got, want) {
 		t.Errorf("extras from marks without key 3's: %q, want %q", got, want)

@@ -40,33 +40,38 @@ import (
 // the number of shards), each built by a goroutine of its own where the
 // store lists states in parts (eventcenter.StateScanner).
 type keyIndex struct {
-	src     string
-	upTo    time.Time
-	built   time.Time
-	shards  []indexShard
-	entries []indexEntry // each shard's in turn; a deleted key's entry stays, out of its shard
+	src    string
+	upTo   time.Time
+	built  time.Time
+	shards []indexShard
+	size   int // entries over all shards
 
 	mu   sync.Mutex
 	runs map[int64]*runMarks // by the run's start (Chunk.Since)
 }
 
-// indexShard maps its keys to their entries, at base + the mapped value.
+// indexShard maps its keys to their entries. An entry's position in the
+// index (which runMarks count in) is base + its place in entries.
 type indexShard struct {
-	keys map[string]int32
-	base int32
+	keys    map[string]int32
+	entries []indexEntry // a deleted key's entry stays, out of keys
+	base    int32
 }
 
-// lookup returns the position of key's entry.
-func (x *keyIndex) lookup(key string) (int32, bool) {
+// lookup returns key's entry and its position.
+func (x *keyIndex) lookup(key string) (*indexEntry, int32, bool) {
 	if len(x.shards) == 0 {
-		return 0, false
+		return nil, 0, false
 	}
 	sh := &x.shards[0]
 	if len(x.shards) > 1 {
 		sh = &x.shards[int(codec.Salt(x.src, key))%len(x.shards)]
 	}
 	i, ok := sh.keys[key]
-	return sh.base + i, ok
+	if !ok {
+		return nil, 0, false
+	}
+	return &sh.entries[i], sh.base + i, true
 }
 
 // all yields every indexed key with the position of its entry.
@@ -112,7 +117,7 @@ func (x *keyIndex) marks(since time.Time) *runMarks {
 	}
 	m := x.runs[since.UnixNano()]
 	if m == nil {
-		m = &runMarks{seen: make([]atomic.Uint32, (len(x.entries)+31)/32), unlisted: map[string]bool{}, covered: map[int]bool{}}
+		m = &runMarks{seen: make([]atomic.Uint32, (x.size+31)/32), unlisted: map[string]bool{}, covered: map[int]bool{}}
 		x.runs[since.UnixNano()] = m
 	}
 	return m
@@ -393,12 +398,12 @@ func (c *Corrector) buildIndex(ctx context.Context, src string, schema *cdc.Tabl
 func (c *Corrector) scanIndex(ctx context.Context, sc eventcenter.StateScanner, idx *keyIndex, rows int) error {
 	parts := min(max(runtime.GOMAXPROCS(0), 1), 16)
 	idx.shards = make([]indexShard, parts)
-	entries := make([][]indexEntry, parts)
 	errs := make([]error, parts)
 	var wg sync.WaitGroup
 	for p := range parts {
 		wg.Go(func() {
-			keys, ents := make(map[string]int32, rows/parts), make([]indexEntry, 0, rows/parts)
+			sh := &idx.shards[p]
+			sh.keys, sh.entries = make(map[string]int32, rows/parts), make([]indexEntry, 0, rows/parts)
 			for ev, err := range sc.ScanStates(ctx, idx.src, idx.upTo, p, parts) {
 				if err != nil {
 					errs[p] = err
@@ -407,27 +412,22 @@ func (c *Corrector) scanIndex(ctx context.Context, sc eventcenter.StateScanner, 
 				if ev.After == nil { // deleted
 					continue
 				}
-				keys[ev.Key] = int32(len(ents))
-				ents = append(ents, indexEntry{sum: encodedSum(ev.After), op: ev.Op, storedAt: ev.StoredAt.UnixNano()})
+				sh.keys[ev.Key] = int32(len(sh.entries))
+				sh.entries = append(sh.entries, indexEntry{sum: encodedSum(ev.After), op: ev.Op, storedAt: ev.StoredAt.UnixNano()})
 			}
-			idx.shards[p].keys, entries[p] = keys, ents
 		})
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
-	total := 0
-	for p := range parts {
-		total += len(entries[p])
-	}
-	if total > math.MaxInt32 {
-		return fmt.Errorf("correction: source %s: more than %d keys to index", idx.src, math.MaxInt32)
-	}
-	idx.entries = make([]indexEntry, 0, total)
-	for p := range parts {
-		idx.shards[p].base = int32(len(idx.entries))
-		idx.entries = append(idx.entries, entries[p]...)
+	for p := range idx.shards {
+		sh := &idx.shards[p]
+		if idx.size+len(sh.entries) > math.MaxInt32 {
+			return fmt.Errorf("correction: source %s: more than %d keys to index", idx.src, math.MaxInt32)
+		}
+		sh.base = int32(idx.size)
+		idx.size += len(sh.entries)
 	}
 	return nil
 }
@@ -435,11 +435,9 @@ func (c *Corrector) scanIndex(ctx context.Context, sc eventcenter.StateScanner, 
 // replayIndex fills idx (one shard) from a replay of the source up to
 // idx.upTo, for a store that does not list states.
 func (c *Corrector) replayIndex(ctx context.Context, idx *keyIndex, rows int) error {
-	keys := idx.shards[0].keys
-	if rows > 0 {
-		keys, idx.entries = make(map[string]int32, rows), make([]indexEntry, 0, rows)
-		idx.shards[0].keys = keys
-	}
+	sh := &idx.shards[0]
+	sh.keys, sh.entries = make(map[string]int32, rows), make([]indexEntry, 0, rows)
+	defer func() { idx.size = len(sh.entries) }()
 	// Two stages, each about half the work: this goroutine files the
 	// entries into the map while another reads the rows as stored, never
 	// decoded, and hashes their encoding.
@@ -489,18 +487,18 @@ func (c *Corrector) replayIndex(ctx context.Context, idx *keyIndex, rows int) er
 	for b := range batches {
 		for _, it := range b {
 			if it.del {
-				delete(keys, it.key)
+				delete(sh.keys, it.key)
 				continue
 			}
-			if i, ok := keys[it.key]; ok {
-				idx.entries[i] = it.e
+			if i, ok := sh.keys[it.key]; ok {
+				sh.entries[i] = it.e
 				continue
 			}
-			if len(idx.entries) == math.MaxInt32 {
+			if len(sh.entries) == math.MaxInt32 {
 				return fmt.Errorf("correction: source %s: more than %d keys to index", idx.src, math.MaxInt32)
 			}
-			keys[it.key] = int32(len(idx.entries))
-			idx.entries = append(idx.entries, it.e)
+			sh.keys[it.key] = int32(len(sh.entries))
+			sh.entries = append(sh.entries, it.e)
 		}
 		clear(b)
 		free <- b[:0]

@@ -152,7 +152,7 @@ func TestIndexCache(t *testing.T) {
 // still running marks nothing more (run with -race), and does not reopen
 // the run, so the index is not held busy.
 func TestTakenMarks(t *testing.T) {
-	x := &keyIndex{entries: make([]indexEntry, 64)}
+	x := &keyIndex{size: 64}
 	since := time.Now()
 	m := x.marks(since)
 	x.cover(m, 0)
@@ -232,10 +232,11 @@ func TestIndexBuildsAgree(t *testing.T) {
 		}
 		out := map[string]indexEntry{}
 		for k, pos := range idx.all {
-			if p, ok := idx.lookup(k); !ok || p != pos {
+			e, p, ok := idx.lookup(k)
+			if !ok || p != pos {
 				t.Fatalf("lookup(%q) = %d, %v; all says %d", k, p, ok, pos)
 			}
-			out[k] = idx.entries[pos]
+			out[k] = *e
 		}
 		return out, len(idx.shards)
 	}
