@@ -137,6 +137,15 @@ func (c *Corrector) ChunkReporting(ctx context.Context, t Target, schema *cdc.Ta
 			want = append(want, key)
 		}
 	}
+	// A range chunk's index first (see index.go): a chunk that reads MySQL
+	// after the index was built has its point after the index's watermark.
+	var idx *keyIndex
+	if ch.Keys == nil {
+		var err error
+		if idx, err = c.index(ctx, t.Source, schema); err != nil {
+			return res, fmt.Errorf("correction: source %s: indexing the event center: %w", t.Source, err)
+		}
+	}
 	buf, _ := c.bufs.Get().(*chunkBuf)
 	if buf == nil {
 		buf = new(chunkBuf)
@@ -164,16 +173,18 @@ func (c *Corrector) ChunkReporting(ctx context.Context, t Target, schema *cdc.Ta
 	}
 
 	// The fast path (index.go) for range chunks; the few keys of a key
-	// chunk (extras, a repair) all take the exact path.
+	// chunk (extras, a repair) all take the exact path, and so do a range
+	// chunk's if its point is not after the index's watermark (MySQL's
+	// clock behind the watermark's): the index may then hold changes made
+	// after the point, stamped before it.
 	var (
-		idx    *keyIndex
 		marks  *runMarks // what this run's chunks saw, for its extras
 		recent map[string]bool
 	)
-	if ch.Keys == nil {
-		if idx, err = c.index(ctx, t.Source, schema); err != nil {
-			return res, fmt.Errorf("correction: source %s: indexing the event center: %w", t.Source, err)
-		}
+	if idx != nil && !p.Time.After(idx.upTo) {
+		idx = nil
+	}
+	if idx != nil {
 		if recent, err = c.recent(ctx, t.Source, idx, p.Time); err != nil {
 			return res, fmt.Errorf("correction: source %s: %w", t.Source, err)
 		}

@@ -42,9 +42,11 @@
 // at or before it), then reads each key's history and takes that event.
 //
 // Reading every key's history costs a seek per key, so each source is
-// first indexed once (see index.go): one replay up to its watermark keeps,
-// per key, a hash of its state. A chunk replays only the events after that
-// watermark up to its point; a key none of them touches whose MySQL row
+// first indexed once (see index.go), before a range chunk reads MySQL: its
+// states as of its watermark, listed in parallel parts where the store can
+// (eventcenter.StateScanner) or replayed, give per key a hash of its
+// state. A chunk replays only the events after that watermark up to its
+// point; a key none of them touches whose MySQL row
 // hashes like its indexed state is in sync without a read, and every other
 // key takes the exact path above. The index holds every key of the source
 // in memory (about 60 bytes a key) and is kept for an hour per Corrector,

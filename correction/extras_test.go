@@ -28,7 +28,7 @@ func TestExtrasFromMarks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer st.Close()
+	t.Cleanup(func() { st.Close() }) // after TrailWatermark stops (cleanups run last first)
 
 	// The event center holds 1…30 and 40; MySQL holds 1…31 but 5 and 17:
 	// 5, 17 and 40 are extra (31 is missing, not extra).
@@ -53,9 +53,7 @@ func TestExtrasFromMarks(t *testing.T) {
 	if err := st.Append(ctx, evs); err != nil {
 		t.Fatal(err)
 	}
-	if err := st.AdvanceWatermark(ctx, src, 0, time.Now().Add(time.Hour)); err != nil {
-		t.Fatal(err)
-	}
+	testenv.TrailWatermark(t, st, src) // as the CDC keeps it: the chunks' points are after the index's
 	target := Target{Source: src, Database: name, Table: "t"}
 	schema, err := LoadSchema(ctx, db, target)
 	if err != nil {
@@ -200,7 +198,7 @@ func TestExtrasWithTrailingWatermark(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer st.Close()
+			t.Cleanup(func() { st.Close() }) // after TrailWatermark stops
 			const src = "mysql.trail.t"
 			at := time.Now().Add(-time.Hour)
 			var evs []eventcenter.Event
@@ -216,26 +214,7 @@ func TestExtrasWithTrailingWatermark(t *testing.T) {
 			}
 			// The watermark trails the clock: the index's upTo precedes the
 			// chunks' points, where their corrections go.
-			advance := func() {
-				if err := st.AdvanceWatermark(ctx, src, 0, time.Now()); err != nil {
-					t.Error(err)
-				}
-			}
-			advance()
-			stop := make(chan struct{})
-			done := make(chan struct{})
-			go func() {
-				defer close(done)
-				for {
-					select {
-					case <-stop:
-						return
-					case <-time.After(10 * time.Millisecond):
-						advance()
-					}
-				}
-			}()
-			defer func() { close(stop); <-done }()
+			testenv.TrailWatermark(t, st, src)
 			target := Target{Source: src, Database: name, Table: "t"}
 			schema, err := LoadSchema(ctx, db, target)
 			if err != nil {
@@ -315,13 +294,14 @@ func newKeyTable(t *testing.T) (*sql.DB, string) {
 	return db, name
 }
 
-// TestChunkReadBeforeTheIndex: a chunk that read MySQL before its index
-// was built (its point before the index's watermark) does not trust the
-// index for a key that changed in between. Key 1 had drifted at the
-// chunk's point ('x' beside MySQL's 'a'); CDC set it to 'a' just after, so
-// its state at the index's watermark hashes like MySQL's row, but the
-// drift at the point is still found.
-func TestChunkReadBeforeTheIndex(t *testing.T) {
+// TestChunkPointBeforeTheWatermark: a range chunk whose point is not after
+// its index's watermark (MySQL's clock behind the watermark's) does not
+// trust the index. Key 1 had drifted at the point ('x' beside MySQL's
+// 'a'); a change positioned after the point but stamped before it set it
+// to 'a', so its indexed state hashes like MySQL's row, and no replay of
+// times after the point finds the change; the drift at the point is still
+// found.
+func TestChunkPointBeforeTheWatermark(t *testing.T) {
 	ctx := context.Background()
 	db, name := newKeyTable(t)
 	st, err := embedded.Open(embedded.Config{Dir: t.TempDir(), NoSync: true})
@@ -340,10 +320,12 @@ func TestChunkReadBeforeTheIndex(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	evs = append(evs, eventcenter.Event{Source: src, Key: "1", Time: time.Now().Add(-time.Second), Pos: eventcenter.Position{Log: 1 << 40},
+		Op: eventcenter.OpUpdate, After: eventcenter.Row{"id": int64(1), "v": "a"}})
 	if err := st.Append(ctx, evs); err != nil {
 		t.Fatal(err)
 	}
-	if err := st.AdvanceWatermark(ctx, src, 0, at); err != nil {
+	if err := st.AdvanceWatermark(ctx, src, 0, time.Now().Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
 	target := Target{Source: src, Database: name, Table: "t"}
@@ -355,17 +337,7 @@ func TestChunkReadBeforeTheIndex(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := New(db, st, Options{}).ChunkReporting(ctx, target, schema, chunks[0], func(p Point) {
-		// After the snapshot, before the index: CDC brings key 1 to MySQL's row.
-		ev := eventcenter.Event{Source: src, Key: "1", Time: p.Time.Add(time.Millisecond), Pos: eventcenter.Position{Log: 2, Offset: 1 << 16},
-			Op: eventcenter.OpUpdate, After: eventcenter.Row{"id": int64(1), "v": "a"}}
-		if err := st.Append(ctx, []eventcenter.Event{ev}); err != nil {
-			t.Error(err)
-		}
-		if err := st.AdvanceWatermark(ctx, src, 0, p.Time.Add(2*time.Millisecond)); err != nil {
-			t.Error(err)
-		}
-	})
+	r, err := New(db, st, Options{}).Chunk(ctx, target, schema, chunks[0])
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,12 +23,15 @@ import (
 // of keys a second. So a Corrector first indexes each source's states as
 // of its watermark W once: per key, a hash of its state and the operation
 // that set it. The store lists the states in parts, read in parallel
-// (eventcenter.StateScanner), or else the source is replayed up to W. A
-// chunk then replays only the source's events between W and its point's
-// time (the recent ones: after W for a chunk read after the index was
-// built, the usual case; before it for one read while it was being built),
-// and a key not among them whose MySQL row hashes like its indexed state
-// is in sync without a read.
+// (eventcenter.StateScanner), or else the source is replayed up to W.
+// Every event in it was stored, hence committed in MySQL, before any chunk
+// that reads MySQL after the index was built (range chunks ask for the
+// index first), so it is positioned before the chunk's point. A chunk then
+// replays only the source's events after W up to its point's time (the
+// recent ones), and a key not among them whose MySQL row hashes like its
+// indexed state is in sync without a read. (A point at or before W, which
+// only clocks apart can make, sends every key of the chunk to the exact
+// path.)
 // Every other key — drifted, recent, unknown — takes the exact path
 // (stateAt). The index answers "in sync" only; a 64-bit hash collision
 // would let a drifted row pass as in sync with a probability of 2^-64.
@@ -393,8 +396,7 @@ func (c *Corrector) buildIndex(ctx context.Context, src string, schema *cdc.Tabl
 
 // scanIndex fills idx from the states the store lists as of idx.upTo, in
 // as many parts as the process has cores: one goroutine per shard, each
-// reading its part and filing it, with nothing shared until the shards'
-// entries are joined.
+// reading its part and filing it into the shard's own map and entries.
 func (c *Corrector) scanIndex(ctx context.Context, sc eventcenter.StateScanner, idx *keyIndex, rows int) error {
 	parts := min(max(runtime.GOMAXPROCS(0), 1), 16)
 	idx.shards = make([]indexShard, parts)
@@ -506,24 +508,18 @@ func (c *Corrector) replayIndex(ctx context.Context, idx *keyIndex, rows int) er
 	return scanErr
 }
 
-// recent returns the keys of src with an event between the index's upTo
-// and t (after the earlier, at or before the later): the keys whose state
-// at t the index may not hold. (A chunk that read MySQL before the index
-// was built has its point before upTo.)
+// recent returns the keys of src with an event after the index's upTo and
+// at or before t.
 func (c *Corrector) recent(ctx context.Context, src string, idx *keyIndex, t time.Time) (map[string]bool, error) {
-	lo, hi := idx.upTo, t
-	if hi.Before(lo) {
-		lo, hi = hi, lo
-	}
-	from := lo.Add(time.Nanosecond)
-	if lo.IsZero() {
+	from := idx.upTo.Add(time.Nanosecond)
+	if idx.upTo.IsZero() {
 		from = eventcenter.MinTime
 	}
 	out := map[string]bool{}
-	if hi.Before(from) {
+	if t.Before(from) {
 		return out, nil
 	}
-	for ev, err := range c.store.Replay(ctx, eventcenter.ReplayQuery{Sources: []string{src}, From: from, To: hi.Add(time.Nanosecond)}) {
+	for ev, err := range c.store.Replay(ctx, eventcenter.ReplayQuery{Sources: []string{src}, From: from, To: t.Add(time.Nanosecond)}) {
 		if err != nil {
 			return nil, err
 		}

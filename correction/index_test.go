@@ -230,8 +230,12 @@ func TestIndexBuildsAgree(t *testing.T) {
 		if !idx.upTo.Equal(w) {
 			t.Fatalf("index up to %v, want the watermark %v", idx.upTo, w)
 		}
-		out := map[string]indexEntry{}
+		out, at := map[string]indexEntry{}, map[int32]string{}
 		for k, pos := range idx.all {
+			if other, ok := at[pos]; ok || pos < 0 || int(pos) >= idx.size {
+				t.Fatalf("key %q at position %d (size %d), as %q is", k, pos, idx.size, other)
+			}
+			at[pos] = k
 			e, p, ok := idx.lookup(k)
 			if !ok || p != pos {
 				t.Fatalf("lookup(%q) = %d, %v; all says %d", k, p, ok, pos)

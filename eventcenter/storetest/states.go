@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -80,6 +81,24 @@ func testScanStates(t *testing.T, h *harness) {
 			break
 		}
 	}
+	// A context cancelled during a scan ends it with the context's error
+	// before the end (the source has 600 keys and more).
+	ctx, cancel := context.WithCancel(h.ctx)
+	count := 0
+	var err error
+	for _, e := range sc.ScanStates(ctx, srcOrders, farFuture, 0, 1) {
+		if e != nil {
+			err = e
+			break
+		}
+		count++
+		cancel()
+	}
+	cancel()
+	if !errors.Is(err, context.Canceled) || count >= 600 {
+		t.Errorf("ScanStates cancelled after its first state: %d states then error %v; want fewer than 600 and context.Canceled", count, err)
+	}
+
 	for _, c := range []struct {
 		part, parts int
 		at          time.Time
@@ -91,6 +110,23 @@ func testScanStates(t *testing.T, h *harness) {
 		if !errors.Is(err, eventcenter.ErrInvalidQuery) {
 			t.Errorf("ScanStates(part %d of %d at %s): %v, want ErrInvalidQuery", c.part, c.parts, fmtTime(c.at), err)
 		}
+	}
+
+	// Close during a scan: its next step fails with ErrClosed.
+	count, err = 0, nil
+	for _, e := range sc.ScanStates(h.ctx, srcOrders, farFuture, 0, 1) {
+		if e != nil {
+			err = e
+			break
+		}
+		if count++; count == 1 {
+			if cerr := h.s.Close(); cerr != nil {
+				t.Fatal(cerr)
+			}
+		}
+	}
+	if !errors.Is(err, eventcenter.ErrClosed) {
+		t.Errorf("ScanStates with the store closed after its first state: %d states then error %v; want ErrClosed", count, err)
 	}
 }
 

@@ -20,6 +20,7 @@
 package testenv
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"os"
@@ -183,4 +184,37 @@ func Quiesce(max time.Duration) time.Duration {
 		}
 	}
 	return time.Since(start)
+}
+
+// Watermarker is the part of an event center that TrailWatermark moves.
+type Watermarker interface {
+	AdvanceWatermark(ctx context.Context, source string, partition int32, t time.Time) error
+}
+
+// TrailWatermark moves the watermark of src's partition 0 to the clock
+// now and every 10ms until tb ends, as the CDC moves a MySQL source's (a
+// little behind MySQL's clock): a reader waiting for a time just past is
+// not left waiting. Close the store in a cleanup registered before this
+// call, which then runs after the last move.
+func TrailWatermark(tb testing.TB, st Watermarker, src string) {
+	tb.Helper()
+	advance := func() {
+		if err := st.AdvanceWatermark(context.Background(), src, 0, time.Now()); err != nil {
+			tb.Error(err)
+		}
+	}
+	advance()
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(10 * time.Millisecond):
+				advance()
+			}
+		}
+	}()
+	tb.Cleanup(func() { close(stop); <-done })
 }
