@@ -27,6 +27,9 @@ import (
 	"github.com/tidemark-dev/tidemark/wire"
 )
 
+// DefaultLateness is Config.Lateness's default.
+const DefaultLateness = 2 * time.Second
+
 // Config configures a CDC. Addr, User, Sources, Brokers and Dir are
 // required; every other field has a default.
 type Config struct {
@@ -63,7 +66,8 @@ type Config struct {
 	// Lateness: how much older than the newest acknowledged commit time, or
 	// than a heartbeat, a change read later may be stamped (MariaDB: the
 	// longest statement that commits a transaction; see "Commit time" in
-	// the package doc). Progress claims trail by it. Default 2s.
+	// the package doc). Progress claims trail by it. Default
+	// DefaultLateness.
 	Lateness time.Duration
 	// TxnMemory bounds the memory holding a transaction's changes until its
 	// commit is read (estimated bytes); the changes beyond it are spilled
@@ -106,7 +110,7 @@ func (c *Config) setDefaults() {
 		c.Zone = time.UTC
 	}
 	if c.Lateness == 0 {
-		c.Lateness = 2 * time.Second
+		c.Lateness = DefaultLateness
 	}
 	if c.TxnMemory == 0 {
 		c.TxnMemory = 64 << 20

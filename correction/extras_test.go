@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tidemark-dev/tidemark/cdc"
 	"github.com/tidemark-dev/tidemark/eventcenter"
 	"github.com/tidemark-dev/tidemark/eventcenter/embedded"
 	"github.com/tidemark-dev/tidemark/internal/testenv"
@@ -53,7 +54,7 @@ func TestExtrasFromMarks(t *testing.T) {
 	if err := st.Append(ctx, evs); err != nil {
 		t.Fatal(err)
 	}
-	testenv.TrailWatermark(t, st, src) // as the CDC keeps it: the chunks' points are after the index's
+	testenv.TrailWatermark(t, st, src, 0, 10*time.Millisecond) // as the CDC keeps it: the chunks' points are after the index's
 	target := Target{Source: src, Database: name, Table: "t"}
 	schema, err := LoadSchema(ctx, db, target)
 	if err != nil {
@@ -214,7 +215,7 @@ func TestExtrasWithTrailingWatermark(t *testing.T) {
 			}
 			// The watermark trails the clock: the index's upTo precedes the
 			// chunks' points, where their corrections go.
-			testenv.TrailWatermark(t, st, src)
+			testenv.TrailWatermark(t, st, src, 0, 10*time.Millisecond)
 			target := Target{Source: src, Database: name, Table: "t"}
 			schema, err := LoadSchema(ctx, db, target)
 			if err != nil {
@@ -294,14 +295,15 @@ func newKeyTable(t *testing.T) (*sql.DB, string) {
 	return db, name
 }
 
-// TestChunkPointBeforeTheWatermark: a range chunk whose point is not after
-// its index's watermark (MySQL's clock behind the watermark's) does not
-// trust the index. Key 1 had drifted at the point ('x' beside MySQL's
-// 'a'); a change positioned after the point but stamped before it set it
-// to 'a', so its indexed state hashes like MySQL's row, and no replay of
-// times after the point finds the change; the drift at the point is still
-// found.
-func TestChunkPointBeforeTheWatermark(t *testing.T) {
+// TestWatermarkAheadOfMySQL: with the watermark ahead of MySQL's clock (as
+// the CDC moves it while MySQL is idle, if its clock runs ahead), the index
+// is as of MySQL's clock less the CDC's lateness, so the chunks read after
+// it still use it; and a change positioned after a chunk's point but
+// stamped before it is not trusted to the index. Key 1 had drifted at the
+// point ('x' beside MySQL's 'a'); such a change set it to 'a', so its
+// latest state hashes like MySQL's row, but the drift at the point is
+// found; keys 2 and 3 are in sync without a read.
+func TestWatermarkAheadOfMySQL(t *testing.T) {
 	ctx := context.Background()
 	db, name := newKeyTable(t)
 	st, err := embedded.Open(embedded.Config{Dir: t.TempDir(), NoSync: true})
@@ -341,7 +343,78 @@ func TestChunkPointBeforeTheWatermark(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.Drift.Compared != 3 || r.Drift.Different != 1 || !slices.Equal(r.Drift.Keys["different"], []string{"1"}) {
-		t.Errorf("drift %+v; want 3 compared, key 1 different", r.Drift)
+	if r.Drift.Compared != 3 || r.Drift.Different != 1 || !slices.Equal(r.Drift.Keys["different"], []string{"1"}) || r.Unread != 2 {
+		t.Errorf("drift %+v, %d unread; want 3 compared, key 1 different, 2 and 3 unread", r.Drift, r.Unread)
+	}
+}
+
+// TestRetryCountsTheRunsCorrections: a chunk retried on a fresh corrector
+// (another worker) after its first attempt corrected a key, with an index
+// that holds that correction, counts the key as drifted (the correction is
+// the run's own) and writes no second one, instead of taking the key as in
+// sync.
+func TestRetryCountsTheRunsCorrections(t *testing.T) {
+	ctx := context.Background()
+	db, name := newKeyTable(t)
+	st, err := embedded.Open(embedded.Config{Dir: t.TempDir(), NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	const src = "mysql.retry.t"
+	at := time.Now().Add(-time.Hour)
+	var evs []eventcenter.Event
+	for i := 1; i <= 10; i++ {
+		if _, err := db.ExecContext(ctx, fmt.Sprintf("INSERT INTO %s.t VALUES (%d, 'v%d')", name, i, i)); err != nil {
+			t.Fatal(err)
+		}
+		if i != 3 { // missing
+			evs = append(evs, eventcenter.Event{Source: src, Key: strconv.Itoa(i), Time: at, Pos: eventcenter.Position{Log: 1, Offset: uint64(i) << 16},
+				Op: eventcenter.OpInsert, After: eventcenter.Row{"id": int64(i), "v": "v" + strconv.Itoa(i)}})
+		}
+	}
+	if err := st.Append(ctx, evs); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.AdvanceWatermark(ctx, src, 0, time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	target := Target{Source: src, Database: name, Table: "t"}
+	schema, err := LoadSchema(ctx, db, target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chunks, err := Plan(ctx, db, schema, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch := chunks[0]
+	ch.Since = time.Now()
+	first, err := New(db, st, Options{}).Chunk(ctx, target, schema, ch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The retry's index is as of MySQL's clock less the CDC's lateness:
+	// past that, it holds the first attempt's correction.
+	time.Sleep(cdc.DefaultLateness + 100*time.Millisecond)
+	retry, err := New(db, st, Options{}).Chunk(ctx, target, schema, ch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []ChunkResult{first, retry} {
+		if r.Drift.Missing != 1 || !slices.Equal(r.Drift.Keys["missing"], []string{"3"}) || r.Drift.Compared != 10 {
+			t.Errorf("drift %+v; want key 3 missing of 10", r.Drift)
+		}
+	}
+	if first.Drift.Corrections != 1 || retry.Drift.Corrections != 1 || retry.Unread != 9 {
+		t.Errorf("corrections %d then %d, retry %d unread; want 1 each (the first attempt's, counted again) and 9 unread",
+			first.Drift.Corrections, retry.Drift.Corrections, retry.Unread)
+	}
+	hist, err := st.History(ctx, eventcenter.HistoryQuery{Source: src, Key: "3", From: eventcenter.MinTime, To: eventcenter.MaxTime})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(hist) != 1 || hist[0].Op != eventcenter.OpCorrection {
+		t.Errorf("key 3's history: %+v; want the first attempt's correction alone", hist)
 	}
 }

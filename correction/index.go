@@ -386,6 +386,21 @@ func (c *Corrector) buildIndex(ctx context.Context, src string, schema *cdc.Tabl
 	if err != nil || w.IsZero() {
 		return idx, err
 	}
+	// No later than MySQL's clock less the CDC's lateness: while MySQL is
+	// idle the CDC moves the watermark by its own clock, and if that runs
+	// ahead, chunks read after the build would have points before the
+	// watermark (and no index; see ChunkReporting). The state as of an
+	// earlier time is as complete: every event up to the watermark is
+	// stored.
+	if c.db != nil {
+		now, err := serverTime(ctx, c.db)
+		if err != nil {
+			return nil, fmt.Errorf("correction: source %s: MySQL's clock: %w", src, err)
+		}
+		if mysql := now.Add(-cdc.DefaultLateness); mysql.Before(w) {
+			w = mysql
+		}
+	}
 	idx.upTo = w
 	n := c.estimateRows(ctx, schema)
 	if sc, ok := c.store.(eventcenter.StateScanner); ok {

@@ -446,12 +446,8 @@ func readChunk(ctx context.Context, db *sql.DB, t *cdc.Table, ch *Chunk, zone *t
 		return Point{}, nil, err
 	}
 	p.Pos = eventcenter.Position{Log: seq, Offset: p.Offset << 16}
-	var now string
-	if err := conn.QueryRowContext(ctx, "SELECT UTC_TIMESTAMP(6)").Scan(&now); err != nil {
+	if p.Time, err = serverTime(ctx, conn); err != nil {
 		return Point{}, nil, err
-	}
-	if p.Time, err = time.ParseInLocation("2006-01-02 15:04:05.999999", now, time.UTC); err != nil {
-		return Point{}, nil, fmt.Errorf("correction: server time %q: %w", now, err)
 	}
 
 	cols := make([]string, len(t.Columns))
@@ -513,6 +509,21 @@ func readChunk(ctx context.Context, db *sql.DB, t *cdc.Table, ch *Chunk, zone *t
 		return Point{}, nil, fmt.Errorf("correction: reading %s.%s: %w", t.Database, t.Name, err)
 	}
 	return p, out, nil
+}
+
+// serverTime returns MySQL's UTC clock (inside a snapshot if q holds one).
+func serverTime(ctx context.Context, q interface {
+	QueryRowContext(context.Context, string, ...any) *sql.Row
+}) (time.Time, error) {
+	var now string
+	if err := q.QueryRowContext(ctx, "SELECT UTC_TIMESTAMP(6)").Scan(&now); err != nil {
+		return time.Time{}, err
+	}
+	t, err := time.ParseInLocation("2006-01-02 15:04:05.999999", now, time.UTC)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("correction: server time %q: %w", now, err)
+	}
+	return t, nil
 }
 
 // fileSeq is the sequence number of a binlog file name, as the CDC's.

@@ -192,14 +192,21 @@ type Watermarker interface {
 }
 
 // TrailWatermark moves the watermark of src's partition 0 to the clock
-// now and every 10ms until tb ends, as the CDC moves a MySQL source's (a
-// little behind MySQL's clock): a reader waiting for a time just past is
-// not left waiting. Close the store in a cleanup registered before this
-// call, which then runs after the last move.
-func TrailWatermark(tb testing.TB, st Watermarker, src string) {
+// less lag, now and every `every` until tb ends (never back, should the
+// clock step back), as the CDC moves a MySQL source's: TrailWatermark(tb,
+// st, src, 0, 10*time.Millisecond) leaves a reader waiting for a time just
+// past hardly waiting; (2*time.Second, time.Second) is the CDC's defaults
+// on an idle server (its lateness, one heartbeat a second). Close the store
+// in a cleanup registered before this call, which then runs after the last
+// move.
+func TrailWatermark(tb testing.TB, st Watermarker, src string, lag, every time.Duration) {
 	tb.Helper()
+	var last time.Time
 	advance := func() {
-		if err := st.AdvanceWatermark(context.Background(), src, 0, time.Now()); err != nil {
+		if now := time.Now().Add(-lag); now.After(last) {
+			last = now
+		}
+		if err := st.AdvanceWatermark(context.Background(), src, 0, last); err != nil {
 			tb.Error(err)
 		}
 	}
@@ -211,7 +218,7 @@ func TrailWatermark(tb testing.TB, st Watermarker, src string) {
 			select {
 			case <-stop:
 				return
-			case <-time.After(10 * time.Millisecond):
+			case <-time.After(every):
 				advance()
 			}
 		}
