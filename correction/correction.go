@@ -25,8 +25,16 @@ type Options struct {
 	ChunkRows int
 	// KeyChunk is the size of a key chunk (extras, repairs). Default 1000.
 	KeyChunk int
-	// Parallelism bounds the chunks Source reads at once. Default 4.
+	// Parallelism bounds the chunks that read MySQL or compare at once, in
+	// Source and in the Chunk calls on one Corrector (a worker's): a chunk
+	// waiting for the source's watermark holds none. Default 4.
 	Parallelism int
+	// InFlight bounds the chunks Source has started and not finished, most
+	// of them waiting for the watermark, each holding its rows: the CDC
+	// keeps the watermark ~3 s behind MySQL's clock, so a worker compares
+	// at most about InFlight × ChunkRows rows per 3 s. Default 16 ×
+	// Parallelism.
+	InFlight int
 	// Snapshots also writes a snapshot event for every compared key in
 	// sync (see the package doc for its cost). Default false.
 	Snapshots bool
@@ -54,6 +62,9 @@ func (o *Options) setDefaults() {
 	if o.Parallelism <= 0 {
 		o.Parallelism = 4
 	}
+	if o.InFlight <= 0 {
+		o.InFlight = 16 * o.Parallelism
+	}
 	if o.WatermarkTimeout <= 0 {
 		o.WatermarkTimeout = 2 * time.Minute
 	}
@@ -68,15 +79,16 @@ type Corrector struct {
 	db    *sql.DB
 	store eventcenter.Store
 	opts  Options
-	cache indexCache // see index.go
-	bufs  sync.Pool  // of *chunkBuf
+	cache indexCache    // see index.go
+	bufs  sync.Pool     // of *chunkBuf
+	work  chan struct{} // Options.Parallelism slots
 }
 
 // New returns a Corrector reading MySQL through db (opened by Open, or with
 // DSNParams) and correcting store.
 func New(db *sql.DB, store eventcenter.Store, opts Options) *Corrector {
 	opts.setDefaults()
-	return &Corrector{db: db, store: store, opts: opts}
+	return &Corrector{db: db, store: store, opts: opts, work: make(chan struct{}, opts.Parallelism)}
 }
 
 // Options returns the corrector's options, defaults filled in.
@@ -151,8 +163,14 @@ func (c *Corrector) ChunkReporting(ctx context.Context, t Target, schema *cdc.Ta
 		buf = new(chunkBuf)
 	}
 	defer c.bufs.Put(buf) // the rows are not used after this call
+	// The chunk works (reads, archives, compares) in one of the corrector's
+	// Parallelism slots, and waits for the watermark in none.
+	if err := c.startWork(ctx); err != nil {
+		return res, err
+	}
 	p, rows, err := readChunk(ctx, c.db, schema, &ch, c.opts.Zone, buf)
 	if err != nil {
+		c.endWork()
 		return res, fmt.Errorf("correction: source %s chunk %d: %w", t.Source, ch.Index, err)
 	}
 	res.Point = p
@@ -161,16 +179,22 @@ func (c *Corrector) ChunkReporting(ctx context.Context, t Target, schema *cdc.Ta
 	}
 	if ch.Archive != "" && c.opts.Archive != nil {
 		if err := c.archive(ctx, ch.Archive, schema, rows); err != nil {
+			c.endWork()
 			return res, err
 		}
 		res.Object = ch.Archive
 	}
+	c.endWork()
 	wctx, cancel := context.WithTimeout(ctx, c.opts.WatermarkTimeout)
 	err = c.store.WaitWatermark(wctx, t.Source, p.Time)
 	cancel()
 	if err != nil {
 		return res, fmt.Errorf("correction: source %s chunk %d: waiting for the watermark to pass the snapshot at %v: %w", t.Source, ch.Index, p.Time, err)
 	}
+	if err := c.startWork(ctx); err != nil {
+		return res, err
+	}
+	defer c.endWork()
 
 	// The fast path (index.go) for range chunks; the few keys of a key
 	// chunk (extras, a repair) all take the exact path, and so do a range
@@ -325,6 +349,19 @@ func (c *Corrector) ChunkReporting(ctx context.Context, t Target, schema *cdc.Ta
 	}
 	return res, nil
 }
+
+// startWork takes one of the corrector's Parallelism slots (endWork gives
+// it back).
+func (c *Corrector) startWork(ctx context.Context) error {
+	select {
+	case c.work <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (c *Corrector) endWork() { <-c.work }
 
 // keyState is a key's state at a point, and the time a correction there
 // must carry.
@@ -596,7 +633,8 @@ func (c *Corrector) name(t Target, chunks []Chunk, date time.Time) {
 }
 
 // Source corrects a whole table in this process: Plan, every range chunk
-// (Options.Parallelism at once), then the extra keys. If keys is not nil,
+// (Options.InFlight started at once, Options.Parallelism of them working),
+// then the extra keys. If keys is not nil,
 // only those event keys are compared (a repair). progress, if not nil, is
 // called after each chunk (not concurrently). The first chunk error stops
 // the run; the events of chunks done are stored.
@@ -631,7 +669,7 @@ func (c *Corrector) Source(ctx context.Context, t Target, keys []string, progres
 			mu       sync.Mutex
 			firstErr error
 			wg       sync.WaitGroup
-			sem      = make(chan struct{}, c.opts.Parallelism)
+			sem      = make(chan struct{}, c.opts.InFlight)
 		)
 		for _, ch := range chunks {
 			sem <- struct{}{}

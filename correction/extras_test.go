@@ -418,3 +418,61 @@ func TestRetryCountsTheRunsCorrections(t *testing.T) {
 		t.Errorf("key 3's history: %+v; want the first attempt's correction alone", hist)
 	}
 }
+
+// TestWaitingChunkHoldsNoSlot: a chunk waiting for the source's watermark
+// holds none of the corrector's Parallelism slots, so another chunk reads
+// MySQL meanwhile (with one slot, the second chunk reads before the first
+// is done).
+func TestWaitingChunkHoldsNoSlot(t *testing.T) {
+	ctx := context.Background()
+	db, name := newKeyTable(t)
+	st, err := embedded.Open(embedded.Config{Dir: t.TempDir(), NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	const src = "mysql.slots.t"
+	for i := 1; i <= 4; i++ {
+		if _, err := db.ExecContext(ctx, fmt.Sprintf("INSERT INTO %s.t VALUES (%d, 'v%d')", name, i, i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := st.AdvanceWatermark(ctx, src, 0, time.Now().Add(-time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	target := Target{Source: src, Database: name, Table: "t"}
+	schema, err := LoadSchema(ctx, db, target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chunks, err := Plan(ctx, db, schema, 2)
+	if err != nil || len(chunks) < 2 {
+		t.Fatalf("%d chunks, %v: want 2", len(chunks), err)
+	}
+	c := New(db, st, Options{Parallelism: 1})
+	read := make(chan int, 2)
+	errs := make(chan error, 2)
+	for _, ch := range chunks[:2] {
+		go func() {
+			_, err := c.ChunkReporting(ctx, target, schema, ch, func(Point) { read <- ch.Index })
+			errs <- err
+		}()
+	}
+	for range 2 {
+		select {
+		case <-read:
+		case err := <-errs:
+			t.Fatalf("a chunk ended before both read: %v", err)
+		case <-time.After(10 * time.Second):
+			t.Fatal("the second chunk did not read while the first waited for the watermark")
+		}
+	}
+	if err := st.AdvanceWatermark(ctx, src, 0, time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+}
