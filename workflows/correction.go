@@ -21,8 +21,8 @@ const (
 
 // Defaults of CorrectionInput.
 const (
-	DefaultCorrectionChunkRows   = 10000
-	DefaultCorrectionKeyChunk    = 1000
+	DefaultCorrectionChunkRows = 10000
+	DefaultCorrectionKeyChunk  = 1000
 	// DefaultCorrectionParallelism is the workflow's default for an input
 	// that sets none (the stock temporal CLI's '{}'). It stays: a running
 	// workflow's history was made with it. tidemark's CLI starts runs and
