@@ -341,7 +341,7 @@ flags given, so it is safe to run at every deploy. The schedule shows in the
 Temporal UI's Schedules page; pause, trigger or delete it with the stock
 ` + "`temporal schedule`" + ` commands.`,
 		Example: `  tidemark correction schedule
-  tidemark correction schedule --at 03:30 --zone America/New_York --parallelism 8`,
+  tidemark correction schedule --at 03:30 --zone America/New_York --chunk-rows 20000`,
 	}
 	s := a.settings(cmd)
 	f := cmd.Flags()

@@ -25,15 +25,16 @@ type Options struct {
 	ChunkRows int
 	// KeyChunk is the size of a key chunk (extras, repairs). Default 1000.
 	KeyChunk int
-	// Parallelism bounds the chunks that read MySQL or compare at once, in
-	// Source and in the Chunk calls on one Corrector (a worker's): a chunk
+	// Parallelism bounds the chunks that read their rows from MySQL or
+	// compare them at once, on one Corrector (a worker keeps one): a chunk
 	// waiting for the source's watermark holds none. Default 4.
 	Parallelism int
-	// InFlight bounds the chunks Source has started and not finished, most
-	// of them waiting for the watermark, each holding its rows: the CDC
-	// keeps the watermark ~3 s behind MySQL's clock, so a worker compares
-	// at most about InFlight × ChunkRows rows per 3 s. Default 16 ×
-	// Parallelism.
+	// InFlight bounds the chunks started and not finished on one
+	// Corrector, of any runs (the others wait to start), each holding its
+	// rows while it waits for the watermark: a worker holds at most
+	// InFlight × ChunkRows rows (lower it for wide rows). The CDC keeps the
+	// watermark ~3 s behind MySQL's clock, so a worker compares at most
+	// about InFlight × ChunkRows rows per 3 s. Default 16 × Parallelism.
 	InFlight int
 	// Snapshots also writes a snapshot event for every compared key in
 	// sync (see the package doc for its cost). Default false.
@@ -76,19 +77,21 @@ func (o *Options) setDefaults() {
 // Corrector compares tables of one MySQL server with the event center and
 // writes corrections. Its methods are safe for concurrent use.
 type Corrector struct {
-	db    *sql.DB
-	store eventcenter.Store
-	opts  Options
-	cache indexCache    // see index.go
-	bufs  sync.Pool     // of *chunkBuf
-	work  chan struct{} // Options.Parallelism slots
+	db       *sql.DB
+	store    eventcenter.Store
+	opts     Options
+	cache    indexCache    // see index.go
+	bufs     sync.Pool     // of *chunkBuf
+	work     chan struct{} // Options.Parallelism slots
+	inFlight chan struct{} // Options.InFlight slots
 }
 
 // New returns a Corrector reading MySQL through db (opened by Open, or with
 // DSNParams) and correcting store.
 func New(db *sql.DB, store eventcenter.Store, opts Options) *Corrector {
 	opts.setDefaults()
-	return &Corrector{db: db, store: store, opts: opts, work: make(chan struct{}, opts.Parallelism)}
+	return &Corrector{db: db, store: store, opts: opts,
+		work: make(chan struct{}, opts.Parallelism), inFlight: make(chan struct{}, opts.InFlight)}
 }
 
 // Options returns the corrector's options, defaults filled in.
@@ -158,43 +161,55 @@ func (c *Corrector) ChunkReporting(ctx context.Context, t Target, schema *cdc.Ta
 			return res, fmt.Errorf("correction: source %s: indexing the event center: %w", t.Source, err)
 		}
 	}
+	// A chunk holds its rows from its read to its end, most of that time
+	// waiting for the watermark: the corrector's InFlight slots bound the
+	// chunks that do, on this corrector (a worker's), whatever runs they
+	// belong to. It works (reads, archives, compares) in one of its
+	// Parallelism slots, and waits for the watermark in none.
+	if err := c.take(ctx, c.inFlight); err != nil {
+		return res, err
+	}
+	defer func() { <-c.inFlight }()
 	buf, _ := c.bufs.Get().(*chunkBuf)
 	if buf == nil {
 		buf = new(chunkBuf)
 	}
 	defer c.bufs.Put(buf) // the rows are not used after this call
-	// The chunk works (reads, archives, compares) in one of the corrector's
-	// Parallelism slots, and waits for the watermark in none.
-	if err := c.startWork(ctx); err != nil {
+	var rows []mysqlRow
+	err := func() error { // in a work slot, given back however it ends
+		if err := c.take(ctx, c.work); err != nil {
+			return err
+		}
+		defer func() { <-c.work }()
+		var err error
+		if res.Point, rows, err = readChunk(ctx, c.db, schema, &ch, c.opts.Zone, buf); err != nil {
+			return fmt.Errorf("correction: source %s chunk %d: %w", t.Source, ch.Index, err)
+		}
+		if read != nil {
+			read(res.Point)
+		}
+		if ch.Archive != "" && c.opts.Archive != nil {
+			if err := c.archive(ctx, ch.Archive, schema, rows); err != nil {
+				return err
+			}
+			res.Object = ch.Archive
+		}
+		return nil
+	}()
+	if err != nil {
 		return res, err
 	}
-	p, rows, err := readChunk(ctx, c.db, schema, &ch, c.opts.Zone, buf)
-	if err != nil {
-		c.endWork()
-		return res, fmt.Errorf("correction: source %s chunk %d: %w", t.Source, ch.Index, err)
-	}
-	res.Point = p
-	if read != nil {
-		read(p)
-	}
-	if ch.Archive != "" && c.opts.Archive != nil {
-		if err := c.archive(ctx, ch.Archive, schema, rows); err != nil {
-			c.endWork()
-			return res, err
-		}
-		res.Object = ch.Archive
-	}
-	c.endWork()
+	p := res.Point
 	wctx, cancel := context.WithTimeout(ctx, c.opts.WatermarkTimeout)
 	err = c.store.WaitWatermark(wctx, t.Source, p.Time)
 	cancel()
 	if err != nil {
 		return res, fmt.Errorf("correction: source %s chunk %d: waiting for the watermark to pass the snapshot at %v: %w", t.Source, ch.Index, p.Time, err)
 	}
-	if err := c.startWork(ctx); err != nil {
+	if err := c.take(ctx, c.work); err != nil {
 		return res, err
 	}
-	defer c.endWork()
+	defer func() { <-c.work }()
 
 	// The fast path (index.go) for range chunks; the few keys of a key
 	// chunk (extras, a repair) all take the exact path, and so do a range
@@ -350,18 +365,15 @@ func (c *Corrector) ChunkReporting(ctx context.Context, t Target, schema *cdc.Ta
 	return res, nil
 }
 
-// startWork takes one of the corrector's Parallelism slots (endWork gives
-// it back).
-func (c *Corrector) startWork(ctx context.Context) error {
+// take takes a slot of slots (a semaphore: give it back with <-slots).
+func (c *Corrector) take(ctx context.Context, slots chan struct{}) error {
 	select {
-	case c.work <- struct{}{}:
+	case slots <- struct{}{}:
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
 	}
 }
-
-func (c *Corrector) endWork() { <-c.work }
 
 // keyState is a key's state at a point, and the time a correction there
 // must carry.

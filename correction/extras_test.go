@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -474,5 +475,57 @@ func TestWaitingChunkHoldsNoSlot(t *testing.T) {
 		if err := <-errs; err != nil {
 			t.Error(err)
 		}
+	}
+
+	// A chunk that panics while it works gives its slots back.
+	func() {
+		defer func() {
+			if recover() == nil {
+				t.Error("the read callback's panic was lost")
+			}
+		}()
+		c.ChunkReporting(ctx, target, schema, chunks[0], func(Point) { panic("read") })
+	}()
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.Chunk(ctx, target, schema, chunks[0])
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Error(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a chunk after the panic did not get a slot")
+	}
+
+	// With one chunk in flight, the second does not read until the first
+	// is done.
+	if err := st.AdvanceWatermark(ctx, src, 0, time.Now().Add(2*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	c = New(db, st, Options{Parallelism: 1, InFlight: 1})
+	var order []string
+	var mu sync.Mutex
+	note := func(s string) { mu.Lock(); order = append(order, s); mu.Unlock() }
+	var wg sync.WaitGroup
+	for i, ch := range chunks[:2] {
+		wg.Go(func() {
+			if i == 1 {
+				time.Sleep(50 * time.Millisecond) // the first starts first
+			}
+			c.ChunkReporting(ctx, target, schema, ch, func(Point) {
+				note(fmt.Sprint("read ", i))
+				if i == 0 {
+					time.Sleep(300 * time.Millisecond) // the second asks meanwhile
+				}
+			})
+			note(fmt.Sprint("done ", i))
+		})
+	}
+	wg.Wait()
+	if want := []string{"read 0", "done 0", "read 1", "done 1"}; !slices.Equal(order, want) {
+		t.Errorf("with one chunk in flight: %q, want %q", order, want)
 	}
 }

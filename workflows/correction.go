@@ -25,12 +25,15 @@ const (
 	DefaultCorrectionKeyChunk  = 1000
 	// DefaultCorrectionParallelism is the workflow's default for an input
 	// that sets none (the stock temporal CLI's '{}'). It stays: a running
-	// workflow's history was made with it. tidemark's CLI starts runs and
-	// schedules with CorrectionInFlight.
+	// workflow's history was made with it. tidemark correction run and
+	// schedule start runs with CorrectionInFlight (tidemark dev's schedule,
+	// created paused, does not).
 	DefaultCorrectionParallelism = 4
-	// CorrectionInFlight is the parallelism tidemark's CLI gives a run. The
-	// CDC keeps a MySQL source's watermark ~3 s behind MySQL's clock, and a
-	// chunk waits for it holding none of its worker's slots
+	// CorrectionInFlight is the parallelism tidemark correction run and
+	// schedule give a run: its chunks in flight, of which each worker holds
+	// at most its correction.Options.InFlight. The CDC keeps a MySQL
+	// source's watermark ~3 s behind MySQL's clock, and a chunk waits for
+	// it holding none of its worker's work slots
 	// (correction.Options.Parallelism), so 64 chunks of 10000 rows in
 	// flight compared 165k rows/s in process where 4 compared 13k
 	// (bench/README.md).
@@ -53,8 +56,8 @@ type CorrectionInput struct {
 	KeyChunk int `json:"keyChunk,omitempty"`
 	// Parallelism: the most chunks in flight at once. Most of them wait for
 	// the source's watermark; a worker compares at most its
-	// correction.Options.Parallelism at a time. Default 4 (tidemark's CLI:
-	// CorrectionInFlight).
+	// correction.Options.Parallelism at a time. Default 4 (tidemark
+	// correction run and schedule: CorrectionInFlight).
 	Parallelism int `json:"parallelism,omitempty"`
 	// HeartbeatTimeout of a chunk: how soon a dead worker's chunk is
 	// retried elsewhere. Default 30s.
