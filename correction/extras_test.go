@@ -26,11 +26,7 @@ import (
 func TestExtrasFromMarks(t *testing.T) {
 	ctx := context.Background()
 	db, name := newKeyTable(t)
-	st, err := embedded.Open(embedded.Config{Dir: t.TempDir(), NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() }) // after TrailWatermark stops (cleanups run last first)
+	st := openEventCenter(t)
 
 	// The event center holds 1…30 and 40; MySQL holds 1…31 but 5 and 17:
 	// 5, 17 and 40 are extra (31 is missing, not extra).
@@ -41,31 +37,18 @@ func TestExtrasFromMarks(t *testing.T) {
 		if i > 30 && i < 40 {
 			continue
 		}
-		evs = append(evs, eventcenter.Event{Source: src, Key: strconv.Itoa(i), Time: at, Pos: eventcenter.Position{Log: 1, Offset: uint64(i) << 16},
-			Op: eventcenter.OpInsert, After: eventcenter.Row{"id": int64(i), "v": "v" + strconv.Itoa(i)}})
+		evs = append(evs, inserted(src, i, "v"+strconv.Itoa(i), at))
 		if i != 5 && i != 17 && i != 40 {
-			if _, err := db.ExecContext(ctx, fmt.Sprintf("INSERT INTO %s.t VALUES (%d, 'v%d')", name, i, i)); err != nil {
-				t.Fatal(err)
-			}
+			insertRow(t, db, name, i, "v"+strconv.Itoa(i))
 		}
 	}
-	if _, err := db.ExecContext(ctx, "INSERT INTO "+name+".t VALUES (31, 'v31')"); err != nil {
-		t.Fatal(err)
-	}
+	insertRow(t, db, name, 31, "v31")
 	if err := st.Append(ctx, evs); err != nil {
 		t.Fatal(err)
 	}
 	testenv.TrailWatermark(t, st, src, 0, 10*time.Millisecond) // as the CDC keeps it: the chunks' points are after the index's
-	target := Target{Source: src, Database: name, Table: "t"}
-	schema, err := LoadSchema(ctx, db, target)
-	if err != nil {
-		t.Fatal(err)
-	}
 	opts := Options{ChunkRows: 7, KeyChunk: 2}
-	chunks, err := Plan(ctx, db, schema, opts.ChunkRows)
-	if err != nil {
-		t.Fatal(err)
-	}
+	target, schema, chunks := planTable(t, db, name, src, opts.ChunkRows)
 	if len(chunks) < 3 {
 		t.Fatalf("%d chunks: the test needs several", len(chunks))
 	}
@@ -190,17 +173,11 @@ func TestExtrasWithTrailingWatermark(t *testing.T) {
 		if i == 5 {
 			continue // extra: the event center has it
 		}
-		if _, err := db.ExecContext(ctx, fmt.Sprintf("INSERT INTO %s.t VALUES (%d, '%s')", name, i, v)); err != nil {
-			t.Fatal(err)
-		}
+		insertRow(t, db, name, i, v)
 	}
 	for _, marks := range []bool{true, false} {
 		t.Run(fmt.Sprintf("marks=%v", marks), func(t *testing.T) {
-			st, err := embedded.Open(embedded.Config{Dir: t.TempDir(), NoSync: true})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { st.Close() }) // after TrailWatermark stops
+			st := openEventCenter(t)
 			const src = "mysql.trail.t"
 			at := time.Now().Add(-time.Hour)
 			var evs []eventcenter.Event
@@ -208,8 +185,7 @@ func TestExtrasWithTrailingWatermark(t *testing.T) {
 				if i == 15 {
 					continue // missing
 				}
-				evs = append(evs, eventcenter.Event{Source: src, Key: strconv.Itoa(i), Time: at, Pos: eventcenter.Position{Log: 1, Offset: uint64(i) << 16},
-					Op: eventcenter.OpInsert, After: eventcenter.Row{"id": int64(i), "v": "v" + strconv.Itoa(i)}})
+				evs = append(evs, inserted(src, i, "v"+strconv.Itoa(i), at))
 			}
 			if err := st.Append(ctx, evs); err != nil {
 				t.Fatal(err)
@@ -217,16 +193,8 @@ func TestExtrasWithTrailingWatermark(t *testing.T) {
 			// The watermark trails the clock: the index's upTo precedes the
 			// chunks' points, where their corrections go.
 			testenv.TrailWatermark(t, st, src, 0, 10*time.Millisecond)
-			target := Target{Source: src, Database: name, Table: "t"}
-			schema, err := LoadSchema(ctx, db, target)
-			if err != nil {
-				t.Fatal(err)
-			}
+			target, schema, chunks := planTable(t, db, name, src, 7)
 			c := New(db, st, Options{ChunkRows: 7, KeyChunk: 100, MaxKeys: -1})
-			chunks, err := Plan(ctx, db, schema, 7)
-			if err != nil {
-				t.Fatal(err)
-			}
 			since := time.Now()
 			var total Drift
 			for _, ch := range chunks {
@@ -271,6 +239,49 @@ func TestExtrasWithTrailingWatermark(t *testing.T) {
 	}
 }
 
+// openEventCenter opens an embedded event center in a folder of the
+// test's, closed when the test ends: after any cleanup registered later,
+// such as testenv.TrailWatermark's.
+func openEventCenter(t *testing.T) *embedded.Store {
+	t.Helper()
+	st, err := embedded.Open(embedded.Config{Dir: t.TempDir(), NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
+// insertRow inserts (id, v) into newKeyTable's table.
+func insertRow(t *testing.T, db *sql.DB, name string, id int, v string) {
+	t.Helper()
+	if _, err := db.Exec(fmt.Sprintf("INSERT INTO %s.t VALUES (%d, '%s')", name, id, v)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// inserted is the event center's insert of newKeyTable's row (id, v) at at.
+func inserted(src string, id int, v string, at time.Time) eventcenter.Event {
+	return eventcenter.Event{Source: src, Key: strconv.Itoa(id), Time: at, Pos: eventcenter.Position{Log: 1, Offset: uint64(id) << 16},
+		Op: eventcenter.OpInsert, After: eventcenter.Row{"id": int64(id), "v": v}}
+}
+
+// planTable loads newKeyTable's table as source src and plans it in
+// chunks of chunkRows.
+func planTable(t *testing.T, db *sql.DB, name, src string, chunkRows int) (Target, *cdc.Table, []Chunk) {
+	t.Helper()
+	target := Target{Source: src, Database: name, Table: "t"}
+	schema, err := LoadSchema(context.Background(), db, target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chunks, err := Plan(context.Background(), db, schema, chunkRows)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return target, schema, chunks
+}
+
 // newKeyTable creates a database of its own (dropped at the end of the
 // test) holding an empty table t (id INT PRIMARY KEY, v VARCHAR(8)), and
 // returns a connection opened as the correction reads, and the database.
@@ -307,21 +318,14 @@ func newKeyTable(t *testing.T) (*sql.DB, string) {
 func TestWatermarkAheadOfMySQL(t *testing.T) {
 	ctx := context.Background()
 	db, name := newKeyTable(t)
-	st, err := embedded.Open(embedded.Config{Dir: t.TempDir(), NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := openEventCenter(t)
 	const src = "mysql.before.t"
 	at := time.Now().Add(-time.Hour)
 	var evs []eventcenter.Event
 	for i, v := range []struct{ ours, mysql string }{{"x", "a"}, {"b", "b"}, {"c", "c"}} {
 		id := i + 1
-		evs = append(evs, eventcenter.Event{Source: src, Key: strconv.Itoa(id), Time: at, Pos: eventcenter.Position{Log: 1, Offset: uint64(id) << 16},
-			Op: eventcenter.OpInsert, After: eventcenter.Row{"id": int64(id), "v": v.ours}})
-		if _, err := db.ExecContext(ctx, fmt.Sprintf("INSERT INTO %s.t VALUES (%d, '%s')", name, id, v.mysql)); err != nil {
-			t.Fatal(err)
-		}
+		evs = append(evs, inserted(src, id, v.ours, at))
+		insertRow(t, db, name, id, v.mysql)
 	}
 	evs = append(evs, eventcenter.Event{Source: src, Key: "1", Time: time.Now().Add(-time.Second), Pos: eventcenter.Position{Log: 1 << 40},
 		Op: eventcenter.OpUpdate, After: eventcenter.Row{"id": int64(1), "v": "a"}})
@@ -331,15 +335,7 @@ func TestWatermarkAheadOfMySQL(t *testing.T) {
 	if err := st.AdvanceWatermark(ctx, src, 0, time.Now().Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	target := Target{Source: src, Database: name, Table: "t"}
-	schema, err := LoadSchema(ctx, db, target)
-	if err != nil {
-		t.Fatal(err)
-	}
-	chunks, err := Plan(ctx, db, schema, 100)
-	if err != nil {
-		t.Fatal(err)
-	}
+	target, schema, chunks := planTable(t, db, name, src, 100)
 	r, err := New(db, st, Options{}).Chunk(ctx, target, schema, chunks[0])
 	if err != nil {
 		t.Fatal(err)
@@ -357,21 +353,14 @@ func TestWatermarkAheadOfMySQL(t *testing.T) {
 func TestRetryCountsTheRunsCorrections(t *testing.T) {
 	ctx := context.Background()
 	db, name := newKeyTable(t)
-	st, err := embedded.Open(embedded.Config{Dir: t.TempDir(), NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := openEventCenter(t)
 	const src = "mysql.retry.t"
 	at := time.Now().Add(-time.Hour)
 	var evs []eventcenter.Event
 	for i := 1; i <= 10; i++ {
-		if _, err := db.ExecContext(ctx, fmt.Sprintf("INSERT INTO %s.t VALUES (%d, 'v%d')", name, i, i)); err != nil {
-			t.Fatal(err)
-		}
+		insertRow(t, db, name, i, "v"+strconv.Itoa(i))
 		if i != 3 { // missing
-			evs = append(evs, eventcenter.Event{Source: src, Key: strconv.Itoa(i), Time: at, Pos: eventcenter.Position{Log: 1, Offset: uint64(i) << 16},
-				Op: eventcenter.OpInsert, After: eventcenter.Row{"id": int64(i), "v": "v" + strconv.Itoa(i)}})
+			evs = append(evs, inserted(src, i, "v"+strconv.Itoa(i), at))
 		}
 	}
 	if err := st.Append(ctx, evs); err != nil {
@@ -380,15 +369,7 @@ func TestRetryCountsTheRunsCorrections(t *testing.T) {
 	if err := st.AdvanceWatermark(ctx, src, 0, time.Now().Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	target := Target{Source: src, Database: name, Table: "t"}
-	schema, err := LoadSchema(ctx, db, target)
-	if err != nil {
-		t.Fatal(err)
-	}
-	chunks, err := Plan(ctx, db, schema, 100)
-	if err != nil {
-		t.Fatal(err)
-	}
+	target, schema, chunks := planTable(t, db, name, src, 100)
 	ch := chunks[0]
 	ch.Since = time.Now()
 	first, err := New(db, st, Options{}).Chunk(ctx, target, schema, ch)
@@ -427,28 +408,17 @@ func TestRetryCountsTheRunsCorrections(t *testing.T) {
 func TestWaitingChunkHoldsNoSlot(t *testing.T) {
 	ctx := context.Background()
 	db, name := newKeyTable(t)
-	st, err := embedded.Open(embedded.Config{Dir: t.TempDir(), NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := openEventCenter(t)
 	const src = "mysql.slots.t"
 	for i := 1; i <= 4; i++ {
-		if _, err := db.ExecContext(ctx, fmt.Sprintf("INSERT INTO %s.t VALUES (%d, 'v%d')", name, i, i)); err != nil {
-			t.Fatal(err)
-		}
+		insertRow(t, db, name, i, "v"+strconv.Itoa(i))
 	}
 	if err := st.AdvanceWatermark(ctx, src, 0, time.Now().Add(-time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	target := Target{Source: src, Database: name, Table: "t"}
-	schema, err := LoadSchema(ctx, db, target)
-	if err != nil {
-		t.Fatal(err)
-	}
-	chunks, err := Plan(ctx, db, schema, 2)
-	if err != nil || len(chunks) < 2 {
-		t.Fatalf("%d chunks, %v: want 2", len(chunks), err)
+	target, schema, chunks := planTable(t, db, name, src, 2)
+	if len(chunks) < 2 {
+		t.Fatalf("%d chunks: want 2", len(chunks))
 	}
 	c := New(db, st, Options{Parallelism: 1})
 	read := make(chan int, 2)

@@ -10,7 +10,6 @@ import (
 	"weak"
 
 	"github.com/tidemark-dev/tidemark/eventcenter"
-	"github.com/tidemark-dev/tidemark/eventcenter/embedded"
 )
 
 // slowStore holds Watermark, so an index stays being built, until release
@@ -30,12 +29,7 @@ func (s *slowStore) Watermark(ctx context.Context, src string) (time.Time, error
 }
 
 func newSlowStore(t *testing.T) *slowStore {
-	st, err := embedded.Open(embedded.Config{Dir: t.TempDir(), NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	return &slowStore{Store: st, release: make(chan struct{})}
+	return &slowStore{Store: openEventCenter(t), release: make(chan struct{})}
 }
 
 // TestIndexCache: the cache under the ways a worker's chunks and extras
@@ -190,11 +184,7 @@ func TestTakenMarks(t *testing.T) {
 // deletes, revivals and events after the watermark.
 func TestIndexBuildsAgree(t *testing.T) {
 	ctx := context.Background()
-	st, err := embedded.Open(embedded.Config{Dir: t.TempDir(), NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := openEventCenter(t)
 	const src = "mysql.agree.t"
 	base := time.Now().Add(-time.Hour).Truncate(time.Second)
 	w := base.Add(6 * time.Second)
