@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"slices"
 	"testing"
 	"time"
@@ -193,18 +194,9 @@ func testReplayStops(t *testing.T, h *harness) {
 		}
 	}
 	for _, srcs := range [][]string{{"bulk.source"}, {"bulk.source", srcOrders}} {
-		ctx, cancel = context.WithCancel(h.ctx)
-		count := 0
-		err = nil
-		for _, e := range h.s.Replay(ctx, eventcenter.ReplayQuery{Sources: srcs, From: at(0), To: at(100)}) {
-			if e != nil {
-				err = e
-				break
-			}
-			count++
-			cancel()
-		}
-		cancel()
+		count, err := cancelAfterFirst(h.ctx, func(ctx context.Context) iter.Seq2[eventcenter.Event, error] {
+			return h.s.Replay(ctx, eventcenter.ReplayQuery{Sources: srcs, From: at(0), To: at(100)})
+		})
 		if !errors.Is(err, context.Canceled) || count >= n {
 			t.Errorf("Replay(%q) cancelled after its first event: %d events then error %v; want fewer than %d and context.Canceled", srcs, count, err, n)
 		}

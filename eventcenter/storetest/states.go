@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"slices"
 	"strings"
 	"testing"
@@ -83,18 +84,9 @@ func testScanStates(t *testing.T, h *harness) {
 	}
 	// A context cancelled during a scan ends it with the context's error
 	// before the end (the source has 600 keys and more).
-	ctx, cancel := context.WithCancel(h.ctx)
-	count := 0
-	var err error
-	for _, e := range sc.ScanStates(ctx, srcOrders, farFuture, 0, 1) {
-		if e != nil {
-			err = e
-			break
-		}
-		count++
-		cancel()
-	}
-	cancel()
+	count, err := cancelAfterFirst(h.ctx, func(ctx context.Context) iter.Seq2[eventcenter.RawEvent, error] {
+		return sc.ScanStates(ctx, srcOrders, farFuture, 0, 1)
+	})
 	if !errors.Is(err, context.Canceled) || count >= 600 {
 		t.Errorf("ScanStates cancelled after its first state: %d states then error %v; want fewer than 600 and context.Canceled", count, err)
 	}

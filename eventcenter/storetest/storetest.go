@@ -282,6 +282,23 @@ func (h *harness) declare(ix eventcenter.Index) {
 	}
 }
 
+// cancelAfterFirst iterates what scan yields for a context that it
+// cancels at the first item, and returns how many items came and the
+// error that ended the iteration.
+func cancelAfterFirst[T any](parent context.Context, scan func(context.Context) iter.Seq2[T, error]) (int, error) {
+	ctx, cancel := context.WithCancel(parent)
+	defer cancel()
+	count := 0
+	for _, err := range scan(ctx) {
+		if err != nil {
+			return count, err
+		}
+		count++
+		cancel()
+	}
+	return count, nil
+}
+
 // collect drains a replay; it stops at the first error, checking that the
 // error comes with a zero Event.
 func collect(seq iter.Seq2[eventcenter.Event, error]) ([]eventcenter.Event, error) {
