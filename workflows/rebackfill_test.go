@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -115,6 +116,9 @@ func TestCorrectionRebackfill(t *testing.T) {
 		{"j2", "featurestore:x", "fill", firstA, false, []string{srcA, srcB}, []int{3, 1}},
 		{"j3", "featurestore", "replace", now.Add(-10 * time.Minute), true, []string{srcB}, []int{1}},
 	}
+	// The children run concurrently: the order they started in is not the
+	// run's (by job).
+	slices.SortFunc(children, func(a, b child) int { return strings.Compare(a.in.Job, b.in.Job) })
 	if len(sum.Rebackfill) != len(want) || len(children) != len(want) {
 		t.Fatalf("rebackfills %+v, children %+v", sum.Rebackfill, children)
 	}
