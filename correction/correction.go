@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tidemark-dev/tidemark/cdc"
@@ -80,10 +81,11 @@ type Corrector struct {
 	db       *sql.DB
 	store    eventcenter.Store
 	opts     Options
-	cache    indexCache    // see index.go
-	bufs     sync.Pool     // of *chunkBuf
-	work     chan struct{} // Options.Parallelism slots
-	inFlight chan struct{} // Options.InFlight slots
+	cache    indexCache   // see index.go
+	bufs     sync.Pool    // of *chunkBuf
+	bufSize  atomic.Value // bufSize of the last chunk read: a new chunkBuf's
+	work     *slots       // Options.Parallelism slots, comparisons first
+	inFlight *slots       // Options.InFlight slots
 }
 
 // New returns a Corrector reading MySQL through db (opened by Open, or with
@@ -91,7 +93,7 @@ type Corrector struct {
 func New(db *sql.DB, store eventcenter.Store, opts Options) *Corrector {
 	opts.setDefaults()
 	return &Corrector{db: db, store: store, opts: opts,
-		work: make(chan struct{}, opts.Parallelism), inFlight: make(chan struct{}, opts.InFlight)}
+		work: newSlots(opts.Parallelism), inFlight: newSlots(opts.InFlight)}
 }
 
 // Options returns the corrector's options, defaults filled in.
@@ -166,25 +168,37 @@ func (c *Corrector) ChunkReporting(ctx context.Context, t Target, schema *cdc.Ta
 	// chunks that do, on this corrector (a worker's), whatever runs they
 	// belong to. It works (reads, archives, compares) in one of its
 	// Parallelism slots, and waits for the watermark in none.
-	if err := c.take(ctx, c.inFlight); err != nil {
+	if err := c.inFlight.take(ctx, false); err != nil {
 		return res, err
 	}
-	defer func() { <-c.inFlight }()
-	buf, _ := c.bufs.Get().(*chunkBuf)
-	if buf == nil {
-		buf = new(chunkBuf)
-	}
-	defer c.bufs.Put(buf) // the rows are not used after this call
-	var rows []mysqlRow
+	defer c.inFlight.give()
+	var (
+		buf  *chunkBuf
+		rows []mysqlRow
+	)
+	defer func() { // the rows are not used after this call
+		if buf != nil {
+			clear(buf.hits) // which hold the index
+			c.bufs.Put(buf)
+		}
+	}()
 	err := func() error { // in a work slot, given back however it ends
-		if err := c.take(ctx, c.work); err != nil {
+		if err := c.work.take(ctx, false); err != nil {
 			return err
 		}
-		defer func() { <-c.work }()
+		defer c.work.give()
+		// Taken in the slot: a chunk waiting for one holds no buffer, and
+		// one made new is sized like the last chunk read.
+		buf, _ = c.bufs.Get().(*chunkBuf)
+		if buf == nil {
+			size, _ := c.bufSize.Load().(bufSize)
+			buf = size.make()
+		}
 		var err error
 		if res.Point, rows, err = readChunk(ctx, c.db, schema, &ch, c.opts.Zone, buf); err != nil {
 			return fmt.Errorf("correction: source %s chunk %d: %w", t.Source, ch.Index, err)
 		}
+		c.bufSize.Store(buf.size())
 		if read != nil {
 			read(res.Point)
 		}
@@ -206,10 +220,10 @@ func (c *Corrector) ChunkReporting(ctx context.Context, t Target, schema *cdc.Ta
 	if err != nil {
 		return res, fmt.Errorf("correction: source %s chunk %d: waiting for the watermark to pass the snapshot at %v: %w", t.Source, ch.Index, p.Time, err)
 	}
-	if err := c.take(ctx, c.work); err != nil {
+	if err := c.work.take(ctx, true); err != nil {
 		return res, err
 	}
-	defer func() { <-c.work }()
+	defer c.work.give()
 
 	// The fast path (index.go) for range chunks; the few keys of a key
 	// chunk (extras, a repair) all take the exact path, and so do a range
@@ -228,7 +242,9 @@ func (c *Corrector) ChunkReporting(ctx context.Context, t Target, schema *cdc.Ta
 			return res, fmt.Errorf("correction: source %s: %w", t.Source, err)
 		}
 		marks = idx.marks(ch.Since)
+		buf.hits = idx.lookupRows(rows, buf.hits)
 	}
+	hits := buf.hits
 
 	// The keys compared: the chunk's rows', then those of a key chunk's
 	// keys MySQL does not have.
@@ -259,7 +275,7 @@ func (c *Corrector) ChunkReporting(ctx context.Context, t Target, schema *cdc.Ta
 			r := &rows[i]
 			key = r.key
 			if idx != nil {
-				e, pos, indexed := idx.lookup(key)
+				e, pos, indexed := hits[i].entry()
 				isRecent := recent[key]
 				if marks != nil {
 					if indexed {
@@ -363,16 +379,6 @@ func (c *Corrector) ChunkReporting(ctx context.Context, t Target, schema *cdc.Ta
 		idx.cover(marks, ch.Index)
 	}
 	return res, nil
-}
-
-// take takes a slot of slots (a semaphore: give it back with <-slots).
-func (c *Corrector) take(ctx context.Context, slots chan struct{}) error {
-	select {
-	case slots <- struct{}{}:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 // keyState is a key's state at a point, and the time a correction there
@@ -533,9 +539,9 @@ func (c *Corrector) Extras(ctx context.Context, t Target, schema *cdc.Table, fir
 		}
 	}
 	candidates := map[string]bool{}
-	for k, i := range idx.all {
+	for i, k := range idx.all {
 		if !inMySQL(i) {
-			candidates[k] = true
+			candidates[string(k)] = true
 		}
 	}
 	for k := range recent {

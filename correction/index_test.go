@@ -4,6 +4,7 @@ import (
 	"context"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -221,7 +222,8 @@ func TestIndexBuildsAgree(t *testing.T) {
 			t.Fatalf("index up to %v, want the watermark %v", idx.upTo, w)
 		}
 		out, at := map[string]indexEntry{}, map[int32]string{}
-		for k, pos := range idx.all {
+		for pos, name := range idx.all {
+			k := string(name)
 			if other, ok := at[pos]; ok || pos < 0 || int(pos) >= idx.size {
 				t.Fatalf("key %q at position %d (size %d), as %q is", k, pos, idx.size, other)
 			}
@@ -230,7 +232,24 @@ func TestIndexBuildsAgree(t *testing.T) {
 			if !ok || p != pos {
 				t.Fatalf("lookup(%q) = %d, %v; all says %d", k, p, ok, pos)
 			}
-			out[k] = *e
+			if _, _, ok := idx.lookup(k + "x"); ok {
+				t.Fatalf("lookup(%q) found a key not indexed", k+"x")
+			}
+			entry := *e
+			entry.nameAt = 0 // where the shard keeps the name
+			out[k] = entry
+		}
+		// The same, all at once.
+		var rows []mysqlRow
+		for k := range out {
+			rows = append(rows, mysqlRow{key: k}, mysqlRow{key: k + "x"})
+		}
+		for i, hit := range idx.lookupRows(rows, nil) {
+			e, pos, ok := hit.entry()
+			want, wantPos, wantOK := idx.lookup(rows[i].key)
+			if ok != wantOK || pos != wantPos || ok && *e != *want {
+				t.Fatalf("lookupRows: key %q at %d (%v), lookup: at %d (%v)", rows[i].key, pos, ok, wantPos, wantOK)
+			}
 		}
 		return out, len(idx.shards)
 	}
@@ -249,5 +268,42 @@ func TestIndexBuildsAgree(t *testing.T) {
 		if scanned[k] != e {
 			t.Errorf("key %s: listed %+v, replayed %+v", k, scanned[k], e)
 		}
+	}
+}
+
+// TestIndexShardFindsByName: keys whose hashes are equal (or equal in the
+// half a table slot keeps) are told apart by their names, through the
+// table's growth and its wrap-around, and a key not added is not found.
+func TestIndexShardFindsByName(t *testing.T) {
+	var sh indexShard
+	hashOf := func(i int) uint64 {
+		switch i % 3 {
+		case 0:
+			return 42 // the same hash
+		case 1:
+			return 7<<32 | uint64(i) // the same high half
+		}
+		return keyHash(strconv.Itoa(i))
+	}
+	const n = 5000
+	for i := range n {
+		if err := sh.add(strconv.Itoa(i), indexEntry{key: hashOf(i), sum: uint64(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if 2*n > len(sh.table) {
+		t.Fatalf("%d entries in a table of %d slots: more than half full", n, len(sh.table))
+	}
+	for i := range n {
+		e := sh.find(strconv.Itoa(i), hashOf(i))
+		if e < 0 || sh.entries[e].sum != uint64(i) || string(sh.name(e)) != strconv.Itoa(i) {
+			t.Fatalf("key %d: found entry %d", i, e)
+		}
+		if e := sh.find(strconv.Itoa(i+n), hashOf(i)); e >= 0 {
+			t.Fatalf("key %d, not added, found at %d", i+n, e)
+		}
+	}
+	if err := sh.add(strings.Repeat("k", 1<<16), indexEntry{}); err == nil {
+		t.Error("a key of 64 KiB was taken")
 	}
 }

@@ -91,6 +91,20 @@ type mysqlRow struct {
 type chunkBuf struct {
 	texts chunkTexts
 	rows  []mysqlRow
+	hits  []indexHit // the rows' keys in the index
+}
+
+// bufSize is what a chunkBuf held: the size a new one starts at, so that
+// it does not grow (copying) row by row.
+type bufSize struct{ rows, values, bytes int }
+
+func (b *chunkBuf) size() bufSize {
+	return bufSize{len(b.rows), len(b.texts.ends), len(b.texts.data)}
+}
+
+func (s bufSize) make() *chunkBuf {
+	return &chunkBuf{rows: make([]mysqlRow, 0, s.rows+s.rows/8),
+		texts: chunkTexts{data: make([]byte, 0, s.bytes+s.bytes/8), ends: make([]uint64, 0, s.values+s.values/8)}}
 }
 
 // chunkTexts holds a chunk's values as MySQL printed them, end to end, so
