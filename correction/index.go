@@ -181,9 +181,10 @@ func (x *keyIndex) lookup(key string) (*indexEntry, int32, bool) {
 
 // indexHit is where lookupRows found a row's key.
 type indexHit struct {
-	sh *indexShard
-	h  uint64 // the key's hash; then its slot (while looking up)
-	e  int32  // the place of its entry in sh.entries; -1: not indexed
+	sh   *indexShard
+	h    uint64 // the key's hash
+	slot uint64 // its first slot's
+	e    int32  // the place of its entry in sh.entries; -1: not indexed
 }
 
 // entry returns the hit's entry and its position, if the key is indexed.
@@ -207,16 +208,24 @@ func (x *keyIndex) lookupRows(rows []mysqlRow, hits []indexHit) []indexHit {
 		}
 		return hits
 	}
-	for i := range rows { // the first slot of each
+	for i := range rows {
 		sh := x.shard(rows[i].key)
-		h := keyHash(rows[i].key)
-		hits[i] = indexHit{sh: sh, h: h, e: -1}
-		if len(sh.table) > 0 {
-			if slot := sh.table[h&uint64(len(sh.table)-1)]; slot != 0 && uint32(slot>>32) == uint32(h>>32) {
-				hits[i].e = int32(uint32(slot)) - 1
-			} else if slot != 0 {
-				hits[i].e = -2 // another key's: probe on
-			}
+		hits[i] = indexHit{sh: sh, h: keyHash(rows[i].key), e: -1}
+	}
+	// The first slot of each, in a loop of loads only, so that many are
+	// in flight at once.
+	for i := range hits {
+		if t := hits[i].sh.table; len(t) > 0 {
+			hits[i].slot = t[hits[i].h&uint64(len(t)-1)]
+		}
+	}
+	for i := range hits {
+		switch hit := &hits[i]; {
+		case hit.slot == 0: // not indexed
+		case uint32(hit.slot>>32) == uint32(hit.h>>32):
+			hit.e = int32(uint32(hit.slot)) - 1
+		default:
+			hit.e = -2 // another key's: probe on
 		}
 	}
 	for i := range hits { // the entry a first slot names
