@@ -46,11 +46,11 @@
 // states as of its watermark, listed in parallel parts where the store can
 // (eventcenter.StateScanner) or replayed, give per key a hash of its
 // state. A chunk replays only the events after that watermark up to its
-// point; a key none of them touches whose MySQL row
-// hashes like its indexed state is in sync without a read, and every other
-// key takes the exact path above. The index holds every key of the source
-// in memory (about 60 bytes a key) and is kept for an hour per Corrector,
-// so the chunks of one run on one worker share it.
+// point; a key none of them touches whose MySQL row hashes like its
+// indexed state is in sync without a read, and every other key takes the
+// exact path above. The index holds every key of the source in memory
+// (about 50 bytes a key, and the key) and is kept for an hour per
+// Corrector, so the chunks of one run on one worker share it.
 //
 // A correction is written at the chunk's point: Pos the point, Time the
 // snapshot's server time, lowered, for a key that changed after the point
