@@ -61,6 +61,8 @@ func TestExitCodesAndMessages(t *testing.T) {
 		{"bad log level", []string{"live", "--log-level", "loud"}, ExitUsage, "", `--log-level "loud"`},
 		{"bad store URL", []string{"live", "--store", "ftp://x"}, ExitUsage, "", `unknown kind "ftp"`},
 		{"hbase command on pebble", []string{"hbase", "drop", "--store", "pebble://x"}, ExitUsage, "", "is not an HBase store"},
+		{"bad correction parallelism", []string{"worker", "--correction-parallelism", "0"}, ExitUsage, "", "--correction-parallelism 0"},
+		{"bad correction in-flight", []string{"worker", "--correction-in-flight", "-1"}, ExitUsage, "", "--correction-in-flight -1"},
 		{"drop without --yes", []string{"hbase", "drop", "--store", "hbase://127.0.0.1:1/x"}, ExitUsage, "", "add --yes"},
 
 		{"failure", []string{"ingest", "--sources", missing}, ExitError, "", "missing.yaml"},

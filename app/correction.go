@@ -390,6 +390,7 @@ Temporal UI's Schedules page; pause, trigger or delete it with the stock
 // the MySQL server the mysql sources live on.
 type correctionDeps struct {
 	addr, user, password, zone string
+	parallelism, inFlight      int
 	flags                      *pflag.FlagSet
 }
 
@@ -399,6 +400,16 @@ func (d *correctionDeps) register(a *cli, f *pflag.FlagSet) {
 	f.StringVar(&d.user, "mysql-user", a.envOr("TIDEMARK_MYSQL_USER", "root"), "MySQL user ($TIDEMARK_MYSQL_USER)")
 	f.StringVar(&d.password, "mysql-password", a.envOr("TIDEMARK_MYSQL_PASSWORD", ""), "MySQL password ($TIDEMARK_MYSQL_PASSWORD)")
 	f.StringVar(&d.zone, "mysql-zone", "UTC", "time zone of DATETIME and DATE values: the CDC's --zone")
+	f.IntVar(&d.parallelism, "correction-parallelism", 4, "correction chunks this worker reads from MySQL or compares at once")
+	f.IntVar(&d.inFlight, "correction-in-flight", 0, "correction chunks this worker holds in memory at once, most of them waiting for the watermark (0: 16 × --correction-parallelism)")
+}
+
+// validate checks the flags that need no server.
+func (d *correctionDeps) validate() error {
+	if d.parallelism < 1 || d.inFlight < 0 {
+		return usagef("--correction-parallelism %d, --correction-in-flight %d: want at least 1, and 0 (the default) or more", d.parallelism, d.inFlight)
+	}
+	return nil
 }
 
 // activities returns the correction's activities, or nil without --mysql.
@@ -422,6 +433,7 @@ func (d *correctionDeps) activities(store eventcenter.Store, sources *source.Con
 	if err != nil {
 		return nil, nil, usagef("--mysql-zone: %w", err)
 	}
+
 	db, err := correction.Open(d.addr, d.user, d.password)
 	if err != nil {
 		return nil, nil, err
@@ -434,6 +446,6 @@ func (d *correctionDeps) activities(store eventcenter.Store, sources *source.Con
 	if prom != nil {
 		reg = prom
 	}
-	return &activities.Correction{DB: db, Store: store, Sources: sources, Options: correction.Options{Zone: loc, Archive: archive},
+	return &activities.Correction{DB: db, Store: store, Sources: sources, Options: correction.Options{Zone: loc, Archive: archive, Parallelism: d.parallelism, InFlight: d.inFlight},
 		Metrics: correction.NewMetrics(reg)}, db, nil
 }

@@ -61,6 +61,9 @@ one task queue, all on one HBase event center, to scale out.`,
 		if deprecated {
 			a.deprecated("%q is now %q", a.name+" backfill worker", a.name+" worker")
 		}
+		if err := corr.validate(); err != nil {
+			return err
+		}
 		ctx := cmd.Context()
 		log, err := logs.logger(a.stderr)
 		if err != nil {
