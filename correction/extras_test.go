@@ -499,3 +499,96 @@ func TestWaitingChunkHoldsNoSlot(t *testing.T) {
 		t.Errorf("with one chunk in flight: %q, want %q", order, want)
 	}
 }
+
+// TestEventsAtTheBoundaries: events stamped exactly at the index's
+// watermark are in the index (and not replayed as recent), and events
+// stamped exactly at a chunk's point are recent, before or after the point
+// by their binlog position. A drifted key on either side is corrected; a
+// key in sync on either side is not.
+func TestEventsAtTheBoundaries(t *testing.T) {
+	ctx := context.Background()
+	db, name := newKeyTable(t)
+	st := openEventCenter(t)
+	const src = "mysql.bounds.t"
+	at0, w := time.Now().Add(-time.Hour), time.Now().Add(-30*time.Minute)
+	var evs []eventcenter.Event
+	for i := 1; i <= 6; i++ {
+		insertRow(t, db, name, i, "v"+strconv.Itoa(i))
+		evs = append(evs, inserted(src, i, "v"+strconv.Itoa(i), at0))
+	}
+	// At the watermark: 1 drifts, 2 is updated to what MySQL has.
+	atW := func(id int, v string) eventcenter.Event {
+		e := inserted(src, id, v, w)
+		e.Op, e.Pos.Offset = eventcenter.OpUpdate, e.Pos.Offset+1<<32
+		return e
+	}
+	evs = append(evs, atW(1, "old"), atW(2, "v2"))
+	if err := st.Append(ctx, evs); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.AdvanceWatermark(ctx, src, 0, w); err != nil {
+		t.Fatal(err)
+	}
+	target, schema, chunks := planTable(t, db, name, src, 100)
+	if len(chunks) != 1 {
+		t.Fatalf("%d chunks, want 1", len(chunks))
+	}
+	c := New(db, st, Options{})
+	idx, err := c.index(ctx, src, schema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !idx.upTo.Equal(w) {
+		t.Fatalf("index up to %v, want the watermark %v", idx.upTo, w)
+	}
+	if err := st.AdvanceWatermark(ctx, src, 0, time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	// At the chunk's point, once it has read MySQL: 3 drifts before the
+	// point, 4 drifts after it (so is in sync at it), 5 is updated to what
+	// MySQL has just after the index's watermark.
+	var point Point
+	res, err := c.ChunkReporting(ctx, target, schema, chunks[0], func(p Point) {
+		point = p
+		at := func(id int, v string, t time.Time, offset uint64) eventcenter.Event {
+			e := inserted(src, id, v, t)
+			e.Op, e.Pos = eventcenter.OpUpdate, eventcenter.Position{Log: p.Pos.Log, Offset: offset}
+			return e
+		}
+		err := st.Append(ctx, []eventcenter.Event{
+			at(3, "new", p.Time, p.Pos.Offset-1),
+			at(4, "after", p.Time, p.Pos.Offset+1),
+			at(5, "v5", w.Add(time.Nanosecond), p.Pos.Offset-2),
+		})
+		if err != nil {
+			t.Error(err)
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !point.Time.After(w) {
+		t.Fatalf("the chunk's point %v is not after the index's watermark %v", point.Time, w)
+	}
+	if res.Compared != 6 || res.Different != 2 || res.Missing+res.Extra != 0 || res.Corrections != 2 {
+		t.Errorf("compared %d, drift %+v; want 6 compared, 1 and 3 different and corrected", res.Compared, res.Drift)
+	}
+	if got := res.Keys[KindDifferent]; !slices.Equal(got, []string{"1", "3"}) {
+		t.Errorf("different keys %q, want 1 and 3", got)
+	}
+	// 2 and 6 in sync through the index; 3, 4 and 5 recent; 1 drifted.
+	if res.Unread != 2 {
+		t.Errorf("%d keys in sync through the index, want 2 (2 and 6)", res.Unread)
+	}
+	// (4's event after the point is read by a time as of the point's time:
+	// as-of reads go by time; the point by position.)
+	for id, want := range map[int]string{1: "v1", 3: "v3"} {
+		ev, err := st.AsOf(ctx, eventcenter.AsOf{Source: src, Key: strconv.Itoa(id), Time: point.Time})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ev.After["v"] != want {
+			t.Errorf("key %d as of the point: %v, want %s", id, ev.After["v"], want)
+		}
+	}
+}
