@@ -61,7 +61,7 @@ func (c *correctionFlags) register(f *pflag.FlagSet) {
 	f.StringSliceVar(&c.sources, "source", nil, "source to correct (repeat; default every mysql source's table)")
 	f.StringSliceVar(&c.keys, "keys", nil, "repair only these keys of the one --source (comma separated)")
 	f.IntVar(&c.chunkRows, "chunk-rows", workflows.DefaultCorrectionChunkRows, "rows per chunk")
-	f.IntVar(&c.parallelism, "parallelism", workflows.CorrectionInFlight, "chunks in flight at once (most wait for the source's watermark; a worker compares 4 at a time)")
+	f.IntVar(&c.parallelism, "parallelism", workflows.CorrectionInFlight, "chunks in flight at once (most wait for the source's watermark; a worker compares its --correction-parallelism at a time)")
 	f.BoolVar(&c.noRebackfill, "no-rebackfill", false, "start no re-backfill of the jobs opted in (job.Rebackfill) that read a changed source")
 	f.IntVar(&c.rebackfillParallelism, "rebackfill-parallelism", workflows.DefaultRebackfillParallelism, "re-backfills run at once")
 }

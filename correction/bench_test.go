@@ -2,20 +2,15 @@ package correction_test
 
 import (
 	"context"
-	"database/sql"
-	"fmt"
 	"os"
 	"runtime/pprof"
 	"strconv"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/tidemark-dev/tidemark/cdc"
 	"github.com/tidemark-dev/tidemark/correction"
-	"github.com/tidemark-dev/tidemark/eventcenter"
 	"github.com/tidemark-dev/tidemark/eventcenter/embedded"
+	"github.com/tidemark-dev/tidemark/internal/correctiontest"
 	"github.com/tidemark-dev/tidemark/internal/testenv"
 )
 
@@ -46,46 +41,15 @@ func BenchmarkCorrection(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer db.Close()
-	dbName := cfg.DB + "_corrbench_" + randHex()
-	if _, err := db.ExecContext(ctx, "CREATE DATABASE "+dbName); err != nil {
-		b.Fatal(err)
-	}
-	defer db.Exec("DROP DATABASE " + dbName)
-	if _, err := db.ExecContext(ctx, "CREATE TABLE "+dbName+".t (id BIGINT PRIMARY KEY, a INT NOT NULL, s VARCHAR(32) NOT NULL, amount DECIMAL(12,2) NOT NULL, at DATETIME(6) NOT NULL)"); err != nil {
-		b.Fatal(err)
-	}
+	b.Cleanup(func() { db.Close() }) // after Load's database is dropped
 	st, err := embedded.Open(embedded.Config{Dir: b.TempDir(), NoSync: true})
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { st.Close() }) // after TrailWatermark stops
-	src := "mysql.bench.t"
-	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	evTime := time.Now().Add(-time.Hour).Truncate(time.Second)
 	start := time.Now()
-	const batch = 2000
-	for lo := 0; lo < n; lo += batch {
-		var q strings.Builder
-		q.WriteString("INSERT INTO " + dbName + ".t VALUES ")
-		evs := make([]eventcenter.Event, 0, batch)
-		for i := lo; i < min(lo+batch, n); i++ {
-			at := base.Add(time.Duration(i) * time.Millisecond)
-			amount := fmt.Sprintf("%d.%02d", i%100000, i%100)
-			if i > lo {
-				q.WriteByte(',')
-			}
-			fmt.Fprintf(&q, "(%d,%d,'s%d',%s,'%s')", i, i%1000, i, amount, at.Format("2006-01-02 15:04:05.000000"))
-			evs = append(evs, eventcenter.Event{Source: src, Key: strconv.Itoa(i), Time: evTime, Pos: eventcenter.Position{Log: 1, Offset: uint64(i+1) << 16},
-				Op: eventcenter.OpInsert, After: eventcenter.Row{"id": int64(i), "a": int64(i % 1000), "s": "s" + strconv.Itoa(i), "amount": eventcenter.Decimal(amount), "at": at}})
-		}
-		if _, err := db.ExecContext(ctx, q.String()); err != nil {
-			b.Fatal(err)
-		}
-		if err := st.Append(ctx, evs); err != nil {
-			b.Fatal(err)
-		}
-	}
+	table := correctiontest.Load(b, db, st, cfg.DB+"_corrbench", "mysql.bench.t", n)
+	src, dbName := table.Source, table.Database
 	// The watermark is past every chunk's point (no chunk waits), or with
 	// BENCH_LAG trails the clock by that much, moved every second, as the
 	// CDC moves it on an idle server (its default lateness: 2s).
@@ -122,8 +86,7 @@ func BenchmarkCorrection(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			rows := bareScan(b, db, schema, len(chunks), opts)
-			if rows != n {
+			if rows := table.BareScan(b, db, len(chunks), opts.ChunkRows, opts.Parallelism); rows != n {
 				b.Fatalf("read %d rows, want %d", rows, n)
 			}
 		}
@@ -162,50 +125,4 @@ func BenchmarkCorrection(b *testing.B) {
 		// machine whose two cores both sides share.
 		b.ReportMetric(float64((testenv.CPUTime()-cpu0).Nanoseconds())/float64(n*b.N), "client-cpu-ns/row")
 	})
-}
-
-// bareScan reads the table by id ranges of opts.ChunkRows (the bench's
-// keys are 0…n-1, so the ranges are the planned chunks), Parallelism at
-// once, scanning every column as raw bytes.
-func bareScan(b *testing.B, db *sql.DB, t *cdc.Table, chunks int, opts correction.Options) int {
-	var (
-		mu    sync.Mutex
-		total int
-		wg    sync.WaitGroup
-		sem   = make(chan struct{}, opts.Parallelism)
-	)
-	for i := range chunks {
-		sem <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			rows, err := db.Query(fmt.Sprintf("SELECT * FROM `%s`.`%s` WHERE id >= ? AND id < ? ORDER BY id", t.Database, t.Name), i*opts.ChunkRows, (i+1)*opts.ChunkRows)
-			if err != nil {
-				b.Error(err)
-				return
-			}
-			defer rows.Close()
-			raw := make([]sql.RawBytes, len(t.Columns))
-			ptrs := make([]any, len(raw))
-			for i := range raw {
-				ptrs[i] = &raw[i]
-			}
-			n := 0
-			for rows.Next() {
-				if err := rows.Scan(ptrs...); err != nil {
-					b.Error(err)
-					return
-				}
-				n++
-			}
-			if err := rows.Err(); err != nil {
-				b.Error(err)
-			}
-			mu.Lock()
-			total += n
-			mu.Unlock()
-		}()
-	}
-	wg.Wait()
-	return total
 }
