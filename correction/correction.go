@@ -198,7 +198,9 @@ func (c *Corrector) ChunkReporting(ctx context.Context, t Target, schema *cdc.Ta
 		if res.Point, rows, err = readChunk(ctx, c.db, schema, &ch, c.opts.Zone, buf); err != nil {
 			return fmt.Errorf("correction: source %s chunk %d: %w", t.Source, ch.Index, err)
 		}
-		c.bufSize.Store(buf.size())
+		if ch.Keys == nil { // a key chunk's few rows would size the next buffers small
+			c.bufSize.Store(buf.size())
+		}
 		if read != nil {
 			read(res.Point)
 		}

@@ -49,7 +49,7 @@
 // point; a key none of them touches whose MySQL row hashes like its
 // indexed state is in sync without a read, and every other key takes the
 // exact path above. The index holds every key of the source in memory
-// (about 50 bytes a key, and the key) and is kept for an hour per
+// (50–65 bytes a key, and the key) and is kept for an hour per
 // Corrector, so the chunks of one run on one worker share it.
 //
 // A correction is written at the chunk's point: Pos the point, Time the

@@ -106,10 +106,7 @@ func (sh *indexShard) add(key string, e indexEntry) error {
 // append appends the entry of a key not in the shard without filing it in
 // the table (grow files them all).
 func (sh *indexShard) append(key string, e indexEntry) error {
-	switch {
-	case len(key) > math.MaxUint16:
-		return fmt.Errorf("a key of %d bytes (the index takes keys of up to 64 KiB)", len(key))
-	case len(sh.entries) == math.MaxInt32-1 || len(sh.names)+len(key) > math.MaxUint32:
+	if len(sh.entries) == math.MaxInt32-1 || len(sh.names)+len(key) > math.MaxUint32 {
 		return errors.New("more than 2^31 keys or 4 GiB of them in one shard of the index")
 	}
 	e.nameAt, e.nameLen = uint32(len(sh.names)), uint16(len(key))
@@ -150,6 +147,33 @@ func (sh *indexShard) grow(slots int) {
 			}
 		}
 	}
+}
+
+// compact drops the entries of deleted keys (a replayed index's) and
+// refiles the rest: a source with much churn (a queue's table) leaves
+// many, whose names and slots would be kept for nothing. The entries'
+// places change: only before the index is used.
+func (sh *indexShard) compact() {
+	live := 0
+	for i := range sh.entries {
+		if !sh.entries[i].gone {
+			live++
+		}
+	}
+	if live == len(sh.entries) {
+		return
+	}
+	entries, names := make([]indexEntry, 0, live), make([]byte, 0, len(sh.names))
+	for i := range sh.entries {
+		if e := sh.entries[i]; !e.gone {
+			name := sh.name(int32(i))
+			e.nameAt = uint32(len(names))
+			names = append(names, name...)
+			entries = append(entries, e)
+		}
+	}
+	sh.entries, sh.names, sh.table = entries, slices.Clip(names), nil
+	sh.grow(0)
 }
 
 // name returns the key of entry i.
@@ -383,10 +407,13 @@ type indexEntry struct {
 	sum      uint64         // encodedSum of the After row
 	storedAt int64          // when that event was stored, in Unix nanoseconds
 	nameAt   uint32         // where the key starts in indexShard.names
-	nameLen  uint16         // its length
+	nameLen  uint16         // its length (an event key's is at most eventcenter.MaxKeyLen)
 	op       eventcenter.Op // the operation that set the state
 	gone     bool           // the key's state was deleted (a replayed index's)
 }
+
+// An event key's length fits indexEntry.nameLen.
+const _ = math.MaxUint16 - eventcenter.MaxKeyLen
 
 var seed = maphash.MakeSeed()
 
@@ -603,7 +630,8 @@ func (c *Corrector) scanIndex(ctx context.Context, sc eventcenter.StateScanner, 
 			sh.entries = make([]indexEntry, 0, rows/parts)
 			for ev, err := range sc.ScanStates(ctx, idx.src, idx.upTo, p, parts) {
 				if err == nil && ev.After != nil { // else deleted
-					// The store lists a key once: filed in the table at the end.
+					// The store lists a key once (StateScanner's contract),
+					// so no entry is looked for: they are filed at the end.
 					err = sh.append(ev.Key, indexEntry{key: keyHash(ev.Key), sum: encodedSum(ev.After), op: ev.Op, storedAt: ev.StoredAt.UnixNano()})
 				}
 				if err != nil {
@@ -635,7 +663,10 @@ func (c *Corrector) replayIndex(ctx context.Context, idx *keyIndex, rows int) er
 	sh := &idx.shards[0]
 	sh.entries = make([]indexEntry, 0, rows)
 	sh.grow(2 * rows)
-	defer func() { idx.size = len(sh.entries) }()
+	defer func() {
+		sh.compact()
+		idx.size = len(sh.entries)
+	}()
 	// Two stages, each about half the work: this goroutine files the
 	// entries into the map while another reads the rows as stored, never
 	// decoded, and hashes their encoding.
