@@ -1,6 +1,7 @@
 package correction
 
 import (
+	"database/sql"
 	"fmt"
 	"maps"
 	"reflect"
@@ -183,6 +184,32 @@ func TestChunkTexts(t *testing.T) {
 		got := x.value(i)
 		if (got == nil) != (want == nil) || string(got) != string(want) {
 			t.Errorf("value %d: %q (nil %v), want %q (nil %v)", i, got, got == nil, want, want == nil)
+		}
+	}
+}
+
+// TestIntegerRowKey: a key of one integer column printed in canonical
+// decimal is taken as printed, and that is the key the CDC's typing makes;
+// any other text takes the CDC's path.
+func TestIntegerRowKey(t *testing.T) {
+	for _, unsigned := range []bool{false, true} {
+		table := &cdc.Table{Columns: []cdc.Column{{Name: "id", DataType: "bigint", Unsigned: unsigned}}, Key: []int{0}}
+		for _, text := range []string{"0", "7", "-7", "42", "9223372036854775807", "9223372036854775808", "-9223372036854775808",
+			"-9223372036854775809", "18446744073709551615", "18446744073709551616", "9999999999999999999", "007", "-0", "+7", "", "1e3", " 7"} {
+			raw := []sql.RawBytes{sql.RawBytes(text)}
+			slow, slowErr := rowKey(table, raw, make([]any, 1), false, time.UTC)
+			fast, fastErr := rowKey(table, raw, make([]any, 1), true, time.UTC)
+			if canonicalInt([]byte(text), unsigned) && fast != text {
+				t.Errorf("unsigned %v, %q: fast path %q", unsigned, text, fast)
+			}
+			if fast != slow || (fastErr == nil) != (slowErr == nil) {
+				t.Errorf("unsigned %v, %q: fast path %q (%v), the CDC's %q (%v)", unsigned, text, fast, fastErr, slow, slowErr)
+			}
+		}
+	}
+	for _, text := range []string{"007", "-0", "", "-", "+1", "1.0", "9223372036854775808"} {
+		if canonicalInt([]byte(text), false) {
+			t.Errorf("%q taken as canonical", text)
 		}
 	}
 }

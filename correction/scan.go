@@ -491,6 +491,7 @@ func readChunk(ctx context.Context, db *sql.DB, t *cdc.Table, ch *Chunk, zone *t
 	defer func() { buf.rows = out }()
 	shape := shapeOf(t)
 	keyVals := make([]any, len(t.Key))
+	intKey := len(t.Key) == 1 && integerType(t.Columns[t.Key[0]].DataType)
 	view := make([][]byte, len(raw))
 	for rows.Next() {
 		if err := rows.Scan(ptrs...); err != nil {
@@ -505,12 +506,7 @@ func readChunk(ctx context.Context, db *sql.DB, t *cdc.Table, ch *Chunk, zone *t
 			return Point{}, nil, err
 		}
 		r.sum = encodedSum(enc)
-		for i, k := range t.Key {
-			if keyVals[i], err = cdc.ValueFromText(&t.Columns[k], raw[k], zone); err != nil {
-				return Point{}, nil, err
-			}
-		}
-		if r.key, err = source.RowKey(keyVals...); err != nil {
+		if r.key, err = rowKey(t, raw, keyVals, intKey, zone); err != nil {
 			return Point{}, nil, err
 		}
 		r.texts, r.cell = texts, len(texts.ends)
@@ -523,6 +519,62 @@ func readChunk(ctx context.Context, db *sql.DB, t *cdc.Table, ch *Chunk, zone *t
 		return Point{}, nil, fmt.Errorf("correction: reading %s.%s: %w", t.Database, t.Name, err)
 	}
 	return p, out, nil
+}
+
+// rowKey returns the event key of a row MySQL printed as raw: the CDC's
+// (source.RowKey of the key columns' values), or, for a key of one integer
+// column (intKey) printed in canonical decimal, that text, which is what
+// typing and printing it again would make. keyVals has a place per key
+// column.
+func rowKey(t *cdc.Table, raw []sql.RawBytes, keyVals []any, intKey bool, zone *time.Location) (string, error) {
+	if intKey {
+		if text := raw[t.Key[0]]; canonicalInt(text, t.Columns[t.Key[0]].Unsigned) {
+			return string(text), nil
+		}
+	}
+	for i, k := range t.Key {
+		var err error
+		if keyVals[i], err = cdc.ValueFromText(&t.Columns[k], raw[k], zone); err != nil {
+			return "", err
+		}
+	}
+	return source.RowKey(keyVals...)
+}
+
+// integerType reports whether MySQL's data type is one the CDC types as an
+// integer (cdc.ValueFromText).
+func integerType(dataType string) bool {
+	switch dataType {
+	case "tinyint", "smallint", "mediumint", "int", "integer", "bigint", "bool", "boolean", "year":
+		return true
+	}
+	return false
+}
+
+// canonicalInt reports whether b is an integer in canonical decimal that
+// the column's type holds: an optional minus (signed only), then digits
+// without a leading zero (0 alone), in int64's range (uint64's if
+// unsigned). A ZEROFILL column's 007 is not.
+func canonicalInt(b []byte, unsigned bool) bool {
+	limit := "9223372036854775807"
+	switch {
+	case unsigned:
+		limit = "18446744073709551615"
+	case len(b) > 0 && b[0] == '-':
+		b, limit = b[1:], "9223372036854775808"
+		if len(b) > 0 && b[0] == '0' {
+			return false // -0
+		}
+	}
+	if len(b) == 0 || len(b) > len(limit) || b[0] == '0' && len(b) > 1 {
+		return false
+	}
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return len(b) < len(limit) || string(b) <= limit
 }
 
 // serverTime returns MySQL's UTC clock (inside a snapshot if q holds one).
