@@ -85,6 +85,12 @@ func (a *Correction) CorrectionPlan(ctx context.Context, in CorrectionPlanInput)
 	for _, t := range targets {
 		p := CorrectionSourcePlan{Target: t}
 		schema, err := correction.LoadSchema(ctx, a.DB, t)
+		if err == nil && len(in.Keys) == 0 && len(out) == 0 {
+			// The first source's chunks run first: its index is built
+			// on this worker while MySQL plans (on another worker, it is
+			// built again there, by the first chunk that asks).
+			a.corrector().Warm(t.Source, schema)
+		}
 		if err == nil {
 			if len(in.Keys) > 0 {
 				p.Chunks, err = correction.KeyChunks(schema, in.Keys, in.KeyChunk, 0)

@@ -547,6 +547,23 @@ func (c *Corrector) index(ctx context.Context, src string, schema *cdc.Table) (*
 	return nil, ctx.Err()
 }
 
+// warmTimeout bounds a build that Warm started and no chunk joined.
+const warmTimeout = 10 * time.Minute
+
+// Warm starts building the source's index in the background, if the
+// Corrector has none, and returns at once: a run's plan (which reads the
+// table's keys) calls it so that the index is built while MySQL plans,
+// not after, when the first chunk asks for it. schema sizes it (nil: no
+// estimate). The index is kept as any other: for indexTTL, or until a
+// run's extras release it, or newer ones push it out.
+func (c *Corrector) Warm(src string, schema *cdc.Table) {
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), warmTimeout)
+		defer cancel()
+		c.index(ctx, src, schema) // an error is the chunks' to report
+	}()
+}
+
 // release forgets the source's index if it is idx and no run's chunks may
 // still use it: the last use of a run (its extras) frees the memory.
 func (c *Corrector) release(src string, idx *keyIndex) {
