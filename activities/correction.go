@@ -153,7 +153,7 @@ func (a *Correction) CorrectionChunk(ctx context.Context, in CorrectionChunkInpu
 	}
 	return c.ChunkReporting(ctx, in.Target, schema, in.Chunk, func(p correction.Point) {
 		if point.CompareAndSwap(nil, &p) {
-			activity.RecordHeartbeat(ctx, p) // the attempt's first heartbeat: sent at once
+			activity.RecordHeartbeat(ctx, p) // before the attempt's first write: sent at once
 		}
 	})
 }

@@ -86,6 +86,8 @@ type Corrector struct {
 	bufSize  atomic.Value // bufSize of the last chunk read: a new chunkBuf's
 	work     *slots       // Options.Parallelism slots, comparisons first
 	inFlight *slots       // Options.InFlight slots
+
+	afterRead func(Chunk, Point) // tests: called in the read's slot, after it
 }
 
 // New returns a Corrector reading MySQL through db (opened by Open, or with
@@ -140,8 +142,9 @@ func (c *Corrector) Chunk(ctx context.Context, t Target, schema *cdc.Table, ch C
 }
 
 // ChunkReporting is Chunk calling read, if not nil, with the chunk's point
-// as soon as its snapshot is read, before anything is written: the point a
-// retry must resume at (Chunk.Resume) should this attempt die.
+// before it writes its first event: the point a retry must resume at
+// (Chunk.Resume) should this attempt die. A chunk that writes nothing (in
+// sync) does not call it: a retry of it has nothing to resume.
 func (c *Corrector) ChunkReporting(ctx context.Context, t Target, schema *cdc.Table, ch Chunk, read func(Point)) (ChunkResult, error) {
 	res := ChunkResult{Source: t.Source, Chunk: ch.Index}
 	var want []string // a key chunk's keys, MySQL has them or not
@@ -201,8 +204,8 @@ func (c *Corrector) ChunkReporting(ctx context.Context, t Target, schema *cdc.Ta
 		if ch.Keys == nil { // a key chunk's few rows would size the next buffers small
 			c.bufSize.Store(buf.size())
 		}
-		if read != nil {
-			read(res.Point)
+		if c.afterRead != nil {
+			c.afterRead(ch, res.Point)
 		}
 		if ch.Archive != "" && c.opts.Archive != nil {
 			if err := c.archive(ctx, ch.Archive, schema, rows); err != nil {
@@ -263,6 +266,10 @@ func (c *Corrector) ChunkReporting(ctx context.Context, t Target, schema *cdc.Ta
 	flush := func() error {
 		if len(batch) == 0 {
 			return nil
+		}
+		if read != nil { // before the first write
+			read(res.Point)
+			read = nil
 		}
 		if err := c.store.Append(ctx, batch); err != nil {
 			return fmt.Errorf("correction: source %s chunk %d: %w", t.Source, ch.Index, err)

@@ -423,9 +423,10 @@ func TestWaitingChunkHoldsNoSlot(t *testing.T) {
 	c := New(db, st, Options{Parallelism: 1})
 	read := make(chan int, 2)
 	errs := make(chan error, 2)
+	c.afterRead = func(ch Chunk, _ Point) { read <- ch.Index }
 	for _, ch := range chunks[:2] {
 		go func() {
-			_, err := c.ChunkReporting(ctx, target, schema, ch, func(Point) { read <- ch.Index })
+			_, err := c.Chunk(ctx, target, schema, ch)
 			errs <- err
 		}()
 	}
@@ -454,8 +455,10 @@ func TestWaitingChunkHoldsNoSlot(t *testing.T) {
 				t.Error("the read callback's panic was lost")
 			}
 		}()
-		c.ChunkReporting(ctx, target, schema, chunks[0], func(Point) { panic("read") })
+		c.afterRead = func(Chunk, Point) { panic("read") }
+		c.Chunk(ctx, target, schema, chunks[0])
 	}()
+	c.afterRead = nil
 	done := make(chan error, 1)
 	go func() {
 		_, err := c.Chunk(ctx, target, schema, chunks[0])
@@ -479,18 +482,19 @@ func TestWaitingChunkHoldsNoSlot(t *testing.T) {
 	var order []string
 	var mu sync.Mutex
 	note := func(s string) { mu.Lock(); order = append(order, s); mu.Unlock() }
+	c.afterRead = func(ch Chunk, _ Point) {
+		note(fmt.Sprint("read ", ch.Index))
+		if ch.Index == 0 {
+			time.Sleep(300 * time.Millisecond) // the second asks meanwhile
+		}
+	}
 	var wg sync.WaitGroup
 	for i, ch := range chunks[:2] {
 		wg.Go(func() {
 			if i == 1 {
 				time.Sleep(50 * time.Millisecond) // the first starts first
 			}
-			c.ChunkReporting(ctx, target, schema, ch, func(Point) {
-				note(fmt.Sprint("read ", i))
-				if i == 0 {
-					time.Sleep(300 * time.Millisecond) // the second asks meanwhile
-				}
-			})
+			c.Chunk(ctx, target, schema, ch)
 			note(fmt.Sprint("done ", i))
 		})
 	}
@@ -548,7 +552,7 @@ func TestEventsAtTheBoundaries(t *testing.T) {
 	// point, 4 drifts after it (so is in sync at it), 5 is updated to what
 	// MySQL has just after the index's watermark.
 	var point Point
-	res, err := c.ChunkReporting(ctx, target, schema, chunks[0], func(p Point) {
+	c.afterRead = func(_ Chunk, p Point) {
 		point = p
 		at := func(id int, v string, t time.Time, offset uint64) eventcenter.Event {
 			e := inserted(src, id, v, t)
@@ -563,9 +567,31 @@ func TestEventsAtTheBoundaries(t *testing.T) {
 		if err != nil {
 			t.Error(err)
 		}
+	}
+	// The point a retry resumes at is reported before the first write.
+	resumeAt := 0
+	corrections := func() int {
+		n := 0
+		for ev, err := range st.Replay(ctx, eventcenter.ReplayQuery{Sources: []string{src}, From: eventcenter.MinTime, To: eventcenter.MaxTime}) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ev.Op == eventcenter.OpCorrection {
+				n++
+			}
+		}
+		return n
+	}
+	res, err := c.ChunkReporting(ctx, target, schema, chunks[0], func(p Point) {
+		if resumeAt++; p != point || corrections() != 0 {
+			t.Errorf("resume point %v reported with %d corrections stored, want %v before any", p, corrections(), point)
+		}
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if resumeAt != 1 {
+		t.Errorf("the resume point was reported %d times, want once", resumeAt)
 	}
 	if !point.Time.After(w) {
 		t.Fatalf("the chunk's point %v is not after the index's watermark %v", point.Time, w)
@@ -590,5 +616,13 @@ func TestEventsAtTheBoundaries(t *testing.T) {
 		if ev.After["v"] != want {
 			t.Errorf("key %d as of the point: %v, want %s", id, ev.After["v"], want)
 		}
+	}
+	// Again: in sync now (but for 4 if the binlog moved past its change),
+	// and a chunk that writes nothing reports no point.
+	c.afterRead = nil
+	reported := false
+	again, err := c.ChunkReporting(ctx, target, schema, chunks[0], func(Point) { reported = true })
+	if err != nil || reported != (again.Corrections > 0) {
+		t.Errorf("again: %d corrections, resume point reported: %v (%v)", again.Corrections, reported, err)
 	}
 }
