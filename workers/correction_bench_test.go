@@ -29,7 +29,8 @@ import (
 // comparison without Temporal (correction.Corrector.Source, the worker's
 // options) and the baseline, a bare SELECT of the same table by the same
 // primary-key chunks, 4 at once. It reports each way's rows/s and the
-// workflow's share of the bare scan and of the direct run.
+// workflow's share of the bare scan and of the direct run. BENCH_CHUNK_ROWS
+// sets the chunk size of all three (default the workflow's, 10000).
 //
 //	go test -c -o /tmp/workers.test ./workers
 //	cd workers && /tmp/workers.test -test.run '^$' -test.bench CorrectionWorkflow -test.benchtime 3x
@@ -64,7 +65,12 @@ func BenchmarkCorrectionWorkflow(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	const chunkRows, parallelism = 10000, 4 // the workflow's and the worker's defaults
+	chunkRows, parallelism := workflows.DefaultCorrectionChunkRows, 4 // the workflow's and the worker's defaults
+	if s := os.Getenv("BENCH_CHUNK_ROWS"); s != "" {
+		if chunkRows, err = strconv.Atoi(s); err != nil {
+			b.Fatal(err)
+		}
+	}
 
 	srv := server(b, false)
 	c := dial(b, srv)
@@ -93,7 +99,7 @@ func BenchmarkCorrectionWorkflow(b *testing.B) {
 		}},
 		{"temporal", func(i int) {
 			run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: fmt.Sprintf("corrbench-%d", i), TaskQueue: queue}, workflows.CorrectionWorkflow,
-				workflows.CorrectionInput{Sources: []string{table.Source}, Parallelism: workflows.CorrectionInFlight, NoRebackfill: true})
+				workflows.CorrectionInput{Sources: []string{table.Source}, ChunkRows: chunkRows, Parallelism: workflows.CorrectionInFlight, NoRebackfill: true})
 			if err != nil {
 				b.Fatal(err)
 			}
