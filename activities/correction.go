@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -40,6 +41,13 @@ type Correction struct {
 	Options correction.Options
 	// Metrics, if not nil, are set from each ledger entry written.
 	Metrics *correction.Metrics
+	// Heartbeats, if set (workers.Register sets the worker's client),
+	// sends a chunk's resume point to the server directly before its first
+	// write, and the chunk writes only once it is there. Nil (the activity
+	// test environment): activity.RecordHeartbeat, which the SDK may hold
+	// back for up to 0.8 × the heartbeat timeout after an earlier
+	// heartbeat, so a crash in that window leaves the retry no point.
+	Heartbeats HeartbeatClient
 
 	once sync.Once
 	c    *correction.Corrector
@@ -136,7 +144,7 @@ func (a *Correction) CorrectionChunk(ctx context.Context, in CorrectionChunkInpu
 			point.Store(&p)
 		}
 	}
-	ctx, stop := heartbeatEvery(ctx, 5*time.Second, func() any {
+	ctx, stop := heartbeatEvery(ctx, heartbeatInterval(ctx), func() any {
 		if p := point.Load(); p != nil {
 			return *p
 		}
@@ -151,10 +159,18 @@ func (a *Correction) CorrectionChunk(ctx context.Context, in CorrectionChunkInpu
 	if in.Chunk.Since.IsZero() {
 		in.Chunk.Since = in.Since
 	}
-	return c.ChunkReporting(ctx, in.Target, schema, in.Chunk, func(p correction.Point) {
-		if point.CompareAndSwap(nil, &p) {
-			activity.RecordHeartbeat(ctx, p) // before the attempt's first write: sent at once
+	return c.ChunkReporting(ctx, in.Target, schema, in.Chunk, func(p correction.Point) error {
+		if !point.CompareAndSwap(nil, &p) {
+			return nil // a retry's: the dead attempt's point stays the one to resume at
 		}
+		activity.RecordHeartbeat(ctx, p) // and the ticker's heartbeats carry it on
+		if a.Heartbeats == nil {
+			return nil
+		}
+		if err := a.Heartbeats.RecordActivityHeartbeat(ctx, activity.GetInfo(ctx).TaskToken, p); err != nil {
+			return fmt.Errorf("correction: recording the chunk's resume point: %w", err)
+		}
+		return nil
 	})
 }
 
@@ -171,7 +187,7 @@ type CorrectionExtrasInput struct {
 // CorrectionExtras returns key chunks of the keys the event center has and
 // MySQL has not (correction.Corrector.Extras).
 func (a *Correction) CorrectionExtras(ctx context.Context, in CorrectionExtrasInput) ([]CorrectionChunk, error) {
-	ctx, stop := heartbeatEvery(ctx, 5*time.Second, func() any { return nil })
+	ctx, stop := heartbeatEvery(ctx, heartbeatInterval(ctx), func() any { return nil })
 	defer stop()
 	schema, err := correction.LoadSchema(ctx, a.DB, in.Target)
 	if err != nil {
@@ -217,6 +233,16 @@ func permanentIfSource(err error) error {
 // until stop is called, so a chunk waiting on the watermark or on MySQL
 // stays alive while its worker does; the returned context ends when
 // Temporal cancels the activity.
+// heartbeatInterval is how often a correction activity heartbeats: a
+// third of its heartbeat timeout, at most 5 s.
+func heartbeatInterval(ctx context.Context) time.Duration {
+	d := 5 * time.Second
+	if t := activity.GetInfo(ctx).HeartbeatTimeout; t > 0 && t/3 < d {
+		d = max(t/3, 10*time.Millisecond)
+	}
+	return d
+}
+
 func heartbeatEvery(ctx context.Context, d time.Duration, details func() any) (context.Context, func()) {
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})

@@ -63,6 +63,8 @@ func TestExitCodesAndMessages(t *testing.T) {
 		{"hbase command on pebble", []string{"hbase", "drop", "--store", "pebble://x"}, ExitUsage, "", "is not an HBase store"},
 		{"bad correction parallelism", []string{"worker", "--correction-parallelism", "0"}, ExitUsage, "", "--correction-parallelism 0"},
 		{"bad correction in-flight", []string{"worker", "--correction-in-flight", "-1"}, ExitUsage, "", "--correction-in-flight -1"},
+		{"correction in-flight below parallelism", []string{"worker", "--correction-parallelism", "8", "--correction-in-flight", "4"}, ExitUsage, "", "at least --correction-parallelism (8)"},
+		{"huge correction parallelism", []string{"worker", "--correction-parallelism", "1000000000000"}, ExitUsage, "", "want 1 to 1024"},
 		{"drop without --yes", []string{"hbase", "drop", "--store", "hbase://127.0.0.1:1/x"}, ExitUsage, "", "add --yes"},
 
 		{"failure", []string{"ingest", "--sources", missing}, ExitError, "", "missing.yaml"},

@@ -404,10 +404,17 @@ func (d *correctionDeps) register(a *cli, f *pflag.FlagSet) {
 	f.IntVar(&d.inFlight, "correction-in-flight", 0, "correction chunks this worker holds in memory at once, most of them waiting for the watermark (0: 16 × --correction-parallelism)")
 }
 
+// maxCorrectionParallelism bounds --correction-parallelism: each slot may
+// hold a MySQL connection.
+const maxCorrectionParallelism = 1024
+
 // validate checks the flags that need no server.
 func (d *correctionDeps) validate() error {
-	if d.parallelism < 1 || d.inFlight < 0 {
-		return usagef("--correction-parallelism %d, --correction-in-flight %d: want at least 1, and 0 (the default) or more", d.parallelism, d.inFlight)
+	switch {
+	case d.parallelism < 1 || d.parallelism > maxCorrectionParallelism:
+		return usagef("--correction-parallelism %d: want 1 to %d", d.parallelism, maxCorrectionParallelism)
+	case d.inFlight < 0 || d.inFlight > 0 && d.inFlight < d.parallelism:
+		return usagef("--correction-in-flight %d: want 0 (the default: 16 × --correction-parallelism) or at least --correction-parallelism (%d)", d.inFlight, d.parallelism)
 	}
 	return nil
 }

@@ -143,9 +143,10 @@ func (c *Corrector) Chunk(ctx context.Context, t Target, schema *cdc.Table, ch C
 
 // ChunkReporting is Chunk calling read, if not nil, with the chunk's point
 // before it writes its first event: the point a retry must resume at
-// (Chunk.Resume) should this attempt die. A chunk that writes nothing (in
-// sync) does not call it: a retry of it has nothing to resume.
-func (c *Corrector) ChunkReporting(ctx context.Context, t Target, schema *cdc.Table, ch Chunk, read func(Point)) (ChunkResult, error) {
+// (Chunk.Resume) should this attempt die. If read fails, the chunk fails,
+// having written nothing. A chunk that writes nothing (in sync) does not
+// call it: a retry of it has nothing to resume.
+func (c *Corrector) ChunkReporting(ctx context.Context, t Target, schema *cdc.Table, ch Chunk, read func(Point) error) (ChunkResult, error) {
 	res := ChunkResult{Source: t.Source, Chunk: ch.Index}
 	var want []string // a key chunk's keys, MySQL has them or not
 	if ch.Keys != nil {
@@ -268,7 +269,9 @@ func (c *Corrector) ChunkReporting(ctx context.Context, t Target, schema *cdc.Ta
 			return nil
 		}
 		if read != nil { // before the first write
-			read(res.Point)
+			if err := read(res.Point); err != nil {
+				return fmt.Errorf("correction: source %s chunk %d: %w", t.Source, ch.Index, err)
+			}
 			read = nil
 		}
 		if err := c.store.Append(ctx, batch); err != nil {

@@ -582,10 +582,11 @@ func TestEventsAtTheBoundaries(t *testing.T) {
 		}
 		return n
 	}
-	res, err := c.ChunkReporting(ctx, target, schema, chunks[0], func(p Point) {
+	res, err := c.ChunkReporting(ctx, target, schema, chunks[0], func(p Point) error {
 		if resumeAt++; p != point || corrections() != 0 {
 			t.Errorf("resume point %v reported with %d corrections stored, want %v before any", p, corrections(), point)
 		}
+		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -621,7 +622,7 @@ func TestEventsAtTheBoundaries(t *testing.T) {
 	// and a chunk that writes nothing reports no point.
 	c.afterRead = nil
 	reported := false
-	again, err := c.ChunkReporting(ctx, target, schema, chunks[0], func(Point) { reported = true })
+	again, err := c.ChunkReporting(ctx, target, schema, chunks[0], func(Point) error { reported = true; return nil })
 	if err != nil || reported != (again.Corrections > 0) {
 		t.Errorf("again: %d corrections, resume point reported: %v (%v)", again.Corrections, reported, err)
 	}

@@ -154,16 +154,16 @@ func (sh *indexShard) grow(slots int) {
 // many, whose names and slots would be kept for nothing. The entries'
 // places change: only before the index is used.
 func (sh *indexShard) compact() {
-	live := 0
+	live, bytes := 0, 0
 	for i := range sh.entries {
 		if !sh.entries[i].gone {
-			live++
+			live, bytes = live+1, bytes+int(sh.entries[i].nameLen)
 		}
 	}
 	if live == len(sh.entries) {
 		return
 	}
-	entries, names := make([]indexEntry, 0, live), make([]byte, 0, len(sh.names))
+	entries, names := make([]indexEntry, 0, live), make([]byte, 0, bytes)
 	for i := range sh.entries {
 		if e := sh.entries[i]; !e.gone {
 			name := sh.name(int32(i))
@@ -172,7 +172,7 @@ func (sh *indexShard) compact() {
 			entries = append(entries, e)
 		}
 	}
-	sh.entries, sh.names, sh.table = entries, slices.Clip(names), nil
+	sh.entries, sh.names, sh.table = entries, names, nil
 	sh.grow(0)
 }
 

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -18,11 +19,13 @@ import (
 	_ "github.com/go-sql-driver/mysql"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/worker"
 
 	"github.com/tidemark-dev/tidemark/activities"
 	"github.com/tidemark-dev/tidemark/correction"
 	"github.com/tidemark-dev/tidemark/eventcenter"
+	"github.com/tidemark-dev/tidemark/eventcenter/embedded"
 	"github.com/tidemark-dev/tidemark/eventcenter/hbase"
 	"github.com/tidemark-dev/tidemark/internal/testenv"
 	"github.com/tidemark-dev/tidemark/source"
@@ -321,4 +324,77 @@ func randomHex() string {
 	b := make([]byte, 4)
 	rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// appendGate is an event center whose first Append of a correction waits
+// until released, signalling writing first.
+type appendGate struct {
+	*embedded.Store
+	once    sync.Once
+	writing chan struct{}
+	release chan struct{}
+}
+
+func (s *appendGate) Append(ctx context.Context, evs []eventcenter.Event) error {
+	for _, e := range evs {
+		if e.Op == eventcenter.OpCorrection {
+			s.once.Do(func() { close(s.writing); <-s.release })
+			break
+		}
+	}
+	return s.Store.Append(ctx, evs)
+}
+
+// TestCorrectionResumePointBeforeFirstWrite: when a chunk writes its first
+// correction, its resume point is on the server, although the chunk waited
+// for the watermark past its first heartbeat (from which the SDK would hold
+// a later heartbeat back for 0.8 × the heartbeat timeout): a worker killed
+// during the write leaves its retry the point to resume at.
+func TestCorrectionResumePointBeforeFirstWrite(t *testing.T) {
+	ctx := context.Background()
+	db, dbName := scratchDatabase(t, "corrhb", "CREATE TABLE %s.t (id INT PRIMARY KEY, v VARCHAR(16))")
+	if _, err := db.ExecContext(ctx, "INSERT INTO "+dbName+".t VALUES (1, 'v1'), (2, 'v2')"); err != nil {
+		t.Fatal(err)
+	}
+	reg, err := source.Parse(fmt.Appendf(nil, "sources:\n  - {name: 'mysql.hb.{table}', kind: mysql, mysql: {database: %s, table: '*'}}\n", dbName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const src = "mysql.hb.t"
+	st := &appendGate{Store: openStore(t, ""), writing: make(chan struct{}), release: make(chan struct{})}
+	defer close(st.release)
+	if err := st.AdvanceWatermark(ctx, src, 0, time.Now().Add(-time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	srv := server(t, false)
+	c := dial(t, srv)
+	queue := "correction-resume-point"
+	startWorker(t, c, queue, workers.Deps{Store: st, Correction: &activities.Correction{DB: db, Store: st, Sources: reg}})
+	in := workflows.CorrectionInput{Parallelism: 1, NoRebackfill: true, HeartbeatTimeout: workflows.Duration(6 * time.Second)}
+	if _, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "correction-resume-point", TaskQueue: queue}, workflows.CorrectionWorkflow, in); err != nil {
+		t.Fatal(err)
+	}
+	// The CDC's watermark passes the chunk's snapshot after the chunk's
+	// first heartbeat (a third of the heartbeat timeout in).
+	time.AfterFunc(3*time.Second, func() { st.AdvanceWatermark(ctx, src, 0, time.Now().Add(time.Hour)) })
+	select {
+	case <-st.writing:
+	case <-time.After(time.Minute):
+		t.Fatal("no correction written")
+	}
+	d, err := c.DescribeWorkflowExecution(ctx, "correction-resume-point", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p correction.Point
+	for _, pa := range d.PendingActivities {
+		if pa.ActivityType.GetName() == "CorrectionChunk" && len(pa.HeartbeatDetails.GetPayloads()) > 0 {
+			if err := converter.GetDefaultDataConverter().FromPayloads(pa.HeartbeatDetails, &p); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if p.File == "" {
+		t.Errorf("the chunk's first correction is being written and the server holds no resume point (pending: %+v)", d.PendingActivities)
+	}
 }

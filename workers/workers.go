@@ -50,8 +50,9 @@ type Deps struct {
 	// (job.RunOptions). Defaults GOMAXPROCS and 1024.
 	Workers   int
 	BatchSize int
-	// Heartbeats sends backfill chunks' heartbeats unthrottled (see
-	// activities.Backfill.Heartbeats). New sets it to its client.
+	// Heartbeats sends backfill chunks' heartbeats and correction chunks'
+	// resume points unthrottled (see activities.Backfill.Heartbeats,
+	// activities.Correction.Heartbeats). New sets it to its client.
 	Heartbeats activities.HeartbeatClient
 	// Directory checks that the reviewer of a parameter change holds the
 	// approver role (activities.ParamChange.Directory). Default nil: the
@@ -93,6 +94,9 @@ func Register(r worker.Registry, d Deps) {
 	r.RegisterActivity(&activities.ParamChange{Store: d.Store, Registry: d.Params, Directory: d.Directory, Notify: d.NotifyParams})
 	r.RegisterWorkflowWithOptions(workflows.Correction, workflow.RegisterOptions{Name: workflows.CorrectionWorkflow})
 	if d.Correction != nil {
+		if d.Correction.Heartbeats == nil {
+			d.Correction.Heartbeats = d.Heartbeats
+		}
 		r.RegisterActivity(d.Correction)
 	}
 	// Tiering runs where the event center has a cold tier; elsewhere its
