@@ -122,6 +122,16 @@ type CorrectionSummary struct {
 // maxLedgerKeys bounds the keys per kind a ledger entry keeps.
 const maxLedgerKeys = 100
 
+const (
+	// versionProgressEvery: Correction histories from it publish their
+	// progress at most every correctionProgressEvery while running.
+	versionProgressEvery workflow.Version = 1
+	// correctionProgressEvery is how often a running correction publishes
+	// its progress (memo, search attributes); the progress query is
+	// always current.
+	correctionProgressEvery = time.Second
+)
+
 // Correction compares the MySQL tables of the registry's sources with the
 // event center and corrects it (see package correction): it plans the
 // chunks of every source, runs them (Parallelism at once, each retried on
@@ -165,7 +175,17 @@ func Correction(ctx workflow.Context, in CorrectionInput) (CorrectionSummary, er
 	if err := workflow.SetQueryHandler(ctx, ProgressQuery, func() (CorrectionProgress, error) { return progress(), nil }); err != nil {
 		return CorrectionSummary{}, err
 	}
+	// Progress is published at most every correctionProgressEvery (from
+	// versionProgressEvery on; before, on every chunk's end): each publish
+	// is two commands and a visibility write on the server, per chunk.
+	throttled := workflow.GetVersion(ctx, "progress", workflow.DefaultVersion, versionProgressEvery) >= versionProgressEvery
+	var published time.Time
 	publish := func() {
+		now := workflow.Now(ctx)
+		if throttled && p.State == "running" && !published.IsZero() && now.Sub(published) < correctionProgressEvery {
+			return
+		}
+		published = now
 		q := progress()
 		if err := workflow.UpsertTypedSearchAttributes(ctx, SearchProgress.ValueSet(q.Percent), SearchEvents.ValueSet(int64(q.Compared))); err != nil {
 			logger.Warn("correction: progress search attributes", "error", err)

@@ -120,8 +120,10 @@ func entrySources(es []activities.CorrectionEntry) []string {
 }
 
 // TestReplayCorrection replays recorded Corrections on today's code: one
-// from before re-backfills (workers.TestCorrectionWorkflow with
-// TIDEMARK_UPDATE_HISTORIES=1 rewrites it), one that re-backfilled a job
+// of today's (workers.TestCorrectionWorkflow with
+// TIDEMARK_UPDATE_HISTORIES=1 rewrites it), one from before its progress
+// was throttled (versionProgressEvery: correction_v0, recorded at
+// f04e1e1, which published on every chunk's end), one that re-backfilled a job
 // as a child Backfill (workers.TestCorrectionRebackfill rewrites it), and
 // copies whose chunks were scheduled as an activity type, or whose child
 // was started as a workflow type, this code never uses, which must fail as
@@ -133,6 +135,7 @@ func TestReplayCorrection(t *testing.T) {
 		nondeterministic bool
 	}{
 		{"correction.json", "correction-1", false},
+		{"correction_v0.json", "correction-1", false},
 		{"correction_nondeterministic.json", "correction-1", true},
 		{"correction_rebackfill.json", "correction-rb-1", false},
 		{"correction_rebackfill_nondeterministic.json", "correction-rb-1", true},
