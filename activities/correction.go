@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -13,7 +12,6 @@ import (
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
-	"github.com/tidemark-dev/tidemark/cdc"
 	"github.com/tidemark-dev/tidemark/correction"
 	"github.com/tidemark-dev/tidemark/eventcenter"
 	"github.com/tidemark-dev/tidemark/source"
@@ -53,44 +51,6 @@ type Correction struct {
 
 	once sync.Once
 	c    *correction.Corrector
-
-	mu      sync.Mutex
-	schemas map[string]loadedSchema // by target; see schema
-}
-
-// loadedSchema is a table's schema and when it was read.
-type loadedSchema struct {
-	table *cdc.Table
-	at    time.Time
-}
-
-// schemaTTL is how long a chunk reuses a table's schema that another
-// chunk read: a table altered meanwhile is found by the chunks after.
-const schemaTTL = 2 * time.Second
-
-// schema returns the target's schema (correction.LoadSchema), as read by
-// a chunk less than schemaTTL ago if one did: the chunks of a run would
-// otherwise query information_schema four times each.
-func (a *Correction) schema(ctx context.Context, t CorrectionTarget) (*cdc.Table, error) {
-	key := strings.Join(append([]string{t.Source, t.Database, t.Table}, t.Key...), "\x00")
-	a.mu.Lock()
-	l, ok := a.schemas[key]
-	a.mu.Unlock()
-	if ok && time.Since(l.at) < schemaTTL {
-		return l.table, nil
-	}
-	at := time.Now()
-	table, err := correction.LoadSchema(ctx, a.DB, t)
-	if err != nil {
-		return nil, err
-	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.schemas == nil || len(a.schemas) > 1024 {
-		a.schemas = map[string]loadedSchema{}
-	}
-	a.schemas[key] = loadedSchema{table, at}
-	return table, nil
 }
 
 // corrector is the worker's one Corrector: its index of a source (a replay
@@ -192,7 +152,7 @@ func (a *Correction) CorrectionChunk(ctx context.Context, in CorrectionChunkInpu
 	})
 	defer stop()
 	c := a.corrector()
-	schema, err := a.schema(ctx, in.Target)
+	schema, err := correction.LoadSchema(ctx, a.DB, in.Target)
 	if err != nil {
 		return CorrectionResult{}, permanentIfSource(err)
 	}
