@@ -124,11 +124,14 @@ const maxLedgerKeys = 100
 
 const (
 	// versionProgressEvery: Correction histories from it publish their
-	// progress at most every correctionProgressEvery while running.
+	// progress at most every correctionProgressEvery while running (a
+	// publish skipped so is made by a timer when the interval is over),
+	// and publish every later state, "failed" too.
 	versionProgressEvery workflow.Version = 1
 	// correctionProgressEvery is how often a running correction publishes
 	// its progress (memo, search attributes); the progress query is
-	// always current.
+	// always current. Part of versionProgressEvery: changing it changes
+	// the commands of running histories.
 	correctionProgressEvery = time.Second
 )
 
@@ -178,11 +181,25 @@ func Correction(ctx workflow.Context, in CorrectionInput) (CorrectionSummary, er
 	// Progress is published at most every correctionProgressEvery (from
 	// versionProgressEvery on; before, on every chunk's end): each publish
 	// is two commands and a visibility write on the server, per chunk.
+	// A publish skipped so starts a timer that publishes when the second
+	// is over, and every later state is published.
 	throttled := workflow.GetVersion(ctx, "progress", workflow.DefaultVersion, versionProgressEvery) >= versionProgressEvery
-	var published time.Time
-	publish := func() {
+	var (
+		sel       workflow.Selector // the chunk loop's (set when running)
+		published time.Time
+		catchUp   bool // a timer will publish what was skipped
+		publish   func()
+	)
+	publish = func() {
 		now := workflow.Now(ctx)
 		if throttled && p.State == "running" && !published.IsZero() && now.Sub(published) < correctionProgressEvery {
+			if !catchUp {
+				catchUp = true
+				sel.AddFuture(workflow.NewTimer(ctx, correctionProgressEvery-now.Sub(published)), func(workflow.Future) {
+					catchUp = false
+					publish()
+				})
+			}
 			return
 		}
 		published = now
@@ -205,6 +222,10 @@ func Correction(ctx workflow.Context, in CorrectionInput) (CorrectionSummary, er
 		Sources: in.Sources, Keys: in.Keys, ChunkRows: in.ChunkRows, KeyChunk: in.KeyChunk,
 	}).Get(ctx, &plans)
 	if err != nil {
+		if throttled {
+			p.State = "failed"
+			publish()
+		}
 		return CorrectionSummary{Run: run}, err
 	}
 	for _, pl := range plans {
@@ -232,7 +253,7 @@ func Correction(ctx workflow.Context, in CorrectionInput) (CorrectionSummary, er
 			InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute, MaximumAttempts: 10,
 		},
 	})
-	sel := workflow.NewSelector(ctx)
+	sel = workflow.NewSelector(ctx)
 	skip := func(s *sourceState, err error) {
 		if s.entry.Skipped == "" {
 			s.entry.Skipped = errorMessage(err)
@@ -307,6 +328,9 @@ func Correction(ctx workflow.Context, in CorrectionInput) (CorrectionSummary, er
 	}
 
 	p.State = "ledger"
+	if throttled {
+		publish()
+	}
 	sum := CorrectionSummary{Run: run}
 	for _, s := range sources {
 		sum.Entries = append(sum.Entries, s.entry)
@@ -316,6 +340,10 @@ func Correction(ctx workflow.Context, in CorrectionInput) (CorrectionSummary, er
 		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 10},
 	})
 	if err := workflow.ExecuteActivity(ledgerCtx, a.CorrectionLedger, sum.Entries).Get(ctx, nil); err != nil {
+		if throttled {
+			p.State = "failed"
+			publish()
+		}
 		return sum, err
 	}
 	if workflow.GetVersion(ctx, "rebackfill", workflow.DefaultVersion, versionRebackfill) >= versionRebackfill && !in.NoRebackfill {
@@ -326,6 +354,9 @@ func Correction(ctx workflow.Context, in CorrectionInput) (CorrectionSummary, er
 			}
 		}
 		p.State = "rebackfill"
+		if throttled {
+			publish()
+		}
 		rs, err := rebackfill(ctx, run, changes, in.RebackfillParallelism, in.HeartbeatTimeout, func(rs []Rebackfill) {
 			if err := workflow.UpsertMemo(ctx, map[string]any{RebackfillMemo: rs}); err != nil {
 				logger.Warn("correction: re-backfill memo", "error", err)
@@ -333,6 +364,10 @@ func Correction(ctx workflow.Context, in CorrectionInput) (CorrectionSummary, er
 		})
 		sum.Rebackfill = rs
 		if err != nil {
+			if throttled {
+				p.State = "failed"
+				publish()
+			}
 			return sum, err
 		}
 	}
