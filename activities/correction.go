@@ -1,6 +1,7 @@
 package activities
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -25,6 +26,7 @@ type (
 	CorrectionResult = correction.ChunkResult
 	CorrectionEntry  = correction.Entry
 	CorrectionDrift  = correction.Drift
+	CorrectionPage   = correction.Page
 )
 
 // Correction holds the correction's dependencies: the MySQL server the
@@ -67,6 +69,12 @@ type CorrectionPlanInput struct {
 	Keys      []string `json:"keys,omitempty"`    // a repair of these keys of the one source
 	ChunkRows int      `json:"chunkRows"`
 	KeyChunk  int      `json:"keyChunk"`
+	// PageChunks, if not 0, plans at most this many range chunks of each
+	// source; the rest come from CorrectionPlanPage, from the source's
+	// Next on.
+	PageChunks int `json:"pageChunks,omitempty"`
+	// Date names the archive objects (the run's start; zero: now).
+	Date time.Time `json:"date,omitzero"`
 }
 
 // CorrectionSourcePlan is one source's part of a run: its range (or key)
@@ -74,7 +82,13 @@ type CorrectionPlanInput struct {
 type CorrectionSourcePlan struct {
 	Target CorrectionTarget  `json:"target"`
 	Chunks []CorrectionChunk `json:"chunks,omitempty"`
-	Err    string            `json:"err,omitempty"`
+	// Next, if not nil, is the key the rest of the table's chunks start
+	// at: plan them with CorrectionPlanPage.
+	Next [][]byte `json:"next,omitempty"`
+	// Estimate, with Next, is the table's range chunks in all, from the
+	// server's estimate of its rows (0: unknown), for progress.
+	Estimate int    `json:"estimate,omitempty"`
+	Err      string `json:"err,omitempty"`
 }
 
 // CorrectionPlan lists the run's sources and cuts each table into chunks.
@@ -82,6 +96,8 @@ type CorrectionSourcePlan struct {
 // an error reading it) is listed with Err; naming a source that does not
 // exist fails the activity without retry.
 func (a *Correction) CorrectionPlan(ctx context.Context, in CorrectionPlanInput) ([]CorrectionSourcePlan, error) {
+	ctx, stop := heartbeatEvery(ctx, heartbeatInterval(ctx), func() any { return nil })
+	defer stop()
 	targets, err := correction.Targets(ctx, a.DB, a.Sources, in.Sources)
 	if errors.Is(err, correction.ErrNoTable) {
 		return nil, temporal.NewNonRetryableApplicationError(err.Error(), "UnknownSource", err)
@@ -103,17 +119,48 @@ func (a *Correction) CorrectionPlan(ctx context.Context, in CorrectionPlanInput)
 			if len(in.Keys) > 0 {
 				p.Chunks, err = correction.KeyChunks(schema, in.Keys, in.KeyChunk, 0)
 			} else {
-				p.Chunks, err = correction.Plan(ctx, a.DB, schema, in.ChunkRows)
+				p.Chunks, p.Next, err = correction.PlanPage(ctx, a.DB, schema, in.ChunkRows, correction.Page{Chunks: in.PageChunks})
+				if p.Next != nil {
+					rows := int64(cmp.Or(max(in.ChunkRows, 0), correction.DefaultChunkRows))
+					p.Estimate = int((correction.EstimateRows(ctx, a.DB, schema) + rows - 1) / rows)
+				}
 			}
 		}
 		if err != nil {
 			p.Err = err.Error()
 		}
-		a.name(t, p.Chunks)
+		a.name(t, in.Date, p.Chunks)
 		out = append(out, p)
 		activity.RecordHeartbeat(ctx, len(out))
 	}
 	return out, nil
+}
+
+// CorrectionPageInput asks for the next page of a source's range chunks.
+type CorrectionPageInput struct {
+	Target    CorrectionTarget `json:"target"`
+	Page      CorrectionPage   `json:"page"`
+	ChunkRows int              `json:"chunkRows"`
+	Date      time.Time        `json:"date,omitzero"` // names the archive objects (zero: now)
+}
+
+// CorrectionPlanPage plans the next page of a source's range chunks
+// (correction.PlanPage): a big table is planned a page at a time, as its
+// chunks run, so no activity result and no workflow run holds all of them.
+// A source that became uncorrectable fails without retry.
+func (a *Correction) CorrectionPlanPage(ctx context.Context, in CorrectionPageInput) (CorrectionSourcePlan, error) {
+	ctx, stop := heartbeatEvery(ctx, heartbeatInterval(ctx), func() any { return nil })
+	defer stop()
+	schema, err := correction.LoadSchema(ctx, a.DB, in.Target)
+	if err != nil {
+		return CorrectionSourcePlan{}, permanentIfSource(err)
+	}
+	p := CorrectionSourcePlan{Target: in.Target}
+	if p.Chunks, p.Next, err = correction.PlanPage(ctx, a.DB, schema, in.ChunkRows, in.Page); err != nil {
+		return CorrectionSourcePlan{}, err
+	}
+	a.name(in.Target, in.Date, p.Chunks)
+	return p, nil
 }
 
 // CorrectionChunkInput is one chunk of one source.
@@ -194,19 +241,22 @@ func (a *Correction) CorrectionExtras(ctx context.Context, in CorrectionExtrasIn
 		return nil, permanentIfSource(err)
 	}
 	chunks, err := a.corrector().Extras(ctx, in.Target, schema, in.First, in.Since)
-	a.name(in.Target, chunks)
+	a.name(in.Target, in.Since, chunks)
 	return chunks, err
 }
 
 // name sets the archive object of each chunk when the run archives, dated
-// the day the chunks are planned.
-func (a *Correction) name(t CorrectionTarget, chunks []CorrectionChunk) {
+// the run's start (zero: the day the chunks are planned), so the chunks of
+// a run planned across midnight are archived in one folder.
+func (a *Correction) name(t CorrectionTarget, date time.Time, chunks []CorrectionChunk) {
 	if a.Options.Archive == nil {
 		return
 	}
-	now := time.Now()
+	if date.IsZero() {
+		date = time.Now()
+	}
 	for i := range chunks {
-		chunks[i].Archive = correction.ArchiveName(t.Source, now, chunks[i].Index)
+		chunks[i].Archive = correction.ArchiveName(t.Source, date, chunks[i].Index)
 	}
 }
 

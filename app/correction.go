@@ -201,6 +201,9 @@ func printEntries(w io.Writer, es []correction.Entry) {
 		if len(e.Columns) > 0 {
 			fmt.Fprintf(w, "%s %s different columns: %v\n", e.Run, e.Source, e.Columns)
 		}
+		if e.Archived > 0 {
+			fmt.Fprintf(w, "%s %s archive: %d Parquet objects in %s\n", e.Run, e.Source, e.Archived, e.ArchiveFolder())
+		}
 	}
 }
 

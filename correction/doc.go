@@ -6,7 +6,10 @@
 // # How a chunk is read: a consistent snapshot pinned to a binlog position
 //
 // A table is read in primary-key chunks ([Plan] cuts it by reading its key
-// columns once; composite keys compare as tuples). Each chunk is read in its
+// columns once; composite keys compare as tuples; [PlanPage] cuts a big
+// table a page of chunks at a time, each page one statement that starts
+// at the key where the last one ended, so the pages tile the key space
+// however the table changes between them). Each chunk is read in its
 // own short transaction on one connection:
 //
 //	START TRANSACTION WITH CONSISTENT SNAPSHOT;

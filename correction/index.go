@@ -592,12 +592,18 @@ func (c *Corrector) estimateRows(ctx context.Context, schema *cdc.Table) int {
 	if schema == nil {
 		return 0
 	}
+	return int(min(EstimateRows(ctx, c.db, schema), 1<<21))
+}
+
+// EstimateRows is the server's estimate of the table's rows, from its
+// statistics (InnoDB's can be off by half): 0 if the server does not say.
+func EstimateRows(ctx context.Context, db *sql.DB, schema *cdc.Table) int64 {
 	var n sql.NullInt64
-	if err := c.db.QueryRowContext(ctx, `SELECT TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?`,
+	if err := db.QueryRowContext(ctx, `SELECT TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?`,
 		schema.Database, schema.Name).Scan(&n); err != nil || !n.Valid || n.Int64 < 0 {
 		return 0
 	}
-	return int(min(n.Int64, 1<<21))
+	return n.Int64
 }
 
 func (c *Corrector) buildIndex(ctx context.Context, src string, schema *cdc.Table) (*keyIndex, error) {

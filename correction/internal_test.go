@@ -213,3 +213,32 @@ func TestIntegerRowKey(t *testing.T) {
 		}
 	}
 }
+
+// TestLedgerObjects: an entry of a run that archived more objects than it
+// lists keeps the count and the folder, through its ledger event too; an
+// entry written before the count reads it from its list.
+func TestLedgerObjects(t *testing.T) {
+	started := time.Date(2026, 12, 4, 2, 0, 0, 0, time.UTC)
+	e := Entry{Run: "r", Source: "mysql.shop.big", Started: started}
+	for i := range MaxLedgerObjects + 3 {
+		e.AddObject(ArchiveName(e.Source, started, i))
+	}
+	if len(e.Objects) != MaxLedgerObjects || e.Archived != MaxLedgerObjects+3 || e.ArchiveFolder() != "snapshots/mysql.shop.big/2026-12-04/" {
+		t.Fatalf("%d objects listed, %d archived, folder %q", len(e.Objects), e.Archived, e.ArchiveFolder())
+	}
+	ev, err := e.Event()
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := EntryFromEvent(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if back.Archived != e.Archived || !slices.Equal(back.Objects, e.Objects) {
+		t.Errorf("read back %d listed, %d archived", len(back.Objects), back.Archived)
+	}
+	delete(ev.After, "archived")
+	if old, err := EntryFromEvent(ev); err != nil || old.Archived != MaxLedgerObjects {
+		t.Errorf("an entry without a count: %d archived (%v)", old.Archived, err)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"path"
 	"slices"
 	"time"
 
@@ -26,9 +27,35 @@ type Entry struct {
 	Drift
 	Chunks  int    `json:"chunks"`
 	Skipped string `json:"skipped,omitempty"` // why the source was not corrected; empty if it was
-	// Objects are the archive objects of the source's snapshot (S3 keys);
-	// none when the run archives nothing.
-	Objects []string `json:"objects,omitempty"`
+	// Objects are the archive objects of the source's snapshot (S3 keys),
+	// the first MaxLedgerObjects of them (see AddObject); none when the
+	// run archives nothing. Archived counts them all; they share one
+	// folder (ArchiveFolder).
+	Objects  []string `json:"objects,omitempty"`
+	Archived int      `json:"archived,omitempty"`
+}
+
+// MaxLedgerObjects bounds the archive objects an entry lists: a run of a
+// big table archives one object per chunk, and the entry must stay small
+// enough to be a workflow's state and one event.
+const MaxLedgerObjects = 1000
+
+// AddObject counts an archive object of the entry, and lists it if fewer
+// than MaxLedgerObjects are.
+func (e *Entry) AddObject(name string) {
+	e.Archived++
+	if len(e.Objects) < MaxLedgerObjects {
+		e.Objects = append(e.Objects, name)
+	}
+}
+
+// ArchiveFolder is the folder of the entry's archive objects
+// (snapshots/<source>/<date>/), "" if it has none.
+func (e *Entry) ArchiveFolder() string {
+	if len(e.Objects) == 0 {
+		return ""
+	}
+	return path.Dir(e.Objects[0]) + "/"
 }
 
 // Event is the entry as a ledger event: key the source, time the run's
@@ -53,7 +80,7 @@ func (e *Entry) Event() (eventcenter.Event, error) {
 			"run": e.Run, "source": e.Source, "started": e.Started,
 			"compared": int64(e.Compared), "missing": int64(e.Missing), "extra": int64(e.Extra), "different": int64(e.Different),
 			"corrections": int64(e.Corrections), "snapshots": int64(e.Snapshots), "chunks": int64(e.Chunks),
-			"columns": string(cols), "keys": string(keys), "skipped": e.Skipped, "objects": string(objects),
+			"columns": string(cols), "keys": string(keys), "skipped": e.Skipped, "objects": string(objects), "archived": int64(e.Archived),
 		},
 	}, nil
 }
@@ -73,6 +100,9 @@ func EntryFromEvent(ev eventcenter.Event) (Entry, error) {
 				return e, fmt.Errorf("correction: ledger entry %s/%s: %s: %w", e.Run, e.Source, k, err)
 			}
 		}
+	}
+	if e.Archived = num("archived"); e.Archived == 0 {
+		e.Archived = len(e.Objects) // written before Archived
 	}
 	return e, nil
 }

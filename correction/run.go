@@ -81,7 +81,10 @@ func (c *Corrector) Run(ctx context.Context, reg *source.Config, in RunInput, m 
 		if ctx.Err() != nil {
 			return res, ctx.Err()
 		}
-		e := Entry{Run: in.ID, Source: t.Source, Started: res.Started, Drift: r.Drift, Chunks: len(r.Chunks), Objects: r.Objects}
+		e := Entry{Run: in.ID, Source: t.Source, Started: res.Started, Drift: r.Drift, Chunks: len(r.Chunks)}
+		for _, o := range r.Objects {
+			e.AddObject(o)
+		}
 		if err != nil {
 			e.Skipped = err.Error()
 		} else {

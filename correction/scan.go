@@ -338,17 +338,46 @@ func (ch *Chunk) where(t *cdc.Table) (string, []any, error) {
 	return strings.Join(conds, " AND "), args, nil
 }
 
+// DefaultChunkRows is the rows of a range chunk that Plan and PlanPage
+// plan when asked for none.
+const DefaultChunkRows = 10000
+
 // Plan cuts the table into range chunks of about rows rows (default 10000)
 // by reading its key columns once, in key order (one statement, no
 // transaction held). The chunks cover every key, now and later: the first
 // starts at the table's start, the last ends at its end.
 func Plan(ctx context.Context, db *sql.DB, t *cdc.Table, rows int) ([]Chunk, error) {
+	chunks, _, err := PlanPage(ctx, db, t, rows, Page{})
+	return chunks, err
+}
+
+// Page is where a page of a table's plan starts: at key From (nil: the
+// table's start) with chunk index First, and how many chunks it holds at
+// most (Chunks; 0: all the rest).
+type Page struct {
+	From   [][]byte `json:"from,omitempty"`
+	First  int      `json:"first,omitempty"`
+	Chunks int      `json:"chunks,omitempty"`
+}
+
+// PlanPage cuts the part of the table from p.From on into at most p.Chunks
+// range chunks of about rows rows, as Plan does, reading at most
+// p.Chunks × rows + 1 keys (one statement). If more of the table is left,
+// next is where the next page starts (the last chunk's To); nil: the last
+// chunk ends at the table's end. The pages of a table, planned one after
+// another, cover every key exactly once, as Plan's chunks do, however the
+// table changes between them.
+func PlanPage(ctx context.Context, db *sql.DB, t *cdc.Table, rows int, p Page) (chunks []Chunk, next [][]byte, err error) {
 	if rows <= 0 {
-		rows = 10000
+		rows = DefaultChunkRows
+	}
+	limit := 0
+	if p.Chunks > 0 {
+		limit = p.Chunks*rows + 1
 	}
 	var bounds [][][]byte
 	n := 0
-	err := scanKeys(ctx, db, t, func(key [][]byte) error {
+	err = scanKeysFrom(ctx, db, t, p.From, limit, func(key [][]byte) error {
 		if n > 0 && n%rows == 0 {
 			bounds = append(bounds, cloneTuple(key))
 		}
@@ -356,19 +385,27 @@ func Plan(ctx context.Context, db *sql.DB, t *cdc.Table, rows int) ([]Chunk, err
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	chunks := make([]Chunk, len(bounds)+1)
+	if p.Chunks > 0 && len(bounds) == p.Chunks {
+		next = bounds[len(bounds)-1]
+	}
+	chunks = make([]Chunk, len(bounds)+1)
+	if next != nil {
+		chunks = chunks[:len(bounds)]
+	}
 	for i := range chunks {
-		chunks[i].Index = i
+		chunks[i].Index = p.First + i
 		if i > 0 {
 			chunks[i].From = bounds[i-1]
+		} else {
+			chunks[i].From = p.From
 		}
 		if i < len(bounds) {
 			chunks[i].To = bounds[i]
 		}
 	}
-	return chunks, nil
+	return chunks, next, nil
 }
 
 func cloneTuple(k [][]byte) [][]byte {
@@ -382,7 +419,26 @@ func cloneTuple(k [][]byte) [][]byte {
 // scanKeys calls fn with the key tuple of every row, in key order. The
 // tuple is valid only during the call.
 func scanKeys(ctx context.Context, db *sql.DB, t *cdc.Table, fn func([][]byte) error) error {
-	rows, err := db.QueryContext(ctx, "SELECT "+keyList(t)+" FROM "+qualified(t)+" ORDER BY "+keyList(t))
+	return scanKeysFrom(ctx, db, t, nil, 0, fn)
+}
+
+// scanKeysFrom is scanKeys of the keys at or after from (nil: all), at
+// most limit of them (0: no limit).
+func scanKeysFrom(ctx context.Context, db *sql.DB, t *cdc.Table, from [][]byte, limit int, fn func([][]byte) error) error {
+	q := "SELECT " + keyList(t) + " FROM " + qualified(t)
+	var args []any
+	if from != nil {
+		c, err := tupleCompare(t, ">=", from, &args)
+		if err != nil {
+			return err
+		}
+		q += " WHERE " + c
+	}
+	q += " ORDER BY " + keyList(t)
+	if limit > 0 {
+		q += " LIMIT " + strconv.Itoa(limit)
+	}
+	rows, err := db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return fmt.Errorf("correction: reading the keys of %s.%s: %w", t.Database, t.Name, err)
 	}

@@ -38,8 +38,11 @@ import (
 // event center holds a wrong row, a row MySQL no longer has and nothing of
 // the rest; the workflow's ledger names the drift by kind, the event center
 // is corrected, the progress query reports the run done, and a second run
-// writes nothing. With TIDEMARK_UPDATE_HISTORIES=1 it writes the history
-// of the replay test (workflows/testdata/correction.json).
+// writes nothing. The table is planned a chunk at a time and the run
+// continues as new after 2 chunks, so the first run ends continued as new
+// and the second finishes its work. With TIDEMARK_UPDATE_HISTORIES=1 it
+// writes the histories of the replay test (workflows/testdata/
+// correction_can_first.json and correction.json, the last run).
 func TestCorrectionWorkflow(t *testing.T) {
 	ctx := context.Background()
 	db, dbName := scratchDatabase(t, "corrwf",
@@ -73,8 +76,23 @@ func TestCorrectionWorkflow(t *testing.T) {
 	queue := "correction"
 	startWorker(t, c, queue, workers.Deps{Store: st, Correction: &activities.Correction{DB: db, Store: st, Sources: reg}})
 
-	in := workflows.CorrectionInput{ChunkRows: 10, KeyChunk: 5, Parallelism: 2}
-	sum := runCorrection(t, c, "correction-1", queue, in)
+	in := workflows.CorrectionInput{ChunkRows: 10, KeyChunk: 5, Parallelism: 2, PageChunks: 1, MaxChunksPerRun: 2}
+	wf, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "correction-1", TaskQueue: queue}, workflows.CorrectionWorkflow, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	firstRun := wf.GetRunID() // Get moves it to the last run
+	var sum workflows.CorrectionSummary
+	if err := wf.Get(ctx, &sum); err != nil { // follows continue-as-new
+		t.Fatal(err)
+	}
+	first, err := c.DescribeWorkflowExecution(ctx, "correction-1", firstRun)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := first.WorkflowExecutionInfo.Status; st != enumspb.WORKFLOW_EXECUTION_STATUS_CONTINUED_AS_NEW {
+		t.Errorf("the first run ended %v, want continued as new", st)
+	}
 	if len(sum.Entries) != 1 {
 		t.Fatalf("entries %+v", sum.Entries)
 	}
@@ -99,6 +117,7 @@ func TestCorrectionWorkflow(t *testing.T) {
 		t.Errorf("ledger %+v (%v)", ledger, err)
 	}
 	if os.Getenv("TIDEMARK_UPDATE_HISTORIES") == "1" {
+		writeRunHistory(t, c, "correction-1", firstRun, "correction_can_first.json")
 		writeHistory(t, c, "correction-1", "correction.json", nil)
 	}
 	again := runCorrection(t, c, "correction-2", queue, in)

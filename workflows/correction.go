@@ -38,6 +38,13 @@ const (
 	// flight compared 165k rows/s in process where 4 compared 13k
 	// (bench/README.md).
 	CorrectionInFlight = 64
+	// DefaultCorrectionPageChunks: range chunks planned at once (about
+	// 70 KB of plan for integer keys). Part of versionPlanPages.
+	DefaultCorrectionPageChunks = 1000
+	// DefaultCorrectionChunksPerRun: chunks a run starts before it
+	// continues as new (a chunk is 3 to 5 events of history; the server
+	// fails a run at 51 200 events). Part of versionPlanPages.
+	DefaultCorrectionChunksPerRun = 1000
 )
 
 // CorrectionInput asks for a correction run. It is JSON, so the stock CLI
@@ -68,6 +75,18 @@ type CorrectionInput struct {
 	NoRebackfill bool `json:"noRebackfill,omitempty"`
 	// RebackfillParallelism: the most re-backfills run at once. Default 2.
 	RebackfillParallelism int `json:"rebackfillParallelism,omitempty"`
+	// PageChunks: a table's range chunks planned at once; the next page
+	// is planned when fewer than Parallelism of its chunks are left to
+	// start. The first page of each source holds at most Parallelism
+	// chunks, so a run of many sources starts soon. Default 1000.
+	PageChunks int `json:"pageChunks,omitempty"`
+	// MaxChunksPerRun: chunks a workflow run starts before it continues
+	// as new (sooner if the server suggests it), once its chunks in
+	// flight have ended. Default 1000.
+	MaxChunksPerRun int `json:"maxChunksPerRun,omitempty"`
+	// State is the run's state carried across continue-as-new; nil for a
+	// new run.
+	State *CorrectionState `json:"state,omitempty"`
 }
 
 func (in *CorrectionInput) setDefaults() {
@@ -85,6 +104,12 @@ func (in *CorrectionInput) setDefaults() {
 	}
 	if in.RebackfillParallelism <= 0 {
 		in.RebackfillParallelism = DefaultRebackfillParallelism
+	}
+	if in.PageChunks <= 0 {
+		in.PageChunks = DefaultCorrectionPageChunks
+	}
+	if in.MaxChunksPerRun <= 0 {
+		in.MaxChunksPerRun = DefaultCorrectionChunksPerRun
 	}
 }
 
@@ -133,16 +158,58 @@ const (
 	// always current. Part of versionProgressEvery: changing it changes
 	// the commands of running histories.
 	correctionProgressEvery = time.Second
+
+	// versionPlanPages: Correction histories from it plan a table's range
+	// chunks a page (PageChunks) at a time as they run, and continue as
+	// new after MaxChunksPerRun chunks (or when the server suggests it),
+	// so no activity result and no run holds every chunk of a big table.
+	// Before, one activity planned every chunk of every source, and one
+	// run ran them: about 10 000 chunks (100M rows) reached the server's
+	// limit of a history.
+	versionPlanPages workflow.Version = 1
 )
+
+// CorrectionState is a Correction's state carried across continue-as-new:
+// its start, its counts so far, and each source's part.
+type CorrectionState struct {
+	Started  time.Time               `json:"started"`
+	Progress CorrectionProgress      `json:"progress"`
+	Sources  []CorrectionSourceState `json:"sources"`
+}
+
+// CorrectionSourceState is a source's part of a Correction that continues
+// as new: its ledger entry so far, the range chunks planned and not run,
+// and where the rest of its table's plan starts.
+type CorrectionSourceState struct {
+	Target activities.CorrectionTarget `json:"target"`
+	Entry  activities.CorrectionEntry  `json:"entry"`
+	// Queue: the chunks planned and not yet run, in order.
+	Queue []activities.CorrectionChunk `json:"queue,omitempty"`
+	// Next: where the rest of the table's range chunks start (nil: all
+	// are planned); NextIndex: the index of the first of them.
+	Next      [][]byte `json:"next,omitempty"`
+	NextIndex int      `json:"nextIndex,omitempty"`
+	// Planned: the range and key chunks planned so far; Estimate: the
+	// table's range chunks in all, from its statistics (progress only).
+	Planned  int `json:"planned"`
+	Estimate int `json:"estimate,omitempty"`
+	// Extras: the extra-key chunks were planned.
+	Extras bool `json:"extras,omitempty"`
+	// First: the earliest correction's time.
+	First time.Time `json:"first,omitzero"`
+}
 
 // Correction compares the MySQL tables of the registry's sources with the
 // event center and corrects it (see package correction): it plans the
 // chunks of every source, runs them (Parallelism at once, each retried on
 // failure and heartbeating), then each source's extra-key chunks, and
-// writes the drift ledger. A source whose plan or chunk fails for good is
-// skipped, with the reason in its ledger entry; the others go on. Then it
-// re-backfills the jobs opted in that read a source it changed, as child
-// Backfill workflows, and waits for them (see rebackfill).
+// writes the drift ledger. A big table's range chunks are planned a page
+// at a time as they run, and the run continues as new every
+// MaxChunksPerRun chunks, after the chunks in flight end. A source whose
+// plan or chunk fails for good is skipped, with the reason in its ledger
+// entry; the others go on. Then it re-backfills the jobs opted in that
+// read a source it changed, as child Backfill workflows, and waits for
+// them (see rebackfill).
 func Correction(ctx workflow.Context, in CorrectionInput) (CorrectionSummary, error) {
 	if len(in.Keys) > 0 && len(in.Sources) != 1 {
 		return CorrectionSummary{}, temporal.NewNonRetryableApplicationError("correction: keys repair the keys of exactly one source", "BadInput", nil)
@@ -153,13 +220,15 @@ func Correction(ctx workflow.Context, in CorrectionInput) (CorrectionSummary, er
 	info := workflow.GetInfo(ctx)
 	run := info.WorkflowExecution.ID
 	started := workflow.Now(ctx)
+	if in.State != nil {
+		started = in.State.Started
+	}
 
 	type sourceState struct {
-		target  activities.CorrectionTarget
-		entry   activities.CorrectionEntry
-		pending int       // chunks not finished
-		extras  bool      // the extra-key chunks were planned
-		first   time.Time // the earliest correction's time
+		CorrectionSourceState
+		pending int  // chunks (and plans) not finished, queued or running
+		queued  int  // chunks queued, not started
+		paging  bool // a page of its plan is being planned
 	}
 	var sources []*sourceState
 	type work struct {
@@ -170,8 +239,14 @@ func Correction(ctx workflow.Context, in CorrectionInput) (CorrectionSummary, er
 	p := CorrectionProgress{State: "planning", Started: started}
 	progress := func() CorrectionProgress {
 		p.Elapsed = Duration(workflow.Now(ctx).Sub(started))
-		if p.Chunks > 0 {
-			p.Percent = float64(p.Done) * 100 / float64(p.Chunks)
+		all := p.Chunks
+		for _, s := range sources {
+			if s.Next != nil && s.Estimate > s.Planned {
+				all += s.Estimate - s.Planned // the rest of a big table, not planned yet
+			}
+		}
+		if all > 0 {
+			p.Percent = float64(p.Done) * 100 / float64(all)
 		}
 		return p
 	}
@@ -211,38 +286,57 @@ func Correction(ctx workflow.Context, in CorrectionInput) (CorrectionSummary, er
 			logger.Warn("correction: progress memo", "error", err)
 		}
 	}
-
-	planCtx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: time.Hour,
-		HeartbeatTimeout:    time.Duration(in.HeartbeatTimeout),
-		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 5},
-	})
-	var plans []activities.CorrectionSourcePlan
-	err := workflow.ExecuteActivity(planCtx, a.CorrectionPlan, activities.CorrectionPlanInput{
-		Sources: in.Sources, Keys: in.Keys, ChunkRows: in.ChunkRows, KeyChunk: in.KeyChunk,
-	}).Get(ctx, &plans)
-	if err != nil {
+	paged := in.State != nil || workflow.GetVersion(ctx, "pages", workflow.DefaultVersion, versionPlanPages) >= versionPlanPages
+	failed := func(err error) (CorrectionSummary, error) {
 		if throttled {
 			p.State = "failed"
 			publish()
 		}
 		return CorrectionSummary{Run: run}, err
 	}
-	for _, pl := range plans {
-		s := &sourceState{target: pl.Target, extras: len(in.Keys) > 0}
-		s.entry = activities.CorrectionEntry{Run: run, Source: pl.Target.Source, Started: started, Skipped: pl.Err}
-		sources = append(sources, s)
-		if pl.Err != "" {
-			p.Skipped++
-			continue
+
+	if st := in.State; st != nil {
+		p = st.Progress
+		p.State, p.Running = "planning", 0
+		for _, ss := range st.Sources {
+			s := &sourceState{CorrectionSourceState: ss, pending: len(ss.Queue), queued: len(ss.Queue)}
+			for _, ch := range ss.Queue {
+				queue = append(queue, work{s, ch})
+			}
+			s.Queue = nil
+			sources = append(sources, s)
 		}
-		for _, ch := range pl.Chunks {
-			queue = append(queue, work{s, ch})
+	} else {
+		planCtx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+			StartToCloseTimeout: time.Hour,
+			HeartbeatTimeout:    time.Duration(in.HeartbeatTimeout),
+			RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 5},
+		})
+		planIn := activities.CorrectionPlanInput{Sources: in.Sources, Keys: in.Keys, ChunkRows: in.ChunkRows, KeyChunk: in.KeyChunk}
+		if paged {
+			planIn.PageChunks, planIn.Date = min(in.PageChunks, in.Parallelism), started
 		}
-		s.pending = len(pl.Chunks)
-		p.Chunks += len(pl.Chunks)
+		var plans []activities.CorrectionSourcePlan
+		if err := workflow.ExecuteActivity(planCtx, a.CorrectionPlan, planIn).Get(ctx, &plans); err != nil {
+			return failed(err)
+		}
+		for _, pl := range plans {
+			s := &sourceState{CorrectionSourceState: CorrectionSourceState{Target: pl.Target, Extras: len(in.Keys) > 0}}
+			s.Entry = activities.CorrectionEntry{Run: run, Source: pl.Target.Source, Started: started, Skipped: pl.Err}
+			sources = append(sources, s)
+			if pl.Err != "" {
+				p.Skipped++
+				continue
+			}
+			for _, ch := range pl.Chunks {
+				queue = append(queue, work{s, ch})
+			}
+			s.pending, s.queued, s.Planned = len(pl.Chunks), len(pl.Chunks), len(pl.Chunks)
+			s.Next, s.NextIndex, s.Estimate = pl.Next, len(pl.Chunks), pl.Estimate
+			p.Chunks += len(pl.Chunks)
+		}
+		p.Sources = len(sources)
 	}
-	p.Sources = len(sources)
 	p.State = "running"
 	publish()
 
@@ -255,22 +349,59 @@ func Correction(ctx workflow.Context, in CorrectionInput) (CorrectionSummary, er
 	})
 	sel = workflow.NewSelector(ctx)
 	skip := func(s *sourceState, err error) {
-		if s.entry.Skipped == "" {
-			s.entry.Skipped = errorMessage(err)
+		if s.Entry.Skipped == "" {
+			s.Entry.Skipped = errorMessage(err)
 			p.Skipped++
-			logger.Warn("correction: skipping a source", "source", s.target.Source, "error", err)
+			logger.Warn("correction: skipping a source", "source", s.Target.Source, "error", err)
 		}
+	}
+	// planned queues a source's newly planned chunks.
+	planned := func(s *sourceState, chunks []activities.CorrectionChunk) {
+		for _, ch := range chunks {
+			queue = append(queue, work{s, ch})
+		}
+		s.pending += len(chunks)
+		s.queued += len(chunks)
+		s.Planned += len(chunks)
+		p.Chunks += len(chunks)
+	}
+	// more plans the next page of s's range chunks when fewer than
+	// Parallelism of them are left queued.
+	more := func(s *sourceState) {
+		if s.Next == nil || s.paging || s.Entry.Skipped != "" || s.queued >= in.Parallelism {
+			return
+		}
+		s.paging = true
+		s.pending++
+		p.Running++
+		f := workflow.ExecuteActivity(chunkCtx, a.CorrectionPlanPage, activities.CorrectionPageInput{
+			Target: s.Target, ChunkRows: in.ChunkRows, Date: started,
+			Page: activities.CorrectionPage{From: s.Next, First: s.NextIndex, Chunks: in.PageChunks},
+		})
+		sel.AddFuture(f, func(f workflow.Future) {
+			s.paging = false
+			s.pending--
+			p.Running--
+			var pl activities.CorrectionSourcePlan
+			if err := f.Get(ctx, &pl); err != nil {
+				skip(s, err)
+				return
+			}
+			s.Next = pl.Next
+			s.NextIndex += len(pl.Chunks)
+			planned(s, pl.Chunks)
+		})
 	}
 	// finished is called when a chunk (or the extras plan) of s ends.
 	var finished func(s *sourceState)
 	finished = func(s *sourceState) {
-		if s.pending > 0 || s.extras || s.entry.Skipped != "" {
+		if s.pending > 0 || s.Next != nil || s.Extras || s.Entry.Skipped != "" {
 			return
 		}
-		s.extras = true
+		s.Extras = true
 		s.pending++
 		p.Running++
-		f := workflow.ExecuteActivity(chunkCtx, a.CorrectionExtras, activities.CorrectionExtrasInput{Target: s.target, First: s.entry.Chunks, Since: started})
+		f := workflow.ExecuteActivity(chunkCtx, a.CorrectionExtras, activities.CorrectionExtrasInput{Target: s.Target, First: s.Entry.Chunks, Since: started})
 		sel.AddFuture(f, func(f workflow.Future) {
 			s.pending--
 			p.Running--
@@ -279,24 +410,34 @@ func Correction(ctx workflow.Context, in CorrectionInput) (CorrectionSummary, er
 				skip(s, err)
 				return
 			}
-			for _, ch := range chunks {
-				queue = append(queue, work{s, ch})
-			}
-			s.pending += len(chunks)
-			p.Chunks += len(chunks)
+			planned(s, chunks)
 		})
 	}
+	if paged {
+		for _, s := range sources {
+			more(s)
+		}
+	}
+	startedHere := 0 // chunks this run started
+	// continuing: start no more chunks; once those in flight have ended,
+	// continue as new (a run that started none goes on, whatever the
+	// server suggests).
+	continuing := func() bool {
+		return paged && startedHere > 0 && (startedHere >= in.MaxChunksPerRun || workflow.GetInfo(ctx).GetContinueAsNewSuggested())
+	}
 	for len(queue) > 0 || p.Running > 0 {
-		for p.Running < in.Parallelism && len(queue) > 0 {
+		for p.Running < in.Parallelism && len(queue) > 0 && !continuing() {
 			w := queue[0]
 			queue = queue[1:]
-			if w.src.entry.Skipped != "" {
+			w.src.queued--
+			if w.src.Entry.Skipped != "" {
 				w.src.pending--
 				p.Done++
 				continue
 			}
 			p.Running++
-			f := workflow.ExecuteActivity(chunkCtx, a.CorrectionChunk, activities.CorrectionChunkInput{Target: w.src.target, Chunk: w.chunk, Since: started})
+			startedHere++
+			f := workflow.ExecuteActivity(chunkCtx, a.CorrectionChunk, activities.CorrectionChunkInput{Target: w.src.Target, Chunk: w.chunk, Since: started})
 			sel.AddFuture(f, func(f workflow.Future) {
 				p.Running--
 				p.Done++
@@ -306,25 +447,55 @@ func Correction(ctx workflow.Context, in CorrectionInput) (CorrectionSummary, er
 					skip(w.src, err)
 					return
 				}
-				w.src.entry.Chunks++
+				w.src.Entry.Chunks++
 				if r.Object != "" {
-					w.src.entry.Objects = append(w.src.entry.Objects, r.Object)
+					w.src.Entry.AddObject(r.Object)
 				}
-				w.src.entry.Add(r.Drift, maxLedgerKeys)
-				if !r.First.IsZero() && (w.src.first.IsZero() || r.First.Before(w.src.first)) {
-					w.src.first = r.First
+				w.src.Entry.Add(r.Drift, maxLedgerKeys)
+				if !r.First.IsZero() && (w.src.First.IsZero() || r.First.Before(w.src.First)) {
+					w.src.First = r.First
 				}
 				p.Compared += r.Compared
 				p.Drifted += r.Drifted()
 				p.Corrections += r.Corrections
 				finished(w.src)
 			})
+			if paged {
+				more(w.src)
+			}
 		}
 		if p.Running == 0 {
+			if len(queue) > 0 && continuing() {
+				break
+			}
 			continue // only chunks of skipped sources were left
 		}
 		sel.Select(ctx)
 		publish()
+	}
+	unplanned := false
+	for _, s := range sources {
+		unplanned = unplanned || (s.Next != nil && s.Entry.Skipped == "")
+	}
+	if len(queue) > 0 || unplanned {
+		// Continue as new: every activity of this run has ended, the
+		// chunks not run yet go with the state.
+		st := &CorrectionState{Started: started, Progress: p}
+		for _, s := range sources {
+			st.Sources = append(st.Sources, s.CorrectionSourceState)
+		}
+		index := make(map[*sourceState]int, len(sources))
+		for i, s := range sources {
+			index[s] = i
+		}
+		for _, w := range queue {
+			q := &st.Sources[index[w.src]].Queue
+			*q = append(*q, w.chunk)
+		}
+		next := in
+		next.State = st
+		logger.Info("correction: continuing as new", "done", p.Done, "chunks", p.Chunks)
+		return CorrectionSummary{}, workflow.NewContinueAsNewError(ctx, CorrectionWorkflow, next)
 	}
 
 	p.State = "ledger"
@@ -333,24 +504,21 @@ func Correction(ctx workflow.Context, in CorrectionInput) (CorrectionSummary, er
 	}
 	sum := CorrectionSummary{Run: run}
 	for _, s := range sources {
-		sum.Entries = append(sum.Entries, s.entry)
+		sum.Entries = append(sum.Entries, s.Entry)
 	}
 	ledgerCtx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: 10 * time.Minute,
 		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 10},
 	})
 	if err := workflow.ExecuteActivity(ledgerCtx, a.CorrectionLedger, sum.Entries).Get(ctx, nil); err != nil {
-		if throttled {
-			p.State = "failed"
-			publish()
-		}
+		_, err := failed(err)
 		return sum, err
 	}
 	if workflow.GetVersion(ctx, "rebackfill", workflow.DefaultVersion, versionRebackfill) >= versionRebackfill && !in.NoRebackfill {
 		var changes []RebackfillSource
 		for _, s := range sources {
-			if s.entry.Corrections > 0 && !s.first.IsZero() {
-				changes = append(changes, RebackfillSource{Source: s.target.Source, Keys: s.entry.Corrections, First: s.first})
+			if s.Entry.Corrections > 0 && !s.First.IsZero() {
+				changes = append(changes, RebackfillSource{Source: s.Target.Source, Keys: s.Entry.Corrections, First: s.First})
 			}
 		}
 		p.State = "rebackfill"
@@ -364,10 +532,7 @@ func Correction(ctx workflow.Context, in CorrectionInput) (CorrectionSummary, er
 		})
 		sum.Rebackfill = rs
 		if err != nil {
-			if throttled {
-				p.State = "failed"
-				publish()
-			}
+			_, err := failed(err)
 			return sum, err
 		}
 	}

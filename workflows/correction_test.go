@@ -6,12 +6,17 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/mock"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
@@ -119,9 +124,12 @@ func entrySources(es []activities.CorrectionEntry) []string {
 	return out
 }
 
-// TestReplayCorrection replays recorded Corrections on today's code: one
-// of today's (workers.TestCorrectionWorkflow with
-// TIDEMARK_UPDATE_HISTORIES=1 rewrites it), one from before its progress
+// TestReplayCorrection replays recorded Corrections on today's code: the
+// two runs of today's, which planned its table a page at a time and
+// continued as new (workers.TestCorrectionWorkflow with
+// TIDEMARK_UPDATE_HISTORIES=1 rewrites them: correction_can_first and
+// correction), one from before pages (versionPlanPages: correction_v1,
+// recorded at b0594bb, one plan and one run), one from before its progress
 // was throttled (versionProgressEvery: correction_v0, recorded at
 // f04e1e1, which published on every chunk's end), one that re-backfilled a job
 // as a child Backfill (workers.TestCorrectionRebackfill rewrites it), and
@@ -134,7 +142,9 @@ func TestReplayCorrection(t *testing.T) {
 		file, id         string
 		nondeterministic bool
 	}{
+		{"correction_can_first.json", "correction-1", false},
 		{"correction.json", "correction-1", false},
+		{"correction_v1.json", "correction-1", false},
 		{"correction_v0.json", "correction-1", false},
 		{"correction_nondeterministic.json", "correction-1", true},
 		{"correction_rebackfill.json", "correction-rb-1", false},
@@ -160,5 +170,151 @@ func TestReplayCorrection(t *testing.T) {
 				t.Fatalf("the broken history: %v, want a nondeterminism error", err)
 			}
 		})
+	}
+}
+
+// TestCorrectionPagesAndContinuesAsNew corrects a table of 23 range chunks
+// planned 5 at a time (the first page: Parallelism) in runs of at most 7
+// chunks: every chunk runs exactly once, pages are planned only as
+// chunks run, the run continues as new with its queue, counts and start,
+// each next run resumes without planning the table again, the extra-key
+// chunk comes after the last page, and the last run's ledger has all.
+func TestCorrectionPagesAndContinuesAsNew(t *testing.T) {
+	const tableChunks = 23
+	target := activities.CorrectionTarget{Source: "mysql.shop.big", Database: "shop", Table: "big"}
+	key := func(i int) [][]byte { return [][]byte{[]byte(strconv.Itoa(i * 10))} }
+	page := func(first, n int) activities.CorrectionSourcePlan {
+		pl := activities.CorrectionSourcePlan{Target: target}
+		for i := first; i < min(first+n, tableChunks); i++ {
+			ch := activities.CorrectionChunk{Index: i, To: key(i + 1)}
+			if i > 0 {
+				ch.From = key(i)
+			}
+			if i == tableChunks-1 {
+				ch.To = nil
+			}
+			pl.Chunks = append(pl.Chunks, ch)
+		}
+		if first+n < tableChunks {
+			pl.Next = key(first + n)
+			pl.Estimate = tableChunks + 7 // statistics are estimates
+		}
+		return pl
+	}
+	var (
+		mu       sync.Mutex // the mocked activities run on goroutines of their own
+		ran      = map[int]int{}
+		since    time.Time
+		pages    []int // each page's first chunk
+		runs     int
+		ledger   []activities.CorrectionEntry
+		in       = workflows.CorrectionInput{Parallelism: 2, PageChunks: 5, MaxChunksPerRun: 7}
+		progress workflows.CorrectionProgress
+	)
+	for {
+		runs++
+		if runs > 10 {
+			t.Fatal("the correction does not end")
+		}
+		env := (&testsuite.WorkflowTestSuite{}).NewTestWorkflowEnvironment()
+		env.RegisterWorkflowWithOptions(workflows.Correction, workflow.RegisterOptions{Name: workflows.CorrectionWorkflow})
+		env.RegisterActivity(ca)
+		env.OnActivity(ca.CorrectionPlan, mock.Anything, mock.Anything).Return(
+			func(_ context.Context, in activities.CorrectionPlanInput) ([]activities.CorrectionSourcePlan, error) {
+				mu.Lock()
+				defer mu.Unlock()
+				since = in.Date
+				if runs > 1 {
+					t.Errorf("run %d planned the table again", runs)
+				}
+				if in.PageChunks != 2 || in.Date.IsZero() {
+					t.Errorf("plan input %+v: want the first page of Parallelism chunks, dated", in)
+				}
+				return []activities.CorrectionSourcePlan{page(0, in.PageChunks)}, nil
+			})
+		env.OnActivity(ca.CorrectionPlanPage, mock.Anything, mock.Anything).Return(
+			func(_ context.Context, in activities.CorrectionPageInput) (activities.CorrectionSourcePlan, error) {
+				mu.Lock()
+				defer mu.Unlock()
+				if string(in.Page.From[0]) != strconv.Itoa(in.Page.First*10) || in.Page.Chunks != 5 || !in.Date.Equal(since) {
+					t.Errorf("page input %+v", in)
+				}
+				pages = append(pages, in.Page.First)
+				return page(in.Page.First, in.Page.Chunks), nil
+			})
+		env.OnActivity(ca.CorrectionChunk, mock.Anything, mock.Anything).Return(
+			func(_ context.Context, in activities.CorrectionChunkInput) (activities.CorrectionResult, error) {
+				mu.Lock()
+				defer mu.Unlock()
+				if !in.Since.Equal(since) {
+					t.Errorf("chunk %d: since %v, the run's start %v", in.Chunk.Index, in.Since, since)
+				}
+				ran[in.Chunk.Index]++
+				r := activities.CorrectionResult{Source: in.Target.Source, Chunk: in.Chunk.Index}
+				r.Compared = 10
+				if in.Chunk.Index == 17 {
+					r.Different, r.Corrections = 1, 1
+					r.Keys = map[string][]string{correction.KindDifferent: {"170"}}
+				}
+				return r, nil
+			})
+		env.OnActivity(ca.CorrectionExtras, mock.Anything, mock.Anything).Return(
+			func(_ context.Context, in activities.CorrectionExtrasInput) ([]activities.CorrectionChunk, error) {
+				mu.Lock()
+				defer mu.Unlock()
+				if in.First != tableChunks || ran[tableChunks-1] != 1 {
+					t.Errorf("extras planned with first %d after %d chunks", in.First, len(ran))
+				}
+				return []activities.CorrectionChunk{{Index: tableChunks, Keys: [][][]byte{{[]byte("999")}}}}, nil
+			})
+		env.OnActivity(ca.CorrectionLedger, mock.Anything, mock.Anything).Return(
+			func(_ context.Context, entries []activities.CorrectionEntry) error { ledger = entries; return nil })
+		env.ExecuteWorkflow(workflows.CorrectionWorkflow, in)
+		if !env.IsWorkflowCompleted() {
+			t.Fatal("not completed")
+		}
+		var can *workflow.ContinueAsNewError
+		if err := env.GetWorkflowError(); errors.As(err, &can) {
+			var next workflows.CorrectionInput
+			if err := converter.GetDefaultDataConverter().FromPayloads(can.Input, &next); err != nil {
+				t.Fatal(err)
+			}
+			if next.State == nil || !next.State.Started.Equal(since) || next.State.Progress.Done != len(ran) {
+				t.Fatalf("run %d continues with state %+v after %d chunks", runs, next.State, len(ran))
+			}
+			in = next
+			continue
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		v, err := env.QueryWorkflow(workflows.ProgressQuery)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := v.Get(&progress); err != nil {
+			t.Fatal(err)
+		}
+		break
+	}
+	for i := range tableChunks + 1 {
+		if ran[i] != 1 {
+			t.Errorf("chunk %d ran %d times", i, ran[i])
+		}
+	}
+	if len(ran) != tableChunks+1 {
+		t.Errorf("%d chunks ran, want %d", len(ran), tableChunks+1)
+	}
+	if !slices.Equal(pages, []int{2, 7, 12, 17, 22}) {
+		t.Errorf("pages planned from %v", pages)
+	}
+	if runs != 4 { // 24 chunks, 7 a run
+		t.Errorf("%d runs, want 4", runs)
+	}
+	if len(ledger) != 1 || ledger[0].Chunks != tableChunks+1 || ledger[0].Compared != 240 || ledger[0].Different != 1 ||
+		!slices.Equal(ledger[0].Keys[correction.KindDifferent], []string{"170"}) || !ledger[0].Started.Equal(since) {
+		t.Errorf("ledger %+v", ledger)
+	}
+	if progress.State != "done" || progress.Done != tableChunks+1 || progress.Chunks != tableChunks+1 || progress.Percent != 100 || progress.Compared != 240 {
+		t.Errorf("progress %+v", progress)
 	}
 }
