@@ -69,12 +69,10 @@ type CorrectionPlanInput struct {
 	Keys      []string `json:"keys,omitempty"`    // a repair of these keys of the one source
 	ChunkRows int      `json:"chunkRows"`
 	KeyChunk  int      `json:"keyChunk"`
-	// PageChunks, if not 0, plans at most this many range chunks of each
-	// source; the rest come from CorrectionPlanPage, from the source's
-	// Next on.
+	// PageChunks, if not 0, plans at most this many range chunks in all,
+	// shared among the sources (at least one each); the rest come from
+	// CorrectionPlanPage, from each source's Next on.
 	PageChunks int `json:"pageChunks,omitempty"`
-	// Date names the archive objects (the run's start; zero: now).
-	Date time.Time `json:"date,omitzero"`
 }
 
 // CorrectionSourcePlan is one source's part of a run: its range (or key)
@@ -119,7 +117,11 @@ func (a *Correction) CorrectionPlan(ctx context.Context, in CorrectionPlanInput)
 			if len(in.Keys) > 0 {
 				p.Chunks, err = correction.KeyChunks(schema, in.Keys, in.KeyChunk, 0)
 			} else {
-				p.Chunks, p.Next, err = correction.PlanPage(ctx, a.DB, schema, in.ChunkRows, correction.Page{Chunks: in.PageChunks})
+				page := correction.Page{}
+				if in.PageChunks > 0 {
+					page.Chunks = max(1, in.PageChunks/len(targets))
+				}
+				p.Chunks, p.Next, err = correction.PlanPage(ctx, a.DB, schema, in.ChunkRows, page)
 				if p.Next != nil {
 					rows := int64(cmp.Or(max(in.ChunkRows, 0), correction.DefaultChunkRows))
 					p.Estimate = int((correction.EstimateRows(ctx, a.DB, schema) + rows - 1) / rows)
@@ -129,7 +131,6 @@ func (a *Correction) CorrectionPlan(ctx context.Context, in CorrectionPlanInput)
 		if err != nil {
 			p.Err = err.Error()
 		}
-		a.name(t, in.Date, p.Chunks)
 		out = append(out, p)
 		activity.RecordHeartbeat(ctx, len(out))
 	}
@@ -141,7 +142,6 @@ type CorrectionPageInput struct {
 	Target    CorrectionTarget `json:"target"`
 	Page      CorrectionPage   `json:"page"`
 	ChunkRows int              `json:"chunkRows"`
-	Date      time.Time        `json:"date,omitzero"` // names the archive objects (zero: now)
 }
 
 // CorrectionPlanPage plans the next page of a source's range chunks
@@ -159,7 +159,6 @@ func (a *Correction) CorrectionPlanPage(ctx context.Context, in CorrectionPageIn
 	if p.Chunks, p.Next, err = correction.PlanPage(ctx, a.DB, schema, in.ChunkRows, in.Page); err != nil {
 		return CorrectionSourcePlan{}, err
 	}
-	a.name(in.Target, in.Date, p.Chunks)
 	return p, nil
 }
 
@@ -206,6 +205,16 @@ func (a *Correction) CorrectionChunk(ctx context.Context, in CorrectionChunkInpu
 	if in.Chunk.Since.IsZero() {
 		in.Chunk.Since = in.Since
 	}
+	if a.Options.Archive != nil && in.Chunk.Archive == "" {
+		// Named here, not in the plan (which would carry a name a chunk
+		// through the workflow's state): dated the run's start, so a run
+		// across midnight archives into one folder.
+		date := in.Since
+		if date.IsZero() {
+			date = time.Now()
+		}
+		in.Chunk.Archive = correction.ArchiveName(in.Target.Source, date, in.Chunk.Index)
+	}
 	return c.ChunkReporting(ctx, in.Target, schema, in.Chunk, func(p correction.Point) error {
 		if !point.CompareAndSwap(nil, &p) {
 			return nil // a retry's: the dead attempt's point stays the one to resume at
@@ -240,24 +249,7 @@ func (a *Correction) CorrectionExtras(ctx context.Context, in CorrectionExtrasIn
 	if err != nil {
 		return nil, permanentIfSource(err)
 	}
-	chunks, err := a.corrector().Extras(ctx, in.Target, schema, in.First, in.Since)
-	a.name(in.Target, in.Since, chunks)
-	return chunks, err
-}
-
-// name sets the archive object of each chunk when the run archives, dated
-// the run's start (zero: the day the chunks are planned), so the chunks of
-// a run planned across midnight are archived in one folder.
-func (a *Correction) name(t CorrectionTarget, date time.Time, chunks []CorrectionChunk) {
-	if a.Options.Archive == nil {
-		return
-	}
-	if date.IsZero() {
-		date = time.Now()
-	}
-	for i := range chunks {
-		chunks[i].Archive = correction.ArchiveName(t.Source, date, chunks[i].Index)
-	}
+	return a.corrector().Extras(ctx, in.Target, schema, in.First, in.Since)
 }
 
 // CorrectionLedger writes the run's ledger entries to the event center

@@ -39,6 +39,10 @@ func TestWhere(t *testing.T) {
 		{pairs, Chunk{Keys: [][][]byte{}}, "FALSE", nil},
 		// A decimal is inlined as an exact literal; binary stays bytes.
 		{dec, Chunk{To: [][]byte{[]byte("-1.50"), {0xff, 0}}}, "TRUE AND (`d` < -1.50 OR (`d` = -1.50 AND `b` < ?))", []any{[]byte{0xff, 0}}},
+		// ENUM and SET compare by their numbers, as MySQL orders them.
+		{members, Chunk{From: [][]byte{[]byte("a"), []byte("q,p")}},
+			"TRUE AND (`e` > ? OR (`e` = ? AND `s` >= ?))", []any{uint64(3), uint64(3), uint64(3)}},
+		{members, Chunk{Keys: [][][]byte{{[]byte("Z"), []byte("")}}}, "(`e` = ? AND `s` = ?)", []any{uint64(1), uint64(0)}},
 	} {
 		where, args, err := tc.ch.where(tc.table)
 		if err != nil {
@@ -54,7 +58,16 @@ func TestWhere(t *testing.T) {
 	if _, _, err := (&Chunk{From: [][]byte{[]byte("1; DROP"), []byte("x")}}).where(dec); err == nil {
 		t.Error("a decimal bound that is not a number was inlined")
 	}
+	if _, _, err := (&Chunk{From: [][]byte{[]byte("y"), []byte("q")}}).where(members); err == nil {
+		t.Error("a bound that is not a member of its ENUM was accepted")
+	}
 }
+
+// members has a key of an ENUM whose members are not in text order and a
+// SET.
+var members = &cdc.Table{Columns: []cdc.Column{
+	{Name: "e", DataType: "enum", Values: []string{"z", "b", "a"}}, {Name: "s", DataType: "set", Values: []string{"q", "p"}},
+}, Key: []int{0, 1}}
 
 // TestKeys: event keys split into key column texts and back.
 func TestKeys(t *testing.T) {

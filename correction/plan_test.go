@@ -3,17 +3,24 @@ package correction
 import (
 	"context"
 	"crypto/rand"
+	"database/sql"
 	"encoding/hex"
 	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 
+	"github.com/tidemark-dev/tidemark/cdc"
 	"github.com/tidemark-dev/tidemark/internal/testenv"
 )
 
-// TestPlanPages: a table of a composite key planned in pages of 3 chunks
-// gets Plan's chunks, page by page, with the indexes running on; and the
-// pages of a table that changes between them still cover every key once.
+// TestPlanPages: a table planned in pages gets Plan's chunks, page by
+// page, with the indexes running on, and the chunks tile the key space
+// (each row in exactly one chunk) — for a composite key of a string and
+// an integer, also when rows are inserted between pages; for a key led by
+// an ENUM whose members are not in text order (MySQL orders it by
+// member number); and for keys so long that a page stops at MaxPageBytes
+// before its count of chunks.
 func TestPlanPages(t *testing.T) {
 	ctx := context.Background()
 	cfg := testenv.MySQL(t)
@@ -28,92 +35,152 @@ func TestPlanPages(t *testing.T) {
 		db.Exec("DROP DATABASE " + name)
 		db.Close()
 	})
-	for _, q := range []string{"CREATE DATABASE " + name, "CREATE TABLE " + name + ".t (a VARCHAR(4) NOT NULL, b INT NOT NULL, PRIMARY KEY (a, b))"} {
-		if _, err := db.Exec(q); err != nil {
+	exec := func(q string, args ...any) {
+		t.Helper()
+		if _, err := db.Exec(q, args...); err != nil {
 			t.Fatal(err)
 		}
 	}
-	insert := func(a string, b int) {
+	exec("CREATE DATABASE " + name)
+	load := func(table string) *cdc.Table {
 		t.Helper()
-		if _, err := db.Exec(fmt.Sprintf("INSERT INTO %s.t VALUES ('%s', %d)", name, a, b)); err != nil {
+		schema, err := LoadSchema(ctx, db, Target{Source: "mysql.pages." + table, Database: name, Table: table})
+		if err != nil {
 			t.Fatal(err)
 		}
-	}
-	for i := range 53 {
-		insert([]string{"x", "y"}[i%2], i)
-	}
-	schema, err := LoadSchema(ctx, db, Target{Source: "mysql.pages.t", Database: name, Table: "t"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	const rows = 5
-	whole, err := Plan(ctx, db, schema, rows)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(whole) != 11 {
-		t.Fatalf("Plan: %d chunks, want 11", len(whole))
-	}
-	pages := func(change func(page int)) (all []Chunk, n int) {
-		t.Helper()
-		p := Page{Chunks: 3}
-		for {
-			chunks, next, err := PlanPage(ctx, db, schema, rows, p)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(chunks) == 0 || len(chunks) > p.Chunks {
-				t.Fatalf("page %d: %d chunks", n, len(chunks))
-			}
-			all = append(all, chunks...)
-			n++
-			if next == nil {
-				return all, n
-			}
-			if !reflect.DeepEqual(next, chunks[len(chunks)-1].To) {
-				t.Fatalf("page %d: next %q, the last chunk's To %q", n, next, chunks[len(chunks)-1].To)
-			}
-			if change != nil {
-				change(n)
-			}
-			p = Page{From: next, First: p.First + len(chunks), Chunks: p.Chunks}
-		}
-	}
-	all, n := pages(nil)
-	if n != 4 || !reflect.DeepEqual(all, whole) {
-		t.Fatalf("%d pages of\n%+v\nwant 4 of Plan's\n%+v", n, all, whole)
+		return schema
 	}
 
-	// Keys inserted between pages, before and after where the next page
-	// starts, are each in exactly one chunk: the pages still tile the key
-	// space.
-	changed, _ := pages(func(page int) {
-		insert("a", 1000+page) // before every page's start
-		insert("x", 1000+page) // inside the pages to come ("x" rows run to 52)
-		insert("z", page)      // after every row
+	t.Run("composite", func(t *testing.T) {
+		exec("CREATE TABLE " + name + ".t (a VARCHAR(4) NOT NULL, b INT NOT NULL, PRIMARY KEY (a, b))")
+		insert := func(a string, b int) { exec(fmt.Sprintf("INSERT INTO %s.t VALUES ('%s', %d)", name, a, b)) }
+		for i := range 53 {
+			insert([]string{"x", "y"}[i%2], i)
+		}
+		schema := load("t")
+		whole := planWhole(t, db, schema, 5)
+		if len(whole) != 11 {
+			t.Fatalf("Plan: %d chunks, want 11", len(whole))
+		}
+		all, n := planPages(t, db, schema, 5, 3, nil)
+		if n != 4 || !reflect.DeepEqual(all, whole) {
+			t.Fatalf("%d pages of\n%+v\nwant 4 of Plan's\n%+v", n, all, whole)
+		}
+		// Keys inserted between pages, before and after where the next
+		// page starts, are each in exactly one chunk.
+		changed, _ := planPages(t, db, schema, 5, 3, func(page int) {
+			insert("a", 1000+page) // before every page's start
+			insert("x", 1000+page) // inside the pages to come ("x" rows run to 52)
+			insert("z", page)      // after every row
+		})
+		checkTiles(t, db, schema, changed)
 	})
-	var total, covered int
-	if err := db.QueryRow("SELECT COUNT(*) FROM " + name + ".t").Scan(&total); err != nil {
+
+	t.Run("enum", func(t *testing.T) {
+		exec("CREATE TABLE " + name + ".e (e ENUM('z','b','a') NOT NULL, i INT NOT NULL, PRIMARY KEY (e, i))")
+		for i := range 12 {
+			exec(fmt.Sprintf("INSERT INTO %s.e VALUES ('%s', %d)", name, []string{"a", "b", "z"}[i%3], i))
+		}
+		schema := load("e")
+		whole := planWhole(t, db, schema, 1)
+		checkTiles(t, db, schema, whole)
+		all, n := planPages(t, db, schema, 1, 4, nil)
+		if n != 3 || !reflect.DeepEqual(all, whole) {
+			t.Fatalf("%d pages of\n%+v\nwant 3 of Plan's\n%+v", n, all, whole)
+		}
+	})
+
+	t.Run("long keys", func(t *testing.T) {
+		exec("CREATE TABLE " + name + ".l (k VARCHAR(255) NOT NULL PRIMARY KEY) CHARACTER SET latin1")
+		const rows = 600
+		for i := range rows {
+			exec("INSERT INTO "+name+".l VALUES (?)", fmt.Sprintf("%04d%s", i, strings.Repeat("k", 250)))
+		}
+		schema := load("l")
+		chunks, next, err := PlanPage(ctx, db, schema, 1, Page{Chunks: rows})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if size := len(chunks) * 254; next == nil || size < MaxPageBytes || size > MaxPageBytes+254 {
+			t.Fatalf("a page of %d chunks of 254-byte bounds (%d bytes), next %q: want it cut at %d bytes", len(chunks), size, next, MaxPageBytes)
+		}
+		all, _ := planPages(t, db, schema, 1, rows, nil)
+		if !reflect.DeepEqual(all, planWhole(t, db, schema, 1)) {
+			t.Fatal("the pages of long keys are not Plan's chunks")
+		}
+	})
+}
+
+// planWhole is Plan of the table in chunks of rows.
+func planWhole(t *testing.T, db *sql.DB, schema *cdc.Table, rows int) []Chunk {
+	t.Helper()
+	chunks, err := Plan(context.Background(), db, schema, rows)
+	if err != nil {
 		t.Fatal(err)
 	}
-	for i, ch := range changed {
+	return chunks
+}
+
+// planPages plans the table in pages of at most size chunks of rows,
+// calling change (if not nil) between pages, and returns the chunks and
+// the number of pages. Each page must start where the last ended.
+func planPages(t *testing.T, db *sql.DB, schema *cdc.Table, rows, size int, change func(page int)) (all []Chunk, n int) {
+	t.Helper()
+	p := Page{Chunks: size}
+	for {
+		chunks, next, err := PlanPage(context.Background(), db, schema, rows, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(chunks) == 0 || len(chunks) > size {
+			t.Fatalf("page %d: %d chunks", n, len(chunks))
+		}
+		all = append(all, chunks...)
+		n++
+		if next == nil {
+			return all, n
+		}
+		if n > 1000 {
+			t.Fatal("the pages do not end")
+		}
+		if !reflect.DeepEqual(next, chunks[len(chunks)-1].To) {
+			t.Fatalf("page %d: next %q, the last chunk's To %q", n, next, chunks[len(chunks)-1].To)
+		}
+		if change != nil {
+			change(n)
+		}
+		p = Page{From: next, First: p.First + len(chunks), Chunks: size}
+	}
+}
+
+// checkTiles checks that chunks, in order, are indexed from 0, each
+// starts where the one before ended, the first and last are open, and
+// MySQL finds each row of the table in exactly one of them.
+func checkTiles(t *testing.T, db *sql.DB, schema *cdc.Table, chunks []Chunk) {
+	t.Helper()
+	table := qualified(schema)
+	var total, covered int
+	if err := db.QueryRow("SELECT COUNT(*) FROM " + table).Scan(&total); err != nil {
+		t.Fatal(err)
+	}
+	for i, ch := range chunks {
 		if ch.Index != i {
 			t.Fatalf("chunk %d has index %d", i, ch.Index)
 		}
-		if i > 0 && !reflect.DeepEqual(ch.From, changed[i-1].To) {
-			t.Fatalf("chunk %d starts at %q, the one before ends at %q", i, ch.From, changed[i-1].To)
+		if i > 0 && !reflect.DeepEqual(ch.From, chunks[i-1].To) {
+			t.Fatalf("chunk %d starts at %q, the one before ends at %q", i, ch.From, chunks[i-1].To)
 		}
 		cond, args, err := ch.where(schema)
 		if err != nil {
 			t.Fatal(err)
 		}
 		var c int
-		if err := db.QueryRow("SELECT COUNT(*) FROM "+name+".t WHERE "+cond, args...).Scan(&c); err != nil {
+		if err := db.QueryRow("SELECT COUNT(*) FROM "+table+" WHERE "+cond, args...).Scan(&c); err != nil {
 			t.Fatal(err)
 		}
 		covered += c
 	}
-	if changed[0].From != nil || changed[len(changed)-1].To != nil || covered != total {
-		t.Errorf("the chunks cover %d of %d rows (first from %q, last to %q)", covered, total, changed[0].From, changed[len(changed)-1].To)
+	if chunks[0].From != nil || chunks[len(chunks)-1].To != nil || covered != total {
+		t.Errorf("the chunks cover %d of %d rows (first from %q, last to %q)", covered, total, chunks[0].From, chunks[len(chunks)-1].To)
 	}
 }

@@ -245,11 +245,51 @@ func param(c *cdc.Column, text []byte) (string, any, error) {
 			}
 		}
 		return string(text), nil, nil
+	case "enum", "set":
+		// By number: MySQL orders ENUM and SET columns by their members'
+		// numbers (an ENUM's position, a SET's bits), and a string
+		// operand would compare their text instead, so a chunk's range
+		// would not be the range of the key order.
+		n, err := memberNumber(c, string(text))
+		return "?", n, err
 	}
 	if bytes.Contains([]byte(c.DataType), []byte("binary")) || strings.HasSuffix(c.DataType, "blob") {
 		return "?", bytes.Clone(text), nil
 	}
 	return "?", string(text), nil
+}
+
+// memberNumber is the number MySQL stores for an ENUM or SET column's
+// value as it prints it: an ENUM member's position from 1 ('' is 0), a
+// SET's bits, one per member, in declaration order.
+func memberNumber(c *cdc.Column, text string) (uint64, error) {
+	find := func(v string) (int, error) {
+		if i := slices.Index(c.Values, v); i >= 0 {
+			return i, nil
+		}
+		for i, m := range c.Values {
+			if strings.EqualFold(m, v) {
+				return i, nil
+			}
+		}
+		return 0, fmt.Errorf("correction: column %s: %q is not one of its members %q", c.Name, v, c.Values)
+	}
+	if text == "" {
+		return 0, nil
+	}
+	if c.DataType == "enum" {
+		i, err := find(text)
+		return uint64(i + 1), err
+	}
+	var bits uint64
+	for _, v := range strings.Split(text, ",") {
+		i, err := find(v)
+		if err != nil {
+			return 0, err
+		}
+		bits |= 1 << i
+	}
+	return bits, nil
 }
 
 // tupleCompare builds "(k1, …, kn) op (v1, …, vn)" for op ">=" or "<" as
@@ -360,9 +400,17 @@ type Page struct {
 	Chunks int      `json:"chunks,omitempty"`
 }
 
+// MaxPageBytes bounds the key bytes of a page's chunk bounds: a page of
+// long keys holds fewer chunks, so that it stays small as an activity's
+// result and in the workflow's state.
+const MaxPageBytes = 64 << 10
+
+var errPageFull = errors.New("correction: page full")
+
 // PlanPage cuts the part of the table from p.From on into at most p.Chunks
-// range chunks of about rows rows, as Plan does, reading at most
-// p.Chunks × rows + 1 keys (one statement). If more of the table is left,
+// range chunks of about rows rows (fewer if their bounds' keys exceed
+// MaxPageBytes), as Plan does, reading at most p.Chunks × rows + 1 keys
+// (one statement). If more of the table is left,
 // next is where the next page starts (the last chunk's To); nil: the last
 // chunk ends at the table's end. The pages of a table, planned one after
 // another, cover every key exactly once, as Plan's chunks do, however the
@@ -376,18 +424,25 @@ func PlanPage(ctx context.Context, db *sql.DB, t *cdc.Table, rows int, p Page) (
 		limit = p.Chunks*rows + 1
 	}
 	var bounds [][][]byte
-	n := 0
+	n, size, full := 0, 0, false
 	err = scanKeysFrom(ctx, db, t, p.From, limit, func(key [][]byte) error {
 		if n > 0 && n%rows == 0 {
 			bounds = append(bounds, cloneTuple(key))
+			for _, v := range key {
+				size += len(v)
+			}
+			if p.Chunks > 0 && (len(bounds) == p.Chunks || size >= MaxPageBytes) {
+				full = true
+				return errPageFull
+			}
 		}
 		n++
 		return nil
 	})
-	if err != nil {
+	if err != nil && !errors.Is(err, errPageFull) {
 		return nil, nil, err
 	}
-	if p.Chunks > 0 && len(bounds) == p.Chunks {
+	if full {
 		next = bounds[len(bounds)-1]
 	}
 	chunks = make([]Chunk, len(bounds)+1)

@@ -28,6 +28,7 @@ import (
 	"github.com/tidemark-dev/tidemark/eventcenter/embedded"
 	"github.com/tidemark-dev/tidemark/eventcenter/hbase"
 	"github.com/tidemark-dev/tidemark/internal/testenv"
+	"github.com/tidemark-dev/tidemark/job/outputs"
 	"github.com/tidemark-dev/tidemark/source"
 	"github.com/tidemark-dev/tidemark/workers"
 	"github.com/tidemark-dev/tidemark/workflows"
@@ -74,7 +75,9 @@ func TestCorrectionWorkflow(t *testing.T) {
 	srv := server(t, false)
 	c := dial(t, srv)
 	queue := "correction"
-	startWorker(t, c, queue, workers.Deps{Store: st, Correction: &activities.Correction{DB: db, Store: st, Sources: reg}})
+	archive := t.TempDir()
+	startWorker(t, c, queue, workers.Deps{Store: st, Correction: &activities.Correction{DB: db, Store: st, Sources: reg,
+		Options: correction.Options{Archive: outputs.Dir(archive)}}})
 
 	in := workflows.CorrectionInput{ChunkRows: 10, KeyChunk: 5, Parallelism: 2, PageChunks: 1, MaxChunksPerRun: 2}
 	wf, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "correction-1", TaskQueue: queue}, workflows.CorrectionWorkflow, in)
@@ -100,6 +103,16 @@ func TestCorrectionWorkflow(t *testing.T) {
 	if e.Skipped != "" || e.Compared != 26 || e.Missing != 24 || e.Extra != 1 || e.Different != 1 || e.Corrections != 26 || e.Chunks != 4 ||
 		e.Columns["v"] != 1 || len(e.Keys[correction.KindExtra]) != 1 || e.Keys[correction.KindExtra][0] != `"z","1"` {
 		t.Errorf("entry %+v", e)
+	}
+	// Every chunk archived, dated the run's start, across both runs.
+	folder := "snapshots/" + src + "/" + e.Started.UTC().Format(time.DateOnly) + "/"
+	if e.Archived != 4 || len(e.Objects) != 4 || e.ArchiveFolder() != folder {
+		t.Errorf("archive: %d objects (%d listed) in %q, want 4 in %q", e.Archived, len(e.Objects), e.ArchiveFolder(), folder)
+	}
+	for _, o := range e.Objects {
+		if _, err := os.Stat(filepath.Join(archive, o)); err != nil {
+			t.Errorf("archive object: %v", err)
+		}
 	}
 	v, err := c.QueryWorkflow(ctx, "correction-1", "", workflows.ProgressQuery)
 	if err != nil {

@@ -75,10 +75,12 @@ type CorrectionInput struct {
 	NoRebackfill bool `json:"noRebackfill,omitempty"`
 	// RebackfillParallelism: the most re-backfills run at once. Default 2.
 	RebackfillParallelism int `json:"rebackfillParallelism,omitempty"`
-	// PageChunks: a table's range chunks planned at once; the next page
-	// is planned when fewer than Parallelism of its chunks are left to
-	// start. The first page of each source holds at most Parallelism
-	// chunks, so a run of many sources starts soon. Default 1000.
+	// PageChunks: a table's range chunks planned at once (fewer if its
+	// keys are long: a page holds at most correction.MaxPageBytes of
+	// bounds). The next page is planned when fewer than max(Parallelism,
+	// PageChunks/2) chunks are left to start. The first plan holds about
+	// Parallelism chunks in all (at least one of each source), so a run
+	// of many sources starts soon. Default 1000.
 	PageChunks int `json:"pageChunks,omitempty"`
 	// MaxChunksPerRun: chunks a workflow run starts before it continues
 	// as new (sooner if the server suggests it), once its chunks in
@@ -226,9 +228,7 @@ func Correction(ctx workflow.Context, in CorrectionInput) (CorrectionSummary, er
 
 	type sourceState struct {
 		CorrectionSourceState
-		pending int  // chunks (and plans) not finished, queued or running
-		queued  int  // chunks queued, not started
-		paging  bool // a page of its plan is being planned
+		pending int // chunks (and plans) not finished, queued or running
 	}
 	var sources []*sourceState
 	type work struct {
@@ -241,7 +241,7 @@ func Correction(ctx workflow.Context, in CorrectionInput) (CorrectionSummary, er
 		p.Elapsed = Duration(workflow.Now(ctx).Sub(started))
 		all := p.Chunks
 		for _, s := range sources {
-			if s.Next != nil && s.Estimate > s.Planned {
+			if s.Next != nil && s.Entry.Skipped == "" && s.Estimate > s.Planned {
 				all += s.Estimate - s.Planned // the rest of a big table, not planned yet
 			}
 		}
@@ -299,7 +299,7 @@ func Correction(ctx workflow.Context, in CorrectionInput) (CorrectionSummary, er
 		p = st.Progress
 		p.State, p.Running = "planning", 0
 		for _, ss := range st.Sources {
-			s := &sourceState{CorrectionSourceState: ss, pending: len(ss.Queue), queued: len(ss.Queue)}
+			s := &sourceState{CorrectionSourceState: ss, pending: len(ss.Queue)}
 			for _, ch := range ss.Queue {
 				queue = append(queue, work{s, ch})
 			}
@@ -314,7 +314,7 @@ func Correction(ctx workflow.Context, in CorrectionInput) (CorrectionSummary, er
 		})
 		planIn := activities.CorrectionPlanInput{Sources: in.Sources, Keys: in.Keys, ChunkRows: in.ChunkRows, KeyChunk: in.KeyChunk}
 		if paged {
-			planIn.PageChunks, planIn.Date = min(in.PageChunks, in.Parallelism), started
+			planIn.PageChunks = min(in.PageChunks, in.Parallelism)
 		}
 		var plans []activities.CorrectionSourcePlan
 		if err := workflow.ExecuteActivity(planCtx, a.CorrectionPlan, planIn).Get(ctx, &plans); err != nil {
@@ -331,7 +331,7 @@ func Correction(ctx workflow.Context, in CorrectionInput) (CorrectionSummary, er
 			for _, ch := range pl.Chunks {
 				queue = append(queue, work{s, ch})
 			}
-			s.pending, s.queued, s.Planned = len(pl.Chunks), len(pl.Chunks), len(pl.Chunks)
+			s.pending, s.Planned = len(pl.Chunks), len(pl.Chunks)
 			s.Next, s.NextIndex, s.Estimate = pl.Next, len(pl.Chunks), pl.Estimate
 			p.Chunks += len(pl.Chunks)
 		}
@@ -361,25 +361,40 @@ func Correction(ctx workflow.Context, in CorrectionInput) (CorrectionSummary, er
 			queue = append(queue, work{s, ch})
 		}
 		s.pending += len(chunks)
-		s.queued += len(chunks)
 		s.Planned += len(chunks)
 		p.Chunks += len(chunks)
 	}
-	// more plans the next page of s's range chunks when fewer than
-	// Parallelism of them are left queued.
-	more := func(s *sourceState) {
-		if s.Next == nil || s.paging || s.Entry.Skipped != "" || s.queued >= in.Parallelism {
+	// refill plans the next page of the first source with range chunks
+	// left to plan, when fewer than max(Parallelism, PageChunks/2) chunks
+	// are queued and no page is being planned: the queue (carried across
+	// continue-as-new) holds at most the first plan and a page and a half
+	// however many big sources the run has, and the next page is planned
+	// while half a page of chunks runs. A page being planned takes one of
+	// the Parallelism activities.
+	paging := false
+	refill := func() {
+		if paging || len(queue) >= max(in.Parallelism, in.PageChunks/2) {
 			return
 		}
-		s.paging = true
+		var s *sourceState
+		for _, t := range sources {
+			if t.Next != nil && t.Entry.Skipped == "" {
+				s = t
+				break
+			}
+		}
+		if s == nil {
+			return
+		}
+		paging = true
 		s.pending++
 		p.Running++
 		f := workflow.ExecuteActivity(chunkCtx, a.CorrectionPlanPage, activities.CorrectionPageInput{
-			Target: s.Target, ChunkRows: in.ChunkRows, Date: started,
+			Target: s.Target, ChunkRows: in.ChunkRows,
 			Page: activities.CorrectionPage{From: s.Next, First: s.NextIndex, Chunks: in.PageChunks},
 		})
 		sel.AddFuture(f, func(f workflow.Future) {
-			s.paging = false
+			paging = false
 			s.pending--
 			p.Running--
 			var pl activities.CorrectionSourcePlan
@@ -413,10 +428,14 @@ func Correction(ctx workflow.Context, in CorrectionInput) (CorrectionSummary, er
 			planned(s, chunks)
 		})
 	}
-	if paged {
+	// unplanned: a source has range chunks left to plan.
+	unplanned := func() bool {
 		for _, s := range sources {
-			more(s)
+			if s.Next != nil && s.Entry.Skipped == "" {
+				return true
+			}
 		}
+		return false
 	}
 	startedHere := 0 // chunks this run started
 	// continuing: start no more chunks; once those in flight have ended,
@@ -425,11 +444,13 @@ func Correction(ctx workflow.Context, in CorrectionInput) (CorrectionSummary, er
 	continuing := func() bool {
 		return paged && startedHere > 0 && (startedHere >= in.MaxChunksPerRun || workflow.GetInfo(ctx).GetContinueAsNewSuggested())
 	}
-	for len(queue) > 0 || p.Running > 0 {
+	for len(queue) > 0 || p.Running > 0 || (paged && !continuing() && unplanned()) {
+		if paged && !continuing() {
+			refill()
+		}
 		for p.Running < in.Parallelism && len(queue) > 0 && !continuing() {
 			w := queue[0]
 			queue = queue[1:]
-			w.src.queued--
 			if w.src.Entry.Skipped != "" {
 				w.src.pending--
 				p.Done++
@@ -460,8 +481,8 @@ func Correction(ctx workflow.Context, in CorrectionInput) (CorrectionSummary, er
 				p.Corrections += r.Corrections
 				finished(w.src)
 			})
-			if paged {
-				more(w.src)
+			if paged && !continuing() {
+				refill()
 			}
 		}
 		if p.Running == 0 {
@@ -473,11 +494,7 @@ func Correction(ctx workflow.Context, in CorrectionInput) (CorrectionSummary, er
 		sel.Select(ctx)
 		publish()
 	}
-	unplanned := false
-	for _, s := range sources {
-		unplanned = unplanned || (s.Next != nil && s.Entry.Skipped == "")
-	}
-	if len(queue) > 0 || unplanned {
+	if len(queue) > 0 || unplanned() {
 		// Continue as new: every activity of this run has ended, the
 		// chunks not run yet go with the state.
 		st := &CorrectionState{Started: started, Progress: p}

@@ -3,10 +3,12 @@ package workflows_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -178,29 +180,12 @@ func TestReplayCorrection(t *testing.T) {
 // chunks: every chunk runs exactly once, pages are planned only as
 // chunks run, the run continues as new with its queue, counts and start,
 // each next run resumes without planning the table again, the extra-key
-// chunk comes after the last page, and the last run's ledger has all.
+// chunk comes after the last page, and the last run's ledger and
+// re-backfill have all (the earliest correction was in the first run).
 func TestCorrectionPagesAndContinuesAsNew(t *testing.T) {
 	const tableChunks = 23
 	target := activities.CorrectionTarget{Source: "mysql.shop.big", Database: "shop", Table: "big"}
-	key := func(i int) [][]byte { return [][]byte{[]byte(strconv.Itoa(i * 10))} }
-	page := func(first, n int) activities.CorrectionSourcePlan {
-		pl := activities.CorrectionSourcePlan{Target: target}
-		for i := first; i < min(first+n, tableChunks); i++ {
-			ch := activities.CorrectionChunk{Index: i, To: key(i + 1)}
-			if i > 0 {
-				ch.From = key(i)
-			}
-			if i == tableChunks-1 {
-				ch.To = nil
-			}
-			pl.Chunks = append(pl.Chunks, ch)
-		}
-		if first+n < tableChunks {
-			pl.Next = key(first + n)
-			pl.Estimate = tableChunks + 7 // statistics are estimates
-		}
-		return pl
-	}
+	firstAt := time.Now().Add(-3 * time.Hour).UTC().Truncate(time.Second)
 	var (
 		mu       sync.Mutex // the mocked activities run on goroutines of their own
 		ran      = map[int]int{}
@@ -210,50 +195,48 @@ func TestCorrectionPagesAndContinuesAsNew(t *testing.T) {
 		ledger   []activities.CorrectionEntry
 		in       = workflows.CorrectionInput{Parallelism: 2, PageChunks: 5, MaxChunksPerRun: 7}
 		progress workflows.CorrectionProgress
+		sum      workflows.CorrectionSummary
 	)
 	for {
 		runs++
 		if runs > 10 {
 			t.Fatal("the correction does not end")
 		}
-		env := (&testsuite.WorkflowTestSuite{}).NewTestWorkflowEnvironment()
-		env.RegisterWorkflowWithOptions(workflows.Correction, workflow.RegisterOptions{Name: workflows.CorrectionWorkflow})
-		env.RegisterActivity(ca)
+		env := pagedEnv(t, &mu, map[string]int{target.Source: tableChunks}, nil, func(in activities.CorrectionPageInput) {
+			if string(in.Page.From[0]) != strconv.Itoa(in.Page.First*10) || in.Page.Chunks != 5 {
+				t.Errorf("page input %+v", in)
+			}
+			pages = append(pages, in.Page.First)
+		})
 		env.OnActivity(ca.CorrectionPlan, mock.Anything, mock.Anything).Return(
 			func(_ context.Context, in activities.CorrectionPlanInput) ([]activities.CorrectionSourcePlan, error) {
-				mu.Lock()
-				defer mu.Unlock()
-				since = in.Date
 				if runs > 1 {
 					t.Errorf("run %d planned the table again", runs)
 				}
-				if in.PageChunks != 2 || in.Date.IsZero() {
-					t.Errorf("plan input %+v: want the first page of Parallelism chunks, dated", in)
+				if in.PageChunks != 2 {
+					t.Errorf("plan input %+v: want the first page of Parallelism chunks", in)
 				}
-				return []activities.CorrectionSourcePlan{page(0, in.PageChunks)}, nil
-			})
-		env.OnActivity(ca.CorrectionPlanPage, mock.Anything, mock.Anything).Return(
-			func(_ context.Context, in activities.CorrectionPageInput) (activities.CorrectionSourcePlan, error) {
-				mu.Lock()
-				defer mu.Unlock()
-				if string(in.Page.From[0]) != strconv.Itoa(in.Page.First*10) || in.Page.Chunks != 5 || !in.Date.Equal(since) {
-					t.Errorf("page input %+v", in)
-				}
-				pages = append(pages, in.Page.First)
-				return page(in.Page.First, in.Page.Chunks), nil
+				return []activities.CorrectionSourcePlan{bigPage(target, tableChunks, 0, in.PageChunks)}, nil
 			})
 		env.OnActivity(ca.CorrectionChunk, mock.Anything, mock.Anything).Return(
 			func(_ context.Context, in activities.CorrectionChunkInput) (activities.CorrectionResult, error) {
 				mu.Lock()
 				defer mu.Unlock()
+				if since.IsZero() {
+					since = in.Since
+				}
 				if !in.Since.Equal(since) {
 					t.Errorf("chunk %d: since %v, the run's start %v", in.Chunk.Index, in.Since, since)
 				}
 				ran[in.Chunk.Index]++
 				r := activities.CorrectionResult{Source: in.Target.Source, Chunk: in.Chunk.Index}
 				r.Compared = 10
-				if in.Chunk.Index == 17 {
-					r.Different, r.Corrections = 1, 1
+				switch in.Chunk.Index {
+				case 3: // in the first run
+					r.Different, r.Corrections, r.First = 1, 1, firstAt
+					r.Keys = map[string][]string{correction.KindDifferent: {"30"}}
+				case 17:
+					r.Different, r.Corrections, r.First = 1, 1, firstAt.Add(time.Hour)
 					r.Keys = map[string][]string{correction.KindDifferent: {"170"}}
 				}
 				return r, nil
@@ -269,6 +252,11 @@ func TestCorrectionPagesAndContinuesAsNew(t *testing.T) {
 			})
 		env.OnActivity(ca.CorrectionLedger, mock.Anything, mock.Anything).Return(
 			func(_ context.Context, entries []activities.CorrectionEntry) error { ledger = entries; return nil })
+		env.OnActivity(ca.CorrectionRebackfillJobs, mock.Anything, mock.Anything).Return(
+			[]activities.RebackfillJob{{Job: "reads-big", Sources: []string{target.Source}}}, nil)
+		env.RegisterWorkflowWithOptions(func(ctx workflow.Context, in workflows.BackfillInput) (workflows.Summary, error) {
+			return workflows.Summary{Job: in.Job}, nil
+		}, workflow.RegisterOptions{Name: workflows.BackfillWorkflow})
 		env.ExecuteWorkflow(workflows.CorrectionWorkflow, in)
 		if !env.IsWorkflowCompleted() {
 			t.Fatal("not completed")
@@ -285,6 +273,9 @@ func TestCorrectionPagesAndContinuesAsNew(t *testing.T) {
 			in = next
 			continue
 		} else if err != nil {
+			t.Fatal(err)
+		}
+		if err := env.GetWorkflowResult(&sum); err != nil {
 			t.Fatal(err)
 		}
 		v, err := env.QueryWorkflow(workflows.ProgressQuery)
@@ -310,11 +301,179 @@ func TestCorrectionPagesAndContinuesAsNew(t *testing.T) {
 	if runs != 4 { // 24 chunks, 7 a run
 		t.Errorf("%d runs, want 4", runs)
 	}
-	if len(ledger) != 1 || ledger[0].Chunks != tableChunks+1 || ledger[0].Compared != 240 || ledger[0].Different != 1 ||
-		!slices.Equal(ledger[0].Keys[correction.KindDifferent], []string{"170"}) || !ledger[0].Started.Equal(since) {
+	if len(ledger) != 1 || ledger[0].Chunks != tableChunks+1 || ledger[0].Compared != 240 || ledger[0].Different != 2 ||
+		!slices.Equal(ledger[0].Keys[correction.KindDifferent], []string{"30", "170"}) || !ledger[0].Started.Equal(since) {
 		t.Errorf("ledger %+v", ledger)
+	}
+	if len(sum.Rebackfill) != 1 || !sum.Rebackfill[0].From.Equal(firstAt) || sum.Rebackfill[0].Sources[0].Keys != 2 {
+		t.Errorf("re-backfills %+v: want one from %v, the first run's correction", sum.Rebackfill, firstAt)
 	}
 	if progress.State != "done" || progress.Done != tableChunks+1 || progress.Chunks != tableChunks+1 || progress.Percent != 100 || progress.Compared != 240 {
 		t.Errorf("progress %+v", progress)
+	}
+}
+
+// bigPage is the plan of chunks first.. (at most n) of a table of
+// chunks chunks whose keys are multiples of 10, with its Next and an
+// estimate (off, as statistics are) while there is more.
+func bigPage(target activities.CorrectionTarget, chunks, first, n int) activities.CorrectionSourcePlan {
+	key := func(i int) [][]byte { return [][]byte{[]byte(strconv.Itoa(i * 10))} }
+	pl := activities.CorrectionSourcePlan{Target: target}
+	for i := first; i < min(first+n, chunks); i++ {
+		ch := activities.CorrectionChunk{Index: i, To: key(i + 1)}
+		if i > 0 {
+			ch.From = key(i)
+		}
+		if i == chunks-1 {
+			ch.To = nil
+		}
+		pl.Chunks = append(pl.Chunks, ch)
+	}
+	if first+n < chunks {
+		pl.Next = key(first + n)
+		pl.Estimate = chunks + 7
+	}
+	return pl
+}
+
+// pagedEnv is a test environment with the Correction workflow and a mocked
+// CorrectionPlanPage for the tables of chunks (source → range chunks,
+// keys as bigPage's), failing for good for the sources in broken; seen,
+// if not nil, is called with each page's input (under mu).
+func pagedEnv(t *testing.T, mu *sync.Mutex, chunks map[string]int, broken map[string]bool, seen func(activities.CorrectionPageInput)) *testsuite.TestWorkflowEnvironment {
+	t.Helper()
+	env := (&testsuite.WorkflowTestSuite{}).NewTestWorkflowEnvironment()
+	env.RegisterWorkflowWithOptions(workflows.Correction, workflow.RegisterOptions{Name: workflows.CorrectionWorkflow})
+	env.RegisterActivity(ca)
+	env.OnActivity(ca.CorrectionPlanPage, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.CorrectionPageInput) (activities.CorrectionSourcePlan, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			if seen != nil {
+				seen(in)
+			}
+			if broken[in.Target.Source] {
+				return activities.CorrectionSourcePlan{}, temporal.NewNonRetryableApplicationError("correction: source "+in.Target.Source+": the table does not exist", "Uncorrectable", nil)
+			}
+			return bigPage(in.Target, chunks[in.Target.Source], in.Page.First, in.Page.Chunks), nil
+		})
+	return env
+}
+
+// TestCorrectionSkipsMidTable: a source whose table is gone after its
+// first page is skipped with the reason, its chunks so far counted, while
+// the other source is corrected; the run ends, without continuing as new,
+// done at 100 %.
+func TestCorrectionSkipsMidTable(t *testing.T) {
+	var mu sync.Mutex
+	big := activities.CorrectionTarget{Source: "mysql.shop.big", Database: "shop", Table: "big"}
+	small := activities.CorrectionTarget{Source: "mysql.shop.small", Database: "shop", Table: "small"}
+	tries := 0
+	env := pagedEnv(t, &mu, map[string]int{big.Source: 40, small.Source: 1}, map[string]bool{big.Source: true}, func(activities.CorrectionPageInput) { tries++ })
+	env.OnActivity(ca.CorrectionPlan, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.CorrectionPlanInput) ([]activities.CorrectionSourcePlan, error) {
+			return []activities.CorrectionSourcePlan{bigPage(big, 40, 0, 3), bigPage(small, 1, 0, 3)}, nil
+		})
+	env.OnActivity(ca.CorrectionChunk, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.CorrectionChunkInput) (activities.CorrectionResult, error) {
+			return activities.CorrectionResult{Source: in.Target.Source, Chunk: in.Chunk.Index, Drift: correction.Drift{Compared: 10}}, nil
+		})
+	env.OnActivity(ca.CorrectionExtras, mock.Anything, mock.Anything).Return([]activities.CorrectionChunk(nil), nil)
+	var ledger []activities.CorrectionEntry
+	env.OnActivity(ca.CorrectionLedger, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, entries []activities.CorrectionEntry) error { ledger = entries; return nil })
+	env.ExecuteWorkflow(workflows.CorrectionWorkflow, workflows.CorrectionInput{Parallelism: 2, PageChunks: 3, MaxChunksPerRun: 100})
+	if err := env.GetWorkflowError(); err != nil {
+		t.Fatal(err)
+	}
+	if len(ledger) != 2 || !strings.Contains(ledger[0].Skipped, "the table does not exist") || ledger[0].Chunks != 3 ||
+		ledger[1].Skipped != "" || ledger[1].Chunks != 1 {
+		t.Fatalf("ledger %+v", ledger)
+	}
+	v, err := env.QueryWorkflow(workflows.ProgressQuery)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p workflows.CorrectionProgress
+	if err := v.Get(&p); err != nil {
+		t.Fatal(err)
+	}
+	if p.State != "done" || p.Percent != 100 || p.Skipped != 1 || p.Done != 4 {
+		t.Errorf("progress %+v", p)
+	}
+	if tries != 1 {
+		t.Errorf("the skipped source's next page was asked for %d times", tries)
+	}
+}
+
+// TestCorrectionBeforePages: a run whose history was made before pages
+// (GetVersion "pages" at its default) plans every chunk at once and never
+// continues as new, whatever its MaxChunksPerRun.
+func TestCorrectionBeforePages(t *testing.T) {
+	var mu sync.Mutex
+	target := activities.CorrectionTarget{Source: "mysql.shop.t", Database: "shop", Table: "t"}
+	env := pagedEnv(t, &mu, nil, nil, func(activities.CorrectionPageInput) { t.Error("a page was planned") })
+	env.OnGetVersion("pages", workflow.DefaultVersion, 1).Return(workflow.DefaultVersion)
+	env.OnActivity(ca.CorrectionPlan, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.CorrectionPlanInput) ([]activities.CorrectionSourcePlan, error) {
+			if in.PageChunks != 0 {
+				t.Errorf("plan input %+v: want every chunk", in)
+			}
+			return []activities.CorrectionSourcePlan{bigPage(target, 5, 0, 5)}, nil
+		})
+	env.OnActivity(ca.CorrectionChunk, mock.Anything, mock.Anything).Return(activities.CorrectionResult{}, nil)
+	env.OnActivity(ca.CorrectionExtras, mock.Anything, mock.Anything).Return([]activities.CorrectionChunk(nil), nil)
+	env.OnActivity(ca.CorrectionLedger, mock.Anything, mock.Anything).Return(nil)
+	env.ExecuteWorkflow(workflows.CorrectionWorkflow, workflows.CorrectionInput{Parallelism: 2, MaxChunksPerRun: 1})
+	if err := env.GetWorkflowError(); err != nil {
+		t.Fatalf("%v: want the run to end without continuing as new", err)
+	}
+}
+
+// TestCorrectionStateStaysSmall: a run of 20 big tables continues as new
+// with a small state: pages are planned for one source at a time, when the
+// queue runs short, so the queue holds the first plan and a page and a
+// half, not a page of every source.
+func TestCorrectionStateStaysSmall(t *testing.T) {
+	var mu sync.Mutex
+	tables := map[string]int{}
+	var targets []activities.CorrectionTarget
+	for i := range 20 {
+		tg := activities.CorrectionTarget{Source: fmt.Sprintf("mysql.shop.big%02d", i), Database: "shop", Table: fmt.Sprintf("big%02d", i)}
+		targets = append(targets, tg)
+		tables[tg.Source] = 5000
+	}
+	env := pagedEnv(t, &mu, tables, nil, nil)
+	env.OnActivity(ca.CorrectionPlan, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.CorrectionPlanInput) ([]activities.CorrectionSourcePlan, error) {
+			var out []activities.CorrectionSourcePlan
+			for _, tg := range targets { // as the activity shares the first page among the sources
+				out = append(out, bigPage(tg, 5000, 0, max(1, in.PageChunks/len(targets))))
+			}
+			return out, nil
+		})
+	env.OnActivity(ca.CorrectionChunk, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.CorrectionChunkInput) (activities.CorrectionResult, error) {
+			return activities.CorrectionResult{Source: in.Target.Source, Chunk: in.Chunk.Index, Drift: correction.Drift{Compared: 10}}, nil
+		})
+	env.ExecuteWorkflow(workflows.CorrectionWorkflow, workflows.CorrectionInput{Parallelism: 64})
+	var can *workflow.ContinueAsNewError
+	if err := env.GetWorkflowError(); !errors.As(err, &can) {
+		t.Fatalf("%v: want continue-as-new", err)
+	}
+	size := 0
+	for _, p := range can.Input.Payloads {
+		size += len(p.Data)
+	}
+	var next workflows.CorrectionInput
+	if err := converter.GetDefaultDataConverter().FromPayloads(can.Input, &next); err != nil {
+		t.Fatal(err)
+	}
+	queued := 0
+	for _, s := range next.State.Sources {
+		queued += len(s.Queue)
+	}
+	if queued > 64+1500 || size > 256<<10 {
+		t.Errorf("the state carries %d queued chunks in %d bytes", queued, size)
 	}
 }
