@@ -260,7 +260,7 @@ func param(c *cdc.Column, text []byte) (string, any, error) {
 }
 
 // memberNumber is the number MySQL stores for an ENUM or SET column's
-// value as it prints it: an ENUM member's position from 1 (” is 0), a
+// value as it prints it: an ENUM member's position from 1 (the empty value 0), a
 // SET's bits, one per member, in declaration order.
 func memberNumber(c *cdc.Column, text string) (uint64, error) {
 	find := func(v string) (int, error) {
