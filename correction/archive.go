@@ -24,11 +24,16 @@ type Objects interface {
 	String() string
 }
 
-// ArchiveName is the object a chunk's snapshot is archived as:
-// snapshots/<source>/<date>/chunk-<index>.parquet, date the run's (UTC).
-// A retried chunk replaces its object.
-func ArchiveName(source string, date time.Time, chunk int) string {
-	return fmt.Sprintf("snapshots/%s/%s/chunk-%06d.parquet", source, date.UTC().Format(time.DateOnly), chunk)
+// ArchiveName is the object a chunk's snapshot is archived as, for the run
+// started at started:
+// snapshots/<source>/<date>/<time>/chunk-<index>.parquet, date and time
+// (hhmmss.µs) the run's start (UTC), so every run has a folder of its own
+// (a repair of a few keys the same day replaces none of the nightly run's
+// objects) and a day's runs are under one folder. A retried chunk
+// replaces its object.
+func ArchiveName(source string, started time.Time, chunk int) string {
+	started = started.UTC()
+	return fmt.Sprintf("snapshots/%s/%s/%s/chunk-%06d.parquet", source, started.Format(time.DateOnly), started.Format("150405.000000"), chunk)
 }
 
 // parquetNode is the Parquet column of a MySQL column, from the CDC's

@@ -86,8 +86,8 @@
 // # Archive
 //
 // With [Options.Archive], every chunk's rows are also written as one
-// Parquet object, snapshots/<source>/<date>/chunk-<index>.parquet (see
-// [ArchiveName]), typed from the columns (DECIMAL and BIGINT UNSIGNED as
+// Parquet object, snapshots/<source>/<date>/<time>/chunk-<index>.parquet,
+// in a folder of the run's own (see [ArchiveName]), typed from the columns (DECIMAL and BIGINT UNSIGNED as
 // text, times as UTC timestamps, a zero date as null), readable by DuckDB
 // or Spark as they are. The ledger entry lists the objects.
 //

@@ -236,7 +236,7 @@ func TestLedgerObjects(t *testing.T) {
 	for i := range MaxLedgerObjects + 3 {
 		e.AddObject(ArchiveName(e.Source, started, i))
 	}
-	if len(e.Objects) != MaxLedgerObjects || e.Archived != MaxLedgerObjects+3 || e.ArchiveFolder() != "snapshots/mysql.shop.big/2026-12-04/" {
+	if len(e.Objects) != MaxLedgerObjects || e.Archived != MaxLedgerObjects+3 || e.ArchiveFolder() != "snapshots/mysql.shop.big/2026-12-04/020000.000000/" {
 		t.Fatalf("%d objects listed, %d archived, folder %q", len(e.Objects), e.Archived, e.ArchiveFolder())
 	}
 	ev, err := e.Event()

@@ -50,7 +50,7 @@ func (e *Entry) AddObject(name string) {
 }
 
 // ArchiveFolder is the folder of the entry's archive objects
-// (snapshots/<source>/<date>/), "" if it has none.
+// (snapshots/<source>/<date>/<time>/: the run's), "" if it has none.
 func (e *Entry) ArchiveFolder() string {
 	if len(e.Objects) == 0 {
 		return ""

@@ -105,7 +105,7 @@ func TestCorrectionWorkflow(t *testing.T) {
 		t.Errorf("entry %+v", e)
 	}
 	// Every chunk archived, dated the run's start, across both runs.
-	folder := "snapshots/" + src + "/" + e.Started.UTC().Format(time.DateOnly) + "/"
+	folder := "snapshots/" + src + "/" + e.Started.UTC().Format("2006-01-02/150405.000000") + "/"
 	if e.Archived != 4 || len(e.Objects) != 4 || e.ArchiveFolder() != folder {
 		t.Errorf("archive: %d objects (%d listed) in %q, want 4 in %q", e.Archived, len(e.Objects), e.ArchiveFolder(), folder)
 	}
