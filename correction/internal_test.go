@@ -42,7 +42,12 @@ func TestWhere(t *testing.T) {
 		// ENUM and SET compare by their numbers, as MySQL orders them.
 		{members, Chunk{From: [][]byte{[]byte("a"), []byte("q,p")}},
 			"TRUE AND (`e` > ? OR (`e` = ? AND `s` >= ?))", []any{uint64(3), uint64(3), uint64(3)}},
-		{members, Chunk{Keys: [][][]byte{{[]byte("Z"), []byte("")}}}, "(`e` = ? AND `s` = ?)", []any{uint64(1), uint64(0)}},
+		// An equality compares the text (a value no member has matches no
+		// row); an empty value is a member's number where it is one.
+		{members, Chunk{Keys: [][][]byte{{[]byte("Z"), []byte("")}, {[]byte("gone"), []byte("q")}}},
+			"(`e` = ? AND `s` = ?) OR (`e` = ? AND `s` = ?)", []any{"Z", "", "gone", "q"}},
+		{emptyMember, Chunk{From: [][]byte{[]byte("")}, To: [][]byte{[]byte("x")}}, "TRUE AND `e` >= ? AND `e` < ?", []any{uint64(1), uint64(2)}},
+		{members, Chunk{To: [][]byte{[]byte(""), []byte("")}}, "TRUE AND (`e` < ? OR (`e` = ? AND `s` < ?))", []any{uint64(0), uint64(0), uint64(0)}},
 	} {
 		where, args, err := tc.ch.where(tc.table)
 		if err != nil {
@@ -62,6 +67,9 @@ func TestWhere(t *testing.T) {
 		t.Error("a bound that is not a member of its ENUM was accepted")
 	}
 }
+
+// emptyMember has a key of an ENUM with ” as a member.
+var emptyMember = &cdc.Table{Columns: []cdc.Column{{Name: "e", DataType: "enum", Values: []string{"", "x"}}}, Key: []int{0}}
 
 // members has a key of an ENUM whose members are not in text order and a
 // SET.

@@ -35,10 +35,11 @@ type Entry struct {
 	Archived int      `json:"archived,omitempty"`
 }
 
-// MaxLedgerObjects bounds the archive objects an entry lists: a run of a
-// big table archives one object per chunk, and the entry must stay small
-// enough to be a workflow's state and one event.
-const MaxLedgerObjects = 1000
+// MaxLedgerObjects bounds the archive objects an entry lists, as
+// examples: a run archives one object per chunk, all in one folder
+// (ArchiveFolder), and the entries of a run of many sources must stay
+// small enough to be a workflow's state and one activity's input.
+const MaxLedgerObjects = 10
 
 // AddObject counts an archive object of the entry, and lists it if fewer
 // than MaxLedgerObjects are.

@@ -221,7 +221,8 @@ func keyList(t *cdc.Table) string {
 
 // param makes a SQL operand for a key column's value as MySQL prints it,
 // typed so that MySQL compares it as the column's type (and collation).
-func param(c *cdc.Column, text []byte) (string, any, error) {
+// ordered: the operand of a range bound (>=, <), not of an equality.
+func param(c *cdc.Column, text []byte, ordered bool) (string, any, error) {
 	switch c.DataType {
 	case "tinyint", "smallint", "mediumint", "int", "integer", "bigint", "bool", "boolean", "year":
 		if c.Unsigned {
@@ -246,12 +247,16 @@ func param(c *cdc.Column, text []byte) (string, any, error) {
 		}
 		return string(text), nil, nil
 	case "enum", "set":
-		// By number: MySQL orders ENUM and SET columns by their members'
-		// numbers (an ENUM's position, a SET's bits), and a string
-		// operand would compare their text instead, so a chunk's range
-		// would not be the range of the key order.
-		n, err := memberNumber(c, string(text))
-		return "?", n, err
+		if ordered {
+			// By number: MySQL orders ENUM and SET columns by their
+			// members' numbers (an ENUM's position, a SET's bits), and a
+			// string operand would compare their text instead, so a
+			// chunk's range would not be the range of the key order.
+			// (An equality compares the text, under the column's
+			// collation: a value no member has then matches no row.)
+			n, err := memberNumber(c, string(text))
+			return "?", n, err
+		}
 	}
 	if bytes.Contains([]byte(c.DataType), []byte("binary")) || strings.HasSuffix(c.DataType, "blob") {
 		return "?", bytes.Clone(text), nil
@@ -260,8 +265,9 @@ func param(c *cdc.Column, text []byte) (string, any, error) {
 }
 
 // memberNumber is the number MySQL stores for an ENUM or SET column's
-// value as it prints it: an ENUM member's position from 1 (the empty value 0), a
-// SET's bits, one per member, in declaration order.
+// value as it prints it: an ENUM member's position from 1 (an empty value
+// that is not a member: 0, MySQL's invalid value), a SET's bits, one per
+// member, in declaration order.
 func memberNumber(c *cdc.Column, text string) (uint64, error) {
 	find := func(v string) (int, error) {
 		if i := slices.Index(c.Values, v); i >= 0 {
@@ -274,7 +280,7 @@ func memberNumber(c *cdc.Column, text string) (uint64, error) {
 		}
 		return 0, fmt.Errorf("correction: column %s: %q is not one of its members %q", c.Name, v, c.Values)
 	}
-	if text == "" {
+	if text == "" && !slices.Contains(c.Values, "") {
 		return 0, nil
 	}
 	if c.DataType == "enum" {
@@ -305,7 +311,7 @@ func tupleCompare(t *cdc.Table, op string, vals [][]byte, args *[]any) (string, 
 	var build func(i int) (string, error)
 	build = func(i int) (string, error) {
 		c := &t.Columns[t.Key[i]]
-		ph, arg, err := param(c, vals[i])
+		ph, arg, err := param(c, vals[i], true)
 		if err != nil {
 			return "", err
 		}
@@ -347,7 +353,7 @@ func (ch *Chunk) where(t *cdc.Table) (string, []any, error) {
 			var and []string
 			for i, v := range k {
 				c := &t.Columns[t.Key[i]]
-				ph, arg, err := param(c, v)
+				ph, arg, err := param(c, v, false)
 				if err != nil {
 					return "", nil, err
 				}

@@ -369,8 +369,8 @@ func Correction(ctx workflow.Context, in CorrectionInput) (CorrectionSummary, er
 	// are queued and no page is being planned: the queue (carried across
 	// continue-as-new) holds at most the first plan and a page and a half
 	// however many big sources the run has, and the next page is planned
-	// while half a page of chunks runs. A page being planned takes one of
-	// the Parallelism activities.
+	// while half a page of chunks runs. A page being planned runs beside
+	// the Parallelism chunks.
 	paging := false
 	refill := func() {
 		if paging || len(queue) >= max(in.Parallelism, in.PageChunks/2) {

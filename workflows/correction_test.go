@@ -2,6 +2,7 @@ package workflows_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -430,50 +431,81 @@ func TestCorrectionBeforePages(t *testing.T) {
 	}
 }
 
-// TestCorrectionStateStaysSmall: a run of 20 big tables continues as new
-// with a small state: pages are planned for one source at a time, when the
-// queue runs short, so the queue holds the first plan and a page and a
-// half, not a page of every source.
+// TestCorrectionStateStaysSmall: a run of 20 tables of 300 chunks, every
+// chunk archived and drifted, continues as new with a small state, and
+// ends with a small ledger: pages are planned for one source at a time,
+// when the queue runs short, so the queue holds the first plan and a page
+// and a half, not a page of every source; and an entry lists its first
+// archive objects and keys, not all.
 func TestCorrectionStateStaysSmall(t *testing.T) {
+	const sources, chunks, limit = 20, 300, 128 << 10
 	var mu sync.Mutex
 	tables := map[string]int{}
 	var targets []activities.CorrectionTarget
-	for i := range 20 {
+	for i := range sources {
 		tg := activities.CorrectionTarget{Source: fmt.Sprintf("mysql.shop.big%02d", i), Database: "shop", Table: fmt.Sprintf("big%02d", i)}
 		targets = append(targets, tg)
-		tables[tg.Source] = 5000
+		tables[tg.Source] = chunks
 	}
-	env := pagedEnv(t, &mu, tables, nil, nil)
-	env.OnActivity(ca.CorrectionPlan, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, in activities.CorrectionPlanInput) ([]activities.CorrectionSourcePlan, error) {
-			var out []activities.CorrectionSourcePlan
-			for _, tg := range targets { // as the activity shares the first page among the sources
-				out = append(out, bigPage(tg, 5000, 0, max(1, in.PageChunks/len(targets))))
-			}
-			return out, nil
-		})
-	env.OnActivity(ca.CorrectionChunk, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, in activities.CorrectionChunkInput) (activities.CorrectionResult, error) {
-			return activities.CorrectionResult{Source: in.Target.Source, Chunk: in.Chunk.Index, Drift: correction.Drift{Compared: 10}}, nil
-		})
-	env.ExecuteWorkflow(workflows.CorrectionWorkflow, workflows.CorrectionInput{Parallelism: 64})
-	var can *workflow.ContinueAsNewError
-	if err := env.GetWorkflowError(); !errors.As(err, &can) {
-		t.Fatalf("%v: want continue-as-new", err)
+	in := workflows.CorrectionInput{Parallelism: 64}
+	var ledger []activities.CorrectionEntry
+	for runs := 1; ; runs++ {
+		if runs > 20 {
+			t.Fatal("the correction does not end")
+		}
+		env := pagedEnv(t, &mu, tables, nil, nil)
+		env.OnActivity(ca.CorrectionPlan, mock.Anything, mock.Anything).Return(
+			func(_ context.Context, in activities.CorrectionPlanInput) ([]activities.CorrectionSourcePlan, error) {
+				var out []activities.CorrectionSourcePlan
+				for _, tg := range targets { // as the activity shares the first page among the sources
+					out = append(out, bigPage(tg, chunks, 0, max(1, in.PageChunks/len(targets))))
+				}
+				return out, nil
+			})
+		env.OnActivity(ca.CorrectionChunk, mock.Anything, mock.Anything).Return(
+			func(_ context.Context, in activities.CorrectionChunkInput) (activities.CorrectionResult, error) {
+				return activities.CorrectionResult{Source: in.Target.Source, Chunk: in.Chunk.Index, Object: correction.ArchiveName(in.Target.Source, in.Since, in.Chunk.Index),
+					Drift: correction.Drift{Compared: 10, Different: 1, Corrections: 1, Keys: map[string][]string{correction.KindDifferent: {strconv.Itoa(in.Chunk.Index * 10)}}}}, nil
+			})
+		env.OnActivity(ca.CorrectionExtras, mock.Anything, mock.Anything).Return([]activities.CorrectionChunk(nil), nil)
+		env.OnActivity(ca.CorrectionLedger, mock.Anything, mock.Anything).Return(
+			func(_ context.Context, entries []activities.CorrectionEntry) error { ledger = entries; return nil })
+		env.OnActivity(ca.CorrectionRebackfillJobs, mock.Anything, mock.Anything).Return([]activities.RebackfillJob(nil), nil)
+		env.ExecuteWorkflow(workflows.CorrectionWorkflow, in)
+		var can *workflow.ContinueAsNewError
+		err := env.GetWorkflowError()
+		if err == nil {
+			break
+		}
+		if !errors.As(err, &can) {
+			t.Fatal(err)
+		}
+		size := 0
+		for _, p := range can.Input.Payloads {
+			size += len(p.Data)
+		}
+		var next workflows.CorrectionInput // fresh: decoding into in would keep fields the JSON leaves out
+		if err := converter.GetDefaultDataConverter().FromPayloads(can.Input, &next); err != nil {
+			t.Fatal(err)
+		}
+		in = next
+		queued := 0
+		for _, s := range in.State.Sources {
+			queued += len(s.Queue)
+		}
+		if queued > 64+1500 || size > limit {
+			t.Fatalf("run %d continues with %d queued chunks in %d bytes", runs, queued, size)
+		}
 	}
-	size := 0
-	for _, p := range can.Input.Payloads {
-		size += len(p.Data)
-	}
-	var next workflows.CorrectionInput
-	if err := converter.GetDefaultDataConverter().FromPayloads(can.Input, &next); err != nil {
+	b, err := json.Marshal(ledger)
+	if err != nil {
 		t.Fatal(err)
 	}
-	queued := 0
-	for _, s := range next.State.Sources {
-		queued += len(s.Queue)
+	archived := 0
+	for _, e := range ledger {
+		archived += e.Archived
 	}
-	if queued > 64+1500 || size > 256<<10 {
-		t.Errorf("the state carries %d queued chunks in %d bytes", queued, size)
+	if len(ledger) != sources || archived != sources*chunks || len(b) > limit {
+		t.Errorf("ledger of %d entries, %d objects archived, in %d bytes", len(ledger), archived, len(b))
 	}
 }
