@@ -39,15 +39,19 @@ func TestWhere(t *testing.T) {
 		{pairs, Chunk{Keys: [][][]byte{}}, "FALSE", nil},
 		// A decimal is inlined as an exact literal; binary stays bytes.
 		{dec, Chunk{To: [][]byte{[]byte("-1.50"), {0xff, 0}}}, "TRUE AND (`d` < -1.50 OR (`d` = -1.50 AND `b` < ?))", []any{[]byte{0xff, 0}}},
-		// ENUM and SET compare by their numbers, as MySQL orders them.
+		// ENUM and SET compare by their numbers, as MySQL orders them; an
+		// ENUM's range is a list of its members' numbers (MariaDB reads
+		// it as a range of the key).
+		{members, Chunk{From: [][]byte{[]byte("b"), []byte("q,p")}},
+			"TRUE AND (`e` IN (3) OR (`e` = ? AND `s` >= ?))", []any{uint64(2), uint64(3)}},
 		{members, Chunk{From: [][]byte{[]byte("a"), []byte("q,p")}},
-			"TRUE AND (`e` > ? OR (`e` = ? AND `s` >= ?))", []any{uint64(3), uint64(3), uint64(3)}},
+			"TRUE AND (FALSE OR (`e` = ? AND `s` >= ?))", []any{uint64(3), uint64(3)}},
 		// An equality compares the text (a value no member has matches no
 		// row); an empty value is a member's number where it is one.
 		{members, Chunk{Keys: [][][]byte{{[]byte("Z"), []byte("")}, {[]byte("gone"), []byte("q")}}},
 			"(`e` = ? AND `s` = ?) OR (`e` = ? AND `s` = ?)", []any{"Z", "", "gone", "q"}},
-		{emptyMember, Chunk{From: [][]byte{[]byte("")}, To: [][]byte{[]byte("x")}}, "TRUE AND `e` >= ? AND `e` < ?", []any{uint64(1), uint64(2)}},
-		{members, Chunk{To: [][]byte{[]byte(""), []byte("")}}, "TRUE AND (`e` < ? OR (`e` = ? AND `s` < ?))", []any{uint64(0), uint64(0), uint64(0)}},
+		{emptyMember, Chunk{From: [][]byte{[]byte("")}, To: [][]byte{[]byte("x")}}, "TRUE AND `e` IN (1, 2) AND `e` IN (0, 1)", nil},
+		{members, Chunk{To: [][]byte{[]byte(""), []byte("")}}, "TRUE AND (FALSE OR (`e` = ? AND `s` < ?))", []any{uint64(0), uint64(0)}},
 	} {
 		where, args, err := tc.ch.where(tc.table)
 		if err != nil {

@@ -316,16 +316,19 @@ func tupleCompare(t *cdc.Table, op string, vals [][]byte, args *[]any) (string, 
 			return "", err
 		}
 		col := quoteIdent(c.Name)
-		if i == len(vals)-1 {
+		compare := func(op string) string {
+			if in, ok := enumRange(c, op, arg); ok {
+				return in
+			}
 			if arg != nil {
 				*args = append(*args, arg)
 			}
-			return col + " " + op + " " + ph, nil
+			return col + " " + op + " " + ph
 		}
-		if arg != nil {
-			*args = append(*args, arg)
+		if i == len(vals)-1 {
+			return compare(op), nil
 		}
-		first := col + " " + strict + " " + ph
+		first := compare(strict)
 		if arg != nil {
 			*args = append(*args, arg)
 		}
@@ -336,6 +339,40 @@ func tupleCompare(t *cdc.Table, op string, vals [][]byte, args *[]any) (string, 
 		return "(" + first + " OR (" + col + " = " + ph + " AND " + rest + "))", nil
 	}
 	return build(0)
+}
+
+// enumRange writes "col op n" of an ENUM column c as "col IN (…)" of the
+// member numbers it holds (0, MySQL's invalid value, among those below
+// any), which MariaDB reads as a range of the key, where it scans the
+// whole index for a comparison. ok is false for other columns and for an
+// ENUM of more than 64 members.
+func enumRange(c *cdc.Column, op string, arg any) (in string, ok bool) {
+	n, isNumber := arg.(uint64)
+	if c.DataType != "enum" || !isNumber || len(c.Values) > 64 {
+		return "", false
+	}
+	var from, to uint64 // the numbers in [from, to]
+	switch op {
+	case ">":
+		from, to = n+1, uint64(len(c.Values))
+	case ">=":
+		from, to = n, uint64(len(c.Values))
+	case "<":
+		if n == 0 {
+			return "FALSE", true
+		}
+		from, to = 0, n-1
+	default:
+		return "", false
+	}
+	if from > to {
+		return "FALSE", true
+	}
+	nums := make([]string, 0, to-from+1)
+	for v := from; v <= to; v++ {
+		nums = append(nums, strconv.FormatUint(v, 10))
+	}
+	return quoteIdent(c.Name) + " IN (" + strings.Join(nums, ", ") + ")", true
 }
 
 // where returns the chunk's condition and its arguments.
