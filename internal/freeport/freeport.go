@@ -7,16 +7,25 @@
 // likely victim: every outgoing connection and port-0 listener of every
 // process on the machine draws from it (parallel test packages make many).
 // Port draws below that range, where only those who ask for a port by
-// number bind.
+// number bind. Two processes drawing at once (test packages starting
+// Temporal servers in parallel, each drawing several ports) could still
+// draw the same port; a drawn port is therefore claimed for a while by a
+// file of its number in a directory of the machine's temporary folder, and
+// a port another process claimed is not drawn again until its claim is
+// old.
 package freeport
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"math/rand/v2"
 	"net"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // low is the first port drawn: above the well-known and the usual fixed
@@ -35,7 +44,9 @@ func Port(host string) (int, error) {
 		port := low + rand.IntN(high-low+1)
 		if l, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port))); err == nil {
 			l.Close()
-			return port, nil
+			if claim(port) {
+				return port, nil
+			}
 		}
 	}
 	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
@@ -68,4 +79,38 @@ func ephemeralStart() int {
 		}
 	}
 	return 32768
+}
+
+// claimFor is how long a drawn port stays claimed: longer than a server
+// takes from the draw to binding it.
+const claimFor = 2 * time.Minute
+
+// claims is the directory of the claims (shared by every process of the
+// machine's user).
+var claims = filepath.Join(os.TempDir(), "tidemark-freeport")
+
+// claim claims port for claimFor: false if another draw claimed it less
+// than claimFor ago. A claim that cannot be written (no temporary folder)
+// is taken as made: the port is free, as before claims.
+func claim(port int) bool {
+	if err := os.MkdirAll(claims, 0o777); err != nil {
+		return true
+	}
+	name := filepath.Join(claims, strconv.Itoa(port))
+	for range 2 {
+		f, err := os.OpenFile(name, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o666)
+		if err == nil {
+			f.Close()
+			return true
+		}
+		if !errors.Is(err, fs.ErrExist) {
+			return true
+		}
+		st, err := os.Stat(name)
+		if err == nil && time.Since(st.ModTime()) < claimFor {
+			return false
+		}
+		os.Remove(name) // an old claim (or one removed meanwhile): claim it anew, once
+	}
+	return false
 }

@@ -2,8 +2,11 @@ package freeport
 
 import (
 	"net"
+	"os"
+	"path/filepath"
 	"strconv"
 	"testing"
+	"time"
 )
 
 // Ports are drawn at random below the kernel's ephemeral range, where
@@ -32,5 +35,37 @@ func TestPortBelowEphemeralRange(t *testing.T) {
 	}
 	if len(seen) < 40 {
 		t.Fatalf("50 draws gave %d ports: not drawn at random", len(seen))
+	}
+}
+
+// A port drawn is claimed: a second draw, here or in another process,
+// does not return it while its claim is fresh, and does once it is old.
+func TestPortIsClaimed(t *testing.T) {
+	old := claims
+	claims = t.TempDir()
+	defer func() { claims = old }()
+	if !claim(20001) {
+		t.Fatal("a first claim failed")
+	}
+	if claim(20001) {
+		t.Fatal("a port claimed a moment ago was claimed again")
+	}
+	past := time.Now().Add(-claimFor - time.Second)
+	if err := os.Chtimes(filepath.Join(claims, "20001"), past, past); err != nil {
+		t.Fatal(err)
+	}
+	if !claim(20001) {
+		t.Fatal("an old claim was not renewed")
+	}
+	seen := map[int]bool{}
+	for range 200 {
+		port, err := Port("127.0.0.1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if seen[port] {
+			t.Fatalf("port %d drawn twice within its claim", port)
+		}
+		seen[port] = true
 	}
 }
