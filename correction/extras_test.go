@@ -287,6 +287,18 @@ func planTable(t *testing.T, db *sql.DB, name, src string, chunkRows int) (Targe
 // returns a connection opened as the correction reads, and the database.
 func newKeyTable(t *testing.T) (*sql.DB, string) {
 	t.Helper()
+	db, name := newDatabase(t, "keys")
+	if _, err := db.Exec("CREATE TABLE " + name + ".t (id INT PRIMARY KEY, v VARCHAR(8) NOT NULL)"); err != nil {
+		t.Fatal(err)
+	}
+	return db, name
+}
+
+// newDatabase creates an empty database of its own, named for kind
+// (dropped at the end of the test), and returns a connection opened as
+// the correction reads, and the database.
+func newDatabase(t *testing.T, kind string) (*sql.DB, string) {
+	t.Helper()
 	cfg := testenv.MySQL(t)
 	db, err := Open(cfg.Addr, cfg.User, cfg.Password)
 	if err != nil {
@@ -294,15 +306,13 @@ func newKeyTable(t *testing.T) (*sql.DB, string) {
 	}
 	b := make([]byte, 4)
 	rand.Read(b)
-	name := cfg.DB + "_keys_" + hex.EncodeToString(b)
+	name := cfg.DB + "_" + kind + "_" + hex.EncodeToString(b)
 	t.Cleanup(func() {
 		db.Exec("DROP DATABASE " + name)
 		db.Close()
 	})
-	for _, q := range []string{"CREATE DATABASE " + name, "CREATE TABLE " + name + ".t (id INT PRIMARY KEY, v VARCHAR(8) NOT NULL)"} {
-		if _, err := db.Exec(q); err != nil {
-			t.Fatal(err)
-		}
+	if _, err := db.Exec("CREATE DATABASE " + name); err != nil {
+		t.Fatal(err)
 	}
 	return db, name
 }

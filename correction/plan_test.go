@@ -2,16 +2,13 @@ package correction
 
 import (
 	"context"
-	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
 	"fmt"
 	"reflect"
 	"strings"
 	"testing"
 
 	"github.com/tidemark-dev/tidemark/cdc"
-	"github.com/tidemark-dev/tidemark/internal/testenv"
 )
 
 // TestPlanPages: a table planned in pages gets Plan's chunks, page by
@@ -23,25 +20,13 @@ import (
 // before its count of chunks.
 func TestPlanPages(t *testing.T) {
 	ctx := context.Background()
-	cfg := testenv.MySQL(t)
-	db, err := Open(cfg.Addr, cfg.User, cfg.Password)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := make([]byte, 4)
-	rand.Read(b)
-	name := cfg.DB + "_pages_" + hex.EncodeToString(b)
-	t.Cleanup(func() {
-		db.Exec("DROP DATABASE " + name)
-		db.Close()
-	})
+	db, name := newDatabase(t, "pages")
 	exec := func(q string, args ...any) {
 		t.Helper()
 		if _, err := db.Exec(q, args...); err != nil {
 			t.Fatal(err)
 		}
 	}
-	exec("CREATE DATABASE " + name)
 	load := func(table string) *cdc.Table {
 		t.Helper()
 		schema, err := LoadSchema(ctx, db, Target{Source: "mysql.pages." + table, Database: name, Table: table})
