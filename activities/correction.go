@@ -132,7 +132,6 @@ func (a *Correction) CorrectionPlan(ctx context.Context, in CorrectionPlanInput)
 			p.Err = err.Error()
 		}
 		out = append(out, p)
-		activity.RecordHeartbeat(ctx, len(out))
 	}
 	return out, nil
 }
@@ -271,10 +270,6 @@ func permanentIfSource(err error) error {
 	return err
 }
 
-// heartbeatEvery records a heartbeat with details() (nil: none) every d
-// until stop is called, so a chunk waiting on the watermark or on MySQL
-// stays alive while its worker does; the returned context ends when
-// Temporal cancels the activity.
 // heartbeatInterval is how often a correction activity heartbeats: a
 // third of its heartbeat timeout, at most 5 s.
 func heartbeatInterval(ctx context.Context) time.Duration {
@@ -285,6 +280,10 @@ func heartbeatInterval(ctx context.Context) time.Duration {
 	return d
 }
 
+// heartbeatEvery records a heartbeat with details() (nil: none) every d
+// until stop is called, so a chunk waiting on the watermark or on MySQL
+// stays alive while its worker does; the returned context ends when
+// Temporal cancels the activity.
 func heartbeatEvery(ctx context.Context, d time.Duration, details func() any) (context.Context, func()) {
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})

@@ -66,13 +66,7 @@ func TestPlanPages(t *testing.T) {
 		for i := range 12 {
 			exec(fmt.Sprintf("INSERT INTO %s.e VALUES ('%s', %d)", name, []string{"a", "b", "z"}[i%3], i))
 		}
-		schema := load("e")
-		whole := planWhole(t, db, schema, 1)
-		checkTiles(t, db, schema, whole)
-		all, n := planPages(t, db, schema, 1, 4, nil)
-		if n != 3 || !reflect.DeepEqual(all, whole) {
-			t.Fatalf("%d pages of\n%+v\nwant 3 of Plan's\n%+v", n, all, whole)
-		}
+		pagesArePlan(t, db, load("e"), 4, 3)
 	})
 
 	t.Run("enum with an empty member, set", func(t *testing.T) {
@@ -83,12 +77,7 @@ func TestPlanPages(t *testing.T) {
 			}
 		}
 		schema := load("m")
-		whole := planWhole(t, db, schema, 1)
-		checkTiles(t, db, schema, whole)
-		all, n := planPages(t, db, schema, 1, 5, nil)
-		if n != 3 || !reflect.DeepEqual(all, whole) {
-			t.Fatalf("%d pages of\n%+v\nwant 3 of Plan's\n%+v", n, all, whole)
-		}
+		pagesArePlan(t, db, schema, 5, 3)
 		// An equality finds the row of its text, and none for a value no
 		// member has.
 		for _, tc := range []struct {
@@ -125,6 +114,19 @@ func TestPlanPages(t *testing.T) {
 			t.Fatal("the pages of long keys are not Plan's chunks")
 		}
 	})
+}
+
+// pagesArePlan checks that Plan's chunks of a row each tile the table
+// and that the table planned in pages of size such chunks is planned in
+// pages pages holding Plan's chunks.
+func pagesArePlan(t *testing.T, db *sql.DB, schema *cdc.Table, size, pages int) {
+	t.Helper()
+	whole := planWhole(t, db, schema, 1)
+	checkTiles(t, db, schema, whole)
+	all, n := planPages(t, db, schema, 1, size, nil)
+	if n != pages || !reflect.DeepEqual(all, whole) {
+		t.Fatalf("%d pages of\n%+v\nwant %d of Plan's\n%+v", n, all, pages, whole)
+	}
 }
 
 // planWhole is Plan of the table in chunks of rows.

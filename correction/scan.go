@@ -485,13 +485,12 @@ func PlanPage(ctx context.Context, db *sql.DB, t *cdc.Table, rows int, p Page) (
 	if err != nil && !errors.Is(err, errPageFull) {
 		return nil, nil, err
 	}
+	count := len(bounds) + 1 // the last ends at the table's end
 	if full {
 		next = bounds[len(bounds)-1]
+		count-- // the last ends at next
 	}
-	chunks = make([]Chunk, len(bounds)+1)
-	if next != nil {
-		chunks = chunks[:len(bounds)]
-	}
+	chunks = make([]Chunk, count)
 	for i := range chunks {
 		chunks[i].Index = p.First + i
 		if i > 0 {

@@ -191,15 +191,17 @@ type CorrectionSourceState struct {
 	// are planned); NextIndex: the index of the first of them.
 	Next      [][]byte `json:"next,omitempty"`
 	NextIndex int      `json:"nextIndex,omitempty"`
-	// Planned: the range and key chunks planned so far; Estimate: the
-	// table's range chunks in all, from its statistics (progress only).
-	Planned  int `json:"planned"`
+	// Estimate: the table's range chunks in all, from its statistics
+	// (progress only).
 	Estimate int `json:"estimate,omitempty"`
 	// Extras: the extra-key chunks were planned.
 	Extras bool `json:"extras,omitempty"`
 	// First: the earliest correction's time.
 	First time.Time `json:"first,omitzero"`
 }
+
+// toPlan tells whether the source has range chunks left to plan.
+func (s *CorrectionSourceState) toPlan() bool { return s.Next != nil && s.Entry.Skipped == "" }
 
 // Correction compares the MySQL tables of the registry's sources with the
 // event center and corrects it (see package correction): it plans the
@@ -241,8 +243,8 @@ func Correction(ctx workflow.Context, in CorrectionInput) (CorrectionSummary, er
 		p.Elapsed = Duration(workflow.Now(ctx).Sub(started))
 		all := p.Chunks
 		for _, s := range sources {
-			if s.Next != nil && s.Entry.Skipped == "" && s.Estimate > s.Planned {
-				all += s.Estimate - s.Planned // the rest of a big table, not planned yet
+			if s.toPlan() && s.Estimate > s.NextIndex {
+				all += s.Estimate - s.NextIndex // the rest of a big table, not planned yet
 			}
 		}
 		if all > 0 {
@@ -287,12 +289,12 @@ func Correction(ctx workflow.Context, in CorrectionInput) (CorrectionSummary, er
 		}
 	}
 	paged := in.State != nil || workflow.GetVersion(ctx, "pages", workflow.DefaultVersion, versionPlanPages) >= versionPlanPages
-	failed := func(err error) (CorrectionSummary, error) {
+	failed := func(err error) error {
 		if throttled {
 			p.State = "failed"
 			publish()
 		}
-		return CorrectionSummary{Run: run}, err
+		return err
 	}
 
 	if st := in.State; st != nil {
@@ -318,7 +320,7 @@ func Correction(ctx workflow.Context, in CorrectionInput) (CorrectionSummary, er
 		}
 		var plans []activities.CorrectionSourcePlan
 		if err := workflow.ExecuteActivity(planCtx, a.CorrectionPlan, planIn).Get(ctx, &plans); err != nil {
-			return failed(err)
+			return CorrectionSummary{Run: run}, failed(err)
 		}
 		for _, pl := range plans {
 			s := &sourceState{CorrectionSourceState: CorrectionSourceState{Target: pl.Target, Extras: len(in.Keys) > 0}}
@@ -331,7 +333,7 @@ func Correction(ctx workflow.Context, in CorrectionInput) (CorrectionSummary, er
 			for _, ch := range pl.Chunks {
 				queue = append(queue, work{s, ch})
 			}
-			s.pending, s.Planned = len(pl.Chunks), len(pl.Chunks)
+			s.pending = len(pl.Chunks)
 			s.Next, s.NextIndex, s.Estimate = pl.Next, len(pl.Chunks), pl.Estimate
 			p.Chunks += len(pl.Chunks)
 		}
@@ -361,7 +363,6 @@ func Correction(ctx workflow.Context, in CorrectionInput) (CorrectionSummary, er
 			queue = append(queue, work{s, ch})
 		}
 		s.pending += len(chunks)
-		s.Planned += len(chunks)
 		p.Chunks += len(chunks)
 	}
 	// refill plans the next page of the first source with range chunks
@@ -371,18 +372,22 @@ func Correction(ctx workflow.Context, in CorrectionInput) (CorrectionSummary, er
 	// however many big sources the run has, and the next page is planned
 	// while half a page of chunks runs. A page being planned runs beside
 	// the Parallelism chunks.
+	// nextToPlan is the first source with range chunks left to plan (nil:
+	// none).
+	nextToPlan := func() *sourceState {
+		for _, s := range sources {
+			if s.toPlan() {
+				return s
+			}
+		}
+		return nil
+	}
 	paging := false
 	refill := func() {
 		if paging || len(queue) >= max(in.Parallelism, in.PageChunks/2) {
 			return
 		}
-		var s *sourceState
-		for _, t := range sources {
-			if t.Next != nil && t.Entry.Skipped == "" {
-				s = t
-				break
-			}
-		}
+		s := nextToPlan()
 		if s == nil {
 			return
 		}
@@ -428,15 +433,6 @@ func Correction(ctx workflow.Context, in CorrectionInput) (CorrectionSummary, er
 			planned(s, chunks)
 		})
 	}
-	// unplanned: a source has range chunks left to plan.
-	unplanned := func() bool {
-		for _, s := range sources {
-			if s.Next != nil && s.Entry.Skipped == "" {
-				return true
-			}
-		}
-		return false
-	}
 	startedHere := 0 // chunks this run started
 	// continuing: start no more chunks; once those in flight have ended,
 	// continue as new (a run that started none goes on, whatever the
@@ -444,7 +440,7 @@ func Correction(ctx workflow.Context, in CorrectionInput) (CorrectionSummary, er
 	continuing := func() bool {
 		return paged && startedHere > 0 && (startedHere >= in.MaxChunksPerRun || workflow.GetInfo(ctx).GetContinueAsNewSuggested())
 	}
-	for len(queue) > 0 || p.Running > 0 || (paged && !continuing() && unplanned()) {
+	for len(queue) > 0 || p.Running > 0 || (paged && !continuing() && nextToPlan() != nil) {
 		if paged && !continuing() {
 			refill()
 		}
@@ -494,20 +490,15 @@ func Correction(ctx workflow.Context, in CorrectionInput) (CorrectionSummary, er
 		sel.Select(ctx)
 		publish()
 	}
-	if len(queue) > 0 || unplanned() {
+	if len(queue) > 0 || nextToPlan() != nil {
 		// Continue as new: every activity of this run has ended, the
 		// chunks not run yet go with the state.
+		for _, w := range queue {
+			w.src.Queue = append(w.src.Queue, w.chunk)
+		}
 		st := &CorrectionState{Started: started, Progress: p}
 		for _, s := range sources {
 			st.Sources = append(st.Sources, s.CorrectionSourceState)
-		}
-		index := make(map[*sourceState]int, len(sources))
-		for i, s := range sources {
-			index[s] = i
-		}
-		for _, w := range queue {
-			q := &st.Sources[index[w.src]].Queue
-			*q = append(*q, w.chunk)
 		}
 		next := in
 		next.State = st
@@ -528,8 +519,7 @@ func Correction(ctx workflow.Context, in CorrectionInput) (CorrectionSummary, er
 		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 10},
 	})
 	if err := workflow.ExecuteActivity(ledgerCtx, a.CorrectionLedger, sum.Entries).Get(ctx, nil); err != nil {
-		_, err := failed(err)
-		return sum, err
+		return sum, failed(err)
 	}
 	if workflow.GetVersion(ctx, "rebackfill", workflow.DefaultVersion, versionRebackfill) >= versionRebackfill && !in.NoRebackfill {
 		var changes []RebackfillSource
@@ -549,8 +539,7 @@ func Correction(ctx workflow.Context, in CorrectionInput) (CorrectionSummary, er
 		})
 		sum.Rebackfill = rs
 		if err != nil {
-			_, err := failed(err)
-			return sum, err
+			return sum, failed(err)
 		}
 	}
 	p.State = "done"

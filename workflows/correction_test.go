@@ -106,17 +106,23 @@ func TestCorrection(t *testing.T) {
 	if n := most.Load(); n > 2 {
 		t.Errorf("%d chunks ran at once, parallelism 2", n)
 	}
-	val, err := env.QueryWorkflow(workflows.ProgressQuery)
+	if p := correctionProgress(t, env); p.State != "done" || p.Done != p.Chunks || p.Percent != 100 || p.Skipped != 2 || p.Compared != 41 {
+		t.Errorf("progress %+v", p)
+	}
+}
+
+// correctionProgress is the answer of the workflow's progress query.
+func correctionProgress(t *testing.T, env *testsuite.TestWorkflowEnvironment) workflows.CorrectionProgress {
+	t.Helper()
+	v, err := env.QueryWorkflow(workflows.ProgressQuery)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var p workflows.CorrectionProgress
-	if err := val.Get(&p); err != nil {
+	if err := v.Get(&p); err != nil {
 		t.Fatal(err)
 	}
-	if p.State != "done" || p.Done != p.Chunks || p.Percent != 100 || p.Skipped != 2 || p.Compared != 41 {
-		t.Errorf("progress %+v", p)
-	}
+	return p
 }
 
 func entrySources(es []activities.CorrectionEntry) []string {
@@ -279,13 +285,7 @@ func TestCorrectionPagesAndContinuesAsNew(t *testing.T) {
 		if err := env.GetWorkflowResult(&sum); err != nil {
 			t.Fatal(err)
 		}
-		v, err := env.QueryWorkflow(workflows.ProgressQuery)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := v.Get(&progress); err != nil {
-			t.Fatal(err)
-		}
+		progress = correctionProgress(t, env)
 		break
 	}
 	for i := range tableChunks + 1 {
@@ -391,15 +391,7 @@ func TestCorrectionSkipsMidTable(t *testing.T) {
 		ledger[1].Skipped != "" || ledger[1].Chunks != 1 {
 		t.Fatalf("ledger %+v", ledger)
 	}
-	v, err := env.QueryWorkflow(workflows.ProgressQuery)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var p workflows.CorrectionProgress
-	if err := v.Get(&p); err != nil {
-		t.Fatal(err)
-	}
-	if p.State != "done" || p.Percent != 100 || p.Skipped != 1 || p.Done != 4 {
+	if p := correctionProgress(t, env); p.State != "done" || p.Percent != 100 || p.Skipped != 1 || p.Done != 4 {
 		t.Errorf("progress %+v", p)
 	}
 	if tries != 1 {
