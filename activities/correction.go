@@ -168,6 +168,10 @@ type CorrectionChunkInput struct {
 	// Since is the run's start: corrections stored since are the run's
 	// (a retried chunk counts those of its dead attempt; Chunk.Since).
 	Since time.Time `json:"since,omitzero"`
+	// ChunkRows is the run's rows per range chunk, which the chunk counts
+	// against its worker's correction.Options.InFlightRows (0, as from runs
+	// before it was sent: the worker's ChunkRows).
+	ChunkRows int `json:"chunkRows,omitempty"`
 }
 
 // CorrectionChunk compares and corrects one chunk (correction.Corrector.Chunk),
@@ -200,6 +204,9 @@ func (a *Correction) CorrectionChunk(ctx context.Context, in CorrectionChunkInpu
 	schema, err := correction.LoadSchema(ctx, a.DB, in.Target)
 	if err != nil {
 		return CorrectionResult{}, permanentIfSource(err)
+	}
+	if in.Chunk.Rows == 0 {
+		in.Chunk.Rows = in.ChunkRows
 	}
 	if in.Chunk.Since.IsZero() {
 		in.Chunk.Since = in.Since

@@ -62,8 +62,7 @@ func TestExitCodesAndMessages(t *testing.T) {
 		{"bad store URL", []string{"live", "--store", "ftp://x"}, ExitUsage, "", `unknown kind "ftp"`},
 		{"hbase command on pebble", []string{"hbase", "drop", "--store", "pebble://x"}, ExitUsage, "", "is not an HBase store"},
 		{"bad correction parallelism", []string{"worker", "--correction-parallelism", "0"}, ExitUsage, "", "--correction-parallelism 0"},
-		{"bad correction in-flight", []string{"worker", "--correction-in-flight", "-1"}, ExitUsage, "", "--correction-in-flight -1"},
-		{"correction in-flight below parallelism", []string{"worker", "--correction-parallelism", "8", "--correction-in-flight", "4"}, ExitUsage, "", "at least --correction-parallelism (8)"},
+		{"bad correction in-flight rows", []string{"worker", "--correction-in-flight-rows", "-1"}, ExitUsage, "", "--correction-in-flight-rows -1: want 0"},
 		{"huge correction parallelism", []string{"worker", "--correction-parallelism", "1000000000000"}, ExitUsage, "", "want 1 to 1024"},
 		{"drop without --yes", []string{"hbase", "drop", "--store", "hbase://127.0.0.1:1/x"}, ExitUsage, "", "add --yes"},
 

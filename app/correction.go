@@ -393,7 +393,7 @@ Temporal UI's Schedules page; pause, trigger or delete it with the stock
 // the MySQL server the mysql sources live on.
 type correctionDeps struct {
 	addr, user, password, zone string
-	parallelism, inFlight      int
+	parallelism, inFlightRows  int
 	flags                      *pflag.FlagSet
 }
 
@@ -404,7 +404,7 @@ func (d *correctionDeps) register(a *cli, f *pflag.FlagSet) {
 	f.StringVar(&d.password, "mysql-password", a.envOr("TIDEMARK_MYSQL_PASSWORD", ""), "MySQL password ($TIDEMARK_MYSQL_PASSWORD)")
 	f.StringVar(&d.zone, "mysql-zone", "UTC", "time zone of DATETIME and DATE values: the CDC's --zone")
 	f.IntVar(&d.parallelism, "correction-parallelism", 4, "correction chunks this worker reads from MySQL or compares at once")
-	f.IntVar(&d.inFlight, "correction-in-flight", 0, "correction chunks this worker holds in memory at once, most of them waiting for the watermark (0: 16 × --correction-parallelism)")
+	f.IntVar(&d.inFlightRows, "correction-in-flight-rows", 0, "rows of the correction chunks this worker holds in memory at once, most of them waiting for the watermark; a chunk planned for more runs alone (0: 160000 × --correction-parallelism)")
 }
 
 // maxCorrectionParallelism bounds --correction-parallelism: each slot may
@@ -416,8 +416,8 @@ func (d *correctionDeps) validate() error {
 	switch {
 	case d.parallelism < 1 || d.parallelism > maxCorrectionParallelism:
 		return usagef("--correction-parallelism %d: want 1 to %d", d.parallelism, maxCorrectionParallelism)
-	case d.inFlight < 0 || d.inFlight > 0 && d.inFlight < d.parallelism:
-		return usagef("--correction-in-flight %d: want 0 (the default: 16 × --correction-parallelism) or at least --correction-parallelism (%d)", d.inFlight, d.parallelism)
+	case d.inFlightRows < 0:
+		return usagef("--correction-in-flight-rows %d: want 0 (the default: %d × --correction-parallelism) or more", d.inFlightRows, correction.DefaultInFlightRows)
 	}
 	return nil
 }
@@ -456,6 +456,6 @@ func (d *correctionDeps) activities(store eventcenter.Store, sources *source.Con
 	if prom != nil {
 		reg = prom
 	}
-	return &activities.Correction{DB: db, Store: store, Sources: sources, Options: correction.Options{Zone: loc, Archive: archive, Parallelism: d.parallelism, InFlight: d.inFlight},
+	return &activities.Correction{DB: db, Store: store, Sources: sources, Options: correction.Options{Zone: loc, Archive: archive, Parallelism: d.parallelism, InFlightRows: d.inFlightRows},
 		Metrics: correction.NewMetrics(reg)}, db, nil
 }

@@ -26,7 +26,7 @@ import (
 // BENCH_CPUPROFILE=file writes a CPU profile of the correction alone (not
 // of the load, nor of the bare scan). BENCH_LAG=2s has the watermark trail
 // the clock as the CDC's does (each chunk then waits for it), and
-// BENCH_CHUNK_ROWS sets the chunk size (default 10000).
+// BENCH_CHUNK_ROWS sets the chunk size (default correction.DefaultChunkRows).
 func BenchmarkCorrection(b *testing.B) {
 	n := 1_000_000
 	if s := os.Getenv("TIDEMARK_BENCH_ROWS"); s != "" {
@@ -68,7 +68,7 @@ func BenchmarkCorrection(b *testing.B) {
 	// a store written over the day before.
 	b.Logf("the event center settled in %v; load average %s", testenv.Quiesce(time.Minute).Round(time.Millisecond), testenv.LoadAverage())
 	target := correction.Target{Source: src, Database: dbName, Table: "t"}
-	opts := correction.Options{ChunkRows: 10000, Parallelism: 4}
+	opts := correction.Options{ChunkRows: correction.DefaultChunkRows, Parallelism: 4}
 	if s := os.Getenv("BENCH_CHUNK_ROWS"); s != "" {
 		var err error
 		if opts.ChunkRows, err = strconv.Atoi(s); err != nil {

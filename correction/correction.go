@@ -1,6 +1,7 @@
 package correction
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -22,7 +23,8 @@ type Options struct {
 	// Zone reads DATETIME and DATE columns: it must be the CDC's
 	// Config.Zone. Default UTC.
 	Zone *time.Location
-	// ChunkRows is the size of a range chunk in rows. Default 10000.
+	// ChunkRows is the size of a range chunk in rows. Default
+	// DefaultChunkRows (50 000).
 	ChunkRows int
 	// KeyChunk is the size of a key chunk (extras, repairs). Default 1000.
 	KeyChunk int
@@ -30,13 +32,16 @@ type Options struct {
 	// compare them at once, on one Corrector (a worker keeps one): a chunk
 	// waiting for the source's watermark holds none. Default 4.
 	Parallelism int
-	// InFlight bounds the chunks started and not finished on one
-	// Corrector, of any runs (the others wait to start), each holding its
-	// rows while it waits for the watermark: a worker holds at most
-	// InFlight × ChunkRows rows (lower it for wide rows). The CDC keeps the
-	// watermark ~3 s behind MySQL's clock, so a worker compares at most
-	// about InFlight × ChunkRows rows per 3 s. Default 16 × Parallelism.
-	InFlight int
+	// InFlightRows bounds the rows of the chunks started and not finished
+	// on one Corrector, of any runs (the others wait to start), each
+	// holding its rows while it waits for the watermark. A chunk counts the
+	// rows it was planned for (Chunk.Rows, else ChunkRows; a key chunk its
+	// keys); one planned for more runs alone. The CDC keeps the watermark
+	// ~3 s behind MySQL's clock, so a worker compares at most about
+	// InFlightRows rows per 3 s; lower it for wide rows. Default
+	// DefaultInFlightRows × Parallelism (640 000: 12 chunks of 50 000
+	// rows).
+	InFlightRows int
 	// Snapshots also writes a snapshot event for every compared key in
 	// sync (see the package doc for its cost). Default false.
 	Snapshots bool
@@ -51,12 +56,17 @@ type Options struct {
 	Archive Objects
 }
 
+// DefaultInFlightRows is the rows per work slot (Options.Parallelism)
+// that a Corrector's chunks in flight hold by default
+// (Options.InFlightRows).
+const DefaultInFlightRows = 160_000
+
 func (o *Options) setDefaults() {
 	if o.Zone == nil {
 		o.Zone = time.UTC
 	}
 	if o.ChunkRows <= 0 {
-		o.ChunkRows = 10000
+		o.ChunkRows = DefaultChunkRows
 	}
 	if o.KeyChunk <= 0 {
 		o.KeyChunk = 1000
@@ -64,8 +74,8 @@ func (o *Options) setDefaults() {
 	if o.Parallelism <= 0 {
 		o.Parallelism = 4
 	}
-	if o.InFlight <= 0 {
-		o.InFlight = 16 * o.Parallelism
+	if o.InFlightRows <= 0 {
+		o.InFlightRows = DefaultInFlightRows * o.Parallelism
 	}
 	if o.WatermarkTimeout <= 0 {
 		o.WatermarkTimeout = 2 * time.Minute
@@ -85,7 +95,7 @@ type Corrector struct {
 	bufs     sync.Pool    // of *chunkBuf
 	bufSize  atomic.Value // bufSize of the last chunk read: a new chunkBuf's
 	work     *slots       // Options.Parallelism slots, comparisons first
-	inFlight *slots       // Options.InFlight slots
+	inFlight *slots       // Options.InFlightRows slots, a row each
 
 	afterRead func(Chunk, Point) // tests: called in the read's slot, after it
 }
@@ -95,7 +105,7 @@ type Corrector struct {
 func New(db *sql.DB, store eventcenter.Store, opts Options) *Corrector {
 	opts.setDefaults()
 	return &Corrector{db: db, store: store, opts: opts,
-		work: newSlots(opts.Parallelism), inFlight: newSlots(opts.InFlight)}
+		work: newSlots(opts.Parallelism), inFlight: newSlots(opts.InFlightRows)}
 }
 
 // Options returns the corrector's options, defaults filled in.
@@ -168,14 +178,19 @@ func (c *Corrector) ChunkReporting(ctx context.Context, t Target, schema *cdc.Ta
 		}
 	}
 	// A chunk holds its rows from its read to its end, most of that time
-	// waiting for the watermark: the corrector's InFlight slots bound the
-	// chunks that do, on this corrector (a worker's), whatever runs they
-	// belong to. It works (reads, archives, compares) in one of its
-	// Parallelism slots, and waits for the watermark in none.
-	if err := c.inFlight.take(ctx, false); err != nil {
+	// waiting for the watermark: the corrector's InFlightRows slots bound
+	// the rows of the chunks that do, on this corrector (a worker's),
+	// whatever runs they belong to. It works (reads, archives, compares) in
+	// one of its Parallelism slots, and waits for the watermark in none.
+	planned := cmp.Or(ch.Rows, c.opts.ChunkRows)
+	if ch.Keys != nil {
+		planned = len(ch.Keys)
+	}
+	held, err := c.inFlight.takeN(ctx, false, planned)
+	if err != nil {
 		return res, err
 	}
-	defer c.inFlight.give()
+	defer c.inFlight.giveN(held)
 	var (
 		buf  *chunkBuf
 		rows []mysqlRow
@@ -186,7 +201,7 @@ func (c *Corrector) ChunkReporting(ctx context.Context, t Target, schema *cdc.Ta
 			c.bufs.Put(buf)
 		}
 	}()
-	err := func() error { // in a work slot, given back however it ends
+	err = func() error { // in a work slot, given back however it ends
 		if err := c.work.take(ctx, false); err != nil {
 			return err
 		}
@@ -699,7 +714,7 @@ func (c *Corrector) Source(ctx context.Context, t Target, keys []string, progres
 			mu       sync.Mutex
 			firstErr error
 			wg       sync.WaitGroup
-			sem      = make(chan struct{}, c.opts.InFlight)
+			sem      = make(chan struct{}, max(c.opts.Parallelism, c.opts.InFlightRows/c.opts.ChunkRows)) // as many as may hold their rows
 		)
 		for _, ch := range chunks {
 			sem <- struct{}{}

@@ -488,7 +488,7 @@ func TestWaitingChunkHoldsNoSlot(t *testing.T) {
 	if err := st.AdvanceWatermark(ctx, src, 0, time.Now().Add(2*time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	c = New(db, st, Options{Parallelism: 1, InFlight: 1})
+	c = New(db, st, Options{Parallelism: 1, InFlightRows: 1}) // a chunk of more rows runs alone
 	var order []string
 	var mu sync.Mutex
 	note := func(s string) { mu.Lock(); order = append(order, s); mu.Unlock() }

@@ -21,7 +21,13 @@ const (
 
 // Defaults of CorrectionInput.
 const (
-	DefaultCorrectionChunkRows = 10000
+	// DefaultCorrectionChunkRows is correction.DefaultChunkRows (a test
+	// keeps them equal; 10 000 before 2026-12-04). The workflow only
+	// passes it to its plan activities, whose inputs a replay does not
+	// compare: changing it changes no command of a running history, and a
+	// run in flight plans its next pages with the new size, its chunks
+	// still tiling the table.
+	DefaultCorrectionChunkRows = 50_000
 	DefaultCorrectionKeyChunk  = 1000
 	// DefaultCorrectionParallelism is the workflow's default for an input
 	// that sets none (the stock temporal CLI's '{}'). It stays: a running
@@ -31,9 +37,10 @@ const (
 	DefaultCorrectionParallelism = 4
 	// CorrectionInFlight is the parallelism tidemark correction run and
 	// schedule give a run: its chunks in flight, of which each worker holds
-	// at most its correction.Options.InFlight. The CDC keeps a MySQL
-	// source's watermark ~3 s behind MySQL's clock, and a chunk waits for
-	// it holding none of its worker's work slots
+	// as many as its correction.Options.InFlightRows allow (12 chunks of
+	// 50 000 rows by default; the others wait on it, heartbeating). The CDC
+	// keeps a MySQL source's watermark ~3 s behind MySQL's clock, and a
+	// chunk waits for it holding none of its worker's work slots
 	// (correction.Options.Parallelism), so 64 chunks of 10000 rows in
 	// flight compared 165k rows/s in process where 4 compared 13k
 	// (bench/README.md).
@@ -57,7 +64,8 @@ type CorrectionInput struct {
 	Sources []string `json:"sources,omitempty"`
 	// Keys, if set, repairs only these keys of the one source in Sources.
 	Keys []string `json:"keys,omitempty"`
-	// ChunkRows: rows per range chunk. Default 10000.
+	// ChunkRows: rows per range chunk. Default DefaultCorrectionChunkRows
+	// (50 000).
 	ChunkRows int `json:"chunkRows,omitempty"`
 	// KeyChunk: keys per key chunk (extra keys, repairs). Default 1000.
 	KeyChunk int `json:"keyChunk,omitempty"`
@@ -166,8 +174,8 @@ const (
 	// new after MaxChunksPerRun chunks (or when the server suggests it),
 	// so no activity result and no run holds every chunk of a big table.
 	// Before, one activity planned every chunk of every source, and one
-	// run ran them: about 10 000 chunks (100M rows) reached the server's
-	// limit of a history.
+	// run ran them: about 10 000 chunks (100M rows at 10 000 a chunk)
+	// reached the server's limit of a history.
 	versionPlanPages workflow.Version = 1
 )
 
@@ -454,7 +462,7 @@ func Correction(ctx workflow.Context, in CorrectionInput) (CorrectionSummary, er
 			}
 			p.Running++
 			startedHere++
-			f := workflow.ExecuteActivity(chunkCtx, a.CorrectionChunk, activities.CorrectionChunkInput{Target: w.src.Target, Chunk: w.chunk, Since: started})
+			f := workflow.ExecuteActivity(chunkCtx, a.CorrectionChunk, activities.CorrectionChunkInput{Target: w.src.Target, Chunk: w.chunk, Since: started, ChunkRows: in.ChunkRows})
 			sel.AddFuture(f, func(f workflow.Future) {
 				p.Running--
 				p.Done++

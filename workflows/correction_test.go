@@ -1,7 +1,9 @@
 package workflows_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -500,4 +502,51 @@ func TestCorrectionStateStaysSmall(t *testing.T) {
 	if len(ledger) != sources || archived != sources*chunks || len(b) > limit {
 		t.Errorf("ledger of %d entries, %d objects archived, in %d bytes", len(ledger), archived, len(b))
 	}
+}
+
+// TestCorrectionChunkRowsDefault: the workflow's default chunk size is
+// the corrector's (the workflow package may not import correction), and
+// changing it breaks no running history: a recorded run whose input left
+// chunkRows to the default (10 000 when it ran; derived here from a
+// recorded one by dropping the field) replays on today's default.
+func TestCorrectionChunkRowsDefault(t *testing.T) {
+	if workflows.DefaultCorrectionChunkRows != correction.DefaultChunkRows {
+		t.Fatalf("workflows.DefaultCorrectionChunkRows %d, correction.DefaultChunkRows %d",
+			workflows.DefaultCorrectionChunkRows, correction.DefaultChunkRows)
+	}
+	raw, err := os.ReadFile(filepath.Join("testdata", "correction_can_first.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc map[string]any
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		t.Fatal(err)
+	}
+	started := doc["events"].([]any)[0].(map[string]any)["workflowExecutionStartedEventAttributes"].(map[string]any)
+	payload := started["input"].(map[string]any)["payloads"].([]any)[0].(map[string]any)
+	var in map[string]any
+	if err := json.Unmarshal(must(base64.StdEncoding.DecodeString(payload["data"].(string))), &in); err != nil {
+		t.Fatal(err)
+	}
+	if in["chunkRows"] == nil {
+		t.Fatalf("the recorded input %v sets no chunkRows: nothing to derive", in)
+	}
+	delete(in, "chunkRows")
+	payload["data"] = base64.StdEncoding.EncodeToString(must(json.Marshal(in)))
+	h, err := client.HistoryFromJSON(bytes.NewReader(must(json.Marshal(doc))), client.HistoryJSONOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := worker.NewWorkflowReplayer()
+	r.RegisterWorkflowWithOptions(workflows.Correction, workflow.RegisterOptions{Name: workflows.CorrectionWorkflow})
+	if err := r.ReplayWorkflowHistoryWithOptions(nil, h, worker.ReplayWorkflowHistoryOptions{OriginalExecution: workflow.Execution{ID: "correction-1"}}); err != nil {
+		t.Fatalf("replay with chunkRows left to the default: %v", err)
+	}
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
 }
