@@ -169,8 +169,9 @@ type CorrectionChunkInput struct {
 	// (a retried chunk counts those of its dead attempt; Chunk.Since).
 	Since time.Time `json:"since,omitzero"`
 	// ChunkRows is the run's rows per range chunk, which the chunk counts
-	// against its worker's correction.Options.InFlightRows (0, as from runs
-	// before it was sent: the worker's ChunkRows).
+	// against its worker's correction.Options.InFlightRows (0, as in
+	// chunks scheduled by workflow code before it was sent, and their
+	// retries: the worker's ChunkRows).
 	ChunkRows int `json:"chunkRows,omitempty"`
 }
 

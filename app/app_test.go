@@ -63,6 +63,7 @@ func TestExitCodesAndMessages(t *testing.T) {
 		{"hbase command on pebble", []string{"hbase", "drop", "--store", "pebble://x"}, ExitUsage, "", "is not an HBase store"},
 		{"bad correction parallelism", []string{"worker", "--correction-parallelism", "0"}, ExitUsage, "", "--correction-parallelism 0"},
 		{"bad correction in-flight rows", []string{"worker", "--correction-in-flight-rows", "-1"}, ExitUsage, "", "--correction-in-flight-rows -1: want 0"},
+		{"deprecated correction in-flight beside rows", []string{"worker", "--correction-in-flight", "4", "--correction-in-flight-rows", "100000"}, ExitUsage, "", "give one"},
 		{"huge correction parallelism", []string{"worker", "--correction-parallelism", "1000000000000"}, ExitUsage, "", "want 1 to 1024"},
 		{"drop without --yes", []string{"hbase", "drop", "--store", "hbase://127.0.0.1:1/x"}, ExitUsage, "", "add --yes"},
 

@@ -394,6 +394,7 @@ Temporal UI's Schedules page; pause, trigger or delete it with the stock
 type correctionDeps struct {
 	addr, user, password, zone string
 	parallelism, inFlightRows  int
+	inFlightChunks             int // the deprecated --correction-in-flight
 	flags                      *pflag.FlagSet
 }
 
@@ -405,19 +406,34 @@ func (d *correctionDeps) register(a *cli, f *pflag.FlagSet) {
 	f.StringVar(&d.zone, "mysql-zone", "UTC", "time zone of DATETIME and DATE values: the CDC's --zone")
 	f.IntVar(&d.parallelism, "correction-parallelism", 4, "correction chunks this worker reads from MySQL or compares at once")
 	f.IntVar(&d.inFlightRows, "correction-in-flight-rows", 0, "rows of the correction chunks this worker holds in memory at once, most of them waiting for the watermark; a chunk planned for more runs alone (0: 160000 × --correction-parallelism)")
+	// Before chunks of 50 000 rows, the bound was in chunks (of 10 000
+	// rows, the default then): a worker started with it keeps its rows.
+	f.IntVar(&d.inFlightChunks, "correction-in-flight", 0, "deprecated: --correction-in-flight-rows of N chunks of 10000 rows")
+	f.MarkHidden("correction-in-flight")
 }
+
+// oldChunkRows is the chunk size the deprecated --correction-in-flight
+// counted in.
+const oldChunkRows = 10_000
 
 // maxCorrectionParallelism bounds --correction-parallelism: each slot may
 // hold a MySQL connection.
 const maxCorrectionParallelism = 1024
 
-// validate checks the flags that need no server.
+// validate checks the flags that need no server, and takes the
+// deprecated --correction-in-flight as rows.
 func (d *correctionDeps) validate() error {
 	switch {
 	case d.parallelism < 1 || d.parallelism > maxCorrectionParallelism:
 		return usagef("--correction-parallelism %d: want 1 to %d", d.parallelism, maxCorrectionParallelism)
 	case d.inFlightRows < 0:
 		return usagef("--correction-in-flight-rows %d: want 0 (the default: %d × --correction-parallelism) or more", d.inFlightRows, correction.DefaultInFlightRows)
+	case d.inFlightChunks < 0:
+		return usagef("--correction-in-flight %d: want 0 or more (deprecated: use --correction-in-flight-rows)", d.inFlightChunks)
+	case d.inFlightChunks > 0 && d.inFlightRows > 0:
+		return usagef("--correction-in-flight is the deprecated form of --correction-in-flight-rows: give one")
+	case d.inFlightChunks > 0:
+		d.inFlightRows = d.inFlightChunks * oldChunkRows
 	}
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spf13/pflag"
 	"go.temporal.io/sdk/client"
 
 	"github.com/tidemark-dev/tidemark/correction"
@@ -85,5 +86,39 @@ func TestCorrectionReport(t *testing.T) {
 	}
 	if code, _, errOut = run(t, "correction", "run", "--keys", "1"); code != ExitUsage || !strings.Contains(errOut, "exactly one --source") {
 		t.Errorf("--keys without --source: exit %d, %s", code, errOut)
+	}
+}
+
+// TestCorrectionInFlightFlags: the worker's bound on a correction's rows in
+// flight, and the deprecated chunk count it replaced (taken as chunks of
+// the 10 000 rows they were then, so a worker started with it keeps its
+// memory).
+func TestCorrectionInFlightFlags(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		rows int
+		err  string
+	}{
+		{nil, 0, ""},
+		{[]string{"--correction-in-flight-rows", "300000"}, 300000, ""},
+		{[]string{"--correction-in-flight", "32"}, 320000, ""},
+		{[]string{"--correction-in-flight", "-1"}, 0, "--correction-in-flight -1"},
+		{[]string{"--correction-in-flight", "4", "--correction-in-flight-rows", "1"}, 0, "give one"},
+	} {
+		var d correctionDeps
+		f := pflag.NewFlagSet("worker", pflag.ContinueOnError)
+		d.register(&cli{env: func(string) (string, bool) { return "", false }}, f)
+		if err := f.Parse(tc.args); err != nil {
+			t.Fatalf("%v: %v", tc.args, err)
+		}
+		err := d.validate()
+		switch {
+		case tc.err == "" && err != nil:
+			t.Errorf("%v: %v", tc.args, err)
+		case tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)):
+			t.Errorf("%v: error %v, want one saying %q", tc.args, err, tc.err)
+		case tc.err == "" && d.inFlightRows != tc.rows:
+			t.Errorf("%v: %d rows in flight, want %d", tc.args, d.inFlightRows, tc.rows)
+		}
 	}
 }

@@ -182,11 +182,7 @@ func (c *Corrector) ChunkReporting(ctx context.Context, t Target, schema *cdc.Ta
 	// the rows of the chunks that do, on this corrector (a worker's),
 	// whatever runs they belong to. It works (reads, archives, compares) in
 	// one of its Parallelism slots, and waits for the watermark in none.
-	planned := cmp.Or(ch.Rows, c.opts.ChunkRows)
-	if ch.Keys != nil {
-		planned = len(ch.Keys)
-	}
-	held, err := c.inFlight.takeN(ctx, false, planned)
+	held, err := c.inFlight.takeN(ctx, false, c.planned(ch))
 	if err != nil {
 		return res, err
 	}
@@ -677,10 +673,21 @@ func (c *Corrector) name(t Target, chunks []Chunk, date time.Time) {
 	}
 }
 
+// planned is the rows ch counts against Options.InFlightRows: a key
+// chunk's keys, a range chunk's planned rows (Chunk.Rows, else
+// Options.ChunkRows). A range chunk may read more (the table's last, or
+// rows inserted in its range since the plan): the bound is the plan's.
+func (c *Corrector) planned(ch Chunk) int {
+	if ch.Keys != nil {
+		return len(ch.Keys)
+	}
+	return cmp.Or(ch.Rows, c.opts.ChunkRows)
+}
+
 // Source corrects a whole table in this process: Plan, every range chunk
-// (Options.InFlight started at once, Options.Parallelism of them working),
-// then the extra keys. If keys is not nil,
-// only those event keys are compared (a repair). progress, if not nil, is
+// (as many started at once as Options.InFlightRows holds,
+// Options.Parallelism of them working), then the extra keys. If keys is
+// not nil, only those event keys are compared (a repair). progress, if not nil, is
 // called after each chunk (not concurrently). The first chunk error stops
 // the run; the events of chunks done are stored.
 func (c *Corrector) Source(ctx context.Context, t Target, keys []string, progress func(done, total int, r ChunkResult)) (SourceResult, error) {
@@ -714,7 +721,7 @@ func (c *Corrector) Source(ctx context.Context, t Target, keys []string, progres
 			mu       sync.Mutex
 			firstErr error
 			wg       sync.WaitGroup
-			sem      = make(chan struct{}, max(c.opts.Parallelism, c.opts.InFlightRows/c.opts.ChunkRows)) // as many as may hold their rows
+			sem      = make(chan struct{}, max(c.opts.Parallelism, c.opts.InFlightRows/min(c.opts.ChunkRows, c.opts.KeyChunk))) // as many as may hold their rows
 		)
 		for _, ch := range chunks {
 			sem <- struct{}{}

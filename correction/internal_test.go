@@ -267,3 +267,21 @@ func TestLedgerObjects(t *testing.T) {
 		t.Errorf("an entry without a count: %d archived (%v)", old.Archived, err)
 	}
 }
+
+// TestPlannedRows: what a chunk counts against Options.InFlightRows.
+func TestPlannedRows(t *testing.T) {
+	c := New(nil, nil, Options{ChunkRows: 500})
+	for _, tc := range []struct {
+		name string
+		ch   Chunk
+		want int
+	}{
+		{"a range chunk planned for its run's rows", Chunk{Rows: 20000}, 20000},
+		{"a range chunk without (planned by older code)", Chunk{}, 500},
+		{"a key chunk: its keys", Chunk{Rows: 20000, Keys: [][][]byte{{[]byte("1")}, {[]byte("2")}}}, 2},
+	} {
+		if got := c.planned(tc.ch); got != tc.want {
+			t.Errorf("%s: %d, want %d", tc.name, got, tc.want)
+		}
+	}
+}

@@ -434,7 +434,7 @@ func (ch *Chunk) where(t *cdc.Table) (string, []any, error) {
 // at 50 000 a twentieth (bench/README.md). A chunk's read stays short (a
 // few tens of ms of MariaDB's time) and its Parquet object a fair size
 // for DuckDB or Spark; a worker's rows held at once are bounded in rows,
-// not chunks (Options.InFlight).
+// not chunks (Options.InFlightRows).
 const DefaultChunkRows = 50_000
 
 // Plan cuts the table into range chunks of about rows rows (default DefaultChunkRows)

@@ -23,10 +23,11 @@ const (
 const (
 	// DefaultCorrectionChunkRows is correction.DefaultChunkRows (a test
 	// keeps them equal; 10 000 before 2026-12-04). The workflow only
-	// passes it to its plan activities, whose inputs a replay does not
-	// compare: changing it changes no command of a running history, and a
-	// run in flight plans its next pages with the new size, its chunks
-	// still tiling the table.
+	// passes it to its activities (the plans cut chunks of it, a chunk
+	// counts it on its worker), whose inputs a replay does not compare:
+	// changing it changes no command of a running history, and a run in
+	// flight plans its next pages with the new size, its chunks still
+	// tiling the table.
 	DefaultCorrectionChunkRows = 50_000
 	DefaultCorrectionKeyChunk  = 1000
 	// DefaultCorrectionParallelism is the workflow's default for an input

@@ -57,6 +57,9 @@ func TestCorrection(t *testing.T) {
 			defer running.Add(-1)
 			for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
 			}
+			if in.ChunkRows != workflows.DefaultCorrectionChunkRows { // what the chunk counts on its worker
+				return activities.CorrectionResult{}, temporal.NewNonRetryableApplicationError(fmt.Sprintf("chunk input's chunkRows %d, want the run's %d", in.ChunkRows, workflows.DefaultCorrectionChunkRows), "Test", nil)
+			}
 			if in.Target.Source == bad.Source && in.Chunk.Index == 1 {
 				return activities.CorrectionResult{}, temporal.NewNonRetryableApplicationError("correction: source mysql.shop.broken: the table does not exist", "Uncorrectable", nil)
 			}
