@@ -18,13 +18,16 @@ package workers_test
 // "discard" counts the records (the cost of replay, fetch and logic), and
 // "featurestore" appends them to the event center (the live default; synced
 // appends, a feature source of its own per run). BENCH_CHUNK sets the
-// chunk (default workflows.DefaultChunk, an hour: 24 chunks).
+// chunk (default workflows.DefaultChunk, an hour: 24 chunks); BENCH_WAY
+// (direct, activities, temporal-1 or temporal-2) runs one way alone, for a
+// profile.
 
 import (
 	"context"
 	"fmt"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -122,6 +125,12 @@ func BenchmarkBackfill(b *testing.B) {
 	for _, sink := range []string{"discard", "featurestore"} {
 		b.Run("sink="+sink, func(b *testing.B) {
 			ways := []backfillWay{directWay(b, sink), activitiesWay(b, sink), temporalWay(b, sink, 1), temporalWay(b, sink, 2)}
+			if only := os.Getenv("BENCH_WAY"); only != "" { // one way alone, for a profile
+				ways = slices.DeleteFunc(ways, func(w backfillWay) bool { return w.name != only })
+				if len(ways) == 0 {
+					b.Fatalf("BENCH_WAY=%s: no such way", only)
+				}
+			}
 			// Every iteration runs each way once, in turn: a machine that
 			// slows down for a while slows every way alike, so the ratios
 			// are of the same moments. The order rotates from one
@@ -146,6 +155,9 @@ func BenchmarkBackfill(b *testing.B) {
 			for w, way := range ways {
 				b.ReportMetric(n/took[w].Seconds(), way.name+"-events/s")
 				b.ReportMetric(float64(cpu[w].Nanoseconds())/n, way.name+"-cpu-ns/event")
+			}
+			if len(ways) < 4 {
+				return
 			}
 			// Temporal's share: the time one worker takes beyond the same
 			// chunks run by the same code without Temporal, and beyond
@@ -262,6 +274,7 @@ func temporalWay(b *testing.B, sink string, nw int) backfillWay {
 		if sink == "featurestore" {
 			in.Sink = "featurestore:" + featureSource(name, i)
 		}
+		start := time.Now()
 		run, err := bench.c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: fmt.Sprintf("%s-%d-%d", queue, time.Now().UnixNano(), i), TaskQueue: queue},
 			workflows.BackfillWorkflow, in)
 		if err != nil {
@@ -271,6 +284,7 @@ func temporalWay(b *testing.B, sink string, nw int) backfillWay {
 		if err := run.Get(ctx, &sum); err != nil || sum.Outputs != bench.outputs {
 			b.Fatalf("%+v %v", sum, err)
 		}
+		logSlowRun(b, bench.c, run.GetID(), time.Since(start), 5*time.Second, time.Second)
 	}}
 }
 

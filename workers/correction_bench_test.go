@@ -104,6 +104,7 @@ func BenchmarkCorrectionWorkflow(b *testing.B) {
 			}
 		}},
 		{"temporal", func(i int) {
+			t0 := time.Now()
 			run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: fmt.Sprintf("corrbench-%d", i), TaskQueue: queue}, workflows.CorrectionWorkflow,
 				workflows.CorrectionInput{Sources: []string{table.Source}, ChunkRows: chunkRows, Parallelism: workflows.CorrectionInFlight, NoRebackfill: true})
 			if err != nil {
@@ -113,6 +114,7 @@ func BenchmarkCorrectionWorkflow(b *testing.B) {
 			if err := run.Get(ctx, &sum); err != nil {
 				b.Fatal(err)
 			}
+			logSlowRun(b, c, run.GetID(), time.Since(t0), 5*time.Second, time.Second)
 			if len(sum.Entries) != 1 || sum.Entries[0].Compared != n || sum.Entries[0].Drifted() != 0 {
 				b.Fatalf("summary %+v", sum.Entries)
 			}
