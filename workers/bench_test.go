@@ -18,17 +18,23 @@ package workers_test
 // "discard" counts the records (the cost of replay, fetch and logic), and
 // "featurestore" appends them to the event center (the live default; synced
 // appends, a feature source of its own per run). BENCH_CHUNK sets the
-// chunk (default workflows.DefaultChunk, an hour: 24 chunks); BENCH_WAY
+// chunk of every way (default the workflow's for temporal-1: 3h, 8 chunks;
+// BENCH_CHUNK=1h for the hours of backfills before workflow version 3); BENCH_WAY
 // (direct, activities, temporal-1 or temporal-2) runs one way alone, for a
-// profile.
+// profile. BENCH_SERVER=process runs the Temporal server in a process of
+// its own, as in production, and reports its CPU per event beside each
+// temporal way's (the default: in this process, its CPU counted as the
+// worker's).
 
 import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -59,17 +65,29 @@ func (d *discard) Write(_ context.Context, recs []job.Record) error {
 	return nil
 }
 
-var bench struct {
+var bench benchState
+
+type benchState struct {
 	once    sync.Once
 	err     error
-	dir     string // the prepared store, copied for each sub-benchmark
-	srv     *devtemporal.Server
+	dir     string              // the prepared store, copied for each sub-benchmark
+	srv     *devtemporal.Server // nil with BENCH_SERVER=process
+	server  *exec.Cmd           // with BENCH_SERVER=process
 	c       client.Client
 	events  int
 	outputs int
 }
 
 const benchSpan = 24 * time.Hour
+
+// serverCPU is the CPU the Temporal server's process has used so far, with
+// BENCH_SERVER=process (else 0: the server's CPU is this process's).
+func (bb *benchState) serverCPU() time.Duration {
+	if bb.server == nil {
+		return 0
+	}
+	return processCPU(bb.server.Process.Pid)
+}
 
 func benchSetup(b *testing.B) {
 	bench.once.Do(func() {
@@ -93,6 +111,10 @@ func benchSetup(b *testing.B) {
 		bench.events, bench.outputs = n, backfilltest.Triggers(evs)
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
+		if os.Getenv("BENCH_SERVER") == "process" {
+			bench.server, bench.c, bench.err = serverProcess(ctx)
+			return
+		}
 		if bench.srv, bench.err = devtemporal.Start(ctx, devtemporal.Config{Addr: "127.0.0.1:0", UIAddr: "off", SearchAttributes: workers.SearchAttributes(), LogLevel: "error"}); bench.err != nil {
 			return
 		}
@@ -139,22 +161,26 @@ func BenchmarkBackfill(b *testing.B) {
 			// equally often over a multiple of 4 iterations, and each
 			// starts after a collection.
 			took := make([]time.Duration, len(ways))
-			cpu := make([]time.Duration, len(ways))
+			cpu, serverCPU := make([]time.Duration, len(ways)), make([]time.Duration, len(ways))
 			for i := range b.N {
 				for k := range ways {
 					w := (i + k) % len(ways)
 					way := ways[w]
 					runtime.GC()
-					start, c := time.Now(), testenv.CPUTime()
+					start, c, s := time.Now(), testenv.CPUTime(), bench.serverCPU()
 					way.run(b, i)
 					took[w] += time.Since(start)
 					cpu[w] += testenv.CPUTime() - c
+					serverCPU[w] += bench.serverCPU() - s
 				}
 			}
 			n := float64(bench.events * b.N)
 			for w, way := range ways {
 				b.ReportMetric(n/took[w].Seconds(), way.name+"-events/s")
 				b.ReportMetric(float64(cpu[w].Nanoseconds())/n, way.name+"-cpu-ns/event")
+				if bench.server != nil && strings.HasPrefix(way.name, "temporal") {
+					b.ReportMetric(float64(serverCPU[w].Nanoseconds())/n, way.name+"-server-cpu-ns/event")
+				}
 			}
 			if len(ways) < 4 {
 				return
@@ -289,11 +315,16 @@ func temporalWay(b *testing.B, sink string, nw int) backfillWay {
 }
 
 // benchChunk is the chunk of the workflow and of the activities way:
-// BENCH_CHUNK (a Go duration), default workflows.DefaultChunk.
+// BENCH_CHUNK (a Go duration), default the workflow's for the range at
+// temporal-1's parallelism (2): 3h, 8 chunks.
 var benchChunk = func() time.Duration {
 	d, err := time.ParseDuration(os.Getenv("BENCH_CHUNK"))
 	if err != nil {
-		return workflows.DefaultChunk
+		in, err := workflows.BackfillInput{Job: backfilltest.JobName, From: backfilltest.T0, To: backfilltest.T0.Add(benchSpan), Parallelism: 2}.WithDefaults()
+		if err != nil {
+			panic(err)
+		}
+		return time.Duration(in.Chunk)
 	}
 	return d
 }()

@@ -22,8 +22,9 @@ import (
 
 // TestBackfillHistories runs, on a real Temporal server, the backfills
 // whose histories workflows.TestReplayHistories replays
-// (workflows/testdata/backfill_v2_*.json; TIDEMARK_UPDATE_HISTORIES=1
-// rewrites them): the workflow's own defaults, the parallelism update (and
+// (workflows/testdata/backfill_v3_*.json; TIDEMARK_UPDATE_HISTORIES=1
+// rewrites them): the workflow's own defaults, its chunk sized to the
+// range and parallelism, the parallelism update (and
 // a rejected one) beside the older signal, continue-as-new, a failed chunk
 // (a sample table replaced mid-backfill), a sample table to a Parquet file
 // sink with its manifest and _SUCCESS, the same ID started again (its
@@ -32,7 +33,8 @@ import (
 //
 // The histories of backfills started before versioning (backfill_v0_*.json)
 // were recorded by this test's predecessor at commit 1644896, those of
-// version 1 (backfill_v1_*.json) by this test at commit e450c25; they are
+// version 1 (backfill_v1_*.json) by this test at commit e450c25, those of
+// version 2 (backfill_v2_*.json) by this test at commit 251c220; they are
 // not rewritten.
 func TestBackfillHistories(t *testing.T) {
 	ctx := context.Background()
@@ -47,7 +49,7 @@ func TestBackfillHistories(t *testing.T) {
 	base := workflows.BackfillInput{Job: backfilltest.JobName, From: backfilltest.T0, To: backfilltest.T0.Add(2 * time.Hour),
 		Chunk: workflows.Duration(10 * time.Minute)}
 	triggers := backfilltest.Triggers(evs)
-	const v = "backfill_v2_"     // the prefix of the files written
+	const v = "backfill_v3_"     // the prefix of the files written
 	write := map[string]string{} // workflow ID -> file
 	var runIDs []string
 
@@ -59,6 +61,15 @@ func TestBackfillHistories(t *testing.T) {
 		t.Fatalf("defaults: %+v %v", sum, err)
 	}
 	write["hist-defaults"] = v + "defaults.json"
+
+	// No chunk: the workflow sizes it to the range and the parallelism (a
+	// day at 2 at once: 3h, 8 chunks).
+	in = base
+	in.To, in.Chunk, in.Parallelism, in.Sink = backfilltest.T0.Add(24*time.Hour), 0, 2, "featurestore:hist.chunk"
+	if err := backfill(t, c, "hist-chunk", "hist", in).Get(ctx, &sum); err != nil || sum.Chunks != 8 || sum.Written != triggers {
+		t.Fatalf("default chunk: %+v %v", sum, err)
+	}
+	write["hist-chunk"] = v + "default_chunk.json"
 
 	// The parallelism update after the first chunk; one out of range is
 	// rejected with an error for the caller; the older signal still works.

@@ -84,7 +84,18 @@ var (
 // with the defaults of the workflow version that started it (see
 // README.md, "Versioning").
 const (
-	DefaultChunk           = time.Hour
+	// DefaultChunk is the chunk of a range backfill that sets none, before
+	// versionChunkSized; since, it is the shortest default (see
+	// defaultChunk).
+	DefaultChunk = time.Hour
+	// MaxDefaultChunk is the longest chunk defaultChunk picks.
+	MaxDefaultChunk = 24 * time.Hour
+	// ChunksPerSlot is how many chunks defaultChunk cuts a range into per
+	// chunk run at once (Parallelism): enough that a slow chunk does not
+	// leave the others idle for long, few enough that Temporal's cost of a
+	// chunk (an activity, its workflow task and heartbeats: ~10 ms of the
+	// server's CPU here) stays small beside its work.
+	ChunksPerSlot          = 4
 	DefaultParallelism     = 8
 	DefaultMaxChunksPerRun = 1000
 	DefaultProgressEvery   = 2 * time.Second
@@ -121,8 +132,11 @@ const (
 	// tags the feature store's records; a file sink's folder is cleared of
 	// an earlier backfill of the same workflow ID before anything runs.
 	versionRuns workflow.Version = 2
+	// versionChunkSized: a range backfill that sets no Chunk gets one sized
+	// to its range and parallelism (defaultChunk), not always an hour.
+	versionChunkSized workflow.Version = 3
 	// versionLatest is the version new backfills run.
-	versionLatest = versionRuns
+	versionLatest = versionChunkSized
 )
 
 // BackfillInput asks for a backfill: a job over a time range or over a
@@ -142,7 +156,9 @@ type BackfillInput struct {
 	// activities.SampleChunk for the format). Each row runs the job once,
 	// as of the row's time.
 	Sample string `json:"sample,omitempty"`
-	// Chunk is the time span of a range chunk, e.g. "15m". Default 1h.
+	// Chunk is the time span of a range chunk, e.g. "15m". Default: the
+	// range over ChunksPerSlot × Parallelism, in whole hours from 1h to
+	// 24h (1h for backfills started before versionChunkSized).
 	Chunk Duration `json:"chunk,omitzero"`
 	// ChunkRows is the number of sample rows per chunk. Default 10000.
 	ChunkRows int `json:"chunkRows,omitempty"`
@@ -363,14 +379,17 @@ func (in *BackfillInput) setDefaults(v workflow.Version) {
 	if v < versionDefaults {
 		parallelism = legacyParallelism
 	}
+	if in.Parallelism == 0 {
+		in.Parallelism = parallelism
+	}
 	if in.Chunk == 0 {
 		in.Chunk = Duration(DefaultChunk)
+		if v >= versionChunkSized && in.Sample == "" {
+			in.Chunk = Duration(defaultChunk(in.To.Sub(in.From), in.Parallelism))
+		}
 	}
 	if in.ChunkRows == 0 {
 		in.ChunkRows = activities.DefaultChunkRows
-	}
-	if in.Parallelism == 0 {
-		in.Parallelism = parallelism
 	}
 	if in.MaxChunksPerRun == 0 {
 		in.MaxChunksPerRun = DefaultMaxChunksPerRun
@@ -399,6 +418,17 @@ func (in *BackfillInput) setDefaults(v workflow.Version) {
 	if in.Write == "" {
 		in.Write = activities.WriteFill
 	}
+}
+
+// defaultChunk is the chunk of a range of span run parallelism chunks at
+// once: span over ChunksPerSlot × parallelism, rounded up to whole hours,
+// from DefaultChunk (1h) to MaxDefaultChunk (24h). A day at parallelism 8
+// keeps hours (24 chunks); at 2 it gets 3h (8 chunks); a quarter at 8
+// gets days.
+func defaultChunk(span time.Duration, parallelism int) time.Duration {
+	per := span / time.Duration(ChunksPerSlot*max(parallelism, 1))
+	chunk := (per + time.Hour - 1).Truncate(time.Hour)
+	return min(max(chunk, DefaultChunk), MaxDefaultChunk)
 }
 
 // rangeChunks cuts a validated range backfill as replays are cut.

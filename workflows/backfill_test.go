@@ -349,3 +349,42 @@ func TestBackfillPlanRefused(t *testing.T) {
 		t.Fatalf("progress %+v %v", p, err)
 	}
 }
+
+// A range input without a chunk, as the stock CLI may send it: a backfill
+// started at versionChunkSized or later cuts a day at parallelism 2 into 8
+// chunks of 3h; one that started before (its version marker says so) into
+// 24 of an hour, as it did when it ran: the patch keeps its history.
+func TestBackfillDefaultChunkByVersion(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		version workflow.Version // 0: the latest
+		chunks  int
+		span    time.Duration
+	}{
+		{"latest", 0, 8, 3 * time.Hour},
+		{"before versionChunkSized", 2, 24, time.Hour},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env, c := newEnv(t)
+			if tc.version != 0 {
+				env.OnGetVersion("backfill", workflow.DefaultVersion, 3).Return(tc.version) // 3: versionLatest
+			}
+			env.OnActivity(a.BackfillChunk, mock.Anything, mock.Anything).Return(
+				func(_ context.Context, in activities.ChunkInput) (activities.ChunkResult, error) {
+					return c.result(in), nil
+				})
+			env.ExecuteWorkflow(workflows.Backfill, workflows.BackfillInput{Job: "test", From: t0, To: t0.Add(24 * time.Hour), Parallelism: 2})
+			if err := env.GetWorkflowError(); err != nil {
+				t.Fatal(err)
+			}
+			if len(c.seen) != tc.chunks {
+				t.Fatalf("%d chunks, want %d", len(c.seen), tc.chunks)
+			}
+			for _, ch := range c.seen {
+				if ch.To.Sub(ch.From) != tc.span {
+					t.Fatalf("chunk %d spans %v, want %v", ch.Index, ch.To.Sub(ch.From), tc.span)
+				}
+			}
+		})
+	}
+}

@@ -69,6 +69,36 @@ func TestWithDefaults(t *testing.T) {
 	}
 }
 
+// A range backfill that sets no chunk gets its range over ChunksPerSlot ×
+// Parallelism, in whole hours from 1h to 24h; one that sets a chunk keeps
+// it.
+func TestDefaultChunk(t *testing.T) {
+	day := 24 * time.Hour
+	for _, tc := range []struct {
+		span        time.Duration
+		parallelism int
+		chunk       workflows.Duration
+		want        time.Duration
+	}{
+		{time.Hour, 0, 0, time.Hour},                                     // shorter than an hour a slot: hours
+		{day, 0, 0, time.Hour},                                           // a day at the default 8: 24 chunks, as before
+		{day, 2, 0, 3 * time.Hour},                                       // 8 chunks for 2 slots
+		{day, 5, 0, 2 * time.Hour},                                       // 1.2h rounded up
+		{10 * day, 8, 0, 8 * time.Hour},                                  // 7.5h rounded up
+		{90 * day, 8, 0, 24 * time.Hour},                                 // at most a day
+		{day, 2, workflows.Duration(15 * time.Minute), 15 * time.Minute}, // set: kept
+		{100*365*day - time.Hour, 1, 0, 24 * time.Hour},                  // the longest range: in bounds
+	} {
+		in, err := workflows.BackfillInput{Job: "test", From: t0, To: t0.Add(tc.span), Parallelism: tc.parallelism, Chunk: tc.chunk}.WithDefaults()
+		if err != nil {
+			t.Fatalf("%v at parallelism %d: %v", tc.span, tc.parallelism, err)
+		}
+		if time.Duration(in.Chunk) != tc.want {
+			t.Errorf("%v at parallelism %d (chunk %v): chunk %v, want %v", tc.span, tc.parallelism, time.Duration(tc.chunk), time.Duration(in.Chunk), tc.want)
+		}
+	}
+}
+
 // The parallelism update rejects values out of range with an error the
 // caller gets, and applies the others at once.
 func TestBackfillParallelismUpdate(t *testing.T) {

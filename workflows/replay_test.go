@@ -59,6 +59,19 @@ func TestReplayHistories(t *testing.T) {
 		{"backfill_v2_sample_again.json", false},
 		{"backfill_v2_cancel.json", false},
 		{"backfill_v2_truncated.json", false},
+		// Recorded by workers.TestBackfillHistories at version 3 (the
+		// chunk sized to the range and parallelism): the same, plus a
+		// range without a chunk.
+		{"backfill_v3_defaults.json", false},
+		{"backfill_v3_default_chunk.json", false},
+		{"backfill_v3_update.json", false},
+		{"backfill_v3_can_first.json", false},
+		{"backfill_v3_can_last.json", false},
+		{"backfill_v3_failed_chunk.json", false},
+		{"backfill_v3_sample.json", false},
+		{"backfill_v3_sample_again.json", false},
+		{"backfill_v3_cancel.json", false},
+		{"backfill_v3_truncated.json", false},
 	} {
 		t.Run(strings.TrimSuffix(tc.file, ".json"), func(t *testing.T) {
 			r := worker.NewWorkflowReplayer()

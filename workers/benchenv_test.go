@@ -1,0 +1,116 @@
+package workers_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"go.temporal.io/sdk/client"
+
+	"github.com/tidemark-dev/tidemark/internal/devtemporal"
+	"github.com/tidemark-dev/tidemark/internal/freeport"
+	"github.com/tidemark-dev/tidemark/workers"
+)
+
+// logSlowRun logs, for a benchmark's workflow run that took longer than
+// slow, the gaps of over gap between consecutive events of its history
+// (with both events' types): where a run that stalled waited.
+func logSlowRun(b *testing.B, c client.Client, id string, took, slow, gap time.Duration) {
+	if took <= slow {
+		return
+	}
+	b.Logf("run %s took %v", id, took.Round(time.Millisecond))
+	it := c.GetWorkflowHistory(context.Background(), id, "", false, 0)
+	var prevTime time.Time
+	var prevType string
+	for it.HasNext() {
+		e, err := it.Next()
+		if err != nil {
+			b.Logf("its history: %v", err)
+			return
+		}
+		t := e.GetEventTime().AsTime()
+		if !prevTime.IsZero() && t.Sub(prevTime) > gap {
+			b.Logf("  %v between event %d %s and %s", t.Sub(prevTime).Round(time.Millisecond), e.GetEventId()-1, prevType, e.GetEventType())
+		}
+		prevTime, prevType = t, e.GetEventType().String()
+	}
+}
+
+// serverProcess starts the benchmarks' Temporal server in a process of its
+// own (this test binary running TestHelperTemporalServer), as a worker
+// meets it in production: the server's goroutines, heap and collections
+// are not the worker's. It returns the process and a client of it.
+// BENCH_SERVER_CPUPROFILE names a file for the server's CPU profile.
+func serverProcess(ctx context.Context) (*exec.Cmd, client.Client, error) {
+	addr, err := freeport.Addr("127.0.0.1")
+	if err != nil {
+		return nil, nil, err
+	}
+	args := []string{"-test.run=^TestHelperTemporalServer$"}
+	if f := os.Getenv("BENCH_SERVER_CPUPROFILE"); f != "" { // written as the server process ends
+		args = append(args, "-test.cpuprofile="+f)
+	}
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Env = append(os.Environ(), "TIDEMARK_HELPER_TEMPORAL="+addr)
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		return nil, nil, err
+	}
+	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(200 * time.Millisecond) {
+		c, err := client.DialContext(ctx, client.Options{HostPort: addr, Logger: quiet})
+		if err == nil {
+			if _, err = c.CheckHealth(ctx, &client.CheckHealthRequest{}); err == nil {
+				return cmd, c, nil
+			}
+			c.Close()
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			return nil, nil, fmt.Errorf("the Temporal server process at %s: %w", addr, err)
+		}
+	}
+}
+
+// TestHelperTemporalServer is serverProcess's server: it serves until the
+// process is killed or its parent exits.
+func TestHelperTemporalServer(t *testing.T) {
+	addr := os.Getenv("TIDEMARK_HELPER_TEMPORAL")
+	if addr == "" {
+		t.Skip("run by the workers benchmarks with BENCH_SERVER=process")
+	}
+	srv, err := devtemporal.Start(context.Background(), devtemporal.Config{Addr: addr, UIAddr: "off", SearchAttributes: workers.SearchAttributes(), LogLevel: "error"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Stop()
+	parent := os.Getppid()
+	for os.Getppid() == parent { // the benchmark's process is gone: so is the server
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+// processCPU is the CPU time (user and system) process pid has used so
+// far, from /proc (0 where it cannot be read: the figure is then missing,
+// not wrong).
+func processCPU(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command's closing parenthesis; utime and stime
+	// are the 14th and 15th of the line, in clock ticks (100 a second).
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(utime+stime) * 10 * time.Millisecond
+}
