@@ -234,7 +234,9 @@ func (a *cli) backfillParallelismCmd() *cobra.Command {
 		Short: "show or change how many chunks of a running backfill run at once",
 		Long: `parallelism shows a backfill's parallelism, or changes it with --set (a workflow
 Update: the running backfill checks the value and the command prints its answer or
-its refusal). A change needs a worker polling the backfill's task queue.`,
+its refusal). A change needs a worker polling the backfill's task queue. No more
+chunks run at once than are left: a backfill started without --chunk has about 4
+chunks per slot of its starting parallelism.`,
 		Example: "  tidemark backfill parallelism --id backfill-credit-features-20261126T101500\n  tidemark backfill parallelism --id backfill-credit-features-20261126T101500 --set 16",
 	}
 	s := a.settings(cmd)

@@ -58,11 +58,15 @@ func serverProcess(ctx context.Context) (*exec.Cmd, client.Client, error) {
 		args = append(args, "-test.cpuprofile="+f)
 	}
 	cmd := exec.Command(os.Args[0], args...)
-	cmd.Env = append(os.Environ(), "TIDEMARK_HELPER_TEMPORAL="+addr)
-	cmd.Stderr = os.Stderr
+	// The parent's pid, known before the child starts: a child that read
+	// it itself after a slow start could find its parent gone already.
+	cmd.Env = append(os.Environ(), "TIDEMARK_HELPER_TEMPORAL="+addr, fmt.Sprintf("TIDEMARK_HELPER_PARENT=%d", os.Getpid()))
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr // a failing helper's t.Fatal goes to stdout
 	if err := cmd.Start(); err != nil {
 		return nil, nil, err
 	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
 	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(200 * time.Millisecond) {
 		c, err := client.DialContext(ctx, client.Options{HostPort: addr, Logger: quiet})
 		if err == nil {
@@ -71,8 +75,14 @@ func serverProcess(ctx context.Context) (*exec.Cmd, client.Client, error) {
 			}
 			c.Close()
 		}
+		select {
+		case werr := <-exited:
+			return nil, nil, fmt.Errorf("the Temporal server process at %s exited: %v (last dial: %v)", addr, werr, err)
+		default:
+		}
 		if time.Now().After(deadline) {
 			cmd.Process.Kill()
+			<-exited
 			return nil, nil, fmt.Errorf("the Temporal server process at %s: %w", addr, err)
 		}
 	}
@@ -85,32 +95,37 @@ func TestHelperTemporalServer(t *testing.T) {
 	if addr == "" {
 		t.Skip("run by the workers benchmarks with BENCH_SERVER=process")
 	}
+	parent, err := strconv.Atoi(os.Getenv("TIDEMARK_HELPER_PARENT"))
+	if err != nil {
+		t.Fatalf("TIDEMARK_HELPER_PARENT: %v", err)
+	}
 	srv, err := devtemporal.Start(context.Background(), devtemporal.Config{Addr: addr, UIAddr: "off", SearchAttributes: workers.SearchAttributes(), LogLevel: "error"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer srv.Stop()
-	parent := os.Getppid()
 	for os.Getppid() == parent { // the benchmark's process is gone: so is the server
 		time.Sleep(500 * time.Millisecond)
 	}
 }
 
 // processCPU is the CPU time (user and system) process pid has used so
-// far, from /proc (0 where it cannot be read: the figure is then missing,
-// not wrong).
-func processCPU(pid int) time.Duration {
+// far, from /proc; ok is false where it cannot be read.
+func processCPU(pid int) (_ time.Duration, ok bool) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		return 0
+		return 0, false
 	}
 	// Fields after the command's closing parenthesis; utime and stime
 	// are the 14th and 15th of the line, in clock ticks (100 a second).
 	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
 	if len(f) < 13 {
-		return 0
+		return 0, false
 	}
-	utime, _ := strconv.ParseInt(f[11], 10, 64)
-	stime, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(utime+stime) * 10 * time.Millisecond
+	utime, err1 := strconv.ParseInt(f[11], 10, 64)
+	stime, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, false
+	}
+	return time.Duration(utime+stime) * 10 * time.Millisecond, true
 }

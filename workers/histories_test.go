@@ -34,7 +34,7 @@ import (
 // The histories of backfills started before versioning (backfill_v0_*.json)
 // were recorded by this test's predecessor at commit 1644896, those of
 // version 1 (backfill_v1_*.json) by this test at commit e450c25, those of
-// version 2 (backfill_v2_*.json) by this test at commit 251c220; they are
+// version 2 (backfill_v2_*.json) by this test before commit 967e214; they are
 // not rewritten.
 func TestBackfillHistories(t *testing.T) {
 	ctx := context.Background()
