@@ -34,20 +34,7 @@ func TestSlotsServeFirstWaitersFirst(t *testing.T) {
 			s.give()
 		})
 	}
-	queued := func(q, n int) {
-		t.Helper()
-		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
-			s.mu.Lock()
-			got := len(s.waiting[q])
-			s.mu.Unlock()
-			if got == n {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("queue %d holds %d waiters, want %d", q, got, n)
-			}
-		}
-	}
+	queued := func(q, n int) { t.Helper(); waitQueued(t, s, q, n) }
 	wait("read 1", false)
 	queued(1, 1)
 	wait("read 2", false)
@@ -93,20 +80,7 @@ func TestSlotsWeighted(t *testing.T) {
 		go func() { n, err := s.takeN(ctx, first, n); c <- taken{n, err} }()
 		return c
 	}
-	waiting := func(q, n int) {
-		t.Helper()
-		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
-			s.mu.Lock()
-			w := len(s.waiting[q])
-			s.mu.Unlock()
-			if w == n {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("queue %d: %d waiters, want %d", q, w, n)
-			}
-		}
-	}
+	waiting := func(q, n int) { t.Helper(); waitQueued(t, s, q, n) }
 	served := func(c chan taken, want int) {
 		t.Helper()
 		select {
@@ -176,11 +150,7 @@ func TestSlotsCancelAsHandedOver(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		got := make(chan int, 1)
 		go func() { n, _ := s.takeN(ctx, false, 3); got <- n }()
-		for queued := false; !queued; time.Sleep(10 * time.Microsecond) {
-			s.mu.Lock()
-			queued = len(s.waiting[1]) == 1
-			s.mu.Unlock()
-		}
+		waitQueued(t, s, 1, 1)
 		cancel() // the waiter wakes to it, and meanwhile, mostly, gets the slots:
 		s.giveN(4)
 		s.giveN(<-got) // 3 if it was served before it saw the cancel, else 0
@@ -189,6 +159,22 @@ func TestSlotsCancelAsHandedOver(t *testing.T) {
 		s.mu.Unlock()
 		if free != 4 {
 			t.Fatalf("%d of 4 slots free after every take gave back", free)
+		}
+	}
+}
+
+// waitQueued waits until queue q of s holds n waiters, failing t after 5 s.
+func waitQueued(t *testing.T, s *slots, q, n int) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Microsecond) {
+		s.mu.Lock()
+		got := len(s.waiting[q])
+		s.mu.Unlock()
+		if got == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("queue %d holds %d waiters, want %d", q, got, n)
 		}
 	}
 }
