@@ -32,7 +32,6 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -148,12 +147,7 @@ func BenchmarkBackfill(b *testing.B) {
 	for _, sink := range []string{"discard", "featurestore"} {
 		b.Run("sink="+sink, func(b *testing.B) {
 			ways := []backfillWay{directWay(b, sink), activitiesWay(b, sink), temporalWay(b, sink, 1), temporalWay(b, sink, 2)}
-			if only := os.Getenv("BENCH_WAY"); only != "" { // one way alone, for a profile
-				ways = slices.DeleteFunc(ways, func(w backfillWay) bool { return w.name != only })
-				if len(ways) == 0 {
-					b.Fatalf("BENCH_WAY=%s: no such way", only)
-				}
-			}
+			ways = onlyWay(b, ways, func(w backfillWay) string { return w.name })
 			// Every iteration runs each way once, in turn: a machine that
 			// slows down for a while slows every way alike, so the ratios
 			// are of the same moments. The order rotates from one

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -41,6 +42,20 @@ func logSlowRun(b *testing.B, c client.Client, id string, took, slow, gap time.D
 		}
 		prevTime, prevType = t, e.GetEventType().String()
 	}
+}
+
+// onlyWay is ways, or with BENCH_WAY set only the way of that name: one
+// way alone, for a profile.
+func onlyWay[W any](b *testing.B, ways []W, name func(W) string) []W {
+	only := os.Getenv("BENCH_WAY")
+	if only == "" {
+		return ways
+	}
+	ways = slices.DeleteFunc(ways, func(w W) bool { return name(w) != only })
+	if len(ways) == 0 {
+		b.Fatalf("BENCH_WAY=%s: no such way", only)
+	}
+	return ways
 }
 
 // serverProcess starts the benchmarks' Temporal server in a process of its

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"runtime"
-	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -120,12 +119,7 @@ func BenchmarkCorrectionWorkflow(b *testing.B) {
 			}
 		}},
 	}
-	if only := os.Getenv("BENCH_WAY"); only != "" { // one way alone, for a profile
-		ways = slices.DeleteFunc(ways, func(w way) bool { return w.name != only })
-		if len(ways) == 0 {
-			b.Fatalf("BENCH_WAY=%s: no such way", only)
-		}
-	}
+	ways = onlyWay(b, ways, func(w way) string { return w.name })
 	took, cpu := make([]time.Duration, len(ways)), make([]time.Duration, len(ways))
 	for i := 0; b.Loop(); i++ { // b.Loop: the table is loaded once
 		for k := range ways {
