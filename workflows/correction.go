@@ -374,13 +374,6 @@ func Correction(ctx workflow.Context, in CorrectionInput) (CorrectionSummary, er
 		s.pending += len(chunks)
 		p.Chunks += len(chunks)
 	}
-	// refill plans the next page of the first source with range chunks
-	// left to plan, when fewer than max(Parallelism, PageChunks/2) chunks
-	// are queued and no page is being planned: the queue (carried across
-	// continue-as-new) holds at most the first plan and a page and a half
-	// however many big sources the run has, and the next page is planned
-	// while half a page of chunks runs. A page being planned runs beside
-	// the Parallelism chunks.
 	// nextToPlan is the first source with range chunks left to plan (nil:
 	// none).
 	nextToPlan := func() *sourceState {
@@ -391,6 +384,13 @@ func Correction(ctx workflow.Context, in CorrectionInput) (CorrectionSummary, er
 		}
 		return nil
 	}
+	// refill plans the next page of the first source with range chunks
+	// left to plan, when fewer than max(Parallelism, PageChunks/2) chunks
+	// are queued and no page is being planned: the queue (carried across
+	// continue-as-new) holds at most the first plan and a page and a half
+	// however many big sources the run has, and the next page is planned
+	// while half a page of chunks runs. A page being planned runs beside
+	// the Parallelism chunks.
 	paging := false
 	refill := func() {
 		if paging || len(queue) >= max(in.Parallelism, in.PageChunks/2) {
