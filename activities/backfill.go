@@ -161,7 +161,7 @@ func (a *Backfill) BackfillPlan(ctx context.Context, in PlanInput) (Plan, error)
 		return Plan{}, err
 	}
 	if in.Sample != "" {
-		sp, err := a.planSample(ctx, in.Sample, in.ChunkRows)
+		sp, err := a.planSample(ctx, in.Sample, in.ChunkRows, in.Chunks)
 		if err != nil {
 			return Plan{}, err
 		}
@@ -589,18 +589,30 @@ func (p *paramVersions) Name() string { return "paramversions" }
 func (p *paramVersions) Idempotent()  {}
 
 func (p *paramVersions) Write(_ context.Context, recs []job.Record) error {
-	p.written.Add(int64(len(recs)))
+	p.note(len(recs), func(yield func(params.Version) bool) {
+		for i := range recs {
+			if !yield(recs[i].ParamVersion) {
+				return
+			}
+		}
+	})
+	return nil
+}
+
+// note counts n records, of the parameter versions vs.
+func (p *paramVersions) note(n int, vs iter.Seq[params.Version]) {
+	p.written.Add(int64(n))
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.seen == nil {
 		p.seen = map[int64]struct{}{}
 	}
-	for i := range recs {
-		if len(p.seen) < 100 {
-			p.seen[int64(recs[i].ParamVersion)] = struct{}{}
+	for v := range vs {
+		if len(p.seen) >= 100 {
+			return
 		}
+		p.seen[int64(v)] = struct{}{}
 	}
-	return nil
 }
 
 // merge adds the versions seen to vs (sorted, at most 100).

@@ -268,3 +268,92 @@ func TestFileSinkFolderPerBackfillID(t *testing.T) {
 		}
 	}
 }
+
+// Without rows per chunk, a plan cuts a table into about the chunks it is
+// asked for, of DefaultChunkRows to MaxSizedChunkRows rows: a CSV table in
+// multiples of DefaultChunkRows, a Parquet table in whole row groups. Rows
+// per chunk, when given, win.
+func TestPlanSizesChunks(t *testing.T) {
+	_, a, _ := fixture(t, 10)
+	dir := t.TempDir()
+	const rows = 95_000
+	var b strings.Builder
+	b.WriteString("key,time,label\n")
+	type sampleRow struct {
+		Key   string    `parquet:"key"`
+		Time  time.Time `parquet:"time,timestamp(microsecond)"`
+		Label int64     `parquet:"label"`
+	}
+	prows := make([]sampleRow, rows)
+	for i := range rows {
+		fmt.Fprintf(&b, "k%d,2026-11-01,%d\n", i, i%2)
+		prows[i] = sampleRow{Key: fmt.Sprintf("k%d", i), Time: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC), Label: int64(i % 2)}
+	}
+	csvPath, csvText := filepath.Join(dir, "sample.csv"), b.String()
+	if err := os.WriteFile(csvPath, []byte(csvText), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pqPath := filepath.Join(dir, "sample.parquet")
+	f, err := os.Create(pqPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := parquet.NewGenericWriter[sampleRow](f, parquet.MaxRowsPerRowGroup(1000))
+	if _, err := w.Write(prows); err != nil {
+		t.Fatal(err)
+	}
+	if err := errors.Join(w.Close(), f.Close()); err != nil {
+		t.Fatal(err)
+	}
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestActivityEnvironment()
+	env.RegisterActivity(a)
+	for _, c := range []struct {
+		path              string
+		chunkRows, chunks int
+		want              []int // rows of each chunk
+	}{
+		// 95 000 over 2: 47 500 a chunk, cut to 40 000 (CSV) or to 47
+		// row groups (Parquet).
+		{csvPath, 0, 2, []int{40_000, 40_000, 15_000}},
+		{pqPath, 0, 2, []int{47_000, 47_000, 1_000}},
+		// Many chunks asked: never fewer than DefaultChunkRows rows.
+		{csvPath, 0, 32, []int{10_000, 10_000, 10_000, 10_000, 10_000, 10_000, 10_000, 10_000, 10_000, 5_000}},
+		// One chunk asked: never more than MaxSizedChunkRows (95 000 is
+		// under it).
+		{pqPath, 0, 1, []int{95_000}},
+		// Rows per chunk given: the chunk count is not consulted.
+		{csvPath, 30_000, 2, []int{30_000, 30_000, 30_000, 5_000}},
+		// Neither: DefaultChunkRows.
+		{pqPath, 0, 0, []int{10_000, 10_000, 10_000, 10_000, 10_000, 10_000, 10_000, 10_000, 10_000, 5_000}},
+	} {
+		v, err := env.ExecuteActivity(a.BackfillPlan, activities.PlanInput{Job: backfilltest.JobName, Sample: c.path, ChunkRows: c.chunkRows, Chunks: c.chunks})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var p activities.Plan
+		if err := v.Get(&p); err != nil {
+			t.Fatal(err)
+		}
+		var got []int
+		total := 0
+		for i := range p.Sample.Offsets {
+			ch := p.Sample.Chunk(i)
+			if ch.FirstRow != total {
+				t.Errorf("%s, %d rows, %d chunks: chunk %d starts at row %d, want %d", filepath.Base(c.path), c.chunkRows, c.chunks, i, ch.FirstRow, total)
+			}
+			// The chunk's bytes start at its first row.
+			if ch.Format == "" && !strings.HasPrefix(csvText[ch.Offset:], fmt.Sprintf("k%d,", ch.FirstRow)) {
+				t.Errorf("%s, %d rows, %d chunks: chunk %d's bytes start at %.12q, want row %d", filepath.Base(c.path), c.chunkRows, c.chunks, i, csvText[ch.Offset:], ch.FirstRow)
+			}
+			if ch.Format != "" && (ch.FirstGroup*1000 != ch.FirstRow || ch.RowGroups*1000 < ch.Rows) {
+				t.Errorf("%s, %d rows, %d chunks: chunk %d is row groups %d+%d, want the groups of rows %d+%d", filepath.Base(c.path), c.chunkRows, c.chunks, i, ch.FirstGroup, ch.RowGroups, ch.FirstRow, ch.Rows)
+			}
+			got = append(got, ch.Rows)
+			total += ch.Rows
+		}
+		if !slices.Equal(got, c.want) || p.Sample.Rows != rows {
+			t.Errorf("%s, %d rows, %d chunks: chunks of %v rows (%d in all), want %v", filepath.Base(c.path), c.chunkRows, c.chunks, got, p.Sample.Rows, c.want)
+		}
+	}
+}

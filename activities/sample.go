@@ -25,10 +25,28 @@ import (
 	"github.com/tidemark-dev/tidemark/eventcenter"
 	"github.com/tidemark-dev/tidemark/job"
 	"github.com/tidemark-dev/tidemark/job/outputs"
+	"github.com/tidemark-dev/tidemark/params"
 )
 
-// DefaultChunkRows is the default number of sample rows per chunk.
-const DefaultChunkRows = 10000
+const (
+	// DefaultChunkRows is the number of sample rows per chunk when a plan
+	// is given neither rows per chunk nor a number of chunks, and the
+	// fewest a sized chunk holds (see sizedChunkRows).
+	DefaultChunkRows = 10_000
+	// MaxSizedChunkRows is the most rows a sized chunk holds: a chunk's
+	// output object and its retry stay small.
+	MaxSizedChunkRows = 100_000
+)
+
+// sizedChunkRows is the number of rows per chunk that cuts a table of rows
+// into about chunks chunks, from DefaultChunkRows to MaxSizedChunkRows.
+// Each chunk is an activity whose cost to Temporal (~10 ms of CPU) and
+// whose object are paid per chunk, so a small table at a low parallelism
+// gets few large chunks instead of many of 10 000 rows.
+func sizedChunkRows(rows, chunks int) int {
+	per := (rows + max(chunks, 1) - 1) / max(chunks, 1)
+	return min(max(per, DefaultChunkRows), MaxSizedChunkRows)
+}
 
 // sampleLoc is where a sample table is: a local path or an S3 object.
 type sampleLoc struct {
@@ -159,9 +177,13 @@ func isParquet(uri string) bool {
 	return ext == ".parquet" || ext == ".pq"
 }
 
-// planSample plans a sample table: CSV (planCSV) or Parquet (planParquet).
-func (a *Backfill) planSample(ctx context.Context, uri string, chunkRows int) (*SamplePlan, error) {
-	if chunkRows <= 0 {
+// planSample plans a sample table: CSV (planCSV) or Parquet (planParquet),
+// in chunks of chunkRows rows; with chunkRows 0, in about chunks chunks
+// (sizedChunkRows), or in chunks of DefaultChunkRows if chunks is 0 too.
+func (a *Backfill) planSample(ctx context.Context, uri string, chunkRows, chunks int) (*SamplePlan, error) {
+	if chunkRows > 0 {
+		chunks = 0
+	} else if chunks <= 0 {
 		chunkRows = DefaultChunkRows
 	}
 	l, err := a.locate(uri)
@@ -173,9 +195,31 @@ func (a *Backfill) planSample(ctx context.Context, uri string, chunkRows int) (*
 		return nil, err
 	}
 	if isParquet(uri) {
-		return a.planParquet(ctx, l, version, size, chunkRows)
+		return a.planParquet(ctx, l, version, size, chunkRows, chunks)
 	}
-	return a.planCSV(ctx, l, version, size, chunkRows)
+	if chunkRows > 0 {
+		return a.planCSV(ctx, l, version, size, chunkRows)
+	}
+	// The rows are counted as the plan reads them: cut in chunks of
+	// DefaultChunkRows, then join them.
+	p, err := a.planCSV(ctx, l, version, size, DefaultChunkRows)
+	if err != nil {
+		return nil, err
+	}
+	p.join(sizedChunkRows(p.Rows, chunks) / DefaultChunkRows)
+	return p, nil
+}
+
+// join makes every k chunks of a CSV plan one.
+func (p *SamplePlan) join(k int) {
+	if k <= 1 {
+		return
+	}
+	offsets := p.Offsets[:0]
+	for i := 0; i < len(p.Offsets); i += k {
+		offsets = append(offsets, p.Offsets[i])
+	}
+	p.Offsets, p.ChunkRows = offsets, p.ChunkRows*k
 }
 
 // planCSV reads the whole table once: it checks the header and every row,
@@ -367,7 +411,7 @@ type sampleRunner struct {
 	rowOf    []int // triggers[k] is row rowOf[k]
 	results  []job.Result
 	recs     []job.Record // the segment's output records
-	ok       []job.Record // the OK runs' records (training sets)
+	prefetch *job.Prefetch
 }
 
 func (a *Backfill) newSampleRunner(ctx context.Context, j *job.Job, in ChunkInput, training bool, skip int) (*sampleRunner, error) {
@@ -434,7 +478,11 @@ func (s *sampleRunner) segment(ctx context.Context, env *job.Env, ordinal, n int
 		}
 	}
 	s.answers = grow(s.answers, len(s.qs))
-	pf := job.NewPrefetch(env.Store)
+	if s.prefetch == nil {
+		s.prefetch = job.NewPrefetch(env.Store)
+	}
+	pf := s.prefetch
+	pf.Reset() // the previous segment's answers
 	if err := pf.Fill(ctx, s.qs, s.answers); err != nil {
 		return sum, 0, false, fmt.Errorf("backfill: sample %q: state as of the rows: %w", s.in.Sample.URI, err)
 	}
@@ -501,23 +549,22 @@ func (s *sampleRunner) segment(ctx context.Context, env *job.Env, ordinal, n int
 	}
 	// The parameter versions are those of the runs' records, not of the
 	// rows without features.
-	var sink, versions []job.Output
+	var sink []job.Output
 	for _, o := range env.Outputs {
-		if _, ok := o.(*paramVersions); ok {
-			versions = append(versions, o)
-		} else {
+		pv, ok := o.(*paramVersions)
+		if !ok {
 			sink = append(sink, o)
+			continue
 		}
+		pv.note(sum.Counts[job.OK], func(yield func(params.Version) bool) {
+			for k := range s.triggers {
+				if r := &s.results[k]; r.Record != nil && !yield(r.Record.ParamVersion) {
+					return
+				}
+			}
+		})
 	}
-	s.ok = s.ok[:0]
-	for k := range s.triggers {
-		if r := &s.results[k]; r.Record != nil {
-			s.ok = append(s.ok, *r.Record)
-		}
-	}
-	err := errors.Join(job.WriteOutputs(ctx, sink, env.Ledger, s.recs), job.WriteOutputs(ctx, versions, env.Ledger, s.ok))
-	clear(s.ok)
-	return sum, len(rows), done, err
+	return sum, len(rows), done, job.WriteOutputs(ctx, sink, env.Ledger, s.recs)
 }
 
 // rowState returns a row's state from the answers of its key's as-of

@@ -260,7 +260,7 @@ func maxTime(a, b time.Time) time.Time {
 // say there is no null and the time's maximum; else it reads the row
 // group and checks every row's key and time. Rows are checked again when
 // their chunk runs (an empty key fails it).
-func (a *Backfill) planParquet(ctx context.Context, l sampleLoc, version string, size int64, chunkRows int) (*SamplePlan, error) {
+func (a *Backfill) planParquet(ctx context.Context, l sampleLoc, version string, size int64, chunkRows, chunks int) (*SamplePlan, error) {
 	ra, closeFile, err := a.parquetReaderAt(ctx, l, version, size, [2]int64{0, size})
 	if err != nil {
 		return nil, err
@@ -273,6 +273,9 @@ func (a *Backfill) planParquet(ctx context.Context, l sampleLoc, version string,
 	conv, keyCol, timeCol, carry, err := parquetColumns(f, l.uri)
 	if err != nil {
 		return nil, err
+	}
+	if chunkRows <= 0 {
+		chunkRows = sizedChunkRows(int(f.NumRows()), chunks)
 	}
 	p := &SamplePlan{URI: l.uri, Format: FormatParquet, ChunkRows: chunkRows, Columns: len(conv), KeyCol: keyCol, TimeCol: timeCol,
 		Carry: carry, Size: size, Version: version, RowGroups: len(f.RowGroups())}

@@ -84,9 +84,12 @@ type PlanInput struct {
 	Job     string  `json:"job"`
 	Options Options `json:"options"`
 	// Sample, if set, is the URI of a sample table (see SampleChunk.URI);
-	// ChunkRows rows go in each chunk.
+	// ChunkRows rows go in each chunk. With ChunkRows 0 the table is cut
+	// into about Chunks chunks of DefaultChunkRows to MaxSizedChunkRows
+	// rows, or into chunks of DefaultChunkRows if Chunks is 0 too.
 	Sample    string `json:"sample,omitempty"`
 	ChunkRows int    `json:"chunkRows,omitempty"`
+	Chunks    int    `json:"chunks,omitempty"`
 }
 
 // Plan is BackfillPlan's answer.

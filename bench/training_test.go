@@ -16,8 +16,9 @@ package bench_test
 // state once (one fetch per row) and outputs two of its columns.
 //
 // tidemark: the Backfill workflow on an in-process Temporal server, one
-// worker, sample chunks of 10,000 rows (BENCH_CHUNK_ROWS), parallelism 2
-// (BENCH_PARALLELISM), segments of the default size (BENCH_SEGMENT), a
+// worker, parallelism 2 (BENCH_PARALLELISM), the workflow's default
+// sample chunks (the table over 4 × parallelism: 25,000 rows; or
+// BENCH_CHUNK_ROWS), segments of the default size (BENCH_SEGMENT), a
 // Parquet file sink;
 // timed from the start of the workflow to its result (plan, chunks,
 // manifest). DuckDB (python3 -m pip install duckdb): the ASOF LEFT JOIN
@@ -221,7 +222,7 @@ func BenchmarkTraining(b *testing.B) {
 
 	out := filepath.Join(dir, "out")
 	backfill := func(id string) workflows.Summary {
-		in := workflows.BackfillInput{Job: "training", Sample: samplePath, ChunkRows: envInt("BENCH_CHUNK_ROWS", 10_000), Parallelism: envInt("BENCH_PARALLELISM", 2)}
+		in := workflows.BackfillInput{Job: "training", Sample: samplePath, ChunkRows: envInt("BENCH_CHUNK_ROWS", 0), Parallelism: envInt("BENCH_PARALLELISM", 2)}
 		in.SegmentEvents = envInt("BENCH_SEGMENT", 0)
 		in.Sink, in.Format = "file://"+out, "parquet"
 		run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: queue}, workflows.BackfillWorkflow, in)

@@ -160,7 +160,12 @@ type BackfillInput struct {
 	// range over ChunksPerSlot × Parallelism, in whole hours from 1h to
 	// 24h (1h for backfills started before versionChunkSized).
 	Chunk Duration `json:"chunk,omitzero"`
-	// ChunkRows is the number of sample rows per chunk. Default 10000.
+	// ChunkRows is the number of sample rows per chunk. Default: the
+	// table over ChunksPerSlot × Parallelism, from 10 000
+	// (activities.DefaultChunkRows) to 100 000 rows
+	// (activities.MaxSizedChunkRows), rounded to whole row groups of a
+	// Parquet table (to multiples of 10 000 rows of a CSV table). The plan
+	// sizes it; backfills whose plan ran before then have 10 000.
 	ChunkRows int `json:"chunkRows,omitempty"`
 	// Parallelism is the most chunks run at once, 1 to MaxParallelism.
 	// Default DefaultParallelism (8; 4 for histories started before
@@ -388,9 +393,6 @@ func (in *BackfillInput) setDefaults(v workflow.Version) {
 			in.Chunk = Duration(defaultChunk(in.To.Sub(in.From), in.Parallelism))
 		}
 	}
-	if in.ChunkRows == 0 {
-		in.ChunkRows = activities.DefaultChunkRows
-	}
 	if in.MaxChunksPerRun == 0 {
 		in.MaxChunksPerRun = DefaultMaxChunksPerRun
 	}
@@ -594,9 +596,12 @@ func Backfill(ctx workflow.Context, in BackfillInput) (Summary, error) {
 			RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 5},
 		})
 		plan := activities.Plan{}
-		err := workflow.ExecuteActivity(planCtx, a.BackfillPlan, activities.PlanInput{
-			Job: in.Job, Options: opts, Sample: in.Sample, ChunkRows: in.ChunkRows,
-		}).Get(ctx, &plan)
+		planIn := activities.PlanInput{Job: in.Job, Options: opts, Sample: in.Sample, ChunkRows: in.ChunkRows}
+		if in.Sample != "" && in.ChunkRows == 0 {
+			// The plan sizes the chunks, as defaultChunk does a range's.
+			planIn.Chunks = ChunksPerSlot * in.Parallelism
+		}
+		err := workflow.ExecuteActivity(planCtx, a.BackfillPlan, planIn).Get(ctx, &plan)
 		if err != nil {
 			return finish("failed", err)
 		}

@@ -293,6 +293,37 @@ func TestBackfillSample(t *testing.T) {
 	}
 }
 
+// A sample backfill that sets no rows per chunk asks its plan for
+// ChunksPerSlot chunks per slot, which the plan sizes (see
+// activities.PlanInput); rows per chunk, when set, go to the plan alone.
+func TestBackfillSampleSizedChunks(t *testing.T) {
+	for _, c := range []struct {
+		in   workflows.BackfillInput
+		want activities.PlanInput
+	}{
+		{workflows.BackfillInput{Job: "test", Sample: "s3://b/sample.csv", Parallelism: 2}, activities.PlanInput{Chunks: 2 * workflows.ChunksPerSlot}},
+		{workflows.BackfillInput{Job: "test", Sample: "s3://b/sample.csv"}, activities.PlanInput{Chunks: workflows.DefaultParallelism * workflows.ChunksPerSlot}},
+		{workflows.BackfillInput{Job: "test", Sample: "s3://b/sample.csv", Parallelism: 2, ChunkRows: 5000}, activities.PlanInput{ChunkRows: 5000}},
+	} {
+		env := newTestEnv()
+		env.RegisterWorkflowWithOptions(workflows.Backfill, workflow.RegisterOptions{Name: workflows.BackfillWorkflow})
+		env.RegisterActivity(a)
+		var got activities.PlanInput
+		env.OnActivity(a.BackfillPlan, mock.Anything, mock.Anything).Return(
+			func(_ context.Context, in activities.PlanInput) (activities.Plan, error) {
+				got = in
+				return activities.Plan{Source: "test.apps", Sample: &activities.SamplePlan{URI: in.Sample, ChunkRows: 10}, Watermark: far}, nil
+			})
+		env.ExecuteWorkflow(workflows.Backfill, c.in)
+		if err := env.GetWorkflowError(); err != nil {
+			t.Fatal(err)
+		}
+		if got.ChunkRows != c.want.ChunkRows || got.Chunks != c.want.Chunks {
+			t.Errorf("%+v: plan asked for %d rows per chunk, %d chunks; want %d, %d", c.in, got.ChunkRows, got.Chunks, c.want.ChunkRows, c.want.Chunks)
+		}
+	}
+}
+
 func TestBackfillBadInput(t *testing.T) {
 	for name, in := range map[string]workflows.BackfillInput{
 		"no job":      {From: t0, To: t0.Add(time.Hour)},
