@@ -270,13 +270,13 @@ func TestFileSinkFolderPerBackfillID(t *testing.T) {
 }
 
 // Without rows per chunk, a plan cuts a table into about the chunks it is
-// asked for, of DefaultChunkRows to MaxSizedChunkRows rows: a CSV table in
-// multiples of DefaultChunkRows, a Parquet table in whole row groups. Rows
-// per chunk, when given, win.
+// asked for, of about DefaultChunkRows to MaxSizedChunkRows rows: a CSV
+// table in multiples of DefaultChunkRows, a Parquet table in whole row
+// groups. Rows per chunk, when given, win.
 func TestPlanSizesChunks(t *testing.T) {
 	_, a, _ := fixture(t, 10)
 	dir := t.TempDir()
-	const rows = 95_000
+	const rows = 150_000
 	var b strings.Builder
 	b.WriteString("key,time,label\n")
 	type sampleRow struct {
@@ -308,24 +308,30 @@ func TestPlanSizesChunks(t *testing.T) {
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestActivityEnvironment()
 	env.RegisterActivity(a)
+	tens := func(n int) []int { return slices.Repeat([]int{10_000}, n) }
 	for _, c := range []struct {
 		path              string
 		chunkRows, chunks int
 		want              []int // rows of each chunk
 	}{
-		// 95 000 over 2: 47 500 a chunk, cut to 40 000 (CSV) or to 47
-		// row groups (Parquet).
-		{csvPath, 0, 2, []int{40_000, 40_000, 15_000}},
-		{pqPath, 0, 2, []int{47_000, 47_000, 1_000}},
-		// Many chunks asked: never fewer than DefaultChunkRows rows.
-		{csvPath, 0, 32, []int{10_000, 10_000, 10_000, 10_000, 10_000, 10_000, 10_000, 10_000, 10_000, 5_000}},
-		// One chunk asked: never more than MaxSizedChunkRows (95 000 is
-		// under it).
-		{pqPath, 0, 1, []int{95_000}},
+		// 150 000 over 2: CSV in 8 chunks of 10 000 and the rest, Parquet
+		// at the row group nearest the half.
+		{csvPath, 0, 2, []int{80_000, 70_000}},
+		{pqPath, 0, 2, []int{75_000, 75_000}},
+		// Over 7: each chunk ends at the group whose middle row is nearest
+		// the next seventh (21 428.6, 42 857.1, ...).
+		{pqPath, 0, 7, []int{21_000, 22_000, 21_000, 22_000, 21_000, 22_000, 21_000}},
+		// Many chunks asked: DefaultChunkRows a chunk, not fewer.
+		{csvPath, 0, 32, tens(15)},
+		{pqPath, 0, 32, tens(15)},
+		// One chunk asked: MaxSizedChunkRows a chunk at most.
+		{csvPath, 0, 1, []int{80_000, 70_000}},
+		{pqPath, 0, 1, []int{75_000, 75_000}},
 		// Rows per chunk given: the chunk count is not consulted.
-		{csvPath, 30_000, 2, []int{30_000, 30_000, 30_000, 5_000}},
+		{csvPath, 30_000, 2, []int{30_000, 30_000, 30_000, 30_000, 30_000}},
 		// Neither: DefaultChunkRows.
-		{pqPath, 0, 0, []int{10_000, 10_000, 10_000, 10_000, 10_000, 10_000, 10_000, 10_000, 10_000, 5_000}},
+		{pqPath, 0, 0, tens(15)},
+		{csvPath, 0, 0, tens(15)},
 	} {
 		v, err := env.ExecuteActivity(a.BackfillPlan, activities.PlanInput{Job: backfilltest.JobName, Sample: c.path, ChunkRows: c.chunkRows, Chunks: c.chunks})
 		if err != nil {

@@ -48,6 +48,13 @@ func sizedChunkRows(rows, chunks int) int {
 	return min(max(per, DefaultChunkRows), MaxSizedChunkRows)
 }
 
+// sizedChunks is the number of chunks of sizedChunkRows rows a table of
+// rows is cut into (at least one).
+func sizedChunks(rows, chunks int) int {
+	per := sizedChunkRows(rows, chunks)
+	return max((rows+per-1)/per, 1)
+}
+
 // sampleLoc is where a sample table is: a local path or an S3 object.
 type sampleLoc struct {
 	uri         string
@@ -181,9 +188,7 @@ func isParquet(uri string) bool {
 // in chunks of chunkRows rows; with chunkRows 0, in about chunks chunks
 // (sizedChunkRows), or in chunks of DefaultChunkRows if chunks is 0 too.
 func (a *Backfill) planSample(ctx context.Context, uri string, chunkRows, chunks int) (*SamplePlan, error) {
-	if chunkRows > 0 {
-		chunks = 0
-	} else if chunks <= 0 {
+	if chunkRows <= 0 && chunks <= 0 {
 		chunkRows = DefaultChunkRows
 	}
 	l, err := a.locate(uri)
@@ -201,12 +206,14 @@ func (a *Backfill) planSample(ctx context.Context, uri string, chunkRows, chunks
 		return a.planCSV(ctx, l, version, size, chunkRows)
 	}
 	// The rows are counted as the plan reads them: cut in chunks of
-	// DefaultChunkRows, then join them.
+	// DefaultChunkRows, then joined k at a time into the number of chunks
+	// nearest sizedChunks.
 	p, err := a.planCSV(ctx, l, version, size, DefaultChunkRows)
 	if err != nil {
 		return nil, err
 	}
-	p.join(sizedChunkRows(p.Rows, chunks) / DefaultChunkRows)
+	n := sizedChunks(p.Rows, chunks)
+	p.join((len(p.Offsets) + n/2) / n)
 	return p, nil
 }
 
@@ -410,8 +417,8 @@ type sampleRunner struct {
 	triggers []eventcenter.Event
 	rowOf    []int // triggers[k] is row rowOf[k]
 	results  []job.Result
-	recs     []job.Record // the segment's output records
-	prefetch *job.Prefetch
+	recs     []job.Record  // the segment's output records
+	prefetch *job.Prefetch // over a.Store (every segment's env.Store); refilled per segment
 }
 
 func (a *Backfill) newSampleRunner(ctx context.Context, j *job.Job, in ChunkInput, training bool, skip int) (*sampleRunner, error) {
@@ -420,7 +427,7 @@ func (a *Backfill) newSampleRunner(ctx context.Context, j *job.Job, in ChunkInpu
 		return nil, err
 	}
 	s := &sampleRunner{a: a, j: j, in: in, training: training, rows: rows, fixed: knownAt(in.Options), asKnown: in.Options.KnownAt == "trigger",
-		idPrefix: sampleIDPrefix(j.Name(), in.Sample)}
+		idPrefix: sampleIDPrefix(j.Name(), in.Sample), prefetch: job.NewPrefetch(a.Store)}
 	for _, name := range in.Sample.Carry {
 		s.carried = append(s.carried, outputs.SampleColumn(name))
 	}
@@ -478,9 +485,6 @@ func (s *sampleRunner) segment(ctx context.Context, env *job.Env, ordinal, n int
 		}
 	}
 	s.answers = grow(s.answers, len(s.qs))
-	if s.prefetch == nil {
-		s.prefetch = job.NewPrefetch(env.Store)
-	}
 	pf := s.prefetch
 	pf.Reset() // the previous segment's answers
 	if err := pf.Fill(ctx, s.qs, s.answers); err != nil {

@@ -274,17 +274,33 @@ func (a *Backfill) planParquet(ctx context.Context, l sampleLoc, version string,
 	if err != nil {
 		return nil, err
 	}
+	// Sized (chunkRows 0): the table in n chunks, each a run of whole
+	// row groups that ends at the group whose middle row is nearest the
+	// next n-th of the rows.
+	total := 0
+	for _, rg := range f.RowGroups() {
+		total += int(rg.NumRows())
+	}
+	n := 0
 	if chunkRows <= 0 {
-		chunkRows = sizedChunkRows(int(f.NumRows()), chunks)
+		chunkRows = sizedChunkRows(total, chunks)
+		n = sizedChunks(total, chunks)
 	}
 	p := &SamplePlan{URI: l.uri, Format: FormatParquet, ChunkRows: chunkRows, Columns: len(conv), KeyCol: keyCol, TimeCol: timeCol,
 		Carry: carry, Size: size, Version: version, RowGroups: len(f.RowGroups())}
 	meta := f.Metadata().RowGroups
 	chunkStart := 0
+	newChunk := func(rows int) bool {
+		if n > 0 {
+			boundary := len(p.Groups) * total / n
+			return rows > 0 && 2*p.Rows+rows >= 2*boundary
+		}
+		return p.Rows-chunkStart+rows > chunkRows
+	}
 	for g, rg := range f.RowGroups() {
-		n := int(rg.NumRows())
+		groupRows := int(rg.NumRows())
 		start, end := groupBytes(&meta[g])
-		if len(p.Groups) == 0 || p.Rows-chunkStart+n > chunkRows {
+		if len(p.Groups) == 0 || newChunk(groupRows) {
 			if len(p.Groups) == MaxChunks {
 				return nil, permanent(ErrTypeTooManyChunks, "backfill: sample %q in chunks of %d rows needs more than %d chunks: choose more rows per chunk", l.uri, chunkRows, MaxChunks)
 			}
@@ -298,7 +314,7 @@ func (a *Backfill) planParquet(ctx context.Context, l sampleLoc, version string,
 			// The footer says enough: no null key or time, the latest
 			// time. Rows are read (and each checked) when their chunk runs.
 			p.Latest = maxTime(p.Latest, latest)
-			p.Rows += n
+			p.Rows += groupRows
 			continue
 		}
 		rows := rg.Rows()
@@ -334,8 +350,8 @@ func (a *Backfill) planParquet(ctx context.Context, l sampleLoc, version string,
 			}
 		}
 		rows.Close()
-		if row-p.Rows != n {
-			return nil, permanent(ErrTypeBadSample, "backfill: sample %q: row group %d holds %d rows, says %d", l.uri, g, row-p.Rows, n)
+		if row-p.Rows != groupRows {
+			return nil, permanent(ErrTypeBadSample, "backfill: sample %q: row group %d holds %d rows, says %d", l.uri, g, row-p.Rows, groupRows)
 		}
 		p.Rows = row
 		activity.RecordHeartbeat(ctx, p.Rows)

@@ -166,6 +166,11 @@ func TestTrainingSet(t *testing.T) {
 					total.Written += r.Written
 					total.Failed += r.Failed
 					total.Errors = append(total.Errors, r.Errors...)
+					// The parameter versions of the chunk's records: the
+					// job's defaults (version 0), where it has any.
+					if want := []int64{0}; r.Outputs > 0 && !slices.Equal(r.ParamVersions, want) || r.Outputs == 0 && len(r.ParamVersions) != 0 {
+						t.Fatalf("%s: chunk %d: %d records of parameter versions %v", format, i, r.Outputs, r.ParamVersions)
+					}
 				}
 				if total.Events != 9 || total.WithState != 6 || total.Missing != 3 || total.Outputs != 6 || total.Written != 9 || total.Failed != 0 || len(total.Errors) != 0 {
 					t.Fatalf("%s: counts %+v", format, total)

@@ -17,8 +17,8 @@ package bench_test
 //
 // tidemark: the Backfill workflow on an in-process Temporal server, one
 // worker, parallelism 2 (BENCH_PARALLELISM), the workflow's default
-// sample chunks (the table over 4 × parallelism: 25,000 rows; or
-// BENCH_CHUNK_ROWS), segments of the default size (BENCH_SEGMENT), a
+// sample chunks (the table over 4 × parallelism: 8 chunks of 2 or 3 row
+// groups; or BENCH_CHUNK_ROWS), segments of the default size (BENCH_SEGMENT), a
 // Parquet file sink;
 // timed from the start of the workflow to its result (plan, chunks,
 // manifest). DuckDB (python3 -m pip install duckdb): the ASOF LEFT JOIN

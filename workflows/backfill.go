@@ -82,7 +82,9 @@ var (
 // the input, so that a running backfill never depends on them; the workflow
 // fills only what an input started elsewhere (the stock CLI) left unset,
 // with the defaults of the workflow version that started it (see
-// README.md, "Versioning").
+// README.md, "Versioning"). A sample table's ChunkRows is the exception:
+// its plan sizes it from the table, and the plan's recorded result fixes
+// the chunks.
 const (
 	// DefaultChunk is the chunk of a range backfill that sets none, before
 	// versionChunkSized; since, it is the shortest default (see
@@ -163,9 +165,9 @@ type BackfillInput struct {
 	// ChunkRows is the number of sample rows per chunk. Default: the
 	// table over ChunksPerSlot × Parallelism, from 10 000
 	// (activities.DefaultChunkRows) to 100 000 rows
-	// (activities.MaxSizedChunkRows), rounded to whole row groups of a
-	// Parquet table (to multiples of 10 000 rows of a CSV table). The plan
-	// sizes it; backfills whose plan ran before then have 10 000.
+	// (activities.MaxSizedChunkRows), in whole row groups of a Parquet
+	// table (in multiples of 10 000 rows of a CSV table), sized by the plan
+	// (10 000 before versionChunkSized).
 	ChunkRows int `json:"chunkRows,omitempty"`
 	// Parallelism is the most chunks run at once, 1 to MaxParallelism.
 	// Default DefaultParallelism (8; 4 for histories started before
@@ -597,8 +599,10 @@ func Backfill(ctx workflow.Context, in BackfillInput) (Summary, error) {
 		})
 		plan := activities.Plan{}
 		planIn := activities.PlanInput{Job: in.Job, Options: opts, Sample: in.Sample, ChunkRows: in.ChunkRows}
-		if in.Sample != "" && in.ChunkRows == 0 {
-			// The plan sizes the chunks, as defaultChunk does a range's.
+		if in.Sample != "" && in.ChunkRows == 0 && st.Version >= versionChunkSized {
+			// The plan sizes the chunks, as defaultChunk does a range's
+			// (and as for a range, backfills of earlier versions keep the
+			// earlier default: 10 000 rows).
 			planIn.Chunks = ChunksPerSlot * in.Parallelism
 		}
 		err := workflow.ExecuteActivity(planCtx, a.BackfillPlan, planIn).Get(ctx, &plan)

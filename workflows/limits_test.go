@@ -67,6 +67,17 @@ func TestWithDefaults(t *testing.T) {
 		time.Duration(in.WatermarkTimeout) != workflows.DefaultWatermarkTimeout || in.MaxChunksPerRun == 0 || in.ProgressEvery == 0 || in.HeartbeatTimeout == 0 {
 		t.Fatalf("%+v", in)
 	}
+	// Except a sample table's rows per chunk: the plan sizes them from the
+	// table (TestBackfillSampleSizedChunks); set, they are kept.
+	for _, rows := range []int{0, 5000} {
+		in, err := workflows.BackfillInput{Job: "test", Sample: "s3://b/t.csv", ChunkRows: rows}.WithDefaults()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if in.ChunkRows != rows || in.Parallelism != workflows.DefaultParallelism {
+			t.Fatalf("sample table with %d rows per chunk: %+v", rows, in)
+		}
+	}
 }
 
 // A range backfill that sets no chunk gets its range over ChunksPerSlot ×
