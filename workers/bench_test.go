@@ -19,7 +19,8 @@ package workers_test
 // "featurestore" appends them to the event center (the live default; synced
 // appends, a feature source of its own per run). BENCH_CHUNK sets the
 // chunk of every way (default the workflow's for temporal-1: 3h, 8 chunks;
-// BENCH_CHUNK=1h for the hours of backfills before workflow version 3); BENCH_WAY
+// BENCH_CHUNK=1h for the hours of backfills before workflow version 3),
+// BENCH_SEGMENT the events of a chunk's segments (default the workflow's); BENCH_WAY
 // (direct, activities, temporal-1 or temporal-2) runs one way alone, for a
 // profile. BENCH_SERVER=process runs the Temporal server in a process of
 // its own, as in production, and reports its CPU per event beside each
@@ -235,7 +236,7 @@ func activitiesWay(b *testing.B, sink string) backfillWay {
 	a := &activities.Backfill{Store: st, Jobs: activities.NewJobs(backfilltest.Job(job.Outputs(&discard{})))}
 	chunks := eventcenter.Chunks{From: backfilltest.T0, To: backfilltest.T0.Add(benchSpan), Size: benchChunk}
 	return backfillWay{name: "activities", run: func(b *testing.B, i int) {
-		var opts activities.Options
+		opts := activities.Options{SegmentEvents: benchSegment}
 		if sink == "featurestore" {
 			opts.Sink = "featurestore:" + featureSource("activities", i)
 		}
@@ -293,7 +294,7 @@ func temporalWay(b *testing.B, sink string, nw int) backfillWay {
 		b.Cleanup(w.Stop)
 	}
 	in := workflows.BackfillInput{Job: backfilltest.JobName, From: backfilltest.T0, To: backfilltest.T0.Add(benchSpan),
-		Chunk: workflows.Duration(benchChunk), Parallelism: 2 * nw}
+		Chunk: workflows.Duration(benchChunk), Parallelism: 2 * nw, Options: activities.Options{SegmentEvents: benchSegment}}
 	return backfillWay{name: name, run: func(b *testing.B, i int) {
 		ctx := context.Background()
 		if sink == "featurestore" {
@@ -312,6 +313,10 @@ func temporalWay(b *testing.B, sink string, nw int) backfillWay {
 		logSlowRun(b, bench.c, run.GetID(), time.Since(start), 5*time.Second, time.Second)
 	}}
 }
+
+// benchSegment is the segment of the workflow's and the activities way's
+// chunks: BENCH_SEGMENT events, default (0) the workflow's.
+var benchSegment, _ = strconv.Atoi(os.Getenv("BENCH_SEGMENT"))
 
 // benchChunk is the chunk of the workflow and of the activities way:
 // BENCH_CHUNK (a Go duration), default the workflow's for the range at
