@@ -294,17 +294,7 @@ func TestPlanSizesChunks(t *testing.T) {
 		t.Fatal(err)
 	}
 	pqPath := filepath.Join(dir, "sample.parquet")
-	f, err := os.Create(pqPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := parquet.NewGenericWriter[sampleRow](f, parquet.MaxRowsPerRowGroup(1000))
-	if _, err := w.Write(prows); err != nil {
-		t.Fatal(err)
-	}
-	if err := errors.Join(w.Close(), f.Close()); err != nil {
-		t.Fatal(err)
-	}
+	writeParquetFile(t, pqPath, prows, parquet.MaxRowsPerRowGroup(1000))
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestActivityEnvironment()
 	env.RegisterActivity(a)

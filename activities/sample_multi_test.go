@@ -2,12 +2,10 @@ package activities_test
 
 import (
 	"context"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
-	"github.com/parquet-go/parquet-go"
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/tidemark-dev/tidemark/activities"
@@ -47,20 +45,7 @@ func TestSampleOfMultiTriggerJob(t *testing.T) {
 	}{{acc, 1}, {lim, 2}, {lim, 3}, {"", 0}, {acc, 4}}
 
 	pq := filepath.Join(t.TempDir(), "sample.parquet")
-	f, err := os.Create(pq)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := parquet.NewGenericWriter[trainingSample](f)
-	if _, err := w.Write(rows); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Close(); err != nil {
-		t.Fatal(err)
-	}
+	writeParquetFile(t, pq, rows)
 	st, err := embedded.Open(embedded.Config{InMemory: true, NoSync: true})
 	if err != nil {
 		t.Fatal(err)

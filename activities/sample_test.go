@@ -2,6 +2,7 @@ package activities_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -44,6 +45,23 @@ type trainingOut struct {
 
 func ptr[T any](v T) *T { return &v }
 
+// writeParquetFile writes rows to a Parquet file at path.
+func writeParquetFile[T any](t testing.TB, path string, rows []T, opts ...parquet.WriterOption) {
+	t.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := parquet.NewGenericWriter[T](f, opts...)
+	if _, err := w.Write(rows); err != nil {
+		f.Close()
+		t.Fatal(err)
+	}
+	if err := errors.Join(w.Close(), f.Close()); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestTrainingSet: a sample-table backfill to a file sink writes one row
 // per sample row, in order, whatever the chunks and segments: the job's
 // features as of the row's time, or nulls where the key has no state then
@@ -79,20 +97,7 @@ func TestTrainingSet(t *testing.T) {
 
 	dir := t.TempDir()
 	pq := filepath.Join(dir, "sample.parquet")
-	f, err := os.Create(pq)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := parquet.NewGenericWriter[trainingSample](f, parquet.MaxRowsPerRowGroup(2))
-	if _, err := w.Write(rows); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Close(); err != nil {
-		t.Fatal(err)
-	}
+	writeParquetFile(t, pq, rows, parquet.MaxRowsPerRowGroup(2))
 	var b strings.Builder
 	b.WriteString("row_id,key,time,label,id\n")
 	for _, r := range rows {
