@@ -311,6 +311,9 @@ func TestPlanSizesChunks(t *testing.T) {
 		// Over 7: each chunk ends at the group whose middle row is nearest
 		// the next seventh (21 428.6, 42 857.1, ...).
 		{pqPath, 0, 7, []int{21_000, 22_000, 21_000, 22_000, 21_000, 22_000, 21_000}},
+		// Over 11: 15 CSV chunks of 10 000 joined two at a time make 8,
+		// nearer 11 than the 15 not joined.
+		{csvPath, 0, 11, append(slices.Repeat([]int{20_000}, 7), 10_000)},
 		// Many chunks asked: DefaultChunkRows a chunk, not fewer.
 		{csvPath, 0, 32, tens(15)},
 		{pqPath, 0, 32, tens(15)},
@@ -350,6 +353,70 @@ func TestPlanSizesChunks(t *testing.T) {
 		}
 		if !slices.Equal(got, c.want) || p.Sample.Rows != rows {
 			t.Errorf("%s, %d rows, %d chunks: chunks of %v rows (%d in all), want %v", filepath.Base(c.path), c.chunkRows, c.chunks, got, p.Sample.Rows, c.want)
+		}
+	}
+}
+
+// A sized plan of a Parquet table whose row groups differ in size: no
+// chunk of less than half a share while the next group fits, none above
+// MaxSizedChunkRows unless one group is, and a chunk ends at the group
+// whose middle row is nearest the next share.
+func TestPlanSizesUnevenRowGroups(t *testing.T) {
+	_, a, _ := fixture(t, 10)
+	dir := t.TempDir()
+	type row struct {
+		Key  string    `parquet:"key"`
+		Time time.Time `parquet:"time,timestamp(microsecond)"`
+	}
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestActivityEnvironment()
+	env.RegisterActivity(a)
+	for i, c := range []struct {
+		groups []int // rows of each row group
+		chunks int
+		want   []int // rows of each chunk
+	}{
+		{[]int{1, 50_000, 3, 70_000}, 8, []int{50_001, 70_003}},
+		{append([]int{60_000}, slices.Repeat([]int{1000}, 60)...), 8, []int{60_000, 15_000, 15_000, 15_000, 15_000}},
+		{[]int{60_000, 60_000, 60_000}, 1, []int{60_000, 60_000, 60_000}},
+		{[]int{150_000, 1000}, 1, []int{150_000, 1000}},
+		// A group's middle row on the share: the group starts the next chunk.
+		{slices.Repeat([]int{10_000}, 20), 8, []int{20_000, 30_000, 20_000, 30_000, 20_000, 30_000, 20_000, 30_000}},
+	} {
+		path := filepath.Join(dir, fmt.Sprintf("t%d.parquet", i))
+		f, err := os.Create(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := parquet.NewGenericWriter[row](f, parquet.MaxRowsPerRowGroup(1_000_000))
+		for _, n := range c.groups {
+			if _, err := w.Write(slices.Repeat([]row{{Key: "k"}}, n)); err != nil {
+				t.Fatal(err)
+			}
+			if err := w.Flush(); err != nil { // ends the row group
+				t.Fatal(err)
+			}
+		}
+		if err := errors.Join(w.Close(), f.Close()); err != nil {
+			t.Fatal(err)
+		}
+		v, err := env.ExecuteActivity(a.BackfillPlan, activities.PlanInput{Job: backfilltest.JobName, Sample: path, Chunks: c.chunks})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var p activities.Plan
+		if err := v.Get(&p); err != nil {
+			t.Fatal(err)
+		}
+		if p.Sample.RowGroups != len(c.groups) {
+			t.Fatalf("groups %v: the file has %d row groups", c.groups, p.Sample.RowGroups)
+		}
+		var got []int
+		for i := range p.Sample.Offsets {
+			got = append(got, p.Sample.Chunk(i).Rows)
+		}
+		if !slices.Equal(got, c.want) {
+			t.Errorf("groups %v in %d chunks: chunks of %v rows, want %v", c.groups, c.chunks, got, c.want)
 		}
 	}
 }

@@ -31,15 +31,19 @@ import (
 const (
 	// DefaultChunkRows is the number of sample rows per chunk when a plan
 	// is given neither rows per chunk nor a number of chunks, and the
-	// fewest a sized chunk holds (see sizedChunkRows).
+	// share a sized plan aims at least (see sizedChunkRows).
 	DefaultChunkRows = 10_000
-	// MaxSizedChunkRows is the most rows a sized chunk holds: a chunk's
-	// output object and its retry stay small.
+	// MaxSizedChunkRows is the share a sized plan aims at most, and the
+	// most rows a sized chunk holds but for a Parquet row group larger
+	// than that (never split): a chunk's output object and its retry stay
+	// small.
 	MaxSizedChunkRows = 100_000
 )
 
-// sizedChunkRows is the number of rows per chunk that cuts a table of rows
-// into about chunks chunks, from DefaultChunkRows to MaxSizedChunkRows.
+// sizedChunkRows is the share of a table of rows that cuts it into about
+// chunks chunks, from DefaultChunkRows to MaxSizedChunkRows. A CSV plan
+// then joins its chunks of DefaultChunkRows k at a time (joinBy), a Parquet
+// plan its row groups (planParquet), so a chunk holds about the share.
 // Each chunk is an activity whose cost to Temporal (~10 ms of CPU) and
 // whose object are paid per chunk, so a small table at a low parallelism
 // gets few large chunks instead of many of 10 000 rows.
@@ -212,9 +216,27 @@ func (a *Backfill) planSample(ctx context.Context, uri string, chunkRows, chunks
 	if err != nil {
 		return nil, err
 	}
-	n := sizedChunks(p.Rows, chunks)
-	p.join((len(p.Offsets) + n/2) / n)
+	p.join(joinBy(len(p.Offsets), sizedChunks(p.Rows, chunks)))
 	return p, nil
+}
+
+// joinBy is the k (1 or more) for which fine chunks joined k at a time
+// make the number of chunks nearest n (the fewer on a tie).
+func joinBy(fine, n int) int {
+	chunksBy := func(k int) int { return (fine + k - 1) / k }
+	lo := max(fine/max(n, 1), 1)
+	hi := lo + 1
+	if d := chunksBy(hi) - n; abs(d) <= abs(chunksBy(lo)-n) {
+		return hi
+	}
+	return lo
+}
+
+func abs(x int) int {
+	if x < 0 {
+		return -x
+	}
+	return x
 }
 
 // join makes every k chunks of a CSV plan one.

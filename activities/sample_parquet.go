@@ -274,9 +274,11 @@ func (a *Backfill) planParquet(ctx context.Context, l sampleLoc, version string,
 	if err != nil {
 		return nil, err
 	}
-	// Sized (chunkRows 0): the table in n chunks, each a run of whole
-	// row groups that ends at the group whose middle row is nearest the
-	// next n-th of the rows.
+	// Sized (chunkRows 0): the table in about n chunks, each a run of
+	// whole row groups that ends at the group whose middle row is nearest
+	// the next n-th of the rows, or before MaxSizedChunkRows (a row group
+	// larger than that is a chunk of its own); a chunk of less than half
+	// an n-th takes the next group if it fits.
 	total := 0
 	for _, rg := range f.RowGroups() {
 		total += int(rg.NumRows())
@@ -290,12 +292,24 @@ func (a *Backfill) planParquet(ctx context.Context, l sampleLoc, version string,
 		Carry: carry, Size: size, Version: version, RowGroups: len(f.RowGroups())}
 	meta := f.Metadata().RowGroups
 	chunkStart := 0
+	next := 1 // sized: the n-th of the rows the chunk ends nearest
 	newChunk := func(rows int) bool {
-		if n > 0 {
-			boundary := len(p.Groups) * total / n
-			return rows > 0 && 2*p.Rows+rows >= 2*boundary
+		if n == 0 {
+			return p.Rows-chunkStart+rows > chunkRows
 		}
-		return p.Rows-chunkStart+rows > chunkRows
+		if rows == 0 || p.Rows == chunkStart {
+			return false // no chunk of no rows
+		}
+		has, fits := p.Rows-chunkStart, p.Rows-chunkStart+rows <= MaxSizedChunkRows
+		if has < total/(2*n) && fits {
+			return false // no chunk of less than half an n-th while the group fits
+		}
+		mid2 := 2*p.Rows + rows // twice the group's middle row
+		if mid2 < 2*(next*total/n) && fits {
+			return false
+		}
+		next = mid2*n/(2*total) + 1 // the first n-th past the group's middle
+		return true
 	}
 	for g, rg := range f.RowGroups() {
 		groupRows := int(rg.NumRows())

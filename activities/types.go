@@ -85,8 +85,9 @@ type PlanInput struct {
 	Options Options `json:"options"`
 	// Sample, if set, is the URI of a sample table (see SampleChunk.URI);
 	// ChunkRows rows go in each chunk. With ChunkRows 0 the table is cut
-	// into about Chunks chunks of DefaultChunkRows to MaxSizedChunkRows
-	// rows, or into chunks of DefaultChunkRows if Chunks is 0 too.
+	// into about Chunks chunks of about DefaultChunkRows to
+	// MaxSizedChunkRows rows (see sizedChunkRows), or into chunks of
+	// DefaultChunkRows if Chunks is 0 too.
 	Sample    string `json:"sample,omitempty"`
 	ChunkRows int    `json:"chunkRows,omitempty"`
 	Chunks    int    `json:"chunks,omitempty"`
@@ -160,7 +161,8 @@ type FinishInput struct {
 // Offsets[i]. Parquet: chunk i holds the row groups [Groups[i],
 // Groups[i+1]) (the last one to the end), whose column data are the bytes
 // [Offsets[i], Ends[i]), and starts at row FirstRows[i]; row groups are
-// never split, and are joined while a chunk stays within ChunkRows.
+// never split, and are joined while a chunk stays within ChunkRows (a
+// sized plan, whose ChunkRows is the share it aimed at: see planParquet).
 type SamplePlan struct {
 	URI       string  `json:"uri"`
 	Rows      int     `json:"rows"`

@@ -25,7 +25,7 @@ func (f *backfillFlags) register(fs *pflag.FlagSet) {
 	fs.Var(timeValue{&f.to}, "to", "range end, exclusive: a date (2026-11-26, midnight UTC), RFC 3339, \"now\" or a time from now (-1m)")
 	fs.StringVar(&f.sample, "sample", "", "sample table instead of a range: CSV with key,time columns (path, file:///path or s3://bucket/key)")
 	fs.DurationVar(&f.chunk, "chunk", 0, "time span of a chunk (default: the range over 4 × --parallelism, in whole hours from 1h to 24h)")
-	fs.IntVar(&f.rows, "chunk-rows", 0, "sample rows per chunk (default: the table over 4 × parallelism, 10000 to 100000)")
+	fs.IntVar(&f.rows, "chunk-rows", 0, "sample rows per chunk (default: the table over 4 × parallelism, about 10000 to 100000)")
 	fs.IntVar(&f.par, "parallelism", 0, "chunks at once (default 8)")
 	fs.StringVar(&f.sink, "sink", "", `records go to: "" the job's outputs, featurestore[:source], file:///folder, s3://bucket/prefix`)
 	fs.Var(choiceValue{s: &f.knownAt, words: []string{"", "trigger"}, times: true}, "known-at",

@@ -162,12 +162,12 @@ type BackfillInput struct {
 	// range over ChunksPerSlot × Parallelism, in whole hours from 1h to
 	// 24h (1h for backfills started before versionChunkSized).
 	Chunk Duration `json:"chunk,omitzero"`
-	// ChunkRows is the number of sample rows per chunk. Default: the
-	// table over ChunksPerSlot × Parallelism, from 10 000
-	// (activities.DefaultChunkRows) to 100 000 rows
+	// ChunkRows is the number of sample rows per chunk. Default: about the
+	// table over ChunksPerSlot × Parallelism, aimed within 10 000
+	// (activities.DefaultChunkRows) and 100 000 rows
 	// (activities.MaxSizedChunkRows), in whole row groups of a Parquet
-	// table (in multiples of 10 000 rows of a CSV table), sized by the plan
-	// (10 000 before versionChunkSized).
+	// table (never split) or multiples of 10 000 rows of a CSV table,
+	// sized by the plan (10 000 before versionChunkSized).
 	ChunkRows int `json:"chunkRows,omitempty"`
 	// Parallelism is the most chunks run at once, 1 to MaxParallelism.
 	// Default DefaultParallelism (8; 4 for histories started before

@@ -295,19 +295,26 @@ func TestBackfillSample(t *testing.T) {
 
 // A sample backfill that sets no rows per chunk asks its plan for
 // ChunksPerSlot chunks per slot, which the plan sizes (see
-// activities.PlanInput); rows per chunk, when set, go to the plan alone.
+// activities.PlanInput); rows per chunk, when set, go to the plan alone. A
+// backfill of a version before versionChunkSized (3) asks for neither: its
+// plan's chunks keep activities.DefaultChunkRows.
 func TestBackfillSampleSizedChunks(t *testing.T) {
 	for _, c := range []struct {
-		in   workflows.BackfillInput
-		want activities.PlanInput
+		in      workflows.BackfillInput
+		version workflow.Version // 0: the latest
+		want    activities.PlanInput
 	}{
-		{workflows.BackfillInput{Job: "test", Sample: "s3://b/sample.csv", Parallelism: 2}, activities.PlanInput{Chunks: 2 * workflows.ChunksPerSlot}},
-		{workflows.BackfillInput{Job: "test", Sample: "s3://b/sample.csv"}, activities.PlanInput{Chunks: workflows.DefaultParallelism * workflows.ChunksPerSlot}},
-		{workflows.BackfillInput{Job: "test", Sample: "s3://b/sample.csv", Parallelism: 2, ChunkRows: 5000}, activities.PlanInput{ChunkRows: 5000}},
+		{workflows.BackfillInput{Job: "test", Sample: "s3://b/sample.csv", Parallelism: 2}, 0, activities.PlanInput{Chunks: 2 * workflows.ChunksPerSlot}},
+		{workflows.BackfillInput{Job: "test", Sample: "s3://b/sample.csv"}, 0, activities.PlanInput{Chunks: workflows.DefaultParallelism * workflows.ChunksPerSlot}},
+		{workflows.BackfillInput{Job: "test", Sample: "s3://b/sample.csv", Parallelism: 2, ChunkRows: 5000}, 0, activities.PlanInput{ChunkRows: 5000}},
+		{workflows.BackfillInput{Job: "test", Sample: "s3://b/sample.csv", Parallelism: 2}, 2, activities.PlanInput{}},
 	} {
 		env := newTestEnv()
 		env.RegisterWorkflowWithOptions(workflows.Backfill, workflow.RegisterOptions{Name: workflows.BackfillWorkflow})
 		env.RegisterActivity(a)
+		if c.version != 0 {
+			env.OnGetVersion("backfill", workflow.DefaultVersion, 3).Return(c.version) // 3: versionLatest
+		}
 		var got activities.PlanInput
 		env.OnActivity(a.BackfillPlan, mock.Anything, mock.Anything).Return(
 			func(_ context.Context, in activities.PlanInput) (activities.Plan, error) {
@@ -319,7 +326,7 @@ func TestBackfillSampleSizedChunks(t *testing.T) {
 			t.Fatal(err)
 		}
 		if got.ChunkRows != c.want.ChunkRows || got.Chunks != c.want.Chunks {
-			t.Errorf("%+v: plan asked for %d rows per chunk, %d chunks; want %d, %d", c.in, got.ChunkRows, got.Chunks, c.want.ChunkRows, c.want.Chunks)
+			t.Errorf("%+v at version %d: plan asked for %d rows per chunk, %d chunks; want %d, %d", c.in, c.version, got.ChunkRows, got.Chunks, c.want.ChunkRows, c.want.Chunks)
 		}
 	}
 }
