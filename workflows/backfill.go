@@ -556,7 +556,11 @@ func Backfill(ctx workflow.Context, in BackfillInput) (Summary, error) {
 				StartToCloseTimeout: 10 * time.Minute,
 				RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 5},
 			})
-			input, _ := json.Marshal(in.withoutState())
+			resolved := in.withoutState()
+			if resolved.ChunkRows == 0 && st.Plan.Sample != nil {
+				resolved.ChunkRows = st.Plan.Sample.ChunkRows // as the plan sized them
+			}
+			input, _ := json.Marshal(resolved)
 			summary, _ := json.Marshal(st.Summary)
 			ferr := workflow.ExecuteActivity(fctx, a.BackfillFinish, activities.FinishInput{
 				Backfill: workflow.GetInfo(ctx).WorkflowExecution.ID, Run: st.Run, Job: in.Job, Options: in.Options,

@@ -293,6 +293,36 @@ func TestBackfillSample(t *testing.T) {
 	}
 }
 
+// The manifest of a sample backfill that set no rows per chunk records the
+// rows per chunk its plan chose, as it records every other default.
+func TestBackfillManifestSizedChunkRows(t *testing.T) {
+	env := newTestEnv()
+	env.RegisterWorkflowWithOptions(workflows.Backfill, workflow.RegisterOptions{Name: workflows.BackfillWorkflow})
+	env.RegisterActivity(a)
+	plan := activities.SamplePlan{URI: "s3://b/sample.csv", Rows: 25, ChunkRows: 20, Offsets: []int64{9, 200}, Columns: 2, KeyCol: 0, TimeCol: 1}
+	env.OnActivity(a.BackfillPlan, mock.Anything, mock.Anything).Return(activities.Plan{Source: "test.apps", Sample: &plan, Watermark: far}, nil)
+	c := &chunks{}
+	env.OnActivity(a.BackfillChunk, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.ChunkInput) (activities.ChunkResult, error) {
+			return c.result(in), nil
+		})
+	var got activities.FinishInput
+	env.OnActivity(a.BackfillFinish, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.FinishInput) (activities.FinishResult, error) {
+			got = in
+			return activities.FinishResult{}, nil
+		})
+	env.ExecuteWorkflow(workflows.Backfill, workflows.BackfillInput{Job: "test", Sample: "s3://b/sample.csv",
+		Options: activities.Options{Sink: "file://" + t.TempDir()}})
+	if err := env.GetWorkflowError(); err != nil {
+		t.Fatal(err)
+	}
+	var in workflows.BackfillInput
+	if err := json.Unmarshal(got.Input, &in); err != nil || in.ChunkRows != 20 || len(c.seen) != 2 {
+		t.Fatalf("manifest input %s (%v), %d chunks; want chunkRows 20, 2 chunks", got.Input, err, len(c.seen))
+	}
+}
+
 // A sample backfill that sets no rows per chunk asks its plan for
 // ChunksPerSlot chunks per slot, which the plan sizes (see
 // activities.PlanInput); rows per chunk, when set, go to the plan alone. A
