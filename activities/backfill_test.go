@@ -200,14 +200,7 @@ func TestSampleChunks(t *testing.T) {
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestActivityEnvironment()
 	env.RegisterActivity(a)
-	v, err := env.ExecuteActivity(a.BackfillPlan, activities.PlanInput{Job: backfilltest.JobName, Sample: path, ChunkRows: 10})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var plan activities.Plan
-	if err := v.Get(&plan); err != nil {
-		t.Fatal(err)
-	}
+	plan := planOf(t, env, a, activities.PlanInput{Job: backfilltest.JobName, Sample: path, ChunkRows: 10})
 	sp := plan.Sample
 	if sp == nil || sp.Rows != len(rows)+2 || len(sp.Offsets) != (sp.Rows+9)/10 || sp.KeyCol != 1 || sp.TimeCol != 0 {
 		t.Fatalf("plan %+v", sp)
@@ -346,15 +339,7 @@ func TestPlanFloor(t *testing.T) {
 		var s testsuite.WorkflowTestSuite
 		env := s.NewTestActivityEnvironment()
 		env.RegisterActivity(a)
-		v, err := env.ExecuteActivity(a.BackfillPlan, activities.PlanInput{Job: backfilltest.JobName})
-		if err != nil {
-			t.Fatal(err)
-		}
-		var p activities.Plan
-		if err := v.Get(&p); err != nil {
-			t.Fatal(err)
-		}
-		return p
+		return planOf(t, env, a, activities.PlanInput{Job: backfilltest.JobName})
 	}
 	wm := plan().Watermark // the fixture's watermark
 	if wm.IsZero() {

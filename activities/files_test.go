@@ -170,14 +170,7 @@ func TestSampleChangedMidBackfill(t *testing.T) {
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestActivityEnvironment()
 	env.RegisterActivity(a)
-	v, err := env.ExecuteActivity(a.BackfillPlan, activities.PlanInput{Job: backfilltest.JobName, Sample: path, ChunkRows: 50})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var plan activities.Plan
-	if err := v.Get(&plan); err != nil {
-		t.Fatal(err)
-	}
+	plan := planOf(t, env, a, activities.PlanInput{Job: backfilltest.JobName, Sample: path, ChunkRows: 50})
 	sp := plan.Sample
 	if sp.Version == "" || sp.Size != int64(b.Len()) || sp.Latest.IsZero() {
 		t.Fatalf("plan %+v", sp)
@@ -193,7 +186,7 @@ func TestSampleChangedMidBackfill(t *testing.T) {
 	if err := os.WriteFile(path, []byte(b.String()+"app-1,2026-11-01T00:00:00Z\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	_, _, err = runChunk(t, a, activities.ChunkInput{Backfill: "bf-pin", Job: backfilltest.JobName, Index: 1, Sample: sp.Chunk(1)}, nil)
+	_, _, err := runChunk(t, a, activities.ChunkInput{Backfill: "bf-pin", Job: backfilltest.JobName, Index: 1, Sample: sp.Chunk(1)}, nil)
 	var ae *temporal.ApplicationError
 	if !errors.As(err, &ae) || ae.Type() != activities.ErrTypeSampleChanged || !ae.NonRetryable() {
 		t.Fatalf("after the table changed: %v, want SampleChanged", err)
@@ -326,14 +319,7 @@ func TestPlanSizesChunks(t *testing.T) {
 		{pqPath, 0, 0, tens(15)},
 		{csvPath, 0, 0, tens(15)},
 	} {
-		v, err := env.ExecuteActivity(a.BackfillPlan, activities.PlanInput{Job: backfilltest.JobName, Sample: c.path, ChunkRows: c.chunkRows, Chunks: c.chunks})
-		if err != nil {
-			t.Fatal(err)
-		}
-		var p activities.Plan
-		if err := v.Get(&p); err != nil {
-			t.Fatal(err)
-		}
+		p := planOf(t, env, a, activities.PlanInput{Job: backfilltest.JobName, Sample: c.path, ChunkRows: c.chunkRows, Chunks: c.chunks})
 		var got []int
 		total := 0
 		for i := range p.Sample.Offsets {
@@ -400,14 +386,7 @@ func TestPlanSizesUnevenRowGroups(t *testing.T) {
 		if err := errors.Join(w.Close(), f.Close()); err != nil {
 			t.Fatal(err)
 		}
-		v, err := env.ExecuteActivity(a.BackfillPlan, activities.PlanInput{Job: backfilltest.JobName, Sample: path, Chunks: c.chunks})
-		if err != nil {
-			t.Fatal(err)
-		}
-		var p activities.Plan
-		if err := v.Get(&p); err != nil {
-			t.Fatal(err)
-		}
+		p := planOf(t, env, a, activities.PlanInput{Job: backfilltest.JobName, Sample: path, Chunks: c.chunks})
 		if p.Sample.RowGroups != len(c.groups) {
 			t.Fatalf("groups %v: the file has %d row groups", c.groups, p.Sample.RowGroups)
 		}

@@ -78,14 +78,7 @@ func TestSampleAndSinkOnS3(t *testing.T) {
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestActivityEnvironment()
 	env.RegisterActivity(a)
-	v, err := env.ExecuteActivity(a.BackfillPlan, activities.PlanInput{Job: backfilltest.JobName, Sample: uri, ChunkRows: 120})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var plan activities.Plan
-	if err := v.Get(&plan); err != nil {
-		t.Fatal(err)
-	}
+	plan := planOf(t, env, a, activities.PlanInput{Job: backfilltest.JobName, Sample: uri, ChunkRows: 120})
 	if plan.Sample.Rows != rows || len(plan.Sample.Offsets) != (rows+119)/120 {
 		t.Fatalf("plan %+v for %d rows", plan.Sample, rows)
 	}
@@ -192,14 +185,7 @@ func TestParquetSampleOnS3(t *testing.T) {
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestActivityEnvironment()
 	env.RegisterActivity(a)
-	v, err := env.ExecuteActivity(a.BackfillPlan, activities.PlanInput{Job: backfilltest.JobName, Sample: uri, ChunkRows: 200})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var plan activities.Plan
-	if err := v.Get(&plan); err != nil {
-		t.Fatal(err)
-	}
+	plan := planOf(t, env, a, activities.PlanInput{Job: backfilltest.JobName, Sample: uri, ChunkRows: 200})
 	sp := plan.Sample
 	if sp.Rows != len(rows) || len(sp.Groups) != (len(rows)+199)/200 || sp.Version == "" || !slices.Equal(sp.Carry, []string{"label"}) {
 		t.Fatalf("plan %+v for %d rows", sp, len(rows))

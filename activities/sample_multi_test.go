@@ -61,14 +61,7 @@ func TestSampleOfMultiTriggerJob(t *testing.T) {
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestActivityEnvironment()
 	env.RegisterActivity(a)
-	v, err := env.ExecuteActivity(a.BackfillPlan, activities.PlanInput{Job: "acclim", Sample: pq})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var plan activities.Plan
-	if err := v.Get(&plan); err != nil {
-		t.Fatal(err)
-	}
+	plan := planOf(t, env, a, activities.PlanInput{Job: "acclim", Sample: pq})
 	out := t.TempDir()
 	var res activities.ChunkResult
 	for i := range plan.Sample.Offsets {

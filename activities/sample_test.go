@@ -143,14 +143,7 @@ func TestTrainingSet(t *testing.T) {
 			var s testsuite.WorkflowTestSuite
 			env := s.NewTestActivityEnvironment()
 			env.RegisterActivity(a)
-			v, err := env.ExecuteActivity(a.BackfillPlan, activities.PlanInput{Job: "acc", Sample: tc.sample, ChunkRows: 4})
-			if err != nil {
-				t.Fatal(err)
-			}
-			var plan activities.Plan
-			if err := v.Get(&plan); err != nil {
-				t.Fatal(err)
-			}
+			plan := planOf(t, env, a, activities.PlanInput{Job: "acc", Sample: tc.sample, ChunkRows: 4})
 			sp := plan.Sample
 			if sp.Rows != len(rows) || len(sp.Offsets) < 3 || !slices.Equal(sp.Carry, []string{"row_id", "label", "id"}) || !sp.Latest.Equal(at(5)) {
 				t.Fatalf("plan %+v", sp)
@@ -297,14 +290,7 @@ func TestTrainingSetObjectsShareOneSchema(t *testing.T) {
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestActivityEnvironment()
 	env.RegisterActivity(a)
-	v, err := env.ExecuteActivity(a.BackfillPlan, activities.PlanInput{Job: "acc", Sample: pq})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var plan activities.Plan
-	if err := v.Get(&plan); err != nil {
-		t.Fatal(err)
-	}
+	plan := planOf(t, env, a, activities.PlanInput{Job: "acc", Sample: pq})
 	out := t.TempDir()
 	opts := activities.Options{Sink: "file://" + out, Format: "parquet", SegmentEvents: 2}
 	if _, _, err := runChunk(t, a, activities.ChunkInput{Backfill: "bf-ts", Job: "acc", Sample: plan.Sample.Chunk(0), Options: opts}, nil); err != nil {
@@ -350,4 +336,18 @@ func TestTrainingSetObjectsShareOneSchema(t *testing.T) {
 	if len(got) != len(rows) || got[4].Bal == nil || *got[4].Bal != 1.0 || got[0].Bal != nil || got[2].Bal != nil || *got[3].Label != 0 {
 		t.Fatalf("rows %+v", got)
 	}
+}
+
+// planOf runs a's BackfillPlan on in in env and returns its plan.
+func planOf(t testing.TB, env *testsuite.TestActivityEnvironment, a *activities.Backfill, in activities.PlanInput) activities.Plan {
+	t.Helper()
+	v, err := env.ExecuteActivity(a.BackfillPlan, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p activities.Plan
+	if err := v.Get(&p); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }

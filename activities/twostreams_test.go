@@ -59,14 +59,7 @@ func TestTwoStreamsBackfillEqualsLive(t *testing.T) {
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestActivityEnvironment()
 	env.RegisterActivity(a)
-	v, err := env.ExecuteActivity(a.BackfillPlan, activities.PlanInput{Job: livetest.TwoStreamsJob})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var plan activities.Plan
-	if err := v.Get(&plan); err != nil {
-		t.Fatal(err)
-	}
+	plan := planOf(t, env, a, activities.PlanInput{Job: livetest.TwoStreamsJob})
 	if want := []string{livetest.Orders, livetest.Repayments}; !slices.Equal(plan.Sources, want) || !plan.Watermark.Equal(end) ||
 		len(plan.Watermarks) != 2 || !plan.Watermarks[0].Watermark.Equal(end) || !plan.Watermarks[1].Watermark.Equal(end.Add(time.Hour)) {
 		t.Fatalf("plan %+v: want sources %v, watermark %v (the orders')", plan, want, end)
