@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -529,9 +528,9 @@ func (s *sampleRunner) segment(ctx context.Context, env *job.Env, ordinal, n int
 		res.WithState++
 		e := a.Event
 		// The trigger's rows are the run's to read (and a logic may change
-		// them); the prefetch keeps the answer's own, which fetches of the
-		// row's key are given copies of.
-		e.After, e.Before = maps.Clone(e.After), maps.Clone(e.Before)
+		// them): a copy, made before the runs, as the answer's own rows go
+		// to the first fetch of the row's key (job.Prefetch).
+		e.After, e.Before = e.After.Clone(), e.Before.Clone()
 		if !e.Time.Equal(rows[i].time) {
 			// The state's event is older than the row: the trigger is at
 			// the row's time, after every change of the key up to it.

@@ -117,7 +117,14 @@ func TestTrainingSet(t *testing.T) {
 		if err != nil {
 			return nil, err
 		}
-		return eventcenter.Row{"bal": r["bal"]}, nil
+		out := eventcenter.Row{"bal": r["bal"]}
+		// A logic may change the rows it reads; no other run's rows
+		// change (rows 5 and 6 read the same state).
+		r["bal"] = -1.0
+		if tr := c.Trigger().After; tr != nil {
+			tr["bal"] = -2.0
+		}
+		return out, nil
 	}, job.Trigger(src))
 
 	for _, tc := range []struct {

@@ -1,7 +1,9 @@
 package eventcenter
 
 import (
+	"bytes"
 	"fmt"
+	"maps"
 	"math"
 	"math/bits"
 	"strconv"
@@ -72,6 +74,21 @@ func (r Row) Validate() error {
 		return fmt.Errorf("a row of %d bytes, more than the limit of %d", size, limits.Row)
 	}
 	return nil
+}
+
+// Clone returns a copy of r that shares nothing with it: its []byte values
+// are copied too. The clone of nil is nil.
+func (r Row) Clone() Row {
+	if r == nil {
+		return nil
+	}
+	c := maps.Clone(r)
+	for k, v := range c {
+		if b, ok := v.([]byte); ok {
+			c[k] = bytes.Clone(b)
+		}
+	}
+	return c
 }
 
 // validDecimal reports whether s is [+-]digits[.digits][(e|E)[+-]digits]

@@ -156,8 +156,8 @@ func (f *fetch) fail(err error) {
 func (c *Context) options(source string, opts []FetchOption) fetch {
 	t := c.trigger.Time
 	f := fetch{at: t, level: c.job.level}
-	for _, o := range opts {
-		o(&f)
+	if len(opts) > 0 {
+		f = applied(f, opts) // f stays on the stack of a fetch without options
 	}
 	switch {
 	case f.err != nil:
@@ -169,6 +169,14 @@ func (c *Context) options(source string, opts []FetchOption) fetch {
 		f.err = fmt.Errorf("%w: unknown source %q (not in Env.Sources)", ErrInvalidFetch, source)
 	default:
 		f.at = f.at.Add(-f.ago)
+	}
+	return f
+}
+
+// applied returns f with opts applied.
+func applied(f fetch, opts []FetchOption) fetch {
+	for _, o := range opts {
+		o(&f)
 	}
 	return f
 }

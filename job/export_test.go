@@ -6,3 +6,7 @@ func WithoutRounds() (restore func()) {
 	roundsOn = false
 	return func() { roundsOn = true }
 }
+
+// Over returns p over store as the gathered path builds it (over): every
+// fetch is given a copy.
+func (p *Prefetch) Over(store Store) *Prefetch { return p.over(store) }

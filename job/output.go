@@ -3,6 +3,7 @@ package job
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -183,27 +184,22 @@ func RecordFromEvent(job string, e *eventcenter.Event) Record {
 func RecordID(job string, t eventcenter.ID) string { return recordID(job, t) }
 
 func recordID(job string, t eventcenter.ID) string {
-	h := sha256.New()
-	var buf [8]byte
-	put := func(s string) {
-		n := len(s)
-		for i := range 4 {
-			buf[i] = byte(n >> (8 * i))
-		}
-		h.Write(buf[:4])
-		h.Write([]byte(s))
+	// The digest of each string with its length (4 bytes, little endian),
+	// then the time and position (8 bytes each, little endian); its first
+	// 16 bytes in hex.
+	var stack [160]byte
+	b := stack[:0]
+	for _, s := range [...]string{job, t.Source, t.Key} {
+		b = binary.LittleEndian.AppendUint32(b, uint32(len(s)))
+		b = append(b, s...)
 	}
-	put(job)
-	put(t.Source)
-	put(t.Key)
-	for _, n := range []uint64{uint64(t.Time.UnixNano()), t.Pos.Log, t.Pos.Offset} {
-		for i := range 8 {
-			buf[i] = byte(n >> (8 * i))
-		}
-		h.Write(buf[:])
+	for _, n := range [...]uint64{uint64(t.Time.UnixNano()), t.Pos.Log, t.Pos.Offset} {
+		b = binary.LittleEndian.AppendUint64(b, n)
 	}
-	var sum [32]byte
-	return hex.EncodeToString(h.Sum(sum[:0])[:16])
+	sum := sha256.Sum256(b)
+	var id [32]byte
+	hex.Encode(id[:], sum[:16])
+	return string(id[:])
 }
 
 // recordJSON is the documented JSON form of a Record (RabbitMQ, Kafka, files).

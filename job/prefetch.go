@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tidemark-dev/tidemark/eventcenter"
@@ -28,13 +29,30 @@ import (
 // a fetch of the trigger key at the trigger time asks, is answered (empty)
 // when the prefetched state at T is older than T.
 //
+// Each fetch owns the rows it is given, as from the store. The first
+// fetch of an answer is given the answer's own rows, which the batch read
+// decoded for it; a later fetch of the same answer (a run that asks it
+// twice, two rows of one key and time) reads the store, whose answer is
+// the same (see above). So the usual run, which fetches its trigger's key
+// once, costs no copy of a row. On a Prefetch over rounds (see over),
+// whose runs ask their fetches again in every round, every fetch is given
+// a copy of the answer's rows instead.
+//
 // Fill before the runs, then share it read-only: concurrent reads are safe,
 // a Fill concurrent with reads is not.
 type Prefetch struct {
 	eventcenter.Watermarks // the store's
 	store                  Store
-	answers                map[prefetchKey]eventcenter.AsOfResult
+	answers                map[prefetchKey]*prefetched
+	kept                   []prefetched         // the answers' memory, reused from one Fill to the next
 	marks                  map[string]time.Time // source -> watermark before the batch read
+	copies                 bool                 // every fetch is given a copy (see over)
+}
+
+// prefetched is an answer read ahead; taken says a fetch was given its rows.
+type prefetched struct {
+	res   eventcenter.AsOfResult
+	taken atomic.Bool
 }
 
 type prefetchKey struct {
@@ -54,13 +72,15 @@ var _ Store = (*Prefetch)(nil)
 
 // NewPrefetch returns an empty Prefetch over store.
 func NewPrefetch(store Store) *Prefetch {
-	return &Prefetch{Watermarks: store, store: store, answers: map[prefetchKey]eventcenter.AsOfResult{}, marks: map[string]time.Time{}}
+	return &Prefetch{Watermarks: store, store: store, answers: map[prefetchKey]*prefetched{}, marks: map[string]time.Time{}}
 }
 
 // Fill reads the answers of qs ahead, in one sorted pass where the store
 // can (eventcenter.BatchReader), into out (len(out) >= len(qs)) and keeps
 // them for the runs. It reads each source's watermark first. The error is
 // the store's; each read's own answer (ErrNotFound included) is in out.
+// The rows in out are the answers' own, which the first fetch of each is
+// given: copy what the caller keeps of them before the runs start.
 func (p *Prefetch) Fill(ctx context.Context, qs []eventcenter.AsOf, out []eventcenter.AsOfResult) error {
 	for i := range qs {
 		src := qs[i].Source
@@ -76,9 +96,17 @@ func (p *Prefetch) Fill(ctx context.Context, qs []eventcenter.AsOf, out []eventc
 	if err := eventcenter.AsOfAll(ctx, p.store, qs, out); err != nil {
 		return err
 	}
+	if cap(p.kept)-len(p.kept) < len(qs) {
+		// A new array: the kept answers' pointers stay valid in the old.
+		p.kept = make([]prefetched, 0, len(p.kept)+len(qs))
+	}
 	for i := range qs {
 		if !qs[i].Time.After(p.marks[qs[i].Source]) {
-			p.answers[keyOf(&qs[i])] = out[i]
+			p.kept = p.kept[:len(p.kept)+1]
+			a := &p.kept[len(p.kept)-1]
+			a.res = out[i]
+			a.taken.Store(false)
+			p.answers[keyOf(&qs[i])] = a
 		}
 	}
 	return nil
@@ -88,6 +116,8 @@ func (p *Prefetch) Fill(ctx context.Context, qs []eventcenter.AsOf, out []eventc
 func (p *Prefetch) Reset() {
 	clear(p.answers)
 	clear(p.marks)
+	clear(p.kept) // the rows, for the collector
+	p.kept = p.kept[:0]
 }
 
 // Len returns the number of answers kept.
@@ -95,13 +125,17 @@ func (p *Prefetch) Len() int { return len(p.answers) }
 
 // AsOf implements eventcenter.Reader.
 func (p *Prefetch) AsOf(ctx context.Context, q eventcenter.AsOf) (eventcenter.Event, error) {
-	if a, ok := p.answers[keyOf(&q)]; ok {
-		if a.Err != nil {
-			return eventcenter.Event{}, a.Err
-		}
-		e := a.Event
-		e.After, e.Before = ownRow(e.After), ownRow(e.Before) // each fetch owns its rows
+	a, ok := p.answers[keyOf(&q)]
+	switch {
+	case !ok:
+	case a.res.Err != nil:
+		return eventcenter.Event{}, a.res.Err
+	case p.copies:
+		e := a.res.Event
+		e.After, e.Before = e.After.Clone(), e.Before.Clone()
 		return e, nil
+	case !a.taken.Swap(true):
+		return a.res.Event, nil // the first fetch owns the answer's rows
 	}
 	return p.store.AsOf(ctx, q)
 }
@@ -110,7 +144,7 @@ func (p *Prefetch) AsOf(ctx context.Context, q eventcenter.AsOf) (eventcenter.Ev
 func (p *Prefetch) History(ctx context.Context, q eventcenter.HistoryQuery) ([]eventcenter.Event, error) {
 	if q.To.Sub(q.From) == time.Nanosecond {
 		a, ok := p.answers[keyOf(&eventcenter.AsOf{Source: q.Source, Key: q.Key, Time: q.From, KnownAt: q.KnownAt})]
-		if ok && a.Err == nil && a.Event.Time.Before(q.From) {
+		if ok && a.res.Err == nil && a.res.Event.Time.Before(q.From) {
 			// The latest event at or before From is older than From:
 			// nothing happened at From.
 			return nil, nil
@@ -131,9 +165,11 @@ func (p *Prefetch) ListIndexes(ctx context.Context, source string) ([]eventcente
 }
 
 // over returns a Prefetch with p's answers that passes what it cannot
-// answer to store.
+// answer to store, and gives every fetch a copy of the answer's rows:
+// store evaluates runs in rounds (rounds.go), each asking its fetches
+// again, which another read of store would cost a round trip each.
 func (p *Prefetch) over(store Store) *Prefetch {
-	return &Prefetch{Watermarks: store, store: store, answers: p.answers, marks: p.marks}
+	return &Prefetch{Watermarks: store, store: store, answers: p.answers, marks: p.marks, copies: true}
 }
 
 // listIndexes lists the indexes of source from store, or fails as an

@@ -121,3 +121,67 @@ func TestPrefetchAnswersTheTriggerKeysFetches(t *testing.T) {
 		}
 	}
 }
+
+// TestPrefetchFetchesOwnTheirRows: the first fetch of an answer is given
+// the answer's own rows without a store read; a later fetch of it reads the
+// store, so it gets the state as stored however the first fetch changed its
+// rows ([]byte values included). Over rounds, every fetch gets a copy of
+// the answer's rows and no fetch reads the store.
+func TestPrefetchFetchesOwnTheirRows(t *testing.T) {
+	ctx := context.Background()
+	base := openStore(t)
+	const src = "test.accts"
+	stored := eventcenter.Row{"v": int64(7), "b": []byte("abc")}
+	if err := base.Append(ctx, []eventcenter.Event{{Source: src, Key: "k", Time: t0, Pos: eventcenter.Position{Log: 1, Offset: 1}, Op: eventcenter.OpInsert, After: stored}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := base.AdvanceWatermark(ctx, src, 0, t0.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	st := &countingStore{Store: base}
+	q := eventcenter.AsOf{Source: src, Key: "k", Time: t0.Add(time.Minute)}
+	fetch := func(r eventcenter.Reader) (eventcenter.Row, int64) {
+		t.Helper()
+		before := st.reads.Load()
+		e, err := r.AsOf(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e.After, st.reads.Load() - before
+	}
+	spoil := func(r eventcenter.Row) {
+		r["v"] = int64(-1)
+		r["b"].([]byte)[0] = 'X'
+		r["new"] = "x"
+	}
+
+	pf := job.NewPrefetch(st)
+	answers := make([]eventcenter.AsOfResult, 1)
+	if err := pf.Fill(ctx, []eventcenter.AsOf{q}, answers); err != nil {
+		t.Fatal(err)
+	}
+	over := pf.Over(st)
+	first, reads := fetch(pf)
+	if reads != 0 || !reflect.DeepEqual(first, stored) {
+		t.Fatalf("first fetch: %v with %d store reads, want %v with none", first, reads, stored)
+	}
+	spoil(first)
+	second, reads := fetch(pf)
+	if reads != 1 || !reflect.DeepEqual(second, stored) {
+		t.Fatalf("second fetch: %v with %d store reads, want %v from the store", second, reads, stored)
+	}
+
+	// Over rounds: copies of the answer's rows, no store read; the first
+	// fetch above took the answer's rows themselves, so Fill again.
+	pf.Reset()
+	if err := pf.Fill(ctx, []eventcenter.AsOf{q}, answers); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		r, reads := fetch(over)
+		if reads != 0 || !reflect.DeepEqual(r, stored) {
+			t.Fatalf("fetch %d over rounds: %v with %d store reads, want %v with none", i, r, reads, stored)
+		}
+		spoil(r)
+	}
+}

@@ -1,10 +1,8 @@
 package job
 
 import (
-	"bytes"
 	"context"
 	"errors"
-	"maps"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -95,21 +93,6 @@ func sameRead(a, b *eventcenter.AsOf) bool {
 	return a.Source == b.Source && a.Key == b.Key && a.Time.Equal(b.Time) && a.KnownAt.Equal(b.KnownAt)
 }
 
-// ownRow returns a copy of r that shares nothing with it, its []byte
-// values copied too.
-func ownRow(r eventcenter.Row) eventcenter.Row {
-	if r == nil {
-		return nil
-	}
-	c := maps.Clone(r)
-	for k, v := range c {
-		if b, ok := v.([]byte); ok {
-			c[k] = bytes.Clone(b)
-		}
-	}
-	return c
-}
-
 // AsOf implements eventcenter.Reader.
 func (s *roundStore) AsOf(ctx context.Context, q eventcenter.AsOf) (eventcenter.Event, error) {
 	if err := ctx.Err(); err != nil {
@@ -120,7 +103,7 @@ func (s *roundStore) AsOf(ctx context.Context, q eventcenter.AsOf) (eventcenter.
 		rd := &r.reads[s.next]
 		s.next++
 		e := rd.res.Event
-		e.After, e.Before = ownRow(e.After), ownRow(e.Before)
+		e.After, e.Before = e.After.Clone(), e.Before.Clone()
 		return e, rd.res.Err
 	}
 	if s.then != nil {
@@ -365,7 +348,7 @@ func evalRound(ctx context.Context, j *Job, env *Env, events []eventcenter.Event
 				for _, i := range todo[lo:min(lo+grain, len(todo))] {
 					rs.run, rs.next = &runs[i], 0
 					trigger := events[i]
-					trigger.After, trigger.Before = ownRow(trigger.After), ownRow(trigger.Before)
+					trigger.After, trigger.Before = trigger.After.Clone(), trigger.Before.Clone()
 					results[i], _ = Evaluate(ctx, j, trigger, &e)
 				}
 			}

@@ -1,0 +1,38 @@
+package job_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tidemark-dev/tidemark/eventcenter"
+	"github.com/tidemark-dev/tidemark/job"
+)
+
+// Record IDs are stored (the feature store's record identity, sinks'
+// keys): the same job and trigger must give the same ID in every release.
+// The IDs below were computed by the first implementation.
+func TestRecordIDStable(t *testing.T) {
+	at := time.Date(2026, 6, 1, 12, 30, 0, 123456789, time.UTC)
+	for _, c := range []struct {
+		job  string
+		t    eventcenter.ID
+		want string
+	}{
+		{"risk.score", eventcenter.ID{Source: "mysql.loan.applications", Key: "a-42", Time: at, Pos: eventcenter.Position{Log: 7, Offset: 1 << 40}}, "e1d8976150c079142fdb4410fcd3b161"},
+		{"", eventcenter.ID{}, "5b6981a1b5fb658740f69d760bc752e3"},
+		{strings.Repeat("j", 300), eventcenter.ID{Source: "s", Key: strings.Repeat("k", 70000), Time: at}, "8fa8d8e106fa1a8e30af6c12aa66989e"},
+	} {
+		if got := job.RecordID(c.job, c.t); got != c.want {
+			t.Errorf("RecordID(%.20q, %.40v) = %s, want %s", c.job, c.t, got, c.want)
+		}
+	}
+}
+
+func BenchmarkRecordID(b *testing.B) {
+	id := eventcenter.ID{Source: "mysql.loan.applications", Key: "a-000042", Time: time.Date(2026, 6, 1, 12, 30, 0, 0, time.UTC), Pos: eventcenter.Position{Log: 7, Offset: 42}}
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = job.RecordID("risk.score", id)
+	}
+}
