@@ -294,11 +294,11 @@ func (a *Backfill) planParquet(ctx context.Context, l sampleLoc, version string,
 	chunkStart := 0
 	next := 1 // sized: the n-th of the rows the chunk ends nearest
 	newChunk := func(rows int) bool {
-		if n == 0 {
-			return p.Rows-chunkStart+rows > chunkRows
-		}
 		if rows == 0 || p.Rows == chunkStart {
 			return false // no chunk of no rows
+		}
+		if n == 0 {
+			return p.Rows-chunkStart+rows > chunkRows
 		}
 		has, fits := p.Rows-chunkStart, p.Rows-chunkStart+rows <= MaxSizedChunkRows
 		if has < total/(2*n) && fits {

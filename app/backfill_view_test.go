@@ -85,3 +85,18 @@ func TestViewTimes(t *testing.T) {
 		t.Errorf("state %q", s)
 	}
 }
+
+// TestPrintSummary: the closing line of a sample backfill says how many
+// rows a chunk held; a range backfill's says nothing of rows.
+func TestPrintSummary(t *testing.T) {
+	var b strings.Builder
+	printSummary(&b, "bf", "done", workflows.Summary{Job: "j", Chunks: 8, ChunkRows: 25000, Events: 200000, Missing: 7})
+	if got := b.String(); !strings.Contains(got, "job j, 8 chunks of about 25000 sample rows, 200000 events") || !strings.Contains(got, "7 sample rows without state") {
+		t.Fatalf("sample: %q", got)
+	}
+	b.Reset()
+	printSummary(&b, "bf", "done", workflows.Summary{Job: "j", Chunks: 8, Events: 10})
+	if got := b.String(); !strings.Contains(got, "job j, 8 chunks, 10 events") {
+		t.Fatalf("range: %q", got)
+	}
+}

@@ -385,8 +385,12 @@ func printSummary(w io.Writer, id, state string, s workflows.Summary) {
 	if s.Duration > 0 {
 		rate = float64(s.Events) / time.Duration(s.Duration).Seconds()
 	}
-	fmt.Fprintf(w, "backfill %s %s: job %s, %d chunks, %d events, %d outputs, %d errors (%d failed, %d stale), %d sample rows without state, %d written, %d unchanged, %d replaced, %d skipped, %d resumed chunks, %d runs, %v (%.0f events/s)\n",
-		id, state, s.Job, s.Chunks, s.Events, s.Outputs, s.Errors, s.Failed, s.Stale, s.Missing, s.Written, s.Unchanged, s.Replaced, s.Skipped, s.Resumed, s.Runs, s.Duration, rate)
+	chunks := fmt.Sprintf("%d chunks", s.Chunks)
+	if s.ChunkRows > 0 {
+		chunks += fmt.Sprintf(" of about %d sample rows", s.ChunkRows)
+	}
+	fmt.Fprintf(w, "backfill %s %s: job %s, %s, %d events, %d outputs, %d errors (%d failed, %d stale), %d sample rows without state, %d written, %d unchanged, %d replaced, %d skipped, %d resumed chunks, %d runs, %v (%.0f events/s)\n",
+		id, state, s.Job, chunks, s.Events, s.Outputs, s.Errors, s.Failed, s.Stale, s.Missing, s.Written, s.Unchanged, s.Replaced, s.Skipped, s.Resumed, s.Runs, s.Duration, rate)
 	if s.Truncated {
 		fmt.Fprintf(w, "  ran up to the watermark only: to %s\n", s.To.UTC().Format(time.RFC3339Nano))
 	}

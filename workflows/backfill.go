@@ -224,6 +224,9 @@ type BackfillState struct {
 type Summary struct {
 	Job    string `json:"job"`
 	Chunks int    `json:"chunks"`
+	// ChunkRows: of a sample table, the rows per chunk the plan chose
+	// (BackfillInput.ChunkRows, or the size it aimed at when that is 0).
+	ChunkRows int `json:"chunkRows,omitempty"`
 	// Events: trigger-source events replayed, or sample rows read.
 	Events int `json:"events"`
 	// Outputs: records produced (OK runs) and given to the sink.
@@ -626,6 +629,7 @@ func Backfill(ctx workflow.Context, in BackfillInput) (Summary, error) {
 		}
 		if plan.Sample != nil {
 			st.Chunks = len(plan.Sample.Offsets)
+			st.Summary.ChunkRows = plan.Sample.ChunkRows
 		} else if in.From.Before(in.To) {
 			n := rangeChunks(in).Len()
 			if n > MaxChunks { // validated; kept for inputs of old versions

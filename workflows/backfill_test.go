@@ -327,7 +327,8 @@ func TestBackfillManifestSizedChunkRows(t *testing.T) {
 // ChunksPerSlot chunks per slot, which the plan sizes (see
 // activities.PlanInput); rows per chunk, when set, go to the plan alone. A
 // backfill of a version before versionChunkSized (3) asks for neither: its
-// plan's chunks keep activities.DefaultChunkRows.
+// plan's chunks keep activities.DefaultChunkRows. The summary records the
+// rows per chunk the plan chose.
 func TestBackfillSampleSizedChunks(t *testing.T) {
 	for _, c := range []struct {
 		in      workflows.BackfillInput
@@ -357,6 +358,11 @@ func TestBackfillSampleSizedChunks(t *testing.T) {
 		}
 		if got.ChunkRows != c.want.ChunkRows || got.Chunks != c.want.Chunks {
 			t.Errorf("%+v at version %d: plan asked for %d rows per chunk, %d chunks; want %d, %d", c.in, c.version, got.ChunkRows, got.Chunks, c.want.ChunkRows, c.want.Chunks)
+		}
+		// The summary says what the plan chose.
+		var sum workflows.Summary
+		if err := env.GetWorkflowResult(&sum); err != nil || sum.ChunkRows != 10 {
+			t.Errorf("%+v: summary chunkRows %d (%v), want the plan's 10", c.in, sum.ChunkRows, err)
 		}
 	}
 }
