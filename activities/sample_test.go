@@ -113,6 +113,9 @@ func TestTrainingSet(t *testing.T) {
 	}
 
 	j := job.MustNew("acc", func(c *job.Context) (eventcenter.Row, error) {
+		if tr := c.Trigger().After; tr != nil {
+			tr["bal"] = -3.0 // before the fetch: the fetch must not see it
+		}
 		r, err := c.Get(src, c.Trigger().Key)
 		if err != nil {
 			return nil, err

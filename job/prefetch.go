@@ -33,7 +33,9 @@ import (
 // fetch of an answer is given the answer's own rows, which the batch read
 // decoded for it; a later fetch of the same answer (a run that asks it
 // twice, two rows of one key and time) reads the store, whose answer is
-// the same (see above). So the usual run, which fetches its trigger's key
+// the same (see above) unless the store fails it: a store error, or the
+// retention horizon moved past it since the Fill (ErrBeyondHorizon), as
+// a read without a prefetch would fail. So the usual run, which fetches its trigger's key
 // once, costs no copy of a row. On a Prefetch over rounds (see over),
 // whose runs ask their fetches again in every round, every fetch is given
 // a copy of the answer's rows instead.

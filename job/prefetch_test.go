@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -183,5 +184,142 @@ func TestPrefetchFetchesOwnTheirRows(t *testing.T) {
 			t.Fatalf("fetch %d over rounds: %v with %d store reads, want %v with none", i, r, reads, stored)
 		}
 		spoil(r)
+	}
+}
+
+// TestPrefetchOverRemoteNeverReadsPrefetchedAgain: under a Prefetch over a
+// remote store, a run that is evaluated again (rounds) or that fetches a
+// prefetched answer twice is answered from the prefetch every time, with
+// the stored rows however the run changed them: no prefetched read reaches
+// the store.
+func TestPrefetchOverRemoteNeverReadsPrefetchedAgain(t *testing.T) {
+	bothPaths(t, testPrefetchOverRemoteNeverReadsPrefetchedAgain)
+}
+
+func testPrefetchOverRemoteNeverReadsPrefetchedAgain(t *testing.T) {
+	ctx := context.Background()
+	st, _, trig := gatherFixture(t, 300)
+	if err := st.AdvanceWatermark(ctx, "test.apps", 0, t0.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	remoteApps := 0
+	remote := &remoteStore{Store: st, width: 1024, latency: time.Millisecond, onBatch: func(qs []eventcenter.AsOf) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, q := range qs {
+			if q.Source == "test.apps" {
+				remoteApps++
+			}
+		}
+	}}
+	qs := make([]eventcenter.AsOf, len(trig))
+	for i, e := range trig {
+		qs[i] = eventcenter.AsOf{Source: "test.apps", Key: e.Key, Time: e.Time}
+	}
+	pf := job.NewPrefetch(remote)
+	if err := pf.Fill(ctx, qs, make([]eventcenter.AsOfResult, len(qs))); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	remoteApps = 0 // the Fill's
+	mu.Unlock()
+	j := job.MustNew("twice", func(c *job.Context) (eventcenter.Row, error) {
+		key := c.Trigger().Key
+		a, err := c.Get("test.apps", key)
+		if err != nil {
+			return nil, err
+		}
+		user := a["user"].(string)
+		a["user"] = "spoiled"
+		if _, err := c.Get("test.users", user); err != nil && !errors.Is(err, eventcenter.ErrNotFound) {
+			return nil, err
+		}
+		b, err := c.Get("test.apps", key)
+		if err != nil {
+			return nil, err
+		}
+		if b["user"] != user {
+			return nil, fmt.Errorf("second fetch of %s: user %v, want %s", key, b["user"], user)
+		}
+		b["user"] = "spoiled again"
+		// A History: rounds leave the run to the gathered path, which
+		// evaluates it again over what rounds read.
+		if _, err := c.History("test.users", user, time.Hour); err != nil {
+			return nil, err
+		}
+		return eventcenter.Row{"user": user}, nil
+	}, job.Trigger("test.apps"))
+	results := make([]job.Result, len(trig))
+	job.EvaluateAll(ctx, j, &job.Env{Store: pf}, trig, results, 0)
+	for i, r := range results {
+		if r.Outcome != job.OK {
+			t.Fatalf("run %d: %v %v", i, r.Outcome, r.Err)
+		}
+	}
+	if remoteApps != 0 || remote.reads.Load() != 0 {
+		t.Errorf("%d prefetched reads reached the remote store in batches, %d single reads", remoteApps, remote.reads.Load())
+	}
+}
+
+// TestPrefetchDuplicatesConcurrent: many runs of one key and time
+// (and of one key at times answered by one event), on many goroutines over a
+// local store, each changing what it reads ([]byte values included) and
+// reading it twice: each sees the stored rows.
+func TestPrefetchDuplicatesConcurrent(t *testing.T) {
+	ctx := context.Background()
+	st := openStore(t)
+	const src = "test.apps"
+	if err := st.Append(ctx, []eventcenter.Event{{Source: src, Key: "k", Time: t0, Pos: eventcenter.Position{Offset: 1}, Op: eventcenter.OpInsert,
+		After: eventcenter.Row{"v": int64(7), "b": []byte("abc")}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.AdvanceWatermark(ctx, src, 0, t0.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	pf := job.NewPrefetch(st)
+	var trig []eventcenter.Event
+	var qs []eventcenter.AsOf
+	for i := range 400 {
+		at := t0.Add(time.Duration(i%3) * time.Minute)
+		qs = append(qs, eventcenter.AsOf{Source: src, Key: "k", Time: at})
+	}
+	for seg := range 3 { // Reset and Fill again, as segments do
+		out := make([]eventcenter.AsOfResult, len(qs))
+		pf.Reset()
+		if err := pf.Fill(ctx, qs, out); err != nil {
+			t.Fatal(err)
+		}
+		trig = trig[:0]
+		for i := range qs {
+			e := out[i].Event
+			e.After, e.Before = e.After.Clone(), e.Before.Clone()
+			if !e.Time.Equal(qs[i].Time) {
+				e.Time, e.Pos = qs[i].Time, eventcenter.Position{}
+			}
+			trig = append(trig, e)
+		}
+		j := job.MustNew("dup", func(c *job.Context) (eventcenter.Row, error) {
+			c.Trigger().After["b"].([]byte)[1] = 'T'
+			for range 2 {
+				r, err := c.Get(src, "k")
+				if err != nil {
+					return nil, err
+				}
+				if r["v"] != int64(7) || string(r["b"].([]byte)) != "abc" {
+					return nil, fmt.Errorf("read %v", r)
+				}
+				r["v"] = int64(-1)
+				r["b"].([]byte)[0] = 'X'
+			}
+			return eventcenter.Row{"ok": true}, nil
+		}, job.Trigger(src))
+		res := make([]job.Result, len(trig))
+		job.EvaluateAll(ctx, j, &job.Env{Store: pf}, trig, res, 8)
+		for i, r := range res {
+			if r.Outcome != job.OK {
+				t.Fatalf("segment %d run %d: %v %v", seg, i, r.Outcome, r.Err)
+			}
+		}
 	}
 }
