@@ -307,6 +307,8 @@ func TestPlanSizesChunks(t *testing.T) {
 		// Over 11: 15 CSV chunks of 10 000 joined two at a time make 8,
 		// nearer 11 than the 15 not joined.
 		{csvPath, 0, 11, append(slices.Repeat([]int{20_000}, 7), 10_000)},
+		// Over 3: joined 5 or 6 at a time both make 3; the evener 5.
+		{csvPath, 0, 3, []int{50_000, 50_000, 50_000}},
 		// Many chunks asked: DefaultChunkRows a chunk, not fewer.
 		{csvPath, 0, 32, tens(15)},
 		{pqPath, 0, 32, tens(15)},
@@ -396,6 +398,43 @@ func TestPlanSizesUnevenRowGroups(t *testing.T) {
 		}
 		if !slices.Equal(got, c.want) {
 			t.Errorf("groups %v in %d chunks: chunks of %v rows, want %v", c.groups, c.chunks, got, c.want)
+		}
+	}
+}
+
+// A table of one chunk reports its own rows as the rows per chunk (what
+// the summary and the manifest say), sized or not, CSV or Parquet.
+func TestPlanOneChunkReportsItsRows(t *testing.T) {
+	_, a, _ := fixture(t, 10)
+	dir := t.TempDir()
+	const rows = 4_999
+	var b strings.Builder
+	b.WriteString("key,time\n")
+	type sampleRow struct {
+		Key  string    `parquet:"key"`
+		Time time.Time `parquet:"time,timestamp(microsecond)"`
+	}
+	prows := make([]sampleRow, rows)
+	for i := range rows {
+		fmt.Fprintf(&b, "k%d,2026-11-01\n", i)
+		prows[i] = sampleRow{Key: fmt.Sprintf("k%d", i), Time: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)}
+	}
+	csvPath, pqPath := filepath.Join(dir, "sample.csv"), filepath.Join(dir, "sample.parquet")
+	if err := os.WriteFile(csvPath, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	writeParquetFile(t, pqPath, prows, parquet.MaxRowsPerRowGroup(1000))
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestActivityEnvironment()
+	env.RegisterActivity(a)
+	for _, path := range []string{csvPath, pqPath} {
+		for _, in := range []activities.PlanInput{{Chunks: 16}, {ChunkRows: 50_000}, {}} {
+			in.Job, in.Sample = backfilltest.JobName, path
+			p := planOf(t, env, a, in).Sample
+			if len(p.Offsets) != 1 || p.ChunkRows != rows || p.Chunk(0).Rows != rows {
+				t.Errorf("%s, %d rows a chunk, %d chunks: %d chunks, %d rows a chunk, first of %d rows; want one of %d", filepath.Base(path), in.ChunkRows, in.Chunks,
+					len(p.Offsets), p.ChunkRows, p.Chunk(0).Rows, rows)
+			}
 		}
 	}
 }

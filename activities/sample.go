@@ -202,30 +202,39 @@ func (a *Backfill) planSample(ctx context.Context, uri string, chunkRows, chunks
 	if err != nil {
 		return nil, err
 	}
-	if isParquet(uri) {
-		return a.planParquet(ctx, l, version, size, chunkRows, chunks)
+	var p *SamplePlan
+	switch {
+	case isParquet(uri):
+		p, err = a.planParquet(ctx, l, version, size, chunkRows, chunks)
+	case chunkRows > 0:
+		p, err = a.planCSV(ctx, l, version, size, chunkRows)
+	default:
+		// The rows are counted as the plan reads them: cut in chunks of
+		// DefaultChunkRows, then joined k at a time into the number of
+		// chunks nearest sizedChunks.
+		if p, err = a.planCSV(ctx, l, version, size, DefaultChunkRows); err == nil {
+			p.join(joinBy(len(p.Offsets), sizedChunks(p.Rows, chunks)))
+		}
 	}
-	if chunkRows > 0 {
-		return a.planCSV(ctx, l, version, size, chunkRows)
-	}
-	// The rows are counted as the plan reads them: cut in chunks of
-	// DefaultChunkRows, then joined k at a time into the number of chunks
-	// nearest sizedChunks.
-	p, err := a.planCSV(ctx, l, version, size, DefaultChunkRows)
 	if err != nil {
 		return nil, err
 	}
-	p.join(joinBy(len(p.Offsets), sizedChunks(p.Rows, chunks)))
+	if p.Rows > 0 {
+		// A table of one chunk: its rows, not the size it could have had
+		// (what the summary and the manifest report).
+		p.ChunkRows = min(p.ChunkRows, p.Rows)
+	}
 	return p, nil
 }
 
 // joinBy is the k (1 or more) for which fine chunks joined k at a time
-// make the number of chunks nearest n (the fewer on a tie).
+// make the number of chunks nearest n (the fewer on a tie; the smaller k
+// when both make as many).
 func joinBy(fine, n int) int {
 	chunksBy := func(k int) int { return (fine + k - 1) / k }
 	lo := max(fine/max(n, 1), 1)
 	hi := lo + 1
-	if d := chunksBy(hi) - n; abs(d) <= abs(chunksBy(lo)-n) {
+	if dHi, dLo := abs(chunksBy(hi)-n), abs(chunksBy(lo)-n); dHi < dLo || dHi == dLo && chunksBy(hi) < chunksBy(lo) {
 		return hi
 	}
 	return lo
