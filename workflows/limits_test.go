@@ -251,6 +251,25 @@ func TestBackfillWatermark(t *testing.T) {
 	if err := env.GetWorkflowResult(&sum); err != nil || len(sum.Warnings) != 1 || !strings.Contains(sum.Warnings[0], "held 0 events of test.apps") {
 		t.Fatalf("empty range: %+v %v", sum, err)
 	}
+
+	// A sample table none of whose rows had state: done, with a warning;
+	// one row with state is enough to say nothing.
+	for _, withState := range []int{0, 1} {
+		env = newTestEnv()
+		env.RegisterWorkflowWithOptions(workflows.Backfill, workflow.RegisterOptions{Name: workflows.BackfillWorkflow})
+		env.RegisterActivity(a)
+		env.OnActivity(a.BackfillPlan, mock.Anything, mock.Anything).Return(
+			activities.Plan{Source: "test.apps", Watermark: far, Sample: &activities.SamplePlan{URI: "s.csv", Rows: 5, ChunkRows: 5, Offsets: []int64{10}}}, nil)
+		env.OnActivity(a.BackfillChunk, mock.Anything, mock.Anything).Return(activities.ChunkResult{Events: 5, Missing: 5 - withState, WithState: withState}, nil)
+		env.ExecuteWorkflow(workflows.Backfill, workflows.BackfillInput{Job: "test", Sample: "s.csv"})
+		sum = workflows.Summary{}
+		if err := env.GetWorkflowResult(&sum); err != nil {
+			t.Fatal(err)
+		}
+		if warned := len(sum.Warnings) == 1 && strings.Contains(sum.Warnings[0], "none of the 5 sample rows had state"); warned != (withState == 0) || len(sum.Warnings) > 1 {
+			t.Fatalf("%d of 5 sample rows with state: warnings %q", withState, sum.Warnings)
+		}
+	}
 }
 
 // A file sink ends with the finish activity (manifest, _SUCCESS) with the
