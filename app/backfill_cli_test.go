@@ -138,6 +138,18 @@ func TestBackfillCLITellsTrouble(t *testing.T) {
 		want(t, code, out, errOut, ExitOK, []string{"backfill empty done", "0 events"}, []string{"WARNING: backfill empty: the input held 0 events", "--from -24h --to -1m"})
 	})
 
+	// A bad sample table fails the plan: the error names the table and
+	// what is wrong with it, not the layers it came through.
+	t.Run("bad sample", func(t *testing.T) {
+		bad := filepath.Join(dir, "nokey.csv")
+		writeFile(t, bad, "id,time\n1,2026-11-25\n")
+		code, out, errOut := bf(t, "start", "--id", "bad-sample", "--sample", bad, "--sink", "file://"+filepath.Join(dir, "out4"))
+		want(t, code, out, errOut, ExitError, nil, []string{`backfill bad-sample failed: backfill: sample "` + bad + `": header ["id" "time"] needs a key (or entity) column and a time column (BadSample)`})
+		if strings.Contains(errOut, "scheduledEventID") {
+			t.Errorf("the error shows Temporal's wrapping: %s", errOut)
+		}
+	})
+
 	t.Run("watermark refusal", func(t *testing.T) {
 		code, out, errOut := bf(t, "start", "--id", "future", "--from", "-1h", "--to", "+1h")
 		want(t, code, out, errOut, ExitError, nil, []string{"backfill future refused: backfill: the input reaches", "--watermark truncate", "--watermark wait"})

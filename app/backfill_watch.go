@@ -345,6 +345,10 @@ func (a *cli) outcome(ctx context.Context, c client.Client, id string, allowErro
 		printSummary(a.stdout, id, "failed", sum)
 		a.warnings(id, sum)
 		return fmt.Errorf("backfill %s failed: %s", id, endReason(err))
+	case errors.As(err, &appErr):
+		// Failed before it had a summary (a plan refused): the cause
+		// alone, without the workflow and activity errors around it.
+		return fmt.Errorf("backfill %s failed: %s (%s)", id, appErr.Message(), appErr.Type())
 	case err != nil:
 		return err
 	}
