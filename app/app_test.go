@@ -197,6 +197,33 @@ func TestDateFlags(t *testing.T) {
 	}
 }
 
+// TestFormatNeedsAFileSink: --format with a sink that writes records (the
+// job's outputs, the feature store) is refused before anything starts.
+func TestFormatNeedsAFileSink(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		ok   bool
+	}{
+		{[]string{"--format", "parquet"}, false},
+		{[]string{"--format", "jsonl", "--sink", "featurestore"}, false},
+		{[]string{"--format", "parquet", "--sink", "file:///tmp/out"}, true},
+		{[]string{"--format", "parquet", "--sink", "s3://b/p"}, true},
+		{[]string{"--sink", "featurestore"}, true},
+	} {
+		var f backfillFlags
+		f.job = credit.Name
+		cmd := &cobra.Command{}
+		f.register(cmd.Flags())
+		if err := cmd.Flags().Parse(append([]string{"--from", "2026-11-25", "--to", "2026-11-26"}, c.args...)); err != nil {
+			t.Fatal(err)
+		}
+		_, err := f.input()
+		if (err == nil) != c.ok || err != nil && !strings.Contains(err.Error(), "only file:// and s3:// sinks write files") {
+			t.Errorf("%q: %v", c.args, err)
+		}
+	}
+}
+
 func writeFile(t *testing.T, path, content string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {

@@ -1,6 +1,7 @@
 package app
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -23,7 +24,7 @@ type backfillFlags struct {
 func (f *backfillFlags) register(fs *pflag.FlagSet) {
 	fs.Var(timeValue{&f.from}, "from", "range start, inclusive: a date (2026-11-25, midnight UTC), RFC 3339, \"now\" or a time from now (-24h)")
 	fs.Var(timeValue{&f.to}, "to", "range end, exclusive: a date (2026-11-26, midnight UTC), RFC 3339, \"now\" or a time from now (-1m)")
-	fs.StringVar(&f.sample, "sample", "", "sample table instead of a range: CSV with key,time columns (path, file:///path or s3://bucket/key)")
+	fs.StringVar(&f.sample, "sample", "", "sample table instead of a range: CSV or Parquet with key and time columns (path, file:///path or s3://bucket/key)")
 	fs.DurationVar(&f.chunk, "chunk", 0, "time span of a chunk (default: the range over 4 × --parallelism, in whole hours from 1h to 24h)")
 	fs.IntVar(&f.rows, "chunk-rows", 0, "sample rows per chunk (default: the table over 4 × parallelism, about 10000 to 100000)")
 	fs.IntVar(&f.par, "parallelism", 0, "chunks at once (default 8)")
@@ -51,6 +52,11 @@ func (f *backfillFlags) input() (workflows.BackfillInput, error) {
 		Options: activities.Options{Sink: f.sink, KnownAt: f.knownAt, Params: f.params, ParamsVersion: f.paramsVersion, SegmentEvents: f.segment,
 			Write: f.write, Format: f.format},
 		Watermark: f.watermark, WatermarkTimeout: workflows.Duration(f.watermarkTimeout), StallTimeout: workflows.Duration(f.stall),
+	}
+	if f.format != "" && !activities.IsFileSink(f.sink) {
+		// The workflow ignores it (inputs that ran with it must replay):
+		// the starter says so.
+		return in, usageError{fmt.Errorf("--format %s: only file:// and s3:// sinks write files; --sink %q writes records", f.format, f.sink)}
 	}
 	in, err := in.WithDefaults() // defaults travel with the input: see workflows/README.md, Versioning
 	if err != nil {
