@@ -56,7 +56,7 @@ func (f *backfillFlags) input() (workflows.BackfillInput, error) {
 	if f.format != "" && !activities.IsFileSink(f.sink) {
 		// The workflow ignores it (inputs that ran with it must replay):
 		// the starter says so.
-		return in, usageError{fmt.Errorf("--format %s: only file:// and s3:// sinks write files; --sink %q writes records", f.format, f.sink)}
+		return in, usageError{fmt.Errorf("--format %s: only file:// and s3:// sinks write files; --sink %q is not one", f.format, f.sink)}
 	}
 	in, err := in.WithDefaults() // defaults travel with the input: see workflows/README.md, Versioning
 	if err != nil {

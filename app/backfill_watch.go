@@ -345,9 +345,11 @@ func (a *cli) outcome(ctx context.Context, c client.Client, id string, allowErro
 		printSummary(a.stdout, id, "failed", sum)
 		a.warnings(id, sum)
 		return fmt.Errorf("backfill %s failed: %s", id, endReason(err))
-	case errors.As(err, &appErr):
-		// Failed before it had a summary (a plan refused): the cause
-		// alone, without the workflow and activity errors around it.
+	case errors.As(err, &appErr) && appErr.NonRetryable() && !errors.As(err, new(*temporal.TimeoutError)):
+		// Refused before it had a summary (a plan refused its input): the
+		// cause alone, without the workflow and activity errors around
+		// it. A retryable cause, or one under a timeout (the last
+		// attempt's cause may be an earlier attempt's), keeps them.
 		return fmt.Errorf("backfill %s failed: %s (%s)", id, appErr.Message(), appErr.Type())
 	case err != nil:
 		return err

@@ -740,8 +740,9 @@ func Backfill(ctx workflow.Context, in BackfillInput) (Summary, error) {
 	switch sum := &st.Summary; {
 	case v1 && sum.Events == 0:
 		warn(fmt.Sprintf("the input held 0 events of %s: check the range (or the sample table) and the source", st.Plan.Source))
-	case st.Plan.Sample != nil && sum.Events > 0 && sum.Missing == sum.Events:
-		warn(fmt.Sprintf("none of the %d sample rows had state: no key had a change in %s at or before its row's time; check the key column and the times (a time cut to microseconds is before a change stored to the nanosecond)",
+	case st.Plan.Sample != nil && sum.Missing > 0 && sum.WithState == 0 && sum.Outputs == 0:
+		// (Outputs too: chunks of workers older than WithState count none.)
+		warn(fmt.Sprintf("none of the %d sample rows had state: no key had a change in %s at or before its row's time (as known at --known-at, if given); check the key column and the times (a time cut to microseconds is before a change stored to the nanosecond)",
 			sum.Events, st.Plan.Source))
 	}
 	return finish("done", nil)

@@ -252,15 +252,16 @@ func TestBackfillWatermark(t *testing.T) {
 		t.Fatalf("empty range: %+v %v", sum, err)
 	}
 
-	// A sample table none of whose rows had state: done, with a warning;
-	// one row with state is enough to say nothing.
+	// A sample table none of whose rows had state: done, with a warning,
+	// also when a row's read failed; one row with state is enough to say
+	// nothing.
 	for _, withState := range []int{0, 1} {
 		env = newTestEnv()
 		env.RegisterWorkflowWithOptions(workflows.Backfill, workflow.RegisterOptions{Name: workflows.BackfillWorkflow})
 		env.RegisterActivity(a)
 		env.OnActivity(a.BackfillPlan, mock.Anything, mock.Anything).Return(
 			activities.Plan{Source: "test.apps", Watermark: far, Sample: &activities.SamplePlan{URI: "s.csv", Rows: 5, ChunkRows: 5, Offsets: []int64{10}}}, nil)
-		env.OnActivity(a.BackfillChunk, mock.Anything, mock.Anything).Return(activities.ChunkResult{Events: 5, Missing: 5 - withState, WithState: withState}, nil)
+		env.OnActivity(a.BackfillChunk, mock.Anything, mock.Anything).Return(activities.ChunkResult{Events: 5, Missing: 4 - withState, Failed: 1, WithState: withState, Outputs: withState}, nil)
 		env.ExecuteWorkflow(workflows.Backfill, workflows.BackfillInput{Job: "test", Sample: "s.csv"})
 		sum = workflows.Summary{}
 		if err := env.GetWorkflowResult(&sum); err != nil {
