@@ -201,7 +201,11 @@ as "backfill start" does.`,
 		v.writeChunks(a.stdout, now)
 		if v.published {
 			p := v.progress
-			fmt.Fprintf(a.stdout, "  %d written, %d unchanged, %d replaced, parallelism %d, run %d\n", p.Written, p.Unchanged, p.Replaced, p.Parallelism, p.Runs)
+			rows := ""
+			if p.Rows > 0 {
+				rows = fmt.Sprintf(", %d sample rows without state", p.Missing)
+			}
+			fmt.Fprintf(a.stdout, "  %d written, %d unchanged, %d replaced%s, parallelism %d, run %d\n", p.Written, p.Unchanged, p.Replaced, rows, p.Parallelism, p.Runs)
 			for _, w := range p.Warnings {
 				fmt.Fprintf(a.stdout, "  WARNING: %s\n", w)
 			}

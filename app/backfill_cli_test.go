@@ -124,7 +124,7 @@ func TestBackfillCLITellsTrouble(t *testing.T) {
 
 	// Sample rows whose runs fail are errors of the backfill.
 	sample := filepath.Join(dir, "sample.csv")
-	writeFile(t, sample, "key,time\na1,2026-11-25T10:00:00Z\na2,2026-11-25T11:00:00Z\n")
+	writeFile(t, sample, "key,time\na1,2026-11-25T10:00:00Z\na2,2026-11-25T11:00:00Z\na9,2026-11-25T12:00:00Z\n") // a9: no state
 	t.Run("errors", func(t *testing.T) {
 		code, out, errOut := bf(t, "start", "--id", "errors", "--sample", sample, "--sink", "file://"+filepath.Join(dir, "out1"))
 		want(t, code, out, errOut, ExitError, []string{"backfill errors done: job credit-features", "2 errors (2 failed, 0 stale)"},
@@ -174,7 +174,7 @@ func TestBackfillCLITellsTrouble(t *testing.T) {
 	// The memo holds the progress: no worker needed to read it.
 	t.Run("status without a worker", func(t *testing.T) {
 		code, out, errOut := bf(t, "status", "--id", "errors")
-		want(t, code, out, errOut, ExitOK, []string{"backfill errors: job credit-features, 1/1 chunks 100.0%", "2 events", "2 errors", "completed"}, nil)
+		want(t, code, out, errOut, ExitOK, []string{"backfill errors: job credit-features, 1/1 chunks 100.0%", "3 events", "2 errors", "completed", "0 replaced, 1 sample rows without state,"}, nil)
 		code, out, errOut = bf(t, "status", "--id", "future")
 		want(t, code, out, errOut, ExitOK, []string{"backfill future: job credit-features", "failed", "ended: backfill: the input reaches"}, nil)
 		code, out, errOut = bf(t, "cancel", "--id", "errors")

@@ -313,6 +313,8 @@ type Progress struct {
 	Unchanged int `json:"unchanged"`
 	Replaced  int `json:"replaced"`
 	Errors    int `json:"errors"`
+	// Missing: sample rows whose key had no state (Summary.Missing).
+	Missing int `json:"missing,omitempty"`
 	// Parallelism now.
 	Parallelism int `json:"parallelism,omitempty"`
 	// Warnings so far (see Summary.Warnings).
@@ -493,7 +495,7 @@ func Backfill(ctx workflow.Context, in BackfillInput) (Summary, error) {
 		p := Progress{
 			Job: in.Job, State: state, Chunks: st.Chunks, Done: st.Done, Running: running,
 			Events: st.Summary.Events, Outputs: st.Summary.Outputs, Errors: st.Summary.Errors,
-			Written: st.Summary.Written, Unchanged: st.Summary.Unchanged, Replaced: st.Summary.Replaced,
+			Written: st.Summary.Written, Unchanged: st.Summary.Unchanged, Replaced: st.Summary.Replaced, Missing: st.Summary.Missing,
 			Started: st.Started, Elapsed: Duration(workflow.Now(ctx).Sub(st.Started)), Runs: st.Runs,
 			Parallelism: in.Parallelism, Warnings: st.Summary.Warnings,
 		}
