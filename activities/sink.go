@@ -72,6 +72,9 @@ func (a *Backfill) parseSink(o Options) (sink, error) {
 		}
 		return fileSink{dst: outputs.Dir(u.Path), format: format}, nil
 	case "s3":
+		if u.Host == "" || u.Opaque != "" {
+			return nil, permanent(ErrTypeBadInput, "backfill: sink %q: want s3://bucket/prefix", spec)
+		}
 		if a.S3 == nil {
 			return nil, permanent(ErrTypeBadInput, "backfill: sink %q: this worker has no S3 client", spec)
 		}
