@@ -47,7 +47,7 @@ func (a *cli) jobsListCmd() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		store, err := openStore(cmd.Context(), cfg, config.StoreOptions{})
+		store, err := openStore(cmd.Context(), cfg, config.StoreOptions{MustExist: true})
 		if err != nil {
 			return err
 		}
@@ -94,7 +94,7 @@ func (a *cli) jobsShowCmd() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		store, err := openStore(cmd.Context(), cfg, config.StoreOptions{})
+		store, err := openStore(cmd.Context(), cfg, config.StoreOptions{MustExist: true})
 		if err != nil {
 			return err
 		}

@@ -3,6 +3,8 @@ package app
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -53,5 +55,19 @@ func TestJobsCommands(t *testing.T) {
 	code, _, errOut = run(t, "jobs", "show", "nope", "--store", store)
 	if code != ExitError || !strings.Contains(errOut, `"nope"; the catalog knows: `+credit.Name) {
 		t.Errorf("jobs show nope: exit %d\nstderr:\n%s", code, errOut)
+	}
+
+	// A store that does not exist (a mistyped --store, the default beside
+	// a tidemark dev) is said to be missing, not made anew and found empty;
+	// the parameters' commands read the same way.
+	missing := filepath.Join(t.TempDir(), "nowhere")
+	for _, args := range [][]string{{"jobs", "list"}, {"params", "show", credit.Name}} {
+		code, _, errOut = run(t, append(args, "--store", "pebble://"+missing)...)
+		if code == ExitOK || !strings.Contains(errOut, "no event center in "+missing) {
+			t.Errorf("%q on a missing store: exit %d\nstderr:\n%s", args, code, errOut)
+		}
+		if _, err := os.Stat(missing); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%q made the store's folder: %v", args, err)
+		}
 	}
 }

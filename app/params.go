@@ -102,7 +102,7 @@ func (f *paramsFlags) service(ctx context.Context) (*changes.Service, func(), er
 		}
 	}
 	if f.wantStore {
-		store, err := openStore(ctx, cfg, config.StoreOptions{})
+		store, err := openStore(ctx, cfg, config.StoreOptions{MustExist: true})
 		if err != nil {
 			return nil, nil, err
 		}

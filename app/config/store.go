@@ -84,7 +84,14 @@ type StoreOptions struct {
 	// NoSync skips the embedded store's fsync of each append (see
 	// embedded.Config.NoSync). Default false.
 	NoSync bool
+	// MustExist: the command consults an event center that processes
+	// already write (the job catalog, the parameters), so an embedded
+	// folder that does not exist is ErrNoStore, not a new empty store.
+	MustExist bool
 }
+
+// ErrNoStore: StoreOptions.MustExist and no embedded store in the folder.
+var ErrNoStore = errors.New("no event center")
 
 // OpenStore opens the event center of u: the embedded store (creating its
 // folder) or HBase (creating its namespace and tables if absent). An
@@ -93,6 +100,10 @@ type StoreOptions struct {
 func OpenStore(ctx context.Context, u StoreURL, o StoreOptions) (eventcenter.Store, error) {
 	switch u.Kind {
 	case Pebble:
+		if _, err := os.Stat(u.Dir); o.MustExist && errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("%w in %s: give --store the event center the workers use (tidemark dev keeps its own in .tidemark-dev/eventcenter, "+
+				"locked while it runs: use its console or HTTP API then)", ErrNoStore, u.Dir)
+		}
 		if err := os.MkdirAll(u.Dir, 0o755); err != nil {
 			return nil, fmt.Errorf("config: store folder: %w", err)
 		}
