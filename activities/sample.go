@@ -76,9 +76,6 @@ func (a *Backfill) locate(uri string) (sampleLoc, error) {
 	case "file":
 		return sampleLoc{uri: uri, path: filepath.FromSlash(u.Path)}, nil
 	case "s3":
-		if u.Host == "" || u.Opaque != "" || strings.Trim(u.Path, "/") == "" {
-			return sampleLoc{}, permanent(ErrTypeBadSample, "backfill: sample %q: want s3://bucket/key", uri)
-		}
 		if a.S3 == nil {
 			return sampleLoc{}, permanent(ErrTypeBadSample, "backfill: sample %q: this worker has no S3 client", uri)
 		}

@@ -70,4 +70,13 @@ func TestJobsCommands(t *testing.T) {
 			t.Errorf("%q made the store's folder: %v", args, err)
 		}
 	}
+	// So is a folder that holds no store (a --store of ".").
+	empty := t.TempDir()
+	code, _, errOut = run(t, "jobs", "list", "--store", "pebble://"+empty)
+	if code == ExitOK || !strings.Contains(errOut, "no event center in "+empty) {
+		t.Errorf("jobs list on an empty folder: exit %d\nstderr:\n%s", code, errOut)
+	}
+	if left, _ := os.ReadDir(empty); len(left) > 0 {
+		t.Errorf("jobs list left %d files in an empty folder: %v", len(left), left)
+	}
 }

@@ -86,7 +86,8 @@ type StoreOptions struct {
 	NoSync bool
 	// MustExist: the command consults an event center that processes
 	// already write (the job catalog, the parameters), so an embedded
-	// folder that does not exist is ErrNoStore, not a new empty store.
+	// folder that holds no store is ErrNoStore, not a new empty store.
+	// (An HBase namespace is opened as always.)
 	MustExist bool
 }
 
@@ -100,14 +101,16 @@ var ErrNoStore = errors.New("no event center")
 func OpenStore(ctx context.Context, u StoreURL, o StoreOptions) (eventcenter.Store, error) {
 	switch u.Kind {
 	case Pebble:
-		if _, err := os.Stat(u.Dir); o.MustExist && errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("%w in %s: give --store the event center the workers use (tidemark dev keeps its own in .tidemark-dev/eventcenter, "+
-				"locked while it runs: use its console or HTTP API then)", ErrNoStore, u.Dir)
+		if !o.MustExist {
+			if err := os.MkdirAll(u.Dir, 0o755); err != nil {
+				return nil, fmt.Errorf("config: store folder: %w", err)
+			}
 		}
-		if err := os.MkdirAll(u.Dir, 0o755); err != nil {
-			return nil, fmt.Errorf("config: store folder: %w", err)
+		s, err := embedded.Open(embedded.Config{Dir: u.Dir, NoSync: o.NoSync, MustExist: o.MustExist})
+		if errors.Is(err, embedded.ErrNoStore) {
+			return nil, fmt.Errorf("%w in %s: give the event center the workers use (--store, $TIDEMARK_STORE or the config's store; "+
+				"tidemark dev keeps its own, by default in .tidemark-dev/eventcenter, locked while it runs: use its console or HTTP API then)", ErrNoStore, u.Dir)
 		}
-		s, err := embedded.Open(embedded.Config{Dir: u.Dir, NoSync: o.NoSync})
 		if lockConflict(err) {
 			return nil, fmt.Errorf("%w: the event center folder %s is locked by another process (a tidemark dev, ingest, live or worker?): "+
 				"stop it, or share one event center between processes with --store hbase://ZK/NAMESPACE", ErrStoreInUse, u.Dir)

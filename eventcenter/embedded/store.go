@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"path/filepath"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -49,7 +50,14 @@ type Config struct {
 	// the production contract. The data itself is kept. Default 0: no
 	// horizon.
 	Retention time.Duration
+	// MustExist: Open fails with ErrNoStore, creating nothing, when Dir
+	// holds no store (for commands that consult a store others write).
+	// Default false: Open creates the store.
+	MustExist bool
 }
+
+// ErrNoStore is Open's error when Config.MustExist and Dir holds no store.
+var ErrNoStore = errors.New("embedded: no store")
 
 func (c *Config) setDefaults() {
 	if c.CacheBytes == 0 {
@@ -129,6 +137,13 @@ func Open(cfg Config) (*Store, error) {
 		opts.FS, dir = vfs.NewMem(), ""
 	}
 	opts.EnsureDefaults() // Evict writes tables with them
+	if cfg.MustExist && !cfg.InMemory {
+		// Pebble's own check (ErrorIfNotExists) leaves its LOCK file
+		// behind; a store has a manifest marker from its first open.
+		if marks, err := filepath.Glob(filepath.Join(dir, "marker.manifest.*")); err != nil || len(marks) == 0 {
+			return nil, fmt.Errorf("%w in %s", ErrNoStore, cfg.Dir)
+		}
+	}
 	db, err := pebble.Open(dir, opts)
 	if err != nil {
 		return nil, fmt.Errorf("embedded: open %s: %w", cfg.Dir, err)

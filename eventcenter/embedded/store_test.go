@@ -2,6 +2,8 @@ package embedded_test
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -90,4 +92,25 @@ func TestReopen(t *testing.T) {
 	if err := s.AdvanceWatermark(ctx, "s", 3, t0.Add(-1)); !errors.Is(err, eventcenter.ErrWatermarkRegression) {
 		t.Errorf("AdvanceWatermark backwards after reopen: %v, want ErrWatermarkRegression", err)
 	}
+}
+
+// MustExist opens a store made before and refuses, creating nothing, a
+// folder that does not exist or holds no store.
+func TestMustExist(t *testing.T) {
+	dir := t.TempDir()
+	for _, d := range []string{dir, filepath.Join(dir, "missing")} {
+		if _, err := embedded.Open(embedded.Config{Dir: d, MustExist: true}); !errors.Is(err, embedded.ErrNoStore) {
+			t.Fatalf("%s: %v, want ErrNoStore", d, err)
+		}
+	}
+	if left, _ := os.ReadDir(dir); len(left) != 0 {
+		t.Fatalf("left %v", left)
+	}
+	store := filepath.Join(dir, "store")
+	open(t, embedded.Config{Dir: store}).Close()
+	s, err := embedded.Open(embedded.Config{Dir: store, MustExist: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
 }
