@@ -156,9 +156,6 @@ func (a *Backfill) BackfillPlan(ctx context.Context, in PlanInput) (Plan, error)
 	if _, err := a.parseSink(in.Options); err != nil {
 		return Plan{}, err
 	}
-	if err := checkS3URIs(in.Options.Sink, in.Sample); err != nil {
-		return Plan{}, err
-	}
 	p := Plan{Source: strings.Join(j.Sources(), ", "), Sources: j.Sources()}
 	if p.Watermarks, p.Watermark, p.Floor, err = a.watermarks(ctx, p.Sources); err != nil {
 		return Plan{}, err

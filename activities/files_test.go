@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/parquet-go/parquet-go"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
@@ -436,33 +435,6 @@ func TestPlanOneChunkReportsItsRows(t *testing.T) {
 				t.Errorf("%s, %d rows a chunk, %d chunks: %d chunks, %d rows a chunk, first of %d rows; want one of %d", filepath.Base(path), in.ChunkRows, in.Chunks,
 					len(p.Offsets), p.ChunkRows, p.Chunk(0).Rows, rows)
 			}
-		}
-	}
-}
-
-// An S3 sink or sample table without a bucket (or a sample without a key)
-// is refused as bad input when planned, not met as an S3 error per chunk.
-func TestS3URIsNeedABucket(t *testing.T) {
-	_, a, _ := fixture(t, 10)
-	a.S3 = s3.New(s3.Options{Region: "us-east-1"}) // never called: the URIs are refused first
-	var s testsuite.WorkflowTestSuite
-	env := s.NewTestActivityEnvironment()
-	env.RegisterActivity(a)
-	for _, c := range []struct {
-		in      activities.PlanInput
-		errType string
-	}{
-		{activities.PlanInput{Options: activities.Options{Sink: "s3:///prefix"}}, activities.ErrTypeBadInput},
-		{activities.PlanInput{Options: activities.Options{Sink: "s3:bucket"}}, activities.ErrTypeBadInput},
-		{activities.PlanInput{Sample: "s3:///sample.csv"}, activities.ErrTypeBadSample},
-		{activities.PlanInput{Sample: "s3://bucket/"}, activities.ErrTypeBadSample},
-		{activities.PlanInput{Sample: "s3:bucket/sample.csv"}, activities.ErrTypeBadSample},
-	} {
-		c.in.Job = backfilltest.JobName
-		_, err := env.ExecuteActivity(a.BackfillPlan, c.in)
-		var ae *temporal.ApplicationError
-		if !errors.As(err, &ae) || ae.Type() != c.errType || !ae.NonRetryable() || !strings.Contains(err.Error(), "want s3://bucket/") {
-			t.Errorf("%+v: %v, want %s naming s3://bucket/…", c.in, err, c.errType)
 		}
 	}
 }

@@ -84,21 +84,6 @@ func (a *Backfill) parseSink(o Options) (sink, error) {
 	return nil, permanent(ErrTypeBadInput, "backfill: sink %q: want \"\", featurestore[:source], file:///folder or s3://bucket/prefix", spec)
 }
 
-// checkS3URIs refuses, when a backfill is planned, an S3 sink or sample
-// table URI without a bucket (s3:///bucket/prefix, s3:bucket), or a sample
-// URI without a key. Only the plan checks: the S3 client sends an empty
-// bucket's path as it is, so s3:///bucket/prefix did reach the objects
-// path-style, and a backfill that started with one keeps running.
-func checkS3URIs(sink, sample string) error {
-	if u, err := url.Parse(sink); err == nil && u.Scheme == "s3" && (u.Host == "" || u.Opaque != "") {
-		return permanent(ErrTypeBadInput, "backfill: sink %q: want s3://bucket/prefix", sink)
-	}
-	if u, err := url.Parse(sample); err == nil && u.Scheme == "s3" && (u.Host == "" || u.Opaque != "" || strings.Trim(u.Path, "/") == "") {
-		return permanent(ErrTypeBadSample, "backfill: sample %q: want s3://bucket/key", sample)
-	}
-	return nil
-}
-
 // tag is what the feature store sinks write into the job.ColBackfill
 // column of the chunk's records, and by which they know their own:
 // "<backfill>@<run>", or the backfill alone for inputs without a run.

@@ -6,8 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"iter"
-	"path/filepath"
+	"os"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -58,6 +59,16 @@ type Config struct {
 
 // ErrNoStore is Open's error when Config.MustExist and Dir holds no store.
 var ErrNoStore = errors.New("embedded: no store")
+
+// holdsStore reports whether dir holds a store: Pebble's manifest marker,
+// written when a store is first opened.
+func holdsStore(dir string) bool {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return false
+	}
+	return slices.ContainsFunc(entries, func(e os.DirEntry) bool { return strings.HasPrefix(e.Name(), "marker.manifest.") })
+}
 
 func (c *Config) setDefaults() {
 	if c.CacheBytes == 0 {
@@ -140,7 +151,7 @@ func Open(cfg Config) (*Store, error) {
 	if cfg.MustExist && !cfg.InMemory {
 		// Pebble's own check (ErrorIfNotExists) leaves its LOCK file
 		// behind; a store has a manifest marker from its first open.
-		if marks, err := filepath.Glob(filepath.Join(dir, "marker.manifest.*")); err != nil || len(marks) == 0 {
+		if !holdsStore(dir) {
 			return nil, fmt.Errorf("%w in %s", ErrNoStore, cfg.Dir)
 		}
 	}

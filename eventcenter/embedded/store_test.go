@@ -106,11 +106,13 @@ func TestMustExist(t *testing.T) {
 	if left, _ := os.ReadDir(dir); len(left) != 0 {
 		t.Fatalf("left %v", left)
 	}
-	store := filepath.Join(dir, "store")
-	open(t, embedded.Config{Dir: store}).Close()
-	s, err := embedded.Open(embedded.Config{Dir: store, MustExist: true})
-	if err != nil {
-		t.Fatal(err)
+	for _, name := range []string{"store", "a[1]", "b["} { // not a pattern
+		store := filepath.Join(dir, name)
+		open(t, embedded.Config{Dir: store}).Close()
+		s, err := embedded.Open(embedded.Config{Dir: store, MustExist: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
 	}
-	s.Close()
 }
