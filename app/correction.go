@@ -265,7 +265,7 @@ said on stderr.`,
 		if err != nil {
 			return err
 		}
-		store, err := openStore(ctx, cfg, config.StoreOptions{})
+		store, err := openStore(ctx, cfg, config.StoreOptions{MustExist: true})
 		if err != nil {
 			return err
 		}

@@ -61,7 +61,9 @@ func TestJobsCommands(t *testing.T) {
 	// a tidemark dev) is said to be missing, not made anew and found empty;
 	// the parameters' commands read the same way.
 	missing := filepath.Join(t.TempDir(), "nowhere")
-	for _, args := range [][]string{{"jobs", "list"}, {"params", "show", credit.Name}} {
+	cold := "file://" + t.TempDir()
+	for _, args := range [][]string{{"jobs", "list"}, {"params", "show", credit.Name}, {"tier", "status", "--cold", cold},
+		{"parity", "impact", "--job", credit.Name, "--from", "-1h", "--to", "now"}, {"correction", "report"}} {
 		code, _, errOut = run(t, append(args, "--store", "pebble://"+missing)...)
 		if code == ExitOK || !strings.Contains(errOut, "no event center in "+missing) {
 			t.Errorf("%q on a missing store: exit %d\nstderr:\n%s", args, code, errOut)
@@ -69,6 +71,11 @@ func TestJobsCommands(t *testing.T) {
 		if _, err := os.Stat(missing); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("%q made the store's folder: %v", args, err)
 		}
+	}
+	// tier status on a store that exists: a table (its columns aligned).
+	code, out, errOut = run(t, "tier", "status", "--cold", cold, "--store", store)
+	if code != ExitOK || !strings.HasPrefix(out, "SOURCE  ") || strings.Contains(out, "\t") {
+		t.Errorf("tier status: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
 	}
 	// So is a folder that holds no store (a --store of ".").
 	empty := t.TempDir()

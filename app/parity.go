@@ -184,7 +184,7 @@ triggers as known now and publishes records that supersede the live ones.`,
 		if err != nil {
 			return err
 		}
-		store, err := openStore(ctx, cfg, config.StoreOptions{})
+		store, err := openStore(ctx, cfg, config.StoreOptions{MustExist: true})
 		if err != nil {
 			return err
 		}

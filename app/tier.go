@@ -3,6 +3,7 @@ package app
 import (
 	"errors"
 	"fmt"
+	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -172,7 +173,7 @@ backlog that grows from day to day means tiering falls behind: nothing is lost
 		if cfg.Cold == "" {
 			return usageError{errors.New("no cold tier configured (--cold, config \"cold\", $TIDEMARK_COLD)")}
 		}
-		store, err := openStore(ctx, cfg, config.StoreOptions{})
+		store, err := openStore(ctx, cfg, config.StoreOptions{MustExist: true})
 		if err != nil {
 			return err
 		}
@@ -182,7 +183,9 @@ backlog that grows from day to day means tiering falls behind: nothing is lost
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(a.stdout, "SOURCE\tSEGMENTS\tEVENTS\tBYTES\tFROM\tTO\tBACKLOG\tOLDEST IN BACKLOG\n")
+		tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+		defer tw.Flush()
+		fmt.Fprintf(tw, "SOURCE\tSEGMENTS\tEVENTS\tBYTES\tFROM\tTO\tBACKLOG\tOLDEST IN BACKLOG\n")
 		for _, src := range sources {
 			m, err := ts.Manifest(ctx, src)
 			if err != nil {
@@ -206,7 +209,7 @@ backlog that grows from day to day means tiering falls behind: nothing is lost
 			if backlog > 0 {
 				old = oldest.Format(time.RFC3339)
 			}
-			fmt.Fprintf(a.stdout, "%s\t%d\t%d\t%d\t%s\t%s\t%d\t%s\n", src, len(m.Segments), rows, size, from, to, backlog, old)
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\t%s\t%d\t%s\n", src, len(m.Segments), rows, size, from, to, backlog, old)
 		}
 		return nil
 	}
