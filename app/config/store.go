@@ -109,7 +109,7 @@ func OpenStore(ctx context.Context, u StoreURL, o StoreOptions) (eventcenter.Sto
 		s, err := embedded.Open(embedded.Config{Dir: u.Dir, NoSync: o.NoSync, MustExist: o.MustExist})
 		if errors.Is(err, embedded.ErrNoStore) {
 			return nil, fmt.Errorf("%w in %s: give the event center the workers use (--store, $TIDEMARK_STORE or the config's store; "+
-				"tidemark dev keeps its own, by default in .tidemark-dev/eventcenter, locked while it runs: use its console or HTTP API then)", ErrNoStore, u.Dir)
+				"tidemark dev keeps its own, by default in .tidemark-dev/eventcenter, locked while it runs: stop it to use its folder, or take jobs and parameters to its console or HTTP API)", ErrNoStore, u.Dir)
 		}
 		if lockConflict(err) {
 			return nil, fmt.Errorf("%w: the event center folder %s is locked by another process (a tidemark dev, ingest, live or worker?): "+
