@@ -262,32 +262,41 @@ func TestFileSinkFolderPerBackfillID(t *testing.T) {
 	}
 }
 
+// writeSampleTables writes the same sample table of rows rows (key "k<i>",
+// time 2026-11-01, label i%2) as CSV and as Parquet in row groups of
+// 1 000 rows, in a folder of the test's, and returns their paths and the
+// CSV's text.
+func writeSampleTables(t *testing.T, rows int) (csvPath, csvText, pqPath string) {
+	t.Helper()
+	dir := t.TempDir()
+	type sampleRow struct {
+		Key   string    `parquet:"key"`
+		Time  time.Time `parquet:"time,timestamp(microsecond)"`
+		Label int64     `parquet:"label"`
+	}
+	var b strings.Builder
+	b.WriteString("key,time,label\n")
+	prows := make([]sampleRow, rows)
+	for i := range rows {
+		fmt.Fprintf(&b, "k%d,2026-11-01,%d\n", i, i%2)
+		prows[i] = sampleRow{Key: fmt.Sprintf("k%d", i), Time: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC), Label: int64(i % 2)}
+	}
+	csvPath, csvText, pqPath = filepath.Join(dir, "sample.csv"), b.String(), filepath.Join(dir, "sample.parquet")
+	if err := os.WriteFile(csvPath, []byte(csvText), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	writeParquetFile(t, pqPath, prows, parquet.MaxRowsPerRowGroup(1000))
+	return csvPath, csvText, pqPath
+}
+
 // Without rows per chunk, a plan cuts a table into about the chunks it is
 // asked for, of about DefaultChunkRows to MaxSizedChunkRows rows: a CSV
 // table in multiples of DefaultChunkRows, a Parquet table in whole row
 // groups. Rows per chunk, when given, win.
 func TestPlanSizesChunks(t *testing.T) {
 	_, a, _ := fixture(t, 10)
-	dir := t.TempDir()
 	const rows = 150_000
-	var b strings.Builder
-	b.WriteString("key,time,label\n")
-	type sampleRow struct {
-		Key   string    `parquet:"key"`
-		Time  time.Time `parquet:"time,timestamp(microsecond)"`
-		Label int64     `parquet:"label"`
-	}
-	prows := make([]sampleRow, rows)
-	for i := range rows {
-		fmt.Fprintf(&b, "k%d,2026-11-01,%d\n", i, i%2)
-		prows[i] = sampleRow{Key: fmt.Sprintf("k%d", i), Time: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC), Label: int64(i % 2)}
-	}
-	csvPath, csvText := filepath.Join(dir, "sample.csv"), b.String()
-	if err := os.WriteFile(csvPath, []byte(csvText), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	pqPath := filepath.Join(dir, "sample.parquet")
-	writeParquetFile(t, pqPath, prows, parquet.MaxRowsPerRowGroup(1000))
+	csvPath, csvText, pqPath := writeSampleTables(t, rows)
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestActivityEnvironment()
 	env.RegisterActivity(a)
@@ -406,24 +415,8 @@ func TestPlanSizesUnevenRowGroups(t *testing.T) {
 // the summary and the manifest say), sized or not, CSV or Parquet.
 func TestPlanOneChunkReportsItsRows(t *testing.T) {
 	_, a, _ := fixture(t, 10)
-	dir := t.TempDir()
 	const rows = 4_999
-	var b strings.Builder
-	b.WriteString("key,time\n")
-	type sampleRow struct {
-		Key  string    `parquet:"key"`
-		Time time.Time `parquet:"time,timestamp(microsecond)"`
-	}
-	prows := make([]sampleRow, rows)
-	for i := range rows {
-		fmt.Fprintf(&b, "k%d,2026-11-01\n", i)
-		prows[i] = sampleRow{Key: fmt.Sprintf("k%d", i), Time: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)}
-	}
-	csvPath, pqPath := filepath.Join(dir, "sample.csv"), filepath.Join(dir, "sample.parquet")
-	if err := os.WriteFile(csvPath, []byte(b.String()), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	writeParquetFile(t, pqPath, prows, parquet.MaxRowsPerRowGroup(1000))
+	csvPath, _, pqPath := writeSampleTables(t, rows)
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestActivityEnvironment()
 	env.RegisterActivity(a)
