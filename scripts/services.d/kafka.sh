@@ -45,8 +45,13 @@ kafka_start() {
   sed "s|@DATA@|$d/data|g" "$REPO/scripts/java/kafka/server.properties.in" >"$d/conf/server.properties"
   _kafka_cmd
   if [[ ! -f $d/data/meta.properties ]]; then
-    # `kafka-storage format` with a new cluster id (16 random bytes, URL-safe base64, no padding)
-    cid=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')
+    # `kafka-storage format` with a new cluster id (16 random bytes, URL-safe base64, no padding),
+    # never one that starts with '-': the tool's argument parser takes it for an option and fails
+    # (one start in 64; Kafka's own Uuid.randomUuid() draws again for the same reason)
+    cid=-
+    while [[ $cid == -* ]]; do
+      cid=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')
+    done
     if ! "${KAFKA_CMD[@]}" kafka.tools.StorageTool format --ignore-formatted \
       -t "$cid" -c "$d/conf/server.properties" >>"$d/log" 2>&1; then
       svc_log "kafka: storage format failed (see $d/log)"
