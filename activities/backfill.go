@@ -204,7 +204,7 @@ func (a *Backfill) BackfillChunk(ctx context.Context, in ChunkInput) (ChunkResul
 	}
 	segment := in.Options.SegmentEvents
 	if segment <= 0 {
-		segment = DefaultSegmentEvents
+		segment = SegmentEventsFor(in.Options.Sink)
 	}
 	info := activity.GetInfo(ctx)
 	var cur Cursor
@@ -304,6 +304,8 @@ func (a *Backfill) BackfillChunk(ctx context.Context, in ChunkInput) (ChunkResul
 // It reports whether the chunk's events ended.
 func (a *Backfill) replaySegment(ctx context.Context, j *job.Job, env *job.Env, src eventSource, segEnd int, cur *Cursor, hb *heartbeat) (job.Summary, bool, error) {
 	done := false
+	var last EventID // the last event consumed; cur.Last once the run ends
+	consumed := false
 	seq := func(yield func(eventcenter.Event, error) bool) {
 		for cur.Ordinal < segEnd {
 			e, ok, err := src.next()
@@ -318,13 +320,16 @@ func (a *Backfill) replaySegment(ctx context.Context, j *job.Job, env *job.Env, 
 			cur.Ordinal++
 			cur.Result.Events++
 			hb.consumed.Add(1)
-			cur.Last = &EventID{Source: e.Source, Key: e.Key, Time: e.Time, Log: e.Pos.Log, Offset: e.Pos.Offset}
+			last, consumed = EventID{Source: e.Source, Key: e.Key, Time: e.Time, Log: e.Pos.Log, Offset: e.Pos.Offset}, true
 			if !yield(*e, nil) {
 				return
 			}
 		}
 	}
 	sum, err := job.RunAll(ctx, j, env, iter.Seq2[eventcenter.Event, error](seq), job.RunOptions{BatchSize: a.BatchSize, Workers: a.Workers})
+	if consumed {
+		cur.Last = &last
+	}
 	return sum, done, err
 }
 

@@ -62,12 +62,34 @@ type Options struct {
 	ParamsVersion int64 `json:"paramsVersion,omitempty"`
 	// SegmentEvents is the number of events (sample rows) between two
 	// heartbeats of a chunk, i.e. the most a resumed chunk redoes; file
-	// sinks write one object per segment. Default 8192.
+	// sinks write one object per segment. Default: DefaultSegmentEvents,
+	// DefaultFileSegmentEvents for file sinks (see SegmentEventsFor).
 	SegmentEvents int `json:"segmentEvents,omitempty"`
 }
 
-// DefaultSegmentEvents is Options.SegmentEvents' default.
-const DefaultSegmentEvents = 8192
+// Defaults of Options.SegmentEvents, by sink (SegmentEventsFor).
+const (
+	// DefaultSegmentEvents is the segment of the sinks that write records
+	// as the job makes them (the feature store, the job's own outputs):
+	// it only sets how often a chunk commits its cursor, each commit a
+	// heartbeat the Temporal server persists, and how much a resumed chunk
+	// redoes (well under a second of a fast job's work here). At 8192 the
+	// heartbeats were about a third of the dev server's CPU in a backfill
+	// (bench/README.md).
+	DefaultSegmentEvents = 65536
+	// DefaultFileSegmentEvents is the segment of file sinks, which hold a
+	// segment's records in memory and write them as one object: it bounds
+	// a chunk's memory by its records.
+	DefaultFileSegmentEvents = 8192
+)
+
+// SegmentEventsFor is the default Options.SegmentEvents of a sink spec.
+func SegmentEventsFor(sink string) int {
+	if IsFileSink(sink) {
+		return DefaultFileSegmentEvents
+	}
+	return DefaultSegmentEvents
+}
 
 // Write modes of Options.Write.
 const (

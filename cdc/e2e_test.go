@@ -34,6 +34,15 @@ var (
 	buildErr  error
 )
 
+// TestMain removes the binary buildTidemark built.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binary != "" {
+		os.RemoveAll(filepath.Dir(binary))
+	}
+	os.Exit(code)
+}
+
 func buildTidemark(t *testing.T) string {
 	t.Helper()
 	buildOnce.Do(func() {

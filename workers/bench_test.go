@@ -90,6 +90,16 @@ func (bb *benchState) serverCPU() (_ time.Duration, ok bool) {
 	return processCPU(bb.server.Process.Pid)
 }
 
+// TestMain removes the benchmarks' prepared store, which outlives every
+// sub-benchmark (each works on a copy of it).
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if bench.dir != "" {
+		os.RemoveAll(bench.dir)
+	}
+	os.Exit(code)
+}
+
 func benchSetup(b *testing.B) {
 	bench.once.Do(func() {
 		n := 300000

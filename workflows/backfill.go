@@ -410,7 +410,10 @@ func (in *BackfillInput) setDefaults(v workflow.Version) {
 		in.HeartbeatTimeout = Duration(DefaultHeartbeatTimeout)
 	}
 	if in.SegmentEvents == 0 {
-		in.SegmentEvents = activities.DefaultSegmentEvents
+		// By sink, for every version: the segment is the activities'
+		// input, which replay does not compare, and a continuation
+		// carries the one its first run resolved.
+		in.SegmentEvents = activities.SegmentEventsFor(in.Sink)
 	}
 	if v < versionDefaults {
 		return // the fields below came with versionDefaults

@@ -67,6 +67,15 @@ func TestWithDefaults(t *testing.T) {
 		time.Duration(in.WatermarkTimeout) != workflows.DefaultWatermarkTimeout || in.MaxChunksPerRun == 0 || in.ProgressEvery == 0 || in.HeartbeatTimeout == 0 {
 		t.Fatalf("%+v", in)
 	}
+	// The segment by sink: file sinks hold a segment's records in memory.
+	for sink, want := range map[string]int{"": activities.DefaultSegmentEvents, "featurestore:x.out": activities.DefaultSegmentEvents,
+		"file:///tmp/out": activities.DefaultFileSegmentEvents, "s3://b/p": activities.DefaultFileSegmentEvents} {
+		in := workflows.BackfillInput{Job: "test", From: t0, To: t0.Add(time.Hour)}
+		in.Sink = sink
+		if in, err = in.WithDefaults(); err != nil || in.SegmentEvents != want {
+			t.Errorf("sink %q: segment %d, want %d (%v)", sink, in.SegmentEvents, want, err)
+		}
+	}
 	// Except a sample table's rows per chunk: the plan sizes them from the
 	// table (TestBackfillSampleSizedChunks); set, they are kept.
 	for _, rows := range []int{0, 5000} {
