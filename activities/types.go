@@ -77,9 +77,10 @@ const (
 	// heartbeats were about a third of the dev server's CPU in a backfill
 	// (bench/README.md).
 	DefaultSegmentEvents = 65536
-	// DefaultFileSegmentEvents is the segment of file sinks, which hold a
-	// segment's records in memory and write them as one object: it bounds
-	// a chunk's memory by its records.
+	// DefaultFileSegmentEvents is the segment of file sinks, which write a
+	// segment as one object, spooled to a temporary file (JSON Lines) or
+	// held in memory (Parquet) until then: it bounds the objects' size
+	// and a Parquet chunk's memory.
 	DefaultFileSegmentEvents = 8192
 )
 
