@@ -204,7 +204,7 @@ func (a *Backfill) BackfillChunk(ctx context.Context, in ChunkInput) (ChunkResul
 	}
 	segment := in.Options.SegmentEvents
 	if segment <= 0 {
-		segment = SegmentEventsFor(in.Options.Sink)
+		segment = SegmentEventsFor(in.Options.Sink, in.Sample != nil)
 	}
 	info := activity.GetInfo(ctx)
 	var cur Cursor

@@ -62,34 +62,38 @@ type Options struct {
 	ParamsVersion int64 `json:"paramsVersion,omitempty"`
 	// SegmentEvents is the number of events (sample rows) between two
 	// heartbeats of a chunk, i.e. the most a resumed chunk redoes; file
-	// sinks write one object per segment. Default: DefaultSegmentEvents,
-	// DefaultFileSegmentEvents for file sinks (see SegmentEventsFor).
+	// sinks write one object per segment. Default: see SegmentEventsFor.
 	SegmentEvents int `json:"segmentEvents,omitempty"`
 }
 
-// Defaults of Options.SegmentEvents, by sink (SegmentEventsFor).
+// Defaults of Options.SegmentEvents (SegmentEventsFor).
 const (
-	// DefaultSegmentEvents is the segment of the sinks that write records
-	// as the job makes them (the feature store, the job's own outputs):
-	// it only sets how often a chunk commits its cursor, each commit a
-	// heartbeat the Temporal server persists, and how much a resumed chunk
-	// redoes (well under a second of a fast job's work here). At 8192 the
+	// DefaultSegmentEvents is the segment of sample tables and of file
+	// sinks. A sample chunk reads, fetches, runs and writes a segment's
+	// rows together, holding them in memory, and counts them as progress
+	// when the segment ends (stall detection included); a file sink writes
+	// a segment as one object, spooled to a temporary file (JSON Lines) or
+	// held in memory (Parquet) until then.
+	DefaultSegmentEvents = 8192
+	// DefaultRangeSegmentEvents is the segment of a range backfill to a
+	// sink that writes records as the job makes them (the feature store,
+	// the job's own outputs). There it only sets how often a chunk commits
+	// its cursor, each commit a heartbeat the Temporal server persists,
+	// and how much a resumed chunk redoes: under a second of a fast job's
+	// work here, minutes of a job whose fetches are remote. Progress and
+	// stall detection count every event as it is read. At 8192 the
 	// heartbeats were about a third of the dev server's CPU in a backfill
 	// (bench/README.md).
-	DefaultSegmentEvents = 65536
-	// DefaultFileSegmentEvents is the segment of file sinks, which write a
-	// segment as one object, spooled to a temporary file (JSON Lines) or
-	// held in memory (Parquet) until then: it bounds the objects' size
-	// and a Parquet chunk's memory.
-	DefaultFileSegmentEvents = 8192
+	DefaultRangeSegmentEvents = 65536
 )
 
-// SegmentEventsFor is the default Options.SegmentEvents of a sink spec.
-func SegmentEventsFor(sink string) int {
-	if IsFileSink(sink) {
-		return DefaultFileSegmentEvents
+// SegmentEventsFor is the default Options.SegmentEvents of a backfill to
+// the sink spec, of a sample table (sample) or of a range.
+func SegmentEventsFor(sink string, sample bool) int {
+	if sample || IsFileSink(sink) {
+		return DefaultSegmentEvents
 	}
-	return DefaultSegmentEvents
+	return DefaultRangeSegmentEvents
 }
 
 // Write modes of Options.Write.

@@ -33,7 +33,7 @@ func (f *backfillFlags) register(fs *pflag.FlagSet) {
 		`what the fetches know: "" the corrected truth, "trigger" what live saw, or a time (date or RFC 3339)`)
 	fs.Var(choiceValue{s: &f.params, words: []string{"", "asof", "current", "defaults"}}, "params", `parameter values: "asof" (default), "current", "defaults"`)
 	fs.Int64Var(&f.paramsVersion, "params-version", 0, `pin every run to this parameter version of the job (default: --params decides, "asof": the version in force at each trigger, as live used it)`)
-	fs.IntVar(&f.segment, "segment-events", 0, "events between heartbeats of a chunk (default 8192 for file and s3 sinks, 65536 for the others)")
+	fs.IntVar(&f.segment, "segment-events", 0, "events (sample rows) between heartbeats of a chunk (default 65536 for a range to a feature-store or job-output sink, 8192 otherwise)")
 	fs.Var(choiceValue{s: &f.write, words: []string{"", activities.WriteFill, activities.WriteReplace}}, "write",
 		`into the feature store: "fill" only what is missing (default), "replace" a new version of every record`)
 	fs.Var(choiceValue{s: &f.format, words: []string{"", "jsonl", "parquet"}}, "format", `file and S3 sinks: "jsonl" (default) or "parquet"`)

@@ -82,9 +82,10 @@ var (
 // the input, so that a running backfill never depends on them; the workflow
 // fills only what an input started elsewhere (the stock CLI) left unset,
 // with the defaults of the workflow version that started it (see
-// README.md, "Versioning"). A sample table's ChunkRows is the exception:
-// its plan sizes it from the table, and the plan's recorded result fixes
-// the chunks.
+// README.md, "Versioning"). Two exceptions: a sample table's ChunkRows,
+// which its plan sizes from the table (the plan's recorded result fixes
+// the chunks), and SegmentEvents, whose default is the latest's for
+// every version (a field of the chunks' input only; see README.md).
 const (
 	// DefaultChunk is the chunk of a range backfill that sets none, before
 	// versionChunkSized; since, it is the shortest default (see
@@ -410,10 +411,10 @@ func (in *BackfillInput) setDefaults(v workflow.Version) {
 		in.HeartbeatTimeout = Duration(DefaultHeartbeatTimeout)
 	}
 	if in.SegmentEvents == 0 {
-		// By sink, for every version: the segment is the activities'
-		// input, which replay does not compare, and a continuation
-		// carries the one its first run resolved.
-		in.SegmentEvents = activities.SegmentEventsFor(in.Sink)
+		// By sink and input, for every version: the segment is the
+		// chunks' input, which replay does not compare, and a
+		// continuation carries the one its first run resolved.
+		in.SegmentEvents = activities.SegmentEventsFor(in.Sink, in.Sample != "")
 	}
 	if v < versionDefaults {
 		return // the fields below came with versionDefaults

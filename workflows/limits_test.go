@@ -62,18 +62,33 @@ func TestWithDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if in.Parallelism != workflows.DefaultParallelism || time.Duration(in.Chunk) != workflows.DefaultChunk || in.SegmentEvents != activities.DefaultSegmentEvents ||
+	if in.Parallelism != workflows.DefaultParallelism || time.Duration(in.Chunk) != workflows.DefaultChunk || in.SegmentEvents != activities.DefaultRangeSegmentEvents ||
 		in.Watermark != workflows.WatermarkRefuse || in.Write != activities.WriteFill || time.Duration(in.StallTimeout) != workflows.DefaultStallTimeout ||
 		time.Duration(in.WatermarkTimeout) != workflows.DefaultWatermarkTimeout || in.MaxChunksPerRun == 0 || in.ProgressEvery == 0 || in.HeartbeatTimeout == 0 {
 		t.Fatalf("%+v", in)
 	}
-	// The segment by sink: file sinks hold a segment's records in memory.
-	for sink, want := range map[string]int{"": activities.DefaultSegmentEvents, "featurestore:x.out": activities.DefaultSegmentEvents,
-		"file:///tmp/out": activities.DefaultFileSegmentEvents, "s3://b/p": activities.DefaultFileSegmentEvents} {
-		in := workflows.BackfillInput{Job: "test", From: t0, To: t0.Add(time.Hour)}
-		in.Sink = sink
-		if in, err = in.WithDefaults(); err != nil || in.SegmentEvents != want {
-			t.Errorf("sink %q: segment %d, want %d (%v)", sink, in.SegmentEvents, want, err)
+	// The segment by sink and input: a range to a sink that writes as it
+	// goes commits less often; file sinks and sample tables hold a
+	// segment in memory.
+	for _, tc := range []struct {
+		sink, sample string
+		want         int
+	}{
+		{"", "", activities.DefaultRangeSegmentEvents},
+		{"featurestore:x.out", "", activities.DefaultRangeSegmentEvents},
+		{"file:///tmp/out", "", activities.DefaultSegmentEvents},
+		{"s3://b/p", "", activities.DefaultSegmentEvents},
+		{"", "s3://b/t.csv", activities.DefaultSegmentEvents},
+		{"featurestore:x.out", "s3://b/t.csv", activities.DefaultSegmentEvents},
+		{"file:///tmp/out", "s3://b/t.csv", activities.DefaultSegmentEvents},
+	} {
+		in := workflows.BackfillInput{Job: "test", Sample: tc.sample}
+		if tc.sample == "" {
+			in.From, in.To = t0, t0.Add(time.Hour)
+		}
+		in.Sink = tc.sink
+		if in, err = in.WithDefaults(); err != nil || in.SegmentEvents != tc.want {
+			t.Errorf("sink %q, sample %q: segment %d, want %d (%v)", tc.sink, tc.sample, in.SegmentEvents, tc.want, err)
 		}
 	}
 	// Except a sample table's rows per chunk: the plan sizes them from the
