@@ -21,8 +21,9 @@ package bench_test
 // groups; or BENCH_CHUNK_ROWS), segments of the default size (BENCH_SEGMENT), a
 // Parquet file sink;
 // timed from the start of the workflow to its result (plan, chunks,
-// manifest). DuckDB (python3 -m pip install duckdb): the ASOF LEFT JOIN
-// materialised as a table, timed alone (bench/testdata/asof.py, which also
+// manifest); the garbage collector set as a worker process sets it
+// (gcpolicy.Apply: GOGC 400 unless GOGC is set). DuckDB (python3 -m pip
+// install duckdb): the ASOF LEFT JOIN materialised as a table, timed alone (bench/testdata/asof.py, which also
 // compares its rows with tidemark's objects). Needs python3 with duckdb;
 // skipped without.
 
@@ -49,6 +50,7 @@ import (
 	"github.com/tidemark-dev/tidemark/eventcenter"
 	"github.com/tidemark-dev/tidemark/eventcenter/embedded"
 	"github.com/tidemark-dev/tidemark/internal/devtemporal"
+	"github.com/tidemark-dev/tidemark/internal/gcpolicy"
 	"github.com/tidemark-dev/tidemark/internal/testenv"
 	"github.com/tidemark-dev/tidemark/job"
 	"github.com/tidemark-dev/tidemark/workers"
@@ -192,6 +194,8 @@ func BenchmarkTraining(b *testing.B) {
 	if err := exec.Command("python3", "-c", "import duckdb").Run(); err != nil {
 		b.Skip("needs python3 with duckdb (python3 -m pip install duckdb)")
 	}
+	// The collector as a worker process sets it (app.Main).
+	gc := gcpolicy.Apply()
 	entities, rows := envInt("BENCH_ENTITIES", 20_000), envInt("BENCH_SAMPLE_ROWS", 200_000)
 	dir := b.TempDir()
 	storeDir, eventsPath, samplePath := trainingFixture(b, dir, entities, 10, rows)
@@ -283,7 +287,7 @@ func BenchmarkTraining(b *testing.B) {
 	b.ReportMetric(duckRate, "duckdb-rows/s")
 	b.ReportMetric(tmRate/duckRate, "ratio")
 	b.ReportMetric(float64(cpu.Microseconds())/n, "tidemark-cpu-µs/row")
-	b.Logf("%d sample rows over %d entities × 10 changes: tidemark %v (%.0f rows/s; %.1f cpu-µs/row, %.2f cores busy), DuckDB ASOF JOIN %v (%.0f rows/s), ratio %.3f; load average %s",
-		rows, entities, tidemark/time.Duration(b.N), tmRate, float64(cpu.Microseconds())/n, cpu.Seconds()/tidemark.Seconds(),
+	b.Logf("%d sample rows over %d entities × 10 changes, GC %+v: tidemark %v (%.0f rows/s; %.1f cpu-µs/row, %.2f cores busy), DuckDB ASOF JOIN %v (%.0f rows/s), ratio %.3f; load average %s",
+		rows, entities, gc, tidemark/time.Duration(b.N), tmRate, float64(cpu.Microseconds())/n, cpu.Seconds()/tidemark.Seconds(),
 		duck/time.Duration(b.N), duckRate, tmRate/duckRate, testenv.LoadAverage())
 }
