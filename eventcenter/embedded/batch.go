@@ -26,12 +26,6 @@ func (s *Store) AsOfBatch(ctx context.Context, qs []eventcenter.AsOf, out []even
 	}
 	defer s.leave()
 	h := s.horizon()
-	type seek struct {
-		i          int
-		start, end int // the seek key in keys
-		prefix     int // length of its (salt, source, key) prefix
-		knownAt    time.Time
-	}
 	seeks := make([]seek, 0, len(qs))
 	keys := make([]byte, 0, len(qs)*32)
 	var lastIn, lastSettled time.Time
@@ -61,7 +55,7 @@ func (s *Store) AsOfBatch(ctx context.Context, qs []eventcenter.AsOf, out []even
 		keys = codec.AsOfSeek(keys[:start+1], q.Source, q.Key, q.Time)
 		seeks = append(seeks, seek{i: i, start: start, end: len(keys), prefix: prefix, knownAt: lastSettled})
 	}
-	slices.SortFunc(seeks, func(a, b seek) int { return bytes.Compare(keys[a.start:a.end], keys[b.start:b.end]) })
+	seeks = sortSeeks(seeks, keys)
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{tabEvents}, UpperBound: []byte{tabEvents + 1}})
 	if err != nil {
 		return err
@@ -111,6 +105,45 @@ func (s *Store) AsOfBatch(ctx context.Context, qs []eventcenter.AsOf, out []even
 		}
 	}
 	return nil
+}
+
+// seek is a read of AsOfBatch: qs[i], whose seek key is keys[start:end].
+type seek struct {
+	i          int
+	start, end int // the seek key in keys
+	prefix     int // length of its (table, salt, source, key) prefix
+	knownAt    time.Time
+}
+
+// sortSeeks returns seeks sorted by their keys: by their salt (the byte
+// after the table's) first, in one counting pass that spreads a batch over
+// up to 256 runs, then each run by its keys. A batch's keys share their
+// table and mostly their source, so this spares the comparison sort most
+// of its steps (a quarter of the sort's time on 8192 reads).
+func sortSeeks(seeks []seek, keys []byte) []seek {
+	if len(seeks) < 64 {
+		slices.SortFunc(seeks, func(a, b seek) int { return bytes.Compare(keys[a.start:a.end], keys[b.start:b.end]) })
+		return seeks
+	}
+	var runs [257]int // run s is out[runs[s]:runs[s+1]]
+	for _, sk := range seeks {
+		runs[int(keys[sk.start+1])+1]++
+	}
+	for s := 1; s <= 256; s++ {
+		runs[s] += runs[s-1]
+	}
+	out := make([]seek, len(seeks))
+	next := runs
+	for _, sk := range seeks {
+		salt := keys[sk.start+1]
+		out[next[salt]] = sk
+		next[salt]++
+	}
+	for s := range 256 {
+		run := out[runs[s]:runs[s+1]]
+		slices.SortFunc(run, func(a, b seek) int { return bytes.Compare(keys[a.start+2:a.end], keys[b.start+2:b.end]) })
+	}
+	return out
 }
 
 // seekForward positions it at the first row at or after key, as SeekGE
