@@ -553,6 +553,7 @@ func (s *sampleRunner) segment(ctx context.Context, env *job.Env, ordinal, n int
 	}
 	runEnv := *env
 	runEnv.Store = pf
+	runEnv.NoRecordIDs = s.training // trainingRecord names them by row
 	s.results = grow(s.results, len(s.triggers))
 	job.EvaluateAll(ctx, s.j, &runEnv, s.triggers, s.results, s.a.Workers)
 	s.recs = grow(s.recs, len(rows))[:0]

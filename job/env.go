@@ -64,6 +64,10 @@ type Env struct {
 	// Idempotent has delivered, so a retried trigger is not delivered twice.
 	// Default nil: non-idempotent outputs are at-least-once.
 	Ledger Ledger
+	// NoRecordIDs leaves the records' ID empty, for a caller that names
+	// them itself before they reach an output (a training set's records
+	// are its sample rows'). Default false: Record.ID's hash.
+	NoRecordIDs bool
 }
 
 // KnownAtTrigger bounds a run's fetches to what was stored when its trigger

@@ -1,6 +1,7 @@
 package job_test
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
@@ -34,5 +35,25 @@ func BenchmarkRecordID(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		_ = job.RecordID("risk.score", id)
+	}
+}
+
+// Env.NoRecordIDs leaves an OK run's record unnamed, and only that.
+func TestNoRecordIDs(t *testing.T) {
+	st := openStore(t)
+	trig := trigger("a1", t0, 1)
+	j := job.MustNew("named", func(c *job.Context) (eventcenter.Row, error) { return eventcenter.Row{"ok": true}, nil }, job.Trigger(trig.Source))
+	for _, unnamed := range []bool{false, true} {
+		res, err := job.Evaluate(context.Background(), j, trig, &job.Env{Store: st, NoRecordIDs: unnamed})
+		if err != nil || res.Record == nil {
+			t.Fatalf("NoRecordIDs %v: %+v %v", unnamed, res, err)
+		}
+		want := job.RecordID("named", trig.ID())
+		if unnamed {
+			want = ""
+		}
+		if res.Record.ID != want || res.Record.Features["ok"] != true || res.Record.Entity != "a1" {
+			t.Errorf("NoRecordIDs %v: record %+v, want ID %q", unnamed, res.Record, want)
+		}
 	}
 }

@@ -151,8 +151,11 @@ func evaluate(c *Context, res *Result) error {
 	}
 	res.Outcome = OK
 	res.Record = &Record{
-		ID: recordID(j.name, res.Trigger), Job: j.name, JobVersion: j.version, ParamVersion: c.version,
+		Job: j.name, JobVersion: j.version, ParamVersion: c.version,
 		Entity: entity, Trigger: res.Trigger, TriggerIndex: j.triggerIndex(trigger.Source), Features: features, Lineage: c.lineage,
+	}
+	if !env.NoRecordIDs {
+		res.Record.ID = recordID(j.name, res.Trigger)
 	}
 	return nil
 }
