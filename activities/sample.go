@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -640,10 +641,11 @@ func (s *sampleRunner) trainingRecord(ordinal int, row *sampleRow, r *job.Result
 			rec.ParamVersion = r.ParamVersion
 		}
 	}
-	// A copy: the logic may return a row it shares.
-	features := make(eventcenter.Row, len(rec.Features)+len(row.carry))
-	for k, v := range rec.Features {
-		features[k] = v
+	// A copy (shallow, as the record's values are not changed): the logic
+	// may return a row it shares.
+	features := maps.Clone(rec.Features)
+	if features == nil {
+		features = make(eventcenter.Row, len(row.carry))
 	}
 	rec.Features = features
 	for i, col := range s.carried {

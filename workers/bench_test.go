@@ -25,7 +25,8 @@ package workers_test
 // profile. BENCH_SERVER=process runs the Temporal server in a process of
 // its own, as in production, and reports its CPU per event beside each
 // temporal way's (the default: in this process, its CPU counted as the
-// worker's).
+// worker's). The collector is set as a worker process sets it
+// (gcpolicy.Apply: GOGC 400 unless GOGC is set).
 
 import (
 	"context"
@@ -49,6 +50,7 @@ import (
 	"github.com/tidemark-dev/tidemark/eventcenter/embedded"
 	"github.com/tidemark-dev/tidemark/internal/backfilltest"
 	"github.com/tidemark-dev/tidemark/internal/devtemporal"
+	"github.com/tidemark-dev/tidemark/internal/gcpolicy"
 	"github.com/tidemark-dev/tidemark/internal/testenv"
 	"github.com/tidemark-dev/tidemark/job"
 	"github.com/tidemark-dev/tidemark/job/outputs"
@@ -154,6 +156,7 @@ func freshStore(b *testing.B) *embedded.Store {
 }
 
 func BenchmarkBackfill(b *testing.B) {
+	gcpolicy.Apply() // the collector as a worker process sets it (app.Main)
 	benchSetup(b)
 	for _, sink := range []string{"discard", "featurestore"} {
 		b.Run("sink="+sink, func(b *testing.B) {

@@ -253,3 +253,34 @@ func TestUnifyParquet(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkParquetTrainingSegment writes one training-set segment: 8192
+// records of two features and two sample columns, as a sample backfill's
+// Parquet sink does, to a local folder.
+func BenchmarkParquetTrainingSegment(b *testing.B) {
+	const n = 8192
+	at := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
+	recs := make([]job.Record, n)
+	for i := range recs {
+		key := fmt.Sprintf("acct-%06d", i%20000)
+		recs[i] = job.Record{ID: fmt.Sprintf("0123456789abcdef01234567-%d", i), Job: "training", JobVersion: "1", Entity: key,
+			Trigger: eventcenter.ID{Source: "bench.accounts", Key: key, Time: at.Add(time.Duration(i) * time.Second)},
+			Features: eventcenter.Row{"balance": float64(i) / 3, "score": int64(i % 900), outputs.SampleColumn("row_id"): int64(i), outputs.SampleColumn("label"): int64(i % 2)}}
+	}
+	dst := outputs.Dir(b.TempDir())
+	ctx := context.Background()
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		o, err := outputs.Parquet(dst, fmt.Sprintf("chunk-%d.parquet", i), "row_id", "label")
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := o.Write(ctx, recs); err != nil {
+			b.Fatal(err)
+		}
+		if err := o.Close(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/record")
+}
