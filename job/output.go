@@ -292,10 +292,16 @@ type Ledger interface {
 // Idempotent go through ledger (if not nil): records already marked are
 // skipped, and delivered ones are marked. A retried batch therefore reaches
 // each output once, except for a crash between an output's Write and its
-// Mark (the record ID lets subscribers drop that repeat).
+// Mark (the record ID lets subscribers drop that repeat). A batch with a
+// record without ID (Env.NoRecordIDs unnamed) is refused whole.
 func WriteOutputs(ctx context.Context, outs []Output, ledger Ledger, recs []Record) error {
 	if len(recs) == 0 {
 		return nil
+	}
+	for i := range recs {
+		if recs[i].ID == "" { // outputs absorb repeats by ID (see Env.NoRecordIDs)
+			return fmt.Errorf("%w: record %d of %d (trigger %s %s) has no ID", ErrOutput, i+1, len(recs), recs[i].Trigger.Source, recs[i].Trigger.Key)
+		}
 	}
 	var errs []error
 	for _, o := range outs {

@@ -2,6 +2,7 @@ package job_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -56,4 +57,26 @@ func TestNoRecordIDs(t *testing.T) {
 			t.Errorf("NoRecordIDs %v: record %+v, want ID %q", unnamed, res.Record, want)
 		}
 	}
+}
+
+// WriteOutputs refuses a batch with an unnamed record, before any output
+// sees it: outputs absorb repeats by ID, and would merge such records.
+func TestWriteOutputsRefusesUnnamedRecords(t *testing.T) {
+	var got countingOutput
+	recs := []job.Record{{ID: "a", Job: "j"}, {Job: "j", Trigger: eventcenter.ID{Source: "s", Key: "k2"}}}
+	err := job.WriteOutputs(context.Background(), []job.Output{&got}, nil, recs)
+	if !errors.Is(err, job.ErrOutput) || !strings.Contains(err.Error(), "record 2 of 2 (trigger s k2) has no ID") || got.n != 0 {
+		t.Fatalf("%v; %d records written", err, got.n)
+	}
+	if err := job.WriteOutputs(context.Background(), []job.Output{&got}, nil, recs[:1]); err != nil || got.n != 1 {
+		t.Fatalf("%v; %d records written", err, got.n)
+	}
+}
+
+type countingOutput struct{ n int }
+
+func (o *countingOutput) Name() string { return "counting" }
+func (o *countingOutput) Write(_ context.Context, recs []job.Record) error {
+	o.n += len(recs)
+	return nil
 }
