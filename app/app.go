@@ -15,7 +15,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tidemark-dev/tidemark/eventcenter"
-	"github.com/tidemark-dev/tidemark/internal/gcpolicy"
 	"github.com/tidemark-dev/tidemark/job"
 )
 
@@ -52,11 +51,8 @@ func Name(name string) Option {
 }
 
 // Main runs the CLI on os.Args until SIGINT or SIGTERM, and exits with
-// Run's code. It sets the garbage collector for a worker's allocation rate
-// first (package gcpolicy: GOGC 400 unless the environment sets GOGC, and
-// a soft memory limit under a cgroup's).
+// Run's code.
 func Main(opts ...Option) {
-	gcpolicy.Apply()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := Run(ctx, os.Args[1:], os.Stdout, os.Stderr, opts...)
 	stop()

@@ -58,6 +58,7 @@ producing its sources. It prints where everything is.`,
 		if cfg.HotWindow <= 0 {
 			return usagef("--hot-window must be positive, got %v", cfg.HotWindow)
 		}
+		defer applyGCPolicy(log)()
 		if metrics.addr != "" {
 			prom, err := metrics.registry(ctx, log)
 			if err != nil {

@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"fmt"
 	"log/slog"
+	"math"
+	"strconv"
 
 	"github.com/spf13/cobra"
 	"go.temporal.io/sdk/client"
@@ -12,6 +14,7 @@ import (
 	"go.temporal.io/sdk/worker"
 
 	"github.com/tidemark-dev/tidemark/app/config"
+	"github.com/tidemark-dev/tidemark/internal/gcpolicy"
 	"github.com/tidemark-dev/tidemark/job"
 	"github.com/tidemark-dev/tidemark/job/outputs"
 	"github.com/tidemark-dev/tidemark/params"
@@ -77,6 +80,7 @@ one task queue, all on one HBase event center, to scale out.`,
 		if err != nil {
 			return err
 		}
+		defer applyGCPolicy(log)()
 		store, err := openStore(ctx, cfg, config.StoreOptions{})
 		if err != nil {
 			return err
@@ -176,4 +180,18 @@ func dialTemporal(ctx context.Context, t config.Temporal, log *slog.Logger, metr
 		return nil, fmt.Errorf("connect to Temporal at %s: %w", t.Address, err)
 	}
 	return c, nil
+}
+
+// applyGCPolicy sets the garbage collector of a process that runs backfill
+// workers (package gcpolicy: GOGC 400 unless the environment sets GOGC, a
+// soft memory limit under a cgroup's), logs it, and returns the function
+// that restores the settings before (for a command run in a test).
+func applyGCPolicy(log *slog.Logger) func() {
+	gc, undo := gcpolicy.Apply()
+	limit := "none"
+	if gc.Limit < math.MaxInt64 {
+		limit = strconv.FormatInt(gc.Limit, 10)
+	}
+	log.Info("garbage collector", "gogc", gc.Percent, "memoryLimitBytes", limit)
+	return undo
 }

@@ -22,7 +22,8 @@ package bench_test
 // Parquet file sink;
 // timed from the start of the workflow to its result (plan, chunks,
 // manifest); the garbage collector set as a worker process sets it
-// (gcpolicy.Apply: GOGC 400 unless GOGC is set). DuckDB (python3 -m pip
+// (gcpolicy.Apply: GOGC 400 unless GOGC is set), for the in-process
+// Temporal server too. DuckDB (python3 -m pip
 // install duckdb): the ASOF LEFT JOIN materialised as a table, timed alone (bench/testdata/asof.py, which also
 // compares its rows with tidemark's objects). Needs python3 with duckdb;
 // skipped without.
@@ -194,8 +195,9 @@ func BenchmarkTraining(b *testing.B) {
 	if err := exec.Command("python3", "-c", "import duckdb").Run(); err != nil {
 		b.Skip("needs python3 with duckdb (python3 -m pip install duckdb)")
 	}
-	// The collector as a worker process sets it (app.Main).
-	gc := gcpolicy.Apply()
+	// The collector as a worker process sets it (tidemark worker).
+	gc, undo := gcpolicy.Apply()
+	defer undo()
 	entities, rows := envInt("BENCH_ENTITIES", 20_000), envInt("BENCH_SAMPLE_ROWS", 200_000)
 	dir := b.TempDir()
 	storeDir, eventsPath, samplePath := trainingFixture(b, dir, entities, 10, rows)

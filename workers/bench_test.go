@@ -26,7 +26,8 @@ package workers_test
 // its own, as in production, and reports its CPU per event beside each
 // temporal way's (the default: in this process, its CPU counted as the
 // worker's). The collector is set as a worker process sets it
-// (gcpolicy.Apply: GOGC 400 unless GOGC is set).
+// (gcpolicy.Apply: GOGC 400 unless GOGC is set), for the in-process
+// server too.
 
 import (
 	"context"
@@ -156,7 +157,8 @@ func freshStore(b *testing.B) *embedded.Store {
 }
 
 func BenchmarkBackfill(b *testing.B) {
-	gcpolicy.Apply() // the collector as a worker process sets it (app.Main)
+	_, undo := gcpolicy.Apply() // the collector as a worker process sets it (tidemark worker)
+	b.Cleanup(undo)
 	benchSetup(b)
 	for _, sink := range []string{"discard", "featurestore"} {
 		b.Run("sink="+sink, func(b *testing.B) {

@@ -1,75 +1,151 @@
-// Package gcpolicy sets the Go garbage collector of tidemark's processes.
+// Package gcpolicy sets the Go garbage collector of tidemark's backfill
+// workers (`tidemark worker`, and `tidemark dev`, which runs one).
 //
 // A backfill worker allocates fast over a small live heap: a training-set
 // backfill allocates about 2.7 KB a sample row while its live heap stays
 // in the tens of megabytes, so at Go's default (GOGC=100, a collection
 // each time the heap doubles) the collector runs many times a second. At
 // GOGC=400 the heap may grow to five times the live heap between
-// collections: the training-set benchmark spent 18–22 % less CPU a row
-// (bench/README.md). A memory limit bounds what that costs: where the
-// process runs in a cgroup with a memory limit, the collector gets a soft
-// limit of 90 % of it (as GOMEMLIMIT would), so a large live heap makes it
-// collect more often instead of running out of memory.
+// collections: the training-set benchmark spent about a fifth less CPU a
+// row (bench/README.md). The price is memory: up to five times the live
+// heap, which includes the embedded store's block cache in a build
+// without cgo (the project's image; with cgo the cache is C memory). A
+// soft memory limit bounds it where one is known: in a cgroup with a
+// memory limit (its own or an ancestor's, cgroup v1 or v2), the collector
+// gets 90 % of it as its limit, as GOMEMLIMIT would, and collects more
+// often as the heap nears it. Memory the Go runtime does not manage (a
+// cgo block cache) is not counted, so with cgo the limit should be set
+// by hand (GOMEMLIMIT).
 //
-// The environment wins: GOGC set leaves the percentage as it says,
-// GOMEMLIMIT set leaves the limit (see runtime/debug).
+// The environment wins: GOGC set (not empty) leaves the percentage as it
+// says, GOMEMLIMIT set leaves the limit (see runtime/debug).
 package gcpolicy
 
 import (
 	"math"
 	"os"
+	"path"
 	"runtime/debug"
+	"runtime/metrics"
 	"strconv"
 	"strings"
 )
 
-// DefaultPercent is the GOGC of tidemark's processes when the environment
-// sets none.
+// DefaultPercent is the GOGC of a worker when the environment sets none.
 const DefaultPercent = 400
 
-// Settings is what Apply set: Percent if above 0, Limit (bytes) if above 0.
+// Settings are the collector's: Percent (GOGC; -1 off) and Limit (bytes;
+// math.MaxInt64 for none).
 type Settings struct {
 	Percent int
 	Limit   int64
 }
 
 // Apply sets the collector's percentage and memory limit as the package
-// doc says, and returns what it set.
-func Apply() Settings {
-	s := decide(os.LookupEnv, os.ReadFile)
-	if s.Percent > 0 {
-		debug.SetGCPercent(s.Percent)
+// doc says. It returns the settings in effect after, and a function that
+// restores those before (for a benchmark that applies it for a while).
+func Apply() (Settings, func()) {
+	before := Current()
+	percent, limit := decide(os.LookupEnv, os.ReadFile)
+	if percent > 0 {
+		debug.SetGCPercent(percent)
 	}
-	if s.Limit > 0 {
-		debug.SetMemoryLimit(s.Limit)
+	if limit > 0 {
+		debug.SetMemoryLimit(limit)
+	}
+	return Current(), func() {
+		debug.SetGCPercent(before.Percent)
+		debug.SetMemoryLimit(before.Limit)
+	}
+}
+
+// Current returns the collector's settings in effect.
+func Current() Settings {
+	m := []metrics.Sample{{Name: "/gc/gogc:percent"}, {Name: "/gc/gomemlimit:bytes"}}
+	metrics.Read(m)
+	s := Settings{Percent: -1, Limit: math.MaxInt64}
+	if m[0].Value.Kind() == metrics.KindUint64 {
+		if p := m[0].Value.Uint64(); p > 0 {
+			s.Percent = int(p)
+		}
+	}
+	if m[1].Value.Kind() == metrics.KindUint64 {
+		s.Limit = int64(min(m[1].Value.Uint64(), math.MaxInt64))
 	}
 	return s
 }
 
-// cgroupLimits are the files of a cgroup's memory limit: cgroup v2's, then
-// v1's.
-var cgroupLimits = []string{"/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"}
+// decide is Apply's choice from the environment and the files: a
+// percentage and a limit to set, 0 for each to leave alone.
+func decide(lookup func(string) (string, bool), read func(string) ([]byte, error)) (percent int, limit int64) {
+	if v, _ := lookup("GOGC"); v == "" {
+		percent = DefaultPercent
+	}
+	if v, _ := lookup("GOMEMLIMIT"); v != "" {
+		return percent, 0
+	}
+	if n := cgroupLimit(read); n > 0 {
+		limit = n / 10 * 9
+	}
+	return percent, limit
+}
 
-// decide is Apply's choice, from the environment and the files.
-func decide(lookup func(string) (string, bool), read func(string) ([]byte, error)) Settings {
-	var s Settings
-	if _, set := lookup("GOGC"); !set {
-		s.Percent = DefaultPercent
+// cgroupLimit returns the memory limit of this process's cgroup: the
+// least of its own and its ancestors' (each a memory.max of cgroup v2 or
+// a memory.limit_in_bytes of v1, as far as the mount shows them), or 0
+// for none.
+func cgroupLimit(read func(string) ([]byte, error)) int64 {
+	b, err := read("/proc/self/cgroup")
+	if err != nil {
+		return 0
 	}
-	if _, set := lookup("GOMEMLIMIT"); set {
-		return s
-	}
-	for _, f := range cgroupLimits {
-		b, err := read(f)
-		if err != nil {
+	var least int64
+	for _, line := range strings.Split(string(b), "\n") {
+		// hierarchy-ID:controllers:path; v2 is "0::path".
+		f := strings.SplitN(line, ":", 3)
+		if len(f) != 3 {
 			continue
 		}
-		// "max" (v2) or a number near MaxInt64 (v1) is no limit.
-		n, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
-		if err == nil && n > 0 && n < math.MaxInt64/2 {
-			s.Limit = n / 10 * 9
+		var root, file string
+		switch {
+		case f[0] == "0" && f[1] == "":
+			root, file = "/sys/fs/cgroup", "memory.max"
+		case hasController(f[1], "memory"):
+			root, file = "/sys/fs/cgroup/memory", "memory.limit_in_bytes"
+		default:
+			continue
 		}
-		break
+		for dir := path.Clean("/" + f[2]); ; dir = path.Dir(dir) {
+			if n := readLimit(read, path.Join(root, dir, file)); n > 0 && (least == 0 || n < least) {
+				least = n
+			}
+			if dir == "/" {
+				break
+			}
+		}
 	}
-	return s
+	return least
+}
+
+func hasController(list, name string) bool {
+	for c := range strings.SplitSeq(list, ",") {
+		if c == name {
+			return true
+		}
+	}
+	return false
+}
+
+// readLimit returns the limit a cgroup file holds, 0 for none ("max", a
+// number near MaxInt64 in v1) or an unreadable file.
+func readLimit(read func(string) ([]byte, error), file string) int64 {
+	b, err := read(file)
+	if err != nil {
+		return 0
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+	if err != nil || n <= 0 || n >= math.MaxInt64/2 {
+		return 0
+	}
+	return n
 }

@@ -3,25 +3,36 @@ package gcpolicy
 import (
 	"errors"
 	"io/fs"
+	"math"
+	"runtime/debug"
 	"testing"
 )
 
 func TestDecide(t *testing.T) {
+	const v2 = "0::/kubepods/pod1/c1\n"
+	const v1 = "9:name=systemd:/\n4:cpu,cpuacct:/x\n3:memory:/docker/abc\n"
 	for _, tc := range []struct {
-		name  string
-		env   map[string]string
-		files map[string]string
-		want  Settings
+		name    string
+		env     map[string]string
+		files   map[string]string
+		percent int
+		limit   int64
 	}{
-		{"nothing set, no cgroup", nil, nil, Settings{Percent: DefaultPercent}},
-		{"GOGC set", map[string]string{"GOGC": "100"}, nil, Settings{}},
-		{"GOGC=off set", map[string]string{"GOGC": "off"}, map[string]string{"/sys/fs/cgroup/memory.max": "1000\n"}, Settings{Limit: 900}},
-		{"cgroup v2 limit", nil, map[string]string{"/sys/fs/cgroup/memory.max": "1073741824\n"}, Settings{Percent: DefaultPercent, Limit: 966367638}},
-		{"cgroup v2 without limit", nil, map[string]string{"/sys/fs/cgroup/memory.max": "max\n"}, Settings{Percent: DefaultPercent}},
-		{"cgroup v2 without limit hides v1's", nil, map[string]string{"/sys/fs/cgroup/memory.max": "max\n", "/sys/fs/cgroup/memory/memory.limit_in_bytes": "1000\n"}, Settings{Percent: DefaultPercent}},
-		{"cgroup v1 limit", nil, map[string]string{"/sys/fs/cgroup/memory/memory.limit_in_bytes": "2000\n"}, Settings{Percent: DefaultPercent, Limit: 1800}},
-		{"cgroup v1 without limit", nil, map[string]string{"/sys/fs/cgroup/memory/memory.limit_in_bytes": "9223372036854771712\n"}, Settings{Percent: DefaultPercent}},
-		{"GOMEMLIMIT set", map[string]string{"GOMEMLIMIT": "1GiB"}, map[string]string{"/sys/fs/cgroup/memory.max": "1000\n"}, Settings{Percent: DefaultPercent}},
+		{"nothing set, no cgroup file", nil, nil, DefaultPercent, 0},
+		{"GOGC set", map[string]string{"GOGC": "100"}, nil, 0, 0},
+		{"GOGC empty is unset", map[string]string{"GOGC": ""}, nil, DefaultPercent, 0},
+		{"GOGC=off keeps the cgroup's limit", map[string]string{"GOGC": "off"}, map[string]string{"/proc/self/cgroup": v2, "/sys/fs/cgroup/kubepods/pod1/c1/memory.max": "1000\n"}, 0, 900},
+		{"v2, own limit", nil, map[string]string{"/proc/self/cgroup": v2, "/sys/fs/cgroup/kubepods/pod1/c1/memory.max": "1073741824\n"}, DefaultPercent, 966367638},
+		{"v2, an ancestor's smaller limit", nil, map[string]string{"/proc/self/cgroup": v2,
+			"/sys/fs/cgroup/kubepods/pod1/c1/memory.max": "max\n", "/sys/fs/cgroup/kubepods/pod1/memory.max": "2000\n", "/sys/fs/cgroup/kubepods/memory.max": "5000\n"}, DefaultPercent, 1800},
+		{"v2, namespaced at /", nil, map[string]string{"/proc/self/cgroup": "0::/\n", "/sys/fs/cgroup/memory.max": "3000\n"}, DefaultPercent, 2700},
+		{"v2 without limit", nil, map[string]string{"/proc/self/cgroup": v2, "/sys/fs/cgroup/kubepods/pod1/c1/memory.max": "max\n"}, DefaultPercent, 0},
+		{"v1, own limit", nil, map[string]string{"/proc/self/cgroup": v1, "/sys/fs/cgroup/memory/docker/abc/memory.limit_in_bytes": "2000\n"}, DefaultPercent, 1800},
+		{"v1 without limit", nil, map[string]string{"/proc/self/cgroup": v1,
+			"/sys/fs/cgroup/memory/docker/abc/memory.limit_in_bytes": "9223372036854771712\n", "/sys/fs/cgroup/memory/memory.limit_in_bytes": "9223372036854771712\n"}, DefaultPercent, 0},
+		{"v1, only other controllers", nil, map[string]string{"/proc/self/cgroup": "4:cpu,cpuacct:/x\n", "/sys/fs/cgroup/memory/memory.limit_in_bytes": "2000\n"}, DefaultPercent, 0},
+		{"GOMEMLIMIT set", map[string]string{"GOMEMLIMIT": "1GiB"}, map[string]string{"/proc/self/cgroup": v2, "/sys/fs/cgroup/kubepods/pod1/c1/memory.max": "1000\n"}, DefaultPercent, 0},
+		{"GOMEMLIMIT empty is unset", map[string]string{"GOMEMLIMIT": ""}, map[string]string{"/proc/self/cgroup": v2, "/sys/fs/cgroup/kubepods/pod1/c1/memory.max": "1000\n"}, DefaultPercent, 900},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			lookup := func(k string) (string, bool) { v, ok := tc.env[k]; return v, ok }
@@ -31,9 +42,25 @@ func TestDecide(t *testing.T) {
 				}
 				return nil, &fs.PathError{Op: "open", Path: f, Err: errors.New("no such file")}
 			}
-			if got := decide(lookup, read); got != tc.want {
-				t.Errorf("got %+v, want %+v", got, tc.want)
+			if p, l := decide(lookup, read); p != tc.percent || l != tc.limit {
+				t.Errorf("got %d, %d; want %d, %d", p, l, tc.percent, tc.limit)
 			}
 		})
 	}
+}
+
+// Apply sets what it reports, and its undo restores what was.
+func TestApplyAndUndo(t *testing.T) {
+	t.Setenv("GOGC", "")
+	t.Setenv("GOMEMLIMIT", "")
+	before := Current()
+	got, undo := Apply()
+	if got.Percent != DefaultPercent || Current() != got {
+		t.Errorf("applied %+v, in effect %+v", got, Current())
+	}
+	undo()
+	if Current() != before {
+		t.Errorf("after undo %+v, want %+v", Current(), before)
+	}
+	debug.SetMemoryLimit(math.MaxInt64)
 }
