@@ -361,3 +361,84 @@ func planOf(t testing.TB, env *testsuite.TestActivityEnvironment, a *activities.
 	}
 	return p
 }
+
+// TestTrainingSetWindows: a chunk whose rows are read ahead in windows (of
+// 6 rows here: segments of 2, windows of at least 5) writes what it writes
+// with one window for the whole chunk, and a chunk resumed inside a window
+// (after row 4 of 6) writes the same rows after.
+func TestTrainingSetWindows(t *testing.T) {
+	ctx := context.Background()
+	t0 := time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
+	at := func(h int) time.Time { return t0.Add(time.Duration(h) * time.Hour) }
+	const src = "t.acc"
+	var evs []eventcenter.Event
+	for i, k := range []string{"a", "b", "n", "a", "b", "a"} {
+		evs = append(evs, eventcenter.Event{Source: src, Key: k, Time: at(i), Pos: eventcenter.Position{Log: 1, Offset: uint64(i)},
+			Op: eventcenter.OpUpdate, After: eventcenter.Row{"bal": float64(i)}})
+	}
+	var rows []trainingSample
+	for i := range 23 {
+		// Keys known, unknown (c) and repeated at one time; times from
+		// before the first change to after the last.
+		rows = append(rows, trainingSample{RowID: int64(i), Key: []string{"a", "b", "c", "n"}[i*7%4], Time: at(i * 5 % 8), Label: int64(i % 2)})
+	}
+	pq := filepath.Join(t.TempDir(), "sample.parquet")
+	if err := parquet.WriteFile(pq, rows); err != nil {
+		t.Fatal(err)
+	}
+	st, err := embedded.Open(embedded.Config{InMemory: true, NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if err := st.Append(ctx, evs); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.AdvanceWatermark(ctx, src, 0, at(10)); err != nil {
+		t.Fatal(err)
+	}
+	j := job.MustNew("acc", func(c *job.Context) (eventcenter.Row, error) {
+		r, err := c.Get(src, c.Trigger().Key)
+		if err != nil {
+			return nil, err
+		}
+		return eventcenter.Row{"bal": r["bal"]}, nil
+	}, job.Trigger(src))
+	a := &activities.Backfill{Store: st, Jobs: activities.NewJobs(j)}
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestActivityEnvironment()
+	env.RegisterActivity(a)
+	plan := planOf(t, env, a, activities.PlanInput{Job: "acc", Sample: pq})
+	run := func(hb *activities.Cursor) ([]trainingOut, activities.ChunkResult) {
+		out := t.TempDir()
+		r, _, err := runChunk(t, a, activities.ChunkInput{Backfill: "bf-ts", Job: "acc", Sample: plan.Sample.Chunk(0),
+			Options: activities.Options{Sink: "file://" + out, Format: "parquet", SegmentEvents: 2}}, hb)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return readTrainingSet(t, out, "parquet"), r
+	}
+	whole, wr := run(nil)
+	restore := activities.SetSampleWindowRows(5)
+	defer restore()
+	windowed, r := run(nil)
+	if len(whole) != len(rows) || wr.WithState == 0 || wr.Missing == 0 {
+		t.Fatalf("one window: %d rows, %+v", len(whole), wr)
+	}
+	for i, row := range rows { // each row's state as the store reads it
+		var want *float64
+		if e, err := st.AsOf(ctx, eventcenter.AsOf{Source: src, Key: row.Key, Time: row.Time}); err == nil {
+			want = ptr(e.After["bal"].(float64))
+		}
+		if got := whole[i]; got.Key != row.Key || !reflect.DeepEqual(got.Bal, want) || got.RowID == nil || *got.RowID != row.RowID {
+			t.Fatalf("row %d (%s at %v): %+v, want bal %v", i, row.Key, row.Time, got, want)
+		}
+	}
+	if !reflect.DeepEqual(windowed, whole) || r.Events != wr.Events || r.WithState != wr.WithState || r.Missing != wr.Missing || r.Outputs != wr.Outputs {
+		t.Fatalf("windows of 6 rows: %+v (%+v), want %+v (%+v)", windowed, r, whole, wr)
+	}
+	resumed, rr := run(&activities.Cursor{Ordinal: 4})
+	if !reflect.DeepEqual(resumed, whole[4:]) || rr.Events != len(rows)-4 || !rr.Resumed {
+		t.Fatalf("resumed after row 4: %+v (%+v), want %+v", resumed, rr, whole[4:])
+	}
+}

@@ -19,7 +19,10 @@ var _ eventcenter.BatchReader = (*Store)(nil)
 // AsOfBatch implements eventcenter.BatchReader: the reads are sorted by
 // their events-table seek key (salt, source, key, newest time first) and
 // answered by one iterator whose seeks move forward, so the iterator's
-// blocks and its position are reused from one read to the next.
+// blocks and its position are reused from one read to the next (Pebble
+// steps to a seek key a few rows ahead instead of seeking, as long as
+// the iterator only seeks forward: a Next between two seeks would lose
+// that).
 func (s *Store) AsOfBatch(ctx context.Context, qs []eventcenter.AsOf, out []eventcenter.AsOfResult) error {
 	if err := s.enter(ctx); err != nil {
 		return err
@@ -69,7 +72,7 @@ func (s *Store) AsOfBatch(ctx context.Context, qs []eventcenter.AsOf, out []even
 		q := &qs[sk.i]
 		var e eventcenter.Event
 		found := false
-		for ok := seekForward(it, key, sk.prefix); ok && bytes.HasPrefix(it.Key(), key[:sk.prefix]); ok = it.Next() {
+		for ok := it.SeekGE(key); ok && bytes.HasPrefix(it.Key(), key[:sk.prefix]); ok = it.Next() {
 			if found, err = decodeBody(it.Value(), sk.knownAt, &e); err != nil {
 				return err
 			}
@@ -144,25 +147,6 @@ func sortSeeks(seeks []seek, keys []byte) []seek {
 		slices.SortFunc(run, func(a, b seek) int { return bytes.Compare(keys[a.start+2:a.end], keys[b.start+2:b.end]) })
 	}
 	return out
-}
-
-// seekForward positions it at the first row at or after key, as SeekGE
-// does. When it is already on a row of the same (salt, source, key)
-// prefix at or before key (the previous read was of the same key at a
-// later time), it steps forward over the few rows between instead: the
-// rows of a key are contiguous, newest first.
-func seekForward(it *pebble.Iterator, key []byte, prefix int) bool {
-	if it.Valid() && bytes.HasPrefix(it.Key(), key[:prefix]) && bytes.Compare(it.Key(), key) <= 0 {
-		for range 8 {
-			if bytes.Compare(it.Key(), key) >= 0 {
-				return true
-			}
-			if !it.Next() {
-				return false
-			}
-		}
-	}
-	return it.SeekGE(key)
 }
 
 // parseKeyTail returns the time and position of an events-table row key,
