@@ -3,6 +3,7 @@ package job
 import (
 	"context"
 	"fmt"
+	"math"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -45,36 +46,59 @@ import (
 type Prefetch struct {
 	eventcenter.Watermarks // the store's
 	store                  Store
-	answers                map[prefetchKey]*prefetched
-	kept                   []prefetched         // the answers' memory, reused from one Fill to the next
-	marks                  map[string]time.Time // source -> watermark before the batch read
-	copies                 bool                 // every fetch is given a copy (see over)
+	*prefetchSet
+	copies bool // every fetch is given a copy (see over)
 }
 
-// prefetched is an answer read ahead; taken says a fetch was given its rows.
+// prefetchSet holds the answers of a Prefetch, shared with the Prefetches
+// over it (see over).
+type prefetchSet struct {
+	// byKey holds, for each key read, the index in kept of the latest
+	// answer of that key; kept[i].next the one before (-1 for none). A
+	// read's key (a string, the map's fast path) finds its answers, which
+	// are then matched by source, time and KnownAt.
+	byKey map[string]int32
+	kept  []prefetched         // the answers, reused from one Fill to the next
+	marks map[string]time.Time // source -> watermark before the batch read
+}
+
+// prefetched is an answer read ahead, of the read (source, key at the
+// time at, as known at knownAt); taken says a fetch was given its rows.
 type prefetched struct {
-	res   eventcenter.AsOfResult
-	taken atomic.Bool
-}
-
-type prefetchKey struct {
-	source, key string
+	res         eventcenter.AsOfResult
+	source      string
 	at, knownAt int64 // UnixNano; knownAt 0 for none
+	next        int32
+	taken       atomic.Bool
 }
 
-func keyOf(q *eventcenter.AsOf) prefetchKey {
-	k := prefetchKey{source: q.Source, key: q.Key, at: q.Time.UnixNano()}
-	if !q.KnownAt.IsZero() {
-		k.knownAt = q.KnownAt.UnixNano()
+func nanos(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
 	}
-	return k
+	return t.UnixNano()
+}
+
+// find returns the answer kept of q, or nil.
+func (s *prefetchSet) find(q *eventcenter.AsOf) *prefetched {
+	i, ok := s.byKey[q.Key]
+	if !ok {
+		return nil
+	}
+	at, knownAt := q.Time.UnixNano(), nanos(q.KnownAt)
+	for ; i >= 0; i = s.kept[i].next {
+		if a := &s.kept[i]; a.at == at && a.knownAt == knownAt && a.source == q.Source {
+			return a
+		}
+	}
+	return nil
 }
 
 var _ Store = (*Prefetch)(nil)
 
 // NewPrefetch returns an empty Prefetch over store.
 func NewPrefetch(store Store) *Prefetch {
-	return &Prefetch{Watermarks: store, store: store, answers: map[prefetchKey]*prefetched{}, marks: map[string]time.Time{}}
+	return &Prefetch{Watermarks: store, store: store, prefetchSet: &prefetchSet{byKey: map[string]int32{}, marks: map[string]time.Time{}}}
 }
 
 // Fill reads the answers of qs ahead, in one sorted pass where the store
@@ -82,7 +106,8 @@ func NewPrefetch(store Store) *Prefetch {
 // them for the runs. It reads each source's watermark first. The error is
 // the store's; each read's own answer (ErrNotFound included) is in out.
 // The rows in out are the answers' own, which the first fetch of each is
-// given: copy what the caller keeps of them before the runs start.
+// given: copy what the caller keeps of them before the runs start. Of two
+// reads alike, the later's answer is kept.
 func (p *Prefetch) Fill(ctx context.Context, qs []eventcenter.AsOf, out []eventcenter.AsOfResult) error {
 	for i := range qs {
 		src := qs[i].Source
@@ -98,38 +123,45 @@ func (p *Prefetch) Fill(ctx context.Context, qs []eventcenter.AsOf, out []eventc
 	if err := eventcenter.AsOfAll(ctx, p.store, qs, out); err != nil {
 		return err
 	}
-	if cap(p.kept)-len(p.kept) < len(qs) {
-		// A new array: the kept answers' pointers stay valid in the old.
-		p.kept = make([]prefetched, 0, len(p.kept)+len(qs))
+	if len(p.kept)+len(qs) > math.MaxInt32 {
+		return fmt.Errorf("job: a prefetch of more than %d answers", math.MaxInt32)
 	}
+	p.kept = slices.Grow(p.kept, len(qs))
 	for i := range qs {
-		if !qs[i].Time.After(p.marks[qs[i].Source]) {
-			p.kept = p.kept[:len(p.kept)+1]
-			a := &p.kept[len(p.kept)-1]
-			a.res = out[i]
-			a.taken.Store(false)
-			p.answers[keyOf(&qs[i])] = a
+		q := &qs[i]
+		if q.Time.After(p.marks[q.Source]) {
+			continue
 		}
+		k := int32(len(p.kept))
+		p.kept = p.kept[:k+1]
+		a := &p.kept[k]
+		a.res, a.source, a.at, a.knownAt = out[i], q.Source, q.Time.UnixNano(), nanos(q.KnownAt)
+		a.taken.Store(false)
+		a.next = -1
+		if prev, ok := p.byKey[q.Key]; ok {
+			a.next = prev
+		}
+		p.byKey[q.Key] = k
 	}
 	return nil
 }
 
 // Reset forgets the answers and watermarks, keeping the memory.
 func (p *Prefetch) Reset() {
-	clear(p.answers)
+	clear(p.byKey)
 	clear(p.marks)
 	clear(p.kept) // the rows, for the collector
 	p.kept = p.kept[:0]
 }
 
 // Len returns the number of answers kept.
-func (p *Prefetch) Len() int { return len(p.answers) }
+func (p *Prefetch) Len() int { return len(p.kept) }
 
 // AsOf implements eventcenter.Reader.
 func (p *Prefetch) AsOf(ctx context.Context, q eventcenter.AsOf) (eventcenter.Event, error) {
-	a, ok := p.answers[keyOf(&q)]
+	a := p.find(&q)
 	switch {
-	case !ok:
+	case a == nil:
 	case a.res.Err != nil:
 		return eventcenter.Event{}, a.res.Err
 	case p.copies:
@@ -145,8 +177,8 @@ func (p *Prefetch) AsOf(ctx context.Context, q eventcenter.AsOf) (eventcenter.Ev
 // History implements eventcenter.Reader.
 func (p *Prefetch) History(ctx context.Context, q eventcenter.HistoryQuery) ([]eventcenter.Event, error) {
 	if q.To.Sub(q.From) == time.Nanosecond {
-		a, ok := p.answers[keyOf(&eventcenter.AsOf{Source: q.Source, Key: q.Key, Time: q.From, KnownAt: q.KnownAt})]
-		if ok && a.res.Err == nil && a.res.Event.Time.Before(q.From) {
+		a := p.find(&eventcenter.AsOf{Source: q.Source, Key: q.Key, Time: q.From, KnownAt: q.KnownAt})
+		if a != nil && a.res.Err == nil && a.res.Event.Time.Before(q.From) {
 			// The latest event at or before From is older than From:
 			// nothing happened at From.
 			return nil, nil
@@ -171,7 +203,7 @@ func (p *Prefetch) ListIndexes(ctx context.Context, source string) ([]eventcente
 // store evaluates runs in rounds (rounds.go), each asking its fetches
 // again, which another read of store would cost a round trip each.
 func (p *Prefetch) over(store Store) *Prefetch {
-	return &Prefetch{Watermarks: store, store: store, answers: p.answers, marks: p.marks, copies: true}
+	return &Prefetch{Watermarks: store, store: store, prefetchSet: p.prefetchSet, copies: true}
 }
 
 // listIndexes lists the indexes of source from store, or fails as an

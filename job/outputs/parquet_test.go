@@ -264,7 +264,7 @@ func BenchmarkParquetTrainingSegment(b *testing.B) {
 	for i := range recs {
 		key := fmt.Sprintf("acct-%06d", i%20000)
 		recs[i] = job.Record{ID: fmt.Sprintf("0123456789abcdef01234567-%d", i), Job: "training", JobVersion: "1", Entity: key,
-			Trigger: eventcenter.ID{Source: "bench.accounts", Key: key, Time: at.Add(time.Duration(i) * time.Second)},
+			Trigger:  eventcenter.ID{Source: "bench.accounts", Key: key, Time: at.Add(time.Duration(i) * time.Second)},
 			Features: eventcenter.Row{"balance": float64(i) / 3, "score": int64(i % 900), outputs.SampleColumn("row_id"): int64(i), outputs.SampleColumn("label"): int64(i % 2)}}
 	}
 	dst := outputs.Dir(b.TempDir())
