@@ -418,18 +418,17 @@ func (c *csvRows) read(row *sampleRow) error {
 
 func (c *csvRows) close() error { return c.rc.Close() }
 
-// sampleRunner runs a sample chunk segment by segment. It reads the rows
-// a window at a time (whole segments, sampleWindowRows rows at least) and reads
-// the state of every row's key at the row's time in each of the job's
-// trigger sources in one sorted batch per window (job.Prefetch); a row's
-// trigger is the latest of those states (rowState). Per segment it runs
-// the job on the segment's rows with state (in parallel, the logic per
-// row; its fetches of the trigger key at the trigger time are answered
-// from the batch), and writes the records in row order. For a
-// training-set sink (file:// or s3://) every row gives one output record,
-// in order: the run's features, or none (nulls) for a row without state
-// or whose run did not end OK, plus the row's other columns
-// (outputs.SampleColumn); its record ID is the row's (sampleIDPrefix).
+// sampleRunner runs a sample chunk segment by segment. Per segment it reads
+// the rows, reads the state of every row's key at the row's time in each of
+// the job's trigger sources in one sorted batch (job.Prefetch), takes as a
+// row's trigger the latest of those states (rowState), runs the job on the rows with state (in
+// parallel, the logic per row; its fetches of the trigger key at the
+// trigger time are answered from the batch), and writes the records in
+// row order. For a training-set sink (file:// or s3://) every row gives
+// one output record, in order: the run's features, or none (nulls) for a
+// row without state or whose run did not end OK, plus the row's other
+// columns (outputs.SampleColumn); its record ID is the row's
+// (sampleIDPrefix).
 // Other sinks get the OK runs' records.
 type sampleRunner struct {
 	a        *Backfill
@@ -443,34 +442,15 @@ type sampleRunner struct {
 	carried  []string // the feature names of Sample.Carry (outputs.SampleColumn)
 	idPrefix string   // sampleIDPrefix
 
-	// The window: rows read ahead, whose states one sorted batch read
-	// (prefetch), run segment by segment. Row i of the window is buf[i],
-	// its states answers[i*len(sources):][:len(sources)]; its trigger, if
-	// it has state, triggers[k] with rowOf[k] == i. Rows before next have
-	// run.
 	buf      []sampleRow
-	next     int
-	ended    bool // the chunk's last row is in buf
 	qs       []eventcenter.AsOf
 	answers  []eventcenter.AsOfResult
 	triggers []eventcenter.Event
-	rowOf    []int
+	rowOf    []int // triggers[k] is row rowOf[k]
 	results  []job.Result
 	recs     []job.Record  // the segment's output records
-	prefetch *job.Prefetch // over a.Store (every segment's env.Store); refilled per window
+	prefetch *job.Prefetch // over a.Store (every segment's env.Store); refilled per segment
 }
-
-// sampleWindowRows is the fewest rows a sample runner reads ahead and
-// reads the states of in one batch (its window), however small its
-// segments: the batch's reads are sorted by key, so the wider it is, the
-// nearer each read is to the one before and the more of them Pebble
-// answers by stepping instead of seeking (BenchmarkAsOfBatch in
-// eventcenter/embedded: ~2.1 µs a read in batches of 8,192 over 20,000
-// keys, ~1.5 in batches of 32,768), while the runs, the records and the
-// cursor still go segment by segment. The window's rows, states and
-// triggers are held until its last segment has run: ~1 KB a row for a job
-// of one source and rows of a few columns, tens of MB a chunk.
-var sampleWindowRows = 32768
 
 func (a *Backfill) newSampleRunner(ctx context.Context, j *job.Job, in ChunkInput, training bool, skip int) (*sampleRunner, error) {
 	rows, err := a.openChunk(ctx, in.Sample)
@@ -502,46 +482,86 @@ func (s *sampleRunner) stop() { s.rows.close() }
 // returns the runs' summary, the rows read and whether the chunk ended.
 func (s *sampleRunner) segment(ctx context.Context, env *job.Env, ordinal, n int, res *ChunkResult) (job.Summary, int, bool, error) {
 	var sum job.Summary
-	if s.next == len(s.buf) && !s.ended {
-		// Whole segments: a window's last is not cut short.
-		if err := s.fill(ctx, n*max((sampleWindowRows+n-1)/n, 1)); err != nil {
+	clear(s.results) // the previous segment's
+	s.buf = slices.Grow(s.buf[:0], n)
+	done := false
+	for len(s.buf) < n {
+		if len(s.buf) < cap(s.buf) {
+			s.buf = s.buf[:len(s.buf)+1] // reuse the row's carried values' slice
+		} else {
+			s.buf = append(s.buf, sampleRow{})
+		}
+		r := &s.buf[len(s.buf)-1]
+		if err := s.rows.read(r); err != nil {
+			s.buf = s.buf[:len(s.buf)-1]
+			if err == io.EOF {
+				done = true
+				break
+			}
 			return sum, 0, false, err
 		}
 	}
-	first := s.next
-	rows := s.buf[first:min(first+n, len(s.buf))]
-	s.next += len(rows)
-	done := s.ended && s.next == len(s.buf)
-	// The segment's triggers are those of its rows: triggers[t0:t1].
-	t0, _ := slices.BinarySearch(s.rowOf, first)
-	t1, _ := slices.BinarySearch(s.rowOf, s.next)
-	sources := len(s.j.Sources())
+	rows := s.buf
+	// The state of every row's key in every trigger source: row i's are
+	// s.answers[i*len(sources):][:len(sources)].
+	sources := s.j.Sources()
+	s.qs = slices.Grow(s.qs[:0], len(rows)*len(sources))
 	for i := range rows {
-		a := rowState(s.answers[(first+i)*sources:][:sources])
+		for _, source := range sources {
+			q := eventcenter.AsOf{Source: source, Key: rows[i].key, Time: rows[i].time, KnownAt: s.fixed}
+			if s.asKnown {
+				q.KnownAt = rows[i].time
+			}
+			s.qs = append(s.qs, q)
+		}
+	}
+	s.answers = grow(s.answers, len(s.qs))
+	pf := s.prefetch
+	pf.Reset() // the previous segment's answers
+	if err := pf.Fill(ctx, s.qs, s.answers); err != nil {
+		return sum, 0, false, fmt.Errorf("backfill: sample %q: state as of the rows: %w", s.in.Sample.URI, err)
+	}
+	s.triggers, s.rowOf = grow(s.triggers, len(rows))[:0], grow(s.rowOf, len(rows))[:0]
+	for i := range rows {
+		a := rowState(s.answers[i*len(sources):][:len(sources)])
 		switch {
 		case errors.Is(a.Err, eventcenter.ErrNotFound):
 			res.Missing++
+			continue
 		case a.Err != nil:
 			sum.Counts[job.Failed]++
 			if len(res.Errors) < maxErrors {
 				res.Errors = append(res.Errors, fmt.Sprintf("row %d %s@%s: %v", s.in.Sample.FirstRow+ordinal+i, rows[i].key, stamp(rows[i].time), a.Err))
 			}
-		default:
-			res.WithState++
+			continue
 		}
+		res.WithState++
+		e := a.Event
+		// The trigger's rows are the run's to read (and a logic may change
+		// them): a copy, made before the runs, as the answer's own rows go
+		// to the first fetch of the row's key (job.Prefetch).
+		e.After, e.Before = e.After.Clone(), e.Before.Clone()
+		if !e.Time.Equal(rows[i].time) {
+			// The state's event is older than the row: the trigger is at
+			// the row's time, after every change of the key up to it.
+			e.Time, e.Pos = rows[i].time, eventcenter.Position{}
+		}
+		if s.asKnown {
+			e.StoredAt = rows[i].time
+		}
+		s.triggers = append(s.triggers, e)
+		s.rowOf = append(s.rowOf, i)
 	}
-	triggers, rowOf := s.triggers[t0:t1], s.rowOf[t0:t1]
 	runEnv := *env
-	runEnv.Store = s.prefetch
+	runEnv.Store = pf
 	runEnv.NoRecordIDs = s.training // trainingRecord names them by row
-	s.results = grow(s.results, len(triggers))
-	clear(s.results) // the previous segment's
-	job.EvaluateAll(ctx, s.j, &runEnv, triggers, s.results, s.a.Workers)
+	s.results = grow(s.results, len(s.triggers))
+	job.EvaluateAll(ctx, s.j, &runEnv, s.triggers, s.results, s.a.Workers)
 	s.recs = grow(s.recs, len(rows))[:0]
 	k := 0
 	for i := range rows {
 		var r *job.Result
-		if k < len(rowOf) && rowOf[k] == first+i {
+		if k < len(s.rowOf) && s.rowOf[k] == i {
 			r = &s.results[k]
 			k++
 			sum.Counts[r.Outcome]++
@@ -573,7 +593,7 @@ func (s *sampleRunner) segment(ctx context.Context, env *job.Env, ordinal, n int
 			continue
 		}
 		pv.note(sum.Counts[job.OK], func(yield func(params.Version) bool) {
-			for k := range triggers {
+			for k := range s.triggers {
 				if r := &s.results[k]; r.Record != nil && !yield(r.Record.ParamVersion) {
 					return
 				}
@@ -581,74 +601,6 @@ func (s *sampleRunner) segment(ctx context.Context, env *job.Env, ordinal, n int
 		})
 	}
 	return sum, len(rows), done, job.WriteOutputs(ctx, sink, env.Ledger, s.recs)
-}
-
-// fill reads the next window of up to n rows (fewer at the chunk's end),
-// the state of every row's key at the row's time in each of the job's
-// trigger sources in one sorted batch (job.Prefetch, which then answers
-// the runs' fetches of them), and makes the triggers of the rows with
-// state.
-func (s *sampleRunner) fill(ctx context.Context, n int) error {
-	s.buf, s.next = slices.Grow(s.buf[:0], n), 0
-	for len(s.buf) < n {
-		if len(s.buf) < cap(s.buf) {
-			s.buf = s.buf[:len(s.buf)+1] // reuse the row's carried values' slice
-		} else {
-			s.buf = append(s.buf, sampleRow{})
-		}
-		r := &s.buf[len(s.buf)-1]
-		if err := s.rows.read(r); err != nil {
-			s.buf = s.buf[:len(s.buf)-1]
-			if err == io.EOF {
-				s.ended = true
-				break
-			}
-			return err
-		}
-	}
-	rows := s.buf
-	sources := s.j.Sources()
-	s.qs = slices.Grow(s.qs[:0], len(rows)*len(sources))
-	for i := range rows {
-		for _, source := range sources {
-			q := eventcenter.AsOf{Source: source, Key: rows[i].key, Time: rows[i].time, KnownAt: s.fixed}
-			if s.asKnown {
-				q.KnownAt = rows[i].time
-			}
-			s.qs = append(s.qs, q)
-		}
-	}
-	s.answers = grow(s.answers, len(s.qs))
-	pf := s.prefetch
-	pf.Reset() // the previous window's answers
-	if err := pf.Fill(ctx, s.qs, s.answers); err != nil {
-		return fmt.Errorf("backfill: sample %q: state as of the rows: %w", s.in.Sample.URI, err)
-	}
-	clear(s.triggers)
-	s.triggers, s.rowOf = grow(s.triggers, len(rows))[:0], grow(s.rowOf, len(rows))[:0]
-	for i := range rows {
-		a := rowState(s.answers[i*len(sources):][:len(sources)])
-		if a.Err != nil {
-			continue // counted when its segment runs
-		}
-		e := a.Event
-		// The trigger's rows are the run's to read (and a logic may change
-		// them): a copy, made before any run of the window, as the
-		// answer's own rows go to the first fetch of the row's key
-		// (job.Prefetch).
-		e.After, e.Before = e.After.Clone(), e.Before.Clone()
-		if !e.Time.Equal(rows[i].time) {
-			// The state's event is older than the row: the trigger is at
-			// the row's time, after every change of the key up to it.
-			e.Time, e.Pos = rows[i].time, eventcenter.Position{}
-		}
-		if s.asKnown {
-			e.StoredAt = rows[i].time
-		}
-		s.triggers = append(s.triggers, e)
-		s.rowOf = append(s.rowOf, i)
-	}
-	return nil
 }
 
 // rowState returns a row's state from the answers of its key's as-of
