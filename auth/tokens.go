@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"sigs.k8s.io/yaml"
+
+	"github.com/tidemark-dev/tidemark/internal/durable"
 )
 
 // TokenPrefix starts every token a TokenStore issues, so that a leaked
@@ -260,7 +262,7 @@ func (s *TokenStore) write(tokens []Token) error {
 		return err
 	}
 	dir := filepath.Dir(s.path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := durable.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("auth: token file: %w", err)
 	}
 	tmp, err := os.CreateTemp(dir, ".tokens-*")
@@ -272,10 +274,10 @@ func (s *TokenStore) write(tokens []Token) error {
 		tmp.Close()
 		return fmt.Errorf("auth: token file: %w", err)
 	}
-	if err := tmp.Close(); err != nil {
+	if err := errors.Join(tmp.Sync(), tmp.Close()); err != nil {
 		return fmt.Errorf("auth: token file: %w", err)
 	}
-	if err := os.Rename(tmp.Name(), s.path); err != nil {
+	if err := durable.Rename(tmp.Name(), s.path); err != nil {
 		return fmt.Errorf("auth: token file: %w", err)
 	}
 	fi, err := os.Stat(s.path)

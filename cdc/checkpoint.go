@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/tidemark-dev/tidemark/internal/durable"
 )
 
 // Coord is a binlog coordinate: a file's sequence number and a byte
@@ -112,15 +114,7 @@ func writeFileAtomic(name string, b []byte) error {
 	if err := f.Close(); err != nil {
 		return err
 	}
-	if err := os.Rename(tmp, name); err != nil {
-		return err
-	}
-	d, err := os.Open(filepath.Dir(name))
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return durable.Rename(tmp, name)
 }
 
 // schemaVersion is one line of the schema history: the schema of a table

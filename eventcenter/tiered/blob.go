@@ -15,6 +15,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+
+	"github.com/tidemark-dev/tidemark/internal/durable"
 )
 
 // ErrNoObject: a Blob has no object of that name.
@@ -48,7 +50,7 @@ func (d Dir) path(name string) string { return filepath.Join(string(d), filepath
 // Put writes a temporary file and renames it over the name.
 func (d Dir) Put(_ context.Context, name string, data []byte) error {
 	p := d.path(name)
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+	if err := durable.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		return err
 	}
 	f, err := os.CreateTemp(filepath.Dir(p), ".put-*")
@@ -63,7 +65,7 @@ func (d Dir) Put(_ context.Context, name string, data []byte) error {
 		err = cerr
 	}
 	if err == nil {
-		err = os.Rename(f.Name(), p)
+		err = durable.Rename(f.Name(), p)
 	}
 	if err != nil {
 		os.Remove(f.Name())

@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/tidemark-dev/tidemark/internal/durable"
 	"github.com/tidemark-dev/tidemark/job"
 )
 
@@ -48,7 +49,7 @@ func (d Dir) Put(_ context.Context, name string, r io.ReadSeeker, _ int64) error
 // file beside it, synced, then renamed into place.
 func (d Dir) write(name string, write func(w io.Writer) error) error {
 	path := filepath.Join(string(d), filepath.FromSlash(name))
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+	if err := durable.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
 	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
@@ -63,7 +64,7 @@ func (d Dir) write(name string, write func(w io.Writer) error) error {
 	if err := errors.Join(tmp.Sync(), tmp.Close()); err != nil {
 		return err
 	}
-	return os.Rename(tmp.Name(), path)
+	return durable.Rename(tmp.Name(), path)
 }
 
 func (d Dir) String() string { return "file://" + string(d) }
