@@ -93,6 +93,9 @@ const (
 	// ErrTypeStalled: a chunk attempt consumed no event for its
 	// StallTimeout (retryable: the retry resumes after the heartbeat).
 	ErrTypeStalled = "Stalled"
+	// ErrTypeUnnamedRecord: a chunk made a record without ID
+	// (job.ErrUnnamedRecord): a bug, which a retry would repeat.
+	ErrTypeUnnamedRecord = "UnnamedRecord"
 )
 
 func permanent(typ, format string, args ...any) error {
@@ -271,6 +274,9 @@ func (a *Backfill) BackfillChunk(ctx context.Context, in ChunkInput) (ChunkResul
 			}
 			if ctx.Err() != nil {
 				return hb.committed().Result, ctx.Err()
+			}
+			if errors.Is(err, job.ErrUnnamedRecord) {
+				return hb.committed().Result, permanent(ErrTypeUnnamedRecord, "backfill: chunk %d of %s: %v", in.Index, in.Job, err)
 			}
 			return hb.committed().Result, fmt.Errorf("backfill: chunk %d of %s: %w", in.Index, in.Job, err)
 		}

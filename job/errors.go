@@ -28,6 +28,11 @@ var (
 	ErrLogic = errors.New("job: logic failed")
 	// ErrOutput: an output could not be written.
 	ErrOutput = errors.New("job: output failed")
+	// ErrUnnamedRecord: WriteOutputs was given a record without ID (with
+	// ErrOutput). The outputs absorb repeats by ID, so this is a bug of
+	// the caller (Env.NoRecordIDs, the records not named after), not an
+	// outage: a retry fails the same way.
+	ErrUnnamedRecord = errors.New("job: a record without ID")
 	// ErrFetch: the event center failed a fetch (not a not-found, not an
 	// invalid fetch): an outage of the store. A run failed by it may
 	// succeed when retried (see Result.Retryable).

@@ -300,7 +300,7 @@ func WriteOutputs(ctx context.Context, outs []Output, ledger Ledger, recs []Reco
 	}
 	for i := range recs {
 		if recs[i].ID == "" { // outputs absorb repeats by ID (see Env.NoRecordIDs)
-			return fmt.Errorf("%w: record %d of %d (trigger %s %s) has no ID", ErrOutput, i+1, len(recs), recs[i].Trigger.Source, recs[i].Trigger.Key)
+			return fmt.Errorf("%w: %w: record %d of %d (trigger %s %s) has no ID", ErrOutput, ErrUnnamedRecord, i+1, len(recs), recs[i].Trigger.Source, recs[i].Trigger.Key)
 		}
 	}
 	var errs []error

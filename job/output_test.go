@@ -65,7 +65,7 @@ func TestWriteOutputsRefusesUnnamedRecords(t *testing.T) {
 	var got countingOutput
 	recs := []job.Record{{ID: "a", Job: "j"}, {Job: "j", Trigger: eventcenter.ID{Source: "s", Key: "k2"}}}
 	err := job.WriteOutputs(context.Background(), []job.Output{&got}, nil, recs)
-	if !errors.Is(err, job.ErrOutput) || !strings.Contains(err.Error(), "record 2 of 2 (trigger s k2) has no ID") || got.n != 0 {
+	if !errors.Is(err, job.ErrOutput) || !errors.Is(err, job.ErrUnnamedRecord) || !strings.Contains(err.Error(), "record 2 of 2 (trigger s k2) has no ID") || got.n != 0 {
 		t.Fatalf("%v; %d records written", err, got.n)
 	}
 	if err := job.WriteOutputs(context.Background(), []job.Output{&got}, nil, recs[:1]); err != nil || got.n != 1 {

@@ -109,6 +109,9 @@ func NewPrefetch(store Store) *Prefetch {
 // given: copy what the caller keeps of them before the runs start. Of two
 // reads alike, the later's answer is kept.
 func (p *Prefetch) Fill(ctx context.Context, qs []eventcenter.AsOf, out []eventcenter.AsOfResult) error {
+	if len(p.kept)+len(qs) > math.MaxInt32 {
+		return fmt.Errorf("job: a prefetch of more than %d answers", math.MaxInt32)
+	}
 	for i := range qs {
 		src := qs[i].Source
 		if _, ok := p.marks[src]; ok {
@@ -122,9 +125,6 @@ func (p *Prefetch) Fill(ctx context.Context, qs []eventcenter.AsOf, out []eventc
 	}
 	if err := eventcenter.AsOfAll(ctx, p.store, qs, out); err != nil {
 		return err
-	}
-	if len(p.kept)+len(qs) > math.MaxInt32 {
-		return fmt.Errorf("job: a prefetch of more than %d answers", math.MaxInt32)
 	}
 	p.kept = slices.Grow(p.kept, len(qs))
 	for i := range qs {
@@ -154,7 +154,8 @@ func (p *Prefetch) Reset() {
 	p.kept = p.kept[:0]
 }
 
-// Len returns the number of answers kept.
+// Len returns the number of answers kept since the last Reset: one per
+// read filled at or before its source's watermark, reads alike included.
 func (p *Prefetch) Len() int { return len(p.kept) }
 
 // AsOf implements eventcenter.Reader.

@@ -323,3 +323,97 @@ func TestPrefetchDuplicatesConcurrent(t *testing.T) {
 		}
 	}
 }
+
+// echoStore answers an as-of read with an event naming the read (its
+// source and KnownAt), a minute before the read's time.
+type echoStore struct{ eventcenter.Store }
+
+func (s echoStore) AsOf(_ context.Context, q eventcenter.AsOf) (eventcenter.Event, error) {
+	return eventcenter.Event{Source: q.Source, Key: q.Key, Time: q.Time.Add(-time.Minute), Op: eventcenter.OpUpdate,
+		After: eventcenter.Row{"source": q.Source, "known": q.KnownAt.UnixNano()}}, nil
+}
+
+// A prefetched answer is of its read only: reads of one key at one time
+// in two sources, or as known at two instants (or at none), are told apart
+// (answers are found by key, then matched), and Len counts every answer.
+func TestPrefetchMatchesSourceAndKnownAt(t *testing.T) {
+	ctx := context.Background()
+	base := openStore(t)
+	for _, src := range []string{"a", "b"} {
+		if err := base.AdvanceWatermark(ctx, src, 0, t0.Add(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st := &countingStore{Store: echoStore{base}}
+	qs := []eventcenter.AsOf{
+		{Source: "a", Key: "k", Time: t0},
+		{Source: "b", Key: "k", Time: t0},
+		{Source: "a", Key: "k", Time: t0, KnownAt: t0.Add(time.Second)},
+		{Source: "a", Key: "k", Time: t0, KnownAt: t0.Add(2 * time.Second)},
+		{Source: "a", Key: "k2", Time: t0},
+	}
+	pf := job.NewPrefetch(st)
+	if err := pf.Fill(ctx, qs, make([]eventcenter.AsOfResult, len(qs))); err != nil {
+		t.Fatal(err)
+	}
+	if pf.Len() != len(qs) {
+		t.Fatalf("Len %d, want %d", pf.Len(), len(qs))
+	}
+	reads := st.reads.Load()
+	for _, q := range qs {
+		got, err := pf.AsOf(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.After["source"] != q.Source || got.After["known"] != q.KnownAt.UnixNano() || got.Key != q.Key {
+			t.Errorf("%+v: prefetch answers %v of %s", q, got.After, got.Key)
+		}
+	}
+	if n := st.reads.Load() - reads; n != 0 {
+		t.Errorf("%d reads reached the store", n)
+	}
+}
+
+// The History of the trigger key's instant [T, T+1ns) is answered empty
+// only when the state prefetched at T is older than T; a change at T
+// itself, or a read not prefetched, goes to the store.
+func TestPrefetchHistoryOfTheInstant(t *testing.T) {
+	ctx := context.Background()
+	st := &countingStore{Store: openStore(t)}
+	evs := []eventcenter.Event{
+		{Source: "a", Key: "old", Time: t0.Add(-time.Hour), Pos: eventcenter.Position{Log: 1, Offset: 1}, Op: eventcenter.OpInsert, After: eventcenter.Row{"v": int64(1)}},
+		{Source: "a", Key: "now", Time: t0, Pos: eventcenter.Position{Log: 1, Offset: 2}, Op: eventcenter.OpInsert, After: eventcenter.Row{"v": int64(2)}},
+	}
+	if err := st.Append(ctx, evs); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.AdvanceWatermark(ctx, "a", 0, t0.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	qs := []eventcenter.AsOf{{Source: "a", Key: "old", Time: t0}, {Source: "a", Key: "now", Time: t0}}
+	pf := job.NewPrefetch(st)
+	if err := pf.Fill(ctx, qs, make([]eventcenter.AsOfResult, len(qs))); err != nil {
+		t.Fatal(err)
+	}
+	instant := func(key string, at time.Time) eventcenter.HistoryQuery {
+		return eventcenter.HistoryQuery{Source: "a", Key: key, From: at, To: at.Add(time.Nanosecond)}
+	}
+	for _, tc := range []struct {
+		q          eventcenter.HistoryQuery
+		want       int // events
+		storeReads int64
+	}{
+		{instant("old", t0), 0, 0},                 // prefetched, older than T: empty, no read
+		{instant("now", t0), 1, 1},                 // changed at T: the store's
+		{instant("old", t0.Add(-time.Hour)), 1, 1}, // not prefetched: the store's
+	} {
+		reads := st.reads.Load()
+		got, err := pf.History(ctx, tc.q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != tc.want || st.reads.Load()-reads != tc.storeReads {
+			t.Errorf("%s at %v: %d events and %d store reads, want %d and %d", tc.q.Key, tc.q.From, len(got), st.reads.Load()-reads, tc.want, tc.storeReads)
+		}
+	}
+}

@@ -65,7 +65,9 @@ func Current() Settings {
 	metrics.Read(m)
 	s := Settings{Percent: -1, Limit: math.MaxInt64}
 	if m[0].Value.Kind() == metrics.KindUint64 {
-		if p := m[0].Value.Uint64(); p > 0 {
+		// Off reads as the uint64 of -1; GOGC=0 (a collection at every
+		// allocation of note) as 0.
+		if p := m[0].Value.Uint64(); p <= math.MaxInt32 {
 			s.Percent = int(p)
 		}
 	}

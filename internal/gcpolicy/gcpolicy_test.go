@@ -64,3 +64,19 @@ func TestApplyAndUndo(t *testing.T) {
 	}
 	debug.SetMemoryLimit(math.MaxInt64)
 }
+
+// Current reads the percentage as set: 0 is 0 (GOGC=0), off is -1.
+func TestCurrentPercent(t *testing.T) {
+	defer debug.SetGCPercent(debug.SetGCPercent(0))
+	if got := Current().Percent; got != 0 {
+		t.Errorf("GOGC 0 reads %d", got)
+	}
+	debug.SetGCPercent(-1)
+	if got := Current().Percent; got != -1 {
+		t.Errorf("GOGC off reads %d", got)
+	}
+	debug.SetGCPercent(250)
+	if got := Current().Percent; got != 250 {
+		t.Errorf("GOGC 250 reads %d", got)
+	}
+}
