@@ -9,7 +9,6 @@ import (
 	"maps"
 	"math/rand/v2"
 	"net"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -23,6 +22,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/tidemark-dev/tidemark/eventcenter"
+	"github.com/tidemark-dev/tidemark/internal/durable"
 	"github.com/tidemark-dev/tidemark/source"
 	"github.com/tidemark-dev/tidemark/wire"
 )
@@ -193,7 +193,7 @@ func (e errFatal) Unwrap() error { return e.error }
 // MySQL connection is retried from the checkpoint.
 func (c *CDC) Run(ctx context.Context) error {
 	cfg := &c.cfg
-	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
+	if err := durable.MkdirAll(cfg.Dir, 0o755); err != nil {
 		return err
 	}
 	db, err := sql.Open("mysql", fmt.Sprintf("%s:%s@tcp(%s)/?timeout=10s&readTimeout=60s", cfg.User, cfg.Password, cfg.Addr))

@@ -390,7 +390,7 @@ func TestPrefetchHistoryOfTheInstant(t *testing.T) {
 	if err := st.AdvanceWatermark(ctx, "a", 0, t0.Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	qs := []eventcenter.AsOf{{Source: "a", Key: "old", Time: t0}, {Source: "a", Key: "now", Time: t0}}
+	qs := []eventcenter.AsOf{{Source: "a", Key: "old", Time: t0}, {Source: "a", Key: "now", Time: t0}, {Source: "a", Key: "none", Time: t0}}
 	pf := job.NewPrefetch(st)
 	if err := pf.Fill(ctx, qs, make([]eventcenter.AsOfResult, len(qs))); err != nil {
 		t.Fatal(err)
@@ -398,6 +398,8 @@ func TestPrefetchHistoryOfTheInstant(t *testing.T) {
 	instant := func(key string, at time.Time) eventcenter.HistoryQuery {
 		return eventcenter.HistoryQuery{Source: "a", Key: key, From: at, To: at.Add(time.Nanosecond)}
 	}
+	known := func(q eventcenter.HistoryQuery, at time.Time) eventcenter.HistoryQuery { q.KnownAt = at; return q }
+	wider := func(q eventcenter.HistoryQuery) eventcenter.HistoryQuery { q.To = q.From.Add(time.Hour); return q }
 	for _, tc := range []struct {
 		q          eventcenter.HistoryQuery
 		want       int // events
@@ -406,6 +408,10 @@ func TestPrefetchHistoryOfTheInstant(t *testing.T) {
 		{instant("old", t0), 0, 0},                 // prefetched, older than T: empty, no read
 		{instant("now", t0), 1, 1},                 // changed at T: the store's
 		{instant("old", t0.Add(-time.Hour)), 1, 1}, // not prefetched: the store's
+		{instant("none", t0), 0, 1},                // prefetched as not found: the store's
+		{known(instant("old", t0), t0), 0, 1},      // as known at another instant: the store's
+		{wider(instant("old", t0)), 0, 1},          // not the instant: the store's
+		{wider(instant("old", t0.Add(-time.Hour))), 1, 1},
 	} {
 		reads := st.reads.Load()
 		got, err := pf.History(ctx, tc.q)

@@ -14,6 +14,7 @@ import (
 	"github.com/tidemark-dev/tidemark/eventcenter/embedded"
 	"github.com/tidemark-dev/tidemark/eventcenter/hbase"
 	"github.com/tidemark-dev/tidemark/eventcenter/tiered"
+	"github.com/tidemark-dev/tidemark/internal/durable"
 )
 
 // Store kinds of a StoreURL.
@@ -102,7 +103,7 @@ func OpenStore(ctx context.Context, u StoreURL, o StoreOptions) (eventcenter.Sto
 	switch u.Kind {
 	case Pebble:
 		if !o.MustExist {
-			if err := os.MkdirAll(u.Dir, 0o755); err != nil {
+			if err := durable.MkdirAll(u.Dir, 0o755); err != nil {
 				return nil, fmt.Errorf("config: store folder: %w", err)
 			}
 		}

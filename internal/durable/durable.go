@@ -2,8 +2,10 @@
 // directory, is on disk only once the directory holding it is synced, and
 // syncing a file syncs its data, not its name. A local sink that syncs an
 // object, renames it into place and then records that it is done (a
-// backfill's cursor, a cold segment before its hot copy is evicted) needs
-// both, or a crash soon after can leave the record without the object.
+// backfill's cursor, a cold segment before its hot copy is evicted, a CDC
+// checkpoint) needs both, or a crash soon after can leave the record
+// without the object. Linux and macOS; a directory cannot be synced this
+// way on Windows.
 package durable
 
 import (
@@ -11,11 +13,13 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sync"
 )
 
 // Rename renames oldpath to newpath, as os.Rename does, then syncs
 // newpath's directory: when it returns, the new name is on disk. Sync the
-// file's data before.
+// file's data before; rename within one directory (the old name's
+// directory is not synced).
 func Rename(oldpath, newpath string) error {
 	if err := os.Rename(oldpath, newpath); err != nil {
 		return err
@@ -23,11 +27,20 @@ func Rename(oldpath, newpath string) error {
 	return syncDir(filepath.Dir(newpath))
 }
 
+// synced holds the directories whose entries this process has synced in
+// their parents (or created and synced).
+var synced sync.Map
+
 // MkdirAll creates dir and any missing parents, as os.MkdirAll does, and
-// syncs the parent of each directory it created.
+// makes their entries durable: the parent of each directory on the path is
+// synced the first time this process meets it, whoever created it (a
+// writer that finds a directory another has just created, and not yet
+// synced, syncs it too). A directory this call creates is synced again
+// even if met before (it was removed since).
 func MkdirAll(dir string, perm os.FileMode) error {
-	var created []string // the missing directories, deepest first
-	for d := filepath.Clean(dir); ; {
+	dir = filepath.Clean(dir)
+	var missing []string
+	for d := dir; ; {
 		_, err := os.Stat(d)
 		if err == nil {
 			break
@@ -35,28 +48,46 @@ func MkdirAll(dir string, perm os.FileMode) error {
 		if !errors.Is(err, fs.ErrNotExist) {
 			return err
 		}
-		created = append(created, d)
+		missing = append(missing, d)
 		parent := filepath.Dir(d)
 		if parent == d {
 			break
 		}
 		d = parent
 	}
-	if len(created) == 0 {
-		return nil
-	}
-	if err := os.MkdirAll(dir, perm); err != nil {
-		return err
-	}
-	for i := len(created) - 1; i >= 0; i-- { // parents first
-		if err := syncDir(filepath.Dir(created[i])); err != nil {
+	if len(missing) > 0 {
+		if err := os.MkdirAll(dir, perm); err != nil {
 			return err
 		}
+		for _, d := range missing {
+			synced.Delete(d)
+		}
+	}
+	var chain []string // not synced yet, deepest first
+	for d := dir; ; {
+		if _, ok := synced.Load(d); ok {
+			break
+		}
+		chain = append(chain, d)
+		parent := filepath.Dir(d)
+		if parent == d {
+			break
+		}
+		d = parent
+	}
+	for i := len(chain) - 1; i >= 0; i-- { // parents first
+		if parent := filepath.Dir(chain[i]); parent != chain[i] {
+			if err := syncDir(parent); err != nil {
+				return err
+			}
+		}
+		synced.Store(chain[i], struct{}{})
 	}
 	return nil
 }
 
-func syncDir(dir string) error {
+// syncDir syncs a directory (a variable, so that tests can count).
+var syncDir = func(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
 		return err

@@ -63,10 +63,11 @@ func Apply() (Settings, func()) {
 func Current() Settings {
 	m := []metrics.Sample{{Name: "/gc/gogc:percent"}, {Name: "/gc/gomemlimit:bytes"}}
 	metrics.Read(m)
-	s := Settings{Percent: -1, Limit: math.MaxInt64}
+	s := Settings{Percent: 100, Limit: math.MaxInt64} // the runtime's defaults, if unreadable
 	if m[0].Value.Kind() == metrics.KindUint64 {
 		// Off reads as the uint64 of -1; GOGC=0 (a collection at every
 		// allocation of note) as 0.
+		s.Percent = -1
 		if p := m[0].Value.Uint64(); p <= math.MaxInt32 {
 			s.Percent = int(p)
 		}
