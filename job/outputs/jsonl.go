@@ -157,6 +157,7 @@ type JSONLinesOutput struct {
 
 	mu     sync.Mutex
 	tmp    *os.File
+	drop   func() // closes tmp (see tempFile)
 	w      *bufio.Writer
 	seen   map[string]struct{}
 	n      int
@@ -174,11 +175,28 @@ func JSONLines(dst Destination, name string) (*JSONLinesOutput, error) {
 	if name == "" || strings.HasPrefix(name, "/") {
 		return nil, fmt.Errorf("outputs: object name %q must be relative", name)
 	}
-	tmp, err := os.CreateTemp("", "tidemark-jsonl-*")
+	tmp, drop, err := tempFile("tidemark-jsonl-*")
 	if err != nil {
 		return nil, err
 	}
-	return &JSONLinesOutput{dst: dst, name: name, tmp: tmp, w: bufio.NewWriterSize(tmp, 1<<16), seen: map[string]struct{}{}}, nil
+	return &JSONLinesOutput{dst: dst, name: name, tmp: tmp, drop: drop, w: bufio.NewWriterSize(tmp, 1<<16), seen: map[string]struct{}{}}, nil
+}
+
+// tempFile returns a new temporary file whose name is removed already
+// (Linux, macOS): a process killed while it writes leaves no file behind.
+// Where an open file's name cannot be removed (Windows), it is removed by
+// drop, which closes the file.
+func tempFile(pattern string) (f *os.File, drop func(), err error) {
+	if f, err = os.CreateTemp("", pattern); err != nil {
+		return nil, nil, err
+	}
+	named := os.Remove(f.Name()) != nil
+	return f, func() {
+		f.Close()
+		if named {
+			os.Remove(f.Name())
+		}
+	}, nil
 }
 
 // Name implements job.Output.
@@ -216,7 +234,7 @@ func (o *JSONLinesOutput) Count() int {
 	return o.n
 }
 
-// Close puts the object in the destination and removes the temporary
+// Close puts the object in the destination and drops the temporary
 // file. Nothing is visible before Close.
 func (o *JSONLinesOutput) Close(ctx context.Context) error {
 	o.mu.Lock()
@@ -225,10 +243,7 @@ func (o *JSONLinesOutput) Close(ctx context.Context) error {
 		return nil
 	}
 	o.closed = true
-	defer func() {
-		o.tmp.Close()
-		os.Remove(o.tmp.Name())
-	}()
+	defer o.drop()
 	if err := o.w.Flush(); err != nil {
 		return err
 	}
@@ -248,7 +263,6 @@ func (o *JSONLinesOutput) Abort() {
 	defer o.mu.Unlock()
 	if !o.closed {
 		o.closed = true
-		o.tmp.Close()
-		os.Remove(o.tmp.Name())
+		o.drop()
 	}
 }

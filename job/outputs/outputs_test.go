@@ -293,9 +293,19 @@ func TestKafka(t *testing.T) {
 	}
 }
 
+// The sink's temporary file has no name in the temporary folder, while
+// the sink writes or after it closes or aborts: a process killed meanwhile
+// leaves nothing there.
 func TestJSONLinesDir(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
+	dir, tmp := t.TempDir(), t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	noTemp := func(when string) {
+		t.Helper()
+		if es, err := os.ReadDir(tmp); err != nil || len(es) != 0 {
+			t.Fatalf("%s: the temporary folder holds %v (%v)", when, es, err)
+		}
+	}
 	recs := records(t, 5)
 	for attempt := range 2 { // a retried chunk replaces its object
 		sink, err := outputs.JSONLines(outputs.Dir(dir), "out-test/chunk-0001.jsonl")
@@ -308,12 +318,26 @@ func TestJSONLinesDir(t *testing.T) {
 		if err := sink.Write(ctx, recs[2:]); err != nil { // recs[2] repeated
 			t.Fatal(err)
 		}
+		noTemp("writing")
 		if _, err := os.Stat(filepath.Join(dir, "out-test/chunk-0001.jsonl")); attempt == 0 && err == nil {
 			t.Fatal("object visible before Close")
 		}
 		if err := sink.Close(ctx); err != nil {
 			t.Fatal(err)
 		}
+		noTemp("closed")
+	}
+	aborted, err := outputs.JSONLines(outputs.Dir(dir), "out-test/chunk-0002.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := aborted.Write(ctx, recs); err != nil {
+		t.Fatal(err)
+	}
+	aborted.Abort()
+	noTemp("aborted")
+	if _, err := os.Stat(filepath.Join(dir, "out-test/chunk-0002.jsonl")); !os.IsNotExist(err) {
+		t.Fatalf("aborted object: %v", err)
 	}
 	f, err := os.Open(filepath.Join(dir, "out-test/chunk-0001.jsonl"))
 	if err != nil {

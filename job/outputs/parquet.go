@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -178,14 +177,11 @@ func (o *ParquetOutput) Close(ctx context.Context) error {
 		}
 		return nil
 	}
-	tmp, err := os.CreateTemp("", "tidemark-parquet-*")
+	tmp, drop, err := tempFile("tidemark-parquet-*")
 	if err != nil {
 		return err
 	}
-	defer func() {
-		tmp.Close()
-		os.Remove(tmp.Name())
-	}()
+	defer drop()
 	if err := writeParquet(tmp, recs, o.sample); err != nil {
 		return fmt.Errorf("outputs: parquet %s: %w", o.name, err)
 	}

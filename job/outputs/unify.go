@@ -131,14 +131,11 @@ func rewriteParquet(ctx context.Context, dst Destination, o Object, change map[s
 			}
 		}
 	}
-	tmp, err := os.CreateTemp("", "tidemark-parquet-*")
+	tmp, drop, err := tempFile("tidemark-parquet-*")
 	if err != nil {
 		return err
 	}
-	defer func() {
-		tmp.Close()
-		os.Remove(tmp.Name())
-	}()
+	defer drop()
 	pw := parquet.NewWriter(tmp, schema)
 	r := parquet.NewReader(f)
 	defer r.Close()
