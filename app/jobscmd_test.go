@@ -8,9 +8,11 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tidemark-dev/tidemark/app/config"
 	"github.com/tidemark-dev/tidemark/catalog"
+	"github.com/tidemark-dev/tidemark/eventcenter/tiered"
 	"github.com/tidemark-dev/tidemark/examples/credit"
 )
 
@@ -76,6 +78,29 @@ func TestJobsCommands(t *testing.T) {
 	code, out, errOut = run(t, "tier", "status", "--cold", cold, "--store", store)
 	if code != ExitOK || !strings.HasPrefix(out, "SOURCE  ") || strings.Contains(out, "\t") {
 		t.Errorf("tier status: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+	// A hot window that is no duration is refused, naming the key.
+	code, _, errOut = run(t, "tier", "status", "--cold", cold, "--store", store, "--hot-window", "32d")
+	if code != ExitUsage || !strings.Contains(errOut, `hotWindow "32d"`) {
+		t.Errorf("tier status --hot-window 32d: exit %d\nstderr:\n%s", code, errOut)
+	}
+	code, _, errOut = run(t, "tier", "status", "--cold", cold, "--store", store, "--hot-window", "48h")
+	if code != ExitOK {
+		t.Errorf("tier status --hot-window 48h: exit %d\nstderr:\n%s", code, errOut)
+	}
+	// The window reaches the tiered store (its cutoff), and its default.
+	for _, tc := range []struct {
+		window string
+		want   time.Duration
+	}{{"48h", 48 * time.Hour}, {"", 32 * 24 * time.Hour}} {
+		ts, err := openStore(ctx, config.Config{Store: store, Cold: cold, HotWindow: tc.window}, config.StoreOptions{MustExist: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := time.Since(ts.(*tiered.Store).Cutoff()); d < tc.want || d > tc.want+time.Minute {
+			t.Errorf("hot window %q: cutoff %v ago, want %v", tc.window, d, tc.want)
+		}
+		ts.Close()
 	}
 	// So is a folder that holds no store (a --store of ".").
 	empty := t.TempDir()

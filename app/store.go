@@ -30,7 +30,12 @@ func openStore(ctx context.Context, cfg config.Config, o config.StoreOptions) (e
 		store.Close()
 		return nil, fmt.Errorf("the store %s cannot be a cold tier's hot store", u)
 	}
-	ts, err := tiered.New(tiered.Config{Hot: hot, Cold: cold})
+	window, err := cfg.HotWindowDuration()
+	if err != nil {
+		store.Close()
+		return nil, usageError{err}
+	}
+	ts, err := tiered.New(tiered.Config{Hot: hot, Cold: cold, HotWindow: window})
 	if err != nil {
 		store.Close()
 		return nil, err

@@ -164,6 +164,8 @@ backlog that grows from day to day means tiering falls behind: nothing is lost
 	s := a.settings(cmd)
 	s.store()
 	s.str("cold", `cold tier URL: file://PATH or s3://BUCKET/PREFIX (config "cold", $TIDEMARK_COLD)`, func(c *config.Config) *string { return &c.Cold })
+	s.str("hot-window", `the hot window the backlog is counted against, as the workers tier with: a Go duration such as 768h (config "hotWindow", $TIDEMARK_HOT_WINDOW; default 32 days)`,
+		func(c *config.Config) *string { return &c.HotWindow })
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		ctx := cmd.Context()
 		cfg, err := s.config()

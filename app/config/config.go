@@ -18,6 +18,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"sigs.k8s.io/yaml"
 
@@ -49,6 +50,11 @@ type Config struct {
 	// rest; `tidemark tier`) and reads the rest from the cold tier.
 	// Default "": no cold tier, the store keeps everything. $TIDEMARK_COLD.
 	Cold string `json:"cold,omitempty"`
+	// HotWindow is how long the hot store keeps an event with a cold tier:
+	// tiering moves the events stored longer ago (a Go duration, e.g.
+	// "768h"). Give every process of a deployment the same. Default ""
+	// (tiered.Config's default, 32 days). $TIDEMARK_HOT_WINDOW.
+	HotWindow string `json:"hotWindow,omitempty"`
 	// Sources is the source registry file (YAML or JSON, see package
 	// source). Default "": the commands that need one (cdc, forward,
 	// ingest) use "sources.yaml". $TIDEMARK_SOURCES.
@@ -208,6 +214,7 @@ func str(f func(c *Config) *string) func(*Config, string) error {
 var envVars = []envVar{
 	{"TIDEMARK_STORE", str(func(c *Config) *string { return &c.Store })},
 	{"TIDEMARK_COLD", str(func(c *Config) *string { return &c.Cold })},
+	{"TIDEMARK_HOT_WINDOW", str(func(c *Config) *string { return &c.HotWindow })},
 	{"TIDEMARK_SOURCES", str(func(c *Config) *string { return &c.Sources })},
 	{"TIDEMARK_KAFKA_BROKERS", func(c *Config, v string) error { c.Kafka.Brokers = SplitList(v); return nil }},
 	{"TIDEMARK_KAFKA_TLS", func(c *Config, v string) (err error) { c.Kafka.TLS.Enabled, err = strconv.ParseBool(v); return err }},
@@ -278,6 +285,19 @@ func (c *Config) SetDefaults() {
 	}
 }
 
+// HotWindowDuration returns HotWindow as a duration, 0 if unset (the
+// tiered store's default then).
+func (c *Config) HotWindowDuration() (time.Duration, error) {
+	if c.HotWindow == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(c.HotWindow)
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("config: hotWindow %q: want a positive duration such as 768h (32 days)", c.HotWindow)
+	}
+	return d, nil
+}
+
 // Validate reports values no service would accept, naming the key.
 func (c *Config) Validate() error {
 	var errs []error
@@ -288,6 +308,9 @@ func (c *Config) Validate() error {
 		if _, _, err := ParseCold(c.Cold); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	if _, err := c.HotWindowDuration(); err != nil {
+		errs = append(errs, err)
 	}
 	if (c.Temporal.TLS.Cert == "") != (c.Temporal.TLS.Key == "") {
 		errs = append(errs, errors.New("config: temporal.tls.cert and temporal.tls.key go together (mTLS)"))

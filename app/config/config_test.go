@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tidemark-dev/tidemark/app/config"
 )
@@ -41,6 +42,7 @@ func TestLoadLayers(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "tidemark.yaml")
 	if err := os.WriteFile(file, []byte(`
 store: hbase://zk1,zk2/prod
+hotWindow: 48h
 kafka:
   brokers: [k1:9092, k2:9092]
 temporal:
@@ -53,7 +55,7 @@ topics: {deadLetter: prod.deadletter, progress: prod.progress}
 		t.Fatal(err)
 	}
 	env := map[string]string{"TIDEMARK_TEMPORAL_NAMESPACE": "from-env", "TIDEMARK_KAFKA_BROKERS": " e1:9092, e2:9092 ,",
-		"TIDEMARK_PROGRESS_TOPIC": "prod-eu.progress", "UNRELATED": "x"}
+		"TIDEMARK_PROGRESS_TOPIC": "prod-eu.progress", "TIDEMARK_HOT_WINDOW": "72h", "UNRELATED": "x"}
 	c, err := config.Load(file, func(k string) (string, bool) { v, ok := env[k]; return v, ok })
 	if err != nil {
 		t.Fatal(err)
@@ -62,8 +64,11 @@ topics: {deadLetter: prod.deadletter, progress: prod.progress}
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
 	}
+	if w, err := c.HotWindowDuration(); err != nil || w != 72*time.Hour {
+		t.Errorf("hot window %v, %v", w, err)
+	}
 	want := config.Config{
-		Store: "hbase://zk1,zk2/prod",
+		Store: "hbase://zk1,zk2/prod", HotWindow: "72h",
 		Kafka: config.Kafka{Brokers: []string{"e1:9092", "e2:9092"}},
 		Temporal: config.Temporal{Address: "temporal.example.com:7233", Namespace: "from-env",
 			TLS: config.TLS{Cert: "c.pem", Key: "k.pem"}},
@@ -94,11 +99,16 @@ func TestLoadRejects(t *testing.T) {
 		t.Errorf("a bad variable: %v", err)
 	}
 	c := config.Config{Temporal: config.Temporal{TLS: config.TLS{Cert: "c.pem"}}, S3: config.S3{AccessKey: "k"},
-		Topics: config.Topics{Progress: "prod progress"}}
+		Topics: config.Topics{Progress: "prod progress"}, HotWindow: "32d"}
 	c.SetDefaults()
 	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "tls.key") || !strings.Contains(err.Error(), "secretKey") ||
-		!strings.Contains(err.Error(), "topics.progress") {
+		!strings.Contains(err.Error(), "topics.progress") || !strings.Contains(err.Error(), `hotWindow "32d"`) {
 		t.Errorf("Validate: %v", err)
+	}
+	for _, w := range []string{"-1h", "0s"} {
+		if _, err := (&config.Config{HotWindow: w}).HotWindowDuration(); err == nil {
+			t.Errorf("hot window %q: no error", w)
+		}
 	}
 }
 
