@@ -20,6 +20,8 @@ $TIDEMARK_CONFIG), overridden by environment variables, overridden by flags.
 The file's keys:
 
   store: pebble://.tidemark/eventcenter    # or hbase://zk1,zk2/namespace
+  cold: ""                                 # the cold tier: file://PATH or s3://BUCKET/PREFIX
+  hotWindow: 768h                          # with a cold tier: what the hot store keeps (32 days)
   sources: sources.yaml                    # the source registry
   kafka:
     brokers: [127.0.0.1:9092]

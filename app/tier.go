@@ -20,7 +20,8 @@ func (a *cli) tierCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "tier",
 		Short: "move events older than the hot window into the cold tier (Temporal workflow run by `worker`)",
-		Long: `Tiering copies every event stored more than the hot window ago (32 days) from
+		Long: `Tiering copies every event stored more than the hot window ago (config
+"hotWindow", default 32 days; the workers' setting decides) from
 the event center's hot store into Parquet segments of the cold tier (config
 "cold": file://PATH or s3://BUCKET/PREFIX), verifies each segment, and only then
 deletes the hot copies. Reads merge both tiers, so nothing changes for jobs and
