@@ -38,42 +38,29 @@ var synced sync.Map
 // synced, syncs it too). A directory this call creates is synced again
 // even if met before (it was removed since).
 func MkdirAll(dir string, perm os.FileMode) error {
-	dir = filepath.Clean(dir)
-	var missing []string
-	for d := dir; ; {
-		_, err := os.Stat(d)
-		if err == nil {
-			break
-		}
-		if !errors.Is(err, fs.ErrNotExist) {
+	var chain []string // missing or not known synced, deepest first
+	missing := false
+walk:
+	for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
+		switch _, err := os.Stat(d); {
+		case err == nil:
+			if _, ok := synced.Load(d); ok {
+				break walk
+			}
+		case errors.Is(err, fs.ErrNotExist):
+			missing = true
+		default:
 			return err
 		}
-		missing = append(missing, d)
-		parent := filepath.Dir(d)
-		if parent == d {
+		chain = append(chain, d)
+		if filepath.Dir(d) == d {
 			break
 		}
-		d = parent
 	}
-	if len(missing) > 0 {
+	if missing {
 		if err := os.MkdirAll(dir, perm); err != nil {
 			return err
 		}
-		for _, d := range missing {
-			synced.Delete(d)
-		}
-	}
-	var chain []string // not synced yet, deepest first
-	for d := dir; ; {
-		if _, ok := synced.Load(d); ok {
-			break
-		}
-		chain = append(chain, d)
-		parent := filepath.Dir(d)
-		if parent == d {
-			break
-		}
-		d = parent
 	}
 	for i := len(chain) - 1; i >= 0; i-- { // parents first
 		if parent := filepath.Dir(chain[i]); parent != chain[i] {
