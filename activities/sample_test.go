@@ -266,7 +266,6 @@ func number(v any) (int64, bool) {
 // null in every row (the column would be typed as text): a reader of the
 // objects as one table (DuckDB, Spark) sees one schema.
 func TestTrainingSetObjectsShareOneSchema(t *testing.T) {
-	ctx := context.Background()
 	t0 := time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
 	at := func(h int) time.Time { return t0.Add(time.Duration(h) * time.Hour) }
 	const src = "t.acc"
@@ -277,30 +276,7 @@ func TestTrainingSetObjectsShareOneSchema(t *testing.T) {
 	// Segments of 2 rows: the first has no state, the second a null
 	// feature, the third a value.
 	rows := []trainingSample{{0, "a", at(0), 1, nil}, {1, "c", at(2), 0, nil}, {2, "n", at(2), 1, nil}, {3, "n", at(3), 0, nil}, {4, "a", at(2), 1, nil}}
-	pq := filepath.Join(t.TempDir(), "sample.parquet")
-	if err := parquet.WriteFile(pq, rows); err != nil {
-		t.Fatal(err)
-	}
-	st, err := embedded.Open(embedded.Config{InMemory: true, NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	if err := st.Append(ctx, evs); err != nil {
-		t.Fatal(err)
-	}
-	j := job.MustNew("acc", func(c *job.Context) (eventcenter.Row, error) {
-		r, err := c.Get(src, c.Trigger().Key)
-		if err != nil {
-			return nil, err
-		}
-		return eventcenter.Row{"bal": r["bal"]}, nil
-	}, job.Trigger(src))
-	a := &activities.Backfill{Store: st, Jobs: activities.NewJobs(j)}
-	var s testsuite.WorkflowTestSuite
-	env := s.NewTestActivityEnvironment()
-	env.RegisterActivity(a)
-	plan := planOf(t, env, a, activities.PlanInput{Job: "acc", Sample: pq})
+	_, a, env, plan := balBackfill(t, src, evs, rows, time.Time{})
 	out := t.TempDir()
 	opts := activities.Options{Sink: "file://" + out, Format: "parquet", SegmentEvents: 2}
 	if _, _, err := runChunk(t, a, activities.ChunkInput{Backfill: "bf-ts", Job: "acc", Sample: plan.Sample.Chunk(0), Options: opts}, nil); err != nil {
@@ -362,6 +338,44 @@ func planOf(t testing.TB, env *testsuite.TestActivityEnvironment, a *activities.
 	return p
 }
 
+// balBackfill opens an in-memory store holding evs, with src's watermark
+// at watermark (none if zero), and plans a backfill of the sample table
+// rows (a Parquet file) for the job "acc", which outputs the trigger key's
+// "bal" in src.
+func balBackfill(t *testing.T, src string, evs []eventcenter.Event, rows []trainingSample, watermark time.Time) (*embedded.Store, *activities.Backfill, *testsuite.TestActivityEnvironment, activities.Plan) {
+	t.Helper()
+	ctx := context.Background()
+	pq := filepath.Join(t.TempDir(), "sample.parquet")
+	if err := parquet.WriteFile(pq, rows); err != nil {
+		t.Fatal(err)
+	}
+	st, err := embedded.Open(embedded.Config{InMemory: true, NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	if err := st.Append(ctx, evs); err != nil {
+		t.Fatal(err)
+	}
+	if !watermark.IsZero() {
+		if err := st.AdvanceWatermark(ctx, src, 0, watermark); err != nil {
+			t.Fatal(err)
+		}
+	}
+	j := job.MustNew("acc", func(c *job.Context) (eventcenter.Row, error) {
+		r, err := c.Get(src, c.Trigger().Key)
+		if err != nil {
+			return nil, err
+		}
+		return eventcenter.Row{"bal": r["bal"]}, nil
+	}, job.Trigger(src))
+	a := &activities.Backfill{Store: st, Jobs: activities.NewJobs(j)}
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestActivityEnvironment()
+	env.RegisterActivity(a)
+	return st, a, env, planOf(t, env, a, activities.PlanInput{Job: "acc", Sample: pq})
+}
+
 // TestTrainingSetResumes: a training-set chunk run in segments of 2 rows
 // gives each row its key's state as the store reads it at the row's time
 // (nulls where none), and a chunk resumed after row 4 writes the same
@@ -382,33 +396,7 @@ func TestTrainingSetResumes(t *testing.T) {
 		// before the first change to after the last.
 		rows = append(rows, trainingSample{RowID: int64(i), Key: []string{"a", "b", "c", "n"}[i*7%4], Time: at(i * 5 % 8), Label: int64(i % 2)})
 	}
-	pq := filepath.Join(t.TempDir(), "sample.parquet")
-	if err := parquet.WriteFile(pq, rows); err != nil {
-		t.Fatal(err)
-	}
-	st, err := embedded.Open(embedded.Config{InMemory: true, NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	if err := st.Append(ctx, evs); err != nil {
-		t.Fatal(err)
-	}
-	if err := st.AdvanceWatermark(ctx, src, 0, at(10)); err != nil {
-		t.Fatal(err)
-	}
-	j := job.MustNew("acc", func(c *job.Context) (eventcenter.Row, error) {
-		r, err := c.Get(src, c.Trigger().Key)
-		if err != nil {
-			return nil, err
-		}
-		return eventcenter.Row{"bal": r["bal"]}, nil
-	}, job.Trigger(src))
-	a := &activities.Backfill{Store: st, Jobs: activities.NewJobs(j)}
-	var s testsuite.WorkflowTestSuite
-	env := s.NewTestActivityEnvironment()
-	env.RegisterActivity(a)
-	plan := planOf(t, env, a, activities.PlanInput{Job: "acc", Sample: pq})
+	st, a, _, plan := balBackfill(t, src, evs, rows, at(10))
 	run := func(hb *activities.Cursor) ([]trainingOut, activities.ChunkResult) {
 		out := t.TempDir()
 		r, _, err := runChunk(t, a, activities.ChunkInput{Backfill: "bf-ts", Job: "acc", Sample: plan.Sample.Chunk(0),
