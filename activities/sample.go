@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -558,6 +557,12 @@ func (s *sampleRunner) segment(ctx context.Context, env *job.Env, ordinal, n int
 	s.results = grow(s.results, len(s.triggers))
 	job.EvaluateAll(ctx, s.j, &runEnv, s.triggers, s.results, s.a.Workers)
 	s.recs = grow(s.recs, len(rows))[:0]
+	// The training records' sample fields, a new slice per segment: the
+	// records keep them after the segment (in the sink, until it closes).
+	var fields []job.Field
+	if s.training {
+		fields = make([]job.Field, len(rows)*len(s.carried))
+	}
 	k := 0
 	for i := range rows {
 		var r *job.Result
@@ -573,7 +578,7 @@ func (s *sampleRunner) segment(ctx context.Context, env *job.Env, ordinal, n int
 		case !s.training && r != nil && r.Record != nil:
 			s.recs = append(s.recs, *r.Record)
 		case s.training:
-			s.recs = append(s.recs, s.trainingRecord(ordinal+i, &rows[i], r))
+			s.recs = append(s.recs, s.trainingRecord(ordinal+i, &rows[i], r, fields[i*len(s.carried):]))
 		}
 	}
 	if err := ctx.Err(); err != nil {
@@ -629,8 +634,9 @@ func rowState(answers []eventcenter.AsOfResult) *eventcenter.AsOfResult {
 
 // trainingRecord returns the training-set record of row (the chunk's row
 // ordinal): the run's features if it ended OK, none otherwise, and the
-// row's other columns.
-func (s *sampleRunner) trainingRecord(ordinal int, row *sampleRow, r *job.Result) job.Record {
+// row's other columns in its Sample, made of fields (len(fields) >=
+// len(s.carried)).
+func (s *sampleRunner) trainingRecord(ordinal int, row *sampleRow, r *job.Result, fields []job.Field) job.Record {
 	var rec job.Record
 	if r != nil && r.Record != nil {
 		rec = *r.Record
@@ -641,16 +647,13 @@ func (s *sampleRunner) trainingRecord(ordinal int, row *sampleRow, r *job.Result
 			rec.ParamVersion = r.ParamVersion
 		}
 	}
-	// A copy (shallow, as the record's values are not changed): the logic
-	// may return a row it shares.
-	features := maps.Clone(rec.Features)
-	if features == nil {
-		features = make(eventcenter.Row, len(row.carry))
-	}
-	rec.Features = features
+	// The row's columns beside the run's features, which stay the row the
+	// logic returned (it may be one the logic shares).
+	rec.Sample = fields[:len(s.carried):len(s.carried)]
 	for i, col := range s.carried {
+		rec.Sample[i] = job.Field{Name: col}
 		if i < len(row.carry) {
-			rec.Features[col] = row.carry[i]
+			rec.Sample[i].Value = row.carry[i]
 		}
 	}
 	rec.ID = s.idPrefix + strconv.Itoa(s.in.Sample.FirstRow+ordinal)

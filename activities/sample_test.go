@@ -206,7 +206,7 @@ func TestTrainingSet(t *testing.T) {
 func readTrainingSet(t *testing.T, dir, format string) []trainingOut {
 	t.Helper()
 	if format == "parquet" {
-		objs, err := filepath.Glob(filepath.Join(dir, "bf-ts", "acc", "chunk-*.parquet"))
+		objs, err := filepath.Glob(filepath.Join(dir, "*", "*", "chunk-*.parquet")) // one backfill in dir
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -422,5 +422,60 @@ func TestTrainingSetResumes(t *testing.T) {
 	resumed, rr := run(&activities.Cursor{Ordinal: 4})
 	if !reflect.DeepEqual(resumed, whole[4:]) || rr.Events != len(rows)-4 || !rr.Resumed {
 		t.Fatalf("resumed after row 4: %+v (%+v), want %+v", resumed, rr, whole[4:])
+	}
+}
+
+// TestTrainingSetLeavesTheLogicsRow: a logic may return a row it shares
+// (here one map for every run); the training set's rows carry each sample
+// row's own columns beside it, in JSON Lines and Parquet alike, and the
+// shared row is left as it was.
+func TestTrainingSetLeavesTheLogicsRow(t *testing.T) {
+	ctx := context.Background()
+	t0 := time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
+	const src = "t.shared"
+	st, err := embedded.Open(embedded.Config{InMemory: true, NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if err := st.Append(ctx, []eventcenter.Event{{Source: src, Key: "a", Time: t0, Pos: eventcenter.Position{Log: 1}, Op: eventcenter.OpInsert, After: eventcenter.Row{"bal": 1.0}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.AdvanceWatermark(ctx, src, 0, t0.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	shared := eventcenter.Row{"bal": 7.0}
+	j := job.MustNew("shared", func(c *job.Context) (eventcenter.Row, error) { return shared, nil }, job.Trigger(src))
+	a := &activities.Backfill{Store: st, Jobs: activities.NewJobs(j)}
+	var rows []trainingSample
+	for i := range 5 {
+		rows = append(rows, trainingSample{RowID: int64(i), Key: "a", Time: t0.Add(time.Duration(i+1) * time.Minute), Label: int64(10 + i)})
+	}
+	pq := filepath.Join(t.TempDir(), "sample.parquet")
+	if err := parquet.WriteFile(pq, rows); err != nil {
+		t.Fatal(err)
+	}
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestActivityEnvironment()
+	env.RegisterActivity(a)
+	plan := planOf(t, env, a, activities.PlanInput{Job: "shared", Sample: pq})
+	for _, format := range []string{"jsonl", "parquet"} {
+		out := t.TempDir()
+		if _, _, err := runChunk(t, a, activities.ChunkInput{Backfill: "bf-" + format, Job: "shared", Sample: plan.Sample.Chunk(0),
+			Options: activities.Options{Sink: "file://" + out, Format: format, SegmentEvents: 2}}, nil); err != nil {
+			t.Fatal(err)
+		}
+		got := readTrainingSet(t, out, format)
+		if len(got) != len(rows) {
+			t.Fatalf("%s: %d rows, want %d", format, len(got), len(rows))
+		}
+		for i, r := range got {
+			if r.Bal == nil || *r.Bal != 7 || r.Label == nil || *r.Label != rows[i].Label || r.RowID == nil || *r.RowID != rows[i].RowID {
+				t.Fatalf("%s: row %d is %+v, want bal 7, label %d, row_id %d", format, i, r, rows[i].Label, rows[i].RowID)
+			}
+		}
+		if len(shared) != 1 || shared["bal"] != 7.0 {
+			t.Fatalf("%s: the logic's shared row became %v", format, shared)
+		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"time"
 
 	"github.com/tidemark-dev/tidemark/eventcenter"
@@ -48,6 +49,19 @@ type Record struct {
 	// part of the record's JSON form; the live feature store output keeps
 	// it in the record's feature event (ColLineage, read with LineageOf).
 	Lineage *FetchLineage
+	// Sample holds, on a training-set record (a row of a sample-table
+	// backfill), the row's own columns (labels, ids), each named as its
+	// feature would be (outputs.SampleColumn: "_sample.<column>"); nil on
+	// every other record. They are kept beside the features, not in them,
+	// so that a record carries the logic's row as it returned it; the JSON
+	// form writes them among the features.
+	Sample []Field
+}
+
+// Field is a named value of a record, beside its features (Record.Sample).
+type Field struct {
+	Name  string
+	Value any
 }
 
 // Columns a feature event adds to the features.
@@ -233,17 +247,29 @@ type triggerJSON struct {
 // strings, times as RFC 3339, bytes as base64. The trigger's "index"
 // (Record.TriggerIndex) is there for a trigger of a job's second or later
 // trigger source.
+//
+// A training-set record's Sample fields are among the features, under
+// their names; the features of a record without any are {}.
 func (r Record) MarshalJSON() ([]byte, error) {
 	t := r.Trigger.Time.UTC().Format(time.RFC3339Nano)
+	features := r.Features
+	if features == nil || len(r.Sample) > 0 {
+		features = make(eventcenter.Row, len(r.Features)+len(r.Sample))
+		maps.Copy(features, r.Features)
+		for _, f := range r.Sample {
+			features[f.Name] = f.Value
+		}
+	}
 	return json.Marshal(recordJSON{
 		ID: r.ID, Job: r.Job, JobVersion: r.JobVersion, ParamVersion: r.ParamVersion, Entity: r.Entity, Time: t,
 		Trigger:  triggerJSON{Source: r.Trigger.Source, Key: r.Trigger.Key, Time: t, Pos: [2]uint64{r.Trigger.Pos.Log, r.Trigger.Pos.Offset}, Index: r.TriggerIndex},
-		Features: r.Features,
+		Features: features,
 	})
 }
 
 // UnmarshalJSON reads the form MarshalJSON writes. Feature values come back
-// as JSON gives them (float64 numbers, strings).
+// as JSON gives them (float64 numbers, strings); a training-set record's
+// Sample fields come back among its features.
 func (r *Record) UnmarshalJSON(b []byte) error {
 	var d recordJSON
 	if err := json.Unmarshal(b, &d); err != nil {

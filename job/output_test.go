@@ -2,6 +2,7 @@ package job_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -79,4 +80,39 @@ func (o *countingOutput) Name() string { return "counting" }
 func (o *countingOutput) Write(_ context.Context, recs []job.Record) error {
 	o.n += len(recs)
 	return nil
+}
+
+// A training-set record's Sample fields are written among its features in
+// the JSON form (and read back there), without changing its Features; a
+// record without features writes {}.
+func TestRecordJSONSample(t *testing.T) {
+	at := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
+	features := eventcenter.Row{"bal": 1.5}
+	rec := job.Record{ID: "r-1", Job: "training", JobVersion: "1", Entity: "acct-1",
+		Trigger: eventcenter.ID{Source: "s", Key: "acct-1", Time: at}, Features: features,
+		Sample: []job.Field{{Name: "_sample.label", Value: int64(1)}, {Name: "_sample.note", Value: nil}}}
+	b, err := json.Marshal(rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `"features":{"_sample.label":1,"_sample.note":null,"bal":1.5}`; !strings.Contains(string(b), want) {
+		t.Fatalf("JSON %s: want %s", b, want)
+	}
+	if len(features) != 1 {
+		t.Fatalf("the record's features became %v", features)
+	}
+	var back job.Record
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatal(err)
+	}
+	if back.Features["_sample.label"] != float64(1) || back.Features["bal"] != 1.5 || back.Sample != nil {
+		t.Fatalf("read back %+v", back)
+	}
+	rec.Features, rec.Sample = nil, nil
+	if b, err = json.Marshal(rec); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), `"features":{}`) {
+		t.Fatalf("JSON %s: want features {}", b)
+	}
 }

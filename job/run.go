@@ -76,16 +76,23 @@ func (r *Result) Retryable() bool {
 // trigger source's watermark; the logic, whose fetches read as of the
 // trigger time (bounded by env.KnownAt) and wait as the level says.
 func Evaluate(ctx context.Context, j *Job, trigger eventcenter.Event, env *Env) (Result, error) {
+	return evaluateWith(ctx, j, trigger, env, new(Context), nil)
+}
+
+// evaluateWith is Evaluate with the run's Context c, which it resets (a
+// Context is valid only during its run, so one goroutine's runs can share
+// one), and the memory of an OK run's Record, rec (nil: a new one).
+func evaluateWith(ctx context.Context, j *Job, trigger eventcenter.Event, env *Env, c *Context, rec *Record) (Result, error) {
 	start := time.Now()
 	res := Result{Job: j.name, JobVersion: j.version, Mode: env.Mode, Trigger: trigger.ID()}
 	if res.Mode == "" {
 		res.Mode = Live
 	}
-	c := Context{ctx: ctx, job: j, env: env, trigger: trigger}
+	*c = Context{ctx: ctx, job: j, env: env, trigger: trigger}
 	if j.lineage > 0 {
 		c.lineage = &FetchLineage{limit: j.lineage}
 	}
-	err := evaluate(&c, &res)
+	err := evaluate(c, &res, rec)
 	res.Stats, res.Took = c.stats, time.Since(start)
 	switch {
 	case err == nil:
@@ -100,7 +107,7 @@ func Evaluate(ctx context.Context, j *Job, trigger eventcenter.Event, env *Env) 
 	return res, err
 }
 
-func evaluate(c *Context, res *Result) error {
+func evaluate(c *Context, res *Result, rec *Record) error {
 	j, env, trigger := c.job, c.env, &c.trigger
 	if !j.Accepts(trigger) {
 		res.Outcome = Skipped
@@ -150,10 +157,14 @@ func evaluate(c *Context, res *Result) error {
 		return fmt.Errorf("%w: empty entity key", ErrLogic)
 	}
 	res.Outcome = OK
-	res.Record = &Record{
+	if rec == nil {
+		rec = new(Record)
+	}
+	*rec = Record{
 		Job: j.name, JobVersion: j.version, ParamVersion: c.version,
 		Entity: entity, Trigger: res.Trigger, TriggerIndex: j.triggerIndex(trigger.Source), Features: features, Lineage: c.lineage,
 	}
+	res.Record = rec
 	if !env.NoRecordIDs {
 		res.Record.ID = recordID(j.name, res.Trigger)
 	}
@@ -499,9 +510,12 @@ func evalGathered(ctx context.Context, j *Job, env *Env, events []eventcenter.Ev
 	}
 	// evaluator returns what evaluates a run: on its own goroutine, over
 	// the run's answers from rounds, if any.
+	// The OK runs' records: one allocation for the call's runs.
+	recs := make([]Record, len(events))
 	evaluator := func() func(k int) {
+		c := new(Context) // the goroutine's runs', one after the other
 		if runs == nil {
-			return func(k int) { results[k], _ = Evaluate(ctx, j, events[k], env) }
+			return func(k int) { results[k], _ = evaluateWith(ctx, j, events[k], env, c, &recs[k]) }
 		}
 		rs := &roundStore{}
 		e := *env
@@ -509,7 +523,7 @@ func evalGathered(ctx context.Context, j *Job, env *Env, events []eventcenter.Ev
 		e.Params = &roundParams{under: env.Params, rs: rs}
 		return func(k int) {
 			rs.run, rs.next = &runs[k], 0
-			results[k], _ = Evaluate(ctx, j, events[k], &e)
+			results[k], _ = evaluateWith(ctx, j, events[k], &e, c, &recs[k])
 		}
 	}
 	if workers == 1 {

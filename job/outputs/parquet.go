@@ -262,32 +262,44 @@ func (k parquetKind) value(v any) parquet.Value {
 	}
 	switch v := v.(type) {
 	case string:
-		return parquet.ByteArrayValue([]byte(v))
+		return stringValue(v)
 	case eventcenter.Decimal:
-		return parquet.ByteArrayValue([]byte(v))
+		return stringValue(string(v))
 	case time.Time:
 		return parquet.ByteArrayValue([]byte(v.UTC().Format(time.RFC3339Nano)))
 	}
 	return parquet.ByteArrayValue(fmt.Append(nil, v))
 }
 
+// stringValue returns a Parquet value that points into s, without a copy:
+// the writer copies a value's bytes into its pages as it is written.
+func stringValue(s string) parquet.Value {
+	return parquet.ByteArrayValue(unsafe.Slice(unsafe.StringData(s), len(s)))
+}
+
 // writeParquet writes recs as one Parquet file to w, with the run's sample
 // columns sample (see parquetColumn).
 func writeParquet(w io.Writer, recs []job.Record, sample map[string]bool) error {
-	kinds := map[string]parquetKind{} // feature -> kind
+	kinds := map[string]parquetKind{} // field -> kind
+	note := func(name string, v any) {
+		if c, ok := strings.CutPrefix(name, samplePrefix); ok && !sample[c] {
+			sample = maps.Clone(sample)
+			sample[c] = true
+		}
+		k := kindOf(v)
+		switch have, ok := kinds[name]; {
+		case !ok || have == kindNone:
+			kinds[name] = k
+		case k != kindNone && k != have:
+			kinds[name] = kindString // mixed types: as text
+		}
+	}
 	for i := range recs {
 		for name, v := range recs[i].Features {
-			if c, ok := strings.CutPrefix(name, samplePrefix); ok && !sample[c] {
-				sample = maps.Clone(sample)
-				sample[c] = true
-			}
-			k := kindOf(v)
-			switch have, ok := kinds[name]; {
-			case !ok || have == kindNone:
-				kinds[name] = k
-			case k != kindNone && k != have:
-				kinds[name] = kindString // mixed types: as text
-			}
+			note(name, v)
+		}
+		for _, f := range recs[i].Sample {
+			note(f.Name, f.Value)
 		}
 	}
 	group := parquet.Group{
@@ -297,7 +309,7 @@ func writeParquet(w io.Writer, recs []job.Record, sample map[string]bool) error 
 		"trigger_source": parquet.String(), "trigger_key": parquet.String(),
 		"trigger_log": parquet.Leaf(parquet.Int64Type), "trigger_offset": parquet.Leaf(parquet.Int64Type),
 	}
-	column := map[string]string{} // feature -> column
+	column := map[string]string{} // field -> column
 	for name, k := range kinds {
 		col := parquetColumn(name, sample)
 		column[name] = col
@@ -311,54 +323,121 @@ func writeParquet(w io.Writer, recs []job.Record, sample map[string]bool) error 
 	pw := parquet.NewWriter(w, schema)
 	// The records go to the writer column by column, in batches of rows:
 	// each column's values are resolved once per batch, with no row
-	// assembled. Values of strings point into the records' strings (the
-	// writer copies them into its pages).
-	str := func(s string) parquet.Value {
-		return parquet.ByteArrayValue(unsafe.Slice(unsafe.StringData(s), len(s)))
-	}
+	// assembled. Values of strings point into the records' strings
+	// (stringValue). The metadata columns are required: their values need
+	// no levels.
+	str := stringValue
 	cols := pw.ColumnWriters()
 	const batch = 1024
 	vals := make([]parquet.Value, batch)
-	type metaColumn struct {
-		col   int
-		value func(r *job.Record) parquet.Value
+	type field struct {
+		name   string
+		kind   parquetKind
+		col    int
+		sample bool // a sample column: in Record.Sample, else in Features
 	}
-	meta := []metaColumn{
-		{index["id"], func(r *job.Record) parquet.Value { return str(r.ID) }},
-		{index["job"], func(r *job.Record) parquet.Value { return str(r.Job) }},
-		{index["job_version"], func(r *job.Record) parquet.Value { return str(r.JobVersion) }},
-		{index["param_version"], func(r *job.Record) parquet.Value { return parquet.Int64Value(int64(r.ParamVersion)) }},
-		{index["entity"], func(r *job.Record) parquet.Value { return str(r.Entity) }},
-		{index["time"], func(r *job.Record) parquet.Value { return parquet.Int64Value(r.Trigger.Time.UnixNano()) }},
-		{index["trigger_source"], func(r *job.Record) parquet.Value { return str(r.Trigger.Source) }},
-		{index["trigger_key"], func(r *job.Record) parquet.Value { return str(r.Trigger.Key) }},
-		{index["trigger_log"], func(r *job.Record) parquet.Value { return parquet.Int64Value(int64(r.Trigger.Pos.Log)) }},
-		{index["trigger_offset"], func(r *job.Record) parquet.Value { return parquet.Int64Value(int64(r.Trigger.Pos.Offset)) }},
+	fields := make([]field, 0, len(kinds))
+	for name, k := range kinds {
+		_, isSample := strings.CutPrefix(name, samplePrefix)
+		fields = append(fields, field{name, k, index[column[name]], isSample})
 	}
 	for start := 0; start < len(recs); start += batch {
-		n := min(batch, len(recs)-start)
-		for _, m := range meta {
-			for k := range n {
-				vals[k] = m.value(&recs[start+k]).Level(0, 0, m.col)
-			}
-			if _, err := cols[m.col].WriteRowValues(vals[:n]); err != nil {
-				return err
-			}
+		rs := recs[start:min(start+batch, len(recs))]
+		vs := vals[:len(rs)]
+		put := func(name string) error {
+			_, err := cols[index[name]].WriteRowValues(vs)
+			return err
 		}
-		for name, k := range kinds {
-			col := index[column[name]]
-			for i := range n {
-				v, ok := recs[start+i].Features[name]
-				if !ok || v == nil {
-					vals[i] = parquet.NullValue().Level(0, 0, col)
+		for i := range rs {
+			vs[i] = str(rs[i].ID)
+		}
+		if err := put("id"); err != nil {
+			return err
+		}
+		for i := range rs {
+			vs[i] = str(rs[i].Job)
+		}
+		if err := put("job"); err != nil {
+			return err
+		}
+		for i := range rs {
+			vs[i] = str(rs[i].JobVersion)
+		}
+		if err := put("job_version"); err != nil {
+			return err
+		}
+		for i := range rs {
+			vs[i] = parquet.Int64Value(int64(rs[i].ParamVersion))
+		}
+		if err := put("param_version"); err != nil {
+			return err
+		}
+		for i := range rs {
+			vs[i] = str(rs[i].Entity)
+		}
+		if err := put("entity"); err != nil {
+			return err
+		}
+		for i := range rs {
+			vs[i] = parquet.Int64Value(rs[i].Trigger.Time.UnixNano())
+		}
+		if err := put("time"); err != nil {
+			return err
+		}
+		for i := range rs {
+			vs[i] = str(rs[i].Trigger.Source)
+		}
+		if err := put("trigger_source"); err != nil {
+			return err
+		}
+		for i := range rs {
+			vs[i] = str(rs[i].Trigger.Key)
+		}
+		if err := put("trigger_key"); err != nil {
+			return err
+		}
+		for i := range rs {
+			vs[i] = parquet.Int64Value(int64(rs[i].Trigger.Pos.Log))
+		}
+		if err := put("trigger_log"); err != nil {
+			return err
+		}
+		for i := range rs {
+			vs[i] = parquet.Int64Value(int64(rs[i].Trigger.Pos.Offset))
+		}
+		if err := put("trigger_offset"); err != nil {
+			return err
+		}
+		for _, f := range fields {
+			for i := range rs {
+				var v any
+				if f.sample {
+					v = sampleValue(&rs[i], f.name)
 				} else {
-					vals[i] = k.value(v).Level(0, 1, col)
+					v = rs[i].Features[f.name]
+				}
+				if v == nil {
+					vs[i] = parquet.NullValue().Level(0, 0, f.col)
+				} else {
+					vs[i] = f.kind.value(v).Level(0, 1, f.col)
 				}
 			}
-			if _, err := cols[col].WriteRowValues(vals[:n]); err != nil {
+			if _, err := cols[f.col].WriteRowValues(vs); err != nil {
 				return err
 			}
 		}
 	}
 	return pw.Close()
+}
+
+// sampleValue returns the value of r's sample field name: from r.Sample,
+// else from its features (a record read back from JSON carries them
+// there), nil if neither has it.
+func sampleValue(r *job.Record, name string) any {
+	for _, f := range r.Sample {
+		if f.Name == name {
+			return f.Value
+		}
+	}
+	return r.Features[name]
 }

@@ -83,9 +83,12 @@ func TestParquetColumnsNeverCollide(t *testing.T) {
 	rec := records(t, 1)[0]
 	rec.Features = eventcenter.Row{
 		"id": int64(1), "feature_id": int64(2), // a metadata name, and its renamed form
-		"label": int64(3), outputs.SampleColumn("label"): "yes", // a feature and a sample column
-		outputs.SampleColumn("id"): "sid", "sample_id": int64(4), // a sample column named like metadata, and its renamed form
-		outputs.SampleColumn("feature_label"): "fl", // a sample column named like a renamed feature
+		"label": int64(3), "sample_id": int64(4), // a sample column's name, and a renamed one's
+		outputs.SampleColumn("feature_label"): "fl", // a sample column named like a renamed feature, among the features (a record read back from JSON)
+	}
+	rec.Sample = []job.Field{
+		{Name: outputs.SampleColumn("label"), Value: "yes"}, // a feature's name
+		{Name: outputs.SampleColumn("id"), Value: "sid"},    // a metadata column's
 	}
 	o, err := outputs.Parquet(outputs.Dir(dir), "c/x.parquet", "label", "id", "feature_label")
 	if err != nil {
@@ -102,8 +105,8 @@ func TestParquetColumnsNeverCollide(t *testing.T) {
 		t.Fatalf("%d rows, want 1", len(rows))
 	}
 	// 10 metadata columns and one per field.
-	if len(cols) != 10+len(rec.Features) {
-		t.Fatalf("columns %q: want 10 + %d", cols, len(rec.Features))
+	if len(cols) != 10+len(rec.Features)+len(rec.Sample) {
+		t.Fatalf("columns %q: want 10 + %d", cols, len(rec.Features)+len(rec.Sample))
 	}
 	var values []string
 	for _, c := range cols {
@@ -130,9 +133,11 @@ func TestParquetColumnsSameInEverySegment(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	recs := records(t, 2)
-	recs[0].Features = eventcenter.Row{"label": int64(7), outputs.SampleColumn("label"): "yes"}
-	recs[1].Features = eventcenter.Row{outputs.SampleColumn("label"): "no"} // a row without state
-	column := map[string]string{}                                           // object -> the column holding the sample's label
+	recs[0].Features = eventcenter.Row{"label": int64(7)}
+	recs[0].Sample = []job.Field{{Name: outputs.SampleColumn("label"), Value: "yes"}}
+	recs[1].Features = nil // a row without state
+	recs[1].Sample = []job.Field{{Name: outputs.SampleColumn("label"), Value: "no"}}
+	column := map[string]string{} // object -> the column holding the sample's label
 	for i, r := range recs {
 		name := fmt.Sprintf("s/chunk-%d.parquet", i)
 		o, err := outputs.Parquet(outputs.Dir(dir), name, "label")
@@ -147,7 +152,7 @@ func TestParquetColumnsSameInEverySegment(t *testing.T) {
 		}
 		_, rows := readColumns(t, filepath.Join(dir, filepath.FromSlash(name)))
 		for c, v := range rows[0] {
-			if v == recs[i].Features[outputs.SampleColumn("label")] {
+			if v == recs[i].Sample[0].Value {
 				column[name] = c
 			}
 		}
@@ -265,7 +270,8 @@ func BenchmarkParquetTrainingSegment(b *testing.B) {
 		key := fmt.Sprintf("acct-%06d", i%20000)
 		recs[i] = job.Record{ID: fmt.Sprintf("0123456789abcdef01234567-%d", i), Job: "training", JobVersion: "1", Entity: key,
 			Trigger:  eventcenter.ID{Source: "bench.accounts", Key: key, Time: at.Add(time.Duration(i) * time.Second)},
-			Features: eventcenter.Row{"balance": float64(i) / 3, "score": int64(i % 900), outputs.SampleColumn("row_id"): int64(i), outputs.SampleColumn("label"): int64(i % 2)}}
+			Features: eventcenter.Row{"balance": float64(i) / 3, "score": int64(i % 900)},
+			Sample:   []job.Field{{Name: outputs.SampleColumn("row_id"), Value: int64(i)}, {Name: outputs.SampleColumn("label"), Value: int64(i % 2)}}}
 	}
 	dst := outputs.Dir(b.TempDir())
 	ctx := context.Background()
