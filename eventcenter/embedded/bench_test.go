@@ -34,7 +34,6 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
-	"github.com/cockroachdb/pebble/v2/bloom"
 
 	"github.com/tidemark-dev/tidemark/eventcenter"
 	"github.com/tidemark-dev/tidemark/eventcenter/codec"
@@ -74,17 +73,13 @@ func openBench(b *testing.B) *Store {
 }
 
 // openRaw opens a bare Pebble database with the options Open gives the
-// store (keep them in step).
+// store.
 func openRaw(b *testing.B) *pebble.DB {
 	var cfg Config
 	cfg.setDefaults()
 	cache := pebble.NewCache(cfg.CacheBytes)
 	defer cache.Unref()
-	opts := &pebble.Options{Cache: cache, Merger: firstWins, MemTableSize: 64 << 20, Logger: quietLogger{}}
-	for i := range opts.Levels {
-		opts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
-	}
-	db, err := pebble.Open(b.TempDir(), opts)
+	db, err := pebble.Open(b.TempDir(), pebbleOptions(cache))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -126,6 +126,31 @@ type Store struct {
 
 var _ eventcenter.Store = (*Store)(nil)
 
+// pebbleOptions returns the store's Pebble options over cache.
+func pebbleOptions(cache *pebble.Cache) *pebble.Options {
+	opts := &pebble.Options{
+		Cache:        cache,
+		Merger:       firstWins,
+		MemTableSize: 64 << 20,
+		Logger:       quietLogger{},
+	}
+	for i := range opts.Levels {
+		l := &opts.Levels[i]
+		l.FilterPolicy = bloom.FilterPolicy(10)
+		// Blocks of 32 KiB and index blocks of 256 KiB (CockroachDB's
+		// sizes; Pebble's defaults are 4 KiB for both): a read seeks
+		// through a one-level index to a block of ~8x the rows, so a
+		// batch's sorted reads share blocks and a point read loads fewer
+		// of them. Measured beside the defaults, alternating: AsOfBatch
+		// 1.74-1.83 beside 2.06-2.17 µs a read (batches of 8,192),
+		// AsOf 232-269k beside 199-215k reads/s (BenchmarkAsOfBatch,
+		// BenchmarkAsOf). Tables written before keep their blocks until
+		// compacted.
+		l.BlockSize, l.IndexBlockSize = 32<<10, 256<<10
+	}
+	return opts
+}
+
 // Open opens (creating if needed) the store in cfg.Dir.
 func Open(cfg Config) (*Store, error) {
 	cfg.setDefaults()
@@ -134,15 +159,7 @@ func Open(cfg Config) (*Store, error) {
 	}
 	cache := pebble.NewCache(cfg.CacheBytes)
 	defer cache.Unref()
-	opts := &pebble.Options{
-		Cache:        cache,
-		Merger:       firstWins,
-		MemTableSize: 64 << 20,
-		Logger:       quietLogger{},
-	}
-	for i := range opts.Levels {
-		opts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
-	}
+	opts := pebbleOptions(cache)
 	dir := cfg.Dir
 	if cfg.InMemory {
 		opts.FS, dir = vfs.NewMem(), ""
