@@ -5,7 +5,9 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"runtime"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -18,11 +20,12 @@ var _ eventcenter.BatchReader = (*Store)(nil)
 
 // AsOfBatch implements eventcenter.BatchReader: the reads are sorted by
 // their events-table seek key (salt, source, key, newest time first) and
-// answered by one iterator whose seeks move forward, so the iterator's
-// blocks and its position are reused from one read to the next (Pebble
-// steps to a seek key a few rows ahead instead of seeking, as long as
-// the iterator only seeks forward: a Next between two seeks would lose
-// that).
+// answered in contiguous runs of that order (one, or up to GOMAXPROCS of
+// at least minBatchPart reads, on goroutines of their own), each by one
+// iterator whose seeks move forward, so the iterator's blocks and its
+// position are reused from one read to the next (Pebble steps to a seek
+// key a few rows ahead instead of seeking, as long as the iterator only
+// seeks forward: a Next between two seeks would lose that).
 func (s *Store) AsOfBatch(ctx context.Context, qs []eventcenter.AsOf, out []eventcenter.AsOfResult) error {
 	if err := s.enter(ctx); err != nil {
 		return err
@@ -59,6 +62,35 @@ func (s *Store) AsOfBatch(ctx context.Context, qs []eventcenter.AsOf, out []even
 		seeks = append(seeks, seek{i: i, start: start, end: len(keys), prefix: prefix, knownAt: lastSettled})
 	}
 	seeks = sortSeeks(seeks, keys)
+	// The sorted reads in contiguous parts, one iterator and goroutine
+	// each: a chunk reading alone (the last of a backfill, a batch of the
+	// API) keeps every core busy, and each part still seeks forward only.
+	parts := min(runtime.GOMAXPROCS(0), len(seeks)/minBatchPart)
+	if parts <= 1 {
+		return s.answer(ctx, h, qs, seeks, keys, out)
+	}
+	errs := make([]error, parts)
+	var wg sync.WaitGroup
+	for p := range parts {
+		part := seeks[p*len(seeks)/parts : (p+1)*len(seeks)/parts]
+		wg.Go(func() { errs[p] = s.answer(ctx, h, qs, part, keys, out) })
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// minBatchPart is the fewest reads of a batch that AsOfBatch answers on
+// a goroutine of their own (a variable for tests).
+var minBatchPart = 2048
+
+// answer answers the reads seeks (sorted by their keys in keys) of qs
+// into out, with one iterator, h the store's horizon.
+func (s *Store) answer(ctx context.Context, h time.Time, qs []eventcenter.AsOf, seeks []seek, keys []byte, out []eventcenter.AsOfResult) error {
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{tabEvents}, UpperBound: []byte{tabEvents + 1}})
 	if err != nil {
 		return err

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"reflect"
+	"runtime"
 	"testing"
 	"time"
 
@@ -16,10 +17,17 @@ import (
 // TestAsOfBatchAnswersAsAsOf checks AsOfBatch against one AsOf per read
 // over keys with several changes at shared times, deletes, appends at
 // several stored-at times (KnownAt), unknown keys and invalid reads, in a
-// shuffled order, with and without a retention horizon.
+// shuffled order, with and without a retention horizon, the batch read on
+// one goroutine and in parts on several.
 func TestAsOfBatchAnswersAsAsOf(t *testing.T) {
-	for _, retention := range []time.Duration{0, 20 * time.Hour} {
-		t.Run(fmt.Sprint("retention=", retention), func(t *testing.T) {
+	for _, c := range []struct {
+		retention time.Duration
+		part      int // the fewest reads of a part (embedded.SetMinBatchPart)
+	}{{0, 1 << 20}, {20 * time.Hour, 1 << 20}, {0, 60}, {20 * time.Hour, 60}} {
+		t.Run(fmt.Sprintf("retention=%v/part=%d", c.retention, c.part), func(t *testing.T) {
+			defer embedded.SetMinBatchPart(c.part)()
+			defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(4)) // up to 4 parts of 60+ reads, whatever the machine
+			retention := c.retention
 			ctx := context.Background()
 			t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 			clock := t0
