@@ -37,32 +37,53 @@ type Decimal string
 
 // Validate reports the first column whose value a Row cannot hold, naming
 // the column, or a row larger than the size limits allow.
-func (r Row) Validate() error {
+func (r Row) Validate() error { return r.ValidateNames(nil) }
+
+// ValidateNames is Validate that also checks each column's name with
+// name (if not nil), in the same pass over the row; name's error is
+// returned as it is.
+func (r Row) ValidateNames(name func(col string) error) error {
 	limits := CurrentSizeLimits()
+	size := uvarintLen(uint64(len(r))) // as Size counts
 	for col, v := range r {
+		if name != nil {
+			if err := name(col); err != nil {
+				return err
+			}
+		}
 		if !utf8.ValidString(col) {
 			return fmt.Errorf("column %q: the name is not UTF-8 text", col)
 		}
 		n := 0 // the value's length, for the limit on one value
+		size += uvarintLen(uint64(len(col))) + len(col) + 1
 		switch v := v.(type) {
-		case nil, bool, int64, int:
+		case nil, bool:
+		case int64:
+			size += varintLen(v)
+		case int:
+			size += varintLen(int64(v))
 		case string:
 			n = len(v)
+			size += uvarintLen(uint64(n)) + n
 		case []byte:
 			n = len(v)
+			size += uvarintLen(uint64(n)) + n
 		case Decimal:
 			if !validDecimal(string(v)) {
 				return fmt.Errorf("column %q: %q is not a decimal number", col, string(v))
 			}
 			n = len(v)
+			size += uvarintLen(uint64(n)) + n
 		case float64:
 			if math.IsNaN(v) || math.IsInf(v, 0) {
 				return fmt.Errorf("column %q: %v cannot be stored (only finite numbers can)", col, v)
 			}
+			size += 8
 		case time.Time:
 			if !InTimeRange(v) {
 				return fmt.Errorf("column %q: time %v outside [%v, %v]", col, v, MinTime, MaxTime)
 			}
+			size += varintLen(v.UnixNano())
 		default:
 			return fmt.Errorf("column %q: type %T cannot be stored (use nil, bool, int64, float64, string, []byte, eventcenter.Decimal or time.Time)", col, v)
 		}
@@ -70,7 +91,7 @@ func (r Row) Validate() error {
 			return fmt.Errorf("column %q: a value of %d bytes, more than the limit of %d", col, n, limits.Value)
 		}
 	}
-	if size := r.Size(); size > limits.Row {
+	if size > limits.Row {
 		return fmt.Errorf("a row of %d bytes, more than the limit of %d", size, limits.Row)
 	}
 	return nil

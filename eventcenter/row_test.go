@@ -104,3 +104,35 @@ func TestSetSizeLimits(t *testing.T) {
 		t.Errorf("a refused SetSizeLimits changed the limits to %+v", got)
 	}
 }
+
+// TestRowValidateCountsAsSize: Validate bounds a row by exactly its Size,
+// whatever its values' types (empty texts included): a row fits a row
+// limit of its size and not one a byte smaller.
+func TestRowValidateCountsAsSize(t *testing.T) {
+	at := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
+	rows := []eventcenter.Row{
+		{"a": int64(-300), "b": 1, "c": 2.5, "d": "", "e": []byte{}, "f": eventcenter.Decimal("12.50"), "g": at, "h": nil, "i": true},
+		{"text": strings.Repeat("x", 200), "bytes": make([]byte, 130), "n": int64(1) << 40},
+		{},
+	}
+	was := eventcenter.CurrentSizeLimits()
+	defer eventcenter.SetSizeLimits(was)
+	for i, r := range rows {
+		size := r.Size()
+		for _, c := range []struct {
+			limit int
+			fits  bool
+		}{{size, true}, {size - 1, false}} {
+			if c.limit < 1 {
+				continue
+			}
+			// Values up to 200 bytes (the largest above) pass their limit.
+			if _, err := eventcenter.SetSizeLimits(eventcenter.SizeLimits{Value: min(c.limit, 200), Row: c.limit}); err != nil {
+				t.Fatal(err)
+			}
+			if err := r.Validate(); c.fits != (err == nil) || (err != nil && !strings.Contains(err.Error(), "row of")) {
+				t.Fatalf("row %d of size %d, row limit %d: Validate() = %v", i, size, c.limit, err)
+			}
+		}
+	}
+}

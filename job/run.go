@@ -144,12 +144,10 @@ func evaluate(c *Context, res *Result, rec *Record) error {
 		res.Outcome = Skipped
 		return nil
 	}
-	for k := range features {
-		if k == "" || k[0] == '_' {
-			return fmt.Errorf("%w: feature name %q is empty or reserved ('_' prefix)", ErrLogic, k)
+	if err := features.ValidateNames(featureName); err != nil {
+		if errors.Is(err, ErrLogic) {
+			return err
 		}
-	}
-	if err := features.Validate(); err != nil {
 		return fmt.Errorf("%w: features: %v", ErrLogic, err)
 	}
 	entity := j.entityOf(trigger)
@@ -167,6 +165,14 @@ func evaluate(c *Context, res *Result, rec *Record) error {
 	res.Record = rec
 	if !env.NoRecordIDs {
 		res.Record.ID = recordID(j.name, res.Trigger)
+	}
+	return nil
+}
+
+// featureName checks the name of a feature the logic returned.
+func featureName(k string) error {
+	if k == "" || k[0] == '_' {
+		return fmt.Errorf("%w: feature name %q is empty or reserved ('_' prefix)", ErrLogic, k)
 	}
 	return nil
 }
