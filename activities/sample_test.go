@@ -479,3 +479,87 @@ func TestTrainingSetLeavesTheLogicsRow(t *testing.T) {
 		}
 	}
 }
+
+// TestTrainingSetRunsOwnTheirRows: each run reads its trigger's rows and
+// its fetch of the same state as the store holds them, whatever the runs
+// of the other rows of that key and time (three here), or the run itself
+// before, did to theirs: a logic may change the rows it is given. Both
+// orders: the trigger's rows read before the fetch, and after it.
+func TestTrainingSetRunsOwnTheirRows(t *testing.T) {
+	ctx := context.Background()
+	t0 := time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
+	const src = "t.own"
+	for _, triggerFirst := range []bool{true, false} {
+		t.Run(fmt.Sprint("triggerFirst=", triggerFirst), func(t *testing.T) {
+			st, err := embedded.Open(embedded.Config{InMemory: true, NoSync: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			var evs []eventcenter.Event
+			for i, k := range []string{"a", "b", "a"} {
+				evs = append(evs, eventcenter.Event{Source: src, Key: k, Time: t0.Add(time.Duration(i) * time.Hour), Pos: eventcenter.Position{Log: 1, Offset: uint64(i)},
+					Op: eventcenter.OpUpdate, After: eventcenter.Row{"bal": float64(10 * (i + 1))}})
+			}
+			if err := st.Append(ctx, evs); err != nil {
+				t.Fatal(err)
+			}
+			if err := st.AdvanceWatermark(ctx, src, 0, t0.Add(10*time.Hour)); err != nil {
+				t.Fatal(err)
+			}
+			j := job.MustNew("own", func(c *job.Context) (eventcenter.Row, error) {
+				var trig eventcenter.Row
+				if triggerFirst {
+					trig = c.Trigger().After
+				}
+				got, err := c.Get(src, c.Trigger().Key)
+				if err != nil {
+					return nil, err
+				}
+				fetched := got["bal"]
+				if !triggerFirst {
+					got["bal"] = -2.0 // before the trigger's rows are read
+					trig = c.Trigger().After
+				}
+				out := eventcenter.Row{"trig": trig["bal"], "fetched": fetched}
+				trig["bal"], got["bal"] = -1.0, -2.0
+				return out, nil
+			}, job.Trigger(src))
+			a := &activities.Backfill{Store: st, Jobs: activities.NewJobs(j)}
+			var rows []trainingSample
+			for i := range 12 { // keys a and b at four times, each three times
+				rows = append(rows, trainingSample{RowID: int64(i), Key: []string{"a", "b"}[i/6], Time: t0.Add(time.Duration(i/3%2)*time.Hour + 90*time.Minute)})
+			}
+			pq := filepath.Join(t.TempDir(), "sample.parquet")
+			if err := parquet.WriteFile(pq, rows); err != nil {
+				t.Fatal(err)
+			}
+			var s testsuite.WorkflowTestSuite
+			env := s.NewTestActivityEnvironment()
+			env.RegisterActivity(a)
+			plan := planOf(t, env, a, activities.PlanInput{Job: "own", Sample: pq})
+			out := t.TempDir()
+			if _, _, err := runChunk(t, a, activities.ChunkInput{Backfill: "bf-own", Job: "own", Sample: plan.Sample.Chunk(0),
+				Options: activities.Options{Sink: "file://" + out, Format: "jsonl"}}, nil); err != nil {
+				t.Fatal(err)
+			}
+			recs, _, err := backfilltest.ReadDir(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(recs) != len(rows) {
+				t.Fatalf("%d records, want %d", len(recs), len(rows))
+			}
+			for i, r := range recs {
+				e, err := st.AsOf(ctx, eventcenter.AsOf{Source: src, Key: rows[i].Key, Time: rows[i].Time})
+				if err != nil {
+					t.Fatal(err)
+				}
+				want := e.After["bal"]
+				if r.Features["trig"] != want || r.Features["fetched"] != want {
+					t.Fatalf("row %d (%s at %v): trigger's bal %v, fetched %v, want %v as stored", i, rows[i].Key, rows[i].Time, r.Features["trig"], r.Features["fetched"], want)
+				}
+			}
+		})
+	}
+}

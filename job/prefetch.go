@@ -158,6 +158,27 @@ func (p *Prefetch) Reset() {
 // read filled at or before its source's watermark, reads alike included.
 func (p *Prefetch) Len() int { return len(p.kept) }
 
+// CopyRows returns a copy of the rows (After, Before) of the answer read
+// ahead for q, made while no fetch can be given them; ok is false if no
+// answer of q was read ahead, its read failed, or a fetch was given its
+// rows already (which the fetch may have changed since: read them from
+// the store instead).
+func (p *Prefetch) CopyRows(q eventcenter.AsOf) (after, before eventcenter.Row, ok bool) {
+	a := p.find(&q)
+	if a == nil || a.res.Err != nil {
+		return nil, nil, false
+	}
+	if p.copies { // no fetch is given the answer's own rows
+		return a.res.Event.After.Clone(), a.res.Event.Before.Clone(), true
+	}
+	if !a.taken.CompareAndSwap(false, true) {
+		return nil, nil, false
+	}
+	after, before = a.res.Event.After.Clone(), a.res.Event.Before.Clone()
+	a.taken.Store(false) // the first fetch still owns the answer's rows
+	return after, before, true
+}
+
 // AsOf implements eventcenter.Reader.
 func (p *Prefetch) AsOf(ctx context.Context, q eventcenter.AsOf) (eventcenter.Event, error) {
 	a := p.find(&q)
