@@ -37,7 +37,8 @@ import (
 // the same (see above) unless the store fails it: a store error, or the
 // retention horizon moved past it since the Fill (ErrBeyondHorizon), as
 // a read without a prefetch would fail. So the usual run, which fetches its trigger's key
-// once, costs no copy of a row. On a Prefetch over rounds (see over),
+// once, costs no copy of a row beyond its trigger's own (CopyRows, made
+// while no fetch holds the answer's rows). On a Prefetch over rounds (see over),
 // whose runs ask their fetches again in every round, every fetch is given
 // a copy of the answer's rows instead.
 //
@@ -106,8 +107,9 @@ func NewPrefetch(store Store) *Prefetch {
 // them for the runs. It reads each source's watermark first. The error is
 // the store's; each read's own answer (ErrNotFound included) is in out.
 // The rows in out are the answers' own, which the first fetch of each is
-// given: copy what the caller keeps of them before the runs start. Of two
-// reads alike, the later's answer is kept.
+// given: copy what the caller keeps of them before the runs start, or
+// during them with CopyRows. Of two reads alike, the later's answer is
+// kept.
 func (p *Prefetch) Fill(ctx context.Context, qs []eventcenter.AsOf, out []eventcenter.AsOfResult) error {
 	if len(p.kept)+len(qs) > math.MaxInt32 {
 		return fmt.Errorf("job: a prefetch of more than %d answers", math.MaxInt32)
