@@ -537,10 +537,9 @@ func (s *sampleRunner) segment(ctx context.Context, env *job.Env, ordinal, n int
 		res.WithState++
 		e := a.Event
 		// The trigger's rows are the run's to read (and a logic may change
-		// them): the run is given a copy as it starts (runEnv.TriggerRows),
-		// as the answer's own rows go to the first fetch of the row's key
-		// (job.Prefetch).
-		e.After, e.Before = nil, nil
+		// them): a copy, made before the runs, as the answer's own rows go
+		// to the first fetch of the row's key (job.Prefetch).
+		e.After, e.Before = e.After.Clone(), e.Before.Clone()
 		if !e.Time.Equal(rows[i].time) {
 			// The state's event is older than the row: the trigger is at
 			// the row's time, after every change of the key up to it.
@@ -555,7 +554,6 @@ func (s *sampleRunner) segment(ctx context.Context, env *job.Env, ordinal, n int
 	runEnv := *env
 	runEnv.Store = pf
 	runEnv.NoRecordIDs = s.training // trainingRecord names them by row
-	runEnv.TriggerRows = s.triggerRows
 	s.results = grow(s.results, len(s.triggers))
 	job.EvaluateAll(ctx, s.j, &runEnv, s.triggers, s.results, s.a.Workers)
 	s.recs = grow(s.recs, len(rows))[:0]
@@ -608,28 +606,6 @@ func (s *sampleRunner) segment(ctx context.Context, env *job.Env, ordinal, n int
 		})
 	}
 	return sum, len(rows), done, job.WriteOutputs(ctx, sink, env.Ledger, s.recs)
-}
-
-// triggerRows gives a run the rows of its trigger, a row's state: a copy
-// of the state read ahead for the row (whose time and KnownAt the
-// trigger's are), or, if a fetch holds that state's rows already (a run of
-// another row of the same key and time, or one that fetched it at that
-// time), the state read from the store.
-func (s *sampleRunner) triggerRows(ctx context.Context, e *eventcenter.Event) error {
-	q := eventcenter.AsOf{Source: e.Source, Key: e.Key, Time: e.Time, KnownAt: s.fixed}
-	if s.asKnown {
-		q.KnownAt = e.Time
-	}
-	var ok bool
-	if e.After, e.Before, ok = s.prefetch.CopyRows(q); ok {
-		return nil
-	}
-	st, err := s.a.Store.AsOf(ctx, q)
-	if err != nil {
-		return err
-	}
-	e.After, e.Before = st.After, st.Before
-	return nil
 }
 
 // rowState returns a row's state from the answers of its key's as-of

@@ -68,14 +68,6 @@ type Env struct {
 	// them itself before they reach an output (a training set's records
 	// are its sample rows'). Default false: Record.ID's hash.
 	NoRecordIDs bool
-	// TriggerRows, if set, gives each run the rows (After, Before) of its
-	// trigger, which come without them, on the run's goroutine as the run
-	// starts; its error fails the run as a failed fetch would (ErrFetch).
-	// A backfill over a sample table copies them from its Prefetch then
-	// (Prefetch.CopyRows): the copy and the run's own fetch of that state
-	// touch the answer's rows one after the other, while they are in the
-	// CPU's caches. Default nil: the triggers hold their rows.
-	TriggerRows func(ctx context.Context, trigger *eventcenter.Event) error
 }
 
 // KnownAtTrigger bounds a run's fetches to what was stored when its trigger

@@ -324,29 +324,3 @@ func TestSeveralTriggers(t *testing.T) {
 		t.Errorf("duplicate trigger source: err = %v, want \"given twice\"", err)
 	}
 }
-
-// TestTriggerRows: Env.TriggerRows gives each run its trigger's rows
-// before the run's filters and logic see the trigger, and its failure
-// fails the run as a failed fetch does (retryable).
-func TestTriggerRows(t *testing.T) {
-	ctx := context.Background()
-	st := openStore(t)
-	j := job.MustNew("rows", func(c *job.Context) (eventcenter.Row, error) {
-		return eventcenter.Row{"user": c.Trigger().After["user"]}, nil
-	}, job.Trigger("test.apps", job.Where("user u9", func(e *eventcenter.Event) bool { return e.After["user"] == "u9" })))
-	bare := trigger("a", t0, 1)
-	bare.After = nil
-	given := &job.Env{Store: st, TriggerRows: func(_ context.Context, e *eventcenter.Event) error {
-		e.After = eventcenter.Row{"user": "u9"}
-		return nil
-	}}
-	res, err := job.Evaluate(ctx, j, bare, given)
-	if err != nil || res.Outcome != job.OK || res.Record.Features["user"] != "u9" {
-		t.Fatalf("rows given: %+v, %v", res, err)
-	}
-	failing := &job.Env{Store: st, TriggerRows: func(context.Context, *eventcenter.Event) error { return errors.New("store down") }}
-	res, err = job.Evaluate(ctx, j, bare, failing)
-	if res.Outcome != job.Failed || !errors.Is(err, job.ErrFetch) || !res.Retryable() {
-		t.Fatalf("rows failing: %+v, %v: want a retryable fetch failure", res, err)
-	}
-}

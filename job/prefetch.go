@@ -37,8 +37,7 @@ import (
 // the same (see above) unless the store fails it: a store error, or the
 // retention horizon moved past it since the Fill (ErrBeyondHorizon), as
 // a read without a prefetch would fail. So the usual run, which fetches its trigger's key
-// once, costs no copy of a row beyond its trigger's own (CopyRows, made
-// while no fetch holds the answer's rows). On a Prefetch over rounds (see over),
+// once, costs no copy of a row. On a Prefetch over rounds (see over),
 // whose runs ask their fetches again in every round, every fetch is given
 // a copy of the answer's rows instead.
 //
@@ -107,9 +106,8 @@ func NewPrefetch(store Store) *Prefetch {
 // them for the runs. It reads each source's watermark first. The error is
 // the store's; each read's own answer (ErrNotFound included) is in out.
 // The rows in out are the answers' own, which the first fetch of each is
-// given: copy what the caller keeps of them before the runs start, or
-// during them with CopyRows. Of two reads alike, the later's answer is
-// kept.
+// given: copy what the caller keeps of them before the runs start. Of two
+// reads alike, the later's answer is kept.
 func (p *Prefetch) Fill(ctx context.Context, qs []eventcenter.AsOf, out []eventcenter.AsOfResult) error {
 	if len(p.kept)+len(qs) > math.MaxInt32 {
 		return fmt.Errorf("job: a prefetch of more than %d answers", math.MaxInt32)
@@ -159,27 +157,6 @@ func (p *Prefetch) Reset() {
 // Len returns the number of answers kept since the last Reset: one per
 // read filled at or before its source's watermark, reads alike included.
 func (p *Prefetch) Len() int { return len(p.kept) }
-
-// CopyRows returns a copy of the rows (After, Before) of the answer read
-// ahead for q, made while no fetch can be given them; ok is false if no
-// answer of q was read ahead, its read failed, or a fetch was given its
-// rows already (which the fetch may have changed since: read them from
-// the store instead).
-func (p *Prefetch) CopyRows(q eventcenter.AsOf) (after, before eventcenter.Row, ok bool) {
-	a := p.find(&q)
-	if a == nil || a.res.Err != nil {
-		return nil, nil, false
-	}
-	if p.copies { // no fetch is given the answer's own rows
-		return a.res.Event.After.Clone(), a.res.Event.Before.Clone(), true
-	}
-	if !a.taken.CompareAndSwap(false, true) {
-		return nil, nil, false
-	}
-	after, before = a.res.Event.After.Clone(), a.res.Event.Before.Clone()
-	a.taken.Store(false) // the first fetch still owns the answer's rows
-	return after, before, true
-}
 
 // AsOf implements eventcenter.Reader.
 func (p *Prefetch) AsOf(ctx context.Context, q eventcenter.AsOf) (eventcenter.Event, error) {

@@ -92,15 +92,7 @@ func evaluateWith(ctx context.Context, j *Job, trigger eventcenter.Event, env *E
 	if j.lineage > 0 {
 		c.lineage = &FetchLineage{limit: j.lineage}
 	}
-	var err error
-	if env.TriggerRows != nil {
-		if err = env.TriggerRows(ctx, &c.trigger); err != nil {
-			err = fmt.Errorf("%w: the trigger's rows: %w", ErrFetch, err)
-		}
-	}
-	if err == nil {
-		err = evaluate(c, &res, rec)
-	}
+	err := evaluate(c, &res, rec)
 	res.Stats, res.Took = c.stats, time.Since(start)
 	switch {
 	case err == nil:
