@@ -438,7 +438,7 @@ type sampleRunner struct {
 	fixed    time.Time // Options.KnownAt as a time
 	asKnown  bool      // Options.KnownAt == "trigger"
 
-	carried  []string // the feature names of Sample.Carry (outputs.SampleColumn)
+	carried  []string // the field names of Sample.Carry (outputs.SampleColumn)
 	idPrefix string   // sampleIDPrefix
 
 	buf      []sampleRow

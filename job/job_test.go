@@ -324,3 +324,34 @@ func TestSeveralTriggers(t *testing.T) {
 		t.Errorf("duplicate trigger source: err = %v, want \"given twice\"", err)
 	}
 }
+
+// TestRunsShareNothingThroughTheirContext: runs evaluated one after the
+// other on one goroutine (which reuse one Context) each start afresh: here
+// the first run learns that nothing changed its key after its trigger,
+// and the second, whose key was deleted after its trigger at the same
+// instant, must still read its key's state as of its trigger.
+func TestRunsShareNothingThroughTheirContext(t *testing.T) {
+	ctx := context.Background()
+	st := openStore(t)
+	const src = "test.apps"
+	a := eventcenter.Event{Source: src, Key: "a", Time: t0, Pos: eventcenter.Position{Log: 1, Offset: 1}, Op: eventcenter.OpInsert, After: eventcenter.Row{"v": int64(1)}}
+	b := eventcenter.Event{Source: src, Key: "b", Time: t0.Add(time.Hour), Pos: eventcenter.Position{Log: 1, Offset: 2}, Op: eventcenter.OpInsert, After: eventcenter.Row{"v": int64(2)}}
+	gone := eventcenter.Event{Source: src, Key: "b", Time: b.Time, Pos: eventcenter.Position{Log: 1, Offset: 3}, Op: eventcenter.OpDelete, Before: b.After}
+	if err := st.Append(ctx, []eventcenter.Event{a, b, gone}); err != nil {
+		t.Fatal(err)
+	}
+	j := job.MustNew("fresh", func(c *job.Context) (eventcenter.Row, error) {
+		r, err := c.Get(src, c.Trigger().Key)
+		if err != nil {
+			return nil, err
+		}
+		return eventcenter.Row{"v": r["v"]}, nil
+	}, job.Trigger(src))
+	results := make([]job.Result, 2)
+	job.EvaluateAll(ctx, j, &job.Env{Store: st}, []eventcenter.Event{a, b}, results, 1)
+	for i, want := range []int64{1, 2} {
+		if r := results[i]; r.Outcome != job.OK || r.Record.Features["v"] != want {
+			t.Fatalf("run %d: %v %v %+v, want v %d", i, r.Outcome, r.Err, r.Record, want)
+		}
+	}
+}

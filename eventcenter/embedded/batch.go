@@ -6,8 +6,10 @@ import (
 	"encoding/binary"
 	"fmt"
 	"runtime"
+	"runtime/debug"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -69,17 +71,30 @@ func (s *Store) AsOfBatch(ctx context.Context, qs []eventcenter.AsOf, out []even
 	if parts <= 1 {
 		return s.answer(ctx, h, qs, seeks, keys, out)
 	}
-	errs := make([]error, parts)
+	// The first part to fail stops the others; a part's panic is its
+	// error, as the caller's goroutine would not see it.
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var failed atomic.Bool
 	var wg sync.WaitGroup
 	for p := range parts {
 		part := seeks[p*len(seeks)/parts : (p+1)*len(seeks)/parts]
-		wg.Go(func() { errs[p] = s.answer(ctx, h, qs, part, keys, out) })
+		wg.Go(func() {
+			defer func() {
+				if r := recover(); r != nil {
+					failed.Store(true)
+					cancel(fmt.Errorf("embedded: AsOfBatch: panic: %v\n%s", r, debug.Stack()))
+				}
+			}()
+			if err := s.answer(ctx, h, qs, part, keys, out); err != nil {
+				failed.Store(true)
+				cancel(err)
+			}
+		})
 	}
 	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			return err
-		}
+	if failed.Load() {
+		return context.Cause(ctx) // the first failure's
 	}
 	return nil
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tidemark-dev/tidemark/eventcenter"
+	"github.com/tidemark-dev/tidemark/eventcenter/codec"
 	"github.com/tidemark-dev/tidemark/eventcenter/embedded"
 )
 
@@ -96,4 +97,50 @@ func sameError(a, b error) bool {
 		}
 	}
 	return true
+}
+
+// TestAsOfBatchFailsAsAPartFails: a read that fails (a stored row that does
+// not decode) fails the batch, whether the batch is read on one goroutine
+// or in parts; a batch without that read does not fail.
+func TestAsOfBatchFailsAsAPartFails(t *testing.T) {
+	ctx := context.Background()
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	s, err := embedded.Open(embedded.Config{InMemory: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var evs []eventcenter.Event
+	for k := range 40 {
+		for c := range 3 {
+			evs = append(evs, eventcenter.Event{Source: "t.src", Key: fmt.Sprintf("k%02d", k), Time: t0.Add(time.Duration(c) * time.Hour),
+				Pos: eventcenter.Position{Log: 1, Offset: uint64(k*3 + c)}, Op: eventcenter.OpUpdate, After: eventcenter.Row{"v": int64(c)}})
+		}
+	}
+	if err := s.Append(ctx, evs); err != nil {
+		t.Fatal(err)
+	}
+	if err := embedded.Corrupt(s, "t.src", "k07"); err != nil {
+		t.Fatal(err)
+	}
+	var all, clean []eventcenter.AsOf
+	for i := range 800 {
+		q := eventcenter.AsOf{Source: "t.src", Key: fmt.Sprintf("k%02d", i%40), Time: t0.Add(time.Duration(i%5) * time.Hour)}
+		all = append(all, q)
+		if q.Key != "k07" {
+			clean = append(clean, q)
+		}
+	}
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(4))
+	for _, part := range []int{1 << 20, 60} {
+		undo := embedded.SetMinBatchPart(part)
+		err := s.AsOfBatch(ctx, all, make([]eventcenter.AsOfResult, len(all)))
+		if !errors.Is(err, codec.ErrCorrupt) {
+			t.Errorf("part %d: a batch reading a corrupt row: %v, want codec.ErrCorrupt", part, err)
+		}
+		if err := s.AsOfBatch(ctx, clean, make([]eventcenter.AsOfResult, len(clean))); err != nil {
+			t.Errorf("part %d: a batch of sound rows: %v", part, err)
+		}
+		undo()
+	}
 }

@@ -1,9 +1,38 @@
 package embedded
 
+import (
+	"bytes"
+	"slices"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/tidemark-dev/tidemark/eventcenter/codec"
+)
+
 // SetMinBatchPart sets the fewest reads AsOfBatch answers on a goroutine
 // of their own, until the returned undo.
 func SetMinBatchPart(n int) (undo func()) {
 	was := minBatchPart
 	minBatchPart = n
 	return func() { minBatchPart = was }
+}
+
+// Corrupt overwrites the stored body of every events row of (source, key)
+// with bytes that do not decode.
+func Corrupt(s *Store, source, key string) error {
+	prefix := codec.KeyPrefix([]byte{tabEvents}, source, key)
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: prefix})
+	if err != nil {
+		return err
+	}
+	b := s.db.NewBatch()
+	for ok := it.First(); ok && bytes.HasPrefix(it.Key(), prefix); ok = it.Next() {
+		if err := b.Set(slices.Clone(it.Key()), []byte{0xff, 0xff, 0xff}, nil); err != nil {
+			return err
+		}
+	}
+	if err := it.Close(); err != nil {
+		return err
+	}
+	return b.Commit(pebble.Sync)
 }

@@ -29,14 +29,16 @@ import (
 // The other columns are the record's fields, named by parquetColumn.
 var parquetMeta = []string{"id", "job", "job_version", "param_version", "entity", "time", "trigger_source", "trigger_key", "trigger_log", "trigger_offset"}
 
-// samplePrefix marks the features that carry a sample table's own columns.
+// samplePrefix marks the fields that carry a sample table's own columns.
 const samplePrefix = "_sample."
 
-// SampleColumn returns the feature name under which a training-set record
+// SampleColumn returns the field name under which a training-set record
 // (a sample-table backfill's row) carries the sample table's column name,
-// e.g. a label. The '_' prefix is reserved for the runtime, so it never
-// collides with the job's features. JSON Lines writes it as the feature
-// "_sample.<name>", Parquet as a column named as parquetColumn says.
+// e.g. a label, in its Sample (job.Record.Sample; a record read back from
+// JSON has it among its features). The '_' prefix is reserved for the
+// runtime, so it never collides with the job's features. JSON Lines
+// writes it as the feature "_sample.<name>", Parquet as a column named as
+// parquetColumn says.
 func SampleColumn(name string) string { return samplePrefix + name }
 
 // reservedColumn reports whether a field's own name cannot be its column:
@@ -74,7 +76,9 @@ func parquetColumn(field string, sample map[string]bool) string {
 
 // ParquetOutput writes the records of one backfill chunk segment as one
 // Parquet object: one row per record (each record ID once, in order), one
-// optional column per feature, typed from the values (int64, double,
+// optional column per feature and per Sample field (job.Record.Sample; a
+// name in both is one column, whose value is Sample's), typed from the
+// values (int64, double,
 // boolean, string, binary, timestamp; a decimal as its text; a feature
 // whose values have several types as text). Records are kept in memory
 // until Close, which writes the object; a retried segment writes an object
@@ -281,6 +285,7 @@ func stringValue(s string) parquet.Value {
 // columns sample (see parquetColumn).
 func writeParquet(w io.Writer, recs []job.Record, sample map[string]bool) error {
 	kinds := map[string]parquetKind{} // field -> kind
+	inSample := map[string]bool{}     // the fields some record has in its Sample
 	note := func(name string, v any) {
 		if c, ok := strings.CutPrefix(name, samplePrefix); ok && !sample[c] {
 			sample = maps.Clone(sample)
@@ -300,6 +305,7 @@ func writeParquet(w io.Writer, recs []job.Record, sample map[string]bool) error 
 		}
 		for _, f := range recs[i].Sample {
 			note(f.Name, f.Value)
+			inSample[f.Name] = true
 		}
 	}
 	group := parquet.Group{
@@ -334,12 +340,11 @@ func writeParquet(w io.Writer, recs []job.Record, sample map[string]bool) error 
 		name   string
 		kind   parquetKind
 		col    int
-		sample bool // a sample column: in Record.Sample, else in Features
+		sample bool // in some record's Sample: read with sampleValue
 	}
 	fields := make([]field, 0, len(kinds))
 	for name, k := range kinds {
-		_, isSample := strings.CutPrefix(name, samplePrefix)
-		fields = append(fields, field{name, k, index[column[name]], isSample})
+		fields = append(fields, field{name, k, index[column[name]], inSample[name]})
 	}
 	for start := 0; start < len(recs); start += batch {
 		rs := recs[start:min(start+batch, len(recs))]
@@ -432,7 +437,8 @@ func writeParquet(w io.Writer, recs []job.Record, sample map[string]bool) error 
 
 // sampleValue returns the value of r's sample field name: from r.Sample,
 // else from its features (a record read back from JSON carries them
-// there), nil if neither has it.
+// there), nil if neither has it. Of a field in both, Sample's value is the
+// one, as in the record's JSON form.
 func sampleValue(r *job.Record, name string) any {
 	for _, f := range r.Sample {
 		if f.Name == name {

@@ -2,6 +2,7 @@ package outputs_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -289,4 +290,36 @@ func BenchmarkParquetTrainingSegment(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/record")
+}
+
+// A Sample field is written from the record's Sample whatever its name,
+// and a field in both Sample and Features is one column holding Sample's
+// value, as the record's JSON form does.
+func TestParquetSampleFields(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	rec := records(t, 1)[0]
+	rec.Features = eventcenter.Row{"x": int64(1)}
+	rec.Sample = []job.Field{{Name: "label", Value: int64(5)}, {Name: "x", Value: int64(2)}}
+	o, err := outputs.Parquet(outputs.Dir(dir), "s/x.parquet")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := o.Write(ctx, []job.Record{rec}); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	_, rows := readColumns(t, filepath.Join(dir, "s", "x.parquet"))
+	if len(rows) != 1 || rows[0]["label"] != int64(5) || rows[0]["x"] != int64(2) {
+		t.Fatalf("rows %v: want label 5 and x 2", rows)
+	}
+	b, err := json.Marshal(rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), `"features":{"label":5,"x":2}`) {
+		t.Fatalf("JSON %s: want label 5 and x 2", b)
+	}
 }
