@@ -100,6 +100,9 @@ func AsOfSeek(dst []byte, source, key string, t time.Time) []byte {
 	return appendU64(dst, ^TimeBits(t))
 }
 
+// AsOfSeekTail is the length of what AsOfSeek appends after KeyPrefix.
+const AsOfSeekTail = 8
+
 // HistoryBounds returns the events-table key range [start, end) holding the
 // rows of (source, key) with from <= time < to, newest first.
 func HistoryBounds(source, key string, from, to time.Time) (start, end []byte) {

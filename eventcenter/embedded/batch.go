@@ -58,9 +58,8 @@ func (s *Store) AsOfBatch(ctx context.Context, qs []eventcenter.AsOf, out []even
 			lastIn, lastSettled = q.KnownAt, settled
 		}
 		start := len(keys)
-		keys = codec.KeyPrefix(append(keys, tabEvents), q.Source, q.Key)
-		prefix := len(keys) - start
-		keys = codec.AsOfSeek(keys[:start+1], q.Source, q.Key, q.Time)
+		keys = codec.AsOfSeek(append(keys, tabEvents), q.Source, q.Key, q.Time)
+		prefix := len(keys) - start - codec.AsOfSeekTail // the (table, KeyPrefix) part
 		seeks = append(seeks, seek{i: i, start: start, end: len(keys), prefix: prefix, knownAt: lastSettled})
 	}
 	seeks = sortSeeks(seeks, keys)
