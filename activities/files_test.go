@@ -311,8 +311,10 @@ func TestPlanSizesChunks(t *testing.T) {
 		{csvPath, 0, 2, []int{80_000, 70_000}},
 		{pqPath, 0, 2, []int{75_000, 75_000}},
 		// Over 7: each chunk ends at the group whose middle row is nearest
-		// the next seventh (21 428.6, 42 857.1, ...).
-		{pqPath, 0, 7, []int{21_000, 22_000, 21_000, 22_000, 21_000, 22_000, 21_000}},
+		// the end of the next share: six of 2/13 of the rows (23 076.9,
+		// 46 153.8, ...), the last one, half as large, of 1/13 (a share of
+		// 21 428 rows: its half is DefaultChunkRows or more).
+		{pqPath, 0, 7, []int{23_000, 23_000, 23_000, 23_000, 23_000, 23_000, 12_000}},
 		// Over 11: 15 CSV chunks of 10 000 joined two at a time make 8,
 		// nearer 11 than the 15 not joined.
 		{csvPath, 0, 11, append(slices.Repeat([]int{20_000}, 7), 10_000)},
@@ -377,8 +379,13 @@ func TestPlanSizesUnevenRowGroups(t *testing.T) {
 		{append([]int{60_000}, slices.Repeat([]int{1000}, 60)...), 8, []int{60_000, 15_000, 15_000, 15_000, 15_000}},
 		{[]int{60_000, 60_000, 60_000}, 1, []int{60_000, 60_000, 60_000}},
 		{[]int{150_000, 1000}, 1, []int{150_000, 1000}},
-		// A group's middle row on the share: the group starts the next chunk.
-		{slices.Repeat([]int{10_000}, 20), 8, []int{20_000, 30_000, 20_000, 30_000, 20_000, 30_000, 20_000, 30_000}},
+		// Shares of 25 000 rows: the last two half as large (ends at 28 571,
+		// 57 142, ... 171 428, then 185 714 and 200 000); a group's middle
+		// row on a share's end starts the next chunk.
+		{slices.Repeat([]int{10_000}, 20), 8, []int{30_000, 30_000, 30_000, 20_000, 30_000, 30_000, 20_000, 10_000}},
+		// Shares of 15 000 rows: halves would be less than DefaultChunkRows,
+		// so all are equal.
+		{slices.Repeat([]int{5_000}, 24), 8, []int{15_000, 15_000, 15_000, 15_000, 15_000, 15_000, 15_000, 15_000}},
 	} {
 		path := filepath.Join(dir, fmt.Sprintf("t%d.parquet", i))
 		f, err := os.Create(path)

@@ -182,6 +182,25 @@ func parquetConverter(n parquet.Node) (func(parquet.Value) any, bool) {
 	return nil, false
 }
 
+// tailShares returns where the k-th of n shares of total rows ends (k from
+// 0 to n): the shares are equal but for the last n/4, which are half as
+// large, so that a backfill's last chunks, which may run alone, end soon —
+// unless a half share would be less than DefaultChunkRows (a share of
+// per rows, sizedChunkRows, less than twice that): then all are equal.
+func tailShares(total, n, per int) func(k int) int {
+	half := n / 4
+	if per < 2*DefaultChunkRows {
+		half = 0
+	}
+	return func(k int) int {
+		units := 2 * k // in half shares
+		if full := n - half; k > full {
+			units = 2*full + (k - full)
+		}
+		return total * units / (2*n - half)
+	}
+}
+
 // sampleKey reads a key column's value.
 func sampleKey(v any) (string, bool) {
 	switch v := v.(type) {
@@ -276,9 +295,13 @@ func (a *Backfill) planParquet(ctx context.Context, l sampleLoc, version string,
 	}
 	// Sized (chunkRows 0): the table in about n chunks, each a run of
 	// whole row groups that ends at the group whose middle row is nearest
-	// the next n-th of the rows, or before MaxSizedChunkRows (a row group
-	// larger than that is a chunk of its own); a chunk of less than half
-	// an n-th takes the next group if it fits.
+	// the end of the next share of the rows, or before MaxSizedChunkRows
+	// (a row group larger than that is a chunk of its own); a chunk of less
+	// than half its share takes the next group if it fits. The shares are
+	// equal, but for the last n/4, which are half as large when that is
+	// still DefaultChunkRows or more (tailShares): the backfill runs its
+	// chunks in order, Parallelism at a time, and its last chunks may run
+	// with nothing beside them.
 	total := 0
 	for _, rg := range f.RowGroups() {
 		total += int(rg.NumRows())
@@ -292,7 +315,8 @@ func (a *Backfill) planParquet(ctx context.Context, l sampleLoc, version string,
 		Carry: carry, Size: size, Version: version, RowGroups: len(f.RowGroups())}
 	meta := f.Metadata().RowGroups
 	chunkStart := 0
-	next := 1 // sized: the n-th of the rows the chunk ends nearest
+	next := 1 // sized: the share the chunk ends nearest
+	end := tailShares(total, n, chunkRows)
 	newChunk := func(rows int) bool {
 		if rows == 0 || p.Rows == chunkStart {
 			return false // no chunk of no rows
@@ -301,14 +325,16 @@ func (a *Backfill) planParquet(ctx context.Context, l sampleLoc, version string,
 			return p.Rows-chunkStart+rows > chunkRows
 		}
 		has, fits := p.Rows-chunkStart, p.Rows-chunkStart+rows <= MaxSizedChunkRows
-		if has < total/(2*n) && fits {
-			return false // no chunk of less than half an n-th while the group fits
+		if 2*has < end(next)-end(next-1) && fits {
+			return false // no chunk of less than half its share while the group fits
 		}
 		mid2 := 2*p.Rows + rows // twice the group's middle row
-		if mid2 < 2*(next*total/n) && fits {
+		if mid2 < 2*end(next) && fits {
 			return false
 		}
-		next = mid2*n/(2*total) + 1 // the first n-th past the group's middle
+		for next < n && 2*end(next) <= mid2 {
+			next++ // to the first share that ends past the group's middle
+		}
 		return true
 	}
 	for g, rg := range f.RowGroups() {

@@ -113,7 +113,8 @@ type PlanInput struct {
 	// Sample, if set, is the URI of a sample table (see SampleChunk.URI);
 	// ChunkRows rows go in each chunk. With ChunkRows 0 the table is cut
 	// into about Chunks chunks of about DefaultChunkRows to
-	// MaxSizedChunkRows rows (see sizedChunkRows), or into chunks of
+	// MaxSizedChunkRows rows (see sizedChunkRows; a Parquet table's last
+	// quarter of them half as large, see tailShares), or into chunks of
 	// DefaultChunkRows if Chunks is 0 too.
 	Sample    string `json:"sample,omitempty"`
 	ChunkRows int    `json:"chunkRows,omitempty"`

@@ -167,8 +167,9 @@ type BackfillInput struct {
 	// table over ChunksPerSlot × Parallelism, aimed within 10 000
 	// (activities.DefaultChunkRows) and 100 000 rows
 	// (activities.MaxSizedChunkRows), in whole row groups of a Parquet
-	// table (never split) or multiples of 10 000 rows of a CSV table,
-	// sized by the plan (10 000 before versionChunkSized).
+	// table (never split; the last quarter of the chunks half as large,
+	// so the backfill's last chunks end soon) or multiples of 10 000 rows
+	// of a CSV table, sized by the plan (10 000 before versionChunkSized).
 	ChunkRows int `json:"chunkRows,omitempty"`
 	// Parallelism is the most chunks run at once, 1 to MaxParallelism.
 	// Default DefaultParallelism (8; 4 for histories started before
