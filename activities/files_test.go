@@ -379,13 +379,24 @@ func TestPlanSizesUnevenRowGroups(t *testing.T) {
 		{append([]int{60_000}, slices.Repeat([]int{1000}, 60)...), 8, []int{60_000, 15_000, 15_000, 15_000, 15_000}},
 		{[]int{60_000, 60_000, 60_000}, 1, []int{60_000, 60_000, 60_000}},
 		{[]int{150_000, 1000}, 1, []int{150_000, 1000}},
-		// Shares of 25 000 rows: the last two half as large (ends at 28 571,
-		// 57 142, ... 171 428, then 185 714 and 200 000); a group's middle
-		// row on a share's end starts the next chunk.
+		// 25 000 rows a chunk asked: six shares of 28 571 and two of half
+		// that (ends at 28 571, 57 142, ... 171 428, then 185 714 and
+		// 200 000); a group's middle row on a share's end starts the next
+		// chunk.
 		{slices.Repeat([]int{10_000}, 20), 8, []int{30_000, 30_000, 30_000, 20_000, 30_000, 30_000, 20_000, 10_000}},
-		// Shares of 15 000 rows: halves would be less than DefaultChunkRows,
-		// so all are equal.
+		// 15 000 rows a chunk asked: halves would be less than
+		// DefaultChunkRows, so all shares are equal.
 		{slices.Repeat([]int{5_000}, 24), 8, []int{15_000, 15_000, 15_000, 15_000, 15_000, 15_000, 15_000, 15_000}},
+		// 100 000 rows a chunk (MaxSizedChunkRows): whole shares beside
+		// halves would be larger than that, so all are equal.
+		{slices.Repeat([]int{10_000}, 160), 16, slices.Repeat([]int{100_000}, 16)},
+		// 87 500 rows a chunk asked (1 400 000 over 16): the whole shares
+		// beside the halves would be 100 000, the halves 50 000.
+		{slices.Repeat([]int{10_000}, 140), 16, append(slices.Repeat([]int{100_000}, 12), 50_000, 50_000, 50_000, 50_000)},
+		// The same in groups of 20 000: a chunk of a half share is cut at
+		// the group whose middle row is on its end, with 40 000 rows (not
+		// less than half its share; less than half a whole one).
+		{slices.Repeat([]int{20_000}, 70), 16, append(slices.Repeat([]int{100_000}, 12), 40_000, 60_000, 40_000, 60_000)},
 	} {
 		path := filepath.Join(dir, fmt.Sprintf("t%d.parquet", i))
 		f, err := os.Create(path)

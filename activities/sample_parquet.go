@@ -183,13 +183,16 @@ func parquetConverter(n parquet.Node) (func(parquet.Value) any, bool) {
 }
 
 // tailShares returns where the k-th of n shares of total rows ends (k from
-// 0 to n): the shares are equal but for the last n/4, which are half as
-// large, so that a backfill's last chunks, which may run alone, end soon —
-// unless a half share would be less than DefaultChunkRows (a share of
-// per rows, sizedChunkRows, less than twice that): then all are equal.
-func tailShares(total, n, per int) func(k int) int {
-	half := n / 4
-	if per < 2*DefaultChunkRows {
+// 0 to n), n the chunks of per rows (sizedChunkRows) of a plan asked for
+// about asked: the shares are equal but for the last min(n, asked)/4 — the
+// last round of a backfill asked for 4 chunks per slot
+// (workflows.ChunksPerSlot) — which are half as large, so that its last
+// chunks, which may run alone, end soon. All are equal where a half would
+// be less than DefaultChunkRows, or a whole share more than
+// MaxSizedChunkRows.
+func tailShares(total, n, asked, per int) func(k int) int {
+	half := min(n, asked) / 4
+	if per < 2*DefaultChunkRows || 2*total > MaxSizedChunkRows*(2*n-half) {
 		half = 0
 	}
 	return func(k int) int {
@@ -298,10 +301,10 @@ func (a *Backfill) planParquet(ctx context.Context, l sampleLoc, version string,
 	// the end of the next share of the rows, or before MaxSizedChunkRows
 	// (a row group larger than that is a chunk of its own); a chunk of less
 	// than half its share takes the next group if it fits. The shares are
-	// equal, but for the last n/4, which are half as large when that is
-	// still DefaultChunkRows or more (tailShares): the backfill runs its
-	// chunks in order, Parallelism at a time, and its last chunks may run
-	// with nothing beside them.
+	// equal, but for the last round's, which are half as large where that
+	// keeps every chunk within DefaultChunkRows and MaxSizedChunkRows
+	// (tailShares): the backfill runs its chunks in order, Parallelism at
+	// a time, and its last chunks may run with nothing beside them.
 	total := 0
 	for _, rg := range f.RowGroups() {
 		total += int(rg.NumRows())
@@ -316,7 +319,7 @@ func (a *Backfill) planParquet(ctx context.Context, l sampleLoc, version string,
 	meta := f.Metadata().RowGroups
 	chunkStart := 0
 	next := 1 // sized: the share the chunk ends nearest
-	end := tailShares(total, n, chunkRows)
+	end := tailShares(total, n, chunks, chunkRows)
 	newChunk := func(rows int) bool {
 		if rows == 0 || p.Rows == chunkStart {
 			return false // no chunk of no rows

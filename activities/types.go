@@ -114,7 +114,7 @@ type PlanInput struct {
 	// ChunkRows rows go in each chunk. With ChunkRows 0 the table is cut
 	// into about Chunks chunks of about DefaultChunkRows to
 	// MaxSizedChunkRows rows (see sizedChunkRows; a Parquet table's last
-	// quarter of them half as large, see tailShares), or into chunks of
+	// round of them half as large, see tailShares), or into chunks of
 	// DefaultChunkRows if Chunks is 0 too.
 	Sample    string `json:"sample,omitempty"`
 	ChunkRows int    `json:"chunkRows,omitempty"`
@@ -190,7 +190,9 @@ type FinishInput struct {
 // Groups[i+1]) (the last one to the end), whose column data are the bytes
 // [Offsets[i], Ends[i]), and starts at row FirstRows[i]; row groups are
 // never split, and are joined while a chunk stays within ChunkRows (a
-// sized plan, whose ChunkRows is the share it aimed at: see planParquet).
+// sized plan's ChunkRows is the share per chunk it aimed at before it made
+// the last round's shares half as large and the others larger by as much:
+// see planParquet and tailShares).
 type SamplePlan struct {
 	URI       string  `json:"uri"`
 	Rows      int     `json:"rows"`

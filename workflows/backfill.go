@@ -167,8 +167,8 @@ type BackfillInput struct {
 	// table over ChunksPerSlot × Parallelism, aimed within 10 000
 	// (activities.DefaultChunkRows) and 100 000 rows
 	// (activities.MaxSizedChunkRows), in whole row groups of a Parquet
-	// table (never split; the last quarter of the chunks half as large,
-	// so the backfill's last chunks end soon) or multiples of 10 000 rows
+	// table (never split; the last round of chunks half as large, so the
+	// backfill's last chunks end soon) or multiples of 10 000 rows
 	// of a CSV table, sized by the plan (10 000 before versionChunkSized).
 	ChunkRows int `json:"chunkRows,omitempty"`
 	// Parallelism is the most chunks run at once, 1 to MaxParallelism.
@@ -227,7 +227,8 @@ type Summary struct {
 	Job    string `json:"job"`
 	Chunks int    `json:"chunks"`
 	// ChunkRows: of a sample table, the rows per chunk the plan chose
-	// (BackfillInput.ChunkRows, or the size it aimed at when that is 0).
+	// (BackfillInput.ChunkRows, or the size it aimed at when that is 0,
+	// before a Parquet plan halved its last round's chunks).
 	ChunkRows int `json:"chunkRows,omitempty"`
 	// Events: trigger-source events replayed, or sample rows read.
 	Events int `json:"events"`
