@@ -344,6 +344,21 @@ func planOf(t testing.TB, env *testsuite.TestActivityEnvironment, a *activities.
 // "bal" in src.
 func balBackfill(t *testing.T, src string, evs []eventcenter.Event, rows []trainingSample, watermark time.Time) (*embedded.Store, *activities.Backfill, *testsuite.TestActivityEnvironment, activities.Plan) {
 	t.Helper()
+	j := job.MustNew("acc", func(c *job.Context) (eventcenter.Row, error) {
+		r, err := c.Get(src, c.Trigger().Key)
+		if err != nil {
+			return nil, err
+		}
+		return eventcenter.Row{"bal": r["bal"]}, nil
+	}, job.Trigger(src))
+	return sampleBackfill(t, j, evs, rows, watermark)
+}
+
+// sampleBackfill opens an in-memory store holding evs, with the watermark
+// of j's trigger source at watermark (none if zero), and plans a backfill
+// of the sample table rows (a Parquet file) for j.
+func sampleBackfill(t *testing.T, j *job.Job, evs []eventcenter.Event, rows []trainingSample, watermark time.Time) (*embedded.Store, *activities.Backfill, *testsuite.TestActivityEnvironment, activities.Plan) {
+	t.Helper()
 	ctx := context.Background()
 	pq := filepath.Join(t.TempDir(), "sample.parquet")
 	if err := parquet.WriteFile(pq, rows); err != nil {
@@ -358,22 +373,15 @@ func balBackfill(t *testing.T, src string, evs []eventcenter.Event, rows []train
 		t.Fatal(err)
 	}
 	if !watermark.IsZero() {
-		if err := st.AdvanceWatermark(ctx, src, 0, watermark); err != nil {
+		if err := st.AdvanceWatermark(ctx, j.Source(), 0, watermark); err != nil {
 			t.Fatal(err)
 		}
 	}
-	j := job.MustNew("acc", func(c *job.Context) (eventcenter.Row, error) {
-		r, err := c.Get(src, c.Trigger().Key)
-		if err != nil {
-			return nil, err
-		}
-		return eventcenter.Row{"bal": r["bal"]}, nil
-	}, job.Trigger(src))
 	a := &activities.Backfill{Store: st, Jobs: activities.NewJobs(j)}
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestActivityEnvironment()
 	env.RegisterActivity(a)
-	return st, a, env, planOf(t, env, a, activities.PlanInput{Job: "acc", Sample: pq})
+	return st, a, env, planOf(t, env, a, activities.PlanInput{Job: j.Name(), Sample: pq})
 }
 
 // TestTrainingSetResumes: a training-set chunk run in segments of 2 rows
@@ -430,35 +438,16 @@ func TestTrainingSetResumes(t *testing.T) {
 // row's own columns beside it, in JSON Lines and Parquet alike, and the
 // shared row is left as it was.
 func TestTrainingSetLeavesTheLogicsRow(t *testing.T) {
-	ctx := context.Background()
 	t0 := time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
 	const src = "t.shared"
-	st, err := embedded.Open(embedded.Config{InMemory: true, NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	if err := st.Append(ctx, []eventcenter.Event{{Source: src, Key: "a", Time: t0, Pos: eventcenter.Position{Log: 1}, Op: eventcenter.OpInsert, After: eventcenter.Row{"bal": 1.0}}}); err != nil {
-		t.Fatal(err)
-	}
-	if err := st.AdvanceWatermark(ctx, src, 0, t0.Add(time.Hour)); err != nil {
-		t.Fatal(err)
-	}
 	shared := eventcenter.Row{"bal": 7.0}
 	j := job.MustNew("shared", func(c *job.Context) (eventcenter.Row, error) { return shared, nil }, job.Trigger(src))
-	a := &activities.Backfill{Store: st, Jobs: activities.NewJobs(j)}
 	var rows []trainingSample
 	for i := range 5 {
 		rows = append(rows, trainingSample{RowID: int64(i), Key: "a", Time: t0.Add(time.Duration(i+1) * time.Minute), Label: int64(10 + i)})
 	}
-	pq := filepath.Join(t.TempDir(), "sample.parquet")
-	if err := parquet.WriteFile(pq, rows); err != nil {
-		t.Fatal(err)
-	}
-	var s testsuite.WorkflowTestSuite
-	env := s.NewTestActivityEnvironment()
-	env.RegisterActivity(a)
-	plan := planOf(t, env, a, activities.PlanInput{Job: "shared", Sample: pq})
+	evs := []eventcenter.Event{{Source: src, Key: "a", Time: t0, Pos: eventcenter.Position{Log: 1}, Op: eventcenter.OpInsert, After: eventcenter.Row{"bal": 1.0}}}
+	_, a, _, plan := sampleBackfill(t, j, evs, rows, t0.Add(time.Hour))
 	for _, format := range []string{"jsonl", "parquet"} {
 		out := t.TempDir()
 		if _, _, err := runChunk(t, a, activities.ChunkInput{Backfill: "bf-" + format, Job: "shared", Sample: plan.Sample.Chunk(0),
@@ -491,21 +480,10 @@ func TestTrainingSetRunsOwnTheirRows(t *testing.T) {
 	const src = "t.own"
 	for _, triggerFirst := range []bool{true, false} {
 		t.Run(fmt.Sprint("triggerFirst=", triggerFirst), func(t *testing.T) {
-			st, err := embedded.Open(embedded.Config{InMemory: true, NoSync: true})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer st.Close()
 			var evs []eventcenter.Event
 			for i, k := range []string{"a", "b", "a"} {
 				evs = append(evs, eventcenter.Event{Source: src, Key: k, Time: t0.Add(time.Duration(i) * time.Hour), Pos: eventcenter.Position{Log: 1, Offset: uint64(i)},
 					Op: eventcenter.OpUpdate, After: eventcenter.Row{"bal": float64(10 * (i + 1))}})
-			}
-			if err := st.Append(ctx, evs); err != nil {
-				t.Fatal(err)
-			}
-			if err := st.AdvanceWatermark(ctx, src, 0, t0.Add(10*time.Hour)); err != nil {
-				t.Fatal(err)
 			}
 			j := job.MustNew("own", func(c *job.Context) (eventcenter.Row, error) {
 				var trig eventcenter.Row
@@ -525,19 +503,11 @@ func TestTrainingSetRunsOwnTheirRows(t *testing.T) {
 				trig["bal"], got["bal"] = -1.0, -2.0
 				return out, nil
 			}, job.Trigger(src))
-			a := &activities.Backfill{Store: st, Jobs: activities.NewJobs(j)}
 			var rows []trainingSample
 			for i := range 12 { // keys a and b at four times, each three times
 				rows = append(rows, trainingSample{RowID: int64(i), Key: []string{"a", "b"}[i/6], Time: t0.Add(time.Duration(i/3%2)*time.Hour + 90*time.Minute)})
 			}
-			pq := filepath.Join(t.TempDir(), "sample.parquet")
-			if err := parquet.WriteFile(pq, rows); err != nil {
-				t.Fatal(err)
-			}
-			var s testsuite.WorkflowTestSuite
-			env := s.NewTestActivityEnvironment()
-			env.RegisterActivity(a)
-			plan := planOf(t, env, a, activities.PlanInput{Job: "own", Sample: pq})
+			st, a, _, plan := sampleBackfill(t, j, evs, rows, t0.Add(10*time.Hour))
 			out := t.TempDir()
 			if _, _, err := runChunk(t, a, activities.ChunkInput{Backfill: "bf-own", Job: "own", Sample: plan.Sample.Chunk(0),
 				Options: activities.Options{Sink: "file://" + out, Format: "jsonl"}}, nil); err != nil {

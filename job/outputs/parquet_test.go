@@ -74,12 +74,28 @@ func readColumns(t *testing.T, path string) ([]string, []map[string]any) {
 	return cols, out
 }
 
+// putParquet writes recs as the Parquet object name in dst, with the
+// sample columns sample.
+func putParquet(t *testing.T, dst outputs.Destination, name string, recs []job.Record, sample ...string) {
+	t.Helper()
+	ctx := context.Background()
+	o, err := outputs.Parquet(dst, name, sample...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := o.Write(ctx, recs); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // Fields whose column names would collide — a feature named like a
 // metadata column and one named with the prefix that renaming gives it, a
 // sample column and a feature of the same name — each keep a column of
 // their own, so no value is lost.
 func TestParquetColumnsNeverCollide(t *testing.T) {
-	ctx := context.Background()
 	dir := t.TempDir()
 	rec := records(t, 1)[0]
 	rec.Features = eventcenter.Row{
@@ -91,16 +107,7 @@ func TestParquetColumnsNeverCollide(t *testing.T) {
 		{Name: outputs.SampleColumn("label"), Value: "yes"}, // a feature's name
 		{Name: outputs.SampleColumn("id"), Value: "sid"},    // a metadata column's
 	}
-	o, err := outputs.Parquet(outputs.Dir(dir), "c/x.parquet", "label", "id", "feature_label")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := o.Write(ctx, []job.Record{rec}); err != nil {
-		t.Fatal(err)
-	}
-	if err := o.Close(ctx); err != nil {
-		t.Fatal(err)
-	}
+	putParquet(t, outputs.Dir(dir), "c/x.parquet", []job.Record{rec}, "label", "id", "feature_label")
 	cols, rows := readColumns(t, filepath.Join(dir, "c", "x.parquet"))
 	if len(rows) != 1 {
 		t.Fatalf("%d rows, want 1", len(rows))
@@ -131,7 +138,6 @@ func TestParquetColumnsNeverCollide(t *testing.T) {
 // have no state (no features), so the segments of one backfill read as
 // one table.
 func TestParquetColumnsSameInEverySegment(t *testing.T) {
-	ctx := context.Background()
 	dir := t.TempDir()
 	recs := records(t, 2)
 	recs[0].Features = eventcenter.Row{"label": int64(7)}
@@ -141,16 +147,7 @@ func TestParquetColumnsSameInEverySegment(t *testing.T) {
 	column := map[string]string{} // object -> the column holding the sample's label
 	for i, r := range recs {
 		name := fmt.Sprintf("s/chunk-%d.parquet", i)
-		o, err := outputs.Parquet(outputs.Dir(dir), name, "label")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := o.Write(ctx, []job.Record{r}); err != nil {
-			t.Fatal(err)
-		}
-		if err := o.Close(ctx); err != nil {
-			t.Fatal(err)
-		}
+		putParquet(t, outputs.Dir(dir), name, []job.Record{r}, "label")
 		_, rows := readColumns(t, filepath.Join(dir, filepath.FromSlash(name)))
 		for c, v := range rows[0] {
 			if v == recs[i].Sample[0].Value {
@@ -207,16 +204,7 @@ func TestUnifyParquet(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			dst, local := open(t)
 			for i, r := range recs {
-				o, err := outputs.Parquet(dst, fmt.Sprintf("chunk-%d.parquet", i))
-				if err != nil {
-					t.Fatal(err)
-				}
-				if err := o.Write(ctx, []job.Record{r}); err != nil {
-					t.Fatal(err)
-				}
-				if err := o.Close(ctx); err != nil {
-					t.Fatal(err)
-				}
+				putParquet(t, dst, fmt.Sprintf("chunk-%d.parquet", i), []job.Record{r})
 			}
 			objs, err := dst.List(ctx, "chunk-")
 			if err != nil {
@@ -296,21 +284,11 @@ func BenchmarkParquetTrainingSegment(b *testing.B) {
 // and a field in both Sample and Features is one column holding Sample's
 // value, as the record's JSON form does.
 func TestParquetSampleFields(t *testing.T) {
-	ctx := context.Background()
 	dir := t.TempDir()
 	rec := records(t, 1)[0]
 	rec.Features = eventcenter.Row{"x": int64(1)}
 	rec.Sample = []job.Field{{Name: "label", Value: int64(5)}, {Name: "x", Value: int64(2)}}
-	o, err := outputs.Parquet(outputs.Dir(dir), "s/x.parquet")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := o.Write(ctx, []job.Record{rec}); err != nil {
-		t.Fatal(err)
-	}
-	if err := o.Close(ctx); err != nil {
-		t.Fatal(err)
-	}
+	putParquet(t, outputs.Dir(dir), "s/x.parquet", []job.Record{rec})
 	_, rows := readColumns(t, filepath.Join(dir, "s", "x.parquet"))
 	if len(rows) != 1 || rows[0]["label"] != int64(5) || rows[0]["x"] != int64(2) {
 		t.Fatalf("rows %v: want label 5 and x 2", rows)
