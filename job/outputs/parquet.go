@@ -346,73 +346,56 @@ func writeParquet(w io.Writer, recs []job.Record, sample map[string]bool) error 
 	for name, k := range kinds {
 		fields = append(fields, field{name, k, index[column[name]], inSample[name]})
 	}
-	for start := 0; start < len(recs); start += batch {
-		rs := recs[start:min(start+batch, len(recs))]
-		vs := vals[:len(rs)]
-		put := func(name string) error {
-			_, err := cols[index[name]].WriteRowValues(vs)
-			return err
+	var vs []parquet.Value // the batch's values of one column
+	var err error          // the first write's that failed
+	put := func(col int) {
+		if err == nil {
+			_, err = cols[col].WriteRowValues(vs)
 		}
+	}
+	for start := 0; start < len(recs) && err == nil; start += batch {
+		rs := recs[start:min(start+batch, len(recs))]
+		vs = vals[:len(rs)]
 		for i := range rs {
 			vs[i] = str(rs[i].ID)
 		}
-		if err := put("id"); err != nil {
-			return err
-		}
+		put(index["id"])
 		for i := range rs {
 			vs[i] = str(rs[i].Job)
 		}
-		if err := put("job"); err != nil {
-			return err
-		}
+		put(index["job"])
 		for i := range rs {
 			vs[i] = str(rs[i].JobVersion)
 		}
-		if err := put("job_version"); err != nil {
-			return err
-		}
+		put(index["job_version"])
 		for i := range rs {
 			vs[i] = parquet.Int64Value(int64(rs[i].ParamVersion))
 		}
-		if err := put("param_version"); err != nil {
-			return err
-		}
+		put(index["param_version"])
 		for i := range rs {
 			vs[i] = str(rs[i].Entity)
 		}
-		if err := put("entity"); err != nil {
-			return err
-		}
+		put(index["entity"])
 		for i := range rs {
 			vs[i] = parquet.Int64Value(rs[i].Trigger.Time.UnixNano())
 		}
-		if err := put("time"); err != nil {
-			return err
-		}
+		put(index["time"])
 		for i := range rs {
 			vs[i] = str(rs[i].Trigger.Source)
 		}
-		if err := put("trigger_source"); err != nil {
-			return err
-		}
+		put(index["trigger_source"])
 		for i := range rs {
 			vs[i] = str(rs[i].Trigger.Key)
 		}
-		if err := put("trigger_key"); err != nil {
-			return err
-		}
+		put(index["trigger_key"])
 		for i := range rs {
 			vs[i] = parquet.Int64Value(int64(rs[i].Trigger.Pos.Log))
 		}
-		if err := put("trigger_log"); err != nil {
-			return err
-		}
+		put(index["trigger_log"])
 		for i := range rs {
 			vs[i] = parquet.Int64Value(int64(rs[i].Trigger.Pos.Offset))
 		}
-		if err := put("trigger_offset"); err != nil {
-			return err
-		}
+		put(index["trigger_offset"])
 		for _, f := range fields {
 			for i := range rs {
 				var v any
@@ -427,10 +410,11 @@ func writeParquet(w io.Writer, recs []job.Record, sample map[string]bool) error 
 					vs[i] = f.kind.value(v).Level(0, 1, f.col)
 				}
 			}
-			if _, err := cols[f.col].WriteRowValues(vs); err != nil {
-				return err
-			}
+			put(f.col)
 		}
+	}
+	if err != nil {
+		return err
 	}
 	return pw.Close()
 }
