@@ -55,41 +55,32 @@ func (r Row) ValidateNames(name func(col string) error) error {
 			return fmt.Errorf("column %q: the name is not UTF-8 text", col)
 		}
 		n := 0 // the value's length, for the limit on one value
-		size += uvarintLen(uint64(len(col))) + len(col) + 1
 		switch v := v.(type) {
-		case nil, bool:
-		case int64:
-			size += varintLen(v)
-		case int:
-			size += varintLen(int64(v))
+		case nil, bool, int64, int:
 		case string:
 			n = len(v)
-			size += uvarintLen(uint64(n)) + n
 		case []byte:
 			n = len(v)
-			size += uvarintLen(uint64(n)) + n
 		case Decimal:
 			if !validDecimal(string(v)) {
 				return fmt.Errorf("column %q: %q is not a decimal number", col, string(v))
 			}
 			n = len(v)
-			size += uvarintLen(uint64(n)) + n
 		case float64:
 			if math.IsNaN(v) || math.IsInf(v, 0) {
 				return fmt.Errorf("column %q: %v cannot be stored (only finite numbers can)", col, v)
 			}
-			size += 8
 		case time.Time:
 			if !InTimeRange(v) {
 				return fmt.Errorf("column %q: time %v outside [%v, %v]", col, v, MinTime, MaxTime)
 			}
-			size += varintLen(v.UnixNano())
 		default:
 			return fmt.Errorf("column %q: type %T cannot be stored (use nil, bool, int64, float64, string, []byte, eventcenter.Decimal or time.Time)", col, v)
 		}
 		if n > limits.Value {
 			return fmt.Errorf("column %q: a value of %d bytes, more than the limit of %d", col, n, limits.Value)
 		}
+		size += cellSize(col, v)
 	}
 	if size > limits.Row {
 		return fmt.Errorf("a row of %d bytes, more than the limit of %d", size, limits.Row)
@@ -154,23 +145,30 @@ func validDecimal(s string) bool {
 func (r Row) Size() int {
 	n := uvarintLen(uint64(len(r)))
 	for col, v := range r {
-		n += uvarintLen(uint64(len(col))) + len(col) + 1 // name, value tag
-		switch v := v.(type) {
-		case int64:
-			n += varintLen(v)
-		case int:
-			n += varintLen(int64(v))
-		case float64:
-			n += 8
-		case string:
-			n += uvarintLen(uint64(len(v))) + len(v)
-		case []byte:
-			n += uvarintLen(uint64(len(v))) + len(v)
-		case Decimal:
-			n += uvarintLen(uint64(len(v))) + len(v)
-		case time.Time:
-			n += varintLen(v.UnixNano())
-		}
+		n += cellSize(col, v)
+	}
+	return n
+}
+
+// cellSize is the encoded size of one column of a row: its name, the
+// value's tag and the value.
+func cellSize(col string, v any) int {
+	n := uvarintLen(uint64(len(col))) + len(col) + 1
+	switch v := v.(type) {
+	case int64:
+		n += varintLen(v)
+	case int:
+		n += varintLen(int64(v))
+	case float64:
+		n += 8
+	case string:
+		n += uvarintLen(uint64(len(v))) + len(v)
+	case []byte:
+		n += uvarintLen(uint64(len(v))) + len(v)
+	case Decimal:
+		n += uvarintLen(uint64(len(v))) + len(v)
+	case time.Time:
+		n += varintLen(v.UnixNano())
 	}
 	return n
 }
