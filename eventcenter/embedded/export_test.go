@@ -2,6 +2,7 @@ package embedded
 
 import (
 	"bytes"
+	"context"
 	"slices"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -15,6 +16,22 @@ func SetMinBatchPart(n int) (undo func()) {
 	was := minBatchPart
 	minBatchPart = n
 	return func() { minBatchPart = was }
+}
+
+// SetFormatMajorVersion sets the Pebble format of the stores opened next,
+// until the returned undo.
+func SetFormatMajorVersion(v pebble.FormatMajorVersion) (undo func()) {
+	was := formatMajorVersion
+	formatMajorVersion = v
+	return func() { formatMajorVersion = was }
+}
+
+// FormatMajorVersion returns the Pebble format of s's files.
+func FormatMajorVersion(s *Store) pebble.FormatMajorVersion { return s.db.FormatMajorVersion() }
+
+// Compact compacts every table of s.
+func Compact(s *Store) error {
+	return s.db.Compact(context.Background(), []byte{0}, []byte{0xff}, true)
 }
 
 // Corrupt overwrites the stored body of every events row of (source, key)

@@ -126,13 +126,23 @@ type Store struct {
 
 var _ eventcenter.Store = (*Store)(nil)
 
+// formatMajorVersion is the Pebble format of the store's files: columnar
+// tables (TableFormatPebblev6), whose blocks' keys are searched as
+// columns instead of decoded entry by entry from a restart point.
+// Measured beside the row format (Pebble's default), alternating:
+// BenchmarkSampleChunk 3,744-3,952 beside 3,833-4,202 cpu-ns a row.
+// Opening a store of an older format ratchets it up: its tables stay as
+// they are until compactions rewrite them, and read as before.
+var formatMajorVersion = pebble.FormatTableFormatV6
+
 // pebbleOptions returns the store's Pebble options over cache.
 func pebbleOptions(cache *pebble.Cache) *pebble.Options {
 	opts := &pebble.Options{
-		Cache:        cache,
-		Merger:       firstWins,
-		MemTableSize: 64 << 20,
-		Logger:       quietLogger{},
+		Cache:              cache,
+		Merger:             firstWins,
+		FormatMajorVersion: formatMajorVersion,
+		MemTableSize:       64 << 20,
+		Logger:             quietLogger{},
 	}
 	for i := range opts.Levels {
 		l := &opts.Levels[i]

@@ -2,10 +2,13 @@ package embedded_test
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/tidemark-dev/tidemark/eventcenter"
 	"github.com/tidemark-dev/tidemark/eventcenter/embedded"
@@ -92,6 +95,72 @@ func TestReopen(t *testing.T) {
 	if err := s.AdvanceWatermark(ctx, "s", 3, t0.Add(-1)); !errors.Is(err, eventcenter.ErrWatermarkRegression) {
 		t.Errorf("AdvanceWatermark backwards after reopen: %v, want ErrWatermarkRegression", err)
 	}
+}
+
+// TestOpenUpgradesFormat: a store written in Pebble's row format (the
+// format of stores made before columnar tables) opens in the columnar
+// one, and its events read the same before and after compactions rewrite
+// its tables.
+func TestOpenUpgradesFormat(t *testing.T) {
+	ctx := t.Context()
+	dir := t.TempDir()
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	var evs []eventcenter.Event
+	var qs []eventcenter.AsOf
+	for k := range 50 {
+		key := fmt.Sprintf("k%03d", k)
+		for c := range 4 {
+			at := t0.Add(time.Duration(c) * time.Hour)
+			evs = append(evs, eventcenter.Event{Source: "s", Key: key, Time: at, Pos: eventcenter.Position{Log: 1, Offset: uint64(len(evs))},
+				Op: eventcenter.OpUpdate, After: eventcenter.Row{"n": int64(k*10 + c)}})
+			qs = append(qs, eventcenter.AsOf{Source: "s", Key: key, Time: at.Add(time.Minute)})
+		}
+	}
+	check := func(s *embedded.Store, when string) {
+		t.Helper()
+		out := make([]eventcenter.AsOfResult, len(qs))
+		if err := s.AsOfBatch(ctx, qs, out); err != nil {
+			t.Fatalf("%s: AsOfBatch: %v", when, err)
+		}
+		for i, r := range out {
+			if r.Err != nil || r.Event.After["n"] != evs[i].After["n"] {
+				t.Fatalf("%s: read %d (%s as of %s) = %+v; want n=%v", when, i, qs[i].Key, qs[i].Time, r, evs[i].After["n"])
+			}
+		}
+	}
+
+	undo := embedded.SetFormatMajorVersion(pebble.FormatFlushableIngest)
+	old, err := embedded.Open(embedded.Config{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := old.Append(ctx, evs); err != nil {
+		t.Fatal(err)
+	}
+	if err := embedded.Compact(old); err != nil {
+		t.Fatal(err)
+	}
+	if v := embedded.FormatMajorVersion(old); v != pebble.FormatFlushableIngest {
+		t.Fatalf("the old store's format is %v", v)
+	}
+	if err := old.Close(); err != nil {
+		t.Fatal(err)
+	}
+	undo()
+
+	s, err := embedded.Open(embedded.Config{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if v := embedded.FormatMajorVersion(s); v != pebble.FormatTableFormatV6 {
+		t.Errorf("the reopened store's format is %v, want %v", v, pebble.FormatTableFormatV6)
+	}
+	check(s, "reopened")
+	if err := embedded.Compact(s); err != nil {
+		t.Fatal(err)
+	}
+	check(s, "compacted")
 }
 
 // MustExist opens a store made before and refuses, creating nothing, a
