@@ -253,18 +253,18 @@ func ReadRow(b []byte) (eventcenter.Row, []byte, error) {
 	b = b[w:]
 	r := make(eventcenter.Row, n)
 	for i := uint64(0); i < n; i++ {
-		col, rest, err := readStr(b)
+		name, rest, err := nextBytes(b)
 		if err != nil {
 			return nil, nil, err
-		}
-		if _, dup := r[col]; dup { // AppendRow never writes one
-			return nil, nil, corrupt("duplicate column")
 		}
 		var v any
 		if v, b, err = readValue(rest); err != nil {
 			return nil, nil, err
 		}
-		r[col] = v
+		r[string(name)] = v
+	}
+	if uint64(len(r)) != n { // AppendRow never writes a column twice
+		return nil, nil, corrupt("duplicate column")
 	}
 	return r, b, nil
 }

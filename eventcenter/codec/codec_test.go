@@ -267,3 +267,16 @@ func FuzzSplitBody(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkReadRow: a training-set state row (a double, an integer and a
+// string column) decoded.
+//
+//	go test ./eventcenter/codec -run '^$' -bench ReadRow
+func BenchmarkReadRow(b *testing.B) {
+	enc := AppendRow(nil, eventcenter.Row{"balance": 1234.5, "score": int64(712), "branch": "north"})
+	for b.Loop() {
+		if _, _, err := ReadRow(enc); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
