@@ -247,7 +247,10 @@ func appendValue(dst []byte, v any) []byte {
 // ReadRow decodes a row written by AppendRow and returns the bytes after it.
 func ReadRow(b []byte) (eventcenter.Row, []byte, error) {
 	n, w := binary.Uvarint(b)
-	if w <= 0 || n > uint64(len(b)) {
+	// A column takes 2 bytes at least (its name's length, its value's tag):
+	// a row claiming more than its bytes hold is corrupt before its map is
+	// made (bytes from a Kafka record cannot size an allocation).
+	if w <= 0 || n > uint64(len(b)-w)/2 {
 		return nil, nil, corrupt("row length")
 	}
 	b = b[w:]

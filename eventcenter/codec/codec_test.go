@@ -2,12 +2,14 @@ package codec
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"maps"
 	"math"
 	"math/rand/v2"
 	"reflect"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -278,5 +280,29 @@ func BenchmarkReadRow(b *testing.B) {
 		if _, _, err := ReadRow(enc); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// A row whose column count its bytes cannot hold is corrupt before its map
+// is made: a megabyte claiming a million columns allocates no more than
+// its size.
+func TestReadRowBoundsItsCount(t *testing.T) {
+	b := binary.AppendUvarint(nil, 1<<20)
+	b = append(b, make([]byte, 1<<20)...)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_, _, err := ReadRow(b)
+	runtime.ReadMemStats(&after)
+	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "row length") {
+		t.Fatalf("ReadRow = %v; want ErrCorrupt (row length)", err)
+	}
+	if got := after.TotalAlloc - before.TotalAlloc; got > 64<<10 {
+		t.Fatalf("ReadRow of a corrupt count allocated %d bytes", got)
+	}
+	// Two bytes a column is enough: empty names and nil values.
+	ok := binary.AppendUvarint(nil, 1)
+	ok = append(ok, 0, tagNil)
+	if r, rest, err := ReadRow(ok); err != nil || len(r) != 1 || len(rest) != 0 {
+		t.Fatalf("ReadRow(%x) = %v, %x, %v; want one column", ok, r, rest, err)
 	}
 }

@@ -29,6 +29,24 @@ func SetFormatMajorVersion(v pebble.FormatMajorVersion) (undo func()) {
 // FormatMajorVersion returns the Pebble format of s's files.
 func FormatMajorVersion(s *Store) pebble.FormatMajorVersion { return s.db.FormatMajorVersion() }
 
+// ColumnarTables returns how many of s's tables are columnar (they name a
+// key schema, which only columnar tables do) and how many there are.
+func ColumnarTables(s *Store) (columnar, all int, err error) {
+	levels, err := s.db.SSTables(pebble.WithProperties())
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, l := range levels {
+		for _, t := range l {
+			all++
+			if t.Properties.KeySchemaName != "" {
+				columnar++
+			}
+		}
+	}
+	return columnar, all, nil
+}
+
 // Compact compacts every table of s.
 func Compact(s *Store) error {
 	return s.db.Compact(context.Background(), []byte{0}, []byte{0xff}, true)

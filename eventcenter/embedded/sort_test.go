@@ -52,6 +52,47 @@ func TestSortSeeks(t *testing.T) {
 	}
 }
 
+// TestSortSeeksBytes: sortSeeks orders keys of any bytes as bytes.Compare
+// does, not only AsOfSeek's: keys that are prefixes of others (so the
+// zeros past a key's end in its abbreviation matter), zero and 0xff bytes,
+// runs of 0 to 3 seeks, keys that end at their run's common prefix and
+// keys that differ only past 8 bytes after it.
+func TestSortSeeksBytes(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 9))
+	for iter := range 1000 {
+		n := []int{0, 1, 2, 3, 63, 64, 65, 66, 200}[iter%9]
+		base := make([]byte, rng.IntN(24))
+		for i := range base {
+			base[i] = []byte{0, 1, 0xff, 'a'}[rng.IntN(4)]
+		}
+		salts := []byte{0, 1, 255}[:1+rng.IntN(3)]
+		var keys []byte
+		var seeks []seek
+		for i := range n {
+			start := len(keys)
+			keys = append(keys, tabEvents, salts[rng.IntN(len(salts))])
+			keys = append(keys, base[:rng.IntN(len(base)+1)]...)
+			for range rng.IntN(20) {
+				keys = append(keys, []byte{0, 1, 0xff}[rng.IntN(3)])
+			}
+			seeks = append(seeks, seek{i: i, start: start, end: len(keys)})
+		}
+		want := slices.Clone(seeks)
+		compareSort(want, keys)
+		got := sortSeeks(slices.Clone(seeks), keys)
+		seen := make([]bool, n)
+		for k := range got {
+			if got[k] != seeks[got[k].i] || seen[got[k].i] {
+				t.Fatalf("%d seeks: position %d holds %+v, not one of the batch's seeks once", n, k, got[k])
+			}
+			seen[got[k].i] = true
+			if !bytes.Equal(keys[got[k].start:got[k].end], keys[want[k].start:want[k].end]) {
+				t.Fatalf("%d seeks: position %d holds %x, want %x", n, k, keys[got[k].start:got[k].end], keys[want[k].start:want[k].end])
+			}
+		}
+	}
+}
+
 // seekBatch returns n seeks of (source, key) pairs from shape at random
 // times, a seventh of them with the salts 0 and 255 (the ends of the
 // counting pass).

@@ -131,8 +131,12 @@ var _ eventcenter.Store = (*Store)(nil)
 // columns instead of decoded entry by entry from a restart point.
 // Measured beside the row format (Pebble's default), alternating:
 // BenchmarkSampleChunk 3,744-3,952 beside 3,833-4,202 cpu-ns a row.
-// Opening a store of an older format ratchets it up: its tables stay as
-// they are until compactions rewrite them, and read as before.
+// Opening a store of an older format ratchets it up (any command that
+// opens it, read-only ones too): its tables read as before and stay in
+// the row format until a compaction takes them in (one alone in the
+// bottom level stays until newer data over its keys reaches it). A
+// ratcheted store opens only with a Pebble that knows this format
+// (v2.1 and later; every tidemark release has used v2.1.7).
 var formatMajorVersion = pebble.FormatTableFormatV6
 
 // pebbleOptions returns the store's Pebble options over cache.
