@@ -67,6 +67,19 @@ func TestHistoryBoundsSelectHalfOpenRange(t *testing.T) {
 	}
 }
 
+// TestAsOfSeekTail pins AsOfSeekTail to what AsOfSeek appends after the
+// key's prefix (AsOfBatch finds the prefix by it).
+func TestAsOfSeekTail(t *testing.T) {
+	for _, key := range []string{"", "k", strings.Repeat("k", 300)} {
+		prefix := KeyPrefix([]byte{7}, "src", key)
+		seek := AsOfSeek([]byte{7}, "src", key, time.Unix(1, 2))
+		if !bytes.HasPrefix(seek, prefix) || len(seek)-len(prefix) != AsOfSeekTail {
+			t.Fatalf("key of %d bytes: AsOfSeek appends %d bytes after KeyPrefix (shared prefix %v), AsOfSeekTail says %d",
+				len(key), len(seek)-len(prefix), bytes.HasPrefix(seek, prefix), AsOfSeekTail)
+		}
+	}
+}
+
 func TestTimeKeyOrder(t *testing.T) {
 	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	a := TimeKey(nil, 1, "s", "zz", base, eventcenter.Position{Offset: 9})

@@ -332,7 +332,6 @@ func writeParquet(w io.Writer, recs []job.Record, sample map[string]bool) error 
 	// assembled. Values of strings point into the records' strings
 	// (stringValue). The metadata columns are required: their values need
 	// no levels.
-	str := stringValue
 	cols := pw.ColumnWriters()
 	const batch = 1024
 	vals := make([]parquet.Value, batch)
@@ -357,15 +356,15 @@ func writeParquet(w io.Writer, recs []job.Record, sample map[string]bool) error 
 		rs := recs[start:min(start+batch, len(recs))]
 		vs = vals[:len(rs)]
 		for i := range rs {
-			vs[i] = str(rs[i].ID)
+			vs[i] = stringValue(rs[i].ID)
 		}
 		put(index["id"])
 		for i := range rs {
-			vs[i] = str(rs[i].Job)
+			vs[i] = stringValue(rs[i].Job)
 		}
 		put(index["job"])
 		for i := range rs {
-			vs[i] = str(rs[i].JobVersion)
+			vs[i] = stringValue(rs[i].JobVersion)
 		}
 		put(index["job_version"])
 		for i := range rs {
@@ -373,7 +372,7 @@ func writeParquet(w io.Writer, recs []job.Record, sample map[string]bool) error 
 		}
 		put(index["param_version"])
 		for i := range rs {
-			vs[i] = str(rs[i].Entity)
+			vs[i] = stringValue(rs[i].Entity)
 		}
 		put(index["entity"])
 		for i := range rs {
@@ -381,11 +380,11 @@ func writeParquet(w io.Writer, recs []job.Record, sample map[string]bool) error 
 		}
 		put(index["time"])
 		for i := range rs {
-			vs[i] = str(rs[i].Trigger.Source)
+			vs[i] = stringValue(rs[i].Trigger.Source)
 		}
 		put(index["trigger_source"])
 		for i := range rs {
-			vs[i] = str(rs[i].Trigger.Key)
+			vs[i] = stringValue(rs[i].Trigger.Key)
 		}
 		put(index["trigger_key"])
 		for i := range rs {
