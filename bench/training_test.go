@@ -23,7 +23,9 @@ package bench_test
 // timed from the start of the workflow to its result (plan, chunks,
 // manifest); the garbage collector set as a worker process sets it
 // (gcpolicy.Apply: GOGC 400 unless GOGC is set), for the in-process
-// Temporal server too. DuckDB (python3 -m pip
+// Temporal server too. BENCH_TRACE=1 prints each timed run's workflow
+// history with its events' times from the start (untimed), which shows
+// what of a run is outside its chunks. DuckDB (python3 -m pip
 // install duckdb): the ASOF LEFT JOIN materialised as a table, timed alone (bench/testdata/asof.py, which also
 // compares its rows with tidemark's objects). Needs python3 with duckdb;
 // skipped without.
@@ -257,6 +259,9 @@ func BenchmarkTraining(b *testing.B) {
 		}
 
 		b.StopTimer()
+		if os.Getenv("BENCH_TRACE") != "" {
+			traceHistory(b, c, id, start)
+		}
 		objs, err := filepath.Glob(filepath.Join(out, id, "training", "chunk-*.parquet"))
 		if err != nil {
 			b.Fatal(err)
@@ -292,4 +297,17 @@ func BenchmarkTraining(b *testing.B) {
 	b.Logf("%d sample rows over %d entities × 10 changes, GC %+v: tidemark %v (%.0f rows/s; %.1f cpu-µs/row, %.2f cores busy), DuckDB ASOF JOIN %v (%.0f rows/s), ratio %.3f; load average %s",
 		rows, entities, gc, tidemark/time.Duration(b.N), tmRate, float64(cpu.Microseconds())/n, cpu.Seconds()/tidemark.Seconds(),
 		duck/time.Duration(b.N), duckRate, tmRate/duckRate, testenv.LoadAverage())
+}
+
+// traceHistory prints the history of the workflow id to stderr, each
+// event's time as milliseconds since start.
+func traceHistory(b *testing.B, c client.Client, id string, start time.Time) {
+	it := c.GetWorkflowHistory(context.Background(), id, "", false, 0)
+	for it.HasNext() {
+		ev, err := it.Next()
+		if err != nil {
+			b.Fatal(err)
+		}
+		fmt.Fprintf(os.Stderr, "%s %8.1f ms %v\n", id, float64(ev.GetEventTime().AsTime().Sub(start).Microseconds())/1000, ev.GetEventType())
+	}
 }
