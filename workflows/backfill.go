@@ -72,7 +72,7 @@ const (
 var (
 	// SearchJob is the backfilled job's name.
 	SearchJob = temporal.NewSearchAttributeKeyKeyword("TidemarkJob")
-	// SearchProgress is the percentage of chunks done, 0 to 100.
+	// SearchProgress is the percentage done, 0 to 100 (Progress.Percent).
 	SearchProgress = temporal.NewSearchAttributeKeyFloat64("TidemarkProgress")
 	// SearchEvents is the number of events (sample rows) of finished chunks.
 	SearchEvents = temporal.NewSearchAttributeKeyInt64("TidemarkEvents")
@@ -305,7 +305,9 @@ type Progress struct {
 	Chunks  int `json:"chunks"`
 	Done    int `json:"done"`
 	Running int `json:"running"`
-	// Percent of chunks done.
+	// Percent done: of a sample table, its rows in finished chunks over
+	// Rows (the chunks of a sized plan differ in size: its last ones are
+	// smaller); of a range, its chunks finished over Chunks.
 	Percent float64 `json:"percent"`
 	// Rows of the sample table (0 for a range): the events to expect.
 	Rows int `json:"rows,omitempty"`
@@ -508,7 +510,10 @@ func Backfill(ctx workflow.Context, in BackfillInput) (Summary, error) {
 		if st.Plan.Sample != nil {
 			p.Rows = st.Plan.Sample.Rows
 		}
-		if st.Chunks > 0 {
+		switch {
+		case p.Rows > 0:
+			p.Percent = min(100, float64(p.Events)*100/float64(p.Rows))
+		case st.Chunks > 0:
 			p.Percent = float64(p.Done) * 100 / float64(st.Chunks)
 		}
 		return p

@@ -293,6 +293,51 @@ func TestBackfillSample(t *testing.T) {
 	}
 }
 
+// A sample backfill's progress counts the table's rows, not its chunks,
+// whose sizes differ (a sized plan's last ones are smaller): with chunks of
+// 20, 20 and 10 rows, one chunk done is 40 %, two 80 %.
+func TestBackfillSampleProgressCountsRows(t *testing.T) {
+	env := newTestEnv()
+	env.RegisterWorkflowWithOptions(workflows.Backfill, workflow.RegisterOptions{Name: workflows.BackfillWorkflow})
+	env.RegisterActivity(a)
+	plan := activities.SamplePlan{URI: "s3://b/sample.csv", Rows: 50, ChunkRows: 20, Offsets: []int64{9, 200, 400}, Columns: 2, KeyCol: 0, TimeCol: 1}
+	env.OnActivity(a.BackfillPlan, mock.Anything, mock.Anything).Return(activities.Plan{Source: "test.apps", Sample: &plan, Watermark: far}, nil)
+	env.OnActivity(a.BackfillChunk, mock.Anything, mock.Anything).After(10 * time.Minute).Return(
+		func(_ context.Context, in activities.ChunkInput) (activities.ChunkResult, error) {
+			return activities.ChunkResult{Index: in.Index, Events: in.Sample.Rows, Attempt: 1}, nil
+		})
+	var got []workflows.Progress
+	for _, at := range []time.Duration{5 * time.Minute, 15 * time.Minute, 25 * time.Minute} {
+		env.RegisterDelayedCallback(func() {
+			v, err := env.QueryWorkflow(workflows.ProgressQuery)
+			var p workflows.Progress
+			if err == nil {
+				err = v.Get(&p)
+			}
+			if err != nil {
+				t.Error(err)
+			}
+			got = append(got, p)
+		}, at)
+	}
+	env.ExecuteWorkflow(workflows.Backfill, workflows.BackfillInput{Job: "test", Sample: "s3://b/sample.csv", Parallelism: 1})
+	if err := env.GetWorkflowError(); err != nil {
+		t.Fatal(err)
+	}
+	want := []struct {
+		done    int
+		percent float64
+	}{{0, 0}, {1, 40}, {2, 80}}
+	if len(got) != len(want) {
+		t.Fatalf("progress %+v", got)
+	}
+	for i, p := range got {
+		if p.Done != want[i].done || p.Percent != want[i].percent || p.Rows != 50 || p.Chunks != 3 {
+			t.Errorf("progress %d: %+v, want %d chunks done, %v %%", i, p, want[i].done, want[i].percent)
+		}
+	}
+}
+
 // The manifest of a sample backfill that set no rows per chunk records the
 // rows per chunk its plan chose, as it records every other default.
 func TestBackfillManifestSizedChunkRows(t *testing.T) {
