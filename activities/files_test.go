@@ -429,25 +429,6 @@ func TestPlanSizesUnevenRowGroups(t *testing.T) {
 	}
 }
 
-// Rows per chunk fewer than a Parquet table's row groups hold: each group
-// is a chunk of its own, and the plan says so (the summary's "chunks of
-// about N sample rows"), not the rows asked for.
-func TestPlanParquetGroupsLargerThanChunkRows(t *testing.T) {
-	_, a, _ := fixture(t, 10)
-	_, _, pqPath := writeSampleTables(t, 4_500) // groups of 1 000 rows
-	var s testsuite.WorkflowTestSuite
-	env := s.NewTestActivityEnvironment()
-	env.RegisterActivity(a)
-	p := planOf(t, env, a, activities.PlanInput{Job: backfilltest.JobName, Sample: pqPath, ChunkRows: 300}).Sample
-	var got []int
-	for i := range p.Offsets {
-		got = append(got, p.Chunk(i).Rows)
-	}
-	if want := []int{1000, 1000, 1000, 1000, 500}; !slices.Equal(got, want) || p.ChunkRows != 1000 {
-		t.Errorf("chunks of %v rows, %d rows a chunk said; want %v, 1000", got, p.ChunkRows, want)
-	}
-}
-
 // A table of one chunk reports its own rows as the rows per chunk (what
 // the summary and the manifest say), sized or not, CSV or Parquet.
 func TestPlanOneChunkReportsItsRows(t *testing.T) {

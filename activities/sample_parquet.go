@@ -402,14 +402,6 @@ func (a *Backfill) planParquet(ctx context.Context, l sampleLoc, version string,
 			return nil, err
 		}
 	}
-	if n == 0 {
-		// Rows per chunk given: a row group larger than that is a chunk
-		// of its own, so the plan says its largest chunk's rows (what the
-		// summary reports), not the rows asked for.
-		for i := range p.FirstRows {
-			p.ChunkRows = max(p.ChunkRows, p.Chunk(i).Rows)
-		}
-	}
 	return p, nil
 }
 

@@ -192,8 +192,7 @@ type FinishInput struct {
 // never split, and are joined while a chunk stays within ChunkRows (a
 // sized plan's ChunkRows is the share per chunk it aimed at before it made
 // the last round's shares half as large and the others larger by as much:
-// see planParquet and tailShares; a plan given rows per chunk fewer than a
-// row group holds says the largest chunk's rows).
+// see planParquet and tailShares).
 type SamplePlan struct {
 	URI       string  `json:"uri"`
 	Rows      int     `json:"rows"`
