@@ -68,8 +68,18 @@ func TestViewTimes(t *testing.T) {
 		t.Errorf("chunks:\n%q\nwant\n%q", b.String(), want)
 	}
 
-	// A sample table's progress counts rows, running chunks' included.
-	v.progress.Rows = 1080
+	if bar := v.bar(); bar != "[==============>               ]" {
+		t.Errorf("bar at 50 %%: %s", bar)
+	}
+	// A sample table's progress counts rows, running chunks' included in
+	// the ETA; its Percent (of finished chunks' rows) fills the bar.
+	v.progress.Rows, v.progress.Percent = 1080, 40
+	if line := v.line(now); !strings.Contains(line, "5/10 chunks  40.0% of rows") {
+		t.Errorf("sample line: %s", line)
+	}
+	if bar := v.bar(); bar != "[===========>                  ]" {
+		t.Errorf("bar at 40 %%: %s", bar)
+	}
 	if eta, ok := v.eta(now); !ok || eta != 10*time.Minute {
 		t.Errorf("sample eta %v %v, want 10m (540 of 1080 rows in 10m)", eta, ok)
 	}

@@ -163,21 +163,22 @@ func (v *backfillView) line(now time.Time) string {
 	if el > 0 {
 		rate = float64(v.events()) / el.Seconds()
 	}
-	s := fmt.Sprintf("%d/%d chunks %5.1f%%  %d running  %d events  %d outputs  %d errors  %.0f ev/s  %v elapsed",
-		p.Done, p.Chunks, p.Percent, len(v.chunks), v.events(), p.Outputs, p.Errors, rate, el.Round(time.Second))
+	of := "" // Percent counts a sample table's rows, a range's chunks
+	if p.Rows > 0 {
+		of = " of rows"
+	}
+	s := fmt.Sprintf("%d/%d chunks %5.1f%%%s  %d running  %d events  %d outputs  %d errors  %.0f ev/s  %v elapsed",
+		p.Done, p.Chunks, p.Percent, of, len(v.chunks), v.events(), p.Outputs, p.Errors, rate, el.Round(time.Second))
 	if eta, ok := v.eta(now); ok {
 		s += fmt.Sprintf("  ETA %v", eta)
 	}
 	return s + "  " + v.state()
 }
 
-// bar is the chunks done as a bar of 30 characters in brackets.
+// bar is the progress's Percent as a bar of 30 characters in brackets.
 func (v *backfillView) bar() string {
 	const width = 30
-	filled := 0
-	if v.progress.Chunks > 0 {
-		filled = width * v.progress.Done / v.progress.Chunks
-	}
+	filled := min(width, max(0, int(width*v.progress.Percent/100)))
 	bar := strings.Repeat("=", filled) + strings.Repeat(" ", width-filled)
 	if filled > 0 && filled < width {
 		bar = bar[:filled-1] + ">" + bar[filled:]

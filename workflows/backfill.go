@@ -228,7 +228,9 @@ type Summary struct {
 	Chunks int    `json:"chunks"`
 	// ChunkRows: of a sample table, the rows per chunk the plan chose
 	// (BackfillInput.ChunkRows, or the size it aimed at when that is 0,
-	// before a Parquet plan halved its last round's chunks).
+	// before a Parquet plan halved its last round's chunks). A Parquet
+	// table's chunks are whole row groups: where a group holds more rows
+	// than BackfillInput.ChunkRows, Warnings say so and how many.
 	ChunkRows int `json:"chunkRows,omitempty"`
 	// Events: trigger-source events replayed, or sample rows read.
 	Events int `json:"events"`
@@ -294,6 +296,15 @@ func (s *Summary) add(r *activities.ChunkResult) {
 			s.FirstErrors = append(s.FirstErrors, fmt.Sprintf("chunk %d: %s", r.Index, e))
 		}
 	}
+}
+
+// largestChunk returns the rows of the plan's largest chunk.
+func largestChunk(p *activities.SamplePlan) int {
+	n := 0
+	for i := range p.Offsets {
+		n = max(n, p.Chunk(i).Rows)
+	}
+	return n
 }
 
 // Progress is the answer of the progress query.
@@ -643,6 +654,9 @@ func Backfill(ctx workflow.Context, in BackfillInput) (Summary, error) {
 		if plan.Sample != nil {
 			st.Chunks = len(plan.Sample.Offsets)
 			st.Summary.ChunkRows = plan.Sample.ChunkRows
+			if largest := largestChunk(plan.Sample); in.ChunkRows > 0 && largest > in.ChunkRows {
+				warn(fmt.Sprintf("the sample table's row groups hold more than the %d rows per chunk asked: its chunks are whole row groups, the largest of %d rows", in.ChunkRows, largest))
+			}
 		} else if in.From.Before(in.To) {
 			n := rangeChunks(in).Len()
 			if n > MaxChunks { // validated; kept for inputs of old versions

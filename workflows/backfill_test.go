@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -294,8 +295,10 @@ func TestBackfillSample(t *testing.T) {
 }
 
 // A sample backfill's progress counts the table's rows, not its chunks,
-// whose sizes differ (a sized plan's last ones are smaller): with chunks of
-// 20, 20 and 10 rows, one chunk done is 40 %, two 80 %.
+// whose sizes may differ (a sized plan's last ones are smaller, a table's
+// last chunk holds what is left): with chunks of 20, 20 and 10 rows, one
+// chunk done is 40 %, two 80 %, all 100 % (a chunk's Events are the rows
+// it read).
 func TestBackfillSampleProgressCountsRows(t *testing.T) {
 	env := newTestEnv()
 	env.RegisterWorkflowWithOptions(workflows.Backfill, workflow.RegisterOptions{Name: workflows.BackfillWorkflow})
@@ -324,16 +327,68 @@ func TestBackfillSampleProgressCountsRows(t *testing.T) {
 	if err := env.GetWorkflowError(); err != nil {
 		t.Fatal(err)
 	}
+	v, err := env.QueryWorkflow(workflows.ProgressQuery)
+	var last workflows.Progress
+	if err == nil {
+		err = v.Get(&last)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	got = append(got, last)
 	want := []struct {
 		done    int
 		percent float64
-	}{{0, 0}, {1, 40}, {2, 80}}
+	}{{0, 0}, {1, 40}, {2, 80}, {3, 100}}
 	if len(got) != len(want) {
 		t.Fatalf("progress %+v", got)
 	}
 	for i, p := range got {
 		if p.Done != want[i].done || p.Percent != want[i].percent || p.Rows != 50 || p.Chunks != 3 {
 			t.Errorf("progress %d: %+v, want %d chunks done, %v %%", i, p, want[i].done, want[i].percent)
+		}
+	}
+}
+
+// A Parquet table whose row groups hold more rows than the rows per chunk
+// asked runs in chunks of whole groups, and the summary warns of it with
+// the largest chunk's rows; a table whose chunks fit does not.
+func TestBackfillWarnsOfChunksLargerThanAsked(t *testing.T) {
+	for _, c := range []struct {
+		chunkRows int
+		warning   string
+	}{
+		{300, "the sample table's row groups hold more than the 300 rows per chunk asked: its chunks are whole row groups, the largest of 1000 rows"},
+		{1000, ""},
+	} {
+		env := newTestEnv()
+		env.RegisterWorkflowWithOptions(workflows.Backfill, workflow.RegisterOptions{Name: workflows.BackfillWorkflow})
+		env.RegisterActivity(a)
+		// Groups of 1 000 rows and a last one of 500.
+		plan := activities.SamplePlan{URI: "s3://b/sample.parquet", Format: activities.FormatParquet, Rows: 2500, ChunkRows: c.chunkRows,
+			Offsets: []int64{4, 100, 200}, Ends: []int64{100, 200, 250}, Groups: []int{0, 1, 2}, FirstRows: []int{0, 1000, 2000}, RowGroups: 3,
+			Columns: 2, KeyCol: 0, TimeCol: 1}
+		env.OnActivity(a.BackfillPlan, mock.Anything, mock.Anything).Return(activities.Plan{Source: "test.apps", Sample: &plan, Watermark: far}, nil)
+		env.OnActivity(a.BackfillChunk, mock.Anything, mock.Anything).Return(
+			func(_ context.Context, in activities.ChunkInput) (activities.ChunkResult, error) {
+				return activities.ChunkResult{Index: in.Index, Events: in.Sample.Rows, Attempt: 1}, nil
+			})
+		env.ExecuteWorkflow(workflows.Backfill, workflows.BackfillInput{Job: "test", Sample: "s3://b/sample.parquet", ChunkRows: c.chunkRows})
+		var sum workflows.Summary
+		if err := env.GetWorkflowResult(&sum); err != nil {
+			t.Fatal(err)
+		}
+		var warned []string
+		for _, w := range sum.Warnings {
+			if strings.Contains(w, "row groups") {
+				warned = append(warned, w)
+			}
+		}
+		if want := []string{c.warning}; c.warning == "" && len(warned) != 0 || c.warning != "" && !slices.Equal(warned, want) {
+			t.Errorf("%d rows a chunk asked: warnings %q, want %q", c.chunkRows, sum.Warnings, c.warning)
+		}
+		if sum.Events != 2500 || sum.Chunks != 3 || sum.ChunkRows != c.chunkRows {
+			t.Errorf("%d rows a chunk asked: summary %+v", c.chunkRows, sum)
 		}
 	}
 }
