@@ -230,7 +230,8 @@ type Summary struct {
 	// (BackfillInput.ChunkRows, or the size it aimed at when that is 0,
 	// before a Parquet plan halved its last round's chunks). A Parquet
 	// table's chunks are whole row groups: where a group holds more rows
-	// than BackfillInput.ChunkRows, Warnings say so and how many.
+	// than BackfillInput.ChunkRows, ChunkRows is the rows over the chunks
+	// instead, and Warnings say so with the largest chunk's rows.
 	ChunkRows int `json:"chunkRows,omitempty"`
 	// Events: trigger-source events replayed, or sample rows read.
 	Events int `json:"events"`
@@ -656,6 +657,7 @@ func Backfill(ctx workflow.Context, in BackfillInput) (Summary, error) {
 			st.Summary.ChunkRows = plan.Sample.ChunkRows
 			if largest := largestChunk(plan.Sample); in.ChunkRows > 0 && largest > in.ChunkRows {
 				warn(fmt.Sprintf("the sample table's row groups hold more than the %d rows per chunk asked: its chunks are whole row groups, the largest of %d rows", in.ChunkRows, largest))
+				st.Summary.ChunkRows = (plan.Sample.Rows + st.Chunks/2) / st.Chunks // what "about" the chunks hold
 			}
 		} else if in.From.Before(in.To) {
 			n := rangeChunks(in).Len()

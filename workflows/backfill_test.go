@@ -352,14 +352,16 @@ func TestBackfillSampleProgressCountsRows(t *testing.T) {
 
 // A Parquet table whose row groups hold more rows than the rows per chunk
 // asked runs in chunks of whole groups, and the summary warns of it with
-// the largest chunk's rows; a table whose chunks fit does not.
+// the largest chunk's rows and says the rows over the chunks as its rows
+// per chunk (2 500 over 3: 833), not the rows asked; a table whose chunks
+// fit does neither.
 func TestBackfillWarnsOfChunksLargerThanAsked(t *testing.T) {
 	for _, c := range []struct {
-		chunkRows int
-		warning   string
+		chunkRows, said int // asked; the summary's ChunkRows
+		warning         string
 	}{
-		{300, "the sample table's row groups hold more than the 300 rows per chunk asked: its chunks are whole row groups, the largest of 1000 rows"},
-		{1000, ""},
+		{300, 833, "the sample table's row groups hold more than the 300 rows per chunk asked: its chunks are whole row groups, the largest of 1000 rows"},
+		{1000, 1000, ""},
 	} {
 		env := newTestEnv()
 		env.RegisterWorkflowWithOptions(workflows.Backfill, workflow.RegisterOptions{Name: workflows.BackfillWorkflow})
@@ -387,7 +389,7 @@ func TestBackfillWarnsOfChunksLargerThanAsked(t *testing.T) {
 		if want := []string{c.warning}; c.warning == "" && len(warned) != 0 || c.warning != "" && !slices.Equal(warned, want) {
 			t.Errorf("%d rows a chunk asked: warnings %q, want %q", c.chunkRows, sum.Warnings, c.warning)
 		}
-		if sum.Events != 2500 || sum.Chunks != 3 || sum.ChunkRows != c.chunkRows {
+		if sum.Events != 2500 || sum.Chunks != 3 || sum.ChunkRows != c.said {
 			t.Errorf("%d rows a chunk asked: summary %+v", c.chunkRows, sum)
 		}
 	}
