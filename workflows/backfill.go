@@ -231,7 +231,7 @@ type Summary struct {
 	// before a Parquet plan halved its last round's chunks). A Parquet
 	// table's chunks are whole row groups: where a group holds more rows
 	// than BackfillInput.ChunkRows, ChunkRows is the rows over the chunks
-	// instead, and Warnings say so with the largest chunk's rows.
+	// if that is more, and Warnings say so with the largest chunk's rows.
 	ChunkRows int `json:"chunkRows,omitempty"`
 	// Events: trigger-source events replayed, or sample rows read.
 	Events int `json:"events"`
@@ -655,9 +655,14 @@ func Backfill(ctx workflow.Context, in BackfillInput) (Summary, error) {
 		if plan.Sample != nil {
 			st.Chunks = len(plan.Sample.Offsets)
 			st.Summary.ChunkRows = plan.Sample.ChunkRows
-			if largest := largestChunk(plan.Sample); in.ChunkRows > 0 && largest > in.ChunkRows {
-				warn(fmt.Sprintf("the sample table's row groups hold more than the %d rows per chunk asked: its chunks are whole row groups, the largest of %d rows", in.ChunkRows, largest))
-				st.Summary.ChunkRows = (plan.Sample.Rows + st.Chunks/2) / st.Chunks // what "about" the chunks hold
+			if in.ChunkRows > 0 { // a sized plan's chunks are as large as it chose
+				if largest := largestChunk(plan.Sample); largest > in.ChunkRows {
+					warn(fmt.Sprintf("the sample table's row groups hold more than the %d rows per chunk asked: its chunks are whole row groups, the largest of %d rows", in.ChunkRows, largest))
+					// What "about" the chunks hold; small groups left over
+					// between large ones may bring the mean below the rows
+					// asked, which then stay.
+					st.Summary.ChunkRows = max(in.ChunkRows, (plan.Sample.Rows+st.Chunks/2)/st.Chunks)
+				}
 			}
 		} else if in.From.Before(in.To) {
 			n := rangeChunks(in).Len()

@@ -3,6 +3,7 @@ package workflows_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"errors"
 	"log/slog"
 	"os"
@@ -352,30 +353,41 @@ func TestBackfillSampleProgressCountsRows(t *testing.T) {
 
 // A Parquet table whose row groups hold more rows than the rows per chunk
 // asked runs in chunks of whole groups, and the summary warns of it with
-// the largest chunk's rows and says the rows over the chunks as its rows
-// per chunk (2 500 over 3: 833), not the rows asked; a table whose chunks
-// fit does neither.
+// the largest chunk's rows and says the rows over the chunks (rounded) as
+// its rows per chunk, or the rows asked if those are more; a table whose
+// chunks fit, and a sized plan (no rows asked, chunks as the plan chose
+// them), do neither.
 func TestBackfillWarnsOfChunksLargerThanAsked(t *testing.T) {
+	const warning = "the sample table's row groups hold more than the 300 rows per chunk asked: its chunks are whole row groups, the largest of %d rows"
 	for _, c := range []struct {
-		chunkRows, said int // asked; the summary's ChunkRows
-		warning         string
+		name      string
+		firstRows []int // of each chunk (one row group each)
+		rows      int
+		asked     int // BackfillInput.ChunkRows
+		planned   int // the plan's ChunkRows
+		said      int // the summary's ChunkRows
+		largest   int // in the warning; 0 for none
 	}{
-		{300, 833, "the sample table's row groups hold more than the 300 rows per chunk asked: its chunks are whole row groups, the largest of 1000 rows"},
-		{1000, 1000, ""},
+		{"groups of 1000", []int{0, 1000, 2000}, 2501, 300, 300, 834, 1000}, // 2 501 / 3 = 833.7
+		{"groups that fit", []int{0, 1000, 2000}, 2501, 1000, 1000, 1000, 0},
+		{"small groups between large", []int{0, 301, 302, 603}, 604, 300, 300, 300, 301}, // 604 / 4 = 151 < 300
+		{"sized", []int{0, 1000, 2000}, 2501, 0, 800, 800, 0},
 	} {
 		env := newTestEnv()
 		env.RegisterWorkflowWithOptions(workflows.Backfill, workflow.RegisterOptions{Name: workflows.BackfillWorkflow})
 		env.RegisterActivity(a)
-		// Groups of 1 000 rows and a last one of 500.
-		plan := activities.SamplePlan{URI: "s3://b/sample.parquet", Format: activities.FormatParquet, Rows: 2500, ChunkRows: c.chunkRows,
-			Offsets: []int64{4, 100, 200}, Ends: []int64{100, 200, 250}, Groups: []int{0, 1, 2}, FirstRows: []int{0, 1000, 2000}, RowGroups: 3,
-			Columns: 2, KeyCol: 0, TimeCol: 1}
+		n := len(c.firstRows)
+		plan := activities.SamplePlan{URI: "s3://b/sample.parquet", Format: activities.FormatParquet, Rows: c.rows, ChunkRows: c.planned,
+			FirstRows: c.firstRows, RowGroups: n, Columns: 2, KeyCol: 0, TimeCol: 1}
+		for i := range n {
+			plan.Offsets, plan.Ends, plan.Groups = append(plan.Offsets, int64(4+100*i)), append(plan.Ends, int64(104+100*i)), append(plan.Groups, i)
+		}
 		env.OnActivity(a.BackfillPlan, mock.Anything, mock.Anything).Return(activities.Plan{Source: "test.apps", Sample: &plan, Watermark: far}, nil)
 		env.OnActivity(a.BackfillChunk, mock.Anything, mock.Anything).Return(
 			func(_ context.Context, in activities.ChunkInput) (activities.ChunkResult, error) {
 				return activities.ChunkResult{Index: in.Index, Events: in.Sample.Rows, Attempt: 1}, nil
 			})
-		env.ExecuteWorkflow(workflows.Backfill, workflows.BackfillInput{Job: "test", Sample: "s3://b/sample.parquet", ChunkRows: c.chunkRows})
+		env.ExecuteWorkflow(workflows.Backfill, workflows.BackfillInput{Job: "test", Sample: "s3://b/sample.parquet", ChunkRows: c.asked})
 		var sum workflows.Summary
 		if err := env.GetWorkflowResult(&sum); err != nil {
 			t.Fatal(err)
@@ -386,11 +398,15 @@ func TestBackfillWarnsOfChunksLargerThanAsked(t *testing.T) {
 				warned = append(warned, w)
 			}
 		}
-		if want := []string{c.warning}; c.warning == "" && len(warned) != 0 || c.warning != "" && !slices.Equal(warned, want) {
-			t.Errorf("%d rows a chunk asked: warnings %q, want %q", c.chunkRows, sum.Warnings, c.warning)
+		var want []string
+		if c.largest > 0 {
+			want = []string{fmt.Sprintf(warning, c.largest)}
 		}
-		if sum.Events != 2500 || sum.Chunks != 3 || sum.ChunkRows != c.said {
-			t.Errorf("%d rows a chunk asked: summary %+v", c.chunkRows, sum)
+		if !slices.Equal(warned, want) {
+			t.Errorf("%s: warnings %q, want %q", c.name, sum.Warnings, want)
+		}
+		if sum.Events != c.rows || sum.Chunks != n || sum.ChunkRows != c.said {
+			t.Errorf("%s: summary of %d events, %d chunks of %d rows; want %d, %d of %d", c.name, sum.Events, sum.Chunks, sum.ChunkRows, c.rows, n, c.said)
 		}
 	}
 }
