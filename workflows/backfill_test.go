@@ -3,8 +3,8 @@ package workflows_test
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"slices"
@@ -312,31 +312,13 @@ func TestBackfillSampleProgressCountsRows(t *testing.T) {
 		})
 	var got []workflows.Progress
 	for _, at := range []time.Duration{5 * time.Minute, 15 * time.Minute, 25 * time.Minute} {
-		env.RegisterDelayedCallback(func() {
-			v, err := env.QueryWorkflow(workflows.ProgressQuery)
-			var p workflows.Progress
-			if err == nil {
-				err = v.Get(&p)
-			}
-			if err != nil {
-				t.Error(err)
-			}
-			got = append(got, p)
-		}, at)
+		env.RegisterDelayedCallback(func() { got = append(got, backfillProgress(t, env)) }, at)
 	}
 	env.ExecuteWorkflow(workflows.Backfill, workflows.BackfillInput{Job: "test", Sample: "s3://b/sample.csv", Parallelism: 1})
 	if err := env.GetWorkflowError(); err != nil {
 		t.Fatal(err)
 	}
-	v, err := env.QueryWorkflow(workflows.ProgressQuery)
-	var last workflows.Progress
-	if err == nil {
-		err = v.Get(&last)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	got = append(got, last)
+	got = append(got, backfillProgress(t, env))
 	want := []struct {
 		done    int
 		percent float64
@@ -349,6 +331,21 @@ func TestBackfillSampleProgressCountsRows(t *testing.T) {
 			t.Errorf("progress %d: %+v, want %d chunks done, %v %%", i, p, want[i].done, want[i].percent)
 		}
 	}
+}
+
+// backfillProgress answers the progress query of env's backfill; a failure
+// is the test's error (it may run in a delayed callback).
+func backfillProgress(t *testing.T, env *testsuite.TestWorkflowEnvironment) workflows.Progress {
+	t.Helper()
+	var p workflows.Progress
+	v, err := env.QueryWorkflow(workflows.ProgressQuery)
+	if err == nil {
+		err = v.Get(&p)
+	}
+	if err != nil {
+		t.Error(err)
+	}
+	return p
 }
 
 // A Parquet table whose row groups hold more rows than the rows per chunk
