@@ -223,27 +223,49 @@ type SamplePlan struct {
 
 // Chunk returns the sample chunk i of the plan.
 func (p *SamplePlan) Chunk(i int) *SampleChunk {
+	first, rows := p.rowsOf(i)
 	if p.Format == FormatParquet {
 		groups := p.RowGroups - p.Groups[i]
-		rows := p.Rows - p.FirstRows[i]
 		if i+1 < len(p.Groups) {
-			groups, rows = p.Groups[i+1]-p.Groups[i], p.FirstRows[i+1]-p.FirstRows[i]
+			groups = p.Groups[i+1] - p.Groups[i]
 		}
 		return &SampleChunk{
-			URI: p.URI, Format: p.Format, Offset: p.Offsets[i], End: p.Ends[i], FirstRow: p.FirstRows[i], Rows: rows,
+			URI: p.URI, Format: p.Format, Offset: p.Offsets[i], End: p.Ends[i], FirstRow: first, Rows: rows,
 			FirstGroup: p.Groups[i], RowGroups: groups, Size: p.Size,
 			Columns: p.Columns, KeyCol: p.KeyCol, TimeCol: p.TimeCol, Carry: p.Carry, Version: p.Version,
 		}
 	}
-	first := i * p.ChunkRows
 	end := p.Size
 	if i+1 < len(p.Offsets) {
 		end = p.Offsets[i+1]
 	}
 	return &SampleChunk{
-		URI: p.URI, Offset: p.Offsets[i], End: end, FirstRow: first, Rows: min(p.ChunkRows, p.Rows-first),
+		URI: p.URI, Offset: p.Offsets[i], End: end, FirstRow: first, Rows: rows,
 		Columns: p.Columns, KeyCol: p.KeyCol, TimeCol: p.TimeCol, Carry: p.Carry, Version: p.Version,
 	}
+}
+
+// LargestChunk returns the rows of the plan's largest chunk (0 for none).
+func (p *SamplePlan) LargestChunk() int {
+	n := 0
+	for i := range p.Offsets {
+		_, rows := p.rowsOf(i)
+		n = max(n, rows)
+	}
+	return n
+}
+
+// rowsOf returns the first row of chunk i and its rows.
+func (p *SamplePlan) rowsOf(i int) (first, rows int) {
+	if p.Format == FormatParquet {
+		first, rows = p.FirstRows[i], p.Rows-p.FirstRows[i]
+		if i+1 < len(p.FirstRows) {
+			rows = p.FirstRows[i+1] - first
+		}
+		return first, rows
+	}
+	first = i * p.ChunkRows
+	return first, min(p.ChunkRows, p.Rows-first)
 }
 
 // SampleChunk is a run of rows of a sample table.

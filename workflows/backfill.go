@@ -299,15 +299,6 @@ func (s *Summary) add(r *activities.ChunkResult) {
 	}
 }
 
-// largestChunk returns the rows of the plan's largest chunk.
-func largestChunk(p *activities.SamplePlan) int {
-	n := 0
-	for i := range p.Offsets {
-		n = max(n, p.Chunk(i).Rows)
-	}
-	return n
-}
-
 // Progress is the answer of the progress query.
 type Progress struct {
 	Job string `json:"job"`
@@ -656,7 +647,7 @@ func Backfill(ctx workflow.Context, in BackfillInput) (Summary, error) {
 			st.Chunks = len(plan.Sample.Offsets)
 			st.Summary.ChunkRows = plan.Sample.ChunkRows
 			if in.ChunkRows > 0 { // a sized plan's chunks are as large as it chose
-				if largest := largestChunk(plan.Sample); largest > in.ChunkRows {
+				if largest := plan.Sample.LargestChunk(); largest > in.ChunkRows {
 					warn(fmt.Sprintf("the sample table's row groups hold more than the %d rows per chunk asked: its chunks are whole row groups, the largest of %d rows", in.ChunkRows, largest))
 					// What "about" the chunks hold; small groups left over
 					// between large ones may bring the mean below the rows
