@@ -440,6 +440,7 @@ type sampleRunner struct {
 
 	carried  []string // the field names of Sample.Carry (outputs.SampleColumn)
 	idPrefix string   // sampleIDPrefix
+	idBuf    []byte   // trainingRecord's scratch
 
 	buf      []sampleRow
 	qs       []eventcenter.AsOf
@@ -656,7 +657,8 @@ func (s *sampleRunner) trainingRecord(ordinal int, row *sampleRow, r *job.Result
 			rec.Sample[i].Value = row.carry[i]
 		}
 	}
-	rec.ID = s.idPrefix + strconv.Itoa(s.in.Sample.FirstRow+ordinal)
+	s.idBuf = strconv.AppendInt(append(s.idBuf[:0], s.idPrefix...), int64(s.in.Sample.FirstRow+ordinal), 10)
+	rec.ID = string(s.idBuf) // one allocation
 	return rec
 }
 

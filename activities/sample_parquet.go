@@ -167,9 +167,8 @@ func parquetConverter(n parquet.Node) (func(parquet.Value) any, bool) {
 		}
 		return nullable(func(v parquet.Value) any { return int64(v.Int32()) }), true
 	case parquet.Int64:
-		if ts, ok := lt.(*format.TimestampType); ok && ts.Unit.Value != nil {
-			unit := ts.Unit.Value.Duration()
-			return nullable(func(v parquet.Value) any { return time.Unix(0, v.Int64()*int64(unit)).UTC() }), true
+		if unit := timestampUnit(t); unit != 0 {
+			return nullable(func(v parquet.Value) any { return time.Unix(0, v.Int64()*unit).UTC() }), true
 		}
 		return nullable(func(v parquet.Value) any { return v.Int64() }), true
 	case parquet.Float:
@@ -426,7 +425,28 @@ func (a *Backfill) openParquetChunk(ctx context.Context, l sampleLoc, sc *Sample
 		closeFile()
 		return nil, err
 	}
-	return &parquetRows{f: f, closeFile: closeFile, sc: sc, conv: conv, group: sc.FirstGroup, left: sc.Rows, buf: make([]parquet.Row, 0, 512)}, nil
+	p := &parquetRows{f: f, closeFile: closeFile, sc: sc, conv: conv, group: sc.FirstGroup, left: sc.Rows, buf: make([]parquet.Row, 0, 512)}
+	// The key and time read straight from their values where their
+	// converters would make a string or a timestamp (without boxing them).
+	fields := f.Schema().Fields()
+	switch fields[keyCol].Type().Kind() {
+	case parquet.ByteArray, parquet.FixedLenByteArray:
+		p.keyBytes = true
+	}
+	p.timeUnit = timestampUnit(fields[timeCol].Type())
+	return p, nil
+}
+
+// timestampUnit returns the nanoseconds of a unit of t's values if t is a
+// timestamp stored as an int64, else 0.
+func timestampUnit(t parquet.Type) int64 {
+	if t.Kind() != parquet.Int64 || t.LogicalType() == nil {
+		return 0
+	}
+	if ts, ok := t.LogicalType().Value.(*format.TimestampType); ok && ts.Unit.Value != nil {
+		return int64(ts.Unit.Value.Duration())
+	}
+	return 0
 }
 
 type parquetRows struct {
@@ -439,6 +459,8 @@ type parquetRows struct {
 	buf       []parquet.Row // read, not yet returned: buf[at:]
 	at        int
 	left      int
+	keyBytes  bool  // the key column's values are byte arrays: read as strings
+	timeUnit  int64 // the time column's values are timestamps of this unit (ns); 0: by conv
 }
 
 func (p *parquetRows) read(row *sampleRow) error {
@@ -455,14 +477,24 @@ func (p *parquetRows) read(row *sampleRow) error {
 	p.left--
 	sc := p.sc
 	var ok bool
-	if row.key, ok = sampleKey(p.conv[sc.KeyCol](r[sc.KeyCol])); !ok {
+	if kv := r[sc.KeyCol]; p.keyBytes && !kv.IsNull() {
+		b := kv.ByteArray()
+		row.key, ok = string(b), len(b) > 0
+	} else {
+		row.key, ok = sampleKey(p.conv[sc.KeyCol](kv))
+	}
+	if !ok {
 		return permanent(ErrTypeBadSample, "backfill: sample %q, chunk at row %d: empty key", sc.URI, sc.FirstRow)
 	}
-	t, err := sampleTime(p.conv[sc.TimeCol](r[sc.TimeCol]))
-	if err != nil {
-		return permanent(ErrTypeBadSample, "backfill: sample %q, chunk at row %d: %v", sc.URI, sc.FirstRow, err)
+	if tv := r[sc.TimeCol]; p.timeUnit != 0 && !tv.IsNull() {
+		row.time = time.Unix(0, tv.Int64()*p.timeUnit).UTC()
+	} else {
+		t, err := sampleTime(p.conv[sc.TimeCol](tv))
+		if err != nil {
+			return permanent(ErrTypeBadSample, "backfill: sample %q, chunk at row %d: %v", sc.URI, sc.FirstRow, err)
+		}
+		row.time = t
 	}
-	row.time = t
 	row.carry = row.carry[:0]
 	for i, v := range r {
 		if i != sc.KeyCol && i != sc.TimeCol {

@@ -357,7 +357,7 @@ func balBackfill(t *testing.T, src string, evs []eventcenter.Event, rows []train
 // sampleBackfill opens an in-memory store holding evs, with the watermark
 // of j's trigger source at watermark (none if zero), and plans a backfill
 // of the sample table rows (a Parquet file) for j.
-func sampleBackfill(t *testing.T, j *job.Job, evs []eventcenter.Event, rows []trainingSample, watermark time.Time) (*embedded.Store, *activities.Backfill, *testsuite.TestActivityEnvironment, activities.Plan) {
+func sampleBackfill[T any](t *testing.T, j *job.Job, evs []eventcenter.Event, rows []T, watermark time.Time) (*embedded.Store, *activities.Backfill, *testsuite.TestActivityEnvironment, activities.Plan) {
 	t.Helper()
 	ctx := context.Background()
 	pq := filepath.Join(t.TempDir(), "sample.parquet")
@@ -532,4 +532,81 @@ func TestTrainingSetRunsOwnTheirRows(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestParquetSampleColumnTypes: a Parquet sample table's key may be text
+// or an integer, and its time a timestamp of any unit, a date or text; each
+// row's trigger is its key and time whatever the columns' types, and a null
+// key is refused as an empty one.
+func TestParquetSampleColumnTypes(t *testing.T) {
+	t0 := time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
+	const src = "t.types"
+	j := job.MustNew("types", func(c *job.Context) (eventcenter.Row, error) {
+		r, err := c.Get(src, c.Trigger().Key)
+		if err != nil {
+			return nil, err
+		}
+		return eventcenter.Row{"bal": r["bal"]}, nil
+	}, job.Trigger(src))
+	evs := []eventcenter.Event{{Source: src, Key: "7", Time: t0, Pos: eventcenter.Position{Log: 1}, Op: eventcenter.OpInsert, After: eventcenter.Row{"bal": 1.0}}}
+	check := func(t *testing.T, a *activities.Backfill, plan activities.Plan, want time.Time) {
+		t.Helper()
+		out := t.TempDir()
+		if _, _, err := runChunk(t, a, activities.ChunkInput{Backfill: "bf", Job: j.Name(), Sample: plan.Sample.Chunk(0),
+			Options: activities.Options{Sink: "file://" + out, Format: "jsonl"}}, nil); err != nil {
+			t.Fatal(err)
+		}
+		got := readTrainingSet(t, out, "jsonl")
+		if len(got) != 1 || got[0].Key != "7" || !got[0].Time.Equal(want) || got[0].Bal == nil || *got[0].Bal != 1 {
+			t.Fatalf("rows %+v: want key 7 at %v with bal 1", got, want)
+		}
+	}
+	day := t0.Add(24 * time.Hour)
+	t.Run("integer key, milliseconds", func(t *testing.T) {
+		type row struct {
+			Key  int64     `parquet:"key"`
+			Time time.Time `parquet:"time,timestamp(millisecond)"`
+		}
+		_, a, _, plan := sampleBackfill(t, j, evs, []row{{7, day.Add(1500 * time.Millisecond)}}, day.Add(time.Hour))
+		check(t, a, plan, day.Add(1500*time.Millisecond))
+	})
+	t.Run("text time", func(t *testing.T) {
+		type row struct {
+			Key  string `parquet:"key"`
+			Time string `parquet:"time"`
+		}
+		_, a, _, plan := sampleBackfill(t, j, evs, []row{{"7", "2026-05-02T00:00:00.25Z"}}, day.Add(time.Hour))
+		check(t, a, plan, day.Add(250*time.Millisecond))
+	})
+	t.Run("date", func(t *testing.T) {
+		type row struct { // days since 1970 (parquet-go writes a time.Time as a date wrong)
+			Key  string `parquet:"key"`
+			Time int32  `parquet:"time,date"`
+		}
+		_, a, _, plan := sampleBackfill(t, j, evs, []row{{"7", int32(day.Unix() / 86400)}}, day.Add(time.Hour))
+		check(t, a, plan, day)
+	})
+	t.Run("null key", func(t *testing.T) {
+		type row struct {
+			Key  *string   `parquet:"key,optional"`
+			Time time.Time `parquet:"time,timestamp(nanosecond)"`
+		}
+		pq := filepath.Join(t.TempDir(), "sample.parquet")
+		if err := parquet.WriteFile(pq, []row{{nil, day}}); err != nil {
+			t.Fatal(err)
+		}
+		st, err := embedded.Open(embedded.Config{InMemory: true, NoSync: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		a := &activities.Backfill{Store: st, Jobs: activities.NewJobs(j)}
+		var s testsuite.WorkflowTestSuite
+		env := s.NewTestActivityEnvironment()
+		env.RegisterActivity(a)
+		_, err = env.ExecuteActivity(a.BackfillPlan, activities.PlanInput{Job: j.Name(), Sample: pq})
+		if err == nil || !strings.Contains(err.Error(), "row 0: empty key") {
+			t.Fatalf("a null key: %v, want the plan's error of an empty key", err)
+		}
+	})
 }

@@ -76,27 +76,32 @@ func (r *Result) Retryable() bool {
 // trigger source's watermark; the logic, whose fetches read as of the
 // trigger time (bounded by env.KnownAt) and wait as the level says.
 func Evaluate(ctx context.Context, j *Job, trigger eventcenter.Event, env *Env) (Result, error) {
-	return evaluateWith(ctx, j, trigger, env, new(Context), nil)
+	var res Result
+	err := evaluateWith(ctx, j, &trigger, env, new(Context), nil, &res)
+	return res, err
 }
 
-// evaluateWith is Evaluate with the run's Context c, which it resets (a
-// Context is valid only during its run, so one goroutine's runs can share
-// one), and the memory of an OK run's Record, rec (nil: a new one).
-func evaluateWith(ctx context.Context, j *Job, trigger eventcenter.Event, env *Env, c *Context, rec *Record) (Result, error) {
+// evaluateWith is Evaluate of *trigger into *res with the run's Context c,
+// which it resets (a Context is valid only during its run, so one
+// goroutine's runs can share one), and the memory of an OK run's Record,
+// rec (nil: a new one). A run of a batch reads its trigger from the
+// batch's slice and writes its result into the batch's: neither is copied
+// but for the trigger's copy in c.
+func evaluateWith(ctx context.Context, j *Job, trigger *eventcenter.Event, env *Env, c *Context, rec *Record, res *Result) error {
 	start := time.Now()
-	res := Result{Job: j.name, JobVersion: j.version, Mode: env.Mode, Trigger: trigger.ID()}
+	*res = Result{Job: j.name, JobVersion: j.version, Mode: env.Mode, Trigger: trigger.ID()}
 	if res.Mode == "" {
 		res.Mode = Live
 	}
-	*c = Context{ctx: ctx, job: j, env: env, trigger: trigger}
+	*c = Context{ctx: ctx, job: j, env: env, trigger: *trigger}
 	if j.lineage > 0 {
 		c.lineage = &FetchLineage{limit: j.lineage}
 	}
-	err := evaluate(c, &res, rec)
+	err := evaluate(c, res, rec)
 	res.Stats, res.Took = c.stats, time.Since(start)
 	switch {
 	case err == nil:
-		return res, nil
+		return nil
 	case errors.Is(err, ErrStale):
 		res.Outcome = Stale
 	default:
@@ -104,7 +109,7 @@ func evaluateWith(ctx context.Context, j *Job, trigger eventcenter.Event, env *E
 	}
 	// A run that did not end OK outputs nothing, whatever it built.
 	res.Err, res.Record = err, nil
-	return res, err
+	return err
 }
 
 func evaluate(c *Context, res *Result, rec *Record) error {
@@ -521,7 +526,7 @@ func evalGathered(ctx context.Context, j *Job, env *Env, events []eventcenter.Ev
 	evaluator := func() func(k int) {
 		c := new(Context) // the goroutine's runs', one after the other
 		if runs == nil {
-			return func(k int) { results[k], _ = evaluateWith(ctx, j, events[k], env, c, &recs[k]) }
+			return func(k int) { evaluateWith(ctx, j, &events[k], env, c, &recs[k], &results[k]) }
 		}
 		rs := &roundStore{}
 		e := *env
@@ -529,7 +534,7 @@ func evalGathered(ctx context.Context, j *Job, env *Env, events []eventcenter.Ev
 		e.Params = &roundParams{under: env.Params, rs: rs}
 		return func(k int) {
 			rs.run, rs.next = &runs[k], 0
-			results[k], _ = evaluateWith(ctx, j, events[k], &e, c, &recs[k])
+			evaluateWith(ctx, j, &events[k], &e, c, &recs[k], &results[k])
 		}
 	}
 	if workers == 1 {

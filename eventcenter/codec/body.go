@@ -61,15 +61,41 @@ func DecodeBody(b []byte, e *eventcenter.Event) error {
 	if err != nil {
 		return err
 	}
+	return decodeRows(op, flags, stored, rest, e)
+}
+
+// DecodeBodyStoredBy is DecodeBody of a body stored by knownAt (zero: no
+// bound), reading its header once; false (e unchanged) if it was stored
+// after knownAt.
+func DecodeBodyStoredBy(b []byte, knownAt time.Time, e *eventcenter.Event) (bool, error) {
+	op, flags, stored, rest, err := readHeader(b)
+	if err != nil {
+		return false, err
+	}
+	if !knownAt.IsZero() && stored.After(knownAt) {
+		return false, nil
+	}
+	return true, decodeRows(op, flags, stored, rest, e)
+}
+
+// decodeRows fills e from a body's header and the rows after it.
+func decodeRows(op eventcenter.Op, flags byte, stored time.Time, rest []byte, e *eventcenter.Event) error {
+	var err error
 	e.Op, e.StoredAt = op, stored
 	e.After, e.Before = nil, nil
+	// The rows' column names and string values are substrings of one copy
+	// of their bytes: one allocation for all of them instead of one each.
+	var str string
+	if flags&(hasAfter|hasBefore) != 0 {
+		str = string(rest)
+	}
 	if flags&hasAfter != 0 {
-		if e.After, rest, err = ReadRow(rest); err != nil {
+		if e.After, rest, err = readRow(rest, str); err != nil {
 			return err
 		}
 	}
 	if flags&hasBefore != 0 {
-		if e.Before, rest, err = ReadRow(rest); err != nil {
+		if e.Before, rest, err = readRow(rest, str); err != nil {
 			return err
 		}
 	}
@@ -245,7 +271,12 @@ func appendValue(dst []byte, v any) []byte {
 }
 
 // ReadRow decodes a row written by AppendRow and returns the bytes after it.
-func ReadRow(b []byte) (eventcenter.Row, []byte, error) {
+func ReadRow(b []byte) (eventcenter.Row, []byte, error) { return readRow(b, "") }
+
+// readRow is ReadRow; if str is not empty, str ends with the bytes b (a
+// copy of them and of what may precede them), and the row's names and
+// string values are substrings of it instead of copies of their own.
+func readRow(b []byte, str string) (eventcenter.Row, []byte, error) {
 	n, w := binary.Uvarint(b)
 	// A column takes 2 bytes at least (its name's length, its value's tag):
 	// a row claiming more than its bytes hold is corrupt before its map is
@@ -261,10 +292,18 @@ func ReadRow(b []byte) (eventcenter.Row, []byte, error) {
 			return nil, nil, err
 		}
 		var v any
-		if v, b, err = readValue(rest); err != nil {
+		if str == "" {
+			if v, b, err = readValue(rest); err != nil {
+				return nil, nil, err
+			}
+			r[string(name)] = v
+			continue
+		}
+		if v, b, err = readValueIn(rest, str); err != nil {
 			return nil, nil, err
 		}
-		r[string(name)] = v
+		at := len(str) - len(rest) - len(name) // name ends where rest starts
+		r[str[at:at+len(name)]] = v
 	}
 	if uint64(len(r)) != n { // AppendRow never writes a column twice
 		return nil, nil, corrupt("duplicate column")
@@ -309,6 +348,23 @@ func IndexValue(row []byte, col string) (string, bool, error) {
 	}
 	s, ok := eventcenter.IndexValue(v)
 	return s, ok, nil
+}
+
+// readValueIn is readValue with its string and decimal values substrings
+// of str, which ends with the bytes b (see readRow).
+func readValueIn(b []byte, str string) (any, []byte, error) {
+	if len(b) == 0 || (b[0] != tagString && b[0] != tagDecimal) {
+		return readValue(b)
+	}
+	s, rest, err := nextBytes(b[1:])
+	if err != nil {
+		return nil, nil, err
+	}
+	at := len(str) - len(rest) - len(s)
+	if b[0] == tagString {
+		return str[at : at+len(s)], rest, nil
+	}
+	return eventcenter.Decimal(str[at : at+len(s)]), rest, nil
 }
 
 // readValue decodes the tagged value at the start of b and returns the

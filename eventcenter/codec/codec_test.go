@@ -103,14 +103,27 @@ func TestBodyRoundTrip(t *testing.T) {
 			"s": "héllo", "b": []byte{0, 1, 255}, "d": eventcenter.Decimal("12.3400"),
 			"at": stored.Add(-time.Hour),
 		},
-		Before: eventcenter.Row{},
+		Before: eventcenter.Row{"s": "before", "d": eventcenter.Decimal("-1"), "long name": ""},
 	}
 	var out eventcenter.Event
-	if err := DecodeBody(EncodeBody(nil, &in), &out); err != nil {
+	body := EncodeBody(nil, &in)
+	if err := DecodeBody(body, &out); err != nil {
 		t.Fatal(err)
 	}
+	// The decoded names and strings are the body's copies: overwriting
+	// the bytes it was decoded from changes none of them.
+	clear(body)
 	if !reflect.DeepEqual(in, out) {
 		t.Fatalf("round trip:\n got %#v\nwant %#v", out, in)
+	}
+	if ok, err := DecodeBodyStoredBy(EncodeBody(nil, &in), stored.Add(-1), &out); ok || err != nil {
+		t.Fatalf("a body stored after knownAt: %v, %v", ok, err)
+	}
+	for _, knownAt := range []time.Time{{}, stored} {
+		var got eventcenter.Event
+		if ok, err := DecodeBodyStoredBy(EncodeBody(nil, &in), knownAt, &got); !ok || err != nil || !reflect.DeepEqual(in, got) {
+			t.Fatalf("a body stored by knownAt %v: %v, %v, %#v", knownAt, ok, err, got)
+		}
 	}
 	if got, err := BodyStoredAt(EncodeBody(nil, &in)); err != nil || !got.Equal(stored) {
 		t.Fatalf("stored-at %v, %v", got, err)

@@ -474,10 +474,7 @@ func decodeEvent(key, body []byte, knownAt time.Time, e *eventcenter.Event) (boo
 // decodeBody decodes a body into e, reporting false (and decoding only the
 // stored-at time) when it was stored after knownAt.
 func decodeBody(body []byte, knownAt time.Time, e *eventcenter.Event) (bool, error) {
-	if ok, err := storedBy(body, knownAt); !ok || err != nil {
-		return false, err
-	}
-	return true, codec.DecodeBody(body, e)
+	return codec.DecodeBodyStoredBy(body, knownAt, e)
 }
 
 // storedBy reports whether a body was stored by knownAt (zero: no bound),

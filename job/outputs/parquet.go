@@ -299,13 +299,29 @@ func writeParquet(w io.Writer, recs []job.Record, sample map[string]bool) error 
 			kinds[name] = kindString // mixed types: as text
 		}
 	}
+	// The Sample fields of one record after another are usually the same
+	// names, with values of the same kinds: the kinds noted last for each
+	// position, which need no note again.
+	type noted struct {
+		name string
+		kind parquetKind
+	}
+	var last []noted
 	for i := range recs {
 		for name, v := range recs[i].Features {
 			note(name, v)
 		}
-		for _, f := range recs[i].Sample {
+		for j, f := range recs[i].Sample {
+			k := kindOf(f.Value)
+			if j < len(last) && last[j].name == f.Name && (last[j].kind == k || k == kindNone) {
+				continue
+			}
 			note(f.Name, f.Value)
 			inSample[f.Name] = true
+			if j >= len(last) {
+				last = append(last, noted{})
+			}
+			last[j] = noted{f.Name, kinds[f.Name]}
 		}
 	}
 	group := parquet.Group{

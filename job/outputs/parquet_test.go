@@ -301,3 +301,40 @@ func TestParquetSampleFields(t *testing.T) {
 		t.Fatalf("JSON %s: want label 5 and x 2", b)
 	}
 }
+
+// A sample field's column type comes from its values in every record,
+// whatever the field's position among the record's sample fields: null
+// then int is int, int then string is text, and a field first met late, in
+// the place of another, still gets its column.
+func TestParquetSampleKindsOverRecords(t *testing.T) {
+	dir := t.TempDir()
+	a, b, c := outputs.SampleColumn("a"), outputs.SampleColumn("b"), outputs.SampleColumn("c")
+	recs := records(t, 4)
+	samples := [][]job.Field{
+		{{Name: a}, {Name: b, Value: int64(1)}},
+		{{Name: a, Value: int64(2)}, {Name: b, Value: "x"}},
+		{{Name: c, Value: int64(9)}, {Name: b, Value: int64(3)}},
+		{{Name: b, Value: int64(5)}},
+	}
+	for i := range recs {
+		recs[i].Sample = samples[i]
+	}
+	putParquet(t, outputs.Dir(dir), "s/k.parquet", recs, "a", "b", "c")
+	_, rows := readColumns(t, filepath.Join(dir, "s", "k.parquet"))
+	want := []map[string]any{
+		{"a": nil, "b": "1", "c": nil},
+		{"a": int64(2), "b": "x", "c": nil},
+		{"a": nil, "b": "3", "c": int64(9)},
+		{"a": nil, "b": "5", "c": nil},
+	}
+	if len(rows) != len(want) {
+		t.Fatalf("%d rows, want %d", len(rows), len(want))
+	}
+	for i, w := range want {
+		for col, v := range w {
+			if got, ok := rows[i][col]; !ok || got != v {
+				t.Errorf("row %d column %s: %#v (present %v), want %#v", i, col, got, ok, v)
+			}
+		}
+	}
+}
