@@ -128,6 +128,17 @@ func TestBodyRoundTrip(t *testing.T) {
 	if got, err := BodyStoredAt(EncodeBody(nil, &in)); err != nil || !got.Equal(stored) {
 		t.Fatalf("stored-at %v, %v", got, err)
 	}
+	// Rows above the one copy's bound decode value by value, alike.
+	big := eventcenter.Event{Op: eventcenter.OpUpdate, StoredAt: stored,
+		After: eventcenter.Row{"s": strings.Repeat("x", 5000), "b": make([]byte, 100), "d": eventcenter.Decimal("1.5")}, Before: eventcenter.Row{"s": "small"}}
+	body = EncodeBody(nil, &big)
+	if err := DecodeBody(body, &out); err != nil {
+		t.Fatal(err)
+	}
+	clear(body)
+	if !reflect.DeepEqual(big, out) {
+		t.Fatalf("round trip of %d bytes: got %#v", len(body), out)
+	}
 	del := eventcenter.Event{Op: eventcenter.OpDelete, StoredAt: stored}
 	if err := DecodeBody(EncodeBody(nil, &del), &out); err != nil || out.After != nil || out.Before != nil {
 		t.Fatalf("delete: %v %#v", err, out)
