@@ -536,8 +536,9 @@ func TestTrainingSetRunsOwnTheirRows(t *testing.T) {
 
 // TestParquetSampleColumnTypes: a Parquet sample table's key may be text
 // or an integer, and its time a timestamp of any unit, a date or text; each
-// row's trigger is its key and time whatever the columns' types, and a null
-// key is refused as an empty one.
+// row's trigger is its key and time whatever the columns' types. An empty
+// key is refused by the chunk (the plan's column statistics pass it), a
+// null one by the plan.
 func TestParquetSampleColumnTypes(t *testing.T) {
 	t0 := time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
 	const src = "t.types"
@@ -585,6 +586,18 @@ func TestParquetSampleColumnTypes(t *testing.T) {
 		}
 		_, a, _, plan := sampleBackfill(t, j, evs, []row{{"7", int32(day.Unix() / 86400)}}, day.Add(time.Hour))
 		check(t, a, plan, day)
+	})
+	t.Run("empty key", func(t *testing.T) { // not null: the plan's statistics pass it, the chunk refuses it
+		type row struct {
+			Key  string    `parquet:"key"`
+			Time time.Time `parquet:"time,timestamp(nanosecond)"`
+		}
+		_, a, _, plan := sampleBackfill(t, j, evs, []row{{"7", day}, {"", day}}, day.Add(time.Hour))
+		_, _, err := runChunk(t, a, activities.ChunkInput{Backfill: "bf", Job: j.Name(), Sample: plan.Sample.Chunk(0),
+			Options: activities.Options{Sink: "file://" + t.TempDir(), Format: "jsonl"}}, nil)
+		if err == nil || !strings.Contains(err.Error(), "empty key") {
+			t.Fatalf("an empty key: %v, want the chunk's error of an empty key", err)
+		}
 	})
 	t.Run("null key", func(t *testing.T) {
 		type row struct {

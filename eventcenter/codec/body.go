@@ -78,8 +78,9 @@ func DecodeBodyStoredBy(b []byte, knownAt time.Time, e *eventcenter.Event) (bool
 	return true, decodeRows(op, flags, stored, rest, e)
 }
 
-// oneCopyMax is the most bytes of rows that decodeRows copies whole.
-const oneCopyMax = 4 << 10
+// oneCopyMax is the most bytes of rows that decodeRows copies whole: a
+// decoded string kept alive keeps at most this much memory besides its own.
+const oneCopyMax = 256
 
 // decodeRows fills e from a body's header and the rows after it.
 func decodeRows(op eventcenter.Op, flags byte, stored time.Time, rest []byte, e *eventcenter.Event) error {
@@ -88,7 +89,8 @@ func decodeRows(op eventcenter.Op, flags byte, stored time.Time, rest []byte, e 
 	e.After, e.Before = nil, nil
 	// The rows' column names and string values are substrings of one copy
 	// of their bytes: one allocation for all of them instead of one each.
-	// Only for rows of up to oneCopyMax bytes: a value kept alive keeps the
+	// Only for rows of up to oneCopyMax bytes (narrow rows, whose values
+	// are small beside their allocations): a value kept alive keeps the
 	// copy alive, and a []byte value is copied on its own besides.
 	var str string
 	if flags&(hasAfter|hasBefore) != 0 && len(rest) <= oneCopyMax {
