@@ -119,7 +119,7 @@ func (s *Store) answer(ctx context.Context, h time.Time, qs []eventcenter.AsOf, 
 		var e eventcenter.Event
 		found := false
 		for ok := it.SeekGE(key); ok && bytes.HasPrefix(it.Key(), key[:sk.prefix]); ok = it.Next() {
-			if found, err = decodeBody(it.Value(), sk.knownAt, &e); err != nil {
+			if found, err = codec.DecodeBodyStoredBy(it.Value(), sk.knownAt, &e); err != nil {
 				return err
 			}
 			if found {

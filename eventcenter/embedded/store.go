@@ -463,18 +463,12 @@ func (s *Store) latest(q eventcenter.AsOf) (eventcenter.Event, bool, error) {
 // decodeEvent decodes an events-table row into e, reporting false (and
 // decoding only the stored-at time) when it was stored after knownAt.
 func decodeEvent(key, body []byte, knownAt time.Time, e *eventcenter.Event) (bool, error) {
-	ok, err := decodeBody(body, knownAt, e)
+	ok, err := codec.DecodeBodyStoredBy(body, knownAt, e)
 	if err != nil || !ok {
 		return false, err
 	}
 	e.Source, e.Key, e.Time, e.Pos, err = codec.ParseEventKey(key[1:])
 	return err == nil, err
-}
-
-// decodeBody decodes a body into e, reporting false (and decoding only the
-// stored-at time) when it was stored after knownAt.
-func decodeBody(body []byte, knownAt time.Time, e *eventcenter.Event) (bool, error) {
-	return codec.DecodeBodyStoredBy(body, knownAt, e)
 }
 
 // storedBy reports whether a body was stored by knownAt (zero: no bound),
@@ -638,7 +632,7 @@ func (s *Store) replaySource(ctx context.Context, source string, from, to, known
 // knownAt (zero: all) into events.
 func timeRow(knownAt time.Time) func(key, body []byte, e *eventcenter.Event) (bool, error) {
 	return func(key, body []byte, e *eventcenter.Event) (bool, error) {
-		ok, err := decodeBody(body, knownAt, e)
+		ok, err := codec.DecodeBodyStoredBy(body, knownAt, e)
 		if err == nil && ok {
 			e.Source, e.Key, e.Time, e.Pos, err = codec.ParseTimeKey(key[1:])
 		}
