@@ -299,18 +299,10 @@ func readRow(b []byte, str string) (eventcenter.Row, []byte, error) {
 			return nil, nil, err
 		}
 		var v any
-		if str == "" {
-			if v, b, err = readValue(rest); err != nil {
-				return nil, nil, err
-			}
-			r[string(name)] = v
-			continue
-		}
 		if v, b, err = readValueIn(rest, str); err != nil {
 			return nil, nil, err
 		}
-		at := len(str) - len(rest) - len(name) // name ends where rest starts
-		r[str[at:at+len(name)]] = v
+		r[textIn(str, name, len(rest))] = v
 	}
 	if uint64(len(r)) != n { // AppendRow never writes a column twice
 		return nil, nil, corrupt("duplicate column")
@@ -358,20 +350,31 @@ func IndexValue(row []byte, col string) (string, bool, error) {
 }
 
 // readValueIn is readValue with its string and decimal values substrings
-// of str, which ends with the bytes b (see readRow).
+// of str, which ends with the bytes b (see readRow); readValue if str is
+// empty.
 func readValueIn(b []byte, str string) (any, []byte, error) {
-	if len(b) == 0 || (b[0] != tagString && b[0] != tagDecimal) {
+	if str == "" || len(b) == 0 || (b[0] != tagString && b[0] != tagDecimal) {
 		return readValue(b)
 	}
 	s, rest, err := nextBytes(b[1:])
 	if err != nil {
 		return nil, nil, err
 	}
-	at := len(str) - len(rest) - len(s)
 	if b[0] == tagString {
-		return str[at : at+len(s)], rest, nil
+		return textIn(str, s, len(rest)), rest, nil
 	}
-	return eventcenter.Decimal(str[at : at+len(s)]), rest, nil
+	return eventcenter.Decimal(textIn(str, s, len(rest))), rest, nil
+}
+
+// textIn returns the bytes b as text: the substring of str that they are a
+// copy of, str ending with b and then tail more bytes; a copy of b if str
+// is empty.
+func textIn(str string, b []byte, tail int) string {
+	if str == "" {
+		return string(b)
+	}
+	at := len(str) - tail - len(b)
+	return str[at : at+len(b)]
 }
 
 // readValue decodes the tagged value at the start of b and returns the
