@@ -340,18 +340,21 @@ func planOf(t testing.TB, env *testsuite.TestActivityEnvironment, a *activities.
 
 // balBackfill opens an in-memory store holding evs, with src's watermark
 // at watermark (none if zero), and plans a backfill of the sample table
-// rows (a Parquet file) for the job "acc", which outputs the trigger key's
-// "bal" in src.
-func balBackfill(t *testing.T, src string, evs []eventcenter.Event, rows []trainingSample, watermark time.Time) (*embedded.Store, *activities.Backfill, *testsuite.TestActivityEnvironment, activities.Plan) {
+// rows (a Parquet file) for balJob(src).
+func balBackfill[T any](t *testing.T, src string, evs []eventcenter.Event, rows []T, watermark time.Time) (*embedded.Store, *activities.Backfill, *testsuite.TestActivityEnvironment, activities.Plan) {
 	t.Helper()
-	j := job.MustNew("acc", func(c *job.Context) (eventcenter.Row, error) {
+	return sampleBackfill(t, balJob(src), evs, rows, watermark)
+}
+
+// balJob is the job "acc", which outputs the trigger key's "bal" in src.
+func balJob(src string) *job.Job {
+	return job.MustNew("acc", func(c *job.Context) (eventcenter.Row, error) {
 		r, err := c.Get(src, c.Trigger().Key)
 		if err != nil {
 			return nil, err
 		}
 		return eventcenter.Row{"bal": r["bal"]}, nil
 	}, job.Trigger(src))
-	return sampleBackfill(t, j, evs, rows, watermark)
 }
 
 // sampleBackfill opens an in-memory store holding evs, with the watermark
@@ -542,13 +545,7 @@ func TestTrainingSetRunsOwnTheirRows(t *testing.T) {
 func TestParquetSampleColumnTypes(t *testing.T) {
 	t0 := time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
 	const src = "t.types"
-	j := job.MustNew("types", func(c *job.Context) (eventcenter.Row, error) {
-		r, err := c.Get(src, c.Trigger().Key)
-		if err != nil {
-			return nil, err
-		}
-		return eventcenter.Row{"bal": r["bal"]}, nil
-	}, job.Trigger(src))
+	j := balJob(src)
 	evs := []eventcenter.Event{{Source: src, Key: "7", Time: t0, Pos: eventcenter.Position{Log: 1}, Op: eventcenter.OpInsert, After: eventcenter.Row{"bal": 1.0}}}
 	check := func(t *testing.T, a *activities.Backfill, plan activities.Plan, want time.Time) {
 		t.Helper()
@@ -568,7 +565,7 @@ func TestParquetSampleColumnTypes(t *testing.T) {
 			Key  int64     `parquet:"key"`
 			Time time.Time `parquet:"time,timestamp(millisecond)"`
 		}
-		_, a, _, plan := sampleBackfill(t, j, evs, []row{{7, day.Add(1500 * time.Millisecond)}}, day.Add(time.Hour))
+		_, a, _, plan := balBackfill(t, src, evs, []row{{7, day.Add(1500 * time.Millisecond)}}, day.Add(time.Hour))
 		check(t, a, plan, day.Add(1500*time.Millisecond))
 	})
 	t.Run("text time", func(t *testing.T) {
@@ -576,7 +573,7 @@ func TestParquetSampleColumnTypes(t *testing.T) {
 			Key  string `parquet:"key"`
 			Time string `parquet:"time"`
 		}
-		_, a, _, plan := sampleBackfill(t, j, evs, []row{{"7", "2026-05-02T00:00:00.25Z"}}, day.Add(time.Hour))
+		_, a, _, plan := balBackfill(t, src, evs, []row{{"7", "2026-05-02T00:00:00.25Z"}}, day.Add(time.Hour))
 		check(t, a, plan, day.Add(250*time.Millisecond))
 	})
 	t.Run("date", func(t *testing.T) {
@@ -584,7 +581,7 @@ func TestParquetSampleColumnTypes(t *testing.T) {
 			Key  string `parquet:"key"`
 			Time int32  `parquet:"time,date"`
 		}
-		_, a, _, plan := sampleBackfill(t, j, evs, []row{{"7", int32(day.Unix() / 86400)}}, day.Add(time.Hour))
+		_, a, _, plan := balBackfill(t, src, evs, []row{{"7", int32(day.Unix() / 86400)}}, day.Add(time.Hour))
 		check(t, a, plan, day)
 	})
 	t.Run("empty key", func(t *testing.T) { // not null: the plan's statistics pass it, the chunk refuses it
@@ -592,7 +589,7 @@ func TestParquetSampleColumnTypes(t *testing.T) {
 			Key  string    `parquet:"key"`
 			Time time.Time `parquet:"time,timestamp(nanosecond)"`
 		}
-		_, a, _, plan := sampleBackfill(t, j, evs, []row{{"7", day}, {"", day}}, day.Add(time.Hour))
+		_, a, _, plan := balBackfill(t, src, evs, []row{{"7", day}, {"", day}}, day.Add(time.Hour))
 		_, _, err := runChunk(t, a, activities.ChunkInput{Backfill: "bf", Job: j.Name(), Sample: plan.Sample.Chunk(0),
 			Options: activities.Options{Sink: "file://" + t.TempDir(), Format: "jsonl"}}, nil)
 		if err == nil || !strings.Contains(err.Error(), "empty key") {
