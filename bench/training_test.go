@@ -13,7 +13,10 @@ package bench_test
 // (default 200,000) as Parquet (row_id, key, time, label; row groups of
 // 10,000 rows), whose keys are 5% unknown and whose times start before the
 // first change, so some rows have no state. The job fetches the row key's
-// state once (one fetch per row) and outputs two of its columns.
+// state once (one fetch per row) and outputs two of its columns. The
+// sample's rows come in random order; BENCH_SAMPLE_ORDER=store sorts them in
+// the store's key order first (what a table-level sort would join; see
+// bench/README.md).
 //
 // tidemark: the Backfill workflow on an in-process Temporal server, one
 // worker, parallelism 2 (BENCH_PARALLELISM), the workflow's default
@@ -31,6 +34,7 @@ package bench_test
 // skipped without.
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -51,6 +55,7 @@ import (
 	"go.temporal.io/sdk/worker"
 
 	"github.com/tidemark-dev/tidemark/eventcenter"
+	"github.com/tidemark-dev/tidemark/eventcenter/codec"
 	"github.com/tidemark-dev/tidemark/eventcenter/embedded"
 	"github.com/tidemark-dev/tidemark/internal/devtemporal"
 	"github.com/tidemark-dev/tidemark/internal/gcpolicy"
@@ -83,6 +88,26 @@ func envInt(name string, def int) int {
 		return v
 	}
 	return def
+}
+
+// sortByStoreKey sorts rows in the order of their as-of reads' keys in the
+// event center (codec.AsOfSeek: salt, source, key, newest first) and
+// numbers them again in that order: the sample a table-level sort would
+// join, for BENCH_SAMPLE_ORDER=store.
+func sortByStoreKey(rows []trainingRow) {
+	type keyed struct {
+		seek []byte
+		row  trainingRow
+	}
+	ks := make([]keyed, len(rows))
+	for i, r := range rows {
+		ks[i] = keyed{codec.AsOfSeek(nil, trainingSource, r.Key, r.Time), r}
+	}
+	slices.SortStableFunc(ks, func(a, b keyed) int { return bytes.Compare(a.seek, b.seek) })
+	for i := range ks {
+		rows[i] = ks[i].row
+		rows[i].RowID = int64(i)
+	}
 }
 
 func writeParquet[T any](path string, rows []T, opts ...parquet.WriterOption) error {
@@ -165,6 +190,9 @@ func trainingFixture(b *testing.B, dir string, entities, changes, rows int) (sto
 		k := rng.IntN(entities + entities/20)
 		at := t0.Add(-48 * time.Hour).Add(time.Duration(rng.Int64N(int64((span+48*time.Hour)/time.Microsecond))) * time.Microsecond)
 		sample[i] = trainingRow{RowID: int64(i), Key: fmt.Sprintf("acct-%06d", k), Time: at, Label: int64(rng.IntN(2))}
+	}
+	if os.Getenv("BENCH_SAMPLE_ORDER") == "store" {
+		sortByStoreKey(sample)
 	}
 	samplePath = filepath.Join(dir, "sample.parquet")
 	if err := writeParquet(samplePath, sample, parquet.MaxRowsPerRowGroup(10_000)); err != nil {
