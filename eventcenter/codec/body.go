@@ -57,11 +57,8 @@ func EncodeBody(dst []byte, e *eventcenter.Event) []byte {
 
 // DecodeBody fills e's Op, StoredAt, After and Before from a body.
 func DecodeBody(b []byte, e *eventcenter.Event) error {
-	op, flags, stored, rest, err := readHeader(b)
-	if err != nil {
-		return err
-	}
-	return decodeRows(op, flags, stored, rest, e)
+	_, err := DecodeBodyStoredBy(b, time.Time{}, e)
+	return err
 }
 
 // DecodeBodyStoredBy is DecodeBody of a body stored by knownAt (zero: no
