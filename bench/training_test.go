@@ -16,7 +16,7 @@ package bench_test
 // state once (one fetch per row) and outputs two of its columns. The
 // sample's rows come in random order; BENCH_SAMPLE_ORDER=store sorts them in
 // the store's key order first (what a table-level sort would join; see
-// bench/README.md).
+// bench/README.md), BENCH_SAMPLE_ORDER=store:N each block of N rows.
 //
 // tidemark: the Backfill workflow on an in-process Temporal server, one
 // worker, parallelism 2 (BENCH_PARALLELISM), the workflow's default
@@ -91,9 +91,8 @@ func envInt(name string, def int) int {
 }
 
 // sortByStoreKey sorts rows in the order of their as-of reads' keys in the
-// event center (codec.AsOfSeek: salt, source, key, newest first) and
-// numbers them again in that order: the sample a table-level sort would
-// join, for BENCH_SAMPLE_ORDER=store.
+// event center (codec.AsOfSeek: salt, source, key, newest first): the
+// sample a table-level sort would join (orderSample).
 func sortByStoreKey(rows []trainingRow) {
 	type keyed struct {
 		seek []byte
@@ -106,8 +105,32 @@ func sortByStoreKey(rows []trainingRow) {
 	slices.SortStableFunc(ks, func(a, b keyed) int { return bytes.Compare(a.seek, b.seek) })
 	for i := range ks {
 		rows[i] = ks[i].row
+	}
+}
+
+// orderSample orders the sample as BENCH_SAMPLE_ORDER says: "" keeps the
+// random order; "store" sorts the rows in the store's key order
+// (sortByStoreKey); "store:N" sorts each block of N rows so (what a chunk
+// of N rows sorted by the runtime would join); the rows are numbered
+// again in their new order.
+func orderSample(rows []trainingRow, order string) error {
+	block := len(rows)
+	switch n, err := strconv.Atoi(strings.TrimPrefix(order, "store:")); {
+	case order == "":
+		return nil
+	case order == "store":
+	case strings.HasPrefix(order, "store:") && err == nil && n > 0:
+		block = n
+	default:
+		return fmt.Errorf("BENCH_SAMPLE_ORDER %q: want \"\", \"store\" or \"store:<rows>\"", order)
+	}
+	for rs := range slices.Chunk(rows, max(block, 1)) {
+		sortByStoreKey(rs)
+	}
+	for i := range rows {
 		rows[i].RowID = int64(i)
 	}
+	return nil
 }
 
 func writeParquet[T any](path string, rows []T, opts ...parquet.WriterOption) error {
@@ -191,8 +214,8 @@ func trainingFixture(b *testing.B, dir string, entities, changes, rows int) (sto
 		at := t0.Add(-48 * time.Hour).Add(time.Duration(rng.Int64N(int64((span+48*time.Hour)/time.Microsecond))) * time.Microsecond)
 		sample[i] = trainingRow{RowID: int64(i), Key: fmt.Sprintf("acct-%06d", k), Time: at, Label: int64(rng.IntN(2))}
 	}
-	if os.Getenv("BENCH_SAMPLE_ORDER") == "store" {
-		sortByStoreKey(sample)
+	if err := orderSample(sample, os.Getenv("BENCH_SAMPLE_ORDER")); err != nil {
+		b.Fatal(err)
 	}
 	samplePath = filepath.Join(dir, "sample.parquet")
 	if err := writeParquet(samplePath, sample, parquet.MaxRowsPerRowGroup(10_000)); err != nil {
