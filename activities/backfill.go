@@ -278,6 +278,12 @@ func (a *Backfill) BackfillChunk(ctx context.Context, in ChunkInput) (ChunkResul
 			if errors.Is(err, job.ErrUnnamedRecord) {
 				return hb.committed().Result, permanent(ErrTypeUnnamedRecord, "backfill: chunk %d of %s: %v", in.Index, in.Job, err)
 			}
+			// A permanent error stays one (wrapped by fmt.Errorf, Temporal
+			// would see a retryable error of another type).
+			var ae *temporal.ApplicationError
+			if errors.As(err, &ae) && ae.NonRetryable() {
+				return hb.committed().Result, permanent(ae.Type(), "backfill: chunk %d of %s: %s", in.Index, in.Job, ae.Message())
+			}
 			return hb.committed().Result, fmt.Errorf("backfill: chunk %d of %s: %w", in.Index, in.Job, err)
 		}
 		r := &cur.Result

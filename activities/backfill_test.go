@@ -261,6 +261,28 @@ func TestPlanRejects(t *testing.T) {
 	os.WriteFile(bad, []byte("user,when\nu,2026-01-01\n"), 0o644)
 	badTime := filepath.Join(dir, "badtime.csv")
 	os.WriteFile(badTime, []byte("key,time\nu,yesterday\n"), 0o644)
+	// Tables whose columns cannot be read as one meaning: each is refused
+	// with an error that says so.
+	headers := map[string]struct{ csv, says string }{
+		"two keys":   {"key,time,entity\nu,2026-01-01,v\n", `columns "key" and "entity" are both a key column`},
+		"two labels": {"key,time,label,Label\nu,2026-01-01,a,b\n", `columns 3 and 4 are both named "Label"`},
+		"two times":  {"time,key,time\n2026-01-01,u,2026-01-02\n", `columns 1 and 3 are both named "time"`},
+		"unnamed":    {",key,time\n0,u,2026-01-01\n", "column 1 of"},
+		"year 1":     {"key,time\nu,0001-01-01T00:00:00Z\n", "outside the event center's times"},
+		"year 2300":  {"key,time\nu,2300-01-01\n", "outside the event center's times"},
+	}
+	for name, h := range headers {
+		path := filepath.Join(dir, strings.ReplaceAll(name, " ", "-")+".csv")
+		os.WriteFile(path, []byte(h.csv), 0o644)
+		var s testsuite.WorkflowTestSuite
+		env := s.NewTestActivityEnvironment()
+		env.RegisterActivity(a)
+		_, err := env.ExecuteActivity(a.BackfillPlan, activities.PlanInput{Job: backfilltest.JobName, Sample: path})
+		var ae *temporal.ApplicationError
+		if !errors.As(err, &ae) || ae.Type() != activities.ErrTypeBadSample || !ae.NonRetryable() || !strings.Contains(err.Error(), h.says) {
+			t.Errorf("%s: %v, want a non-retryable BadSample error saying %q", name, err, h.says)
+		}
+	}
 	for name, in := range map[string]activities.PlanInput{
 		"unknown job":  {Job: "nope"},
 		"bad sink":     {Job: backfilltest.JobName, Options: activities.Options{Sink: "ftp://x"}},

@@ -193,6 +193,54 @@ func TestSampleChangedMidBackfill(t *testing.T) {
 	}
 }
 
+// A local table written over in place while a chunk reads it (same name,
+// same size: the open's check passes) fails the chunk as SampleChanged at
+// its next segment, instead of mixing the two tables' rows.
+func TestSampleWrittenOverMidChunk(t *testing.T) {
+	_, a, evs := fixture(t, 200)
+	var b strings.Builder
+	b.WriteString("key,time,label\n")
+	for _, e := range evs {
+		if e.Source == backfilltest.Apps {
+			fmt.Fprintf(&b, "%s,%s,A\n", e.Key, e.Time.Add(time.Second).Format(time.RFC3339Nano))
+		}
+	}
+	path := filepath.Join(t.TempDir(), "sample.csv")
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestActivityEnvironment()
+	env.RegisterActivity(a)
+	sp := planOf(t, env, a, activities.PlanInput{Job: backfilltest.JobName, Sample: path, ChunkRows: 1000}).Sample
+	if sp.Rows < 30 || len(sp.Offsets) != 1 {
+		t.Fatalf("plan %+v: want one chunk of 30 rows or more", sp)
+	}
+	segments := 0
+	a.OnSegment = func(activities.ChunkInput, activities.Cursor) {
+		if segments++; segments == 1 { // the other table, as large
+			if err := os.WriteFile(path, []byte(strings.ReplaceAll(b.String(), ",A\n", ",B\n")), 0o644); err != nil {
+				t.Error(err)
+			}
+			later := time.Now().Add(time.Hour)
+			if err := os.Chtimes(path, later, later); err != nil { // a new version even where mtimes are coarse
+				t.Error(err)
+			}
+		}
+	}
+	env = s.NewTestActivityEnvironment() // runChunk would set its own OnSegment
+	env.RegisterActivity(a)
+	_, err := env.ExecuteActivity(a.BackfillChunk, activities.ChunkInput{Backfill: "bf-over", Job: backfilltest.JobName, Sample: sp.Chunk(0),
+		Options: activities.Options{Sink: "file://" + t.TempDir(), SegmentEvents: 10}})
+	var ae *temporal.ApplicationError
+	if !errors.As(err, &ae) || ae.Type() != activities.ErrTypeSampleChanged || !ae.NonRetryable() {
+		t.Fatalf("a table written over after the first segment: %v (%d segments), want SampleChanged", err, segments)
+	}
+	if segments != 1 {
+		t.Fatalf("%d segments committed, want the first only", segments)
+	}
+}
+
 // A plan too large for MaxChunks is refused.
 func TestPlanRefusesTooManyChunks(t *testing.T) {
 	_, a, _ := fixture(t, 10)
@@ -405,7 +453,7 @@ func TestPlanSizesUnevenRowGroups(t *testing.T) {
 		}
 		w := parquet.NewGenericWriter[row](f, parquet.MaxRowsPerRowGroup(1_000_000))
 		for _, n := range c.groups {
-			if _, err := w.Write(slices.Repeat([]row{{Key: "k"}}, n)); err != nil {
+			if _, err := w.Write(slices.Repeat([]row{{Key: "k", Time: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)}}, n)); err != nil {
 				t.Fatal(err)
 			}
 			if err := w.Flush(); err != nil { // ends the row group

@@ -274,22 +274,13 @@ func (a *Backfill) planCSV(ctx context.Context, l sampleLoc, version string, siz
 	if err != nil {
 		return nil, permanent(ErrTypeBadSample, "backfill: sample %q: header: %v", uri, err)
 	}
-	p := &SamplePlan{URI: uri, ChunkRows: chunkRows, Columns: len(header), KeyCol: -1, TimeCol: -1, Size: size, Version: version}
+	p := &SamplePlan{URI: uri, ChunkRows: chunkRows, Columns: len(header), Size: size, Version: version}
+	names := make([]string, len(header))
 	for i, h := range header {
-		switch strings.ToLower(strings.TrimSpace(strings.TrimPrefix(h, "\ufeff"))) {
-		case "key", "entity":
-			p.KeyCol = i
-		case "time":
-			p.TimeCol = i
-		}
+		names[i] = strings.TrimSpace(strings.TrimPrefix(h, "\ufeff"))
 	}
-	if p.KeyCol < 0 || p.TimeCol < 0 {
-		return nil, permanent(ErrTypeBadSample, "backfill: sample %q: header %q needs a key (or entity) column and a time column", uri, header)
-	}
-	for i, h := range header {
-		if i != p.KeyCol && i != p.TimeCol {
-			p.Carry = append(p.Carry, strings.TrimSpace(strings.TrimPrefix(h, "\ufeff")))
-		}
+	if p.KeyCol, p.TimeCol, p.Carry, err = sampleColumns(uri, names); err != nil {
+		return nil, err
 	}
 	r.FieldsPerRecord = p.Columns
 	for {
@@ -329,6 +320,41 @@ func (a *Backfill) planCSV(ctx context.Context, l sampleLoc, version string, siz
 	return p, nil
 }
 
+// sampleColumns reads a sample table's column names: which is the key
+// (named key or entity) and which the time (named time), and the names of
+// the others, which each row carries into its output (names compared
+// without case). A table must name each column, and each once, and have
+// one key and one time column.
+func sampleColumns(uri string, names []string) (keyCol, timeCol int, carry []string, err error) {
+	keyCol, timeCol = -1, -1
+	seen := make(map[string]int, len(names))
+	for i, name := range names {
+		lower := strings.ToLower(name)
+		switch j, dup := seen[lower]; {
+		case name == "":
+			return 0, 0, nil, permanent(ErrTypeBadSample, "backfill: sample %q: column %d of %q has no name", uri, i+1, names)
+		case dup:
+			return 0, 0, nil, permanent(ErrTypeBadSample, "backfill: sample %q: columns %d and %d are both named %q: name each column once", uri, j+1, i+1, name)
+		}
+		seen[lower] = i
+		switch lower {
+		case "key", "entity":
+			if keyCol >= 0 {
+				return 0, 0, nil, permanent(ErrTypeBadSample, "backfill: sample %q: columns %q and %q are both a key column: rename the one that is not the key", uri, names[keyCol], name)
+			}
+			keyCol = i
+		case "time":
+			timeCol = i
+		default:
+			carry = append(carry, name)
+		}
+	}
+	if keyCol < 0 || timeCol < 0 {
+		return 0, 0, nil, permanent(ErrTypeBadSample, "backfill: sample %q: columns %q need a key (or entity) column and a time column", uri, names)
+	}
+	return keyCol, timeCol, carry, nil
+}
+
 var sampleLayouts = []string{time.RFC3339Nano, "2006-01-02 15:04:05.999999999", "2006-01-02T15:04:05.999999999", "2006-01-02"}
 
 // parseSampleTime reads a sample row's time: RFC 3339, or a UTC
@@ -337,10 +363,20 @@ func parseSampleTime(s string) (time.Time, error) {
 	s = strings.TrimSpace(s)
 	for _, l := range sampleLayouts {
 		if t, err := time.Parse(l, s); err == nil {
-			return t, nil
+			return t, checkSampleTime(t)
 		}
 	}
 	return time.Time{}, fmt.Errorf("time %q: want RFC 3339, \"2006-01-02 15:04:05\" or \"2006-01-02\"", s)
+}
+
+// checkSampleTime fails for a row time outside the event center's times
+// (eventcenter.MinTime to MaxTime, about 1677 to 2262), which no event
+// can have and no read can ask.
+func checkSampleTime(t time.Time) error {
+	if !eventcenter.InTimeRange(t) {
+		return fmt.Errorf("time %s is outside the event center's times [%s, %s]", t.Format(time.RFC3339Nano), stamp(eventcenter.MinTime), stamp(eventcenter.MaxTime))
+	}
+	return nil
 }
 
 // sampleRow is one row of a sample table: its key, its time and the
@@ -394,11 +430,11 @@ func (c *csvRows) read(row *sampleRow) error {
 		if err == io.EOF {
 			err = io.ErrUnexpectedEOF // the table shrank since it was planned
 		}
-		return permanent(ErrTypeBadSample, "backfill: sample %q, chunk at row %d: %v", c.sc.URI, c.sc.FirstRow, err)
+		return permanent(ErrTypeBadSample, "backfill: sample %q row %d: %v", c.sc.URI, c.sc.FirstRow+c.sc.Rows-c.left, err)
 	}
 	c.left--
 	if row.time, err = parseSampleTime(rec[c.sc.TimeCol]); err != nil {
-		return permanent(ErrTypeBadSample, "backfill: sample %q: %v", c.sc.URI, err)
+		return permanent(ErrTypeBadSample, "backfill: sample %q row %d: %v", c.sc.URI, c.sc.FirstRow+c.sc.Rows-c.left-1, err)
 	}
 	row.key = rec[c.sc.KeyCol]
 	row.carry = row.carry[:0]
@@ -450,6 +486,12 @@ type sampleRunner struct {
 	results  []job.Result
 	recs     []job.Record  // the segment's output records
 	prefetch *job.Prefetch // over a.Store (every segment's env.Store); refilled per segment
+
+	// unchanged, if set, fails if the table changed since it was planned:
+	// a local file, whose version is checked when opened, but which can
+	// be written over while it is read (an S3 object's reads are of the
+	// ETag they ask for).
+	unchanged func() error
 }
 
 func (a *Backfill) newSampleRunner(ctx context.Context, j *job.Job, in ChunkInput, training bool, skip int) (*sampleRunner, error) {
@@ -461,6 +503,18 @@ func (a *Backfill) newSampleRunner(ctx context.Context, j *job.Job, in ChunkInpu
 		idPrefix: sampleIDPrefix(j.Name(), in.Sample), prefetch: job.NewPrefetch(a.Store)}
 	for _, name := range in.Sample.Carry {
 		s.carried = append(s.carried, outputs.SampleColumn(name))
+	}
+	if l, err := a.locate(in.Sample.URI); err == nil && l.bucket == "" && in.Sample.Version != "" {
+		s.unchanged = func() error {
+			fi, err := os.Stat(l.path)
+			if err != nil {
+				return sampleChanged(l, in.Sample.Version, err.Error())
+			}
+			if now := fileVersion(fi); now != in.Sample.Version {
+				return sampleChanged(l, in.Sample.Version, now)
+			}
+			return nil
+		}
 	}
 	var r sampleRow
 	for range skip {
@@ -498,6 +552,14 @@ func (s *sampleRunner) segment(ctx context.Context, env *job.Env, ordinal, n int
 				done = true
 				break
 			}
+			return sum, 0, false, err
+		}
+	}
+	// The rows were read from the table as planned only if it is still
+	// as planned once they are read: a table written over while a chunk
+	// reads it would mix two tables' rows.
+	if s.unchanged != nil {
+		if err := s.unchanged(); err != nil {
 			return sum, 0, false, err
 		}
 	}

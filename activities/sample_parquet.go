@@ -3,17 +3,23 @@ package activities
 import (
 	"context"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"math/big"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/aws/smithy-go"
 	"github.com/parquet-go/parquet-go"
+	"github.com/parquet-go/parquet-go/deprecated"
 	"github.com/parquet-go/parquet-go/format"
 	"go.temporal.io/sdk/activity"
+
+	"github.com/tidemark-dev/tidemark/eventcenter"
 )
 
 // Parquet sample tables: a flat schema (no nested or repeated columns)
@@ -110,75 +116,225 @@ func isPermanent(err error) bool {
 }
 
 // parquetColumns reads a table's schema: the converters of its columns
-// (by column index), the key and time columns, and the names of the others.
+// (by column index), the key and time columns (see sampleColumns), and
+// the names of the others. The key must be a string or an integer, the
+// time a timestamp, a date or a string.
 func parquetColumns(f *parquet.File, uri string) (conv []func(parquet.Value) any, keyCol, timeCol int, carry []string, err error) {
-	keyCol, timeCol = -1, -1
 	fields := f.Schema().Fields()
+	names := make([]string, len(fields))
 	for i, fd := range fields {
+		names[i] = fd.Name()
 		if !fd.Leaf() || fd.Repeated() {
 			return nil, 0, 0, nil, permanent(ErrTypeBadSample, "backfill: sample %q: column %q is nested or repeated: want a flat table", uri, fd.Name())
 		}
 		c, ok := parquetConverter(fd)
 		if !ok {
-			return nil, 0, 0, nil, permanent(ErrTypeBadSample, "backfill: sample %q: column %q has an unsupported type %v", uri, fd.Name(), fd.Type())
+			return nil, 0, 0, nil, permanent(ErrTypeBadSample, "backfill: sample %q: column %q has an unsupported type %v %v: cast it first (to a string, say)", uri, fd.Name(), fd.Type(), fd.Type().LogicalType())
 		}
 		conv = append(conv, c)
-		switch strings.ToLower(fd.Name()) {
-		case "key", "entity":
-			keyCol = i
-		case "time":
-			timeCol = i
-		default:
-			carry = append(carry, fd.Name())
-		}
 	}
-	if keyCol < 0 || timeCol < 0 {
-		names := make([]string, len(fields))
-		for i, fd := range fields {
-			names[i] = fd.Name()
-		}
-		return nil, 0, 0, nil, permanent(ErrTypeBadSample, "backfill: sample %q: columns %q need a key (or entity) column and a time column", uri, names)
+	if keyCol, timeCol, carry, err = sampleColumns(uri, names); err != nil {
+		return nil, 0, 0, nil, err
+	}
+	switch t := fields[keyCol].Type(); {
+	case t.Kind() == parquet.ByteArray && byteArrayMayBeText(t), t.Kind() == parquet.FixedLenByteArray && isUUID(t):
+	case (t.Kind() == parquet.Int32 || t.Kind() == parquet.Int64) && isPlainInteger(t):
+	default:
+		return nil, 0, 0, nil, permanent(ErrTypeBadSample, "backfill: sample %q: key column %q is %v %v: want a string or an integer", uri, names[keyCol], t, t.LogicalType())
+	}
+	switch t := fields[timeCol].Type(); {
+	case timestampUnit(t) != 0, t.Kind() == parquet.Int32 && isDate(t), t.Kind() == parquet.ByteArray && byteArrayMayBeText(t):
+	default:
+		return nil, 0, 0, nil, permanent(ErrTypeBadSample, "backfill: sample %q: time column %q is %v %v: want a timestamp, a date or a string", uri, names[timeCol], t, t.LogicalType())
 	}
 	return conv, keyCol, timeCol, carry, nil
 }
 
+func logicalType(t parquet.Type) format.LogicalTypeValue {
+	if l := t.LogicalType(); l != nil {
+		return l.Value
+	}
+	return nil
+}
+
+// byteArrayIsText reports whether a byte-array type is annotated as text:
+// a string, an enum or JSON. A byte array without annotation is read as
+// bytes (as DuckDB and Spark read it), but may be a key or a time (as
+// older writers write text).
+func byteArrayIsText(t parquet.Type) bool {
+	switch logicalType(t).(type) {
+	case *format.StringType, *format.EnumType, *format.JsonType:
+		return true
+	case nil:
+		ct := t.ConvertedType()
+		return ct != nil && (*ct == deprecated.UTF8 || *ct == deprecated.Enum || *ct == deprecated.Json)
+	}
+	return false
+}
+
+// byteArrayMayBeText reports whether a byte-array type is text or not
+// annotated at all.
+func byteArrayMayBeText(t parquet.Type) bool {
+	return byteArrayIsText(t) || logicalType(t) == nil && t.ConvertedType() == nil
+}
+
+func isUUID(t parquet.Type) bool {
+	_, ok := logicalType(t).(*format.UUIDType)
+	return ok
+}
+
+func isDate(t parquet.Type) bool {
+	_, ok := logicalType(t).(*format.DateType)
+	return ok || t.ConvertedType() != nil && *t.ConvertedType() == deprecated.Date
+}
+
+// isPlainInteger reports whether an int32 or int64 type is an integer
+// that an int64 holds: no annotation, or an integer's but an unsigned
+// 64-bit one's.
+func isPlainInteger(t parquet.Type) bool {
+	switch lt := logicalType(t).(type) {
+	case nil:
+		ct := t.ConvertedType()
+		return ct == nil || *ct >= deprecated.Uint8 && *ct <= deprecated.Int64 && *ct != deprecated.Uint64
+	case *format.IntType:
+		return lt.IsSigned || lt.BitWidth < 64
+	}
+	return false
+}
+
+// isUnsigned reports whether an integer type is an unsigned one's.
+func isUnsigned(t parquet.Type) bool {
+	if lt, ok := logicalType(t).(*format.IntType); ok {
+		return !lt.IsSigned
+	}
+	ct := t.ConvertedType()
+	return ct != nil && *ct >= deprecated.Uint8 && *ct <= deprecated.Uint64
+}
+
 // parquetConverter returns how to read a column's values as row values:
-// bool, int64, float64, string, time.Time, or nil for a null.
+// bool, int64, float64, string, []byte, eventcenter.Decimal, time.Time, or
+// nil for a null; false for a type it cannot read as one of them (a time
+// of day, an interval, a 16-bit float, an unsigned 64-bit integer).
 func parquetConverter(n parquet.Node) (func(parquet.Value) any, bool) {
 	t := n.Type()
-	var lt format.LogicalTypeValue
-	if l := t.LogicalType(); l != nil {
-		lt = l.Value
-	}
-	nullable := func(f func(parquet.Value) any) func(parquet.Value) any {
+	nullable := func(f func(parquet.Value) any) (func(parquet.Value) any, bool) {
 		return func(v parquet.Value) any {
 			if v.IsNull() {
 				return nil
 			}
 			return f(v)
+		}, true
+	}
+	lt := logicalType(t)
+	if d, ok := lt.(*format.DecimalType); ok {
+		scale := int(d.Scale)
+		switch t.Kind() {
+		case parquet.Int32:
+			return nullable(func(v parquet.Value) any { return decimalText(big.NewInt(int64(v.Int32())), scale) })
+		case parquet.Int64:
+			return nullable(func(v parquet.Value) any { return decimalText(big.NewInt(v.Int64()), scale) })
+		case parquet.ByteArray, parquet.FixedLenByteArray:
+			return nullable(func(v parquet.Value) any { return decimalText(twosComplement(v.ByteArray()), scale) })
 		}
+		return nil, false
+	}
+	if ct := t.ConvertedType(); lt == nil && ct != nil {
+		switch *ct {
+		case deprecated.Decimal, deprecated.Interval, deprecated.TimeMillis, deprecated.TimeMicros, deprecated.Uint64:
+			return nil, false
+		}
+	}
+	switch lt := lt.(type) {
+	case nil, *format.StringType, *format.EnumType, *format.JsonType, *format.DateType, *format.TimestampType, *format.UUIDType:
+	case *format.IntType:
+		if lt.BitWidth == 64 && !lt.IsSigned {
+			return nil, false // past int64
+		}
+	default:
+		return nil, false
 	}
 	switch t.Kind() {
 	case parquet.Boolean:
-		return nullable(func(v parquet.Value) any { return v.Boolean() }), true
+		return nullable(func(v parquet.Value) any { return v.Boolean() })
 	case parquet.Int32:
-		if _, ok := lt.(*format.DateType); ok {
-			return nullable(func(v parquet.Value) any { return time.Unix(int64(v.Int32())*86400, 0).UTC() }), true
+		if isDate(t) {
+			return nullable(func(v parquet.Value) any { return time.Unix(int64(v.Int32())*86400, 0).UTC() })
 		}
-		return nullable(func(v parquet.Value) any { return int64(v.Int32()) }), true
+		if isUnsigned(t) {
+			return nullable(func(v parquet.Value) any { return int64(v.Uint32()) })
+		}
+		return nullable(func(v parquet.Value) any { return int64(v.Int32()) })
 	case parquet.Int64:
 		if unit := timestampUnit(t); unit != 0 {
-			return nullable(func(v parquet.Value) any { return time.Unix(0, v.Int64()*unit).UTC() }), true
+			return nullable(func(v parquet.Value) any { return unixUnits(v.Int64(), unit) })
 		}
-		return nullable(func(v parquet.Value) any { return v.Int64() }), true
+		if _, ok := lt.(*format.TimestampType); ok {
+			return nil, false
+		}
+		return nullable(func(v parquet.Value) any { return v.Int64() })
 	case parquet.Float:
-		return nullable(func(v parquet.Value) any { return float64(v.Float()) }), true
+		return nullable(func(v parquet.Value) any { return float64(v.Float()) })
 	case parquet.Double:
-		return nullable(func(v parquet.Value) any { return v.Double() }), true
-	case parquet.ByteArray, parquet.FixedLenByteArray:
-		return nullable(func(v parquet.Value) any { return string(v.ByteArray()) }), true
+		return nullable(func(v parquet.Value) any { return v.Double() })
+	case parquet.ByteArray:
+		if byteArrayIsText(t) {
+			return nullable(func(v parquet.Value) any { return string(v.ByteArray()) })
+		}
+		return nullable(func(v parquet.Value) any { return slices.Clone(v.ByteArray()) })
+	case parquet.FixedLenByteArray:
+		if isUUID(t) {
+			return nullable(func(v parquet.Value) any { return uuidText(v.ByteArray()) })
+		}
+		return nullable(func(v parquet.Value) any { return slices.Clone(v.ByteArray()) })
 	}
 	return nil, false
+}
+
+// unixUnits is the time of v units of unit nanoseconds (a unit of a second
+// or less, dividing it) since the Unix epoch, for every v (no overflow of
+// nanoseconds).
+func unixUnits(v, unit int64) time.Time {
+	per := int64(time.Second) / unit
+	sec, frac := v/per, v%per
+	if frac < 0 {
+		sec, frac = sec-1, frac+per
+	}
+	return time.Unix(sec, frac*unit).UTC()
+}
+
+// twosComplement reads a big-endian two's-complement integer.
+func twosComplement(b []byte) *big.Int {
+	n := new(big.Int).SetBytes(b)
+	if len(b) > 0 && b[0]&0x80 != 0 {
+		n.Sub(n, new(big.Int).Lsh(big.NewInt(1), uint(8*len(b))))
+	}
+	return n
+}
+
+// decimalText is the decimal text of unscaled × 10^-scale.
+func decimalText(unscaled *big.Int, scale int) eventcenter.Decimal {
+	s := new(big.Int).Abs(unscaled).String()
+	if scale > 0 {
+		if len(s) <= scale {
+			s = strings.Repeat("0", scale-len(s)+1) + s
+		}
+		s = s[:len(s)-scale] + "." + s[len(s)-scale:]
+	} else if scale < 0 {
+		s += strings.Repeat("0", -scale)
+	}
+	if unscaled.Sign() < 0 {
+		s = "-" + s
+	}
+	return eventcenter.Decimal(s)
+}
+
+// uuidText is the canonical text of a UUID's 16 bytes.
+func uuidText(b []byte) string {
+	if len(b) != 16 {
+		return hex.EncodeToString(b)
+	}
+	h := hex.EncodeToString(b)
+	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
 }
 
 // tailShares returns where the k-th of n shares of total rows ends (k from
@@ -208,6 +364,8 @@ func sampleKey(v any) (string, bool) {
 	switch v := v.(type) {
 	case string:
 		return v, v != ""
+	case []byte:
+		return string(v), len(v) > 0
 	case int64:
 		return strconv.FormatInt(v, 10), true
 	}
@@ -218,9 +376,11 @@ func sampleKey(v any) (string, bool) {
 func sampleTime(v any) (time.Time, error) {
 	switch v := v.(type) {
 	case time.Time:
-		return v, nil
+		return v, checkSampleTime(v)
 	case string:
 		return parseSampleTime(v)
+	case []byte:
+		return parseSampleTime(string(v))
 	}
 	return time.Time{}, fmt.Errorf("time %v: want a timestamp, a date or a string", v)
 }
@@ -265,7 +425,7 @@ func statsLatest(rg *format.RowGroup, keyCol, timeCol int, conv func(parquet.Val
 		return time.Time{}, false // e.g. string times: their maximum is not the latest
 	}
 	t, ok := conv(v).(time.Time)
-	return t, ok
+	return t, ok && eventcenter.InTimeRange(t) // else each row is read, and the first out of range named
 }
 
 func maxTime(a, b time.Time) time.Time {
@@ -429,10 +589,7 @@ func (a *Backfill) openParquetChunk(ctx context.Context, l sampleLoc, sc *Sample
 	// The key and time read straight from their values where their
 	// converters would make a string or a timestamp (without boxing them).
 	fields := f.Schema().Fields()
-	switch fields[keyCol].Type().Kind() {
-	case parquet.ByteArray, parquet.FixedLenByteArray:
-		p.keyBytes = true
-	}
+	p.keyBytes = fields[keyCol].Type().Kind() == parquet.ByteArray
 	p.timeUnit = timestampUnit(fields[timeCol].Type())
 	return p, nil
 }
@@ -483,15 +640,19 @@ func (p *parquetRows) read(row *sampleRow) error {
 	} else {
 		row.key, ok = sampleKey(p.conv[sc.KeyCol](kv))
 	}
+	n := sc.FirstRow + sc.Rows - p.left - 1 // the row's number in the table
 	if !ok {
-		return permanent(ErrTypeBadSample, "backfill: sample %q, chunk at row %d: empty key", sc.URI, sc.FirstRow)
+		return permanent(ErrTypeBadSample, "backfill: sample %q row %d: empty key", sc.URI, n)
 	}
 	if tv := r[sc.TimeCol]; p.timeUnit != 0 && !tv.IsNull() {
-		row.time = time.Unix(0, tv.Int64()*p.timeUnit).UTC()
+		row.time = unixUnits(tv.Int64(), p.timeUnit)
+		if err := checkSampleTime(row.time); err != nil {
+			return permanent(ErrTypeBadSample, "backfill: sample %q row %d: %v", sc.URI, n, err)
+		}
 	} else {
 		t, err := sampleTime(p.conv[sc.TimeCol](tv))
 		if err != nil {
-			return permanent(ErrTypeBadSample, "backfill: sample %q, chunk at row %d: %v", sc.URI, sc.FirstRow, err)
+			return permanent(ErrTypeBadSample, "backfill: sample %q row %d: %v", sc.URI, n, err)
 		}
 		row.time = t
 	}

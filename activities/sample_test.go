@@ -1,7 +1,9 @@
 package activities_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -13,6 +15,7 @@ import (
 	"time"
 
 	"github.com/parquet-go/parquet-go"
+	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/tidemark-dev/tidemark/activities"
@@ -592,8 +595,117 @@ func TestParquetSampleColumnTypes(t *testing.T) {
 		_, a, _, plan := balBackfill(t, src, evs, []row{{"7", day}, {"", day}}, day.Add(time.Hour))
 		_, _, err := runChunk(t, a, activities.ChunkInput{Backfill: "bf", Job: j.Name(), Sample: plan.Sample.Chunk(0),
 			Options: activities.Options{Sink: "file://" + t.TempDir(), Format: "jsonl"}}, nil)
-		if err == nil || !strings.Contains(err.Error(), "empty key") {
-			t.Fatalf("an empty key: %v, want the chunk's error of an empty key", err)
+		// Named by its row, and permanent: retrying reads the same row.
+		var ae *temporal.ApplicationError
+		if !errors.As(err, &ae) || ae.Type() != activities.ErrTypeBadSample || !ae.NonRetryable() || !strings.Contains(err.Error(), "row 1: empty key") {
+			t.Fatalf("an empty key: %v, want the chunk's non-retryable BadSample error of row 1's empty key", err)
+		}
+	})
+	t.Run("key and entity", func(t *testing.T) { // which is the key? (each was taken, the other's values carried under the wrong name)
+		type row struct {
+			Key    string    `parquet:"key"`
+			Entity string    `parquet:"entity"`
+			Time   time.Time `parquet:"time,timestamp(microsecond)"`
+			Lab    string    `parquet:"lab"`
+		}
+		planSampleErr(t, j, []row{{"7", "x", day, "a"}}, `columns "key" and "entity" are both a key column`)
+	})
+	t.Run("a double key", func(t *testing.T) {
+		type row struct {
+			Key  float64   `parquet:"key"`
+			Time time.Time `parquet:"time,timestamp(microsecond)"`
+		}
+		planSampleErr(t, j, []row{{7, day}}, `key column "key" is DOUBLE`)
+	})
+	t.Run("a time of day", func(t *testing.T) {
+		type row struct {
+			Key  string        `parquet:"key"`
+			Time time.Time     `parquet:"time,timestamp(microsecond)"`
+			At   time.Duration `parquet:"at,time(microsecond)"`
+		}
+		planSampleErr(t, j, []row{{"7", day, time.Hour}}, `column "at" has an unsupported type`)
+	})
+	t.Run("a time past 2262", func(t *testing.T) { // was read as a time in 1715
+		type row struct {
+			Key  string    `parquet:"key"`
+			Time time.Time `parquet:"time,timestamp(millisecond)"`
+		}
+		planSampleErr(t, j, []row{{"7", time.Date(2300, 1, 1, 0, 0, 0, 0, time.UTC)}}, "time 2300-01-01T00:00:00Z is outside the event center's times")
+	})
+	t.Run("carried types", func(t *testing.T) {
+		// A decimal (its text, not its unscaled integer), a UUID (its
+		// text), bytes (bytes, not text) and a far "valid to" (not wrapped
+		// through nanoseconds), in both formats.
+		type row struct {
+			Key     string    `parquet:"key"`
+			Time    time.Time `parquet:"time,timestamp(microsecond)"`
+			Amount  int64     `parquet:"amount,decimal(2:10)"`
+			Ref     [16]byte  `parquet:"ref,uuid"`
+			Blob    []byte    `parquet:"blob"`
+			ValidTo time.Time `parquet:"valid_to,timestamp(millisecond)"`
+		}
+		validTo := time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC)
+		uuid := [16]byte{0x12, 0x34, 0x56, 0x78, 0x9a, 0xbc, 0xde, 0xf0, 0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef}
+		_, a, _, plan := balBackfill(t, src, evs, []row{{"7", day, -125, uuid, []byte{0xff, 0x00}, validTo}}, day.Add(time.Hour))
+		for _, format := range []string{"jsonl", "parquet"} {
+			out := t.TempDir()
+			if _, _, err := runChunk(t, a, activities.ChunkInput{Backfill: "bf", Job: j.Name(), Sample: plan.Sample.Chunk(0),
+				Options: activities.Options{Sink: "file://" + out, Format: format}}, nil); err != nil {
+				t.Fatal(err)
+			}
+			objs, _ := filepath.Glob(filepath.Join(out, "*", "*", "chunk-*."+format))
+			if len(objs) != 1 {
+				t.Fatalf("%s: objects %v", format, objs)
+			}
+			if format == "jsonl" {
+				b, err := os.ReadFile(objs[0])
+				if err != nil {
+					t.Fatal(err)
+				}
+				var line struct{ Features map[string]any }
+				if err := json.Unmarshal(b, &line); err != nil {
+					t.Fatal(err)
+				}
+				got := line.Features
+				want := map[string]any{"_sample.amount": "-1.25", "_sample.ref": "12345678-9abc-def0-0123-456789abcdef", "_sample.blob": "/wA=", "_sample.valid_to": "9999-12-31T00:00:00Z"}
+				for k, v := range want {
+					if g := fmt.Sprint(got[k]); g != v {
+						t.Errorf("jsonl: %s = %v, want %v (line %s)", k, got[k], v, b)
+					}
+				}
+				continue
+			}
+			type outRow struct {
+				Amount  *string `parquet:"amount,optional"`
+				Ref     *string `parquet:"ref,optional"`
+				Blob    []byte  `parquet:"blob,optional"`
+				ValidTo *int64  `parquet:"valid_to,optional"` // (parquet-go reads a time through nanoseconds)
+			}
+			rs, err := parquet.ReadFile[outRow](objs[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(rs) != 1 || rs[0].Amount == nil || *rs[0].Amount != "-1.25" || rs[0].Ref == nil || *rs[0].Ref != "12345678-9abc-def0-0123-456789abcdef" ||
+				!bytes.Equal(rs[0].Blob, []byte{0xff, 0x00}) || rs[0].ValidTo == nil || *rs[0].ValidTo != validTo.UnixMicro() {
+				t.Errorf("parquet: %+v", rs)
+			}
+			f, err := os.Open(objs[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			pf, err := parquet.OpenFile(f, func() int64 { fi, _ := f.Stat(); return fi.Size() }())
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, fd := range pf.Schema().Fields() {
+				switch lt := fd.Type().LogicalType(); {
+				case fd.Name() == "blob" && lt != nil:
+					t.Errorf("parquet: blob is %v, want bytes without a string annotation", lt)
+				case fd.Name() == "valid_to" && (lt == nil || !strings.Contains(lt.String(), "unit=MICROS")):
+					t.Errorf("parquet: valid_to is %v, want a timestamp in microseconds", lt)
+				}
+			}
+			f.Close()
 		}
 	})
 	t.Run("null key", func(t *testing.T) {
@@ -619,4 +731,28 @@ func TestParquetSampleColumnTypes(t *testing.T) {
 			t.Fatalf("a null key: %v, want the plan's error of an empty key", err)
 		}
 	})
+}
+
+// planSampleErr plans a Parquet sample table of rows for j and wants a
+// BadSample error saying want.
+func planSampleErr[T any](t *testing.T, j *job.Job, rows []T, want string) {
+	t.Helper()
+	pq := filepath.Join(t.TempDir(), "sample.parquet")
+	if err := parquet.WriteFile(pq, rows); err != nil {
+		t.Fatal(err)
+	}
+	st, err := embedded.Open(embedded.Config{InMemory: true, NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	a := &activities.Backfill{Store: st, Jobs: activities.NewJobs(j)}
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestActivityEnvironment()
+	env.RegisterActivity(a)
+	_, err = env.ExecuteActivity(a.BackfillPlan, activities.PlanInput{Job: j.Name(), Sample: pq})
+	var ae *temporal.ApplicationError
+	if !errors.As(err, &ae) || ae.Type() != activities.ErrTypeBadSample || !strings.Contains(err.Error(), want) {
+		t.Fatalf("plan: %v, want a BadSample error saying %q", err, want)
+	}
 }

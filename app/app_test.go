@@ -197,6 +197,35 @@ func TestDateFlags(t *testing.T) {
 	}
 }
 
+// TestSamplePathIsTheCallers: a relative --sample path is the caller's,
+// made absolute before the workflow (whose worker may run elsewhere) gets
+// it; URIs and absolute paths pass as they are.
+func TestSamplePathIsTheCallers(t *testing.T) {
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for arg, want := range map[string]string{
+		"sample.csv":            filepath.Join(wd, "sample.csv"),
+		"../t/s.parquet":        filepath.Join(filepath.Dir(wd), "t", "s.parquet"),
+		"/abs/s.csv":            "/abs/s.csv",
+		"file:///abs/s.csv":     "file:///abs/s.csv",
+		"s3://bucket/s.parquet": "s3://bucket/s.parquet",
+	} {
+		var f backfillFlags
+		f.job = credit.Name
+		cmd := &cobra.Command{}
+		f.register(cmd.Flags())
+		if err := cmd.Flags().Parse([]string{"--sample", arg}); err != nil {
+			t.Fatal(err)
+		}
+		in, err := f.input()
+		if err != nil || in.Sample != want {
+			t.Errorf("--sample %s: %q, %v; want %q", arg, in.Sample, err, want)
+		}
+	}
+}
+
 // TestFormatNeedsAFileSink: --format with a sink that writes records (the
 // job's outputs, the feature store) is refused before anything starts.
 func TestFormatNeedsAFileSink(t *testing.T) {

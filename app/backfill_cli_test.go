@@ -144,7 +144,7 @@ func TestBackfillCLITellsTrouble(t *testing.T) {
 		bad := filepath.Join(dir, "nokey.csv")
 		writeFile(t, bad, "id,time\n1,2026-11-25\n")
 		code, out, errOut := bf(t, "start", "--id", "bad-sample", "--sample", bad, "--sink", "file://"+filepath.Join(dir, "out4"))
-		want(t, code, out, errOut, ExitError, nil, []string{`backfill bad-sample failed: backfill: sample "` + bad + `": header ["id" "time"] needs a key (or entity) column and a time column (BadSample)`})
+		want(t, code, out, errOut, ExitError, nil, []string{`backfill bad-sample failed: backfill: sample "` + bad + `": columns ["id" "time"] need a key (or entity) column and a time column (BadSample)`})
 		if strings.Contains(errOut, "scheduledEventID") {
 			t.Errorf("the error shows Temporal's wrapping: %s", errOut)
 		}

@@ -2,6 +2,8 @@ package app
 
 import (
 	"fmt"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -52,6 +54,15 @@ func (f *backfillFlags) input() (workflows.BackfillInput, error) {
 		Options: activities.Options{Sink: f.sink, KnownAt: f.knownAt, Params: f.params, ParamsVersion: f.paramsVersion, SegmentEvents: f.segment,
 			Write: f.write, Format: f.format},
 		Watermark: f.watermark, WatermarkTimeout: workflows.Duration(f.watermarkTimeout), StallTimeout: workflows.Duration(f.stall),
+	}
+	if in.Sample != "" && !strings.Contains(in.Sample, "://") && !filepath.IsAbs(in.Sample) {
+		// A relative path is the caller's: the worker, which reads the
+		// table, may run in another folder.
+		abs, err := filepath.Abs(in.Sample)
+		if err != nil {
+			return in, usageError{fmt.Errorf("--sample %q: %v", in.Sample, err)}
+		}
+		in.Sample = abs
 	}
 	if f.format != "" && !activities.IsFileSink(f.sink) {
 		// The workflow ignores it (inputs that ran with it must replay):

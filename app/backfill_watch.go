@@ -339,7 +339,7 @@ func (a *cli) outcome(ctx context.Context, c client.Client, id string, allowErro
 		return fmt.Errorf("backfill %s was cancelled", id)
 	case errors.As(err, &appErr) && appErr.Type() == workflows.ErrTypeWatermark:
 		return fmt.Errorf("backfill %s refused: %s\n"+
-			"  With this command: an earlier --to, --watermark truncate (run up to the watermark) or --watermark wait (wait for it, at most --watermark-timeout)",
+			"  With this command: --watermark wait (wait for it, at most --watermark-timeout); for a range, an earlier --to or --watermark truncate (run up to the watermark); for a sample table, one without the rows past the watermark",
 			id, appErr.Message())
 	case errors.As(err, &appErr) && appErr.HasDetails():
 		appErr.Details(&sum)

@@ -895,9 +895,12 @@ func watermark(ctx workflow.Context, in *BackfillInput, st *BackfillState, warn 
 	case WatermarkWait:
 		return waitWatermark(ctx, in, plan, last, now, plan.Watermark.IsZero() && !plan.Floor, behind)
 	}
+	again := fmt.Sprintf("watermark \"wait\" (up to watermarkTimeout) or \"truncate\" (a range up to %s)", what)
+	if in.Sample != "" { // a table is not truncated
+		again = fmt.Sprintf("watermark \"wait\" (up to watermarkTimeout), or without the table's rows after %s", what)
+	}
 	return temporal.NewNonRetryableApplicationError(fmt.Sprintf(
-		"backfill: %s: its later events may not all be stored yet. Start it again with watermark \"wait\" (up to watermarkTimeout) or \"truncate\" (a range up to %s)",
-		behind, what), ErrTypeWatermark, nil)
+		"backfill: %s: its later events may not all be stored yet. Start it again with %s", behind, again), ErrTypeWatermark, nil)
 }
 
 // Duration is a time.Duration that JSON spells as Go does ("1h30m"); it

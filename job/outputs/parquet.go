@@ -210,6 +210,11 @@ const (
 	kindString
 	kindBytes
 	kindTime
+	// kindMicros is a sample column's time, kept in microseconds: a
+	// sample table's times may lie outside the nanosecond range
+	// (1677-2262) that a feature's (an event center's) times keep to, as
+	// a "valid to" of 9999-12-31 does.
+	kindMicros
 )
 
 func kindOf(v any) parquetKind {
@@ -242,6 +247,8 @@ func (k parquetKind) node() parquet.Node {
 		return parquet.Optional(parquet.Leaf(parquet.ByteArrayType))
 	case kindTime:
 		return parquet.Optional(parquet.Timestamp(parquet.Nanosecond))
+	case kindMicros:
+		return parquet.Optional(parquet.Timestamp(parquet.Microsecond))
 	}
 	return parquet.Optional(parquet.String())
 }
@@ -263,6 +270,8 @@ func (k parquetKind) value(v any) parquet.Value {
 		return parquet.ByteArrayValue(v.([]byte))
 	case kindTime:
 		return parquet.Int64Value(v.(time.Time).UnixNano())
+	case kindMicros:
+		return parquet.Int64Value(v.(time.Time).UnixMicro())
 	}
 	switch v := v.(type) {
 	case string:
@@ -330,6 +339,11 @@ func writeParquet(w io.Writer, recs []job.Record, sample map[string]bool) error 
 		"time":           parquet.Timestamp(parquet.Nanosecond),
 		"trigger_source": parquet.String(), "trigger_key": parquet.String(),
 		"trigger_log": parquet.Leaf(parquet.Int64Type), "trigger_offset": parquet.Leaf(parquet.Int64Type),
+	}
+	for name, k := range kinds {
+		if k == kindTime && (inSample[name] || strings.HasPrefix(name, samplePrefix)) {
+			kinds[name] = kindMicros
+		}
 	}
 	column := map[string]string{} // field -> column
 	for name, k := range kinds {
