@@ -178,7 +178,8 @@ func (a *Backfill) openSample(ctx context.Context, l sampleLoc, version string, 
 }
 
 // isParquet reports whether a sample table's URI names a Parquet file
-// (by its extension, .parquet or .pq).
+// (by its extension, .parquet or .pq; planSample also reads the first bytes
+// of a table named otherwise).
 func isParquet(uri string) bool {
 	if u, err := url.Parse(uri); err == nil && u.Scheme != "" {
 		uri = u.Path
@@ -202,9 +203,15 @@ func (a *Backfill) planSample(ctx context.Context, uri string, chunkRows, chunks
 	if err != nil {
 		return nil, err
 	}
+	pq := isParquet(uri)
+	if !pq && size >= 12 { // a Parquet file by another name: "PAR1" first and last
+		if pq, err = a.parquetMagic(ctx, l, version); err != nil {
+			return nil, err
+		}
+	}
 	var p *SamplePlan
 	switch {
-	case isParquet(uri):
+	case pq:
 		p, err = a.planParquet(ctx, l, version, size, chunkRows, chunks)
 	case chunkRows > 0:
 		p, err = a.planCSV(ctx, l, version, size, chunkRows)
@@ -225,6 +232,20 @@ func (a *Backfill) planSample(ctx context.Context, uri string, chunkRows, chunks
 		p.ChunkRows = min(p.ChunkRows, p.Rows)
 	}
 	return p, nil
+}
+
+// parquetMagic reports whether a table begins as a Parquet file does.
+func (a *Backfill) parquetMagic(ctx context.Context, l sampleLoc, version string) (bool, error) {
+	rc, err := a.openSample(ctx, l, version, 0, 4)
+	if err != nil {
+		return false, err
+	}
+	defer rc.Close()
+	var magic [4]byte
+	if _, err := io.ReadFull(rc, magic[:]); err != nil {
+		return false, fmt.Errorf("backfill: sample %q: %w", l.uri, err)
+	}
+	return string(magic[:]) == "PAR1", nil
 }
 
 // joinBy is the k (1 or more) for which fine chunks joined k at a time

@@ -756,3 +756,31 @@ func planSampleErr[T any](t *testing.T, j *job.Job, rows []T, want string) {
 		t.Fatalf("plan: %v, want a BadSample error saying %q", err, want)
 	}
 }
+
+// A Parquet table named otherwise (no .parquet or .pq) is read as Parquet,
+// by its first bytes, not as a CSV whose header is binary.
+func TestParquetSampleByContent(t *testing.T) {
+	type row struct {
+		Key  string    `parquet:"key"`
+		Time time.Time `parquet:"time,timestamp(microsecond)"`
+	}
+	day := time.Date(2026, 5, 2, 0, 0, 0, 0, time.UTC)
+	path := filepath.Join(t.TempDir(), "sample.bin")
+	if err := parquet.WriteFile(path, []row{{"7", day}, {"8", day}}); err != nil {
+		t.Fatal(err)
+	}
+	st, err := embedded.Open(embedded.Config{InMemory: true, NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	j := balJob("t.content")
+	a := &activities.Backfill{Store: st, Jobs: activities.NewJobs(j)}
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestActivityEnvironment()
+	env.RegisterActivity(a)
+	p := planOf(t, env, a, activities.PlanInput{Job: j.Name(), Sample: path})
+	if p.Sample.Format != activities.FormatParquet || p.Sample.Rows != 2 {
+		t.Fatalf("plan %+v: want a Parquet table of 2 rows", p.Sample)
+	}
+}

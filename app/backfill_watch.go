@@ -381,7 +381,10 @@ func (a *cli) warnings(id string, s workflows.Summary) {
 	for _, w := range s.Warnings {
 		fmt.Fprintf(a.stderr, "WARNING: backfill %s: %s\n", id, w)
 	}
-	if s.Events == 0 {
+	switch {
+	case s.Events == 0 && s.ChunkRows > 0: // a sample table's plan sized its chunks
+		fmt.Fprintf(a.stderr, "WARNING: backfill %s ran 0 rows and computed nothing: the sample table holds no row\n", id)
+	case s.Events == 0:
 		fmt.Fprintf(a.stderr, "WARNING: backfill %s ran 0 events and computed nothing: does the range hold the job's trigger events? "+
 			"(the dev stack's demo holds the day before its first start and live data since: --from -24h --to -1m)\n", id)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -338,6 +339,18 @@ type Progress struct {
 // table's size), which the plan activity does.
 func (in *BackfillInput) Validate() error { return in.validate(versionLatest) }
 
+// negative is the error of the inputs of fields that are negative.
+func negative(fields map[string]int64) error {
+	var names []string
+	for name, v := range fields {
+		if v < 0 {
+			names = append(names, fmt.Sprintf("%s %d", name, v))
+		}
+	}
+	slices.Sort(names)
+	return fmt.Errorf("backfill: %s: must not be negative", strings.Join(names, ", "))
+}
+
 // validate applies the rules of workflow version v: a running backfill is
 // judged by the rules of the version that started it, so that its history
 // replays (a limit added later would refuse an input that ran).
@@ -354,11 +367,12 @@ func (in *BackfillInput) validate(v workflow.Version) error {
 	case in.Sample == "" && in.To.Sub(in.From) >= 100*365*24*time.Hour:
 		return fmt.Errorf("backfill: range [%v, %v) is longer than 100 years", in.From, in.To)
 	case in.Chunk < 0, in.ChunkRows < 0, in.Parallelism < 0, in.MaxChunksPerRun < 0, in.ProgressEvery < 0, in.HeartbeatTimeout < 0:
-		return errors.New("backfill: chunk, chunkRows, parallelism, maxChunksPerRun, progressEvery and heartbeatTimeout must not be negative")
+		return negative(map[string]int64{"chunk": int64(in.Chunk), "chunkRows": int64(in.ChunkRows), "parallelism": int64(in.Parallelism),
+			"maxChunksPerRun": int64(in.MaxChunksPerRun), "progressEvery": int64(in.ProgressEvery), "heartbeatTimeout": int64(in.HeartbeatTimeout)})
 	case v < versionDefaults:
 		return nil // the rules below came with versionDefaults
 	case in.StallTimeout < 0, in.WatermarkTimeout < 0, in.SegmentEvents < 0:
-		return errors.New("backfill: stallTimeout, watermarkTimeout and segmentEvents must not be negative")
+		return negative(map[string]int64{"stallTimeout": int64(in.StallTimeout), "watermarkTimeout": int64(in.WatermarkTimeout), "segmentEvents": int64(in.SegmentEvents)})
 	case in.Parallelism > MaxParallelism:
 		return fmt.Errorf("backfill: parallelism %d is above the limit of %d chunks at once", in.Parallelism, MaxParallelism)
 	}

@@ -29,7 +29,8 @@ func TestBackfillLimits(t *testing.T) {
 		"1ns chunks":       {workflows.BackfillInput{Job: "test", From: t0, To: day, Chunk: 1}, "makes 86400000000000 chunks, more than 1000000"},
 		"bad watermark":    {workflows.BackfillInput{Job: "test", From: t0, To: day, Watermark: "hope"}, `watermark "hope"`},
 		"truncate sample":  {workflows.BackfillInput{Job: "test", Sample: "x.csv", Watermark: "truncate"}, "a sample table takes"},
-		"negative segment": {workflows.BackfillInput{Job: "test", From: t0, To: day, Options: activities.Options{SegmentEvents: -1}}, "must not be negative"},
+		"negative segment": {workflows.BackfillInput{Job: "test", From: t0, To: day, Options: activities.Options{SegmentEvents: -1}}, "segmentEvents -1: must not be negative"},
+		"negative rows":    {workflows.BackfillInput{Job: "test", Sample: "x.csv", ChunkRows: -5, Parallelism: -1}, "chunkRows -5, parallelism -1: must not be negative"},
 	} {
 		if _, err := tc.in.WithDefaults(); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: starter: %v, want %q", name, err, tc.want)
