@@ -528,8 +528,11 @@ func (a *Backfill) newSampleRunner(ctx context.Context, j *job.Job, in ChunkInpu
 	if l, err := a.locate(in.Sample.URI); err == nil && l.bucket == "" && in.Sample.Version != "" {
 		s.unchanged = func() error {
 			fi, err := os.Stat(l.path)
-			if err != nil {
-				return sampleChanged(l, in.Sample.Version, err.Error())
+			switch {
+			case errors.Is(err, os.ErrNotExist):
+				return sampleChanged(l, in.Sample.Version, "gone")
+			case err != nil:
+				return err // as the open's, retried
 			}
 			if now := fileVersion(fi); now != in.Sample.Version {
 				return sampleChanged(l, in.Sample.Version, now)

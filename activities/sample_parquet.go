@@ -414,18 +414,27 @@ func statsLatest(rg *format.RowGroup, keyCol, timeCol int, conv func(parquet.Val
 		}
 	}
 	md := &rg.Columns[timeCol].MetaData
-	maxv := md.Statistics.MaxValue
-	var v parquet.Value
-	switch {
-	case md.Type == format.Int64 && len(maxv) == 8:
-		v = parquet.Int64Value(int64(binary.LittleEndian.Uint64(maxv)))
-	case md.Type == format.Int32 && len(maxv) == 4:
-		v = parquet.Int32Value(int32(binary.LittleEndian.Uint32(maxv)))
-	default:
-		return time.Time{}, false // e.g. string times: their maximum is not the latest
+	stat := func(b []byte) (time.Time, bool) {
+		var v parquet.Value
+		switch {
+		case md.Type == format.Int64 && len(b) == 8:
+			v = parquet.Int64Value(int64(binary.LittleEndian.Uint64(b)))
+		case md.Type == format.Int32 && len(b) == 4:
+			v = parquet.Int32Value(int32(binary.LittleEndian.Uint32(b)))
+		default:
+			return time.Time{}, false // e.g. string times: their maximum is not the latest
+		}
+		t, ok := conv(v).(time.Time)
+		return t, ok
 	}
-	t, ok := conv(v).(time.Time)
-	return t, ok && eventcenter.InTimeRange(t) // else each row is read, and the first out of range named
+	// Both ends within the event center's times, or each row is read (and
+	// the first out of them named).
+	first, ok := stat(md.Statistics.MinValue)
+	if !ok || !eventcenter.InTimeRange(first) {
+		return time.Time{}, false
+	}
+	latest, ok := stat(md.Statistics.MaxValue)
+	return latest, ok && eventcenter.InTimeRange(latest)
 }
 
 func maxTime(a, b time.Time) time.Time {
@@ -659,7 +668,13 @@ func (p *parquetRows) read(row *sampleRow) error {
 	row.carry = row.carry[:0]
 	for i, v := range r {
 		if i != sc.KeyCol && i != sc.TimeCol {
-			row.carry = append(row.carry, p.conv[i](v))
+			c := p.conv[i](v)
+			if t, ok := c.(time.Time); ok && (t.Year() < 1 || t.Year() > 9999) {
+				// Past what JSON (and most readers) can write of a time.
+				return permanent(ErrTypeBadSample, "backfill: sample %q row %d: column %q: time %v is outside the years 1 to 9999: cast it first (to a string, say)",
+					sc.URI, n, p.f.Schema().Fields()[i].Name(), t)
+			}
+			row.carry = append(row.carry, c)
 		}
 	}
 	return nil

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -631,6 +632,29 @@ func TestParquetSampleColumnTypes(t *testing.T) {
 			Time time.Time `parquet:"time,timestamp(millisecond)"`
 		}
 		planSampleErr(t, j, []row{{"7", time.Date(2300, 1, 1, 0, 0, 0, 0, time.UTC)}}, "time 2300-01-01T00:00:00Z is outside the event center's times")
+	})
+	t.Run("a time before 1677 beside later ones", func(t *testing.T) { // the row group's statistics say so: refused by the plan
+		type row struct {
+			Key  string    `parquet:"key"`
+			Time time.Time `parquet:"time,timestamp(microsecond)"`
+		}
+		planSampleErr(t, j, []row{{"7", day}, {"8", time.Date(1600, 1, 1, 0, 0, 0, 0, time.UTC)}}, "row 1: time 1600-01-01T00:00:00Z is outside the event center's times")
+	})
+	t.Run("a carried time past 9999", func(t *testing.T) { // Java's "never": Long.MAX_VALUE milliseconds
+		type row struct {
+			Key  string    `parquet:"key"`
+			Time time.Time `parquet:"time,timestamp(microsecond)"`
+			Upto int64     `parquet:"upto,timestamp(millisecond)"`
+		}
+		_, a, _, plan := balBackfill(t, src, evs, []row{{"7", day, 0}, {"7", day, math.MaxInt64}}, day.Add(time.Hour))
+		for _, format := range []string{"jsonl", "parquet"} {
+			_, _, err := runChunk(t, a, activities.ChunkInput{Backfill: "bf", Job: j.Name(), Sample: plan.Sample.Chunk(0),
+				Options: activities.Options{Sink: "file://" + t.TempDir(), Format: format}}, nil)
+			var ae *temporal.ApplicationError
+			if !errors.As(err, &ae) || ae.Type() != activities.ErrTypeBadSample || !ae.NonRetryable() || !strings.Contains(err.Error(), `row 1: column "upto"`) {
+				t.Fatalf("%s: %v, want the chunk's non-retryable BadSample error of row 1's upto", format, err)
+			}
+		}
 	})
 	t.Run("carried types", func(t *testing.T) {
 		// A decimal (its text, not its unscaled integer), a UUID (its

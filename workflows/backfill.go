@@ -857,8 +857,11 @@ func watermarks(ctx workflow.Context, in *BackfillInput, st *BackfillState, warn
 		return waitWatermark(ctx, in, plan, last, workflow.Now(ctx), clock, behind)
 	}
 	hint := fmt.Sprintf(`watermark "wait" (up to watermarkTimeout) or "truncate" (a range up to %s)`, what)
-	if covered.IsZero() {
+	switch {
+	case covered.IsZero():
 		hint = fmt.Sprintf(`watermark "wait" (up to watermarkTimeout), or when ingest has stored events of %s`, lowest.Source)
+	case in.Sample != "": // a table is not truncated
+		hint = fmt.Sprintf(`watermark "wait" (up to watermarkTimeout), or without the table's rows after %s`, what)
 	}
 	return temporal.NewNonRetryableApplicationError(fmt.Sprintf(
 		"backfill: %s: its later events may not all be stored yet. Start it again with %s", behind, hint), ErrTypeWatermark, nil)

@@ -328,3 +328,20 @@ func TestBackfillFinishesFileSinks(t *testing.T) {
 		}
 	}
 }
+
+// A sample table whose rows reach past the watermark is refused with what
+// a table can do: wait, or leave out those rows (a table is not truncated).
+func TestBackfillSampleWatermarkHint(t *testing.T) {
+	wm := t0.Add(5 * time.Hour)
+	env := newTestEnv()
+	env.RegisterWorkflowWithOptions(workflows.Backfill, workflow.RegisterOptions{Name: workflows.BackfillWorkflow})
+	env.RegisterActivity(a)
+	env.OnActivity(a.BackfillPlan, mock.Anything, mock.Anything).Return(
+		activities.Plan{Source: "test.apps", Watermark: wm, Sample: &activities.SamplePlan{URI: "s.csv", Rows: 5, ChunkRows: 5, Offsets: []int64{10}, Latest: wm.Add(time.Hour)}}, nil)
+	env.ExecuteWorkflow(workflows.Backfill, workflows.BackfillInput{Job: "test", Sample: "s.csv"})
+	var ae *temporal.ApplicationError
+	err := env.GetWorkflowError()
+	if !errors.As(err, &ae) || ae.Type() != workflows.ErrTypeWatermark || !strings.Contains(err.Error(), "without the table's rows after") || strings.Contains(err.Error(), `"truncate"`) {
+		t.Fatalf("%v, want a watermark refusal that offers wait or fewer rows, not truncate", err)
+	}
+}
