@@ -269,9 +269,10 @@ func (a *cli) follow(ctx context.Context, c client.Client, id string, o followOp
 	defer tick.Stop()
 	bg := context.WithoutCancel(ctx)
 	var (
-		checked   time.Time
-		noWorker  string    // the message while the queue lacks a worker
-		noneSince time.Time // since when
+		checked     time.Time
+		noWorker    string    // the message while the queue lacks a worker
+		noneSince   time.Time // since when
+		chunksShown string    // the running chunks' lines last written (without a terminal)
 	)
 	for {
 		v, err := describeBackfill(bg, c, id)
@@ -304,7 +305,13 @@ func (a *cli) follow(ctx context.Context, c client.Client, id string, o followOp
 		}
 		now := time.Now()
 		if bar.show(v.bar()+" "+v.line(now), false) && !bar.tty {
-			v.writeChunks(a.stderr, now)
+			// Without a terminal (a log): the chunks when they changed.
+			var b strings.Builder
+			v.writeChunks(&b, now)
+			if b.String() != chunksShown {
+				io.WriteString(a.stderr, b.String())
+				chunksShown = b.String()
+			}
 		}
 		select {
 		case <-ctx.Done():
