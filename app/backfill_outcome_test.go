@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"strings"
 	"testing"
 
@@ -12,6 +13,8 @@ import (
 	failurepb "go.temporal.io/api/failure/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
+
+	"github.com/tidemark-dev/tidemark/workflows"
 )
 
 // endedRun is a workflow run that ended with err.
@@ -76,6 +79,31 @@ func TestOutcomeOfAFailureWithoutSummary(t *testing.T) {
 		}
 		if strings.Contains(got.Error(), c.notWant) {
 			t.Errorf("%s: %q has %q", c.name, got, c.notWant)
+		}
+	}
+}
+
+// TestWarningsOfNoEvents: the hint about an input that held no event is
+// for a backfill that is done — a range's asks about the range, a sample
+// table's says it holds no row; a failed backfill (whose chunk may have
+// failed on its first row) gets neither.
+func TestWarningsOfNoEvents(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		sum  workflows.Summary
+		done bool
+		want string
+	}{
+		{"range", workflows.Summary{}, true, "does the range hold the job's trigger events?"},
+		{"sample", workflows.Summary{ChunkRows: 10}, true, "ran 0 rows and computed nothing: the sample table holds no row"},
+		{"failed", workflows.Summary{ChunkRows: 10}, false, ""},
+		{"failed range", workflows.Summary{}, false, ""},
+	} {
+		var errOut bytes.Buffer
+		a := &cli{name: "tidemark", stdout: io.Discard, stderr: &errOut}
+		a.warnings("bf", c.sum, c.done)
+		if got := errOut.String(); c.want == "" && got != "" || c.want != "" && !strings.Contains(got, c.want) {
+			t.Errorf("%s: %q, want %q", c.name, got, c.want)
 		}
 	}
 }

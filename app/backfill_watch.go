@@ -351,7 +351,7 @@ func (a *cli) outcome(ctx context.Context, c client.Client, id string, allowErro
 	case errors.As(err, &appErr) && appErr.HasDetails():
 		appErr.Details(&sum)
 		printSummary(a.stdout, id, "failed", sum)
-		a.warnings(id, sum)
+		a.warnings(id, sum, false)
 		return fmt.Errorf("backfill %s failed: %s", id, endReason(err))
 	case errors.As(err, &appErr) && appErr.NonRetryable() && !errors.As(err, new(*temporal.TimeoutError)):
 		// Refused before it had a summary (a plan refused its input): the
@@ -363,7 +363,7 @@ func (a *cli) outcome(ctx context.Context, c client.Client, id string, allowErro
 		return err
 	}
 	printSummary(a.stdout, id, "done", sum)
-	a.warnings(id, sum)
+	a.warnings(id, sum, true)
 	if sum.Errors > 0 && !allowErrors {
 		return fmt.Errorf("backfill %s done with %d errors (%d failed, %d stale); --allow-errors exits 0 for that", id, sum.Errors, sum.Failed, sum.Stale)
 	}
@@ -383,12 +383,14 @@ func endReason(err error) string {
 }
 
 // warnings prints the summary's warnings where they are seen, with what
-// to do about an input that held no event.
-func (a *cli) warnings(id string, s workflows.Summary) {
+// to do about an input that held no event (done: a backfill that failed
+// may have run none for another reason).
+func (a *cli) warnings(id string, s workflows.Summary, done bool) {
 	for _, w := range s.Warnings {
 		fmt.Fprintf(a.stderr, "WARNING: backfill %s: %s\n", id, w)
 	}
 	switch {
+	case !done:
 	case s.Events == 0 && s.ChunkRows > 0: // a sample table's plan sized its chunks
 		fmt.Fprintf(a.stderr, "WARNING: backfill %s ran 0 rows and computed nothing: the sample table holds no row\n", id)
 	case s.Events == 0:
