@@ -2,9 +2,12 @@ package devstack
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"os"
+	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -33,6 +36,9 @@ type Demo struct {
 	Rate float64
 	// Store, if set, is checked for an earlier history.
 	Store eventcenter.Reader
+	// Start is the scenario's start: its history ends there. Default: when
+	// Run is called.
+	Start time.Time
 	// Logger. Default slog.Default().
 	Logger *slog.Logger
 
@@ -105,17 +111,15 @@ func (d *Demo) Run(ctx context.Context) error {
 	defer cl.Close()
 	d.cl = cl
 	d.rep = source.NewReporter(cl, "tidemark-demo", "")
-	start := time.Now().UTC()
+	if d.Start.IsZero() {
+		d.Start = time.Now()
+	}
+	start := d.Start.UTC()
 	d.rng = rand.New(rand.NewPCG(uint64(start.UnixNano()), 7))
 	d.log = uint64(start.Unix())
 	d.seq, d.ids = map[string]uint64{}, map[string]int{}
 
-	seeded := false
-	if d.Store != nil {
-		_, err := d.Store.AsOf(ctx, eventcenter.AsOf{Source: credit.Profiles, Key: user(0), Time: start})
-		seeded = err == nil
-	}
-	if !seeded {
+	if !d.Seeded(ctx) {
 		if err := d.history(ctx, start); err != nil {
 			return err
 		}
@@ -175,9 +179,8 @@ func (d *Demo) history(ctx context.Context, start time.Time) error {
 		at := from.Add(time.Duration(d.rng.Int64N(int64(span))))
 		evs = append(evs, d.repayment(at, at))
 	}
-	appsFrom := start.Add(-d.HistorySpan)
 	for i := range d.HistoryApps {
-		evs = append(evs, d.application(appsFrom.Add(d.HistorySpan*time.Duration(i)/time.Duration(d.HistoryApps))))
+		evs = append(evs, d.application(d.historyApp(start, i)))
 	}
 	for len(evs) > 0 {
 		n := min(len(evs), 1000)
@@ -187,6 +190,53 @@ func (d *Demo) history(ctx context.Context, start time.Time) error {
 		evs = evs[n:]
 	}
 	return nil
+}
+
+// Seeded reports whether Store holds the scenario already (a restart): Run
+// then produces no second history.
+func (d *Demo) Seeded(ctx context.Context) bool {
+	if d.Store == nil {
+		return false
+	}
+	_, err := d.Store.AsOf(ctx, eventcenter.AsOf{Source: credit.Profiles, Key: user(0), Time: time.Now()})
+	return err == nil
+}
+
+// historyApp is when the history's application i (from 0; its ID is
+// i+1) was made.
+func (d *Demo) historyApp(start time.Time, i int) time.Time {
+	return start.Add(-d.HistorySpan).Add(d.HistorySpan * time.Duration(i) / time.Duration(d.HistoryApps))
+}
+
+// SampleRows is how many rows WriteSampleTable writes (fewer for a
+// history of fewer applications).
+const SampleRows = 500
+
+// WriteSampleTable writes a sample table of the history that Run will
+// produce (call it before Run, with Start set) to path as CSV: key, time,
+// label — up to SampleRows of the history's applications, each a minute
+// after it was made, in random order, with a made-up label ("defaulted",
+// 0 or 1), and one application that does not exist (a row without state).
+// It is what a model owner would bring to a sample-table backfill: the
+// training set is its rows with the job's features.
+func (d *Demo) WriteSampleTable(path string) error {
+	d.setDefaults()
+	if d.Start.IsZero() {
+		return errors.New("demo: WriteSampleTable needs Start")
+	}
+	rng := rand.New(rand.NewPCG(uint64(d.Start.UnixNano()), 11))
+	step := max(d.HistoryApps/SampleRows, 1)
+	var b strings.Builder
+	b.WriteString("key,time,defaulted\n")
+	for _, i := range rng.Perm(d.HistoryApps / step) {
+		fmt.Fprintf(&b, "app-%d,%s,%d\n", i*step+1, d.historyApp(d.Start.UTC(), i*step).Add(time.Minute).Format(time.RFC3339Nano), rng.IntN(2))
+	}
+	fmt.Fprintf(&b, "app-0,%s,0\n", d.Start.UTC().Add(-time.Hour).Format(time.RFC3339Nano))
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(b.String()), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
 }
 
 func (d *Demo) event(src, key string, at time.Time, op eventcenter.Op, row eventcenter.Row) eventcenter.Event {

@@ -364,6 +364,16 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 		if d.Logger == nil {
 			d.Logger = cfg.Logger.With("part", "demo")
 		}
+		if d.Start.IsZero() {
+			d.Start = time.Now()
+		}
+		// The sample table of the history this start produces (none on a
+		// restart: its history is the first start's).
+		if _, err := os.Stat(s.SampleTable()); errors.Is(err, os.ErrNotExist) && !d.Seeded(ctx) {
+			if err := d.WriteSampleTable(s.SampleTable()); err != nil {
+				return nil, fmt.Errorf("dev: demo sample table: %w", err)
+			}
+		}
 		s.goRun("demo", func() error { return d.Run(runCtx) })
 	}
 	return s, nil
@@ -440,6 +450,10 @@ func (s *Stack) ColdDir() string { return filepath.Join(s.dataDir, "cold") }
 
 // BackfillDir is where the printed example backfill writes its files.
 func (s *Stack) BackfillDir() string { return filepath.Join(s.dataDir, "backfills") }
+
+// SampleTable is the demo's sample table (Demo.WriteSampleTable), in the
+// data folder.
+func (s *Stack) SampleTable() string { return filepath.Join(s.dataDir, "demo-sample.csv") }
 
 // TaskQueue is the workers' task queue.
 func (s *Stack) TaskQueue() string { return s.cfg.TaskQueue }
@@ -521,7 +535,12 @@ func (s *Stack) PrintWhere(w io.Writer) {
 	fmt.Fprintf(w, "\nStart a backfill of the last day with our CLI (progress bar until done):\n\n")
 	fmt.Fprintf(w, "  %s backfill start --address %s --job %s --from %s --to %s --chunk 1h --sink file://%s\n",
 		s.cfg.Command, s.TemporalAddr(), name, from, to, s.BackfillDir())
-	fmt.Fprintf(w, "\nor with the stock temporal CLI (then watch it in the Web UI):\n\n")
+	if _, err := os.Stat(s.SampleTable()); err == nil {
+		fmt.Fprintf(w, "\nBuild a training set from the demo's sample table (a row per application, its features beside its label):\n\n")
+		fmt.Fprintf(w, "  %s backfill start --address %s --job %s --sample %s --sink file://%s --format parquet\n",
+			s.cfg.Command, s.TemporalAddr(), name, s.SampleTable(), s.BackfillDir())
+	}
+	fmt.Fprintf(w, "\nor the backfill of the last day with the stock temporal CLI (then watch it in the Web UI):\n\n")
 	fmt.Fprintf(w, "  temporal workflow start --address %s --task-queue %s --type %s --workflow-id backfill-demo \\\n    --input '{\"job\":\"%s\",\"from\":\"%s\",\"to\":\"%s\",\"chunk\":\"1h\",\"sink\":\"file://%s\"}'\n\n",
 		s.TemporalAddr(), s.TaskQueue(), workflows.BackfillWorkflow, name, from, to, s.BackfillDir())
 }

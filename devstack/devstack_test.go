@@ -18,6 +18,7 @@ import (
 
 	"github.com/tidemark-dev/tidemark/devstack"
 	"github.com/tidemark-dev/tidemark/examples/credit"
+	"github.com/tidemark-dev/tidemark/internal/backfilltest"
 	"github.com/tidemark-dev/tidemark/internal/devtemporal"
 	"github.com/tidemark-dev/tidemark/internal/testenv"
 	"github.com/tidemark-dev/tidemark/workflows"
@@ -73,7 +74,8 @@ func TestDev(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatal("tidemark dev did not print where everything is")
 	}
-	for _, want := range []string{"http://" + uiAddr, temporalAddr, kafkaAddr, "http://" + apiAddr, filepath.Join(dir, "data"), "tidemark backfill start", "temporal workflow start"} {
+	sample := filepath.Join(dir, "data", "demo-sample.csv")
+	for _, want := range []string{"http://" + uiAddr, temporalAddr, kafkaAddr, "http://" + apiAddr, filepath.Join(dir, "data"), "tidemark backfill start", "--sample " + sample, "temporal workflow start"} {
 		if !strings.Contains(where, want) {
 			t.Errorf("the printed addresses lack %q:\n%s", want, where)
 		}
@@ -229,6 +231,40 @@ func TestDev(t *testing.T) {
 			t.Fatalf("output:\n%s", b)
 		}
 		t.Logf("%s", b)
+	})
+
+	// The printed training set: the demo's sample table (written at the
+	// first start, of its history), one output row per sample row in
+	// order, the one row whose application does not exist without state.
+	t.Run("training set of the demo's sample table", func(t *testing.T) {
+		b0, err := os.ReadFile(sample)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := b0
+		rows := strings.Count(string(b), "\n") - 1
+		if rows < history/10 || !strings.HasPrefix(string(b), "key,time,defaulted\n") {
+			t.Fatalf("sample table of %d rows:\n%.300s", rows, b)
+		}
+		out := filepath.Join(dir, "training")
+		cmd := exec.CommandContext(ctx, bin, "backfill", "start", "--address", temporalAddr, "--id", "training", "--job", credit.Name,
+			"--sample", sample, "--sink", "file://"+out, "--format", "jsonl", "--watermark", "wait")
+		b, err = cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("tidemark backfill start --sample: %v\n%s", err, b)
+		}
+		if want := fmt.Sprintf("%d events, %d outputs", rows, rows-1); !strings.Contains(string(b), want) || !strings.Contains(string(b), "1 sample rows without state") {
+			t.Fatalf("want %q and one row without state:\n%s", want, b)
+		}
+		recs, _, err := backfilltest.ReadDir(out)
+		if err != nil || len(recs) != rows {
+			t.Fatalf("training set of %d records (%v), want %d", len(recs), err, rows)
+		}
+		for i, line := range strings.Split(strings.TrimSpace(string(b0)), "\n")[1:] {
+			if key, _, _ := strings.Cut(line, ","); recs[i].Trigger.Key != key {
+				t.Fatalf("training set row %d is of %s, the sample's of %s", i, recs[i].Trigger.Key, key)
+			}
+		}
 	})
 
 	// Ctrl-C stops everything and the process exits 0.
