@@ -152,27 +152,44 @@ print(*r, sep=",")`).CombinedOutput()
 	t.Logf("DuckDB read back %s", strings.TrimSpace(string(out)))
 }
 
+// appsSample writes a CSV sample table of the applications among evs, a
+// row each a second after it was made, with a label column of label's value
+// unless label is "", and returns its path and text.
+func appsSample(t *testing.T, evs []eventcenter.Event, label string) (path, text string) {
+	t.Helper()
+	var b strings.Builder
+	b.WriteString("key,time")
+	if label != "" {
+		b.WriteString(",label")
+	}
+	b.WriteString("\n")
+	for _, e := range evs {
+		if e.Source == backfilltest.Apps {
+			fmt.Fprintf(&b, "%s,%s", e.Key, e.Time.Add(time.Second).Format(time.RFC3339Nano))
+			if label != "" {
+				b.WriteString("," + label)
+			}
+			b.WriteString("\n")
+		}
+	}
+	path = filepath.Join(t.TempDir(), "sample.csv")
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path, b.String()
+}
+
 // A sample table changed after the plan fails its chunks as
 // SampleChanged (non-retryable), instead of mixing two tables.
 func TestSampleChangedMidBackfill(t *testing.T) {
 	_, a, evs := fixture(t, 200)
-	var b strings.Builder
-	b.WriteString("key,time\n")
-	for _, e := range evs {
-		if e.Source == backfilltest.Apps {
-			fmt.Fprintf(&b, "%s,%s\n", e.Key, e.Time.Add(time.Second).Format(time.RFC3339Nano))
-		}
-	}
-	path := filepath.Join(t.TempDir(), "sample.csv")
-	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	path, text := appsSample(t, evs, "")
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestActivityEnvironment()
 	env.RegisterActivity(a)
 	plan := planOf(t, env, a, activities.PlanInput{Job: backfilltest.JobName, Sample: path, ChunkRows: 50})
 	sp := plan.Sample
-	if sp.Version == "" || sp.Size != int64(b.Len()) || sp.Latest.IsZero() {
+	if sp.Version == "" || sp.Size != int64(len(text)) || sp.Latest.IsZero() {
 		t.Fatalf("plan %+v", sp)
 	}
 	if c := sp.Chunk(1); c.End != sp.Offsets[2] || c.Version != sp.Version {
@@ -183,7 +200,7 @@ func TestSampleChangedMidBackfill(t *testing.T) {
 	}
 	// The table is replaced (same rows, one more).
 	time.Sleep(10 * time.Millisecond)
-	if err := os.WriteFile(path, []byte(b.String()+"app-1,2026-11-01T00:00:00Z\n"), 0o644); err != nil {
+	if err := os.WriteFile(path, []byte(text+"app-1,2026-11-01T00:00:00Z\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	_, _, err := runChunk(t, a, activities.ChunkInput{Backfill: "bf-pin", Job: backfilltest.JobName, Index: 1, Sample: sp.Chunk(1)}, nil)
@@ -198,17 +215,7 @@ func TestSampleChangedMidBackfill(t *testing.T) {
 // its next segment, instead of mixing the two tables' rows.
 func TestSampleWrittenOverMidChunk(t *testing.T) {
 	_, a, evs := fixture(t, 200)
-	var b strings.Builder
-	b.WriteString("key,time,label\n")
-	for _, e := range evs {
-		if e.Source == backfilltest.Apps {
-			fmt.Fprintf(&b, "%s,%s,A\n", e.Key, e.Time.Add(time.Second).Format(time.RFC3339Nano))
-		}
-	}
-	path := filepath.Join(t.TempDir(), "sample.csv")
-	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	path, text := appsSample(t, evs, "A")
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestActivityEnvironment()
 	env.RegisterActivity(a)
@@ -219,7 +226,7 @@ func TestSampleWrittenOverMidChunk(t *testing.T) {
 	segments := 0
 	a.OnSegment = func(activities.ChunkInput, activities.Cursor) {
 		if segments++; segments == 1 { // the other table, as large
-			if err := os.WriteFile(path, []byte(strings.ReplaceAll(b.String(), ",A\n", ",B\n")), 0o644); err != nil {
+			if err := os.WriteFile(path, []byte(strings.ReplaceAll(text, ",A\n", ",B\n")), 0o644); err != nil {
 				t.Error(err)
 			}
 			later := time.Now().Add(time.Hour)

@@ -765,16 +765,8 @@ func planSampleErr[T any](t *testing.T, j *job.Job, rows []T, want string) {
 	if err := parquet.WriteFile(pq, rows); err != nil {
 		t.Fatal(err)
 	}
-	st, err := embedded.Open(embedded.Config{InMemory: true, NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	a := &activities.Backfill{Store: st, Jobs: activities.NewJobs(j)}
-	var s testsuite.WorkflowTestSuite
-	env := s.NewTestActivityEnvironment()
-	env.RegisterActivity(a)
-	_, err = env.ExecuteActivity(a.BackfillPlan, activities.PlanInput{Job: j.Name(), Sample: pq})
+	a, env := emptyBackfill(t, j)
+	_, err := env.ExecuteActivity(a.BackfillPlan, activities.PlanInput{Job: j.Name(), Sample: pq})
 	var ae *temporal.ApplicationError
 	if !errors.As(err, &ae) || ae.Type() != activities.ErrTypeBadSample || !strings.Contains(err.Error(), want) {
 		t.Fatalf("plan: %v, want a BadSample error saying %q", err, want)
@@ -793,18 +785,26 @@ func TestParquetSampleByContent(t *testing.T) {
 	if err := parquet.WriteFile(path, []row{{"7", day}, {"8", day}}); err != nil {
 		t.Fatal(err)
 	}
-	st, err := embedded.Open(embedded.Config{InMemory: true, NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
 	j := balJob("t.content")
-	a := &activities.Backfill{Store: st, Jobs: activities.NewJobs(j)}
-	var s testsuite.WorkflowTestSuite
-	env := s.NewTestActivityEnvironment()
-	env.RegisterActivity(a)
+	a, env := emptyBackfill(t, j)
 	p := planOf(t, env, a, activities.PlanInput{Job: j.Name(), Sample: path})
 	if p.Sample.Format != activities.FormatParquet || p.Sample.Rows != 2 {
 		t.Fatalf("plan %+v: want a Parquet table of 2 rows", p.Sample)
 	}
+}
+
+// emptyBackfill returns the activities of j over an empty in-memory store
+// (closed when t ends), registered in a test environment.
+func emptyBackfill(t *testing.T, j *job.Job) (*activities.Backfill, *testsuite.TestActivityEnvironment) {
+	t.Helper()
+	st, err := embedded.Open(embedded.Config{InMemory: true, NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	a := &activities.Backfill{Store: st, Jobs: activities.NewJobs(j)}
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestActivityEnvironment()
+	env.RegisterActivity(a)
+	return a, env
 }
