@@ -860,8 +860,8 @@ func watermarks(ctx workflow.Context, in *BackfillInput, st *BackfillState, warn
 	switch {
 	case covered.IsZero():
 		hint = fmt.Sprintf(`watermark "wait" (up to watermarkTimeout), or when ingest has stored events of %s`, lowest.Source)
-	case in.Sample != "": // a table is not truncated
-		hint = fmt.Sprintf(`watermark "wait" (up to watermarkTimeout), or without the table's rows after %s`, what)
+	case in.Sample != "":
+		hint = sampleWatermarkHint(what)
 	}
 	return temporal.NewNonRetryableApplicationError(fmt.Sprintf(
 		"backfill: %s: its later events may not all be stored yet. Start it again with %s", behind, hint), ErrTypeWatermark, nil)
@@ -913,11 +913,18 @@ func watermark(ctx workflow.Context, in *BackfillInput, st *BackfillState, warn 
 		return waitWatermark(ctx, in, plan, last, now, plan.Watermark.IsZero() && !plan.Floor, behind)
 	}
 	again := fmt.Sprintf("watermark \"wait\" (up to watermarkTimeout) or \"truncate\" (a range up to %s)", what)
-	if in.Sample != "" { // a table is not truncated
-		again = fmt.Sprintf("watermark \"wait\" (up to watermarkTimeout), or without the table's rows after %s", what)
+	if in.Sample != "" {
+		again = sampleWatermarkHint(what)
 	}
 	return temporal.NewNonRetryableApplicationError(fmt.Sprintf(
 		"backfill: %s: its later events may not all be stored yet. Start it again with %s", behind, again), ErrTypeWatermark, nil)
+}
+
+// sampleWatermarkHint is what a sample table whose rows reach past what
+// (the watermark, or now) can be started again with: a table is not
+// truncated.
+func sampleWatermarkHint(what string) string {
+	return fmt.Sprintf(`watermark "wait" (up to watermarkTimeout), or without the table's rows after %s`, what)
 }
 
 // Duration is a time.Duration that JSON spells as Go does ("1h30m"); it

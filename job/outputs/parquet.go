@@ -341,7 +341,7 @@ func writeParquet(w io.Writer, recs []job.Record, sample map[string]bool) error 
 		"trigger_log": parquet.Leaf(parquet.Int64Type), "trigger_offset": parquet.Leaf(parquet.Int64Type),
 	}
 	for name, k := range kinds {
-		if k == kindTime && (inSample[name] || strings.HasPrefix(name, samplePrefix)) {
+		if k == kindTime && strings.HasPrefix(name, samplePrefix) { // a Sample field's name (SampleColumn) or one read back from JSON
 			kinds[name] = kindMicros
 		}
 	}
