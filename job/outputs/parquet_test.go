@@ -21,6 +21,7 @@ import (
 	"github.com/tidemark-dev/tidemark/internal/testenv"
 	"github.com/tidemark-dev/tidemark/job"
 	"github.com/tidemark-dev/tidemark/job/outputs"
+	"github.com/tidemark-dev/tidemark/params"
 )
 
 // readColumns reads a Parquet object into its column names (in schema
@@ -335,6 +336,89 @@ func TestParquetSampleKindsOverRecords(t *testing.T) {
 			if got, ok := rows[i][col]; !ok || got != v {
 				t.Errorf("row %d column %s: %#v (present %v), want %#v", i, col, got, ok, v)
 			}
+		}
+	}
+}
+
+// The metadata columns that hold one value for a whole backfill (job,
+// versions, source, a sample trigger's zero position) are dictionary or
+// delta encoded, so they take next to no bytes, and every value reads back
+// as written, the extremes of a position's offset (a uint64 read as an
+// int64) among them.
+func TestParquetMetaColumnsEncoded(t *testing.T) {
+	dir := t.TempDir()
+	recs := records(t, 1)
+	offsets := []uint64{0, 1<<64 - 1, 1 << 63, 1<<63 - 1, 7}
+	for i := range 3000 {
+		r := recs[0]
+		r.ID, r.Entity = fmt.Sprint("id-", i), fmt.Sprint("e", i)
+		r.ParamVersion = params.Version(1 + i/1000)
+		r.Trigger.Pos = eventcenter.Position{Log: uint64(i % 2), Offset: offsets[i%len(offsets)]}
+		if i >= 100 { // a long run of the zero position, as a sample backfill's
+			r.Trigger.Pos = eventcenter.Position{}
+		}
+		recs = append(recs, r)
+	}
+	recs = recs[1:]
+	putParquet(t, outputs.Dir(dir), "m/x.parquet", recs)
+	path := filepath.Join(dir, "m", "x.parquet")
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pf, err := parquet.OpenFile(f, info.Size())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		"job": "RLE_DICTIONARY", "job_version": "RLE_DICTIONARY", "trigger_source": "RLE_DICTIONARY",
+		"param_version": "DELTA_BINARY_PACKED", "trigger_log": "DELTA_BINARY_PACKED", "trigger_offset": "DELTA_BINARY_PACKED",
+	}
+	for _, rg := range pf.Metadata().RowGroups {
+		for _, c := range rg.Columns {
+			col := strings.Join(c.MetaData.PathInSchema, ".")
+			enc, ok := want[col]
+			if !ok {
+				continue
+			}
+			var encs []string
+			for _, e := range c.MetaData.Encoding {
+				encs = append(encs, e.String())
+			}
+			if !slices.Contains(encs, enc) {
+				t.Errorf("column %s: encodings %v, want %s", col, encs, enc)
+			}
+			if perValue := float64(c.MetaData.TotalCompressedSize) / float64(len(recs)); perValue > 2 {
+				t.Errorf("column %s: %.1f bytes a value, want at most 2", col, perValue)
+			}
+		}
+	}
+	type row struct {
+		ID            string `parquet:"id"`
+		Job           string `parquet:"job"`
+		JobVersion    string `parquet:"job_version"`
+		ParamVersion  int64  `parquet:"param_version"`
+		TriggerSource string `parquet:"trigger_source"`
+		TriggerLog    int64  `parquet:"trigger_log"`
+		TriggerOffset int64  `parquet:"trigger_offset"`
+	}
+	rows, err := parquet.ReadFile[row](path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != len(recs) {
+		t.Fatalf("%d rows, want %d", len(rows), len(recs))
+	}
+	for i, r := range rows {
+		w := &recs[i]
+		if r.ID != w.ID || r.Job != w.Job || r.JobVersion != w.JobVersion || r.ParamVersion != int64(w.ParamVersion) ||
+			r.TriggerSource != w.Trigger.Source || r.TriggerLog != int64(w.Trigger.Pos.Log) || uint64(r.TriggerOffset) != w.Trigger.Pos.Offset {
+			t.Fatalf("row %d: %+v, want the record %+v", i, r, w)
 		}
 	}
 }
