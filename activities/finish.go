@@ -55,6 +55,11 @@ type Manifest struct {
 	// counts, the parameter versions, the warnings.
 	Input   json.RawMessage `json:"input"`
 	Summary json.RawMessage `json:"summary"`
+	// Sample is the sample table a training set was read from, with the
+	// version that pins it (FinishInput.Sample).
+	Sample *SampleTable `json:"sample,omitempty"`
+	// Error says why a backfill that is not done ended.
+	Error string `json:"error,omitempty"`
 	// Objects are the record objects, by name (relative to the sink), with
 	// their sizes. The summary's "written" is the records they hold.
 	Objects []outputs.Object `json:"objects"`
@@ -113,7 +118,7 @@ func (a *Backfill) BackfillFinish(ctx context.Context, in FinishInput) (FinishRe
 		}
 	}
 	m := Manifest{Backfill: in.Backfill, Run: in.Run, Job: in.Job, JobVersion: j.Version(), Status: in.Status, Format: fs.format,
-		Input: in.Input, Summary: in.Summary, Objects: []outputs.Object{}, Finished: time.Now().UTC()}
+		Input: in.Input, Summary: in.Summary, Sample: in.Sample, Error: in.Error, Objects: []outputs.Object{}, Finished: time.Now().UTC()}
 	for _, o := range objs {
 		if strings.HasPrefix(o.Name[len(dir):], "chunk-") {
 			m.Objects = append(m.Objects, o)

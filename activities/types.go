@@ -182,6 +182,35 @@ type FinishInput struct {
 	// manifest.
 	Input   json.RawMessage `json:"input"`
 	Summary json.RawMessage `json:"summary"`
+	// Sample: of a sample-table backfill, the table as its plan pinned it
+	// (nil for a range, or before the plan).
+	Sample *SampleTable `json:"sample,omitempty"`
+	// Error: why a backfill that is not done ended (Status "failed" or
+	// "canceled"), at most 4 KiB of it (the workflow cuts it).
+	Error string `json:"error,omitempty"`
+}
+
+// SampleTable is the sample table a backfill read, as its plan pinned it:
+// a chunk that found another version failed (ErrTypeSampleChanged), so
+// every record of the backfill comes from this version.
+type SampleTable struct {
+	URI string `json:"uri"`
+	// Format: "csv" or "parquet".
+	Format string `json:"format"`
+	Rows   int    `json:"rows"`
+	Size   int64  `json:"size,omitempty"`
+	// Version: the S3 object's ETag, or a file's modification time and
+	// size (SamplePlan.Version).
+	Version string `json:"version,omitempty"`
+}
+
+// Table returns the table the plan pinned.
+func (p *SamplePlan) Table() *SampleTable {
+	format := p.Format
+	if format == "" {
+		format = "csv"
+	}
+	return &SampleTable{URI: p.URI, Format: format, Rows: p.Rows, Size: p.Size, Version: p.Version}
 }
 
 // SamplePlan locates the chunks of a sample table. CSV: chunk i holds

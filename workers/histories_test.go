@@ -2,6 +2,7 @@ package workers_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -140,6 +141,16 @@ func TestBackfillHistories(t *testing.T) {
 			t.Fatalf("sample sink: %v", err)
 		}
 	}
+	// The manifest names the table's version that every chunk read.
+	fi, err := os.Stat(sample)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := readManifest(t, filepath.Join(out, "hist-sample", backfilltest.JobName))
+	if tab := m.Sample; tab == nil || tab.URI != sample || tab.Format != "csv" || tab.Rows != rows || tab.Size != fi.Size() ||
+		tab.Version != fmt.Sprintf("mtime=%d size=%d", fi.ModTime().UnixNano(), fi.Size()) || m.Error != "" {
+		t.Fatalf("sample manifest: sample %+v, error %q; want %s, %d rows, %d bytes, its version", m.Sample, m.Error, sample, rows, fi.Size())
+	}
 
 	// The same ID started again: the earlier backfill's objects and
 	// _SUCCESS are removed before anything runs, then written anew.
@@ -159,7 +170,7 @@ func TestBackfillHistories(t *testing.T) {
 	if err := os.WriteFile(sample, []byte(b.String()+"app-1,2026-11-01T00:00:00Z,0\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	err := run.Get(ctx, &sum)
+	err = run.Get(ctx, &sum)
 	var ae *temporal.ApplicationError
 	if !errors.As(err, &ae) || ae.Type() != workflows.ErrTypeChunkFailed || !strings.Contains(err.Error(), "changed since the backfill planned it") {
 		t.Fatalf("failed chunk: %v", err)
@@ -194,6 +205,10 @@ func TestBackfillHistories(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(out, "hist-truncated", backfilltest.JobName, activities.SuccessName)); !os.IsNotExist(err) {
 		t.Fatalf("truncated to nothing: _SUCCESS %v, want none", err)
 	}
+	// Its manifest says why it failed; a range names no sample table.
+	if m := readManifest(t, filepath.Join(out, "hist-truncated", backfilltest.JobName)); m.Status != "failed" || !strings.Contains(m.Error, "nothing ran") || m.Sample != nil {
+		t.Fatalf("truncated to nothing: manifest status %q, error %q, sample %+v; want failed, why, none", m.Status, m.Error, m.Sample)
+	}
 	write["hist-truncated"] = v + "truncated.json"
 
 	if os.Getenv("TIDEMARK_UPDATE_HISTORIES") == "1" {
@@ -203,4 +218,18 @@ func TestBackfillHistories(t *testing.T) {
 		writeRunHistory(t, c, "hist-can", runIDs[0], v+"can_first.json")
 		writeRunHistory(t, c, "hist-sample", sampleRun, v+"sample.json")
 	}
+}
+
+// readManifest reads the manifest of a backfill's folder in a file sink.
+func readManifest(t *testing.T, dir string) activities.Manifest {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, activities.ManifestName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m activities.Manifest
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatalf("manifest %s: %v", b, err)
+	}
+	return m
 }

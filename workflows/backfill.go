@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
@@ -595,10 +596,17 @@ func Backfill(ctx workflow.Context, in BackfillInput) (Summary, error) {
 			}
 			input, _ := json.Marshal(resolved)
 			summary, _ := json.Marshal(st.Summary)
-			ferr := workflow.ExecuteActivity(fctx, a.BackfillFinish, activities.FinishInput{
+			fin := activities.FinishInput{
 				Backfill: workflow.GetInfo(ctx).WorkflowExecution.ID, Run: st.Run, Job: in.Job, Options: in.Options,
 				Status: status, Input: input, Summary: summary,
-			}).Get(fctx, nil)
+			}
+			if st.Plan.Sample != nil {
+				fin.Sample = st.Plan.Sample.Table()
+			}
+			if err != nil {
+				fin.Error = cut(err.Error(), maxFinishError)
+			}
+			ferr := workflow.ExecuteActivity(fctx, a.BackfillFinish, fin).Get(fctx, nil)
 			if ferr != nil && err == nil {
 				state = "failed"
 				err = temporal.NewNonRetryableApplicationError("backfill: manifest: "+ferr.Error(), "Manifest", ferr, st.Summary)
@@ -988,3 +996,19 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 }
 
 func (d Duration) String() string { return time.Duration(d).String() }
+
+// maxFinishError is the most bytes of a backfill's error that its manifest
+// keeps (FinishInput.Error).
+const maxFinishError = 4 << 10
+
+// cut returns s, or its first bytes up to n (whole UTF-8 characters) and
+// "…" if it is longer.
+func cut(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
+}

@@ -6,3 +6,6 @@ func Unpatched() (restore func()) {
 	unpatched = true
 	return func() { unpatched = false }
 }
+
+// Cut is cut, for its test.
+var Cut = cut

@@ -345,3 +345,24 @@ func TestBackfillSampleWatermarkHint(t *testing.T) {
 		t.Fatalf("%v, want a watermark refusal that offers wait or fewer rows, not truncate", err)
 	}
 }
+
+// A manifest keeps at most a few KiB of a backfill's error, cut between
+// characters.
+func TestCut(t *testing.T) {
+	for _, c := range []struct {
+		s    string
+		n    int
+		want string
+	}{
+		{"short", 8, "short"},
+		{"exactly8", 8, "exactly8"},
+		{"longer than n", 6, "longer…"},
+		{"ab€cd", 3, "ab…"}, // € is 3 bytes: not cut inside it
+		{"ab€cd", 5, "ab€…"},
+		{"€", 1, "…"},
+	} {
+		if got := workflows.Cut(c.s, c.n); got != c.want {
+			t.Errorf("cut(%q, %d) = %q, want %q", c.s, c.n, got, c.want)
+		}
+	}
+}
