@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
@@ -1001,14 +1000,11 @@ func (d Duration) String() string { return time.Duration(d).String() }
 // keeps (FinishInput.Error).
 const maxFinishError = 4 << 10
 
-// cut returns s, or its first bytes up to n (whole UTF-8 characters) and
-// "…" if it is longer.
+// cut returns s, or its first n bytes (less a character cut in two, and
+// any bytes that are not UTF-8) and "…" if it is longer.
 func cut(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n] + "…"
+	return strings.ToValidUTF8(s[:n], "") + "…" // a character cut in two dropped
 }
