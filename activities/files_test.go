@@ -65,6 +65,13 @@ func TestParquetSinkManifestAndSuccess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The metadata columns of every record, as DuckDB is to read them
+	// from the Parquet objects below (some dictionary or delta encoded).
+	var meta []string
+	for _, r := range want {
+		meta = append(meta, fmt.Sprintf("%s|%s|%s|%d|%s|%d|%d", r.ID, r.Job, r.JobVersion, r.ParamVersion, r.Trigger.Source, r.Trigger.Pos.Log, r.Trigger.Pos.Offset))
+	}
+	slices.Sort(meta)
 
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestActivityEnvironment()
@@ -138,10 +145,17 @@ func TestParquetSinkManifestAndSuccess(t *testing.T) {
 	}
 	out, err := exec.Command("python3", "-c", `import duckdb, sys
 r = duckdb.sql("select count(*), count(distinct id), sum(score), min(time)::varchar from read_parquet('`+dir+`/chunk-*.parquet')").fetchall()[0]
-print(*r, sep=",")`).CombinedOutput()
+print(*r, sep=",")
+for (m,) in duckdb.sql("select concat_ws('|', id, job, job_version, param_version, trigger_source, trigger_log, trigger_offset) m from read_parquet('`+dir+`/chunk-*.parquet') order by m").fetchall():
+    print(m)`).CombinedOutput()
 	if err != nil {
 		t.Fatalf("duckdb: %v\n%s", err, out)
 	}
+	first, rest, _ := strings.Cut(string(out), "\n")
+	if got := strings.Split(strings.TrimSpace(rest), "\n"); !slices.Equal(got, meta) {
+		t.Fatalf("duckdb read the metadata columns %q…, want %q…", got[:min(3, len(got))], meta[:min(3, len(meta))])
+	}
+	out = []byte(first)
 	var sum int64
 	for _, r := range want {
 		sum += int64(r.Features["score"].(float64)) // JSON Lines read back: float64

@@ -186,7 +186,7 @@ type FinishInput struct {
 	// (nil for a range, or before the plan).
 	Sample *SampleTable `json:"sample,omitempty"`
 	// Error: why a backfill that is not done ended (Status "failed" or
-	// "canceled"), at most 4 KiB of it (the workflow cuts it).
+	// "canceled"), cut by the workflow to 4 KiB and "…".
 	Error string `json:"error,omitempty"`
 }
 

@@ -602,8 +602,11 @@ func Backfill(ctx workflow.Context, in BackfillInput) (Summary, error) {
 			if st.Plan.Sample != nil {
 				fin.Sample = st.Plan.Sample.Table()
 			}
-			if err != nil {
-				fin.Error = cut(err.Error(), maxFinishError)
+			switch {
+			case err != nil:
+				fin.Error = finishError(err)
+			case status == "canceled":
+				fin.Error = "canceled: a request to cancel the backfill's workflow"
 			}
 			ferr := workflow.ExecuteActivity(fctx, a.BackfillFinish, fin).Get(fctx, nil)
 			if ferr != nil && err == nil {
@@ -997,8 +1000,25 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 func (d Duration) String() string { return time.Duration(d).String() }
 
 // maxFinishError is the most bytes of a backfill's error that its manifest
-// keeps (FinishInput.Error).
+// keeps (FinishInput.Error), "…" besides.
 const maxFinishError = 4 << 10
+
+// finishError is err's text for the manifest: of an application error,
+// its message and then its cause's text only if the message lacks it (the
+// SDK's Error adds the cause's text after the message, which this
+// workflow's messages already hold: a chunk's failure would read twice),
+// cut to maxFinishError.
+func finishError(err error) string {
+	text := err.Error()
+	var ae *temporal.ApplicationError
+	if errors.As(err, &ae) {
+		text = ae.Message()
+		if cause := errors.Unwrap(ae); cause != nil && !strings.Contains(text, cause.Error()) {
+			text += ": " + cause.Error()
+		}
+	}
+	return cut(text, maxFinishError)
+}
 
 // cut returns s, or its first n bytes (less a character cut in two, and
 // any bytes that are not UTF-8) and "…" if it is longer.

@@ -24,6 +24,8 @@ type runEnv struct {
 	calls  []string // "clear", "plan", "finish:<status>"
 	waited *activities.WaitInput
 	finish activities.FinishInput
+	// chunkErr, if set, is the error of chunk i, or nil.
+	chunkErr func(i int) error
 }
 
 func newRunEnv(plan activities.Plan) *runEnv {
@@ -37,6 +39,11 @@ func newRunEnv(plan activities.Plan) *runEnv {
 		})
 	e.OnActivity(a.BackfillChunk, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.ChunkInput) (activities.ChunkResult, error) {
+			if e.chunkErr != nil {
+				if err := e.chunkErr(in.Index); err != nil {
+					return activities.ChunkResult{}, err
+				}
+			}
 			return e.chunks.result(in), nil
 		})
 	e.OnActivity(a.BackfillClear, mock.Anything, mock.Anything).Return(
@@ -163,5 +170,56 @@ func TestBackfillRunIdentity(t *testing.T) {
 	}
 	if env.finish.Run != run {
 		t.Fatalf("the manifest's run %q, want the chunks' %q", env.finish.Run, run)
+	}
+}
+
+// A file sink's manifest names the sample table's version that the chunks
+// read, and says why a backfill that is not done ended: a chunk's failure
+// once (the SDK's text of an error repeats its cause's), or the cancel.
+func TestManifestSaysWhy(t *testing.T) {
+	sp := &activities.SamplePlan{URI: "s3://bucket/sample.csv", Rows: 25, ChunkRows: 10, Offsets: []int64{9, 100, 200},
+		Columns: 2, TimeCol: 1, Size: 300, Version: `"etag-1"`, Latest: t0.Add(time.Hour)}
+	plan := activities.Plan{Source: "test.apps", Sources: []string{"test.apps"}, Sample: sp, Watermark: far}
+	in := workflows.BackfillInput{Job: "test", Sample: sp.URI, ChunkRows: 10, Parallelism: 1,
+		Options: activities.Options{Sink: "file:///tmp/never", Format: "parquet"}}
+	wantTable := activities.SampleTable{URI: sp.URI, Format: "csv", Rows: 25, Size: 300, Version: `"etag-1"`}
+
+	done := newRunEnv(plan)
+	done.ExecuteWorkflow(workflows.Backfill, in)
+	if err := done.GetWorkflowError(); err != nil {
+		t.Fatal(err)
+	}
+	if f := done.finish; f.Status != "done" || f.Sample == nil || *f.Sample != wantTable || f.Error != "" {
+		t.Fatalf("done: finish %+v, sample %+v; want done, %+v, no error", f, f.Sample, wantTable)
+	}
+
+	failed := newRunEnv(plan)
+	const why = "sample s3://bucket/sample.csv changed since the backfill planned it"
+	failed.chunkErr = func(i int) error {
+		if i == 1 {
+			return temporal.NewNonRetryableApplicationError(why, activities.ErrTypeSampleChanged, nil)
+		}
+		return nil
+	}
+	failed.ExecuteWorkflow(workflows.Backfill, in)
+	if err := failed.GetWorkflowError(); err == nil || !strings.Contains(err.Error(), why) {
+		t.Fatalf("failed: %v, want the chunk's error", err)
+	}
+	if f := failed.finish; f.Status != "failed" || f.Sample == nil || *f.Sample != wantTable || strings.Count(f.Error, why) != 1 {
+		t.Fatalf("failed: finish status %q, sample %+v, error %q; want failed, the table, the chunk's error once", f.Status, f.Sample, f.Error)
+	}
+
+	canceled := newRunEnv(plan)
+	canceled.chunkErr = func(int) error {
+		canceled.CancelWorkflow()
+		return nil
+	}
+	canceled.ExecuteWorkflow(workflows.Backfill, in)
+	var ce *temporal.CanceledError
+	if err := canceled.GetWorkflowError(); !errors.As(err, &ce) {
+		t.Fatalf("canceled: %v, want a cancel", err)
+	}
+	if f := canceled.finish; f.Status != "canceled" || !strings.Contains(f.Error, "cancel") || f.Sample == nil {
+		t.Fatalf("canceled: finish status %q, error %q, sample %+v; want canceled and why", f.Status, f.Error, f.Sample)
 	}
 }

@@ -360,6 +360,9 @@ func TestCut(t *testing.T) {
 		{"ab€cd", 3, "ab…"}, // € is 3 bytes: not cut inside it
 		{"ab€cd", 5, "ab€…"},
 		{"€", 1, "…"},
+		{"anything", 0, "…"},
+		{"a\xffbcdef", 4, "abc…"}, // bytes that are not UTF-8 dropped from what is kept
+		{"a\xffb", 3, "a\xffb"},   // kept whole when it fits
 	} {
 		if got := workflows.Cut(c.s, c.n); got != c.want {
 			t.Errorf("cut(%q, %d) = %q, want %q", c.s, c.n, got, c.want)

@@ -334,11 +334,13 @@ func writeParquet(w io.Writer, recs []job.Record, sample map[string]bool) error 
 		}
 	}
 	// The metadata columns that keep one value over a backfill (its job,
-	// versions and trigger source; a sample trigger's zero position) are
-	// dictionary or delta encoded: a few bytes a page instead of 8 to 20
-	// a row, a third of a training set's object (benchmarked beside the
-	// plain encoding in bench/README.md). DuckDB and pyarrow read both
-	// encodings, as does Spark (vectorized since 3.3).
+	// versions and trigger source) or over a training set (a sample
+	// trigger's zero position) are dictionary or delta encoded: a few
+	// bytes a page instead of 8 to 20 a row, a third of a training set's
+	// object, for about the same CPU (bench/README.md). DuckDB, pyarrow
+	// and Spark read both encodings (Spark's vectorized reader
+	// DELTA_BINARY_PACKED since 3.3; set
+	// spark.sql.parquet.enableVectorizedReader=false before it).
 	dict := func(n parquet.Node) parquet.Node { return parquet.Encoded(n, &parquet.RLEDictionary) }
 	delta := func(n parquet.Node) parquet.Node { return parquet.Encoded(n, &parquet.DeltaBinaryPacked) }
 	group := parquet.Group{
