@@ -344,17 +344,18 @@ func TestParquetSampleKindsOverRecords(t *testing.T) {
 // versions, source, a sample trigger's zero position) are dictionary or
 // delta encoded, so they take next to no bytes, and every value reads back
 // as written, the extremes of a position's offset (a uint64 read as an
-// int64) among them.
+// int64) among them, in every page (40 000 records: an integer column's
+// page holds 32 768).
 func TestParquetMetaColumnsEncoded(t *testing.T) {
 	dir := t.TempDir()
 	recs := records(t, 1)
 	offsets := []uint64{0, 1<<64 - 1, 1 << 63, 1<<63 - 1, 7}
-	for i := range 3000 {
+	for i := range 40_000 {
 		r := recs[0]
 		r.ID, r.Entity = fmt.Sprint("id-", i), fmt.Sprint("e", i)
-		r.ParamVersion = params.Version(1 + i/1000)
+		r.ParamVersion = params.Version(1 + i/10_000)
 		r.Trigger.Pos = eventcenter.Position{Log: uint64(i % 2), Offset: offsets[i%len(offsets)]}
-		if i >= 100 { // a long run of the zero position, as a sample backfill's
+		if i >= 100 && (i < 32_700 || i >= 32_800) { // long runs of the zero position, as a sample backfill's
 			r.Trigger.Pos = eventcenter.Position{}
 		}
 		recs = append(recs, r)
@@ -395,6 +396,17 @@ func TestParquetMetaColumnsEncoded(t *testing.T) {
 			}
 			if perValue := float64(c.MetaData.TotalCompressedSize) / float64(len(recs)); perValue > 2 {
 				t.Errorf("column %s: %.1f bytes a value, want at most 2", col, perValue)
+			}
+		}
+	}
+	for i, c := range pf.RowGroups()[0].ColumnChunks() {
+		if name := pf.Schema().Fields()[i].Name(); name == "trigger_offset" {
+			oi, err := c.OffsetIndex()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if oi.NumPages() < 2 {
+				t.Fatalf("trigger_offset: %d pages, want several", oi.NumPages())
 			}
 		}
 	}
