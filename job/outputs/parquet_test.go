@@ -24,15 +24,14 @@ import (
 	"github.com/tidemark-dev/tidemark/params"
 )
 
-// readColumns reads a Parquet object into its column names (in schema
-// order) and one map per row from column to value (nil for null).
-func readColumns(t *testing.T, path string) ([]string, []map[string]any) {
+// openParquet opens the Parquet object at path, for the test's duration.
+func openParquet(t *testing.T, path string) *parquet.File {
 	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
+	t.Cleanup(func() { f.Close() })
 	info, err := f.Stat()
 	if err != nil {
 		t.Fatal(err)
@@ -41,6 +40,14 @@ func readColumns(t *testing.T, path string) ([]string, []map[string]any) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return pf
+}
+
+// readColumns reads a Parquet object into its column names (in schema
+// order) and one map per row from column to value (nil for null).
+func readColumns(t *testing.T, path string) ([]string, []map[string]any) {
+	t.Helper()
+	pf := openParquet(t, path)
 	var cols []string
 	for _, fd := range pf.Schema().Fields() {
 		cols = append(cols, fd.Name())
@@ -363,19 +370,7 @@ func TestParquetMetaColumnsEncoded(t *testing.T) {
 	recs = recs[1:]
 	putParquet(t, outputs.Dir(dir), "m/x.parquet", recs)
 	path := filepath.Join(dir, "m", "x.parquet")
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	info, err := f.Stat()
-	if err != nil {
-		t.Fatal(err)
-	}
-	pf, err := parquet.OpenFile(f, info.Size())
-	if err != nil {
-		t.Fatal(err)
-	}
+	pf := openParquet(t, path)
 	want := map[string]string{
 		"job": "RLE_DICTIONARY", "job_version": "RLE_DICTIONARY", "trigger_source": "RLE_DICTIONARY",
 		"param_version": "DELTA_BINARY_PACKED", "trigger_log": "DELTA_BINARY_PACKED", "trigger_offset": "DELTA_BINARY_PACKED",
