@@ -228,20 +228,7 @@ func TestUnifyParquet(t *testing.T) {
 			var schemas []string
 			for i := range recs {
 				cols, rows := readColumns(t, local(fmt.Sprintf("chunk-%d.parquet", i)))
-				f, err := os.Open(local(fmt.Sprintf("chunk-%d.parquet", i)))
-				if err != nil {
-					t.Fatal(err)
-				}
-				fi, err := f.Stat()
-				if err != nil {
-					t.Fatal(err)
-				}
-				pf, err := parquet.OpenFile(f, fi.Size())
-				if err != nil {
-					t.Fatal(err)
-				}
-				schemas = append(schemas, pf.Schema().String())
-				f.Close()
+				schemas = append(schemas, openParquet(t, local(fmt.Sprintf("chunk-%d.parquet", i))).Schema().String())
 				if len(rows) != 1 || rows[0]["id"] != recs[i].ID || rows[0]["n"] != int64(i+1) || !slices.Contains(cols, "bal") {
 					t.Fatalf("object %d: columns %q, rows %v", i, cols, rows)
 				}
