@@ -484,6 +484,11 @@ func (a *Backfill) planParquet(ctx context.Context, l sampleLoc, version string,
 	}
 	p := &SamplePlan{URI: l.uri, Format: FormatParquet, ChunkRows: chunkRows, Columns: len(conv), KeyCol: keyCol, TimeCol: timeCol,
 		Carry: carry, Size: size, Version: version, RowGroups: len(f.RowGroups())}
+	for _, fd := range f.Schema().Fields() {
+		if slices.Contains(carry, fd.Name()) && timestampUnit(fd.Type()) == int64(time.Nanosecond) {
+			p.CarryNanos = append(p.CarryNanos, fd.Name())
+		}
+	}
 	meta := f.Metadata().RowGroups
 	chunkStart := 0
 	next := 1 // sized: the share the chunk ends nearest

@@ -658,8 +658,9 @@ func TestParquetSampleColumnTypes(t *testing.T) {
 	})
 	t.Run("carried types", func(t *testing.T) {
 		// A decimal (its text, not its unscaled integer), a UUID (its
-		// text), bytes (bytes, not text) and a far "valid to" (not wrapped
-		// through nanoseconds), in both formats.
+		// text), bytes (bytes, not text), a far "valid to" (not wrapped
+		// through nanoseconds) and a time in nanoseconds (all its digits),
+		// in both formats.
 		type row struct {
 			Key     string    `parquet:"key"`
 			Time    time.Time `parquet:"time,timestamp(microsecond)"`
@@ -667,10 +668,15 @@ func TestParquetSampleColumnTypes(t *testing.T) {
 			Ref     [16]byte  `parquet:"ref,uuid"`
 			Blob    []byte    `parquet:"blob"`
 			ValidTo time.Time `parquet:"valid_to,timestamp(millisecond)"`
+			Seen    time.Time `parquet:"seen,timestamp(nanosecond)"`
 		}
 		validTo := time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC)
+		seen := day.Add(-time.Hour + 123456789*time.Nanosecond)
 		uuid := [16]byte{0x12, 0x34, 0x56, 0x78, 0x9a, 0xbc, 0xde, 0xf0, 0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef}
-		_, a, _, plan := balBackfill(t, src, evs, []row{{"7", day, -125, uuid, []byte{0xff, 0x00}, validTo}}, day.Add(time.Hour))
+		_, a, _, plan := balBackfill(t, src, evs, []row{{"7", day, -125, uuid, []byte{0xff, 0x00}, validTo, seen}}, day.Add(time.Hour))
+		if !slices.Equal(plan.Sample.CarryNanos, []string{"seen"}) {
+			t.Fatalf("plan: carried columns in nanoseconds %q, want seen", plan.Sample.CarryNanos)
+		}
 		for _, format := range []string{"jsonl", "parquet"} {
 			out := t.TempDir()
 			if _, _, err := runChunk(t, a, activities.ChunkInput{Backfill: "bf", Job: j.Name(), Sample: plan.Sample.Chunk(0),
@@ -691,7 +697,8 @@ func TestParquetSampleColumnTypes(t *testing.T) {
 					t.Fatal(err)
 				}
 				got := line.Features
-				want := map[string]any{"_sample.amount": "-1.25", "_sample.ref": "12345678-9abc-def0-0123-456789abcdef", "_sample.blob": "/wA=", "_sample.valid_to": "9999-12-31T00:00:00Z"}
+				want := map[string]any{"_sample.amount": "-1.25", "_sample.ref": "12345678-9abc-def0-0123-456789abcdef", "_sample.blob": "/wA=", "_sample.valid_to": "9999-12-31T00:00:00Z",
+					"_sample.seen": seen.Format(time.RFC3339Nano)}
 				for k, v := range want {
 					if g := fmt.Sprint(got[k]); g != v {
 						t.Errorf("jsonl: %s = %v, want %v (line %s)", k, got[k], v, b)
@@ -704,13 +711,15 @@ func TestParquetSampleColumnTypes(t *testing.T) {
 				Ref     *string `parquet:"ref,optional"`
 				Blob    []byte  `parquet:"blob,optional"`
 				ValidTo *int64  `parquet:"valid_to,optional"` // (parquet-go reads a time through nanoseconds)
+				Seen    *int64  `parquet:"seen,optional"`
 			}
 			rs, err := parquet.ReadFile[outRow](objs[0])
 			if err != nil {
 				t.Fatal(err)
 			}
 			if len(rs) != 1 || rs[0].Amount == nil || *rs[0].Amount != "-1.25" || rs[0].Ref == nil || *rs[0].Ref != "12345678-9abc-def0-0123-456789abcdef" ||
-				!bytes.Equal(rs[0].Blob, []byte{0xff, 0x00}) || rs[0].ValidTo == nil || *rs[0].ValidTo != validTo.UnixMicro() {
+				!bytes.Equal(rs[0].Blob, []byte{0xff, 0x00}) || rs[0].ValidTo == nil || *rs[0].ValidTo != validTo.UnixMicro() ||
+				rs[0].Seen == nil || *rs[0].Seen != seen.UnixNano() {
 				t.Errorf("parquet: %+v", rs)
 			}
 			f, err := os.Open(objs[0])
@@ -727,6 +736,8 @@ func TestParquetSampleColumnTypes(t *testing.T) {
 					t.Errorf("parquet: blob is %v, want bytes without a string annotation", lt)
 				case fd.Name() == "valid_to" && (lt == nil || !strings.Contains(lt.String(), "unit=MICROS")):
 					t.Errorf("parquet: valid_to is %v, want a timestamp in microseconds", lt)
+				case fd.Name() == "seen" && (lt == nil || !strings.Contains(lt.String(), "unit=NANOS")):
+					t.Errorf("parquet: seen is %v, want a timestamp in nanoseconds", lt)
 				}
 			}
 			f.Close()

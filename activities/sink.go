@@ -203,6 +203,9 @@ func (s fileSink) open(_ context.Context, _ *job.Job, in ChunkInput, ordinal int
 		if err != nil {
 			return nil, err
 		}
+		if in.Sample != nil {
+			o.SampleNanos(in.Sample.CarryNanos...)
+		}
 		return fileOutputs{o}, nil
 	}
 	o, err := outputs.JSONLines(s.dst, name)

@@ -241,6 +241,13 @@ type SamplePlan struct {
 	// Carry names the table's other columns, in table order: each output
 	// row of a training-set sink carries their values (see SampleChunk).
 	Carry []string `json:"carry,omitempty"`
+	// CarryNanos names the carried columns that are timestamps in
+	// nanoseconds (a Parquet table's TIMESTAMP(NANOS)): a Parquet sink
+	// writes them in nanoseconds too, the other carried times in
+	// microseconds (outputs.ParquetOutput.SampleNanos). Empty in plans
+	// made before it: their backfills write every carried time in
+	// microseconds, as they began.
+	CarryNanos []string `json:"carryNanos,omitempty"`
 	// Latest is the latest row time.
 	Latest time.Time `json:"latest,omitzero"`
 	// Size is the table's size in bytes; Version pins its content: the
@@ -261,7 +268,7 @@ func (p *SamplePlan) Chunk(i int) *SampleChunk {
 		return &SampleChunk{
 			URI: p.URI, Format: p.Format, Offset: p.Offsets[i], End: p.Ends[i], FirstRow: first, Rows: rows,
 			FirstGroup: p.Groups[i], RowGroups: groups, Size: p.Size,
-			Columns: p.Columns, KeyCol: p.KeyCol, TimeCol: p.TimeCol, Carry: p.Carry, Version: p.Version,
+			Columns: p.Columns, KeyCol: p.KeyCol, TimeCol: p.TimeCol, Carry: p.Carry, CarryNanos: p.CarryNanos, Version: p.Version,
 		}
 	}
 	end := p.Size
@@ -270,7 +277,7 @@ func (p *SamplePlan) Chunk(i int) *SampleChunk {
 	}
 	return &SampleChunk{
 		URI: p.URI, Offset: p.Offsets[i], End: end, FirstRow: first, Rows: rows,
-		Columns: p.Columns, KeyCol: p.KeyCol, TimeCol: p.TimeCol, Carry: p.Carry, Version: p.Version,
+		Columns: p.Columns, KeyCol: p.KeyCol, TimeCol: p.TimeCol, Carry: p.Carry, CarryNanos: p.CarryNanos, Version: p.Version,
 	}
 }
 
@@ -316,8 +323,9 @@ type SampleChunk struct {
 	FirstGroup int    `json:"firstGroup,omitempty"`
 	RowGroups  int    `json:"rowGroups,omitempty"`
 	Size       int64  `json:"size,omitempty"`
-	// Carry: see SamplePlan.Carry.
-	Carry []string `json:"carry,omitempty"`
+	// Carry, CarryNanos: see SamplePlan.
+	Carry      []string `json:"carry,omitempty"`
+	CarryNanos []string `json:"carryNanos,omitempty"`
 	// Offset is the byte offset of the chunk's first row, row number
 	// FirstRow (0 is the first row after the header); the chunk has Rows rows,
 	// which end at byte End (exclusive; 0: unknown, read to the end).

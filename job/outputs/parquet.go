@@ -87,6 +87,7 @@ type ParquetOutput struct {
 	dst    Destination
 	name   string
 	sample map[string]bool // the run's sample columns
+	nanos  map[string]bool // the sample columns whose times are in ns (SampleNanos)
 
 	mu     sync.Mutex
 	recs   []job.Record
@@ -116,6 +117,22 @@ func Parquet(dst Destination, name string, sample ...string) (*ParquetOutput, er
 		o.sample[c] = true
 	}
 	return o, nil
+}
+
+// SampleNanos names the sample columns whose times the object holds in
+// nanoseconds (a Parquet sample table's TIMESTAMP(NANOS) columns, whose
+// times fit them); it holds a sample column's other times in
+// microseconds, so that any year fits (a "valid to" of 9999-12-31). Call
+// it before Write, with the same names for every object of a backfill.
+func (o *ParquetOutput) SampleNanos(names ...string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for _, n := range names {
+		if o.nanos == nil {
+			o.nanos = map[string]bool{}
+		}
+		o.nanos[n] = true
+	}
 }
 
 // Name implements job.Output.
@@ -174,7 +191,7 @@ func (o *ParquetOutput) Close(ctx context.Context) error {
 	if d, ok := o.dst.(Dir); ok { // written in place, not copied
 		err := d.write(o.name, func(w io.Writer) error {
 			bw := bufio.NewWriterSize(w, 256<<10)
-			return errors.Join(writeParquet(bw, recs, o.sample), bw.Flush())
+			return errors.Join(writeParquet(bw, recs, o.sample, o.nanos), bw.Flush())
 		})
 		if err != nil {
 			return fmt.Errorf("outputs: parquet %s: %w", o.name, err)
@@ -186,7 +203,7 @@ func (o *ParquetOutput) Close(ctx context.Context) error {
 		return err
 	}
 	defer drop()
-	if err := writeParquet(tmp, recs, o.sample); err != nil {
+	if err := writeParquet(tmp, recs, o.sample, o.nanos); err != nil {
 		return fmt.Errorf("outputs: parquet %s: %w", o.name, err)
 	}
 	size, err := tmp.Seek(0, io.SeekCurrent)
@@ -291,8 +308,9 @@ func stringValue(s string) parquet.Value {
 }
 
 // writeParquet writes recs as one Parquet file to w, with the run's sample
-// columns sample (see parquetColumn).
-func writeParquet(w io.Writer, recs []job.Record, sample map[string]bool) error {
+// columns sample (see parquetColumn), whose times are in microseconds but
+// for those in nanos (ParquetOutput.SampleNanos).
+func writeParquet(w io.Writer, recs []job.Record, sample, nanos map[string]bool) error {
 	kinds := map[string]parquetKind{} // field -> kind
 	inSample := map[string]bool{}     // the fields some record has in its Sample
 	note := func(name string, v any) {
@@ -351,7 +369,8 @@ func writeParquet(w io.Writer, recs []job.Record, sample map[string]bool) error 
 		"trigger_log": delta(parquet.Leaf(parquet.Int64Type)), "trigger_offset": delta(parquet.Leaf(parquet.Int64Type)),
 	}
 	for name, k := range kinds {
-		if k == kindTime && strings.HasPrefix(name, samplePrefix) { // a Sample field's name (SampleColumn) or one read back from JSON
+		// A Sample field's name (SampleColumn) or one read back from JSON.
+		if c, ok := strings.CutPrefix(name, samplePrefix); ok && k == kindTime && !nanos[c] {
 			kinds[name] = kindMicros
 		}
 	}
