@@ -123,7 +123,8 @@ func Parquet(dst Destination, name string, sample ...string) (*ParquetOutput, er
 // nanoseconds (a Parquet sample table's TIMESTAMP(NANOS) columns, whose
 // times fit them); it holds a sample column's other times in
 // microseconds, so that any year fits (a "valid to" of 9999-12-31). Call
-// it before Write, with the same names for every object of a backfill.
+// it before Close (which writes the object), with the same names for
+// every object of a backfill.
 func (o *ParquetOutput) SampleNanos(names ...string) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
