@@ -518,3 +518,33 @@ func TestPlanOneChunkReportsItsRows(t *testing.T) {
 		}
 	}
 }
+
+// A sample row whose key begins or ends with white space is matched as
+// written (its time is trimmed, its key is not), and counted, with the
+// first such row named, so that the backfill can warn of it.
+func TestSampleSpacedKeysCounted(t *testing.T) {
+	_, a, evs := fixture(t, 200)
+	path, text := appsSample(t, evs, "")
+	lines := strings.Split(strings.TrimSuffix(text, "\n"), "\n") // the header, then a row per application
+	if len(lines) < 5 {
+		t.Fatalf("sample of %d lines", len(lines))
+	}
+	key, rest, _ := strings.Cut(lines[3], ",") // row 2
+	lines[3] = " " + key + "," + rest
+	key, rest, _ = strings.Cut(lines[5], ",") // row 4
+	lines[5] = key + "\t," + rest
+	if err := os.WriteFile(path, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestActivityEnvironment()
+	env.RegisterActivity(a)
+	plan := planOf(t, env, a, activities.PlanInput{Job: backfilltest.JobName, Sample: path})
+	res, _, err := runChunk(t, a, activities.ChunkInput{Backfill: "bf-spaced", Job: backfilltest.JobName, Sample: plan.Sample.Chunk(0)}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := fmt.Sprintf("row 2: %q", " "+strings.TrimSpace(strings.Split(lines[3], ",")[0])); res.SpacedKeys != 2 || res.SpacedKey != want || res.Missing != 2 {
+		t.Fatalf("spaced keys %d (%s), missing %d; want 2 (%s), both without state", res.SpacedKeys, res.SpacedKey, res.Missing, want)
+	}
+}

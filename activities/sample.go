@@ -588,6 +588,14 @@ func (s *sampleRunner) segment(ctx context.Context, env *job.Env, ordinal, n int
 		}
 	}
 	rows := s.buf
+	for i := range rows {
+		if k := rows[i].key; k != "" && (isSpace(k[0]) || isSpace(k[len(k)-1])) {
+			if res.SpacedKeys == 0 {
+				res.SpacedKey = fmt.Sprintf("row %d: %q", s.in.Sample.FirstRow+ordinal+i, k)
+			}
+			res.SpacedKeys++
+		}
+	}
 	// The state of every row's key in every trigger source: row i's are
 	// s.answers[i*len(sources):][:len(sources)].
 	sources := s.j.Sources()
@@ -693,6 +701,12 @@ func (s *sampleRunner) segment(ctx context.Context, env *job.Env, ordinal, n int
 		})
 	}
 	return sum, len(rows), done, job.WriteOutputs(ctx, sink, env.Ledger, s.recs)
+}
+
+// isSpace reports whether b is ASCII white space (strings.TrimSpace trims
+// it, and Unicode's besides).
+func isSpace(b byte) bool {
+	return b == ' ' || b == '\t' || b == '\n' || b == '\r' || b == '\v' || b == '\f'
 }
 
 // rowState returns a row's state from the answers of its key's as-of

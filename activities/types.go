@@ -389,6 +389,12 @@ type ChunkResult struct {
 	// before the run, e.g. beyond the store's horizon).
 	Missing   int `json:"missing"`
 	WithState int `json:"withState,omitempty"`
+	// SpacedKeys: sample rows whose key begins or ends with white space,
+	// which is matched as written (a row's time is trimmed, its key is
+	// not); SpacedKey names the first such row of the chunk, e.g.
+	// `row 12: " app-1"`.
+	SpacedKeys int    `json:"spacedKeys,omitempty"`
+	SpacedKey  string `json:"spacedKey,omitempty"`
 	// Errors: the first few failure messages.
 	Errors []string `json:"errors,omitempty"`
 	// ParamVersions: the parameter versions of the records (sorted, at

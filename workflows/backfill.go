@@ -253,7 +253,11 @@ type Summary struct {
 	// and those whose key had.
 	Missing   int `json:"missing"`
 	WithState int `json:"withState,omitempty"`
-	Skipped   int `json:"skipped"`
+	// SpacedKeys: sample rows whose key begins or ends with white space
+	// (matched as written); SpacedKey names one (ChunkResult.SpacedKey).
+	SpacedKeys int    `json:"spacedKeys,omitempty"`
+	SpacedKey  string `json:"spacedKey,omitempty"`
+	Skipped    int    `json:"skipped"`
 	// FirstErrors: a few error messages.
 	FirstErrors []string `json:"firstErrors,omitempty"`
 	// Resumed: chunks that resumed after a heartbeat of a failed attempt.
@@ -280,6 +284,10 @@ func (s *Summary) add(r *activities.ChunkResult) {
 	s.Stale += r.Stale
 	s.Missing += r.Missing
 	s.WithState += r.WithState
+	if s.SpacedKeys == 0 {
+		s.SpacedKey = r.SpacedKey
+	}
+	s.SpacedKeys += r.SpacedKeys
 	s.Skipped += r.Skipped
 	s.Written += r.Written
 	s.Unchanged += r.Unchanged
@@ -793,6 +801,10 @@ func Backfill(ctx workflow.Context, in BackfillInput) (Summary, error) {
 		// (Outputs too: chunks of workers older than WithState count none.)
 		warn(fmt.Sprintf("none of the %d sample rows had state: no key had a change in %s at or before its row's time (as known at --known-at, if given); check the key column and the times (a time cut to microseconds is before a change stored to the nanosecond)",
 			sum.Events, st.Plan.Source))
+	}
+	if n := st.Summary.SpacedKeys; n > 0 {
+		warn(fmt.Sprintf("%d sample rows have a key that begins or ends with white space (%s): keys are matched as written, so such a row finds no state unless its key was stored with the spaces; trim the key column if they are not part of the keys",
+			n, st.Summary.SpacedKey))
 	}
 	return finish("done", nil)
 }

@@ -3,6 +3,7 @@ package workflows_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -26,6 +27,8 @@ type runEnv struct {
 	finish activities.FinishInput
 	// chunkErr, if set, is the error of chunk i, or nil.
 	chunkErr func(i int) error
+	// tweak, if set, changes each chunk's result.
+	tweak func(*activities.ChunkResult)
 }
 
 func newRunEnv(plan activities.Plan) *runEnv {
@@ -44,7 +47,11 @@ func newRunEnv(plan activities.Plan) *runEnv {
 					return activities.ChunkResult{}, err
 				}
 			}
-			return e.chunks.result(in), nil
+			r := e.chunks.result(in)
+			if e.tweak != nil {
+				e.tweak(&r)
+			}
+			return r, nil
 		})
 	e.OnActivity(a.BackfillClear, mock.Anything, mock.Anything).Return(
 		func(context.Context, activities.ClearInput) (int, error) {
@@ -221,5 +228,29 @@ func TestManifestSaysWhy(t *testing.T) {
 	}
 	if f := canceled.finish; f.Status != "canceled" || !strings.Contains(f.Error, "cancel") || f.Sample == nil {
 		t.Fatalf("canceled: finish status %q, error %q, sample %+v; want canceled and why", f.Status, f.Error, f.Sample)
+	}
+}
+
+// Sample rows whose key begins or ends with white space are summed over
+// the chunks, and a done backfill warns of them, naming the first.
+func TestBackfillWarnsOfSpacedKeys(t *testing.T) {
+	sp := &activities.SamplePlan{URI: "/tmp/sample.csv", Rows: 25, ChunkRows: 10, Offsets: []int64{9, 100, 200}, Columns: 2, TimeCol: 1, Latest: t0.Add(time.Hour)}
+	env := newRunEnv(activities.Plan{Source: "test.apps", Sources: []string{"test.apps"}, Sample: sp, Watermark: far})
+	env.tweak = func(r *activities.ChunkResult) {
+		if r.Index > 0 {
+			r.SpacedKeys, r.SpacedKey = 2, fmt.Sprintf(`row %d: " app-1"`, r.Index*10+3)
+		}
+	}
+	env.ExecuteWorkflow(workflows.Backfill, workflows.BackfillInput{Job: "test", Sample: sp.URI, ChunkRows: 10, Parallelism: 1})
+	if err := env.GetWorkflowError(); err != nil {
+		t.Fatal(err)
+	}
+	var sum workflows.Summary
+	if err := env.GetWorkflowResult(&sum); err != nil {
+		t.Fatal(err)
+	}
+	if sum.SpacedKeys != 4 || sum.SpacedKey != `row 13: " app-1"` || len(sum.Warnings) != 1 ||
+		!strings.Contains(sum.Warnings[0], `4 sample rows have a key that begins or ends with white space (row 13: " app-1")`) {
+		t.Fatalf("summary: spaced keys %d (%s), warnings %q", sum.SpacedKeys, sum.SpacedKey, sum.Warnings)
 	}
 }
