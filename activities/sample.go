@@ -591,6 +591,9 @@ func (s *sampleRunner) segment(ctx context.Context, env *job.Env, ordinal, n int
 	for i := range rows {
 		if k := rows[i].key; k != "" && (isSpace(k[0]) || isSpace(k[len(k)-1])) {
 			if res.SpacedKeys == 0 {
+				if len(k) > 64 { // a warning's example, not the key
+					k = k[:64] + "…"
+				}
 				res.SpacedKey = fmt.Sprintf("row %d: %q", s.in.Sample.FirstRow+ordinal+i, k)
 			}
 			res.SpacedKeys++
