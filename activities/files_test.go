@@ -198,10 +198,7 @@ func appsSample(t *testing.T, evs []eventcenter.Event, label string) (path, text
 func TestSampleChangedMidBackfill(t *testing.T) {
 	_, a, evs := fixture(t, 200)
 	path, text := appsSample(t, evs, "")
-	var s testsuite.WorkflowTestSuite
-	env := s.NewTestActivityEnvironment()
-	env.RegisterActivity(a)
-	plan := planOf(t, env, a, activities.PlanInput{Job: backfilltest.JobName, Sample: path, ChunkRows: 50})
+	plan := planSample(t, a, activities.PlanInput{Job: backfilltest.JobName, Sample: path, ChunkRows: 50})
 	sp := plan.Sample
 	if sp.Version == "" || sp.Size != int64(len(text)) || sp.Latest.IsZero() {
 		t.Fatalf("plan %+v", sp)
@@ -536,10 +533,7 @@ func TestSampleSpacedKeysCounted(t *testing.T) {
 	if err := os.WriteFile(path, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	var s testsuite.WorkflowTestSuite
-	env := s.NewTestActivityEnvironment()
-	env.RegisterActivity(a)
-	plan := planOf(t, env, a, activities.PlanInput{Job: backfilltest.JobName, Sample: path})
+	plan := planSample(t, a, activities.PlanInput{Job: backfilltest.JobName, Sample: path})
 	res, _, err := runChunk(t, a, activities.ChunkInput{Backfill: "bf-spaced", Job: backfilltest.JobName, Sample: plan.Sample.Chunk(0)}, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -589,7 +589,7 @@ func (s *sampleRunner) segment(ctx context.Context, env *job.Env, ordinal, n int
 	}
 	rows := s.buf
 	for i := range rows {
-		if k := rows[i].key; k != "" && (isSpace(k[0]) || isSpace(k[len(k)-1])) {
+		if k := rows[i].key; len(strings.TrimSpace(k)) != len(k) { // trimmed as a time is (parseSampleTime)
 			if res.SpacedKeys == 0 {
 				if len(k) > 64 { // a warning's example, not the key
 					k = k[:64] + "…"
@@ -704,12 +704,6 @@ func (s *sampleRunner) segment(ctx context.Context, env *job.Env, ordinal, n int
 		})
 	}
 	return sum, len(rows), done, job.WriteOutputs(ctx, sink, env.Ledger, s.recs)
-}
-
-// isSpace reports whether b is ASCII white space (strings.TrimSpace trims
-// it, and Unicode's besides).
-func isSpace(b byte) bool {
-	return b == ' ' || b == '\t' || b == '\n' || b == '\r' || b == '\v' || b == '\f'
 }
 
 // rowState returns a row's state from the answers of its key's as-of

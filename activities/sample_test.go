@@ -329,6 +329,15 @@ func TestTrainingSetObjectsShareOneSchema(t *testing.T) {
 }
 
 // planOf runs a's BackfillPlan on in in env and returns its plan.
+// planSample plans in on an activity environment of its own.
+func planSample(t testing.TB, a *activities.Backfill, in activities.PlanInput) activities.Plan {
+	t.Helper()
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestActivityEnvironment()
+	env.RegisterActivity(a)
+	return planOf(t, env, a, in)
+}
+
 func planOf(t testing.TB, env *testsuite.TestActivityEnvironment, a *activities.Backfill, in activities.PlanInput) activities.Plan {
 	t.Helper()
 	v, err := env.ExecuteActivity(a.BackfillPlan, in)
