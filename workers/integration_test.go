@@ -316,25 +316,7 @@ func TestBackfillSurvivesWorkerCrash(t *testing.T) {
 	srv := server(t, false)
 	c := dial(t, srv)
 
-	// One event center on disk, copied for each worker (an embedded store
-	// is opened by one process at a time).
-	base := t.TempDir()
-	evs := backfilltest.Events(6000, 100, time.Hour)
-	func() {
-		st, err := embedded.Open(embedded.Config{Dir: filepath.Join(base, "store")})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer st.Close()
-		if err := backfilltest.Fill(ctx, st, evs); err != nil {
-			t.Fatal(err)
-		}
-	}()
-	for _, name := range []string{"store-a", "store-b"} {
-		if err := os.CopyFS(filepath.Join(base, name), os.DirFS(filepath.Join(base, "store"))); err != nil {
-			t.Fatal(err)
-		}
-	}
+	base, evs := workerStores(t)
 	in := workflows.BackfillInput{Job: backfilltest.JobName, From: backfilltest.T0, To: backfilltest.T0.Add(time.Hour),
 		Chunk: workflows.Duration(30 * time.Minute), Parallelism: 2, HeartbeatTimeout: workflows.Duration(3 * time.Second),
 		Options: activities.Options{SegmentEvents: 250}}
@@ -441,23 +423,7 @@ func TestBackfillKillInsideThrottleWindow(t *testing.T) {
 	ctx := context.Background()
 	srv := server(t, false)
 	c := dial(t, srv)
-	base := t.TempDir()
-	evs := backfilltest.Events(6000, 100, time.Hour)
-	func() {
-		st, err := embedded.Open(embedded.Config{Dir: filepath.Join(base, "store")})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer st.Close()
-		if err := backfilltest.Fill(ctx, st, evs); err != nil {
-			t.Fatal(err)
-		}
-	}()
-	for _, name := range []string{"store-a", "store-b"} {
-		if err := os.CopyFS(filepath.Join(base, name), os.DirFS(filepath.Join(base, "store"))); err != nil {
-			t.Fatal(err)
-		}
-	}
+	base, evs := workerStores(t)
 	out := t.TempDir()
 	in, err := workflows.BackfillInput{Job: backfilltest.JobName, From: backfilltest.T0, To: backfilltest.T0.Add(time.Hour),
 		Chunk: workflows.Duration(30 * time.Minute), Parallelism: 2, HeartbeatTimeout: workflows.Duration(10 * time.Second),
@@ -543,6 +509,32 @@ func TestBackfillKillInsideThrottleWindow(t *testing.T) {
 	if d := backfilltest.Diff(got, expected(t, stB, evs)); len(d) > 0 {
 		t.Fatalf("records after the kill:\n%s", strings.Join(d, "\n"))
 	}
+}
+
+// workerStores writes one event center of 6 000 events on disk, under
+// base/store, and copies it for two workers to base/store-a and
+// base/store-b (an embedded store is opened by one process at a time).
+func workerStores(t *testing.T) (base string, evs []eventcenter.Event) {
+	t.Helper()
+	base = t.TempDir()
+	evs = backfilltest.Events(6000, 100, time.Hour)
+	st, err := embedded.Open(embedded.Config{Dir: filepath.Join(base, "store")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := backfilltest.Fill(context.Background(), st, evs); err != nil {
+		st.Close()
+		t.Fatal(err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"store-a", "store-b"} {
+		if err := os.CopyFS(filepath.Join(base, name), os.DirFS(filepath.Join(base, "store"))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return base, evs
 }
 
 // chunkResults reads the results of the BackfillChunk activities of
