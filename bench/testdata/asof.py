@@ -17,7 +17,7 @@ con.execute("SELECT count(*) FROM read_parquet(?)", [events]).fetchall()
 # The join three times, its median time reported (one run's time moves by
 # up to 2x on a busy host); the last run's table is compared below.
 runs = []
-for i in range(3):
+for _ in range(3):
     con.execute("DROP TABLE IF EXISTS joined")
     start = time.perf_counter()
     con.execute("""CREATE TABLE joined AS
