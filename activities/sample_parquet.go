@@ -484,8 +484,8 @@ func (a *Backfill) planParquet(ctx context.Context, l sampleLoc, version string,
 	}
 	p := &SamplePlan{URI: l.uri, Format: FormatParquet, ChunkRows: chunkRows, Columns: len(conv), KeyCol: keyCol, TimeCol: timeCol,
 		Carry: carry, Size: size, Version: version, RowGroups: len(f.RowGroups())}
-	for _, fd := range f.Schema().Fields() {
-		if slices.Contains(carry, fd.Name()) && timestampUnit(fd.Type()) == int64(time.Nanosecond) {
+	for i, fd := range f.Schema().Fields() {
+		if i != keyCol && i != timeCol && timestampUnit(fd.Type()) == int64(time.Nanosecond) { // a carried column
 			p.CarryNanos = append(p.CarryNanos, fd.Name())
 		}
 	}

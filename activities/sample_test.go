@@ -328,7 +328,6 @@ func TestTrainingSetObjectsShareOneSchema(t *testing.T) {
 	}
 }
 
-// planOf runs a's BackfillPlan on in in env and returns its plan.
 // planSample plans in on an activity environment of its own.
 func planSample(t testing.TB, a *activities.Backfill, in activities.PlanInput) activities.Plan {
 	t.Helper()
@@ -338,6 +337,7 @@ func planSample(t testing.TB, a *activities.Backfill, in activities.PlanInput) a
 	return planOf(t, env, a, in)
 }
 
+// planOf runs a's BackfillPlan on in in env and returns its plan.
 func planOf(t testing.TB, env *testsuite.TestActivityEnvironment, a *activities.Backfill, in activities.PlanInput) activities.Plan {
 	t.Helper()
 	v, err := env.ExecuteActivity(a.BackfillPlan, in)

@@ -128,10 +128,10 @@ func Parquet(dst Destination, name string, sample ...string) (*ParquetOutput, er
 func (o *ParquetOutput) SampleNanos(names ...string) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	if o.nanos == nil {
+		o.nanos = make(map[string]bool, len(names))
+	}
 	for _, n := range names {
-		if o.nanos == nil {
-			o.nanos = map[string]bool{}
-		}
 		o.nanos[n] = true
 	}
 }
